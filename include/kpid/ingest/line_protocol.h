@@ -1,0 +1,94 @@
+#pragma once
+// InfluxDB line protocol parsing, one line at a time, without allocating per line once warm.
+//
+//   measurement[,tag=value...] field=value[,field=value...] [timestamp]
+//
+// Escapes: in measurements `\,` and `\ `; in tag keys, tag values and field keys `\,`, `\=`
+// and `\ `; in string field values `\"` and `\\`. A backslash before any other character is
+// kept literally, as InfluxDB does. Field values: float (1, -1.5, 1e10), integer (1i), unsigned
+// (1u), boolean (t, T, true, True, TRUE, f, F, false, False, FALSE) and string ("...", skipped
+// and counted). Blank lines and lines starting with '#' are not points.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kpid::ingest {
+
+enum class FieldType { kFloat, kInteger, kUnsigned, kBoolean };
+
+struct Tag {
+  std::string_view key;
+  std::string_view value;
+};
+
+// A numeric field, converted to float64 (booleans become 1 and 0).
+struct Field {
+  std::string_view key;
+  double value;
+  FieldType type;
+};
+
+// Why a line was rejected. Each has a stable short name used as a metric label.
+enum class ParseErrorCode {
+  kNone,
+  kMissingMeasurement,  // line starts with a comma or space, or is only a measurement
+  kMissingTagValue,     // "tag" or "tag=" without value, or empty tag key
+  kMissingFields,       // no field set
+  kInvalidField,        // field without '=', empty key, unparsable value, unterminated string
+  kUnsupportedValue,    // NaN or +/-Inf
+  kValueOutOfRange,     // number overflows float64, int64 or uint64
+  kInvalidTimestamp,    // not an integer, overflow, or trailing garbage
+  kInvalidUtf8,         // measurement, key or value is not valid UTF-8
+  kDuplicateTag,        // same tag key twice in one line
+};
+
+// Stable short name of a code for metric labels: "missing_measurement", "invalid_field", ...
+const char* parse_error_reason(ParseErrorCode code);
+
+struct ParseError {
+  ParseErrorCode code = ParseErrorCode::kNone;
+  // Human-readable message, e.g. "invalid field format: missing '=' after field key \"x\" at
+  // column 12". Valid until the next parse() call.
+  std::string_view message;
+  size_t column = 0;  // 1-based column where the problem was found
+};
+
+// A successfully parsed point. Views point into the input line or the parser's scratch buffer;
+// they are valid until the next parse() call on the same parser.
+struct ParsedLine {
+  std::string_view measurement;
+  std::span<const Tag> tags;      // in input order
+  std::span<const Field> fields;  // numeric fields only, in input order
+  uint32_t string_fields = 0;     // string fields seen and skipped
+  std::optional<int64_t> timestamp;  // raw, in the writer's precision unit
+};
+
+enum class LineKind {
+  kPoint,  // line() holds the point (which may have only string fields: fields empty)
+  kEmpty,  // blank or comment line: nothing to do
+  kError,  // error() says why
+};
+
+// Parses lines. Reuses its buffers across calls, so steady-state parsing does not allocate.
+// Not thread-safe: one parser per worker.
+class LineParser {
+ public:
+  // Parses one line without its line terminator (a trailing '\r' is tolerated).
+  LineKind parse(std::string_view line);
+  const ParsedLine& line() const { return line_; }
+  const ParseError& error() const { return error_; }
+
+ private:
+  ParsedLine line_;
+  ParseError error_;
+  std::vector<Tag> tags_;
+  std::vector<Field> fields_;
+  std::string scratch_;  // unescaped keys and values; sized to the line before parsing
+  std::string message_;
+};
+
+}  // namespace kpid::ingest

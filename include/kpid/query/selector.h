@@ -1,0 +1,23 @@
+#pragma once
+// Prometheus series selectors: `name`, `name{l="v", l!="v", l=~"re", l!~"re"}` or `{...}` alone.
+
+#include <string_view>
+#include <vector>
+
+#include "kpid/core/labels.h"
+#include "kpid/core/status.h"
+
+namespace kpid::query {
+
+// Parses a selector into matchers; a leading metric name becomes __name__="name" (first).
+// Follows PromQL's lexical rules: metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names
+// [a-zA-Z_][a-zA-Z0-9_]*, values in double quotes, single quotes or backticks (raw) with Go
+// escapes in quoted strings (\n \t \\ \" \' \xHH \uHHHH ...), whitespace anywhere between
+// tokens, a trailing comma allowed inside braces. Regexes must compile.
+// Fails with a message that names the 1-based column and what was expected, e.g.
+// "1:9: unexpected character '!' in label matcher; expected one of =, !=, =~, !~"; also fails
+// when the selector has no matcher that rejects the empty string ("vector selector must contain
+// at least one non-empty matcher"), or sets the metric name twice.
+Result<std::vector<LabelMatcher>> parse_selector(std::string_view text);
+
+}  // namespace kpid::query
