@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "kpid/app/app.h"
+
+int main(int argc, char** argv) { return kpid::app::main(argc, argv); }

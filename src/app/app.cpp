@@ -1,0 +1,224 @@
+#include "kpid/app/app.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "kpid/ingest/line_listener.h"
+#include "kpid/ingest/write_pipeline.h"
+#include "kpid/metrics/metrics.h"
+#include "kpid/query/engine.h"
+#include "kpid/server/http_server.h"
+#include "kpid/server/routes.h"
+#include "kpid/store/rocksdb_store.h"
+#include "kpid/version.h"
+
+namespace kpid::app {
+
+namespace net = boost::asio;
+
+namespace {
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("kpid");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+query::QueryOptions query_options(const config::QueryConfig& c) {
+  return {c.lookback_delta, c.max_points_per_series};
+}
+
+// The running services, built in dependency order and torn down in reverse.
+class Daemon {
+ public:
+  explicit Daemon(const CommandLine& command_line) : command_line_(command_line) {}
+
+  int run() {
+    auto loaded = config::load_config(command_line_.config_path, command_line_.overrides);
+    if (!loaded.ok()) {
+      for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+      std::cerr << "kpid: not started: the configuration has errors\n";
+      return 1;
+    }
+    config_ = loaded.config;
+    setup_logging(config_.log.level);
+    spdlog::info("kpid {} starting (config: {})", kVersion,
+                 config_.source.empty() ? "built-in defaults" : config_.source);
+
+    // Signals are taken synchronously by this thread; every thread started later inherits
+    // the mask, so none of them is interrupted.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    if (!start()) {
+      shutdown();
+      return 1;
+    }
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        reload();
+        continue;
+      }
+      spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    return shutdown() ? 0 : 1;
+  }
+
+ private:
+  bool start() {
+    auto store = store::RocksDbStore::open({config_.storage.data_dir, config_.storage.sync},
+                                           &metrics_);
+    if (!store) {
+      spdlog::critical("cannot open storage: {}", store.status().message());
+      return false;
+    }
+    store_ = std::move(store).value();
+    spdlog::info("storage open in {} ({} series, sync={})", config_.storage.data_dir,
+                 store_->series_count(), config_.storage.sync);
+    engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query));
+    ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
+
+    router_ = std::make_unique<server::Router>(server::RouterServices{
+        *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
+        [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; }});
+    auto http_address = config::parse_host_port(config_.http.listen);
+    server::HttpServerOptions http_options{http_address->host, http_address->port,
+                                           config_.http.max_body_bytes,
+                                           config_.http.request_timeout,
+                                           config_.http.idle_timeout};
+    http_ = std::make_unique<server::HttpServer>(
+        io_, http_options, [this](const server::Request& r) { return router_->handle(r); },
+        [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); });
+    if (auto s = http_->start(); !s) {
+      spdlog::critical("{}", s.message());
+      return false;
+    }
+    if (!config_.line.listen.empty()) {
+      auto line_address = config::parse_host_port(config_.line.listen);
+      line_ = std::make_unique<ingest::LineListener>(
+          io_, *store_, *ingest_metrics_, clock_,
+          ingest::LineListenerOptions{line_address->host, line_address->port,
+                                      config_.line.max_line_bytes,
+                                      config_.line.error_log_interval});
+      if (auto s = line_->start(); !s) {
+        spdlog::critical("{}", s.message());
+        return false;
+      }
+    }
+    for (int i = 0; i < config_.http.threads; ++i) {
+      threads_.emplace_back([this] { io_.run(); });
+    }
+    ready_.store(true);
+    spdlog::info("kpid ready");
+    return true;
+  }
+
+  // Stops accepting, lets in-flight requests finish, then closes the store. Returns false if
+  // something could not be finished cleanly.
+  bool shutdown() {
+    bool clean = true;
+    ready_.store(false);
+    if (http_) http_->stop();
+    if (line_) line_->stop();
+    DurationMs timeout = config_.http.shutdown_timeout;
+    if (http_ && !http_->wait_idle(timeout)) {
+      spdlog::warn("HTTP connections still busy after {}; closing them", format_duration(timeout));
+    }
+    if (line_ && !line_->wait_idle(timeout)) {
+      spdlog::warn("TCP connections still busy after {}; closing them", format_duration(timeout));
+    }
+    work_.reset();
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    line_.reset();
+    http_.reset();
+    router_.reset();
+    if (store_) {
+      if (auto s = store_->close(); !s) {
+        spdlog::error("closing storage: {}", s.to_string());
+        clean = false;
+      }
+    }
+    spdlog::info("kpid stopped");
+    spdlog::default_logger()->flush();
+    return clean;
+  }
+
+  void reload() {
+    if (command_line_.config_path.empty()) {
+      spdlog::info("SIGHUP: no config file given (--config); nothing to reload");
+      return;
+    }
+    auto loaded = config::load_config(command_line_.config_path, command_line_.overrides);
+    if (!loaded.ok()) {
+      for (const auto& e : loaded.errors) spdlog::error("reload: {}", e.to_string());
+      spdlog::error("reload rejected: {} error(s) in {}; the running configuration is kept",
+                    loaded.errors.size(), command_line_.config_path);
+      return;
+    }
+    const config::Config& next = loaded.config;
+    auto restart_needed = [](const char* key, bool changed) {
+      if (changed) spdlog::warn("reload: {} changed; it takes effect after a restart", key);
+    };
+    restart_needed("storage.data_dir", next.storage.data_dir != config_.storage.data_dir);
+    restart_needed("storage.sync", next.storage.sync != config_.storage.sync);
+    restart_needed("http.listen", next.http.listen != config_.http.listen);
+    restart_needed("http.threads", next.http.threads != config_.http.threads);
+    restart_needed("http.request_timeout",
+                   next.http.request_timeout != config_.http.request_timeout);
+    restart_needed("http.idle_timeout", next.http.idle_timeout != config_.http.idle_timeout);
+    restart_needed("line.listen", next.line.listen != config_.line.listen);
+    restart_needed("line.error_log_interval",
+                   next.line.error_log_interval != config_.line.error_log_interval);
+
+    spdlog::set_level(spdlog::level::from_str(next.log.level));
+    http_->set_max_body_bytes(next.http.max_body_bytes);
+    if (line_) line_->set_max_line_bytes(next.line.max_line_bytes);
+    engine_->set_options(query_options(next.query));
+    // Keys that need a restart keep their running values, so later reloads compare right.
+    config_.log = next.log;
+    config_.http.max_body_bytes = next.http.max_body_bytes;
+    config_.http.shutdown_timeout = next.http.shutdown_timeout;
+    config_.line.max_line_bytes = next.line.max_line_bytes;
+    config_.query = next.query;
+    spdlog::info("configuration reloaded from {}", command_line_.config_path);
+  }
+
+  const CommandLine& command_line_;
+  config::Config config_;
+  SystemClock clock_;
+  metrics::Metrics metrics_;
+  std::atomic<bool> ready_{false};
+  net::io_context io_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{
+      net::make_work_guard(io_)};
+  std::vector<std::thread> threads_;
+  std::unique_ptr<store::RocksDbStore> store_;
+  std::unique_ptr<query::Engine> engine_;
+  std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
+  std::unique_ptr<server::Router> router_;
+  std::unique_ptr<server::HttpServer> http_;
+  std::unique_ptr<ingest::LineListener> line_;
+};
+
+}  // namespace
+
+int run(const CommandLine& command_line) { return Daemon(command_line).run(); }
+
+}  // namespace kpid::app

@@ -1,0 +1,104 @@
+#include <iostream>
+
+#include "kpid/app/app.h"
+#include "kpid/version.h"
+
+namespace kpid::app {
+
+std::string usage() {
+  return R"(Usage: kpid [OPTIONS]
+
+kpid: a time-series KPI monitoring daemon. Accepts InfluxDB line protocol over HTTP
+(/write, /api/v2/write) and TCP, stores samples in RocksDB, and serves a Prometheus
+HTTP API subset (/api/v1/query, query_range, series, labels) and /metrics.
+
+Options (flags override the config file):
+  --config FILE            TOML config file (see config/kpid.toml)
+  --data-dir DIR           where the RocksDB store lives (storage.data_dir)
+  --http-listen HOST:PORT  HTTP API address (http.listen); port 0 picks a free one
+  --line-listen HOST:PORT  TCP line-protocol address (line.listen); "" disables it
+  --log-level LEVEL        trace, debug, info, warn, error, critical or off (log.level)
+  --check-config           validate the config and flags; exit 0, or print every error
+                           and exit 1
+  --version                print the version and exit
+  --help                   print this help and exit
+
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
+)";
+}
+
+Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
+  CommandLine cl;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::optional<std::string> inline_value;
+    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+      inline_value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    }
+    auto value = [&]() -> Result<std::string> {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= args.size()) return Status::invalid_argument(flag + " needs a value");
+      return args[++i];
+    };
+    auto no_value = [&]() -> Status {
+      if (inline_value) return Status::invalid_argument(flag + " takes no value");
+      return Status::ok();
+    };
+    if (flag == "--config") {
+      auto v = value();
+      if (!v) return v.status();
+      cl.config_path = *v;
+    } else if (flag == "--data-dir" || flag == "--http-listen" || flag == "--line-listen" ||
+               flag == "--log-level") {
+      auto v = value();
+      if (!v) return v.status();
+      if (flag == "--data-dir") cl.overrides.data_dir = *v;
+      if (flag == "--http-listen") cl.overrides.http_listen = *v;
+      if (flag == "--line-listen") cl.overrides.line_listen = *v;
+      if (flag == "--log-level") cl.overrides.log_level = *v;
+    } else if (flag == "--check-config" || flag == "--version" || flag == "--help" ||
+               flag == "-h") {
+      if (auto s = no_value(); !s) return s;
+      if (flag == "--check-config") cl.check_config = true;
+      if (flag == "--version") cl.version = true;
+      if (flag == "--help" || flag == "-h") cl.help = true;
+    } else {
+      return Status::invalid_argument("unknown option " + args[i] + " (see kpid --help)");
+    }
+  }
+  return cl;
+}
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto cl = parse_command_line(args);
+  if (!cl) {
+    std::cerr << "kpid: " << cl.status().message() << "\n";
+    return 2;
+  }
+  if (cl->help) {
+    std::cout << usage();
+    return 0;
+  }
+  if (cl->version) {
+    std::cout << "kpid " << kVersion << "\n";
+    return 0;
+  }
+  if (cl->check_config) {
+    auto loaded = config::load_config(cl->config_path, cl->overrides);
+    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+    if (!loaded.ok()) {
+      std::cerr << "kpid: configuration has " << loaded.errors.size() << " error"
+                << (loaded.errors.size() == 1 ? "" : "s") << "\n";
+      return 1;
+    }
+    std::cout << "configuration OK"
+              << (cl->config_path.empty() ? " (built-in defaults)" : ": " + cl->config_path)
+              << "\n";
+    return 0;
+  }
+  return run(*cl);
+}
+
+}  // namespace kpid::app

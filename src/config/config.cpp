@@ -1,0 +1,348 @@
+#include "kpid/config/config.h"
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace kpid::config {
+
+namespace {
+
+// Walks one TOML document, filling a Config and collecting every error.
+class Loader {
+ public:
+  Loader(const std::string& file, std::vector<ConfigError>& errors) : file_(file), errors_(errors) {}
+
+  void load(const toml::table& root, Config& c) {
+    static constexpr std::array kSections = {"storage", "http", "line", "query", "log"};
+    for (const auto& [key, node] : root) {
+      std::string name(key.str());
+      bool known = false;
+      for (const char* s : kSections) known = known || name == s;
+      if (!known) {
+        error(node, name, "unknown section or key");
+        continue;
+      }
+      const toml::table* table = node.as_table();
+      if (table == nullptr) {
+        error(node, name, "expected a table ([" + name + "])");
+        continue;
+      }
+      if (name == "storage") load_storage(*table, c.storage);
+      if (name == "http") load_http(*table, c.http);
+      if (name == "line") load_line(*table, c.line);
+      if (name == "query") load_query(*table, c.query);
+      if (name == "log") load_log(*table, c.log);
+    }
+  }
+
+ private:
+  void error(const toml::node& node, const std::string& key, std::string message) {
+    const auto& src = node.source();
+    errors_.push_back({file_, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column),
+                       key, std::move(message)});
+  }
+
+  // Reports keys of `table` that `known` does not list.
+  template <size_t N>
+  void check_keys(const toml::table& table, const std::string& section,
+                  const std::array<const char*, N>& known) {
+    for (const auto& [key, node] : table) {
+      bool found = false;
+      for (const char* k : known) found = found || key.str() == k;
+      if (!found) error(node, section + "." + std::string(key.str()), "unknown key");
+    }
+  }
+
+  void get_string(const toml::table& t, const std::string& section, const char* key,
+                  std::string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (auto v = n->value<std::string>(); v && n->is_string()) {
+      out = *v;
+    } else {
+      error(*n, section + "." + key, "expected a string");
+    }
+  }
+
+  void get_bool(const toml::table& t, const std::string& section, const char* key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (n->is_boolean()) {
+      out = *n->value<bool>();
+    } else {
+      error(*n, section + "." + key, "expected a boolean (true or false)");
+    }
+  }
+
+  void get_int(const toml::table& t, const std::string& section, const char* key, int64_t min,
+               int64_t max, int64_t& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (!n->is_integer()) {
+      error(*n, section + "." + key, "expected an integer");
+      return;
+    }
+    int64_t v = *n->value<int64_t>();
+    if (v < min || v > max) {
+      error(*n, section + "." + key,
+            "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                std::to_string(v));
+      return;
+    }
+    out = v;
+  }
+
+  void get_duration(const toml::table& t, const std::string& section, const char* key,
+                    DurationMs min, DurationMs& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (!n->is_string()) {
+      error(*n, section + "." + key, "expected a duration string such as \"30s\" or \"5m\"");
+      return;
+    }
+    auto d = parse_duration(*n->value<std::string>());
+    if (!d) {
+      error(*n, section + "." + key, d.status().message());
+      return;
+    }
+    if (*d < min) {
+      error(*n, section + "." + key, "must be at least " + format_duration(min));
+      return;
+    }
+    out = *d;
+  }
+
+  void get_size(const toml::table& t, const std::string& section, const char* key, uint64_t min,
+                uint64_t& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    Result<uint64_t> size = Status::invalid_argument(
+        "expected a size: an integer number of bytes or a string such as \"64KiB\" or \"25MiB\"");
+    if (n->is_integer()) {
+      int64_t v = *n->value<int64_t>();
+      if (v >= 0) size = static_cast<uint64_t>(v);
+    } else if (n->is_string()) {
+      size = parse_size(*n->value<std::string>());
+    }
+    if (!size) {
+      error(*n, section + "." + key, size.status().message());
+      return;
+    }
+    if (*size < min) {
+      error(*n, section + "." + key, "must be at least " + std::to_string(min) + " bytes");
+      return;
+    }
+    out = *size;
+  }
+
+  void get_listen(const toml::table& t, const std::string& section, bool allow_empty,
+                  std::string& out) {
+    const toml::node* n = t.get("listen");
+    if (n == nullptr) return;
+    std::string value;
+    get_string(t, section, "listen", value);
+    if (!n->is_string()) return;
+    if (value.empty() && allow_empty) {
+      out = value;
+      return;
+    }
+    if (auto hp = parse_host_port(value); !hp) {
+      error(*n, section + ".listen", hp.status().message());
+      return;
+    }
+    out = value;
+  }
+
+  void load_storage(const toml::table& t, StorageConfig& c) {
+    check_keys(t, "storage", std::array{"data_dir", "sync"});
+    get_string(t, "storage", "data_dir", c.data_dir);
+    if (const auto* n = t.get("data_dir"); n && n->is_string() && c.data_dir.empty()) {
+      error(*n, "storage.data_dir", "must not be empty");
+    }
+    get_bool(t, "storage", "sync", c.sync);
+  }
+
+  void load_http(const toml::table& t, HttpConfig& c) {
+    check_keys(t, "http", std::array{"listen", "threads", "max_body_bytes", "request_timeout",
+                                     "idle_timeout", "shutdown_timeout"});
+    get_listen(t, "http", false, c.listen);
+    int64_t threads = c.threads;
+    get_int(t, "http", "threads", 1, 256, threads);
+    c.threads = static_cast<int>(threads);
+    get_size(t, "http", "max_body_bytes", 1, c.max_body_bytes);
+    get_duration(t, "http", "request_timeout", 1, c.request_timeout);
+    get_duration(t, "http", "idle_timeout", 1, c.idle_timeout);
+    get_duration(t, "http", "shutdown_timeout", 0, c.shutdown_timeout);
+  }
+
+  void load_line(const toml::table& t, LineConfig& c) {
+    check_keys(t, "line", std::array{"listen", "max_line_bytes", "error_log_interval"});
+    get_listen(t, "line", true, c.listen);
+    get_size(t, "line", "max_line_bytes", 16, c.max_line_bytes);
+    get_duration(t, "line", "error_log_interval", 0, c.error_log_interval);
+  }
+
+  void load_query(const toml::table& t, QueryConfig& c) {
+    check_keys(t, "query", std::array{"lookback_delta", "max_points_per_series"});
+    get_duration(t, "query", "lookback_delta", 1, c.lookback_delta);
+    get_int(t, "query", "max_points_per_series", 1, 10'000'000, c.max_points_per_series);
+  }
+
+  void load_log(const toml::table& t, LogConfig& c) {
+    check_keys(t, "log", std::array{"level"});
+    get_string(t, "log", "level", c.level);
+    if (const auto* n = t.get("level"); n && n->is_string() && !is_log_level(c.level)) {
+      error(*n, "log.level",
+            "unknown level \"" + c.level +
+                "\"; expected one of trace, debug, info, warn, error, critical, off");
+    }
+  }
+
+  const std::string& file_;
+  std::vector<ConfigError>& errors_;
+};
+
+void apply_overrides(const Overrides& o, Config& c, std::vector<ConfigError>& errors) {
+  auto cli_error = [&](const char* flag, std::string message) {
+    errors.push_back({"command line", 0, 0, flag, std::move(message)});
+  };
+  if (o.data_dir) {
+    if (o.data_dir->empty()) cli_error("--data-dir", "must not be empty");
+    c.storage.data_dir = *o.data_dir;
+  }
+  if (o.http_listen) {
+    if (auto hp = parse_host_port(*o.http_listen); !hp) {
+      cli_error("--http-listen", hp.status().message());
+    }
+    c.http.listen = *o.http_listen;
+  }
+  if (o.line_listen) {
+    if (auto hp = parse_host_port(*o.line_listen); !o.line_listen->empty() && !hp) {
+      cli_error("--line-listen", hp.status().message());
+    }
+    c.line.listen = *o.line_listen;
+  }
+  if (o.log_level) {
+    if (!is_log_level(*o.log_level)) {
+      cli_error("--log-level", "unknown level \"" + *o.log_level +
+                                   "\"; expected one of trace, debug, info, warn, error, "
+                                   "critical, off");
+    }
+    c.log.level = *o.log_level;
+  }
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  std::string out;
+  if (!file.empty()) {
+    out += file;
+    if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+    out += ": ";
+  }
+  if (!key.empty()) out += key + ": ";
+  out += message;
+  return out;
+}
+
+LoadResult parse_config(std::string_view text, const std::string& source_name,
+                        const Overrides& overrides) {
+  LoadResult result;
+  result.config.source = source_name;
+  try {
+    toml::table root = toml::parse(text, source_name);
+    Loader(source_name, result.errors).load(root, result.config);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    result.errors.push_back({source_name, static_cast<int>(src.begin.line),
+                             static_cast<int>(src.begin.column), "",
+                             "TOML syntax error: " + std::string(e.description())});
+  }
+  apply_overrides(overrides, result.config, result.errors);
+  return result;
+}
+
+LoadResult load_config(const std::string& path, const Overrides& overrides) {
+  if (path.empty()) return parse_config("", "", overrides);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back({path, 0, 0, "", "cannot open config file"});
+    return result;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_config(buffer.str(), path, overrides);
+}
+
+Result<HostPort> parse_host_port(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Status::invalid_argument("invalid listen address \"" + std::string(text) + "\": " + why +
+                                    " (expected HOST:PORT, e.g. 127.0.0.1:9470)");
+  };
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return bad("missing port");
+  std::string host(text.substr(0, colon));
+  std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    in6_addr addr6{};
+    if (inet_pton(AF_INET6, host.c_str(), &addr6) != 1) return bad("not an IPv6 address");
+  } else if (host != "localhost") {
+    in_addr addr4{};
+    if (inet_pton(AF_INET, host.c_str(), &addr4) != 1) {
+      return bad("host must be an IP address or localhost");
+    }
+  }
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      port > 65535) {
+    return bad("port must be a number from 0 to 65535");
+  }
+  return HostPort{host, static_cast<uint16_t>(port)};
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  auto bad = [&] {
+    return Status::invalid_argument("invalid size \"" + std::string(text) +
+                                    "\": expected a number with an optional unit B, KB, MB, GB, "
+                                    "KiB, MiB or GiB, e.g. \"25MiB\"");
+  };
+  uint64_t number = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec != std::errc() || end == text.data()) return bad();
+  std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  struct Unit {
+    std::string_view name;
+    uint64_t factor;
+  };
+  static constexpr Unit kUnits[] = {{"", 1},          {"B", 1},           {"KB", 1000},
+                                    {"MB", 1000000},  {"GB", 1000000000}, {"KiB", 1ull << 10},
+                                    {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
+  for (const auto& u : kUnits) {
+    if (unit == u.name) {
+      if (number > UINT64_MAX / u.factor) return bad();
+      return number * u.factor;
+    }
+  }
+  return bad();
+}
+
+bool is_log_level(std::string_view level) {
+  static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
+                                                 "error", "critical", "off"};
+  for (auto l : kLevels) {
+    if (level == l) return true;
+  }
+  return false;
+}
+
+}  // namespace kpid::config

@@ -1,0 +1,256 @@
+#include "kpid/ingest/line_listener.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstring>
+#include <vector>
+
+namespace kpid::ingest {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+constexpr size_t kReadChunk = 64 << 10;
+}
+
+struct LineListener::Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+  tcp::socket socket;
+  std::string peer;
+};
+
+LineListener::LineListener(net::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
+                           const Clock& clock, LineListenerOptions options)
+    : io_(io),
+      store_(store),
+      metrics_(metrics),
+      clock_(clock),
+      options_(std::move(options)),
+      max_line_bytes_(options_.max_line_bytes),
+      acceptor_(io) {}
+
+LineListener::~LineListener() { stop(); }
+
+Status LineListener::start() {
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host,
+                                       ec);
+  if (ec) return Status::invalid_argument("line listener: bad address " + options_.host);
+  tcp::endpoint endpoint(address, options_.port);
+  std::string where = options_.host + ":" + std::to_string(options_.port);
+  if (acceptor_.open(endpoint.protocol(), ec); ec) {
+    return Status::io_error("line listener: cannot open socket for " + where + ": " + ec.message());
+  }
+  acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (acceptor_.bind(endpoint, ec); ec) {
+    return Status::io_error("line listener: cannot bind " + where + ": " + ec.message());
+  }
+  if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) {
+    return Status::io_error("line listener: cannot listen on " + where + ": " + ec.message());
+  }
+  local_port_ = acceptor_.local_endpoint().port();
+  spdlog::info("line protocol listening on {}:{}", address.to_string(), local_port_);
+  accept_loop();
+  return Status::ok();
+}
+
+void LineListener::accept_loop() {
+  acceptor_.async_accept(net::make_strand(io_), [this](boost::system::error_code ec,
+                                                       tcp::socket socket) {
+    if (ec) {
+      if (ec != net::error::operation_aborted) {
+        spdlog::warn("line listener: accept failed: {}", ec.message());
+      }
+      std::lock_guard lock(mutex_);
+      if (stopping_ || !acceptor_.is_open()) return;
+    } else {
+      auto connection = std::make_shared<Connection>(std::move(socket));
+      boost::system::error_code peer_ec;
+      auto remote = connection->socket.remote_endpoint(peer_ec);
+      connection->peer = peer_ec ? "unknown" : remote.address().to_string() + ":" +
+                                                   std::to_string(remote.port());
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+        connections_.push_back(connection);
+        ++active_;
+      }
+      run(connection);
+    }
+    accept_loop();
+  });
+}
+
+void LineListener::run(std::shared_ptr<Connection> connection) {
+  auto session = [this, connection]() -> net::awaitable<void> {
+    WritePipeline pipeline(store_, metrics_, clock_);
+    std::vector<char> buffer;
+    size_t filled = 0;
+    bool discarding = false;  // inside a line that was too long: drop until its newline
+    size_t line_number = 1;   // of the first line in the buffer
+
+    // Stores the complete lines in [data, data+size); returns false on a storage failure.
+    auto consume = [&](const char* data, size_t size) -> bool {
+      size_t max_line = max_line_bytes_.load();
+      const char* segment = data;
+      const char* end = data + size;
+      auto flush = [&](const char* upto) -> bool {
+        if (upto <= segment) return true;
+        std::string_view body(segment, static_cast<size_t>(upto - segment));
+        WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1,
+                                       line_number);
+        if (!r.storage) {
+          spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection->peer,
+                        r.storage.to_string());
+          return false;
+        }
+        if (!r.errors.empty()) log_bad_line(connection->peer, r.errors.front());
+        for (const char* p = segment; p < upto; ++p) line_number += (*p == '\n');
+        segment = upto;
+        return true;
+      };
+      for (const char* p = data; p < end;) {
+        const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+        const char* line_end = nl ? nl : end;
+        if (static_cast<size_t>(line_end - p) > max_line) {
+          if (!flush(p)) return false;
+          metrics_.rejected(Protocol::kTcp, "line_too_long");
+          log_bad_line(connection->peer, {line_number, "line longer than " +
+                                                           std::to_string(max_line) +
+                                                           " bytes skipped"});
+          ++line_number;
+          segment = nl ? nl + 1 : end;
+        }
+        p = nl ? nl + 1 : end;
+      }
+      return flush(end);
+    };
+
+    for (;;) {
+      size_t max_line = max_line_bytes_.load();
+      if (buffer.size() < max_line + kReadChunk) buffer.resize(max_line + kReadChunk);
+      auto [ec, n] = co_await connection->socket.async_read_some(
+          net::buffer(buffer.data() + filled, buffer.size() - filled),
+          net::as_tuple(net::use_awaitable));
+      if (ec) {
+        // At EOF a last line without its newline is still a complete line.
+        if (ec == net::error::eof && filled > 0 && !discarding) consume(buffer.data(), filled);
+        break;
+      }
+      size_t begin = filled;
+      filled += n;
+      if (discarding) {
+        const char* nl =
+            static_cast<const char*>(std::memchr(buffer.data() + begin, '\n', filled - begin));
+        if (nl == nullptr) {
+          filled = 0;
+          continue;
+        }
+        size_t drop = static_cast<size_t>(nl - buffer.data()) + 1;
+        std::memmove(buffer.data(), buffer.data() + drop, filled - drop);
+        filled -= drop;
+        begin = 0;
+        discarding = false;
+        ++line_number;
+      }
+      // Everything up to the last newline is complete lines.
+      size_t last_nl = filled;
+      for (size_t i = filled; i > begin; --i) {
+        if (buffer[i - 1] == '\n') {
+          last_nl = i - 1;
+          break;
+        }
+      }
+      if (last_nl < filled) {
+        if (!consume(buffer.data(), last_nl + 1)) break;
+        std::memmove(buffer.data(), buffer.data() + last_nl + 1, filled - last_nl - 1);
+        filled -= last_nl + 1;
+      }
+      if (filled > max_line) {
+        // The incomplete line is already over the limit: skip it without buffering more.
+        metrics_.rejected(Protocol::kTcp, "line_too_long");
+        log_bad_line(connection->peer,
+                     {line_number, "line longer than " + std::to_string(max_line) +
+                                       " bytes skipped"});
+        filled = 0;
+        discarding = true;
+      }
+    }
+    boost::system::error_code ignored;
+    connection->socket.shutdown(tcp::socket::shutdown_both, ignored);
+    connection->socket.close(ignored);
+    co_return;
+  };
+  net::co_spawn(connection->socket.get_executor(), std::move(session),
+                [this](std::exception_ptr e) {
+                  if (e) {
+                    try {
+                      std::rethrow_exception(e);
+                    } catch (const std::exception& ex) {
+                      spdlog::error("tcp connection failed: {}", ex.what());
+                    }
+                  }
+                  std::lock_guard lock(mutex_);
+                  connections_.remove_if([](const auto& w) { return w.expired(); });
+                  --active_;
+                  idle_.notify_all();
+                });
+}
+
+void LineListener::log_bad_line(const std::string& peer, const LineError& error) {
+  TimestampMs now = clock_.now_ms();
+  size_t suppressed = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (last_log_ms_ != INT64_MIN && now - last_log_ms_ < options_.error_log_interval) {
+      ++suppressed_logs_;
+      return;
+    }
+    last_log_ms_ = now;
+    suppressed = suppressed_logs_;
+    suppressed_logs_ = 0;
+  }
+  if (suppressed > 0) {
+    spdlog::warn("tcp {}: line {}: {} ({} more bad lines not logged)", peer, error.line,
+                 error.message, suppressed);
+  } else {
+    spdlog::warn("tcp {}: line {}: {}", peer, error.line, error.message);
+  }
+}
+
+void LineListener::stop() {
+  std::list<std::weak_ptr<Connection>> connections;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    connections = connections_;
+  }
+  net::post(acceptor_.get_executor(), [this] {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  for (auto& weak : connections) {
+    if (auto c = weak.lock()) {
+      // On the connection's strand, so a batch being stored completes before the cancel.
+      net::post(c->socket.get_executor(), [c] {
+        boost::system::error_code ignored;
+        c->socket.cancel(ignored);
+      });
+    }
+  }
+}
+
+bool LineListener::wait_idle(DurationMs timeout) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, std::chrono::milliseconds(timeout), [this] { return active_ == 0; });
+}
+
+}  // namespace kpid::ingest

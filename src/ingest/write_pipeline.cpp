@@ -1,0 +1,145 @@
+#include "kpid/ingest/write_pipeline.h"
+
+namespace kpid::ingest {
+
+namespace {
+
+constexpr const char* kProtocolNames[] = {"http", "tcp"};
+
+// Floor division, so -1 ns is in millisecond -1, not 0.
+int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+}  // namespace
+
+Result<Precision> parse_precision(std::string_view text) {
+  if (text.empty() || text == "ns" || text == "n") return Precision::kNanoseconds;
+  if (text == "us" || text == "u" || text == "\xc2\xb5") return Precision::kMicroseconds;
+  if (text == "ms") return Precision::kMilliseconds;
+  if (text == "s") return Precision::kSeconds;
+  if (text == "m") return Precision::kMinutes;
+  if (text == "h") return Precision::kHours;
+  return Status::invalid_argument("invalid precision \"" + std::string(text) +
+                                  "\"; expected one of ns, us, ms, s (or n, u, m, h)");
+}
+
+Result<TimestampMs> to_milliseconds(int64_t raw, Precision precision) {
+  int64_t factor = 1;
+  switch (precision) {
+    case Precision::kNanoseconds: return floor_div(raw, 1'000'000);
+    case Precision::kMicroseconds: return floor_div(raw, 1'000);
+    case Precision::kMilliseconds: return raw;
+    case Precision::kSeconds: factor = 1'000; break;
+    case Precision::kMinutes: factor = 60'000; break;
+    case Precision::kHours: factor = 3'600'000; break;
+  }
+  int64_t out = 0;
+  if (__builtin_mul_overflow(raw, factor, &out)) {
+    return Status::invalid_argument("timestamp out of range");
+  }
+  return out;
+}
+
+IngestMetrics::IngestMetrics(prometheus::Registry& registry) {
+  auto& samples = prometheus::BuildCounter()
+                      .Name("kpid_ingest_samples_total")
+                      .Help("Samples stored, by protocol.")
+                      .Register(registry);
+  auto& strings = prometheus::BuildCounter()
+                      .Name("kpid_ingest_string_fields_skipped_total")
+                      .Help("String fields skipped (kpid stores numbers only), by protocol.")
+                      .Register(registry);
+  rejected_ = &prometheus::BuildCounter()
+                   .Name("kpid_ingest_lines_rejected_total")
+                   .Help("Lines not stored, by protocol and reason.")
+                   .Register(registry);
+  for (size_t i = 0; i < 2; ++i) {
+    samples_[i] = &samples.Add({{"protocol", kProtocolNames[i]}});
+    string_fields_[i] = &strings.Add({{"protocol", kProtocolNames[i]}});
+  }
+}
+
+void IngestMetrics::rejected(Protocol p, std::string_view reason, double n) {
+  rejected_->Add({{"protocol", kProtocolNames[index(p)]}, {"reason", std::string(reason)}})
+      .Increment(n);
+}
+
+WritePipeline::WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock)
+    : store_(store), metrics_(metrics), clock_(clock) {}
+
+bool WritePipeline::add_line(std::string_view line, Precision precision, TimestampMs now) {
+  LineKind kind = parser_.parse(line);
+  if (kind == LineKind::kEmpty) return true;
+  if (kind == LineKind::kError) {
+    error_.assign(parser_.error().message);
+    error_reason_ = parse_error_reason(parser_.error().code);
+    return false;
+  }
+  const ParsedLine& point = parser_.line();
+  TimestampMs ts = now;
+  if (point.timestamp) {
+    auto ms = to_milliseconds(*point.timestamp, precision);
+    if (!ms) {
+      error_ = "invalid timestamp: " + std::to_string(*point.timestamp) +
+               " is out of range for the precision";
+      error_reason_ = parse_error_reason(ParseErrorCode::kInvalidTimestamp);
+      return false;
+    }
+    ts = *ms;
+  }
+  size_t batch_start = batch_.size();
+  for (const Field& field : point.fields) {
+    std::string_view naming_error = namer_.name(point, field.key, labels_);
+    Result<store::SeriesId> id = Status::invalid_argument("");
+    if (naming_error.empty()) {
+      id = store_.resolve(labels_.key(), labels_);
+    }
+    if (!naming_error.empty() || !id) {
+      batch_.resize(batch_start);  // a line is stored whole or not at all
+      error_ = naming_error.empty() ? id.status().message() : std::string(naming_error);
+      error_reason_ = naming_error.empty() ? "storage_error" : "invalid_series_name";
+      return false;
+    }
+    batch_.push_back({*id, ts, field.value});
+  }
+  string_fields_ += point.string_fields;
+  ++points_;
+  return true;
+}
+
+WriteResult WritePipeline::write(std::string_view body, Precision precision, Protocol protocol,
+                                 size_t max_errors, size_t first_line) {
+  WriteResult result;
+  batch_.clear();
+  string_fields_ = 0;
+  points_ = 0;
+  TimestampMs now = clock_.now_ms();
+  size_t line_number = first_line;
+  while (!body.empty()) {
+    size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    if (!add_line(line, precision, now)) {
+      ++result.lines_rejected;
+      metrics_.rejected(protocol, error_reason_);
+      if (result.errors.size() < max_errors) result.errors.push_back({line_number, error_});
+    }
+    ++line_number;
+  }
+  result.string_fields = string_fields_;
+  if (string_fields_ > 0) metrics_.string_fields(protocol, static_cast<double>(string_fields_));
+  result.storage = store_.append(batch_);
+  if (result.storage) {
+    result.samples_written = batch_.size();
+    result.lines_accepted = points_;
+    if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));
+  } else {
+    metrics_.rejected(protocol, "storage_error", static_cast<double>(points_));
+  }
+  return result;
+}
+
+}  // namespace kpid::ingest

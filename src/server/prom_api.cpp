@@ -1,0 +1,236 @@
+// The Prometheus HTTP API subset Grafana and promtool use, with Prometheus' JSON shapes.
+#include <limits>
+
+#include "handlers.h"
+
+namespace kpid::server::detail {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+// Prometheus' defaults when start/end are absent: all of time.
+constexpr TimestampMs kMinTime = std::numeric_limits<int64_t>::min() / 2;
+constexpr TimestampMs kMaxTime = std::numeric_limits<int64_t>::max() / 2;
+
+Response api_error(const Request& request, std::string_view message) {
+  std::string body = R"({"status":"error","errorType":"bad_data","error":)";
+  append_json_string(body, message);
+  body.push_back('}');
+  return json_response(request, http::status::bad_request, std::move(body));
+}
+
+Response api_success(const Request& request, std::string_view data) {
+  std::string body = R"({"status":"success","data":)";
+  body.append(data);
+  body.push_back('}');
+  return json_response(request, http::status::ok, std::move(body));
+}
+
+void append_metric(std::string& out, const Labels& labels) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& l : labels.items()) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, l.name);
+    out.push_back(':');
+    append_json_string(out, l.value);
+  }
+  out.push_back('}');
+}
+
+void append_point(std::string& out, const store::Point& p) {
+  out.push_back('[');
+  append_unix_seconds(out, p.timestamp);
+  out.append(",\"");
+  append_prom_float(out, p.value);
+  out.append("\"]");
+}
+
+void append_string_list(std::string& out, const std::vector<std::string>& items) {
+  out.push_back('[');
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    append_json_string(out, items[i]);
+  }
+  out.push_back(']');
+}
+
+// Reads an optional time parameter; `fallback` when absent.
+Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback) {
+  const std::string* text = params.get(name);
+  if (text == nullptr || text->empty()) return fallback;
+  auto t = parse_time(*text);
+  if (!t) {
+    return Status::invalid_argument("invalid parameter \"" + std::string(name) +
+                                    "\": " + t.status().message());
+  }
+  return t;
+}
+
+Response query_instant(const Request& request, const Params& params, const query::Engine& engine,
+                       const Clock& clock) {
+  const std::string* q = params.get("query");
+  if (q == nullptr) return api_error(request, "invalid parameter \"query\": missing parameter");
+  auto time = time_param(params, "time", clock.now_ms());
+  if (!time) return api_error(request, time.status().message());
+  auto result = engine.instant(*q, *time);
+  if (!result) {
+    return api_error(request, "invalid parameter \"query\": " + result.status().message());
+  }
+  std::string data = R"({"resultType":"vector","result":[)";
+  bool first = true;
+  for (const auto& s : *result) {
+    if (!first) data.push_back(',');
+    first = false;
+    data.append(R"({"metric":)");
+    append_metric(data, *s.labels);
+    data.append(R"(,"value":)");
+    append_point(data, s.point);
+    data.push_back('}');
+  }
+  data.append("]}");
+  return api_success(request, data);
+}
+
+Response query_range(const Request& request, const Params& params, const query::Engine& engine) {
+  const std::string* q = params.get("query");
+  if (q == nullptr) return api_error(request, "invalid parameter \"query\": missing parameter");
+  for (const char* required : {"start", "end", "step"}) {
+    if (params.get(required) == nullptr) {
+      return api_error(request, "invalid parameter \"" + std::string(required) +
+                                    "\": missing parameter");
+    }
+  }
+  auto start = time_param(params, "start", 0);
+  if (!start) return api_error(request, start.status().message());
+  auto end = time_param(params, "end", 0);
+  if (!end) return api_error(request, end.status().message());
+  auto step = parse_step(*params.get("step"));
+  if (!step) return api_error(request, "invalid parameter \"step\": " + step.status().message());
+  if (*end < *start) {
+    return api_error(request, "end timestamp must not be before start time");
+  }
+  auto result = engine.range(*q, *start, *end, *step);
+  if (!result) {
+    std::string message = result.status().message();
+    if (message.find("exceeded maximum") == std::string::npos) {
+      message = "invalid parameter \"query\": " + message;
+    }
+    return api_error(request, message);
+  }
+  std::string data = R"({"resultType":"matrix","result":[)";
+  bool first = true;
+  for (const auto& s : *result) {
+    if (!first) data.push_back(',');
+    first = false;
+    data.append(R"({"metric":)");
+    append_metric(data, *s.labels);
+    data.append(R"(,"values":[)");
+    for (size_t i = 0; i < s.points.size(); ++i) {
+      if (i > 0) data.push_back(',');
+      append_point(data, s.points[i]);
+    }
+    data.append("]}");
+  }
+  data.append("]}");
+  return api_success(request, data);
+}
+
+struct Window {
+  TimestampMs start;
+  TimestampMs end;
+};
+
+Result<Window> window_params(const Params& params) {
+  auto start = time_param(params, "start", kMinTime);
+  if (!start) return start.status();
+  auto end = time_param(params, "end", kMaxTime);
+  if (!end) return end.status();
+  if (*end < *start) {
+    return Status::invalid_argument("end timestamp must not be before start time");
+  }
+  return Window{*start, *end};
+}
+
+Response series(const Request& request, const Params& params, const query::Engine& engine) {
+  auto selectors = params.all("match[]");
+  if (selectors.empty()) return api_error(request, "no match[] parameter provided");
+  auto window = window_params(params);
+  if (!window) return api_error(request, window.status().message());
+  auto result = engine.series(selectors, window->start, window->end);
+  if (!result) {
+    return api_error(request, "invalid parameter \"match[]\": " + result.status().message());
+  }
+  std::string data = "[";
+  for (size_t i = 0; i < result->size(); ++i) {
+    if (i > 0) data.push_back(',');
+    append_metric(data, *(*result)[i].labels);
+  }
+  data.push_back(']');
+  return api_success(request, data);
+}
+
+bool valid_label_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Response labels(const Request& request, const Params& params, const query::Engine& engine,
+                std::string_view values_of) {
+  auto window = window_params(params);
+  if (!window) return api_error(request, window.status().message());
+  auto selectors = params.all("match[]");
+  Result<std::vector<std::string>> result =
+      values_of.empty() ? engine.label_names(selectors, window->start, window->end)
+                        : engine.label_values(values_of, selectors, window->start, window->end);
+  if (!result) {
+    return api_error(request, "invalid parameter \"match[]\": " + result.status().message());
+  }
+  std::string data;
+  append_string_list(data, *result);
+  return api_success(request, data);
+}
+
+}  // namespace
+
+Response handle_prom_api(const Request& request, std::string_view endpoint,
+                         const query::Engine& engine, const Clock& clock) {
+  if (request.method() != http::verb::get && request.method() != http::verb::post) {
+    auto r = api_error(request, "method not allowed: use GET or POST");
+    r.result(http::status::method_not_allowed);
+    r.set(http::field::allow, "GET, POST");
+    return r;
+  }
+  Params params(request);
+  if (endpoint == "query") return query_instant(request, params, engine, clock);
+  if (endpoint == "query_range") return query_range(request, params, engine);
+  if (endpoint == "series") return series(request, params, engine);
+  if (endpoint == "labels") return labels(request, params, engine, {});
+  constexpr std::string_view kLabel = "label/";
+  constexpr std::string_view kValues = "/values";
+  if (endpoint.starts_with(kLabel) && endpoint.ends_with(kValues) &&
+      endpoint.size() > kLabel.size() + kValues.size()) {
+    std::string name = std::string(
+        endpoint.substr(kLabel.size(), endpoint.size() - kLabel.size() - kValues.size()));
+    if (!valid_label_name(name)) {
+      std::string message = "invalid label name: ";
+      append_json_string(message, name);
+      return api_error(request, message);
+    }
+    return labels(request, params, engine, name);
+  }
+  return make_response(request, http::status::not_found,
+                       "404 page not found: no API endpoint /api/v1/" + std::string(endpoint) +
+                           "\n",
+                       "text/plain; charset=utf-8");
+}
+
+}  // namespace kpid::server::detail

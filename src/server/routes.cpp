@@ -1,0 +1,140 @@
+#include "kpid/server/routes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <chrono>
+
+#include "handlers.h"
+
+namespace kpid::server {
+
+namespace http = boost::beast::http;
+using detail::json_error;
+using detail::make_response;
+
+namespace {
+
+// Handler names: a closed set, so the request metrics have bounded cardinality.
+enum class Route {
+  kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
+  kReadyz, kOther, kCount
+};
+constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
+    "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
+    "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "other"};
+
+Route route_of(std::string_view path) {
+  if (path == "/write") return Route::kWriteV1;
+  if (path == "/api/v2/write") return Route::kWriteV2;
+  if (path == "/api/v1/query") return Route::kQuery;
+  if (path == "/api/v1/query_range") return Route::kQueryRange;
+  if (path == "/api/v1/series") return Route::kSeries;
+  if (path == "/api/v1/labels") return Route::kLabels;
+  if (path.starts_with("/api/v1/label/") && path.ends_with("/values")) return Route::kLabelValues;
+  if (path == "/metrics") return Route::kMetrics;
+  if (path == "/healthz") return Route::kHealthz;
+  if (path == "/readyz") return Route::kReadyz;
+  return Route::kOther;
+}
+
+}  // namespace
+
+struct Router::Impl {
+  explicit Impl(RouterServices s)
+      : services(std::move(s)),
+        pipelines(services.store, services.ingest_metrics, services.clock) {
+    auto& registry = services.metrics.registry();
+    requests = &prometheus::BuildCounter()
+                    .Name("kpid_http_requests_total")
+                    .Help("HTTP requests answered, by handler and status code.")
+                    .Register(registry);
+    auto& durations = prometheus::BuildHistogram()
+                          .Name("kpid_http_request_duration_seconds")
+                          .Help("Time to handle an HTTP request (after it was read), by handler.")
+                          .Register(registry);
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    for (size_t i = 0; i < kRouteNames.size(); ++i) {
+      duration[i] = &durations.Add({{"handler", kRouteNames[i]}}, kBuckets);
+    }
+  }
+
+  void count(Route route, unsigned code) {
+    requests->Add({{"handler", kRouteNames[static_cast<size_t>(route)]},
+                   {"code", std::to_string(code)}})
+        .Increment();
+  }
+
+  Response dispatch(Route route, const Request& request) {
+    std::string_view path = detail::request_path(request);
+    switch (route) {
+      case Route::kHealthz:
+        return make_response(request, http::status::ok, "ok\n", "text/plain; charset=utf-8");
+      case Route::kReadyz:
+        return services.ready.load()
+                   ? make_response(request, http::status::ok, "ready\n",
+                                   "text/plain; charset=utf-8")
+                   : make_response(request, http::status::service_unavailable, "not ready\n",
+                                   "text/plain; charset=utf-8");
+      case Route::kMetrics:
+        return make_response(request, http::status::ok, services.metrics.scrape(),
+                             "text/plain; version=0.0.4; charset=utf-8");
+      case Route::kOther:
+        return make_response(request, http::status::not_found,
+                             "404 page not found: " + std::string(path) + "\n",
+                             "text/plain; charset=utf-8");
+      default: break;
+    }
+    if (!services.ready.load()) {
+      auto r = json_error(request, http::status::service_unavailable,
+                          "kpid is not ready (starting or shutting down)");
+      r.set(http::field::retry_after, "1");
+      return r;
+    }
+    if (route == Route::kWriteV1 || route == Route::kWriteV2) {
+      return detail::handle_write(
+          request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
+          pipelines, services.max_body_bytes());
+    }
+    return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
+                                   services.engine, services.clock);
+  }
+
+  RouterServices services;
+  detail::PipelinePool pipelines;
+  prometheus::Family<prometheus::Counter>* requests;
+  std::array<prometheus::Histogram*, kRouteNames.size()> duration{};
+};
+
+Router::Router(RouterServices services) : impl_(std::make_unique<Impl>(std::move(services))) {}
+Router::~Router() = default;
+
+Response Router::handle(const Request& request) {
+  auto started = std::chrono::steady_clock::now();
+  Route route = route_of(detail::request_path(request));
+  Response response;
+  try {
+    response = impl_->dispatch(route, request);
+  } catch (const std::exception& e) {
+    spdlog::error("http {} {}: unexpected error: {}", std::string(request.method_string()),
+                  std::string(request.target()), e.what());
+    response = json_error(request, http::status::internal_server_error,
+                          std::string("internal error: ") + e.what());
+  }
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+  impl_->duration[static_cast<size_t>(route)]->Observe(elapsed.count());
+  impl_->count(route, response.result_int());
+  return response;
+}
+
+Response Router::too_large(const Request& header, uint64_t limit) {
+  auto response = json_error(header, http::status::payload_too_large,
+                             "request body exceeds the limit of " + std::to_string(limit) +
+                                 " bytes (http.max_body_bytes)");
+  response.set(http::field::connection, "close");
+  impl_->count(route_of(detail::request_path(header)), 413);
+  return response;
+}
+
+}  // namespace kpid::server

@@ -1,0 +1,156 @@
+#include <zlib.h>
+
+#include "handlers.h"
+
+namespace kpid::server::detail {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr size_t kErrorsInMessage = 10;
+constexpr size_t kErrorsListed = 100;
+
+enum class InflateResult { kOk, kTooLarge, kCorrupt };
+
+// Decompresses a gzip (or zlib) body into `out`, refusing to grow past `limit` bytes.
+InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return InflateResult::kCorrupt;
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  InflateResult result = InflateResult::kOk;
+  char chunk[64 << 10];
+  for (;;) {
+    zs.next_out = reinterpret_cast<Bytef*>(chunk);
+    zs.avail_out = sizeof chunk;
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    size_t produced = sizeof chunk - zs.avail_out;
+    if (out.size() + produced > limit) {
+      result = InflateResult::kTooLarge;
+      break;
+    }
+    out.append(chunk, produced);
+    if (rc == Z_STREAM_END) {
+      // Concatenated gzip members (as `cat a.gz b.gz` makes) continue the body.
+      if (zs.avail_in > 0 && inflateReset(&zs) == Z_OK) continue;
+      break;
+    }
+    if (rc != Z_OK || (zs.avail_in == 0 && produced == 0)) {
+      result = InflateResult::kCorrupt;
+      break;
+    }
+  }
+  inflateEnd(&zs);
+  return result;
+}
+
+Response write_error(const Request& request, WriteApi api, http::status status,
+                     std::string_view message, std::string_view extra = {}) {
+  std::string body = "{\"error\":";
+  append_json_string(body, message);
+  if (api == WriteApi::kV2) {
+    // InfluxDB 2.x clients read "code" and "message".
+    body.append(status == http::status::payload_too_large ? ",\"code\":\"request too large\""
+                                                           : ",\"code\":\"invalid\"");
+    body.append(",\"message\":");
+    append_json_string(body, message);
+  }
+  body.append(extra);
+  body.push_back('}');
+  return json_response(request, status, std::move(body));
+}
+
+}  // namespace
+
+std::unique_ptr<ingest::WritePipeline> PipelinePool::acquire() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!free_.empty()) {
+      auto p = std::move(free_.back());
+      free_.pop_back();
+      return p;
+    }
+  }
+  return std::make_unique<ingest::WritePipeline>(store_, metrics_, clock_);
+}
+
+void PipelinePool::release(std::unique_ptr<ingest::WritePipeline> pipeline) {
+  std::lock_guard lock(mutex_);
+  free_.push_back(std::move(pipeline));
+}
+
+Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
+                      uint64_t max_body_bytes) {
+  if (request.method() != http::verb::post) {
+    auto r = write_error(request, api, http::status::method_not_allowed,
+                         "method not allowed: use POST");
+    r.set(http::field::allow, "POST");
+    return r;
+  }
+  Params params(request);
+  const std::string* precision_text = params.get("precision");
+  auto precision = ingest::parse_precision(precision_text ? *precision_text : "");
+  if (!precision) return write_error(request, api, http::status::bad_request,
+                                     precision.status().message());
+
+  std::string_view body = request.body();
+  std::string inflated;
+  std::string_view encoding = request[http::field::content_encoding];
+  if (encoding == "gzip" || encoding == "x-gzip") {
+    switch (inflate_body(body, max_body_bytes, inflated)) {
+      case InflateResult::kOk: break;
+      case InflateResult::kTooLarge:
+        return write_error(request, api, http::status::payload_too_large,
+                           "decompressed request body exceeds the limit of " +
+                               std::to_string(max_body_bytes) + " bytes (http.max_body_bytes)");
+      case InflateResult::kCorrupt:
+        return write_error(request, api, http::status::bad_request,
+                           "request body is not valid gzip data");
+    }
+    body = inflated;
+  } else if (!encoding.empty() && encoding != "identity") {
+    return write_error(request, api, http::status::unsupported_media_type,
+                       "unsupported Content-Encoding \"" + std::string(encoding) +
+                           "\"; use gzip or none");
+  }
+
+  auto pipeline = pipelines.acquire();
+  ingest::WriteResult result =
+      pipeline->write(body, *precision, ingest::Protocol::kHttp, kErrorsListed);
+  pipelines.release(std::move(pipeline));
+
+  if (!result.storage) {
+    bool retry = result.storage.code() == StatusCode::kUnavailable ||
+                 result.storage.code() == StatusCode::kResourceExhausted;
+    auto r = write_error(request, api,
+                         retry ? http::status::service_unavailable
+                               : http::status::internal_server_error,
+                         "storing the write failed, nothing was stored: " +
+                             result.storage.message());
+    if (retry) r.set(http::field::retry_after, "5");
+    return r;
+  }
+  if (result.lines_rejected == 0) return make_response(request, http::status::no_content, "", "");
+
+  std::string message = "partial write: " + std::to_string(result.lines_rejected) + " of " +
+                        std::to_string(result.lines_rejected + result.lines_accepted) +
+                        " lines rejected";
+  for (size_t i = 0; i < result.errors.size() && i < kErrorsInMessage; ++i) {
+    message += "\nline " + std::to_string(result.errors[i].line) + ": " + result.errors[i].message;
+  }
+  if (result.lines_rejected > kErrorsInMessage) {
+    message += "\n... and " + std::to_string(result.lines_rejected - kErrorsInMessage) + " more";
+  }
+  std::string extra = ",\"rejected_lines\":[";
+  for (size_t i = 0; i < result.errors.size(); ++i) {
+    if (i > 0) extra.push_back(',');
+    extra += "{\"line\":" + std::to_string(result.errors[i].line) + ",\"error\":";
+    append_json_string(extra, result.errors[i].message);
+    extra.push_back('}');
+  }
+  extra.push_back(']');
+  return write_error(request, api, http::status::bad_request, message, extra);
+}
+
+}  // namespace kpid::server::detail

@@ -2,6 +2,7 @@
 // Series identity: a set of labels (name/value pairs) sorted by name, with the metric name held
 // as the label "__name__", as in Prometheus.
 
+#include <compare>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -20,6 +21,7 @@ struct Label {
   std::string name;
   std::string value;
   friend bool operator==(const Label&, const Label&) = default;
+  friend auto operator<=>(const Label&, const Label&) = default;
 };
 
 // An immutable label set, sorted by name with unique names. Cheap to move, not to copy.

@@ -83,10 +83,19 @@ class LineParser {
   const ParseError& error() const { return error_; }
 
  private:
+  // Sets error_ from `code`, the message built so far and the 0-based position; returns kError.
+  LineKind fail(ParseErrorCode code, size_t pos);
+  // Fails with kInvalidUtf8 (and returns false) when `raw`, found at `pos`, is not UTF-8.
+  bool check_utf8(std::string_view raw, size_t pos, const char* what);
+  // Index of the first tag repeating an earlier key, or npos.
+  size_t find_duplicate_tag();
+
   ParsedLine line_;
   ParseError error_;
   std::vector<Tag> tags_;
   std::vector<Field> fields_;
+  std::vector<size_t> tag_columns_;  // 0-based position of each tag key, for messages
+  std::vector<uint32_t> order_;      // tag indexes, sorted when checking many tags for duplicates
   std::string scratch_;  // unescaped keys and values; sized to the line before parsing
   std::string message_;
 };

@@ -3,10 +3,12 @@
 // measurement `cpu`, field `usage`, tags `host=a` -> cpu_usage{host="a"}; a field named `value`
 // gives cpu{host="a"}. Names are made Prometheus-compatible: in the metric name every character
 // outside [a-zA-Z0-9_:] becomes '_', in tag keys every character outside [a-zA-Z0-9_] becomes
-// '_', and a leading digit gets a '_' prefix. Tag values are kept as they are.
+// '_', and a leading digit gets a '_' prefix. Tag values are kept as they are. A character is a
+// UTF-8 code point: "température" becomes "temp_rature" (one '_' for the two-byte 'é').
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kpid/core/labels.h"
 #include "kpid/ingest/line_protocol.h"
@@ -23,7 +25,8 @@ class SeriesNamer {
                         LabelsBuilder& builder);
 
  private:
-  std::string scratch_;
+  std::string scratch_;  // sanitized names; reserved for the whole point before writing
+  std::vector<std::string_view> label_names_;  // label name of each tag, for error messages
   std::string message_;
 };
 

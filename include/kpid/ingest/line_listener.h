@@ -1,0 +1,77 @@
+#pragma once
+// TCP listener for newline-delimited line protocol (precision ns), as Telegraf's socket_writer
+// and `nc` send it. A line is consumed (and so acknowledged) once it is stored; bad lines are
+// counted and logged at a limited rate, and the connection stays up; a line longer than the
+// limit is skipped without being buffered.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+#include "kpid/ingest/write_pipeline.h"
+#include "kpid/store/sample_store.h"
+
+namespace kpid::ingest {
+
+struct LineListenerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: the kernel picks one; see local_port()
+  size_t max_line_bytes = 64 << 10;
+  DurationMs error_log_interval = 10'000;
+};
+
+class LineListener {
+ public:
+  // The store, metrics and clock must outlive the listener; `io` runs its connections.
+  LineListener(boost::asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
+               const Clock& clock, LineListenerOptions options);
+  ~LineListener();
+
+  // Binds and starts accepting. A bind failure is returned, never just logged.
+  Status start();
+  uint16_t local_port() const { return local_port_; }
+
+  // Changes the line length limit for lines read from now on (config reload). Thread-safe.
+  void set_max_line_bytes(size_t bytes) { max_line_bytes_.store(bytes); }
+
+  // Stops accepting and ends every connection once its current batch is stored; lines not
+  // yet complete are dropped (they were never acknowledged). Thread-safe.
+  void stop();
+  // Waits until every connection has ended or `timeout` passed; returns whether all ended.
+  bool wait_idle(DurationMs timeout);
+
+  struct Connection;
+
+ private:
+  void accept_loop();
+  void run(std::shared_ptr<Connection> connection);
+  void log_bad_line(const std::string& peer, const LineError& error);
+
+  boost::asio::io_context& io_;
+  store::SampleStore& store_;
+  IngestMetrics& metrics_;
+  const Clock& clock_;
+  LineListenerOptions options_;
+  std::atomic<size_t> max_line_bytes_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t local_port_ = 0;
+
+  std::mutex mutex_;  // guards connections_, stopping_, log state
+  std::condition_variable idle_;
+  std::list<std::weak_ptr<Connection>> connections_;
+  bool stopping_ = false;
+  size_t active_ = 0;  // connections whose session has not ended
+  TimestampMs last_log_ms_ = INT64_MIN;
+  size_t suppressed_logs_ = 0;
+};
+
+}  // namespace kpid::ingest

@@ -1,0 +1,97 @@
+#pragma once
+// The ingest pipeline: a body of line-protocol text -> parsed points -> series samples -> one
+// atomic append to the store. Shared by the HTTP write endpoints and the TCP listener.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+
+#include "kpid/core/labels.h"
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+#include "kpid/ingest/line_protocol.h"
+#include "kpid/ingest/series_naming.h"
+#include "kpid/store/sample_store.h"
+
+namespace kpid::ingest {
+
+// Timestamp unit of a write, from the `precision` parameter.
+enum class Precision { kNanoseconds, kMicroseconds, kMilliseconds, kSeconds, kMinutes, kHours };
+
+// Accepts InfluxDB 1.x (n, ns, u, us, µ, ms, s, m, h) and 2.x (ns, us, ms, s) spellings; "" is
+// nanoseconds.
+Result<Precision> parse_precision(std::string_view text);
+
+// Converts a raw timestamp in `precision` to milliseconds (floor for sub-ms units). Fails when
+// the result does not fit int64.
+Result<TimestampMs> to_milliseconds(int64_t raw, Precision precision);
+
+// Where a write came from; a label of the ingest metrics.
+enum class Protocol { kHttp, kTcp };
+
+// Ingest counters, registered once per process; thread-safe.
+class IngestMetrics {
+ public:
+  explicit IngestMetrics(prometheus::Registry& registry);
+  void samples(Protocol p, double n) { samples_[index(p)]->Increment(n); }
+  void string_fields(Protocol p, double n) { string_fields_[index(p)]->Increment(n); }
+  void rejected(Protocol p, std::string_view reason, double n = 1);
+
+ private:
+  static size_t index(Protocol p) { return p == Protocol::kHttp ? 0 : 1; }
+  prometheus::Counter* samples_[2];
+  prometheus::Counter* string_fields_[2];
+  prometheus::Family<prometheus::Counter>* rejected_;
+};
+
+struct LineError {
+  size_t line = 0;  // 1-based line number within the body
+  std::string message;
+};
+
+struct WriteResult {
+  size_t lines_accepted = 0;    // points (non-blank, non-comment lines) stored
+  size_t lines_rejected = 0;    // lines that were not stored because they are malformed
+  size_t samples_written = 0;   // samples stored (0 when storage failed)
+  size_t string_fields = 0;     // string fields skipped
+  std::vector<LineError> errors;  // the first `max_errors` rejected lines, in order
+  Status storage;               // not ok when the append failed: none of the body was stored
+};
+
+// Parses and stores bodies of line protocol. Reuses its buffers, so steady state does not
+// allocate per line. Not thread-safe: one per connection or worker; the store and metrics it
+// refers to are shared and must outlive it.
+class WritePipeline {
+ public:
+  WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock);
+
+  // Parses every line of `body` (split on '\n'; a trailing '\r' is ignored) and stores every
+  // valid sample in one atomic append. Lines without a timestamp get the current time.
+  // `first_line` numbers the first line of `body` in error messages.
+  WriteResult write(std::string_view body, Precision precision, Protocol protocol,
+                    size_t max_errors = 100, size_t first_line = 1);
+
+ private:
+  // Adds one line's samples to batch_; returns false (with the reason in error_) if rejected.
+  bool add_line(std::string_view line, Precision precision, TimestampMs now);
+
+  store::SampleStore& store_;
+  IngestMetrics& metrics_;
+  const Clock& clock_;
+  LineParser parser_;
+  SeriesNamer namer_;
+  LabelsBuilder labels_;
+  std::vector<store::Sample> batch_;
+  std::string error_;
+  std::string_view error_reason_;
+  size_t string_fields_ = 0;
+  size_t points_ = 0;  // valid lines in the current body
+};
+
+}  // namespace kpid::ingest

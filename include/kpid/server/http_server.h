@@ -1,0 +1,82 @@
+#pragma once
+// HTTP/1.1 server on Boost.Beast: an acceptor and one coroutine per connection on its own
+// strand, keep-alive, header/idle and request timeouts, a request body limit (413 past it),
+// and a graceful stop that lets in-flight requests finish.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+
+namespace kpid::server {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// Turns a complete request into a response. Called on the connection's strand, possibly from
+// several threads at once for different connections; must not throw.
+using Handler = std::function<Response(const Request&)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: the kernel picks one; see local_port()
+  uint64_t max_body_bytes = 25ull << 20;
+  DurationMs request_timeout = 30'000;  // to read a request once its first byte arrived
+  DurationMs idle_timeout = 120'000;    // a keep-alive connection with no request is closed
+};
+
+class HttpServer {
+ public:
+  // `on_too_large` builds the 413 response for a body over the limit, given the request's
+  // header (its body is empty).
+  using TooLargeHandler = std::function<Response(const Request& header, uint64_t limit)>;
+  HttpServer(boost::asio::io_context& io, HttpServerOptions options, Handler handler,
+             TooLargeHandler on_too_large);
+  ~HttpServer();
+
+  // Binds and starts accepting. A bind failure is returned, never just logged.
+  Status start();
+  uint16_t local_port() const { return local_port_; }
+
+  // The body limit for requests read from now on (config reload). Thread-safe.
+  void set_max_body_bytes(uint64_t bytes) { max_body_bytes_.store(bytes); }
+  uint64_t max_body_bytes() const { return max_body_bytes_.load(); }
+
+  // Stops accepting; idle connections close now, busy ones after their current response.
+  void stop();
+  // Waits until every connection has closed or `timeout` passed; returns whether all closed.
+  bool wait_idle(DurationMs timeout);
+
+  struct Connection;
+
+ private:
+  void accept_loop();
+  void run(std::shared_ptr<Connection> connection);
+
+  boost::asio::io_context& io_;
+  HttpServerOptions options_;
+  Handler handler_;
+  TooLargeHandler on_too_large_;
+  std::atomic<uint64_t> max_body_bytes_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t local_port_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::list<std::weak_ptr<Connection>> connections_;
+  size_t active_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace kpid::server

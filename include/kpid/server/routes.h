@@ -1,0 +1,53 @@
+#pragma once
+// kpid's HTTP API: the routes, their metrics, and the services they call.
+//   POST /write, /api/v2/write           line protocol (InfluxDB 1.x / 2.x)
+//   GET|POST /api/v1/query, query_range  Prometheus instant and range queries
+//   GET|POST /api/v1/series, labels, label/NAME/values
+//   GET /metrics, /healthz, /readyz
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+
+#include "kpid/core/time.h"
+#include "kpid/ingest/write_pipeline.h"
+#include "kpid/metrics/metrics.h"
+#include "kpid/query/engine.h"
+#include "kpid/server/http_server.h"
+#include "kpid/store/sample_store.h"
+
+namespace kpid::server {
+
+// What the routes need; everything referenced must outlive the Router.
+struct RouterServices {
+  store::SampleStore& store;
+  query::Engine& engine;
+  ingest::IngestMetrics& ingest_metrics;
+  metrics::Metrics& metrics;
+  const Clock& clock;
+  // True once storage is open and listeners are up, false again while shutting down.
+  const std::atomic<bool>& ready;
+  // The current request body limit, applied to decompressed bodies too.
+  std::function<uint64_t()> max_body_bytes;
+};
+
+class Router {
+ public:
+  explicit Router(RouterServices services);
+  ~Router();
+  // Dispatches a request; never throws (an unexpected exception becomes a 500).
+  Response handle(const Request& request);
+  // The 413 answer for a body over `limit`, counted like any other response.
+  Response too_large(const Request& header, uint64_t limit);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kpid::server

@@ -1,0 +1,39 @@
+#pragma once
+// Route handlers, one function per endpoint family; private to the server module.
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "http_util.h"
+#include "kpid/server/routes.h"
+
+namespace kpid::server::detail {
+
+// Reuses write pipelines across requests so their parse buffers stay warm. Thread-safe.
+class PipelinePool {
+ public:
+  PipelinePool(store::SampleStore& store, ingest::IngestMetrics& metrics, const Clock& clock)
+      : store_(store), metrics_(metrics), clock_(clock) {}
+  std::unique_ptr<ingest::WritePipeline> acquire();
+  void release(std::unique_ptr<ingest::WritePipeline> pipeline);
+
+ private:
+  store::SampleStore& store_;
+  ingest::IngestMetrics& metrics_;
+  const Clock& clock_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<ingest::WritePipeline>> free_;
+};
+
+enum class WriteApi { kV1, kV2 };
+
+// POST /write and /api/v2/write.
+Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
+                      uint64_t max_body_bytes);
+
+// The Prometheus query API; `endpoint` is the path after /api/v1/.
+Response handle_prom_api(const Request& request, std::string_view endpoint,
+                         const query::Engine& engine, const Clock& clock);
+
+}  // namespace kpid::server::detail

@@ -1,0 +1,157 @@
+#include "http_util.h"
+
+#include <cstdio>
+
+namespace kpid::server::detail {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string url_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%' && i + 2 < in.size() &&
+               hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if invalid.
+size_t utf8_length(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+  }
+  if (n == 2 && c < 0xc2) return 0;
+  if (n == 3) {
+    unsigned cp = ((c & 0x0fu) << 12) | ((b(i + 1) & 0x3fu) << 6) | (b(i + 2) & 0x3fu);
+    if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  }
+  if (n == 4) {
+    unsigned cp = ((c & 0x07u) << 18) | ((b(i + 1) & 0x3fu) << 12) | ((b(i + 2) & 0x3fu) << 6) |
+                  (b(i + 3) & 0x3fu);
+    if (cp < 0x10000 || cp > 0x10ffff) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t n = utf8_length(s, i);
+      if (n == 0) {
+        out.append("\xef\xbf\xbd");
+        ++i;
+      } else {
+        out.append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out.append(buf);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out.push_back('"');
+}
+
+Params::Params(const Request& request) {
+  std::string_view target = request.target();
+  if (auto q = target.find('?'); q != std::string_view::npos) parse(target.substr(q + 1));
+  if (request.method() == http::verb::post) {
+    std::string_view type = request[http::field::content_type];
+    if (type.substr(0, 33) == "application/x-www-form-urlencoded") parse(request.body());
+  }
+}
+
+void Params::parse(std::string_view text) {
+  while (!text.empty()) {
+    size_t amp = text.find('&');
+    std::string_view pair = text.substr(0, amp);
+    text.remove_prefix(amp == std::string_view::npos ? text.size() : amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string key = url_decode(pair.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+    items_.emplace_back(std::move(key), std::move(value));
+  }
+}
+
+const std::string* Params::get(std::string_view key) const {
+  for (const auto& [k, v] : items_) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Params::all(std::string_view key) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : items_) {
+    if (k == key) out.push_back(v);
+  }
+  return out;
+}
+
+std::string_view request_path(const Request& request) {
+  std::string_view target = request.target();
+  return target.substr(0, target.find('?'));
+}
+
+Response make_response(const Request& request, http::status status, std::string body,
+                       std::string_view content_type) {
+  Response response{status, request.version()};
+  response.set(http::field::server, "kpid");
+  if (!content_type.empty()) response.set(http::field::content_type, content_type);
+  response.body() = std::move(body);
+  return response;
+}
+
+Response json_response(const Request& request, http::status status, std::string body) {
+  return make_response(request, status, std::move(body), "application/json");
+}
+
+Response json_error(const Request& request, http::status status, std::string_view message) {
+  std::string body = "{\"error\":";
+  append_json_string(body, message);
+  body.push_back('}');
+  return json_response(request, status, std::move(body));
+}
+
+}  // namespace kpid::server::detail

@@ -1,0 +1,43 @@
+#pragma once
+// Small helpers shared by the route handlers: JSON text building, URL parameters, responses.
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kpid/server/http_server.h"
+
+namespace kpid::server::detail {
+
+// Appends `s` as a JSON string literal (quoted, escaped; invalid UTF-8 is replaced by U+FFFD).
+void append_json_string(std::string& out, std::string_view s);
+
+// Decoded parameters from a query string and, for form POSTs, the body. Keys may repeat.
+class Params {
+ public:
+  // Parses the target's query string, plus the body when the request is a
+  // application/x-www-form-urlencoded POST.
+  explicit Params(const Request& request);
+  // The first value of `key`, or nullptr.
+  const std::string* get(std::string_view key) const;
+  // Every value of `key`, in order.
+  std::vector<std::string> all(std::string_view key) const;
+
+ private:
+  void parse(std::string_view text);
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+// The target's path without the query string.
+std::string_view request_path(const Request& request);
+
+Response make_response(const Request& request, boost::beast::http::status status,
+                       std::string body, std::string_view content_type);
+Response json_response(const Request& request, boost::beast::http::status status,
+                       std::string body);
+// {"error": message}
+Response json_error(const Request& request, boost::beast::http::status status,
+                    std::string_view message);
+
+}  // namespace kpid::server::detail
