@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
+#include <tuple>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -24,7 +26,7 @@ class Loader {
       bool known = false;
       for (const char* s : kSections) known = known || name == s;
       if (!known) {
-        error(node, name, "unknown section or key");
+        error_at(key.source(), name, "unknown section or key" + suggest(name, kSections));
         continue;
       }
       const toml::table* table = node.as_table();
@@ -42,9 +44,42 @@ class Loader {
 
  private:
   void error(const toml::node& node, const std::string& key, std::string message) {
-    const auto& src = node.source();
+    error_at(node.source(), key, std::move(message));
+  }
+
+  void error_at(const toml::source_region& src, const std::string& key, std::string message) {
     errors_.push_back({file_, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column),
                        key, std::move(message)});
+  }
+
+  // "; did you mean \"x\"?" when a known name is a likely typo of `name`.
+  template <size_t N>
+  static std::string suggest(const std::string& name, const std::array<const char*, N>& known) {
+    const char* best = nullptr;
+    size_t best_distance = 3;  // suggest only close matches
+    for (const char* k : known) {
+      size_t d = edit_distance(name, k);
+      if (d < best_distance) {
+        best_distance = d;
+        best = k;
+      }
+    }
+    return best ? std::string("; did you mean \"") + best + "\"?" : std::string();
+  }
+
+  static size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      size_t diagonal = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+        diagonal = up;
+      }
+    }
+    return row[b.size()];
   }
 
   // Reports keys of `table` that `known` does not list.
@@ -54,7 +89,10 @@ class Loader {
     for (const auto& [key, node] : table) {
       bool found = false;
       for (const char* k : known) found = found || key.str() == k;
-      if (!found) error(node, section + "." + std::string(key.str()), "unknown key");
+      if (!found) {
+        error_at(key.source(), section + "." + std::string(key.str()),
+                 "unknown key" + suggest(std::string(key.str()), known));
+      }
     }
   }
 
@@ -251,6 +289,14 @@ std::string ConfigError::to_string() const {
   return out;
 }
 
+namespace {
+void sort_errors(std::vector<ConfigError>& errors) {
+  std::stable_sort(errors.begin(), errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+  });
+}
+}  // namespace
+
 LoadResult parse_config(std::string_view text, const std::string& source_name,
                         const Overrides& overrides) {
   LoadResult result;
@@ -264,6 +310,7 @@ LoadResult parse_config(std::string_view text, const std::string& source_name,
                              static_cast<int>(src.begin.column), "",
                              "TOML syntax error: " + std::string(e.description())});
   }
+  sort_errors(result.errors);
   apply_overrides(overrides, result.config, result.errors);
   return result;
 }

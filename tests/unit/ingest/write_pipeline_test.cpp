@@ -1,0 +1,169 @@
+#include <catch2/catch.hpp>
+
+#include <limits>
+
+#include "kpid/ingest/write_pipeline.h"
+#include "kpid/store/rocksdb_store.h"
+#include "support/fake_clock.h"
+#include "support/temp_dir.h"
+
+using namespace kpid;
+using namespace kpid::ingest;
+
+namespace {
+
+struct Fixture {
+  testing::TempDir dir;
+  metrics::Metrics metrics;
+  std::unique_ptr<store::RocksDbStore> store =
+      std::move(store::RocksDbStore::open({dir.path(), false}, &metrics)).value();
+  IngestMetrics ingest_metrics{metrics.registry()};
+  testing::FakeClock clock;
+  WritePipeline pipeline{*store, ingest_metrics, clock};
+
+  // name{...} -> points, via the store's select.
+  std::vector<store::Point> points(const char* name, const char* label = nullptr,
+                                   const char* value = nullptr) {
+    std::vector<LabelMatcher> m = {
+        std::move(LabelMatcher::create(MatchType::kEqual, "__name__", name)).value()};
+    if (label) m.push_back(std::move(LabelMatcher::create(MatchType::kEqual, label, value)).value());
+    auto refs = store->select(m);
+    std::vector<store::Point> out;
+    for (auto& r : refs) {
+      REQUIRE(store->read(r.id, std::numeric_limits<int64_t>::min(),
+                          std::numeric_limits<int64_t>::max(), out)
+                  .is_ok());
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("precision names of InfluxDB 1.x and 2.x") {
+  CHECK(*parse_precision("") == Precision::kNanoseconds);
+  CHECK(*parse_precision("ns") == Precision::kNanoseconds);
+  CHECK(*parse_precision("n") == Precision::kNanoseconds);
+  CHECK(*parse_precision("us") == Precision::kMicroseconds);
+  CHECK(*parse_precision("u") == Precision::kMicroseconds);
+  CHECK(*parse_precision("ms") == Precision::kMilliseconds);
+  CHECK(*parse_precision("s") == Precision::kSeconds);
+  CHECK(*parse_precision("m") == Precision::kMinutes);
+  CHECK(*parse_precision("h") == Precision::kHours);
+  auto bad = parse_precision("sec");
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().message().find("\"sec\"") != std::string::npos);
+}
+
+TEST_CASE("timestamps convert to milliseconds, flooring sub-millisecond units") {
+  CHECK(*to_milliseconds(1'700'000'000'123'456'789, Precision::kNanoseconds) == 1'700'000'000'123);
+  CHECK(*to_milliseconds(-1, Precision::kNanoseconds) == -1);
+  CHECK(*to_milliseconds(-1'000'000, Precision::kNanoseconds) == -1);
+  CHECK(*to_milliseconds(1'500, Precision::kMicroseconds) == 1);
+  CHECK(*to_milliseconds(7, Precision::kMilliseconds) == 7);
+  CHECK(*to_milliseconds(2, Precision::kSeconds) == 2'000);
+  CHECK(*to_milliseconds(2, Precision::kMinutes) == 120'000);
+  CHECK(*to_milliseconds(1, Precision::kHours) == 3'600'000);
+  CHECK_FALSE(to_milliseconds(std::numeric_limits<int64_t>::max(), Precision::kSeconds).is_ok());
+}
+
+TEST_CASE("a body's lines become samples named after measurement and field") {
+  Fixture f;
+  auto r = f.pipeline.write(
+      "cpu,host=a usage=1.5,idle=2i 1000\n"
+      "cpu,host=a value=7 1000\n"
+      "# a comment\n"
+      "\n"
+      "mem,host=a free=3u,ok=t,label=\"x y\" 2000\r\n",
+      Precision::kSeconds, Protocol::kHttp);
+  REQUIRE(r.storage.is_ok());
+  CHECK(r.lines_rejected == 0);
+  CHECK(r.lines_accepted == 3);
+  CHECK(r.samples_written == 5);
+  CHECK(r.string_fields == 1);
+  CHECK(f.points("cpu_usage", "host", "a") == std::vector<store::Point>{{1'000'000, 1.5}});
+  CHECK(f.points("cpu_idle") == std::vector<store::Point>{{1'000'000, 2}});
+  CHECK(f.points("cpu") == std::vector<store::Point>{{1'000'000, 7}});
+  CHECK(f.points("mem_free") == std::vector<store::Point>{{2'000'000, 3}});
+  CHECK(f.points("mem_ok") == std::vector<store::Point>{{2'000'000, 1}});
+  CHECK(f.points("mem_label").empty());
+  auto text = f.metrics.scrape();
+  CHECK(text.find("kpid_ingest_samples_total{protocol=\"http\"} 5") != std::string::npos);
+  CHECK(text.find("kpid_ingest_string_fields_skipped_total{protocol=\"http\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("bad lines are reported by line number while good lines are stored") {
+  Fixture f;
+  auto r = f.pipeline.write(
+      "ok value=1 1\n"
+      "bad\n"
+      "ok value=3 3\n"
+      "nan value=NaN 4\n"
+      "ok value=5 5",
+      Precision::kMilliseconds, Protocol::kTcp);
+  REQUIRE(r.storage.is_ok());
+  CHECK(r.lines_rejected == 2);
+  CHECK(r.lines_accepted == 3);
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].line == 2);
+  CHECK(r.errors[1].line == 4);
+  CHECK(r.errors[1].message.find("NaN") != std::string::npos);
+  CHECK(f.points("ok") == std::vector<store::Point>{{1, 1}, {3, 3}, {5, 5}});
+  auto text = f.metrics.scrape();
+  CHECK(text.find("kpid_ingest_lines_rejected_total{protocol=\"tcp\",reason=\"missing_fields\"} 1")
+        != std::string::npos);
+  CHECK(text.find(
+            "kpid_ingest_lines_rejected_total{protocol=\"tcp\",reason=\"unsupported_value\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("error numbering starts at first_line and stops listing at max_errors") {
+  Fixture f;
+  auto r = f.pipeline.write("x\ny\nz\n", Precision::kNanoseconds, Protocol::kTcp, 2, 10);
+  CHECK(r.lines_rejected == 3);
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].line == 10);
+  CHECK(r.errors[1].line == 11);
+}
+
+TEST_CASE("lines without a timestamp get the receive time") {
+  Fixture f;
+  f.clock.set_ms(1'700'000'000'123);
+  REQUIRE(f.pipeline.write("m value=1", Precision::kSeconds, Protocol::kHttp).storage.is_ok());
+  CHECK(f.points("m") == std::vector<store::Point>{{1'700'000'000'123, 1}});
+}
+
+TEST_CASE("a timestamp that overflows after precision scaling rejects the line") {
+  Fixture f;
+  auto r = f.pipeline.write("m value=1 9223372036854775807", Precision::kHours, Protocol::kHttp);
+  CHECK(r.lines_rejected == 1);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].message.find("out of range") != std::string::npos);
+}
+
+TEST_CASE("a tag that collides with another after sanitizing rejects the whole line") {
+  Fixture f;
+  auto r = f.pipeline.write("m,a-b=1,a_b=2 x=1,y=2 1", Precision::kSeconds, Protocol::kHttp);
+  CHECK(r.lines_rejected == 1);
+  CHECK(r.samples_written == 0);
+  CHECK(f.store->select(std::vector<LabelMatcher>{std::move(
+                            LabelMatcher::create(MatchType::kRegexMatch, "__name__", "m_.*"))
+                                                      .value()})
+            .size() <= 2);  // series may exist, but no samples
+  CHECK(f.points("m_x").empty());
+}
+
+TEST_CASE("out-of-order writes, backfill and overwrites") {
+  Fixture f;
+  REQUIRE(f.pipeline.write("m value=3 3000\nm value=1 1000", Precision::kMilliseconds,
+                           Protocol::kHttp)
+              .storage.is_ok());
+  REQUIRE(f.pipeline.write("m value=2 2000\nm value=10 1000", Precision::kMilliseconds,
+                           Protocol::kHttp)
+              .storage.is_ok());
+  REQUIRE(f.pipeline.write("m value=-1 -31536000000", Precision::kMilliseconds, Protocol::kHttp)
+              .storage.is_ok());
+  CHECK(f.points("m") ==
+        std::vector<store::Point>{{-31'536'000'000, -1}, {1000, 10}, {2000, 2}, {3000, 3}});
+}

@@ -1,0 +1,173 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "kpid/store/rocksdb_store.h"
+#include "support/temp_dir.h"
+
+using namespace kpid;
+using namespace kpid::store;
+
+namespace {
+
+std::unique_ptr<RocksDbStore> open_store(const std::string& dir, metrics::Metrics* m = nullptr) {
+  auto s = RocksDbStore::open({dir, false}, m);
+  INFO(s.status().to_string());
+  REQUIRE(s.is_ok());
+  return std::move(s).value();
+}
+
+SeriesId series(SampleStore& store, std::initializer_list<std::pair<const char*, const char*>> ls) {
+  LabelsBuilder b;
+  for (auto& [n, v] : ls) b.add(n, v);
+  REQUIRE(b.finish().empty());
+  auto id = store.resolve(b.key(), b);
+  REQUIRE(id.is_ok());
+  return *id;
+}
+
+std::vector<Point> read_all(const SampleStore& store, SeriesId id) {
+  std::vector<Point> out;
+  REQUIRE(store.read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+                     out)
+              .is_ok());
+  return out;
+}
+
+LabelMatcher matcher(MatchType t, const char* n, const char* v) {
+  return std::move(LabelMatcher::create(t, n, v)).value();
+}
+
+}  // namespace
+
+TEST_CASE("resolve gives one stable id per label set") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  SeriesId a = series(*store, {{"__name__", "cpu"}, {"host", "a"}});
+  SeriesId b = series(*store, {{"__name__", "cpu"}, {"host", "b"}});
+  SeriesId a2 = series(*store, {{"host", "a"}, {"__name__", "cpu"}});
+  CHECK(a != b);
+  CHECK(a == a2);
+  CHECK(store->series_count() == 2);
+}
+
+TEST_CASE("samples read back in time order within the requested range, inclusive") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  SeriesId id = series(*store, {{"__name__", "m"}});
+  SeriesId other = series(*store, {{"__name__", "n"}});
+  std::vector<Sample> samples = {{id, 3000, 3}, {id, 1000, 1}, {id, 2000, 2}, {other, 1500, 9},
+                                 {id, -5000, -5}};
+  REQUIRE(store->append(samples).is_ok());
+  CHECK(read_all(*store, id) ==
+        std::vector<Point>{{-5000, -5}, {1000, 1}, {2000, 2}, {3000, 3}});
+  std::vector<Point> window;
+  REQUIRE(store->read(id, 1000, 2000, window).is_ok());
+  CHECK(window == std::vector<Point>{{1000, 1}, {2000, 2}});
+  CHECK(read_all(*store, other) == std::vector<Point>{{1500, 9}});
+  CHECK(*store->has_samples(id, 1001, 1999) == false);
+  CHECK(*store->has_samples(id, 1001, 2000) == true);
+  CHECK(*store->has_samples(other, 0, 1000) == false);
+}
+
+TEST_CASE("a second sample at the same timestamp replaces the first") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  SeriesId id = series(*store, {{"__name__", "m"}});
+  std::vector<Sample> first = {{id, 1000, 1}};
+  std::vector<Sample> second = {{id, 1000, 42}};
+  REQUIRE(store->append(first).is_ok());
+  REQUIRE(store->append(second).is_ok());
+  CHECK(read_all(*store, id) == std::vector<Point>{{1000, 42}});
+}
+
+TEST_CASE("special float values are stored bit for bit") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  SeriesId id = series(*store, {{"__name__", "m"}});
+  double inf = std::numeric_limits<double>::infinity();
+  std::vector<Sample> s = {{id, 1, inf}, {id, 2, -0.0}, {id, 3, 5e-324}};
+  REQUIRE(store->append(s).is_ok());
+  auto points = read_all(*store, id);
+  REQUIRE(points.size() == 3);
+  CHECK(points[0].value == inf);
+  CHECK(std::signbit(points[1].value));
+  CHECK(points[2].value == 5e-324);
+}
+
+TEST_CASE("select applies every matcher, using postings for equality") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  SeriesId a = series(*store, {{"__name__", "cpu"}, {"host", "a"}, {"dc", "eu"}});
+  SeriesId b = series(*store, {{"__name__", "cpu"}, {"host", "b"}});
+  SeriesId c = series(*store, {{"__name__", "mem"}, {"host", "a"}});
+  auto ids = [](const std::vector<SeriesRef>& refs) {
+    std::vector<SeriesId> out;
+    for (auto& r : refs) out.push_back(r.id);
+    return out;
+  };
+  std::vector<LabelMatcher> m1 = {matcher(MatchType::kEqual, "__name__", "cpu")};
+  CHECK(ids(store->select(m1)) == std::vector<SeriesId>{a, b});
+  std::vector<LabelMatcher> m2 = {matcher(MatchType::kEqual, "host", "a"),
+                                  matcher(MatchType::kNotEqual, "__name__", "cpu")};
+  CHECK(ids(store->select(m2)) == std::vector<SeriesId>{c});
+  std::vector<LabelMatcher> m3 = {matcher(MatchType::kRegexMatch, "host", "a|b"),
+                                  matcher(MatchType::kEqual, "dc", "")};
+  CHECK(ids(store->select(m3)) == std::vector<SeriesId>{b, c});
+  std::vector<LabelMatcher> m4 = {matcher(MatchType::kEqual, "host", "zzz")};
+  CHECK(store->select(m4).empty());
+  auto refs = store->select(m1);
+  CHECK(refs[0].labels->get("dc") == "eu");
+}
+
+TEST_CASE("label names and values are listed sorted") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  series(*store, {{"__name__", "cpu"}, {"host", "b"}});
+  series(*store, {{"__name__", "cpu"}, {"host", "a"}, {"zone", "1"}});
+  CHECK(store->label_names() == std::vector<std::string>{"__name__", "host", "zone"});
+  CHECK(store->label_values("host") == std::vector<std::string>{"a", "b"});
+  CHECK(store->label_values("nope").empty());
+}
+
+TEST_CASE("series and samples survive closing and reopening") {
+  testing::TempDir dir;
+  SeriesId id = 0;
+  {
+    auto store = open_store(dir.path());
+    series(*store, {{"__name__", "first"}});
+    id = series(*store, {{"__name__", "cpu"}, {"host", "a"}});
+    std::vector<Sample> s = {{id, 1000, 1.5}, {id, 2000, 2.5}};
+    REQUIRE(store->append(s).is_ok());
+    REQUIRE(store->close().is_ok());
+  }
+  auto store = open_store(dir.path());
+  CHECK(store->series_count() == 2);
+  CHECK(series(*store, {{"__name__", "cpu"}, {"host", "a"}}) == id);
+  CHECK(read_all(*store, id) == std::vector<Point>{{1000, 1.5}, {2000, 2.5}});
+  // New series continue after the loaded ones.
+  CHECK(series(*store, {{"__name__", "new"}}) == 3);
+}
+
+TEST_CASE("store gauges are updated at scrape time") {
+  testing::TempDir dir;
+  metrics::Metrics m;
+  auto store = open_store(dir.path(), &m);
+  series(*store, {{"__name__", "a"}});
+  series(*store, {{"__name__", "b"}});
+  std::string text = m.scrape();
+  CHECK(text.find("kpid_store_series 2") != std::string::npos);
+  CHECK(text.find("kpid_store_size_bytes") != std::string::npos);
+}
+
+TEST_CASE("opening a store where a file blocks the directory fails with a clear error") {
+  testing::TempDir dir;
+  std::string blocker = dir.path() + "/file";
+  FILE* f = std::fopen(blocker.c_str(), "w");
+  REQUIRE(f != nullptr);
+  std::fclose(f);
+  auto s = RocksDbStore::open({blocker + "/data", false}, nullptr);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.status().message().find(blocker) != std::string::npos);
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kpid needs to build, run and test, skipping those already there.
+# Usage: scripts/install-deps.sh [--test]   (--test adds the tools the test suite talks to)
+set -euo pipefail
+
+packages=(g++ cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
+          prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(prometheus)  # promtool: checks /metrics and queries kpid as a real client
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "installing: ${missing[*]}"
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
