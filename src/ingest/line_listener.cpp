@@ -6,90 +6,61 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
 #include <vector>
 
 namespace kpid::ingest {
 
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 
 namespace {
 constexpr size_t kReadChunk = 64 << 10;
 }
 
-struct LineListener::Connection {
+struct LineListener::Connection final : kpid::net::StoppableConnection {
   explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+  void request_stop() override {
+    // On the connection's strand, so a batch being stored completes before the cancel.
+    asio::post(socket.get_executor(), [self = self.lock()] {
+      if (!self) return;
+      boost::system::error_code ignored;
+      self->socket.cancel(ignored);
+    });
+  }
   tcp::socket socket;
+  std::weak_ptr<Connection> self;
   std::string peer;
 };
 
-LineListener::LineListener(net::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
-                           const Clock& clock, LineListenerOptions options)
-    : io_(io),
-      store_(store),
+LineListener::LineListener(asio::io_context& io, store::SampleStore& store,
+                           IngestMetrics& metrics, const Clock& clock,
+                           LineListenerOptions options)
+    : store_(store),
       metrics_(metrics),
       clock_(clock),
       options_(std::move(options)),
       max_line_bytes_(options_.max_line_bytes),
-      acceptor_(io) {}
-
-LineListener::~LineListener() { stop(); }
+      acceptor_(io, "line protocol") {}
 
 Status LineListener::start() {
-  boost::system::error_code ec;
-  auto address = net::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host,
-                                       ec);
-  if (ec) return Status::invalid_argument("line listener: bad address " + options_.host);
-  tcp::endpoint endpoint(address, options_.port);
-  std::string where = options_.host + ":" + std::to_string(options_.port);
-  if (acceptor_.open(endpoint.protocol(), ec); ec) {
-    return Status::io_error("line listener: cannot open socket for " + where + ": " + ec.message());
-  }
-  acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (acceptor_.bind(endpoint, ec); ec) {
-    return Status::io_error("line listener: cannot bind " + where + ": " + ec.message());
-  }
-  if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) {
-    return Status::io_error("line listener: cannot listen on " + where + ": " + ec.message());
-  }
-  local_port_ = acceptor_.local_endpoint().port();
-  spdlog::info("line protocol listening on {}:{}", address.to_string(), local_port_);
-  accept_loop();
+  if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
+  acceptor_.start([this](tcp::socket socket) {
+    auto connection = std::make_shared<Connection>(std::move(socket));
+    connection->self = connection;
+    boost::system::error_code ec;
+    auto remote = connection->socket.remote_endpoint(ec);
+    connection->peer =
+        ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
+    run(connection);
+    return connection;
+  });
   return Status::ok();
 }
 
-void LineListener::accept_loop() {
-  acceptor_.async_accept(net::make_strand(io_), [this](boost::system::error_code ec,
-                                                       tcp::socket socket) {
-    if (ec) {
-      if (ec != net::error::operation_aborted) {
-        spdlog::warn("line listener: accept failed: {}", ec.message());
-      }
-      std::lock_guard lock(mutex_);
-      if (stopping_ || !acceptor_.is_open()) return;
-    } else {
-      auto connection = std::make_shared<Connection>(std::move(socket));
-      boost::system::error_code peer_ec;
-      auto remote = connection->socket.remote_endpoint(peer_ec);
-      connection->peer = peer_ec ? "unknown" : remote.address().to_string() + ":" +
-                                                   std::to_string(remote.port());
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_) return;
-        connections_.push_back(connection);
-        ++active_;
-      }
-      run(connection);
-    }
-    accept_loop();
-  });
-}
-
 void LineListener::run(std::shared_ptr<Connection> connection) {
-  auto session = [this, connection]() -> net::awaitable<void> {
+  auto session = [this, connection]() -> asio::awaitable<void> {
     WritePipeline pipeline(store_, metrics_, clock_);
     std::vector<char> buffer;
     size_t filled = 0;
@@ -137,11 +108,11 @@ void LineListener::run(std::shared_ptr<Connection> connection) {
       size_t max_line = max_line_bytes_.load();
       if (buffer.size() < max_line + kReadChunk) buffer.resize(max_line + kReadChunk);
       auto [ec, n] = co_await connection->socket.async_read_some(
-          net::buffer(buffer.data() + filled, buffer.size() - filled),
-          net::as_tuple(net::use_awaitable));
+          asio::buffer(buffer.data() + filled, buffer.size() - filled),
+          asio::as_tuple(asio::use_awaitable));
       if (ec) {
         // At EOF a last line without its newline is still a complete line.
-        if (ec == net::error::eof && filled > 0 && !discarding) consume(buffer.data(), filled);
+        if (ec == asio::error::eof && filled > 0 && !discarding) consume(buffer.data(), filled);
         break;
       }
       size_t begin = filled;
@@ -188,7 +159,7 @@ void LineListener::run(std::shared_ptr<Connection> connection) {
     connection->socket.close(ignored);
     co_return;
   };
-  net::co_spawn(connection->socket.get_executor(), std::move(session),
+  asio::co_spawn(connection->socket.get_executor(), std::move(session),
                 [this](std::exception_ptr e) {
                   if (e) {
                     try {
@@ -197,10 +168,7 @@ void LineListener::run(std::shared_ptr<Connection> connection) {
                       spdlog::error("tcp connection failed: {}", ex.what());
                     }
                   }
-                  std::lock_guard lock(mutex_);
-                  connections_.remove_if([](const auto& w) { return w.expired(); });
-                  --active_;
-                  idle_.notify_all();
+                  acceptor_.connection_ended();
                 });
 }
 
@@ -208,7 +176,7 @@ void LineListener::log_bad_line(const std::string& peer, const LineError& error)
   TimestampMs now = clock_.now_ms();
   size_t suppressed = 0;
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(log_mutex_);
     if (last_log_ms_ != INT64_MIN && now - last_log_ms_ < options_.error_log_interval) {
       ++suppressed_logs_;
       return;
@@ -223,34 +191,6 @@ void LineListener::log_bad_line(const std::string& peer, const LineError& error)
   } else {
     spdlog::warn("tcp {}: line {}: {}", peer, error.line, error.message);
   }
-}
-
-void LineListener::stop() {
-  std::list<std::weak_ptr<Connection>> connections;
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-    connections = connections_;
-  }
-  net::post(acceptor_.get_executor(), [this] {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-  });
-  for (auto& weak : connections) {
-    if (auto c = weak.lock()) {
-      // On the connection's strand, so a batch being stored completes before the cancel.
-      net::post(c->socket.get_executor(), [c] {
-        boost::system::error_code ignored;
-        c->socket.cancel(ignored);
-      });
-    }
-  }
-}
-
-bool LineListener::wait_idle(DurationMs timeout) {
-  std::unique_lock lock(mutex_);
-  return idle_.wait_for(lock, std::chrono::milliseconds(timeout), [this] { return active_ == 0; });
 }
 
 }  // namespace kpid::ingest

@@ -95,7 +95,7 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
     std::string_view naming_error = namer_.name(point, field.key, labels_);
     Result<store::SeriesId> id = Status::invalid_argument("");
     if (naming_error.empty()) {
-      id = store_.resolve(labels_.key(), labels_);
+      id = store_.resolve(labels_.key());
     }
     if (!naming_error.empty() || !id) {
       batch_.resize(batch_start);  // a line is stored whole or not at all

@@ -5,84 +5,55 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <chrono>
 
 namespace kpid::server {
 
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = net::ip::tcp;
+using tcp = asio::ip::tcp;
 
-struct HttpServer::Connection {
+struct HttpServer::Connection final : kpid::net::StoppableConnection {
   explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+  void request_stop() override {
+    // On the connection's strand: a busy connection finishes its response first.
+    asio::post(stream.get_executor(), [self = shared_from_this_()] {
+      self->stopping = true;
+      if (!self->busy) self->stream.cancel();
+    });
+  }
+  std::shared_ptr<Connection> shared_from_this_() { return self.lock(); }
+
   beast::tcp_stream stream;
+  std::weak_ptr<Connection> self;
   bool busy = false;      // handling a request; only touched on the connection's strand
   bool stopping = false;  // close after the current response
 };
 
-HttpServer::HttpServer(net::io_context& io, HttpServerOptions options, Handler handler,
+HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler,
                        TooLargeHandler on_too_large)
-    : io_(io),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       handler_(std::move(handler)),
       on_too_large_(std::move(on_too_large)),
       max_body_bytes_(options_.max_body_bytes),
-      acceptor_(io) {}
-
-HttpServer::~HttpServer() { stop(); }
+      acceptor_(io, "HTTP") {}
 
 Status HttpServer::start() {
-  boost::system::error_code ec;
-  auto address = net::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host,
-                                       ec);
-  if (ec) return Status::invalid_argument("http: bad address " + options_.host);
-  tcp::endpoint endpoint(address, options_.port);
-  std::string where = options_.host + ":" + std::to_string(options_.port);
-  if (acceptor_.open(endpoint.protocol(), ec); ec) {
-    return Status::io_error("http: cannot open socket for " + where + ": " + ec.message());
-  }
-  acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (acceptor_.bind(endpoint, ec); ec) {
-    return Status::io_error("http: cannot bind " + where + ": " + ec.message());
-  }
-  if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) {
-    return Status::io_error("http: cannot listen on " + where + ": " + ec.message());
-  }
-  local_port_ = acceptor_.local_endpoint().port();
-  spdlog::info("HTTP listening on {}:{}", address.to_string(), local_port_);
-  accept_loop();
+  if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
+  acceptor_.start([this](tcp::socket socket) {
+    auto connection = std::make_shared<Connection>(std::move(socket));
+    connection->self = connection;
+    run(connection);
+    return connection;
+  });
   return Status::ok();
 }
 
-void HttpServer::accept_loop() {
-  acceptor_.async_accept(net::make_strand(io_), [this](boost::system::error_code ec,
-                                                       tcp::socket socket) {
-    if (ec) {
-      if (ec != net::error::operation_aborted) {
-        spdlog::warn("http: accept failed: {}", ec.message());
-      }
-      std::lock_guard lock(mutex_);
-      if (stopping_ || !acceptor_.is_open()) return;
-    } else {
-      auto connection = std::make_shared<Connection>(std::move(socket));
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_) return;
-        connections_.push_back(connection);
-        ++active_;
-      }
-      run(connection);
-    }
-    accept_loop();
-  });
-}
-
 void HttpServer::run(std::shared_ptr<Connection> c) {
-  auto session = [this, c]() -> net::awaitable<void> {
+  auto session = [this, c]() -> asio::awaitable<void> {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
@@ -92,7 +63,7 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
 
       c->stream.expires_after(std::chrono::milliseconds(options_.idle_timeout));
       auto [hec, hn] = co_await http::async_read_header(c->stream, buffer, parser,
-                                                         net::as_tuple(net::use_awaitable));
+                                                         asio::as_tuple(asio::use_awaitable));
       (void)hn;
       bool too_large = hec == http::error::body_limit;
       if (hec && !too_large) break;  // closed, timed out, cancelled by stop(), or malformed
@@ -102,13 +73,13 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
           http::response<http::empty_body> cont{http::status::continue_, 11};
           c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
           auto [cec, cn] = co_await http::async_write(c->stream, cont,
-                                                      net::as_tuple(net::use_awaitable));
+                                                      asio::as_tuple(asio::use_awaitable));
           (void)cn;
           if (cec) break;
         }
         c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
         auto [bec, bn] = co_await http::async_read(c->stream, buffer, parser,
-                                                   net::as_tuple(net::use_awaitable));
+                                                   asio::as_tuple(asio::use_awaitable));
         (void)bn;
         if (bec == http::error::body_limit) {
           too_large = true;
@@ -134,7 +105,7 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
       response.prepare_payload();
       c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
       auto [wec, wn] = co_await http::async_write(c->stream, response,
-                                                  net::as_tuple(net::use_awaitable));
+                                                  asio::as_tuple(asio::use_awaitable));
       (void)wn;
       c->busy = false;
       if (wec || !keep_alive) break;
@@ -144,7 +115,7 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
     c->stream.close();
     co_return;
   };
-  net::co_spawn(c->stream.get_executor(), std::move(session), [this](std::exception_ptr e) {
+  asio::co_spawn(c->stream.get_executor(), std::move(session), [this](std::exception_ptr e) {
     if (e) {
       try {
         std::rethrow_exception(e);
@@ -152,39 +123,8 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
         spdlog::error("http connection failed: {}", ex.what());
       }
     }
-    std::lock_guard lock(mutex_);
-    connections_.remove_if([](const auto& w) { return w.expired(); });
-    --active_;
-    idle_.notify_all();
+    acceptor_.connection_ended();
   });
-}
-
-void HttpServer::stop() {
-  std::list<std::weak_ptr<Connection>> connections;
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-    connections = connections_;
-  }
-  net::post(acceptor_.get_executor(), [this] {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-  });
-  for (auto& weak : connections) {
-    if (auto c = weak.lock()) {
-      // On the connection's strand: a busy connection finishes its response first.
-      net::post(c->stream.get_executor(), [c] {
-        c->stopping = true;
-        if (!c->busy) c->stream.cancel();
-      });
-    }
-  }
-}
-
-bool HttpServer::wait_idle(DurationMs timeout) {
-  std::unique_lock lock(mutex_);
-  return idle_.wait_for(lock, std::chrono::milliseconds(timeout), [this] { return active_ == 0; });
 }
 
 }  // namespace kpid::server

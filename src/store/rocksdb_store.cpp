@@ -209,7 +209,7 @@ Status RocksDbStore::close() {
   return result;
 }
 
-Result<SeriesId> RocksDbStore::resolve(std::string_view key, const LabelsBuilder& labels) {
+Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   {
     std::shared_lock lock(impl_->index_mutex);
     if (auto it = impl_->id_by_key.find(key); it != impl_->id_by_key.end()) return it->second;
@@ -222,6 +222,10 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key, const LabelsBuilder
     id = impl_->labels_by_index.size() + 1;
   }
   if (!impl_->db) return Status::unavailable("store is closed");
+  // Decoding validates the label set (no empty or repeated names) before it is made durable,
+  // since a bad one would fail every later open.
+  auto decoded = Labels::decode(key);
+  if (!decoded) return Status::invalid_argument("invalid series: " + decoded.status().message());
   char id_bytes[8];
   put_be64(id_bytes, id);
   rocksdb::WriteBatch batch;
@@ -232,7 +236,7 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key, const LabelsBuilder
     return from_rocksdb(s, "creating series");
   }
   std::unique_lock lock(impl_->index_mutex);
-  impl_->index_series(id, labels.to_labels(), std::string(key));
+  impl_->index_series(id, std::move(decoded).value(), std::string(key));
   return id;
 }
 

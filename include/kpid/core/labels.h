@@ -63,7 +63,8 @@ class LabelsBuilder {
   std::string_view finish();
   // The canonical encoding (same as Labels::encode()); valid after finish().
   std::string_view key() const { return key_; }
-  // An owning copy, for creating a new series.
+  // An owning copy. Requires that finish() succeeded and no name is empty (as ingest
+  // guarantees); otherwise use Labels::decode(key()), which reports the problem.
   Labels to_labels() const;
 
  private:

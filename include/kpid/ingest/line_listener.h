@@ -5,9 +5,7 @@
 // limit is skipped without being buffered.
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +16,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
+#include "kpid/net/acceptor.h"
 #include "kpid/store/sample_store.h"
 
 namespace kpid::ingest {
@@ -34,42 +33,34 @@ class LineListener {
   // The store, metrics and clock must outlive the listener; `io` runs its connections.
   LineListener(boost::asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
                const Clock& clock, LineListenerOptions options);
-  ~LineListener();
 
   // Binds and starts accepting. A bind failure is returned, never just logged.
   Status start();
-  uint16_t local_port() const { return local_port_; }
+  uint16_t local_port() const { return acceptor_.local_port(); }
 
   // Changes the line length limit for lines read from now on (config reload). Thread-safe.
   void set_max_line_bytes(size_t bytes) { max_line_bytes_.store(bytes); }
 
   // Stops accepting and ends every connection once its current batch is stored; lines not
   // yet complete are dropped (they were never acknowledged). Thread-safe.
-  void stop();
+  void stop() { acceptor_.stop(); }
   // Waits until every connection has ended or `timeout` passed; returns whether all ended.
-  bool wait_idle(DurationMs timeout);
+  bool wait_idle(DurationMs timeout) { return acceptor_.wait_idle(timeout); }
 
   struct Connection;
 
  private:
-  void accept_loop();
   void run(std::shared_ptr<Connection> connection);
   void log_bad_line(const std::string& peer, const LineError& error);
 
-  boost::asio::io_context& io_;
   store::SampleStore& store_;
   IngestMetrics& metrics_;
   const Clock& clock_;
   LineListenerOptions options_;
   std::atomic<size_t> max_line_bytes_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  uint16_t local_port_ = 0;
+  net::Acceptor acceptor_;
 
-  std::mutex mutex_;  // guards connections_, stopping_, log state
-  std::condition_variable idle_;
-  std::list<std::weak_ptr<Connection>> connections_;
-  bool stopping_ = false;
-  size_t active_ = 0;  // connections whose session has not ended
+  std::mutex log_mutex_;  // guards the rate limit of bad-line logs
   TimestampMs last_log_ms_ = INT64_MIN;
   size_t suppressed_logs_ = 0;
 };

@@ -4,12 +4,9 @@
 // and a graceful stop that lets in-flight requests finish.
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +15,7 @@
 
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/net/acceptor.h"
 
 namespace kpid::server {
 
@@ -43,40 +41,30 @@ class HttpServer {
   using TooLargeHandler = std::function<Response(const Request& header, uint64_t limit)>;
   HttpServer(boost::asio::io_context& io, HttpServerOptions options, Handler handler,
              TooLargeHandler on_too_large);
-  ~HttpServer();
 
   // Binds and starts accepting. A bind failure is returned, never just logged.
   Status start();
-  uint16_t local_port() const { return local_port_; }
+  uint16_t local_port() const { return acceptor_.local_port(); }
 
   // The body limit for requests read from now on (config reload). Thread-safe.
   void set_max_body_bytes(uint64_t bytes) { max_body_bytes_.store(bytes); }
   uint64_t max_body_bytes() const { return max_body_bytes_.load(); }
 
   // Stops accepting; idle connections close now, busy ones after their current response.
-  void stop();
+  void stop() { acceptor_.stop(); }
   // Waits until every connection has closed or `timeout` passed; returns whether all closed.
-  bool wait_idle(DurationMs timeout);
+  bool wait_idle(DurationMs timeout) { return acceptor_.wait_idle(timeout); }
 
   struct Connection;
 
  private:
-  void accept_loop();
   void run(std::shared_ptr<Connection> connection);
 
-  boost::asio::io_context& io_;
   HttpServerOptions options_;
   Handler handler_;
   TooLargeHandler on_too_large_;
   std::atomic<uint64_t> max_body_bytes_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  uint16_t local_port_ = 0;
-
-  std::mutex mutex_;
-  std::condition_variable idle_;
-  std::list<std::weak_ptr<Connection>> connections_;
-  size_t active_ = 0;
-  bool stopping_ = false;
+  net::Acceptor acceptor_;
 };
 
 }  // namespace kpid::server

@@ -30,7 +30,7 @@ class RocksDbStore final : public SampleStore {
   // Flushes memtables and closes RocksDB; later calls fail. Called by the destructor if needed.
   Status close();
 
-  Result<SeriesId> resolve(std::string_view key, const LabelsBuilder& labels) override;
+  Result<SeriesId> resolve(std::string_view key) override;
   Status append(std::span<const Sample> samples) override;
   std::vector<SeriesRef> select(std::span<const LabelMatcher> matchers) const override;
   Status read(SeriesId series, TimestampMs start, TimestampMs end,

@@ -41,9 +41,10 @@ class SampleStore {
  public:
   virtual ~SampleStore() = default;
 
-  // The id of the series whose canonical key (LabelsBuilder::key()) is `key`, creating the series
-  // durably from `labels` when it is new.
-  virtual Result<SeriesId> resolve(std::string_view key, const LabelsBuilder& labels) = 0;
+  // The id of the series whose canonical key (LabelsBuilder::key(), Labels::encode()) is `key`,
+  // creating the series durably when it is new. Fails (invalid_argument) on a malformed key or a
+  // label set with an empty or repeated name.
+  virtual Result<SeriesId> resolve(std::string_view key) = 0;
 
   // Stores `samples` atomically (all or none); a sample with the same series and timestamp as a
   // stored one replaces it. When this returns ok the samples survive a crash of the process

@@ -21,7 +21,7 @@ struct Fixture {
     LabelsBuilder b;
     for (auto& [n, v] : labels) b.add(n, v);
     REQUIRE(b.finish().empty());
-    auto id = store->resolve(b.key(), b);
+    auto id = store->resolve(b.key());
     REQUIRE(id.is_ok());
     std::vector<store::Sample> samples;
     for (auto& p : points) samples.push_back({*id, p.timestamp, p.value});

@@ -22,7 +22,7 @@ SeriesId series(SampleStore& store, std::initializer_list<std::pair<const char*,
   LabelsBuilder b;
   for (auto& [n, v] : ls) b.add(n, v);
   REQUIRE(b.finish().empty());
-  auto id = store.resolve(b.key(), b);
+  auto id = store.resolve(b.key());
   REQUIRE(id.is_ok());
   return *id;
 }

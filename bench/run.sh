@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs kpid's benchmark: starts kpid from the build dir on a fresh temporary data dir on
+# loopback ports, runs kpid_bench against it (ingest throughput, then query latency),
+# stops kpid with SIGTERM by PID, and removes the temporary dir on exit.
+#
+# Usage: bench/run.sh [kpid_bench options...]     (see: kpid_bench --help)
+# Environment: BUILD_DIR (default: <repo>/build-h4), KPID, KPID_BENCH (binaries' paths).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+build=${BUILD_DIR:-$root/build-h4}
+kpid=${KPID:-$build/src/kpid}
+bench=${KPID_BENCH:-$build/bench/kpid_bench}
+
+for exe in "$kpid" "$bench"; do
+  if [[ ! -x $exe ]]; then
+    echo "run.sh: $exe not found; build it first:" >&2
+    echo "  cmake -S $root -B $build -DKPID_BUILD_BENCH=ON && cmake --build $build --target kpid kpid_bench -j1" >&2
+    exit 2
+  fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kpid-bench.XXXXXX")
+kpid_pid=""
+
+cleanup() {
+  if [[ -n $kpid_pid ]] && kill -0 "$kpid_pid" 2>/dev/null; then
+    kill -TERM "$kpid_pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$kpid_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$kpid_pid" 2>/dev/null && kill -KILL "$kpid_pid" 2>/dev/null || true
+    wait "$kpid_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo "== kpid benchmark $(date -u +%F) on $(nproc) cores $(uname -m), ${cpu_model:-unknown CPU}"
+echo "   kpid: $kpid ($("$kpid" --version 2>/dev/null || echo '?'))"
+echo "   client and server share the machine's cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+"$kpid" --data-dir "$tmp/data" --http-listen 127.0.0.1:0 --line-listen 127.0.0.1:0 \
+  2>"$tmp/kpid.log" &
+kpid_pid=$!
+
+port=""
+for _ in $(seq 1 300); do
+  port=$(sed -n 's/.*HTTP listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/kpid.log" | head -1)
+  [[ -n $port ]] && break
+  if ! kill -0 "$kpid_pid" 2>/dev/null; then
+    echo "run.sh: kpid exited during startup:" >&2
+    cat "$tmp/kpid.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if [[ -z $port ]]; then
+  echo "run.sh: kpid did not log its HTTP port within 30 s:" >&2
+  cat "$tmp/kpid.log" >&2
+  exit 1
+fi
+echo "   kpid pid $kpid_pid, HTTP on 127.0.0.1:$port, data dir $tmp/data"
+
+bench_rc=0
+"$bench" --port "$port" "$@" || bench_rc=$?
+
+# kpid's own cost, read before it exits: CPU time (user+sys) and peak resident memory.
+if [[ -r /proc/$kpid_pid/stat ]]; then
+  ticks=$(getconf CLK_TCK)
+  read -r utime stime < <(sed 's/^.*) //' "/proc/$kpid_pid/stat" | awk '{print $12, $13}')
+  hwm=$(sed -n 's/^VmHWM:[[:space:]]*//p' "/proc/$kpid_pid/status")
+  echo "RESULT kpid cpu seconds  user $(awk -v t="$utime" -v h="$ticks" 'BEGIN{printf "%.1f", t/h}')  sys $(awk -v t="$stime" -v h="$ticks" 'BEGIN{printf "%.1f", t/h}')"
+  echo "RESULT kpid peak RSS     $hwm"
+fi
+echo "RESULT kpid data dir     $(du -sh "$tmp/data" | cut -f1)"
+echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+kill -TERM "$kpid_pid"
+kpid_rc=0
+for _ in $(seq 1 300); do kill -0 "$kpid_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$kpid_pid" 2>/dev/null; then
+  echo "run.sh: kpid did not exit within 30 s of SIGTERM; killing it" >&2
+  kill -KILL "$kpid_pid" 2>/dev/null || true
+  kpid_rc=1
+fi
+wait "$kpid_pid" || kpid_rc=$?
+kpid_pid=""
+if [[ $kpid_rc -ne 0 ]]; then
+  echo "run.sh: kpid exited with status $kpid_rc after SIGTERM; its log:" >&2
+  tail -n 50 "$tmp/kpid.log" >&2
+  exit 1
+fi
+echo "   kpid stopped cleanly (SIGTERM, exit 0)"
+if [[ $bench_rc -ne 0 ]]; then
+  echo "run.sh: kpid_bench FAILED (exit $bench_rc); kpid log tail:" >&2
+  tail -n 20 "$tmp/kpid.log" >&2
+fi
+exit "$bench_rc"
