@@ -298,3 +298,30 @@ TEST_CASE("config: SIGHUP applies line.max_line_bytes and query.lookback_delta",
   // The new lookback applies to queries.
   CHECK(eventually([&] { return k.query_at_ms("hupl", t + 120'000).empty(); }, 5s));
 }
+
+TEST_CASE("config: SIGHUP applies log.level", "[config][reload]") {
+  Kpid k({.config_toml = "[log]\nlevel = \"info\"\n[http]\nmax_body_bytes = \"1KiB\"\n"});
+  k.start();
+  const int64_t t = base_ms();
+  std::string big;
+  for (int i = 0; big.size() < 2000; ++i)
+    big += "lvl,host=h" + std::to_string(i) + " value=1 " + std::to_string(t) + "\n";
+  REQUIRE(k.write(big, "ms").status == 413);
+  const std::string start_log = k.log();
+
+  // Raise the level to warn and the body limit together; once the limit is in effect the reload
+  // happened, and its own info-level messages must not have been logged.
+  k.write_config("[log]\nlevel = \"warn\"\n[http]\nmax_body_bytes = \"1MiB\"\n");
+  k.send_signal(SIGHUP);
+  REQUIRE(eventually([&] { return k.write(big, "ms").status == 204; }, 5s, 50ms));
+  std::this_thread::sleep_for(100ms);
+  const std::string after_warn = k.log();
+  INFO("log:\n" << k.log_tail());
+  CHECK_FALSE(contains(after_warn.substr(start_log.size()), "[info]"));
+
+  // Back to info: the next reload is logged at info level again.
+  k.write_config("[log]\nlevel = \"info\"\n[http]\nmax_body_bytes = \"1KiB\"\n");
+  k.send_signal(SIGHUP);
+  REQUIRE(eventually([&] { return k.write(big, "ms").status == 413; }, 5s, 50ms));
+  CHECK(eventually([&] { return contains(k.log().substr(after_warn.size()), "[info]"); }, 5s));
+}

@@ -135,8 +135,10 @@ namespace {
 // A writer thread posts one sample per request (series `dur`, value i at base+i ms) on a
 // keep-alive connection and records every 204. Mid-stream kpid gets `sig`; after a restart every
 // acknowledged sample must be there with its value.
-void acknowledged_writes_survive(int sig) {
-  Kpid k;
+void acknowledged_writes_survive(int sig, bool sync = false) {
+  KpidOptions options;
+  if (sync) options.config_toml = "[storage]\nsync = true\n";
+  Kpid k(options);
   k.start();
   const int64_t base = (now_ms() / 1000) * 1000 - 1'800'000;
   constexpr int kMax = 30'000;
@@ -238,7 +240,66 @@ TEST_CASE("lifecycle: kill -9 mid-stream loses no acknowledged write", "[lifecyc
   acknowledged_writes_survive(SIGKILL);
 }
 
+TEST_CASE("lifecycle: kill -9 mid-stream with storage.sync = true loses no acknowledged write",
+          "[lifecycle][durability]") {
+  acknowledged_writes_survive(SIGKILL, /*sync=*/true);
+}
+
 TEST_CASE("lifecycle: SIGTERM mid-stream finishes in-flight writes and exits 0",
           "[lifecycle][durability]") {
   acknowledged_writes_survive(SIGTERM);
+}
+
+TEST_CASE("lifecycle: request_timeout and idle_timeout close slow and idle connections",
+          "[lifecycle][http]") {
+  Kpid k({.config_toml = "[http]\nrequest_timeout = \"1s\"\nidle_timeout = \"1s\"\n"});
+  k.start();
+  auto timed = [&](std::string_view request, std::string& response) {
+    const auto t0 = Clock::now();
+    response = raw_http(k.http_port(), request, 8s);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  };
+  std::string resp;
+  SECTION("headers never finished") {
+    const auto ms = timed("POST /write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le", resp);
+    INFO("closed after " << ms << " ms; response: " << resp);
+    CHECK(ms >= 500);
+    CHECK(ms < 4000);
+  }
+  SECTION("body never finished") {
+    const auto ms = timed(
+        "POST /write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\nslow value=1", resp);
+    INFO("closed after " << ms << " ms; response: " << resp);
+    CHECK(ms >= 500);
+    CHECK(ms < 4000);
+    require_empty_at(k, "slow", now_ms());
+  }
+  SECTION("idle keep-alive connection") {
+    const auto ms = timed("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", resp);
+    INFO("closed after " << ms << " ms; response: " << resp);
+    CHECK(raw_status(resp) == 200);
+    CHECK(ms >= 500);
+    CHECK(ms < 4000);
+  }
+  // Still serving.
+  CHECK(k.get("/healthz").status == 200);
+}
+
+TEST_CASE("lifecycle: a huge Content-Length is refused with 413 before the body is sent",
+          "[lifecycle][http][limits]") {
+  Kpid k;
+  k.start();
+  for (const char* extra : {"", "Expect: 100-continue\r\n"}) {
+    const auto t0 = Clock::now();
+    const std::string resp = raw_http(k.http_port(),
+                                      std::string("POST /write HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                  "Content-Length: 100000000\r\n") +
+                                          extra + "\r\n",
+                                      5s);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    INFO("extra header '" << extra << "': " << ms << " ms; response: " << resp);
+    CHECK(raw_status(resp) == 413);
+    CHECK(ms < 3000);
+  }
 }

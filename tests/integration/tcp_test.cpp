@@ -1,6 +1,7 @@
 // TCP line protocol listener: newline-delimited, ns precision, bad and over-long lines are
 // counted and skipped without dropping the connection.
 
+#include <algorithm>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -104,4 +105,27 @@ TEST_CASE("tcp: many lines in one burst, and string fields skipped", "[tcp]") {
   require_empty_at(k, R"({__name__=~"burststr.*"})", t);
   CHECK(metric_value(k.metrics(), "kpid_ingest_string_fields_skipped_total",
                      {{"protocol", "tcp"}}) == 1.0);
+}
+
+TEST_CASE("tcp: every bad line is counted but error logging is rate-limited", "[tcp]") {
+  Kpid k({.config_toml = "[line]\nerror_log_interval = \"10s\"\n"});
+  k.start();
+  const int64_t t = base_ms();
+  {
+    TcpClient c(k.line_port());
+    std::string bad;
+    for (int i = 0; i < 500; ++i) bad += "bad line number" + std::to_string(i) + "\n";
+    c.send(bad);
+    c.send("afterbad value=1 " + ns(t) + "\n");
+  }
+  REQUIRE(eventually([&] { return !k.query_at_ms("afterbad", t).empty(); }));
+  REQUIRE(eventually([&] {
+    return metric_value(k.metrics(), "kpid_ingest_lines_rejected_total", {{"protocol", "tcp"}}) ==
+           500.0;
+  }));
+  // 500 bad lines within one interval: a handful of log lines at most, not one per line.
+  const std::string log = k.log();
+  const size_t lines = static_cast<size_t>(std::count(log.begin(), log.end(), '\n'));
+  INFO("log:\n" << k.log_tail());
+  CHECK(lines <= 15);
 }

@@ -35,9 +35,9 @@ struct Field {
 // Why a line was rejected. Each has a stable short name used as a metric label.
 enum class ParseErrorCode {
   kNone,
-  kMissingMeasurement,  // line starts with a comma or space, or is only a measurement
+  kMissingMeasurement,  // the line starts with a comma: no measurement name
   kMissingTagValue,     // "tag" or "tag=" without value, or empty tag key
-  kMissingFields,       // no field set
+  kMissingFields,       // no field set (the line is only a measurement and tags)
   kInvalidField,        // field without '=', empty key, unparsable value, unterminated string
   kUnsupportedValue,    // NaN or +/-Inf
   kValueOutOfRange,     // number overflows float64, int64 or uint64
