@@ -34,6 +34,8 @@ void append_label(std::string& out, std::string_view name, std::string_view valu
   out.append(value);
 }
 
+}  // namespace
+
 void append_quoted(std::string& out, std::string_view value) {
   out.push_back('"');
   for (char c : value) {
@@ -46,8 +48,6 @@ void append_quoted(std::string& out, std::string_view value) {
   }
   out.push_back('"');
 }
-
-}  // namespace
 
 void append_varint(std::string& out, uint64_t value) {
   while (value >= 0x80) {

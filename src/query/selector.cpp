@@ -70,18 +70,10 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// Go's %q, near enough for messages: quotes and backslashes escaped.
+// Go's %q, near enough for messages.
 std::string go_quote(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (c == '\n') {
-      out.append("\\n");
-      continue;
-    }
-    out.push_back(c);
-  }
-  out.push_back('"');
+  std::string out;
+  append_quoted(out, text);
   return out;
 }
 

@@ -76,6 +76,10 @@ class LabelsBuilder {
   std::string key_;
 };
 
+// Appends `value` in double quotes with quotes, backslashes and newlines escaped, as
+// Prometheus prints label values.
+void append_quoted(std::string& out, std::string_view value);
+
 // Appends a varint (LEB128) to `out`.
 void append_varint(std::string& out, uint64_t value);
 
