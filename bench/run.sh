@@ -4,12 +4,12 @@
 # stops kpid with SIGTERM by PID, and removes the temporary dir on exit.
 #
 # Usage: bench/run.sh [kpid_bench options...]     (see: kpid_bench --help)
-# Environment: BUILD_DIR (default: <repo>/build-h4), KPID, KPID_BENCH (binaries' paths).
+# Environment: BUILD_DIR (default: <repo>/build, as scripts/build.sh makes it), KPID, KPID_BENCH (binaries' paths).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-build=${BUILD_DIR:-$root/build-h4}
+build=${BUILD_DIR:-$root/build}
 kpid=${KPID:-$build/src/kpid}
 bench=${KPID_BENCH:-$build/bench/kpid_bench}
 
