@@ -19,18 +19,17 @@ namespace {
 constexpr size_t kReadChunk = 64 << 10;
 }
 
-struct LineListener::Connection final : kpid::net::StoppableConnection {
+struct LineListener::Connection final : kpid::net::StoppableConnection,
+                                       std::enable_shared_from_this<LineListener::Connection> {
   explicit Connection(tcp::socket s) : socket(std::move(s)) {}
   void request_stop() override {
     // On the connection's strand, so a batch being stored completes before the cancel.
-    asio::post(socket.get_executor(), [self = self.lock()] {
-      if (!self) return;
+    asio::post(socket.get_executor(), [self = shared_from_this()] {
       boost::system::error_code ignored;
       self->socket.cancel(ignored);
     });
   }
   tcp::socket socket;
-  std::weak_ptr<Connection> self;
   std::string peer;
 };
 
@@ -48,7 +47,6 @@ Status LineListener::start() {
   if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
   acceptor_.start([this](tcp::socket socket) {
     auto connection = std::make_shared<Connection>(std::move(socket));
-    connection->self = connection;
     boost::system::error_code ec;
     auto remote = connection->socket.remote_endpoint(ec);
     connection->peer =

@@ -16,19 +16,18 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-struct HttpServer::Connection final : kpid::net::StoppableConnection {
+struct HttpServer::Connection final : kpid::net::StoppableConnection,
+                                      std::enable_shared_from_this<HttpServer::Connection> {
   explicit Connection(tcp::socket s) : stream(std::move(s)) {}
   void request_stop() override {
     // On the connection's strand: a busy connection finishes its response first.
-    asio::post(stream.get_executor(), [self = shared_from_this_()] {
+    asio::post(stream.get_executor(), [self = shared_from_this()] {
       self->stopping = true;
       if (!self->busy) self->stream.cancel();
     });
   }
-  std::shared_ptr<Connection> shared_from_this_() { return self.lock(); }
 
   beast::tcp_stream stream;
-  std::weak_ptr<Connection> self;
   bool busy = false;      // handling a request; only touched on the connection's strand
   bool stopping = false;  // close after the current response
 };
@@ -45,7 +44,6 @@ Status HttpServer::start() {
   if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
   acceptor_.start([this](tcp::socket socket) {
     auto connection = std::make_shared<Connection>(std::move(socket));
-    connection->self = connection;
     run(connection);
     return connection;
   });
