@@ -99,8 +99,12 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
     }
     if (!naming_error.empty() || !id) {
       batch_.resize(batch_start);  // a line is stored whole or not at all
+      if (naming_error.empty() && id.status().code() != StatusCode::kInvalidArgument) {
+        // The store itself failed: not this line's fault, and no later line would fare better.
+        storage_failure_ = id.status();
+      }
       error_ = naming_error.empty() ? id.status().message() : std::string(naming_error);
-      error_reason_ = naming_error.empty() ? "storage_error" : "invalid_series_name";
+      error_reason_ = "invalid_series_name";
       return false;
     }
     batch_.push_back({*id, ts, field.value});
@@ -116,6 +120,7 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
   batch_.clear();
   string_fields_ = 0;
   points_ = 0;
+  storage_failure_ = Status::ok();
   TimestampMs now = clock_.now_ms();
   size_t line_number = first_line;
   while (!body.empty()) {
@@ -123,6 +128,7 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
     std::string_view line = body.substr(0, nl);
     body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
     if (!add_line(line, precision, now)) {
+      if (!storage_failure_.is_ok()) break;
       ++result.lines_rejected;
       metrics_.rejected(protocol, error_reason_);
       if (result.errors.size() < max_errors) result.errors.push_back({line_number, error_});
@@ -131,7 +137,7 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
   }
   result.string_fields = string_fields_;
   if (string_fields_ > 0) metrics_.string_fields(protocol, static_cast<double>(string_fields_));
-  result.storage = store_.append(batch_);
+  result.storage = storage_failure_.is_ok() ? store_.append(batch_) : storage_failure_;
   if (result.storage) {
     result.samples_written = batch_.size();
     result.lines_accepted = points_;

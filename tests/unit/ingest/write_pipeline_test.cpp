@@ -167,3 +167,41 @@ TEST_CASE("out-of-order writes, backfill and overwrites") {
   CHECK(f.points("m") ==
         std::vector<store::Point>{{-31'536'000'000, -1}, {1000, 10}, {2000, 2}, {3000, 3}});
 }
+
+namespace {
+
+// A store that fails every call, as a full or broken disk would.
+class FailingStore final : public store::SampleStore {
+ public:
+  Result<store::SeriesId> resolve(std::string_view) override {
+    return Status::unavailable("disk full");
+  }
+  Status append(std::span<const store::Sample>) override { return Status::unavailable("disk full"); }
+  std::vector<store::SeriesRef> select(std::span<const LabelMatcher>) const override { return {}; }
+  Status read(store::SeriesId, TimestampMs, TimestampMs, std::vector<store::Point>&) const override {
+    return Status::ok();
+  }
+  Result<bool> has_samples(store::SeriesId, TimestampMs, TimestampMs) const override {
+    return false;
+  }
+  std::vector<std::string> label_names() const override { return {}; }
+  std::vector<std::string> label_values(std::string_view) const override { return {}; }
+  size_t series_count() const override { return 0; }
+  uint64_t disk_usage_bytes() const override { return 0; }
+};
+
+}  // namespace
+
+TEST_CASE("a failing store fails the whole write instead of blaming the lines") {
+  FailingStore store;
+  metrics::Metrics metrics;
+  IngestMetrics ingest_metrics(metrics.registry());
+  testing::FakeClock clock;
+  WritePipeline pipeline(store, ingest_metrics, clock);
+  auto r = pipeline.write("a value=1 1\nb value=2 2\n", Precision::kSeconds, Protocol::kHttp);
+  REQUIRE_FALSE(r.storage.is_ok());
+  CHECK(r.storage.code() == StatusCode::kUnavailable);
+  CHECK(r.lines_rejected == 0);
+  CHECK(r.errors.empty());
+  CHECK(r.samples_written == 0);
+}
