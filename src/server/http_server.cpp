@@ -64,7 +64,27 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
                                                          asio::as_tuple(asio::use_awaitable));
       (void)hn;
       bool too_large = hec == http::error::body_limit;
-      if (hec && !too_large) break;  // closed, timed out, cancelled by stop(), or malformed
+      if (hec && !too_large) {
+        // A malformed request gets a plain answer saying why before the connection closes;
+        // a closed, timed-out or cancelled one has nobody left to answer.
+        if (hec.category() == http::make_error_code(http::error::bad_target).category() &&
+            hec != http::error::end_of_stream && hec != http::error::partial_message) {
+          bool header_too_large = hec == http::error::header_limit;
+          http::response<http::string_body> bad{
+              header_too_large ? http::status::request_header_fields_too_large
+                               : http::status::bad_request,
+              11};
+          bad.set(http::field::content_type, "text/plain; charset=utf-8");
+          bad.set(http::field::connection, "close");
+          bad.body() = (header_too_large ? "request header too large (limit 64 KiB)"
+                                         : "malformed HTTP request: " + hec.message()) +
+                       "\n";
+          bad.prepare_payload();
+          c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
+          co_await http::async_write(c->stream, bad, asio::as_tuple(asio::use_awaitable));
+        }
+        break;
+      }
       c->busy = true;
       if (!too_large) {
         if (parser.get()[http::field::expect] == "100-continue") {

@@ -596,3 +596,23 @@ TEST_CASE("write: a large body and concurrent writers are stored completely", "[
     for (int i = 0; i < kWrites; ++i) CHECK(num(s.values[static_cast<size_t>(i)].second) == i);
   }
 }
+
+TEST_CASE("write: a malformed request is 400 and an oversized header 431, each saying why",
+          "[write][http]") {
+  Kpid k;
+  k.start();
+  const std::string garbage = raw_http(k.http_port(), "GARBAGE\r\n\r\n");
+  INFO(garbage);
+  CHECK(raw_status(garbage) == 400);
+  CHECK(contains(garbage, "malformed HTTP request"));
+
+  const std::string huge_header = raw_http(
+      k.http_port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(70'000, 'a') +
+                         "\r\nConnection: close\r\n\r\n");
+  INFO(huge_header.substr(0, 200));
+  CHECK(raw_status(huge_header) == 431);
+  CHECK(contains(huge_header, "request header too large"));
+
+  // The server is unharmed.
+  CHECK(http_request(k.http_port(), "GET", "/healthz").status == 200);
+}
