@@ -1,0 +1,318 @@
+#include "kpid/store/ddsketch.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+namespace kpid::store {
+namespace {
+
+constexpr uint8_t kVersion = 1;
+constexpr double kMinAlpha = 1e-6;
+constexpr double kMaxAlpha = 0.5;
+constexpr uint32_t kMaxMaxBuckets = 1u << 20;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double clamp_alpha(double alpha) {
+  if (!(alpha >= kMinAlpha)) return kMinAlpha;  // also maps NaN
+  return std::min(alpha, kMaxAlpha);
+}
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void put_double(std::string& out, double d) {
+  const auto bits = std::bit_cast<uint64_t>(d);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+}
+
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  size_t remaining() const { return in_.size() - pos_; }
+
+  bool byte(uint8_t& out) {
+    if (pos_ >= in_.size()) return false;
+    out = static_cast<uint8_t>(in_[pos_++]);
+    return true;
+  }
+
+  bool varint(uint64_t& out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = 0;
+      if (!byte(b)) return false;
+      if (shift == 63 && b > 1) return false;
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool f64(double& out) {
+    if (remaining() < 8) return false;
+    uint64_t bits = 0;
+    for (int i = 0; i < 8; ++i) {
+      bits |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + static_cast<size_t>(i)])) << (8 * i);
+    }
+    pos_ += 8;
+    out = std::bit_cast<double>(bits);
+    return true;
+  }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+Status bad(const std::string& what) { return Status::invalid_argument("corrupt ddsketch: " + what); }
+
+}  // namespace
+
+void DDSketch::Store::add(int32_t index, uint64_t count, uint32_t max_buckets) {
+  if (count == 0) return;
+  if (counts_.empty()) {
+    offset_ = index;
+    counts_.assign(1, count);
+    return;
+  }
+  const int64_t old_lo = offset_;
+  const int64_t old_hi = max_index();
+  int64_t lo = std::min<int64_t>(old_lo, index);
+  const int64_t hi = std::max<int64_t>(old_hi, index);
+  if (hi - lo + 1 > static_cast<int64_t>(max_buckets)) lo = hi - max_buckets + 1;
+  const auto target = static_cast<int32_t>(std::max<int64_t>(index, lo));
+  if (lo == old_lo) {
+    if (hi > old_hi) counts_.resize(static_cast<size_t>(hi - lo + 1), 0);
+  } else {
+    // The range moves down (new smaller index) or up (fold): rebuild, folding below `lo`.
+    std::vector<uint64_t> next(static_cast<size_t>(hi - lo + 1), 0);
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      const int64_t idx = std::max<int64_t>(old_lo + static_cast<int64_t>(i), lo);
+      next[static_cast<size_t>(idx - lo)] += counts_[i];
+    }
+    counts_ = std::move(next);
+    offset_ = static_cast<int32_t>(lo);
+  }
+  counts_[static_cast<size_t>(target - offset_)] += count;
+}
+
+DDSketch::DDSketch(double relative_accuracy, uint32_t max_buckets)
+    : alpha_(clamp_alpha(relative_accuracy)),
+      gamma_((1 + alpha_) / (1 - alpha_)),
+      log_gamma_(std::log(gamma_)),
+      max_buckets_(std::clamp<uint32_t>(max_buckets, 1, kMaxMaxBuckets)),
+      min_(std::numeric_limits<double>::infinity()),
+      max_(-std::numeric_limits<double>::infinity()) {}
+
+int32_t DDSketch::index_of(double magnitude) const {
+  return static_cast<int32_t>(std::ceil(std::log(magnitude) / log_gamma_));
+}
+
+double DDSketch::estimate(int32_t index) const {
+  // In log space so the largest indexes do not overflow before the 2 / (gamma + 1) factor.
+  return std::exp(index * log_gamma_ + std::log(2 / (gamma_ + 1)));
+}
+
+void DDSketch::add(double value, uint64_t count) {
+  if (count == 0 || !std::isfinite(value)) return;
+  const double magnitude = std::fabs(value);
+  if (magnitude < kMinIndexable) {
+    zero_count_ += count;
+  } else if (value > 0) {
+    positive_.add(index_of(magnitude), count, max_buckets_);
+  } else {
+    negative_.add(index_of(magnitude), count, max_buckets_);
+  }
+  count_ += count;
+  min_ = std::min(min_, value);
+  max_ = std::max(max_, value);
+  sum_ += value * static_cast<double>(count);
+}
+
+Status DDSketch::merge(const DDSketch& other) {
+  if (other.alpha_ != alpha_) {
+    return Status::invalid_argument("ddsketch merge: relative accuracy " +
+                                    std::to_string(other.alpha_) + " differs from " +
+                                    std::to_string(alpha_));
+  }
+  if (other.count_ == 0) return Status::ok();
+  if (&other == this) {
+    const DDSketch copy = other;  // the loops below must not read buckets they are updating
+    return merge(copy);
+  }
+  if (!other.positive_.empty()) {
+    for (int32_t i = other.positive_.min_index(); i <= other.positive_.max_index(); ++i) {
+      positive_.add(i, other.positive_.at(i), max_buckets_);
+    }
+  }
+  if (!other.negative_.empty()) {
+    for (int32_t i = other.negative_.min_index(); i <= other.negative_.max_index(); ++i) {
+      negative_.add(i, other.negative_.at(i), max_buckets_);
+    }
+  }
+  zero_count_ += other.zero_count_;
+  count_ += other.count_;
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
+  sum_ += other.sum_;
+  return Status::ok();
+}
+
+double DDSketch::min() const { return count_ == 0 ? kNaN : min_; }
+double DDSketch::max() const { return count_ == 0 ? kNaN : max_; }
+
+double DDSketch::quantile(double q) const {
+  if (count_ == 0 || !(q >= 0 && q <= 1)) return kNaN;
+  if (q == 0) return min_;
+  if (q == 1) return max_;
+  const auto rank = static_cast<uint64_t>(std::floor(q * static_cast<double>(count_ - 1)));
+  uint64_t seen = 0;
+  double result = max_;
+  bool found = false;
+  // Ascending value order: most negative first (highest negative index), zero, then positive.
+  if (!negative_.empty()) {
+    for (int32_t i = negative_.max_index(); i >= negative_.min_index() && !found; --i) {
+      seen += negative_.at(i);
+      if (seen > rank) {
+        result = -estimate(i);
+        found = true;
+      }
+    }
+  }
+  if (!found) {
+    seen += zero_count_;
+    if (seen > rank) {
+      result = 0;
+      found = true;
+    }
+  }
+  if (!found && !positive_.empty()) {
+    for (int32_t i = positive_.min_index(); i <= positive_.max_index() && !found; ++i) {
+      seen += positive_.at(i);
+      if (seen > rank) {
+        result = estimate(i);
+        found = true;
+      }
+    }
+  }
+  return std::clamp(result, min_, max_);
+}
+
+std::string DDSketch::encode() const {
+  std::string out;
+  out.push_back(static_cast<char>(kVersion));
+  put_double(out, alpha_);
+  put_varint(out, max_buckets_);
+  put_varint(out, count_);
+  put_varint(out, zero_count_);
+  if (count_ > 0) {
+    put_double(out, min_);
+    put_double(out, max_);
+    put_double(out, sum_);
+  }
+  for (const Store* store : {&negative_, &positive_}) {
+    if (store->empty()) {
+      put_varint(out, 0);
+      continue;
+    }
+    uint64_t buckets = 0;
+    for (int32_t i = store->min_index(); i <= store->max_index(); ++i) buckets += store->at(i) != 0;
+    put_varint(out, buckets);
+    bool first = true;
+    int32_t prev = 0;
+    for (int32_t i = store->min_index(); i <= store->max_index(); ++i) {
+      if (store->at(i) == 0) continue;
+      put_varint(out, first ? zigzag(i) : static_cast<uint64_t>(i - prev));
+      put_varint(out, store->at(i));
+      first = false;
+      prev = i;
+    }
+  }
+  return out;
+}
+
+Result<DDSketch> DDSketch::decode(std::string_view bytes) {
+  Reader in(bytes);
+  uint8_t version = 0;
+  if (!in.byte(version)) return bad("empty input");
+  if (version != kVersion) return bad("unknown version " + std::to_string(version));
+  double alpha = 0;
+  uint64_t max_buckets = 0;
+  uint64_t declared = 0;
+  uint64_t zero_count = 0;
+  if (!in.f64(alpha) || !in.varint(max_buckets) || !in.varint(declared) || !in.varint(zero_count)) {
+    return bad("truncated");
+  }
+  if (!(alpha >= kMinAlpha && alpha <= kMaxAlpha)) return bad("relative accuracy out of range");
+  if (max_buckets < 1 || max_buckets > kMaxMaxBuckets) return bad("max_buckets out of range");
+  DDSketch sketch(alpha, static_cast<uint32_t>(max_buckets));
+  if (sketch.alpha_ != alpha) return bad("relative accuracy out of range");
+
+  const int32_t lowest = sketch.index_of(kMinIndexable);
+  const int32_t highest = sketch.index_of(std::numeric_limits<double>::max());
+  auto read_stores = [&](Reader& r, DDSketch& s, uint64_t& total) -> Status {
+    for (Store* store : {&s.negative_, &s.positive_}) {
+      uint64_t buckets = 0;
+      if (!r.varint(buckets)) return bad("truncated bucket count");
+      if (buckets > r.remaining() / 2) return bad("bucket count exceeds the data");
+      int64_t index = 0;
+      for (uint64_t b = 0; b < buckets; ++b) {
+        uint64_t raw = 0;
+        uint64_t count = 0;
+        if (!r.varint(raw) || !r.varint(count)) return bad("truncated bucket");
+        if (b == 0) {
+          index = unzigzag(raw);
+        } else {
+          if (raw == 0 || raw > static_cast<uint64_t>(highest) - static_cast<uint64_t>(lowest)) {
+            return bad("bucket indexes not strictly increasing or out of range");
+          }
+          index += static_cast<int64_t>(raw);
+        }
+        if (index < lowest || index > highest) return bad("bucket index out of range");
+        if (!store->empty() && index - store->min_index() >= static_cast<int64_t>(max_buckets)) {
+          return bad("buckets span more than max_buckets");
+        }
+        if (count == 0) return bad("empty bucket");
+        if (count > std::numeric_limits<uint64_t>::max() - total) return bad("count overflow");
+        total += count;
+        store->add(static_cast<int32_t>(index), count, s.max_buckets_);
+      }
+    }
+    return Status::ok();
+  };
+
+  uint64_t total = zero_count;
+  double min = 0;
+  double max = 0;
+  double sum = 0;
+  if (declared > 0) {
+    if (!in.f64(min) || !in.f64(max) || !in.f64(sum)) return bad("truncated min/max/sum");
+  }
+  if (Status s = read_stores(in, sketch, total); !s.is_ok()) return s;
+  if (in.remaining() != 0) return bad("trailing bytes");
+  if (total != declared) return bad("bucket counts do not add up to the total");
+  if (declared == 0) return sketch;
+  // sum may legitimately be infinite or NaN after overflow, so it is not checked.
+  if (!std::isfinite(min) || !std::isfinite(max) || min > max) return bad("inconsistent min/max");
+  sketch.zero_count_ = zero_count;
+  sketch.count_ = total;
+  sketch.min_ = min;
+  sketch.max_ = max;
+  sketch.sum_ = sum;
+  return sketch;
+}
+
+}  // namespace kpid::store
