@@ -1,5 +1,7 @@
 #include "kpid/core/labels.h"
 
+#include "kpid/core/varint.h"
+
 #include <algorithm>
 #include <boost/regex.hpp>
 
@@ -7,21 +9,12 @@ namespace kpid {
 
 namespace {
 
-bool read_varint(std::string_view& in, uint64_t& value) {
-  value = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in.empty()) return false;
-    auto byte = static_cast<uint8_t>(in.front());
-    in.remove_prefix(1);
-    value |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
 
 bool read_string(std::string_view& in, std::string& out) {
   uint64_t len = 0;
-  if (!read_varint(in, len) || len > in.size()) return false;
+  size_t pos = 0;
+  if (!read_varint(in, pos, len) || len > in.size() - pos) return false;
+  in.remove_prefix(pos);
   out.assign(in.substr(0, len));
   in.remove_prefix(len);
   return true;
@@ -49,13 +42,6 @@ void append_quoted(std::string& out, std::string_view value) {
   out.push_back('"');
 }
 
-void append_varint(std::string& out, uint64_t value) {
-  while (value >= 0x80) {
-    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out.push_back(static_cast<char>(value));
-}
 
 Result<Labels> Labels::from(std::vector<Label> labels) {
   std::sort(labels.begin(), labels.end(),

@@ -1,5 +1,7 @@
 #include "kpid/store/chunk_codec.h"
 
+#include "kpid/core/varint.h"
+
 #include <bit>
 #include <string>
 
@@ -32,41 +34,9 @@ int64_t sign_extend(uint64_t v, int bits) {
   return static_cast<int64_t>((v ^ sign) - sign);
 }
 
-uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
 
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
 
-// Rejects overlong encodings beyond 10 bytes and a 10th byte that overflows 64 bits.
-bool get_varint(std::string_view in, size_t& pos, uint64_t& out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (pos >= in.size()) return false;
-    const auto byte = static_cast<uint8_t>(in[pos++]);
-    if (shift == 63 && byte > 1) return false;
-    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      out = v;
-      return true;
-    }
-  }
-  return false;
-}
 
 class BitReader {
  public:
@@ -186,9 +156,9 @@ std::string ChunkEncoder::bytes() const {
   std::string out;
   out.reserve(size_bytes());
   out.push_back(static_cast<char>(kChunkFormatVersion));
-  put_varint(out, count_);
+  append_varint(out, count_);
   if (count_ > 0) {
-    put_varint(out, zigzag(static_cast<int64_t>(first_timestamp_)));
+    append_varint(out, zigzag(static_cast<int64_t>(first_timestamp_)));
     out += stream_;
   }
   return out;
@@ -211,14 +181,14 @@ Result<std::vector<Point>> decode_chunk(std::string_view bytes) {
   }
   size_t pos = 1;
   uint64_t count = 0;
-  if (!get_varint(bytes, pos, count)) return Status::invalid_argument("corrupt chunk: bad count");
+  if (!read_varint(bytes, pos, count)) return Status::invalid_argument("corrupt chunk: bad count");
   std::vector<Point> out;
   if (count == 0) {
     if (pos != bytes.size()) return Status::invalid_argument("corrupt chunk: trailing bytes");
     return out;
   }
   uint64_t first = 0;
-  if (!get_varint(bytes, pos, first)) {
+  if (!read_varint(bytes, pos, first)) {
     return Status::invalid_argument("corrupt chunk: bad first timestamp");
   }
   BitReader in(bytes.substr(pos));

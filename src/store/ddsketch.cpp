@@ -1,5 +1,7 @@
 #include "kpid/store/ddsketch.h"
 
+#include "kpid/core/varint.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -19,21 +21,12 @@ double clamp_alpha(double alpha) {
   return std::min(alpha, kMaxAlpha);
 }
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
 
 void put_double(std::string& out, double d) {
   const auto bits = std::bit_cast<uint64_t>(d);
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
 }
 
-uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 class Reader {
  public:
@@ -46,20 +39,7 @@ class Reader {
     return true;
   }
 
-  bool varint(uint64_t& out) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      uint8_t b = 0;
-      if (!byte(b)) return false;
-      if (shift == 63 && b > 1) return false;
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) {
-        out = v;
-        return true;
-      }
-    }
-    return false;
-  }
+  bool varint(uint64_t& out) { return read_varint(in_, pos_, out); }
 
   bool f64(double& out) {
     if (remaining() < 8) return false;
@@ -215,9 +195,9 @@ std::string DDSketch::encode() const {
   std::string out;
   out.push_back(static_cast<char>(kVersion));
   put_double(out, alpha_);
-  put_varint(out, max_buckets_);
-  put_varint(out, count_);
-  put_varint(out, zero_count_);
+  append_varint(out, max_buckets_);
+  append_varint(out, count_);
+  append_varint(out, zero_count_);
   if (count_ > 0) {
     put_double(out, min_);
     put_double(out, max_);
@@ -225,18 +205,18 @@ std::string DDSketch::encode() const {
   }
   for (const Store* store : {&negative_, &positive_}) {
     if (store->empty()) {
-      put_varint(out, 0);
+      append_varint(out, 0);
       continue;
     }
     uint64_t buckets = 0;
     for (int32_t i = store->min_index(); i <= store->max_index(); ++i) buckets += store->at(i) != 0;
-    put_varint(out, buckets);
+    append_varint(out, buckets);
     bool first = true;
     int32_t prev = 0;
     for (int32_t i = store->min_index(); i <= store->max_index(); ++i) {
       if (store->at(i) == 0) continue;
-      put_varint(out, first ? zigzag(i) : static_cast<uint64_t>(i - prev));
-      put_varint(out, store->at(i));
+      append_varint(out, first ? zigzag(i) : static_cast<uint64_t>(i - prev));
+      append_varint(out, store->at(i));
       first = false;
       prev = i;
     }

@@ -80,9 +80,6 @@ class LabelsBuilder {
 // Prometheus prints label values.
 void append_quoted(std::string& out, std::string_view value);
 
-// Appends a varint (LEB128) to `out`.
-void append_varint(std::string& out, uint64_t value);
-
 enum class MatchType { kEqual, kNotEqual, kRegexMatch, kRegexNoMatch };
 
 // One label matcher of a selector: name op "value". Regexes are fully anchored, as in

@@ -1,4 +1,5 @@
 #include "kpid/core/labels.h"
+#include "kpid/core/varint.h"
 
 #include <catch2/catch.hpp>
 #include <string>
