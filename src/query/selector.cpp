@@ -1,5 +1,7 @@
 #include "kpid/query/selector.h"
 
+#include "kpid/core/utf8.h"
+
 #include <optional>
 #include <string>
 #include <utility>
@@ -21,35 +23,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// Length of the well-formed UTF-8 sequence starting at s[pos], or 0 when it is malformed.
-size_t utf8_length(std::string_view s, size_t pos) {
-  const auto b0 = static_cast<unsigned char>(s[pos]);
-  if (b0 < 0x80) return 1;
-  size_t len = 0;
-  uint32_t cp = 0;
-  if ((b0 & 0xe0) == 0xc0) {
-    len = 2;
-    cp = b0 & 0x1f;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    len = 3;
-    cp = b0 & 0x0f;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (pos + len > s.size()) return 0;
-  for (size_t i = 1; i < len; ++i) {
-    const auto b = static_cast<unsigned char>(s[pos + i]);
-    if ((b & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3f);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
@@ -186,7 +159,7 @@ class Parser {
     } else if (c == '\n') {
       return "newline";
     } else {
-      const size_t len = utf8_length(s_, at);
+      const size_t len = utf8_sequence_length(s_, at);
       end = at + (len == 0 ? 1 : len);
     }
     return go_quote(s_.substr(at, end - at));
@@ -276,7 +249,7 @@ class Parser {
         if (auto st = parse_escape(quote, out); !st) return st;
         continue;
       }
-      const size_t len = utf8_length(s_, pos_);
+      const size_t len = utf8_sequence_length(s_, pos_);
       if (len == 0) return error(pos_, "invalid UTF-8 in string");
       out.append(s_.substr(pos_, len));
       pos_ += len;
@@ -344,7 +317,7 @@ class Parser {
   }
 
   std::string describe_escape(size_t at) const {
-    const size_t len = at + 1 < s_.size() ? utf8_length(s_, at + 1) : 0;
+    const size_t len = at + 1 < s_.size() ? utf8_sequence_length(s_, at + 1) : 0;
     return "\"" + std::string(s_.substr(at, 1 + (len == 0 ? 1 : len))) + "\"";
   }
 

@@ -1,5 +1,7 @@
 #include "http_util.h"
 
+#include "kpid/core/utf8.h"
+
 #include <cstdio>
 
 namespace kpid::server::detail {
@@ -33,28 +35,6 @@ std::string url_decode(std::string_view in) {
   return out;
 }
 
-// Length of the valid UTF-8 sequence at s[i], or 0 if invalid.
-size_t utf8_length(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-  }
-  if (n == 2 && c < 0xc2) return 0;
-  if (n == 3) {
-    unsigned cp = ((c & 0x0fu) << 12) | ((b(i + 1) & 0x3fu) << 6) | (b(i + 2) & 0x3fu);
-    if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  }
-  if (n == 4) {
-    unsigned cp = ((c & 0x07u) << 18) | ((b(i + 1) & 0x3fu) << 12) | ((b(i + 2) & 0x3fu) << 6) |
-                  (b(i + 3) & 0x3fu);
-    if (cp < 0x10000 || cp > 0x10ffff) return 0;
-  }
-  return n;
-}
-
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -62,7 +42,7 @@ void append_json_string(std::string& out, std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t n = utf8_length(s, i);
+      size_t n = utf8_sequence_length(s, i);
       if (n == 0) {
         out.append("\xef\xbf\xbd");
         ++i;

@@ -48,6 +48,17 @@ void append_point(std::string& out, const store::Point& p) {
   out.append("\"]");
 }
 
+// Starts the `index`-th element of a result list: {"metric":{...},"<field>": — the caller
+// appends the sample(s) and the closing brace.
+void open_series(std::string& out, size_t index, const Labels& labels, const char* field) {
+  if (index > 0) out.push_back(',');
+  out.append(R"({"metric":)");
+  append_metric(out, labels);
+  out.append(",\"");
+  out.append(field);
+  out.append("\":");
+}
+
 void append_string_list(std::string& out, const std::vector<std::string>& items) {
   out.push_back('[');
   for (size_t i = 0; i < items.size(); ++i) {
@@ -80,13 +91,9 @@ Response query_instant(const Request& request, const Params& params, const query
     return api_error(request, "invalid parameter \"query\": " + result.status().message());
   }
   std::string data = R"({"resultType":"vector","result":[)";
-  bool first = true;
-  for (const auto& s : *result) {
-    if (!first) data.push_back(',');
-    first = false;
-    data.append(R"({"metric":)");
-    append_metric(data, *s.labels);
-    data.append(R"(,"value":)");
+  for (size_t i = 0; i < result->size(); ++i) {
+    const auto& s = (*result)[i];
+    open_series(data, i, *s.labels, "value");
     append_point(data, s.point);
     data.push_back('}');
   }
@@ -121,13 +128,10 @@ Response query_range(const Request& request, const Params& params, const query::
     return api_error(request, message);
   }
   std::string data = R"({"resultType":"matrix","result":[)";
-  bool first = true;
-  for (const auto& s : *result) {
-    if (!first) data.push_back(',');
-    first = false;
-    data.append(R"({"metric":)");
-    append_metric(data, *s.labels);
-    data.append(R"(,"values":[)");
+  for (size_t n = 0; n < result->size(); ++n) {
+    const auto& s = (*result)[n];
+    open_series(data, n, *s.labels, "values");
+    data.push_back('[');
     for (size_t i = 0; i < s.points.size(); ++i) {
       if (i > 0) data.push_back(',');
       append_point(data, s.points[i]);
