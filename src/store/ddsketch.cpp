@@ -22,10 +22,6 @@ double clamp_alpha(double alpha) {
 }
 
 
-void put_double(std::string& out, double d) {
-  const auto bits = std::bit_cast<uint64_t>(d);
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
-}
 
 
 class Reader {
@@ -41,16 +37,7 @@ class Reader {
 
   bool varint(uint64_t& out) { return read_varint(in_, pos_, out); }
 
-  bool f64(double& out) {
-    if (remaining() < 8) return false;
-    uint64_t bits = 0;
-    for (int i = 0; i < 8; ++i) {
-      bits |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + static_cast<size_t>(i)])) << (8 * i);
-    }
-    pos_ += 8;
-    out = std::bit_cast<double>(bits);
-    return true;
-  }
+  bool f64(double& out) { return read_f64(in_, pos_, out); }
 
  private:
   std::string_view in_;
@@ -194,14 +181,14 @@ double DDSketch::quantile(double q) const {
 std::string DDSketch::encode() const {
   std::string out;
   out.push_back(static_cast<char>(kVersion));
-  put_double(out, alpha_);
+  append_f64(out, alpha_);
   append_varint(out, max_buckets_);
   append_varint(out, count_);
   append_varint(out, zero_count_);
   if (count_ > 0) {
-    put_double(out, min_);
-    put_double(out, max_);
-    put_double(out, sum_);
+    append_f64(out, min_);
+    append_f64(out, max_);
+    append_f64(out, sum_);
   }
   for (const Store* store : {&negative_, &positive_}) {
     if (store->empty()) {

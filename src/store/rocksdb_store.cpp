@@ -1,4 +1,5 @@
 #include "kpid/store/rocksdb_store.h"
+#include "kpid/store/rollup.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
@@ -321,6 +322,20 @@ Result<bool> RocksDbStore::has_samples(SeriesId series, TimestampMs start, Times
   return get_be64(it->key().data()) == series &&
          unorder_timestamp(get_be64(it->key().data() + 8)) <= end;
 }
+
+Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs start,
+                                  TimestampMs end, std::vector<Rollup>& out) const {
+  if (width != kRollup5m && width != kRollup1h) {
+    return Status::invalid_argument("rollup width must be 5m or 1h");
+  }
+  std::vector<Point> points;
+  if (auto s = read(series, start + 1 - width, end, points); !s) return s;
+  build_rollups(points, width, start, end, out);
+  return Status::ok();
+}
+
+TimestampMs RocksDbStore::raw_horizon() const { return INT64_MIN; }
+RetentionPolicy RocksDbStore::retention() const { return {}; }
 
 std::vector<std::string> RocksDbStore::label_names() const {
   std::shared_lock lock(impl_->index_mutex);

@@ -3,6 +3,7 @@
 // chunks, sketches).
 
 #include <cstddef>
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -51,6 +52,22 @@ inline uint64_t zigzag(int64_t v) {
 }
 inline int64_t unzigzag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// A double as its 8 IEEE-754 bytes, little-endian, so NaN payloads and -0.0 round-trip.
+inline void append_f64(std::string& out, double d) {
+  const auto bits = std::bit_cast<uint64_t>(d);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+}
+
+// Reads append_f64's form at in[pos], advancing pos; false when fewer than 8 bytes remain.
+inline bool read_f64(std::string_view in, size_t& pos, double& out) {
+  if (pos > in.size() || in.size() - pos < 8) return false;
+  uint64_t bits = 0;
+  for (size_t i = 0; i < 8; ++i) bits |= static_cast<uint64_t>(static_cast<uint8_t>(in[pos + i])) << (8 * i);
+  pos += 8;
+  out = std::bit_cast<double>(bits);
+  return true;
 }
 
 }  // namespace kpid

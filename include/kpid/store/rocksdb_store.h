@@ -36,6 +36,10 @@ class RocksDbStore final : public SampleStore {
   Status read(SeriesId series, TimestampMs start, TimestampMs end,
               std::vector<Point>& out) const override;
   Result<bool> has_samples(SeriesId series, TimestampMs start, TimestampMs end) const override;
+  Status read_rollups(SeriesId series, DurationMs width, TimestampMs start, TimestampMs end,
+                      std::vector<Rollup>& out) const override;
+  TimestampMs raw_horizon() const override;
+  RetentionPolicy retention() const override;
   std::vector<std::string> label_names() const override;
   std::vector<std::string> label_values(std::string_view name) const override;
   size_t series_count() const override;

@@ -1,7 +1,6 @@
 #pragma once
-// The narrow storage interface the rest of kpid sees: series resolution, appends, and range
-// reads. The first engine (RocksDbStore) keeps one RocksDB key per sample; a later engine can
-// replace it without touching ingest or query.
+// The narrow storage interface the rest of kpid sees: series resolution, appends, range reads
+// of raw samples, and reads of the 5-minute and 1-hour rollups kept beside them.
 
 #include <cstdint>
 #include <span>
@@ -12,6 +11,7 @@
 #include "kpid/core/labels.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/store/ddsketch.h"
 
 namespace kpid::store {
 
@@ -34,6 +34,39 @@ struct Point {
 struct SeriesRef {
   SeriesId id;
   const Labels* labels;
+};
+
+// Rollup widths. A rollup bucket of width W ending at E (a multiple of W) covers the samples
+// with E - W < timestamp <= E: left-open like a PromQL range, so (t - R, t] with t and R
+// multiples of W is exactly R / W buckets.
+inline constexpr DurationMs kRollup5m = 5 * 60'000;
+inline constexpr DurationMs kRollup1h = 60 * 60'000;
+
+// Aggregates of one series over one bucket. NaN samples propagate into sum and sum_squares (as
+// they do in PromQL's sum_over_time); min and max skip NaN unless every sample is NaN; the
+// sketch skips NaN and infinities.
+struct Rollup {
+  TimestampMs end = 0;
+  uint64_t count = 0;
+  double sum = 0;
+  double min = 0;
+  double max = 0;
+  double sum_squares = 0;  // sum of value * value
+  TimestampMs first_timestamp = 0;
+  double first = 0;
+  TimestampMs last_timestamp = 0;
+  double last = 0;
+  // Counter increase between consecutive samples of the bucket, a drop read as a counter reset
+  // (the new value counts whole), as PromQL's increase() corrects it.
+  double increase = 0;
+  DDSketch sketch;
+};
+
+// How long each resolution is kept, measured back from the store clock's now.
+struct RetentionPolicy {
+  DurationMs raw = 30 * 86'400'000LL;
+  DurationMs rollup_5m = 400 * 86'400'000LL;
+  DurationMs rollup_1h = 5 * 365 * 86'400'000LL;
 };
 
 // Implementations are thread-safe: any number of threads may call any method concurrently.
@@ -60,6 +93,18 @@ class SampleStore {
 
   // Whether `series` has at least one sample with start <= timestamp <= end.
   virtual Result<bool> has_samples(SeriesId series, TimestampMs start, TimestampMs end) const = 0;
+
+  // Appends to `out` the non-empty rollup buckets of `series` of width `width` (kRollup5m or
+  // kRollup1h) whose end E satisfies start < E <= end, in time order. Buckets that raw data has
+  // not yet been folded into (the open head, recent backfill) are computed from raw samples, so
+  // the answer always equals aggregating the raw samples that exist. Fails (invalid_argument)
+  // on any other width.
+  virtual Status read_rollups(SeriesId series, DurationMs width, TimestampMs start,
+                              TimestampMs end, std::vector<Rollup>& out) const = 0;
+
+  // Samples older than this may already be gone (now - retention.raw); rollups still cover them.
+  virtual TimestampMs raw_horizon() const = 0;
+  virtual RetentionPolicy retention() const = 0;
 
   // Every label name in use, sorted.
   virtual std::vector<std::string> label_names() const = 0;

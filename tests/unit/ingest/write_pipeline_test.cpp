@@ -184,6 +184,12 @@ class FailingStore final : public store::SampleStore {
   Result<bool> has_samples(store::SeriesId, TimestampMs, TimestampMs) const override {
     return false;
   }
+  Status read_rollups(store::SeriesId, DurationMs, TimestampMs, TimestampMs,
+                      std::vector<store::Rollup>&) const override {
+    return Status::unavailable("disk full");
+  }
+  TimestampMs raw_horizon() const override { return 0; }
+  store::RetentionPolicy retention() const override { return {}; }
   std::vector<std::string> label_names() const override { return {}; }
   std::vector<std::string> label_values(std::string_view) const override { return {}; }
   size_t series_count() const override { return 0; }
