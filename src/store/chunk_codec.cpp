@@ -1,50 +1,57 @@
 #include "kpid/store/chunk_codec.h"
 
-#include "kpid/core/varint.h"
-
+#include <array>
 #include <bit>
+#include <cmath>
 #include <string>
+
+#include "kpid/core/varint.h"
 
 namespace kpid::store {
 namespace {
 
-struct Bucket {
-  uint64_t prefix;
-  int prefix_bits;
-  int payload_bits;
+constexpr uint8_t kDecimalMode = 0;
+constexpr uint8_t kXorMode = 1;
+constexpr int kMaxExponent = 15;  // 10^15 is exact in a double
+constexpr double kTwo53 = 9007199254740992.0;
+
+constexpr std::array<double, kMaxExponent + 1> kPowersOf10 = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+// Bits, most significant first, appended to a string.
+class BitWriter {
+ public:
+  explicit BitWriter(std::string& out) : out_(out) {}
+
+  // The low `width` bits of `bits`, width in 0..64.
+  void put(uint64_t bits, int width) {
+    while (width > 0) {
+      if (free_bits_ == 0) {
+        out_.push_back('\0');
+        free_bits_ = 8;
+      }
+      const int n = width < free_bits_ ? width : free_bits_;
+      const uint64_t chunk = (bits >> (width - n)) & ((uint64_t{1} << n) - 1);
+      auto& last = out_.back();
+      last = static_cast<char>(static_cast<uint8_t>(last) | (chunk << (free_bits_ - n)));
+      free_bits_ -= n;
+      width -= n;
+    }
+  }
+
+ private:
+  std::string& out_;
+  int free_bits_ = 0;
 };
-
-// The delta-of-delta buckets, widest last; see the header for the rationale.
-constexpr Bucket kBuckets[] = {
-    {0b10, 2, 7}, {0b110, 3, 9}, {0b1110, 4, 12}, {0b11110, 5, 20}, {0b111110, 6, 32},
-    {0b111111, 6, 64},
-};
-
-bool fits(int64_t v, int bits) {
-  if (bits >= 64) return true;
-  const int64_t lim = int64_t{1} << (bits - 1);
-  return v >= -lim && v < lim;
-}
-
-uint64_t low_bits(uint64_t v, int bits) { return bits >= 64 ? v : v & ((uint64_t{1} << bits) - 1); }
-
-int64_t sign_extend(uint64_t v, int bits) {
-  if (bits >= 64) return static_cast<int64_t>(v);
-  const uint64_t sign = uint64_t{1} << (bits - 1);
-  return static_cast<int64_t>((v ^ sign) - sign);
-}
-
-
-
-
 
 class BitReader {
  public:
   explicit BitReader(std::string_view data) : data_(data) {}
 
   size_t remaining() const { return data_.size() * 8 - pos_; }
+  size_t bytes_consumed() const { return (pos_ + 7) / 8; }
 
-  // False when fewer than `width` bits remain; width in 1..64.
+  // False when fewer than `width` bits remain; width in 0..64.
   bool read(int width, uint64_t& out) {
     if (static_cast<size_t>(width) > remaining()) return false;
     uint64_t v = 0;
@@ -61,11 +68,11 @@ class BitReader {
     return true;
   }
 
-  bool read_bit(bool& bit) {
-    uint64_t v = 0;
-    if (!read(1, v)) return false;
-    bit = v != 0;
-    return true;
+  // The rest of the current byte must be zero padding.
+  bool padding_is_zero() {
+    const int rest = static_cast<int>((8 - pos_ % 8) % 8);
+    uint64_t bits = 0;
+    return rest == 0 || (read(rest, bits) && bits == 0);
   }
 
  private:
@@ -73,198 +80,394 @@ class BitReader {
   size_t pos_ = 0;
 };
 
-Status corrupt(const std::string& what, size_t sample) {
-  return Status::invalid_argument("corrupt chunk: " + what + " at sample " + std::to_string(sample));
+Status corrupt(const std::string& what) {
+  return Status::invalid_argument("corrupt chunk: " + what);
+}
+
+int bit_length(uint64_t v) { return 64 - std::countl_zero(v); }
+
+// ---- packed blocks ---------------------------------------------------------------------------
+
+void append_block(std::string& out, std::span<const uint64_t> values) {
+  // Pick the slot width that minimises slots plus exceptions (each about 8 bits of index and
+  // its value's varint).
+  std::array<size_t, 65> by_length{};
+  for (uint64_t v : values) ++by_length[static_cast<size_t>(bit_length(v))];
+  int best_width = 64;
+  uint64_t best_cost = UINT64_MAX;
+  for (int w = 0; w <= 64; ++w) {
+    uint64_t cost = static_cast<uint64_t>(w) * values.size();
+    for (int len = w + 1; len <= 64; ++len) {
+      cost += by_length[static_cast<size_t>(len)] * (8 + 8 * static_cast<uint64_t>((len + 6) / 7));
+    }
+    if (cost < best_cost) {
+      best_cost = cost;
+      best_width = w;
+    }
+  }
+  const int w = best_width;
+  const auto fits = [w](uint64_t v) { return bit_length(v) <= w; };
+  out.push_back(static_cast<char>(w));
+  uint64_t exceptions = 0;
+  for (uint64_t v : values) exceptions += fits(v) ? 0 : 1;
+  append_varint(out, exceptions);
+  size_t next_index = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (fits(values[i])) continue;
+    append_varint(out, i - next_index);
+    append_varint(out, values[i]);
+    next_index = i + 1;
+  }
+  BitWriter bits(out);
+  for (uint64_t v : values) bits.put(fits(v) ? v : 0, w);
+}
+
+// Reads a block of `count` values from bytes[pos...], calling emit(value) for each in order.
+template <typename Emit>
+Status read_block(std::string_view bytes, size_t& pos, uint64_t count, const char* what,
+                  Emit&& emit) {
+  if (pos >= bytes.size()) return corrupt(std::string("truncated ") + what);
+  const int w = static_cast<uint8_t>(bytes[pos++]);
+  if (w > 64) return corrupt(std::string(what) + " slot width over 64");
+  uint64_t exceptions = 0;
+  if (!read_varint(bytes, pos, exceptions) || exceptions > count) {
+    return corrupt(std::string("bad exception count in ") + what);
+  }
+  // Exceptions are few; their (index, value) pairs are read lazily alongside the slots.
+  size_t exception_pos = pos;
+  for (uint64_t e = 0; e < exceptions; ++e) {
+    uint64_t skip = 0;
+    if (!read_varint(bytes, pos, skip) || !read_varint(bytes, pos, skip)) {
+      return corrupt(std::string("truncated exceptions in ") + what);
+    }
+  }
+  const uint64_t slot_bits = static_cast<uint64_t>(w) * count;
+  if (slot_bits / 8 > bytes.size() - pos) return corrupt(std::string("truncated ") + what);
+  BitReader slots(bytes.substr(pos));
+  uint64_t exceptions_left = exceptions;
+  uint64_t next_exception = UINT64_MAX;
+  uint64_t exception_value = 0;
+  uint64_t next_index = 0;
+  auto load_exception = [&]() -> bool {
+    if (exceptions_left == 0) {
+      next_exception = UINT64_MAX;
+      return true;
+    }
+    uint64_t gap = 0;
+    if (!read_varint(bytes, exception_pos, gap) ||
+        !read_varint(bytes, exception_pos, exception_value)) {
+      return false;
+    }
+    if (gap >= count - next_index) return false;
+    next_exception = next_index + gap;
+    next_index = next_exception + 1;
+    --exceptions_left;
+    return true;
+  };
+  if (!load_exception()) return corrupt(std::string("exception index out of range in ") + what);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t v = 0;
+    if (!slots.read(w, v)) return corrupt(std::string("truncated ") + what);
+    if (i == next_exception) {
+      if (v != 0 || bit_length(exception_value) <= w) {
+        return corrupt(std::string("non-canonical exception in ") + what);
+      }
+      v = exception_value;
+      if (!load_exception()) {
+        return corrupt(std::string("exception index out of range in ") + what);
+      }
+    }
+    emit(v);
+  }
+  if (!slots.padding_is_zero()) return corrupt(std::string("non-zero padding in ") + what);
+  pos += slots.bytes_consumed();
+  return Status::ok();
+}
+
+// ---- values ----------------------------------------------------------------------------------
+
+// The smallest exponent E with value == m / 10^E for an integer |m| < 2^53, or -1.
+int decimal_exponent(double value) {
+  for (int e = 0; e <= kMaxExponent; ++e) {
+    const double scaled = value * kPowersOf10[static_cast<size_t>(e)];
+    if (!(std::fabs(scaled) < kTwo53)) return -1;  // also NaN and infinities
+    // Through int64, as the decoder sees it: -0.0 becomes 0 and must not pass.
+    const auto m = static_cast<double>(static_cast<int64_t>(std::nearbyint(scaled)));
+    if (std::bit_cast<uint64_t>(m / kPowersOf10[static_cast<size_t>(e)]) ==
+        std::bit_cast<uint64_t>(value)) {
+      return e;
+    }
+  }
+  return -1;
+}
+
+// Fills `mantissas` when every value is m / 10^E for one E; false otherwise.
+bool to_decimals(std::span<const Point> points, int& exponent, std::vector<int64_t>& mantissas) {
+  exponent = 0;
+  for (const auto& p : points) {
+    const int e = decimal_exponent(p.value);
+    if (e < 0) return false;
+    if (e > exponent) exponent = e;
+  }
+  const double scale = kPowersOf10[static_cast<size_t>(exponent)];
+  mantissas.reserve(points.size());
+  for (const auto& p : points) {
+    const double scaled = p.value * scale;
+    if (!(std::fabs(scaled) < kTwo53)) return false;
+    const auto m = static_cast<int64_t>(std::nearbyint(scaled));
+    if (std::bit_cast<uint64_t>(static_cast<double>(m) / scale) !=
+        std::bit_cast<uint64_t>(p.value)) {
+      return false;
+    }
+    mantissas.push_back(m);
+  }
+  return true;
+}
+
+uint64_t wrapping_diff(int64_t a, int64_t b) {
+  return static_cast<uint64_t>(a) - static_cast<uint64_t>(b);
+}
+
+// zz of the differences of `v` (order 1) or of the differences of differences (order 2),
+// starting at index `order`.
+void differences(std::span<const int64_t> v, int order, std::vector<uint64_t>& out) {
+  out.clear();
+  for (size_t i = static_cast<size_t>(order); i < v.size(); ++i) {
+    uint64_t d = wrapping_diff(v[i], v[i - 1]);
+    if (order == 2) d -= wrapping_diff(v[i - 1], v[i - 2]);
+    out.push_back(zigzag(static_cast<int64_t>(d)));
+  }
+}
+
+uint64_t total_bits(std::span<const uint64_t> v) {
+  uint64_t bits = 0;
+  for (uint64_t x : v) bits += static_cast<uint64_t>(bit_length(x));
+  return bits;
+}
+
+void append_xor_values(std::string& out, std::span<const Point> points) {
+  BitWriter bits(out);
+  uint64_t prev = std::bit_cast<uint64_t>(points[0].value);
+  bits.put(prev, 64);
+  int window_leading = -1;
+  int window_trailing = 0;
+  for (size_t i = 1; i < points.size(); ++i) {
+    const auto cur = std::bit_cast<uint64_t>(points[i].value);
+    const uint64_t x = cur ^ prev;
+    prev = cur;
+    if (x == 0) {
+      bits.put(0, 1);
+      continue;
+    }
+    const int leading = std::countl_zero(x);
+    const int trailing = std::countr_zero(x);
+    if (window_leading >= 0 && leading >= window_leading && trailing >= window_trailing) {
+      bits.put(0b10, 2);
+      bits.put(x >> window_trailing, 64 - window_leading - window_trailing);
+    } else {
+      const int length = 64 - leading - trailing;
+      bits.put(0b11, 2);
+      bits.put(static_cast<uint64_t>(leading), 6);
+      bits.put(static_cast<uint64_t>(length - 1), 6);
+      bits.put(x >> trailing, length);
+      window_leading = leading;
+      window_trailing = trailing;
+    }
+  }
+}
+
+Status read_xor_values(std::string_view bytes, size_t& pos, size_t first, std::vector<Point>& out) {
+  BitReader in(bytes.substr(pos));
+  const size_t n = out.size() - first;
+  // Every value after the first costs at least one bit.
+  if (in.remaining() < 64 || n - 1 > in.remaining() - 64) return corrupt("truncated values");
+  uint64_t value = 0;
+  in.read(64, value);
+  out[first].value = std::bit_cast<double>(value);
+  int window_leading = -1;
+  int window_trailing = 0;
+  for (size_t i = 1; i < n; ++i) {
+    uint64_t bit = 0;
+    if (!in.read(1, bit)) return corrupt("truncated values");
+    if (bit != 0) {
+      uint64_t fresh = 0;
+      if (!in.read(1, fresh)) return corrupt("truncated values");
+      if (fresh != 0) {
+        uint64_t leading = 0;
+        uint64_t length = 0;
+        if (!in.read(6, leading) || !in.read(6, length)) return corrupt("truncated values");
+        ++length;
+        if (leading + length > 64) return corrupt("value window wider than 64 bits");
+        window_leading = static_cast<int>(leading);
+        window_trailing = static_cast<int>(64 - leading - length);
+      } else if (window_leading < 0) {
+        return corrupt("value window reused before one was opened");
+      }
+      const int length = 64 - window_leading - window_trailing;
+      uint64_t meaningful = 0;
+      if (!in.read(length, meaningful)) return corrupt("truncated values");
+      if (meaningful == 0) return corrupt("empty value xor");
+      if (fresh != 0 && ((meaningful & 1) == 0 || (meaningful >> (length - 1)) == 0)) {
+        return corrupt("non-canonical value window");
+      }
+      value ^= meaningful << window_trailing;
+    }
+    out[first + i].value = std::bit_cast<double>(value);
+  }
+  if (!in.padding_is_zero()) return corrupt("non-zero padding after values");
+  pos += in.bytes_consumed();
+  return Status::ok();
 }
 
 }  // namespace
 
-void ChunkEncoder::put_bits(uint64_t bits, int width) {
-  while (width > 0) {
-    if (free_bits_ == 0) {
-      stream_.push_back('\0');
-      free_bits_ = 8;
-    }
-    const int n = width < free_bits_ ? width : free_bits_;
-    const uint64_t chunk = (bits >> (width - n)) & ((uint64_t{1} << n) - 1);
-    auto& last = stream_.back();
-    last = static_cast<char>(static_cast<uint8_t>(last) | (chunk << (free_bits_ - n)));
-    free_bits_ -= n;
-    width -= n;
-  }
-}
-
-void ChunkEncoder::append(TimestampMs timestamp, double value) {
-  const auto t = static_cast<uint64_t>(timestamp);
-  const auto bits = std::bit_cast<uint64_t>(value);
-  if (count_ == 0) {
-    first_timestamp_ = t;
-    prev_timestamp_ = t;
-    prev_delta_ = 0;
-    prev_value_ = bits;
-    put_bits(bits, 64);
-    count_ = 1;
-    return;
-  }
-
-  const uint64_t delta = t - prev_timestamp_;
-  const auto dod = static_cast<int64_t>(delta - prev_delta_);
-  if (dod == 0) {
-    put_bits(0, 1);
-  } else {
-    for (const auto& b : kBuckets) {
-      if (fits(dod, b.payload_bits)) {
-        put_bits(b.prefix, b.prefix_bits);
-        put_bits(low_bits(static_cast<uint64_t>(dod), b.payload_bits), b.payload_bits);
-        break;
-      }
-    }
-  }
-  prev_timestamp_ = t;
-  prev_delta_ = delta;
-
-  const uint64_t x = bits ^ prev_value_;
-  prev_value_ = bits;
-  if (x == 0) {
-    put_bits(0, 1);
-  } else {
-    const int leading = std::countl_zero(x);
-    const int trailing = std::countr_zero(x);
-    if (window_leading_ >= 0 && leading >= window_leading_ && trailing >= window_trailing_) {
-      put_bits(0b10, 2);
-      put_bits(x >> window_trailing_, 64 - window_leading_ - window_trailing_);
-    } else {
-      const int length = 64 - leading - trailing;
-      put_bits(0b11, 2);
-      put_bits(static_cast<uint64_t>(leading), 6);
-      put_bits(static_cast<uint64_t>(length - 1), 6);
-      put_bits(x >> trailing, length);
-      window_leading_ = leading;
-      window_trailing_ = trailing;
-    }
-  }
-  ++count_;
-}
-
-size_t ChunkEncoder::size_bytes() const {
-  size_t n = 1 + varint_size(count_);
-  if (count_ > 0) n += varint_size(zigzag(static_cast<int64_t>(first_timestamp_)));
-  return n + stream_.size();
-}
-
-std::string ChunkEncoder::bytes() const {
+std::string encode_chunk(std::span<const Point> points) {
   std::string out;
-  out.reserve(size_bytes());
+  out.reserve(16 + points.size() * 2);
   out.push_back(static_cast<char>(kChunkFormatVersion));
-  append_varint(out, count_);
-  if (count_ > 0) {
-    append_varint(out, zigzag(static_cast<int64_t>(first_timestamp_)));
-    out += stream_;
+  append_varint(out, points.size());
+  if (points.empty()) return out;
+
+  append_varint(out, zigzag(points[0].timestamp));
+  std::vector<uint64_t> scratch;
+  if (points.size() > 1) {
+    append_varint(out, zigzag(static_cast<int64_t>(
+                           wrapping_diff(points[1].timestamp, points[0].timestamp))));
+  }
+  if (points.size() > 2) {
+    scratch.reserve(points.size());
+    for (size_t i = 2; i < points.size(); ++i) {
+      const uint64_t dod = wrapping_diff(points[i].timestamp, points[i - 1].timestamp) -
+                           wrapping_diff(points[i - 1].timestamp, points[i - 2].timestamp);
+      scratch.push_back(zigzag(static_cast<int64_t>(dod)));
+    }
+    append_block(out, scratch);
+  }
+
+  int exponent = 0;
+  std::vector<int64_t> mantissas;
+  if (!to_decimals(points, exponent, mantissas)) {
+    out.push_back(static_cast<char>(kXorMode));
+    append_xor_values(out, points);
+    return out;
+  }
+  out.push_back(static_cast<char>(kDecimalMode));
+  out.push_back(static_cast<char>(exponent));
+  append_varint(out, zigzag(mantissas[0]));
+  if (points.size() == 1) return out;
+  std::vector<uint64_t> deltas;
+  differences(mantissas, 1, deltas);
+  differences(mantissas, 2, scratch);
+  if (points.size() > 2 && total_bits(scratch) < total_bits(deltas)) {
+    out.push_back(2);
+    append_varint(out, deltas[0]);
+    append_block(out, scratch);
+  } else {
+    out.push_back(1);
+    append_block(out, deltas);
   }
   return out;
 }
 
-void ChunkEncoder::clear() {
-  stream_.clear();
-  free_bits_ = 0;
-  count_ = 0;
-  first_timestamp_ = prev_timestamp_ = prev_delta_ = prev_value_ = 0;
-  window_leading_ = -1;
-  window_trailing_ = 0;
-}
-
-Result<std::vector<Point>> decode_chunk(std::string_view bytes) {
-  if (bytes.empty()) return Status::invalid_argument("corrupt chunk: empty input");
+Status decode_chunk(std::string_view bytes, std::vector<Point>& out) {
+  if (bytes.empty()) return corrupt("empty input");
   if (static_cast<uint8_t>(bytes[0]) != kChunkFormatVersion) {
-    return Status::invalid_argument("corrupt chunk: unknown format version " +
-                                    std::to_string(static_cast<uint8_t>(bytes[0])));
+    return corrupt("unknown format version " + std::to_string(static_cast<uint8_t>(bytes[0])));
   }
   size_t pos = 1;
   uint64_t count = 0;
-  if (!read_varint(bytes, pos, count)) return Status::invalid_argument("corrupt chunk: bad count");
-  std::vector<Point> out;
+  if (!read_varint(bytes, pos, count)) return corrupt("bad count");
+  if (count > kMaxChunkSamples) return corrupt("count " + std::to_string(count) + " too large");
   if (count == 0) {
-    if (pos != bytes.size()) return Status::invalid_argument("corrupt chunk: trailing bytes");
-    return out;
+    if (pos != bytes.size()) return corrupt("trailing bytes");
+    return Status::ok();
   }
-  uint64_t first = 0;
-  if (!read_varint(bytes, pos, first)) {
-    return Status::invalid_argument("corrupt chunk: bad first timestamp");
-  }
-  BitReader in(bytes.substr(pos));
-  // Every sample after the first costs at least 2 bits, so a count the stream cannot hold is
-  // rejected before it can drive a huge allocation.
-  if (in.remaining() < 64 || (count - 1) > (in.remaining() - 64) / 2) {
-    return Status::invalid_argument("corrupt chunk: count " + std::to_string(count) +
-                                    " exceeds the data");
-  }
-  out.reserve(count);
+  const size_t first = out.size();
+  out.resize(first + count);
+  Point* pts = out.data() + first;
 
-  uint64_t t = static_cast<uint64_t>(unzigzag(first));
-  uint64_t value = 0;
-  if (!in.read(64, value)) return corrupt("truncated value", 0);
-  out.push_back({static_cast<TimestampMs>(t), std::bit_cast<double>(value)});
-
+  uint64_t t0 = 0;
+  if (!read_varint(bytes, pos, t0)) return corrupt("bad first timestamp");
+  uint64_t t = static_cast<uint64_t>(unzigzag(t0));
+  pts[0].timestamp = static_cast<TimestampMs>(t);
   uint64_t delta = 0;
-  int window_leading = -1;
-  int window_trailing = 0;
-  for (uint64_t i = 1; i < count; ++i) {
-    // Timestamp: count the prefix's leading ones (at most 6).
-    int ones = 0;
-    bool bit = true;
-    while (ones < 6) {
-      if (!in.read_bit(bit)) return corrupt("truncated timestamp", i);
-      if (!bit) break;
-      ++ones;
-    }
-    uint64_t dod = 0;
-    if (ones > 0) {
-      const int width = kBuckets[ones - 1].payload_bits;
-      uint64_t raw = 0;
-      if (!in.read(width, raw)) return corrupt("truncated timestamp", i);
-      const int64_t d = sign_extend(raw, width);
-      // Canonical form only: a value in a wider bucket than needed means corruption.
-      if (d == 0 || (ones > 1 && fits(d, kBuckets[ones - 2].payload_bits))) {
-        return corrupt("non-canonical timestamp delta", i);
-      }
-      dod = static_cast<uint64_t>(d);
-    }
-    delta += dod;
+  if (count > 1) {
+    uint64_t d = 0;
+    if (!read_varint(bytes, pos, d)) return corrupt("bad first delta");
+    delta = static_cast<uint64_t>(unzigzag(d));
     t += delta;
+    pts[1].timestamp = static_cast<TimestampMs>(t);
+  }
+  if (count > 2) {
+    size_t i = 2;
+    auto st = read_block(bytes, pos, count - 2, "timestamps", [&](uint64_t zz) {
+      delta += static_cast<uint64_t>(unzigzag(zz));
+      t += delta;
+      pts[i++].timestamp = static_cast<TimestampMs>(t);
+    });
+    if (!st) return st;
+  }
 
-    // Value.
-    if (!in.read_bit(bit)) return corrupt("truncated value", i);
-    if (bit) {
-      bool fresh = false;
-      if (!in.read_bit(fresh)) return corrupt("truncated value", i);
-      if (fresh) {
-        uint64_t leading = 0;
-        uint64_t length = 0;
-        if (!in.read(6, leading) || !in.read(6, length)) return corrupt("truncated value", i);
-        ++length;
-        if (leading + length > 64) return corrupt("value window wider than 64 bits", i);
-        window_leading = static_cast<int>(leading);
-        window_trailing = static_cast<int>(64 - leading - length);
-      } else if (window_leading < 0) {
-        return corrupt("value window reused before one was opened", i);
+  if (pos >= bytes.size()) return corrupt("missing value mode");
+  const auto mode = static_cast<uint8_t>(bytes[pos++]);
+  if (mode == kXorMode) {
+    if (auto st = read_xor_values(bytes, pos, first, out); !st) return st;
+  } else if (mode == kDecimalMode) {
+    if (pos >= bytes.size()) return corrupt("missing exponent");
+    const int exponent = static_cast<uint8_t>(bytes[pos++]);
+    if (exponent > kMaxExponent) return corrupt("exponent over 15");
+    const double scale = kPowersOf10[static_cast<size_t>(exponent)];
+    uint64_t m0 = 0;
+    if (!read_varint(bytes, pos, m0)) return corrupt("bad first mantissa");
+    uint64_t m = static_cast<uint64_t>(unzigzag(m0));
+    // A mantissa beyond 2^53 could not have come from the encoder.
+    auto value_of = [&](uint64_t mantissa, double& v) {
+      const auto signed_m = static_cast<int64_t>(mantissa);
+      if (signed_m >= (int64_t{1} << 53) || signed_m <= -(int64_t{1} << 53)) return false;
+      v = static_cast<double>(signed_m) / scale;
+      return true;
+    };
+    if (!value_of(m, pts[0].value)) return corrupt("mantissa out of range");
+    if (count > 1) {
+      if (pos >= bytes.size()) return corrupt("missing order");
+      const int order = static_cast<uint8_t>(bytes[pos++]);
+      bool in_range = true;
+      size_t i = 1;
+      Status st = Status::ok();
+      if (order == 1) {
+        st = read_block(bytes, pos, count - 1, "values", [&](uint64_t zz) {
+          m += static_cast<uint64_t>(unzigzag(zz));
+          in_range = value_of(m, pts[i++].value) && in_range;
+        });
+      } else if (order == 2) {
+        uint64_t d = 0;
+        if (!read_varint(bytes, pos, d)) return corrupt("bad first value delta");
+        uint64_t vdelta = static_cast<uint64_t>(unzigzag(d));
+        m += vdelta;
+        in_range = value_of(m, pts[i++].value);
+        if (count > 2) {
+          st = read_block(bytes, pos, count - 2, "values", [&](uint64_t zz) {
+            vdelta += static_cast<uint64_t>(unzigzag(zz));
+            m += vdelta;
+            in_range = value_of(m, pts[i++].value) && in_range;
+          });
+        }
+      } else {
+        return corrupt("unknown value order " + std::to_string(order));
       }
-      const int length = 64 - window_leading - window_trailing;
-      uint64_t meaningful = 0;
-      if (!in.read(length, meaningful)) return corrupt("truncated value", i);
-      if (meaningful == 0) return corrupt("empty value xor", i);
-      if (fresh && ((meaningful & 1) == 0 || (meaningful >> (length - 1)) == 0)) {
-        return corrupt("non-canonical value window", i);
-      }
-      value ^= meaningful << window_trailing;
+      if (!st) return st;
+      if (!in_range) return corrupt("mantissa out of range");
     }
-    out.push_back({static_cast<TimestampMs>(t), std::bit_cast<double>(value)});
+  } else {
+    return corrupt("unknown value mode " + std::to_string(mode));
   }
+  if (pos != bytes.size()) return corrupt("trailing bytes");
+  return Status::ok();
+}
 
-  if (in.remaining() >= 8) return Status::invalid_argument("corrupt chunk: trailing bytes");
-  uint64_t padding = 0;
-  if (in.remaining() > 0 && (!in.read(static_cast<int>(in.remaining()), padding) || padding != 0)) {
-    return Status::invalid_argument("corrupt chunk: non-zero padding");
-  }
+Result<std::vector<Point>> decode_chunk(std::string_view bytes) {
+  std::vector<Point> out;
+  if (auto st = decode_chunk(bytes, out); !st) return st;
   return out;
 }
 

@@ -1,39 +1,42 @@
 #pragma once
-// Gorilla-style compression of one series' samples (Pelkonen et al., "Gorilla: A Fast, Scalable,
-// In-Memory Time Series Database", VLDB 2015), widened for millisecond timestamps and arbitrary
-// gaps. Regular scrapes cost about 1 bit per timestamp and unchanged values 1 bit per value.
+// Compression of one series' samples into a chunk. Timestamps are delta-of-delta coded (the
+// Gorilla scheme: Pelkonen et al., VLDB 2015); values that are decimals with few digits (2.57,
+// 1200, 0.001) are stored as scaled integers, delta or delta-of-delta coded; other values
+// (noisy floats, NaN, infinities, -0.0) fall back to Gorilla's XOR coding. Everything
+// round-trips bit-exactly.
 //
-// Chunk format, version 1 (all multi-byte header fields are LEB128 varints):
-//   byte     format version (1)
-//   varint   sample count n
+// Chunk format, version 2. Varints are LEB128; "zz" is zigzag.
+//   byte     format version (2)
+//   varint   sample count n (at most kMaxChunkSamples)
 //   if n > 0:
-//     varint zigzag(first timestamp)
-//     bit stream, most significant bit of each byte first, zero-padded to a whole byte:
-//       64 bits  IEEE-754 bit pattern of the first value
-//       then for samples 2..n, a timestamp field followed by a value field.
+//     varint zz(t0)
+//     if n > 1: varint zz(t1 - t0)
+//     if n > 2: packed block of the n - 2 values zz(delta-of-delta) of the timestamps
+//     byte   value mode:
+//       0  decimal: byte E (0..15), varint zz(m0), where value i == m_i / 10^E exactly;
+//          if n > 1: byte order (1 or 2);
+//            order 1: packed block of the n - 1 values zz(m_i - m_{i-1})
+//            order 2: varint zz(m1 - m0), then packed block of the n - 2 values zz(delta of
+//                     delta) (steady counters cost nothing)
+//       1  XOR: a bit stream of Gorilla value fields (the first value's 64 bits, then per value
+//          X = bits ^ previous bits: '0' if X == 0; '10' + the meaningful bits if X fits the
+//          open window; '11' + 6 bits leading zeros + 6 bits (length - 1) + the bits),
+//          most significant bit first, zero-padded to a whole byte.
+//   Arithmetic on timestamps and mantissas is modulo 2^64, so any int64 timestamps in any
+//   order round-trip.
 //
-// Timestamp field: D = delta - previous delta (the previous delta is 0 before the second
-// sample), computed modulo 2^64 and read as a two's complement int64 so that no timestamp pair
-// can overflow. It is written in the first bucket that holds it:
-//   '0'                    D == 0
-//   '10'     + 7 bits      D in [-2^6,  2^6)
-//   '110'    + 9 bits      D in [-2^8,  2^8)
-//   '1110'   + 12 bits     D in [-2^11, 2^11)
-//   '11110'  + 20 bits     D in [-2^19, 2^19)        (up to ~8.7 minutes of jitter)
-//   '111110' + 32 bits     D in [-2^31, 2^31)        (up to ~24 days)
-//   '111111' + 64 bits     any D                     (years, int64-limit jumps)
-// Payloads are two's complement, sign-extended on read.
-//
-// Value field: X = bits(value) XOR bits(previous value).
-//   '0'                                X == 0
-//   '10' + meaningful bits             X fits the previous window (its leading and trailing
-//                                      zero counts are at least the window's)
-//   '11' + 6 bits leading zeros + 6 bits (length - 1) + length meaningful bits
-//                                      opens a new window; length 1..64
-// Values are compared by bit pattern, so NaN payloads, infinities and -0.0 round-trip exactly.
+// Packed block of k unsigned values (patched frame of reference: most values in w bits, the
+// few outliers listed apart so one long gap does not widen every slot):
+//   byte   w (0..64)
+//   varint number of exceptions x, then x pairs (varint index gap, varint value): the first
+//          index is the gap itself, each later index is the previous + 1 + gap
+//   k slots of w bits, most significant bit first, zero-padded to a whole byte; an
+//   exception's slot is 0.
+// A regular scrape interval costs 0 bits per timestamp; a constant value 0 bits per value.
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,46 +47,18 @@
 
 namespace kpid::store {
 
-inline constexpr uint8_t kChunkFormatVersion = 1;
+inline constexpr uint8_t kChunkFormatVersion = 2;
+// Refusing larger counts bounds what a corrupt chunk can make the decoder allocate.
+inline constexpr uint64_t kMaxChunkSamples = uint64_t{1} << 24;
 
-// Builds one chunk incrementally. Any int64 timestamps in any order round-trip exactly (the
-// arithmetic is modulo 2^64); the storage engine feeds non-decreasing timestamps, with equal
-// timestamps kept as separate samples, which is what the buckets are sized for. Not thread-safe.
-class ChunkEncoder {
- public:
-  void append(TimestampMs timestamp, double value);
+// Encodes `points` in the given order (the engine passes them sorted by time, unique).
+// At most kMaxChunkSamples points.
+std::string encode_chunk(std::span<const Point> points);
 
-  // Samples appended so far.
-  size_t count() const { return count_; }
-
-  // Encoded size bytes() would return now, so the engine can cut chunks by size cheaply.
-  size_t size_bytes() const;
-
-  // The chunk holding every sample appended so far. The encoder stays usable: appending more and
-  // calling bytes() again yields the longer chunk.
-  std::string bytes() const;
-
-  // Forgets all samples, keeping the buffer's capacity.
-  void clear();
-
- private:
-  void put_bits(uint64_t bits, int width);  // low `width` bits of `bits`, width in 1..64
-
-  std::string stream_;      // bit stream, last byte partially filled
-  int free_bits_ = 0;       // unused low bits in stream_'s last byte
-  size_t count_ = 0;
-  uint64_t first_timestamp_ = 0;
-  uint64_t prev_timestamp_ = 0;
-  uint64_t prev_delta_ = 0;
-  uint64_t prev_value_ = 0;
-  int window_leading_ = -1;  // -1: no window opened yet
-  int window_trailing_ = 0;
-};
-
-// Decodes a chunk produced by ChunkEncoder. Never reads past `bytes`; fails (invalid_argument,
-// message says what was wrong) on an unknown version, truncation, an impossible field (e.g. a
-// window reuse before any window, a window wider than 64 bits), non-zero padding, or trailing
-// bytes.
+// Decodes encode_chunk's output, appending to `out`. Never reads past `bytes`; fails
+// (invalid_argument, the message says what was wrong) on an unknown version, truncation, an
+// impossible field, non-zero padding or trailing bytes; `out` then holds an unspecified prefix.
+Status decode_chunk(std::string_view bytes, std::vector<Point>& out);
 Result<std::vector<Point>> decode_chunk(std::string_view bytes);
 
 }  // namespace kpid::store
