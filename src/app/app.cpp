@@ -38,6 +38,20 @@ query::QueryOptions query_options(const config::QueryConfig& c) {
   return {c.lookback_delta, c.max_points_per_series};
 }
 
+store::StoreOptions store_options(const config::Config& c) {
+  store::StoreOptions o;
+  o.data_dir = c.storage.data_dir;
+  o.sync = c.storage.sync;
+  o.retention = {c.retention.raw, c.retention.rollup_5m, c.retention.rollup_1h};
+  o.limits.max_series = static_cast<uint64_t>(c.storage.max_series);
+  o.limits.max_labels_per_series = static_cast<uint32_t>(c.storage.max_labels_per_series);
+  o.limits.max_label_name_bytes = static_cast<uint32_t>(c.storage.max_label_name_bytes);
+  o.limits.max_label_value_bytes = static_cast<uint32_t>(c.storage.max_label_value_bytes);
+  o.checkpoint_interval = c.storage.checkpoint_interval;
+  o.head_max_samples = static_cast<uint64_t>(c.storage.head_max_samples);
+  return o;
+}
+
 // The running services, built in dependency order and torn down in reverse.
 class Daemon {
  public:
@@ -81,8 +95,7 @@ class Daemon {
 
  private:
   bool start() {
-    auto store = store::RocksDbStore::open({config_.storage.data_dir, config_.storage.sync},
-                                           &metrics_);
+    auto store = store::RocksDbStore::open(store_options(config_), &metrics_);
     if (!store) {
       spdlog::critical("cannot open storage: {}", store.status().message());
       return false;

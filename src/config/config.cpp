@@ -20,7 +20,8 @@ class Loader {
   Loader(const std::string& file, std::vector<ConfigError>& errors) : file_(file), errors_(errors) {}
 
   void load(const toml::table& root, Config& c) {
-    static constexpr std::array kSections = {"storage", "http", "line", "query", "log"};
+    static constexpr std::array kSections = {"storage", "retention", "http", "line", "query",
+                                             "log"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
@@ -35,6 +36,7 @@ class Loader {
         continue;
       }
       if (name == "storage") load_storage(*table, c.storage);
+      if (name == "retention") load_retention(*table, c.retention);
       if (name == "http") load_http(*table, c.http);
       if (name == "line") load_line(*table, c.line);
       if (name == "query") load_query(*table, c.query);
@@ -197,12 +199,30 @@ class Loader {
   }
 
   void load_storage(const toml::table& t, StorageConfig& c) {
-    check_keys(t, "storage", std::array{"data_dir", "sync"});
+    check_keys(t, "storage",
+               std::array{"data_dir", "sync", "max_series", "max_labels_per_series",
+                          "max_label_name_bytes", "max_label_value_bytes", "checkpoint_interval",
+                          "head_max_samples"});
     get_string(t, "storage", "data_dir", c.data_dir);
     if (const auto* n = t.get("data_dir"); n && n->is_string() && c.data_dir.empty()) {
       error(*n, "storage.data_dir", "must not be empty");
     }
     get_bool(t, "storage", "sync", c.sync);
+    get_int(t, "storage", "max_series", 1, int64_t{1} << 32, c.max_series);
+    get_int(t, "storage", "max_labels_per_series", 1, 1000, c.max_labels_per_series);
+    get_int(t, "storage", "max_label_name_bytes", 1, 1 << 20, c.max_label_name_bytes);
+    get_int(t, "storage", "max_label_value_bytes", 1, 1 << 20, c.max_label_value_bytes);
+    get_duration(t, "storage", "checkpoint_interval", 1000, c.checkpoint_interval);
+    get_int(t, "storage", "head_max_samples", 1000, int64_t{1} << 32, c.head_max_samples);
+  }
+
+  void load_retention(const toml::table& t, RetentionConfig& c) {
+    check_keys(t, "retention", std::array{"raw", "rollup_5m", "rollup_1h"});
+    // Shorter than a chunk window would expire windows that still take samples.
+    constexpr DurationMs kMin = 2 * 3'600'000;
+    get_duration(t, "retention", "raw", kMin, c.raw);
+    get_duration(t, "retention", "rollup_5m", kMin, c.rollup_5m);
+    get_duration(t, "retention", "rollup_1h", kMin, c.rollup_1h);
   }
 
   void load_http(const toml::table& t, HttpConfig& c) {

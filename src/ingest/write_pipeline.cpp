@@ -1,5 +1,7 @@
 #include "kpid/ingest/write_pipeline.h"
 
+#include "kpid/store/rollup.h"
+
 namespace kpid::ingest {
 
 namespace {
@@ -82,7 +84,7 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
   TimestampMs ts = now;
   if (point.timestamp) {
     auto ms = to_milliseconds(*point.timestamp, precision);
-    if (!ms) {
+    if (!ms || *ms > store::kMaxTimestamp || *ms < store::kMinTimestamp) {
       error_ = "invalid timestamp: " + std::to_string(*point.timestamp) +
                " is out of range for the precision";
       error_reason_ = parse_error_reason(ParseErrorCode::kInvalidTimestamp);
@@ -99,12 +101,13 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
     }
     if (!naming_error.empty() || !id) {
       batch_.resize(batch_start);  // a line is stored whole or not at all
-      if (naming_error.empty() && id.status().code() != StatusCode::kInvalidArgument) {
+      const bool limit = naming_error.empty() && id.status().code() == StatusCode::kResourceExhausted;
+      if (naming_error.empty() && !limit && id.status().code() != StatusCode::kInvalidArgument) {
         // The store itself failed: not this line's fault, and no later line would fare better.
         storage_failure_ = id.status();
       }
       error_ = naming_error.empty() ? id.status().message() : std::string(naming_error);
-      error_reason_ = "invalid_series_name";
+      error_reason_ = limit ? "series_limit" : "invalid_series_name";
       return false;
     }
     batch_.push_back({*id, ts, field.value});

@@ -1,5 +1,4 @@
 #include "kpid/store/rocksdb_store.h"
-#include "kpid/store/rollup.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
@@ -9,56 +8,48 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <bit>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <set>
+#include <numeric>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
+#include "kpid/core/varint.h"
+#include "kpid/store/chunk_codec.h"
+#include "kpid/store/rollup.h"
+#include "plugins.h"
+
 namespace kpid::store {
+
+using detail::get_be64;
+using detail::put_be64;
+using detail::SeriesTimeKey;
 
 namespace {
 
 constexpr const char* kSeriesCf = "series";
 constexpr const char* kSeriesKeyCf = "series_key";
-constexpr const char* kSamplesCf = "samples";
+constexpr const char* kChunksCf = "chunks";
+constexpr const char* kRollup5mCf = "rollup_5m";
+constexpr const char* kRollup1hCf = "rollup_1h";
+constexpr const char* kHeadLogCf = "head_log";
+constexpr const char* kDirtyCf = "dirty";
+constexpr const char* kNextSeqKey = "head_log.next_seq";
+constexpr size_t kRollupBatchWindows = 4096;
 
-void put_be64(char* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-}
-
-uint64_t get_be64(const char* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
-  return v;
-}
-
-// Flipping the sign bit makes negative timestamps sort before positive ones as unsigned bytes.
-uint64_t order_timestamp(TimestampMs ts) { return static_cast<uint64_t>(ts) ^ (1ull << 63); }
-TimestampMs unorder_timestamp(uint64_t v) { return static_cast<TimestampMs>(v ^ (1ull << 63)); }
-
-struct SampleKey {
-  char bytes[16];
-  SampleKey(SeriesId id, TimestampMs ts) {
-    put_be64(bytes, id);
-    put_be64(bytes + 8, order_timestamp(ts));
-  }
-  rocksdb::Slice slice() const { return {bytes, sizeof bytes}; }
-};
-
-Status from_rocksdb(const rocksdb::Status& s, const char* what) {
+Status from_rocksdb(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::ok();
-  if (s.IsNoSpace()) return Status::resource_exhausted(std::string(what) + ": " + s.ToString());
-  return Status::io_error(std::string(what) + ": " + s.ToString());
+  if (s.IsNoSpace()) return Status::resource_exhausted(what + ": " + s.ToString());
+  return Status::io_error(what + ": " + s.ToString());
 }
 
 // Heterogeneous lookup so a string_view key needs no std::string.
@@ -67,16 +58,50 @@ struct StringHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
+TimestampMs window_of(TimestampMs t) { return bucket_end(t, kChunkSpan); }
+
+struct SeqKey {
+  char bytes[8];
+  explicit SeqKey(uint64_t seq) { put_be64(bytes, seq); }
+  rocksdb::Slice slice() const { return {bytes, sizeof bytes}; }
+};
+
+// Head log record: per sample varint series id, varint zigzag(timestamp), 8-byte value.
+void append_head_sample(std::string& out, SeriesId id, Point p) {
+  append_varint(out, id);
+  append_varint(out, zigzag(p.timestamp));
+  append_f64(out, p.value);
+}
+
+rocksdb::Slice as_slice(const std::string& s) { return {s.data(), s.size()}; }
+
 }  // namespace
+
+// The open window of one series: samples that are in the head log but not yet in a chunk.
+struct Head {
+  TimestampMs window = INT64_MIN;  // end of the open window; INT64_MIN before the first sample
+  std::vector<Point> pending;      // sorted, unique timestamps, all inside `window`
+};
 
 struct RocksDbStore::Impl {
   StoreOptions options;
+  SystemClock system_clock;
+  const Clock* clock = nullptr;
+
   std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* default_cf = nullptr;
   rocksdb::ColumnFamilyHandle* series_cf = nullptr;
   rocksdb::ColumnFamilyHandle* series_key_cf = nullptr;
-  rocksdb::ColumnFamilyHandle* samples_cf = nullptr;
-  rocksdb::ColumnFamilyHandle* default_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* chunks_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* rollup5m_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* rollup1h_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* head_log_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* dirty_cf = nullptr;
   rocksdb::WriteOptions write_options;
+  std::unique_ptr<detail::RetentionFilter> raw_filter;
+  std::unique_ptr<detail::RetentionFilter> rollup5m_filter;
+  std::unique_ptr<detail::RetentionFilter> rollup1h_filter;
 
   // In-memory series index, guarded by index_mutex. Labels live in a deque so pointers handed
   // out as SeriesRef stay valid as series are added.
@@ -88,8 +113,34 @@ struct RocksDbStore::Impl {
       postings;
   std::mutex create_mutex;  // serialises series creation
 
+  // Heads, the head log sequence and the dirty windows, guarded by head_mutex. Writers hold it
+  // across their RocksDB write so head state and the log always agree.
+  mutable std::mutex head_mutex;
+  std::vector<Head> heads;  // position = id - 1
+  uint64_t head_samples = 0;
+  uint64_t next_seq = 0;
+  std::map<std::pair<SeriesId, TimestampMs>, uint64_t> dirty;  // window -> seq of last piece
+  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
+  // append() scratch, reused under head_mutex so a batch allocates little.
+  std::vector<uint32_t> order;
+  std::string record;
+  std::string piece;
+  std::vector<Point> run;
+  std::vector<Point> merged;
+
+  std::mutex maintain_mutex;  // one checkpoint or rollup pass at a time
+  std::thread worker;
+  std::mutex worker_mutex;
+  std::condition_variable worker_cv;
+  bool worker_stop = false;
+  bool worker_wake = false;
+
   prometheus::Gauge* series_gauge = nullptr;
   prometheus::Gauge* size_gauge = nullptr;
+  prometheus::Gauge* head_gauge = nullptr;
+  prometheus::Gauge* dirty_gauge = nullptr;
+  prometheus::Counter* checkpoints = nullptr;
+  prometheus::Family<prometheus::Counter>* refused = nullptr;
 
   void index_series(SeriesId id, Labels labels, std::string key) {
     for (const auto& l : labels.items()) postings[l.name][l.value].push_back(id);
@@ -115,6 +166,264 @@ struct RocksDbStore::Impl {
     }
     return from_rocksdb(it->status(), "loading series index");
   }
+
+  Status load_dirty() {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), dirty_cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 16) return Status::internal("corrupt dirty-window key");
+      uint64_t seq = 0;
+      size_t pos = 0;
+      if (!read_varint(it->value().ToStringView(), pos, seq)) {
+        return Status::internal("corrupt dirty-window value");
+      }
+      dirty[{SeriesTimeKey::series(it->key()), SeriesTimeKey::time(it->key())}] = seq;
+    }
+    return from_rocksdb(it->status(), "loading dirty windows");
+  }
+
+  Head& head(SeriesId id) {
+    if (heads.size() < id) heads.resize(id);
+    return heads[id - 1];
+  }
+
+  // Rebuilds the heads from the head log. Records are in write order and each holds only
+  // samples of its series' open window at the time, so a later window means the earlier one
+  // was sealed into a chunk by the same write that logged the record.
+  Status replay_head_log() {
+    std::string next;
+    if (auto s = db->Get(rocksdb::ReadOptions(), default_cf, kNextSeqKey, &next);
+        s.ok() && next.size() == 8) {
+      next_seq = get_be64(next.data());
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), head_log_cf));
+    uint64_t records = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 8) return Status::internal("corrupt head log key");
+      next_seq = std::max(next_seq, get_be64(it->key().data()) + 1);
+      std::string_view v = it->value().ToStringView();
+      size_t pos = 0;
+      while (pos < v.size()) {
+        uint64_t id = 0;
+        uint64_t ts = 0;
+        double value = 0;
+        if (!read_varint(v, pos, id) || !read_varint(v, pos, ts) || !read_f64(v, pos, value) ||
+            id == 0 || id > labels_by_index.size()) {
+          return Status::internal("corrupt head log record " +
+                                  std::to_string(get_be64(it->key().data())));
+        }
+        const Point p{unzigzag(ts), value};
+        Head& h = head(id);
+        const TimestampMs w = window_of(p.timestamp);
+        if (w > h.window) {
+          head_samples -= h.pending.size();
+          h.pending.clear();
+          h.window = w;
+        }
+        if (w == h.window) {
+          const size_t before = h.pending.size();
+          detail::insert_point(h.pending, p);
+          head_samples += h.pending.size() - before;
+        }
+      }
+      ++records;
+    }
+    if (records > 0) {
+      spdlog::info("replayed {} head log records: {} samples in memory", records, head_samples);
+    }
+    return from_rocksdb(it->status(), "replaying head log");
+  }
+
+  // Marks (id, window) dirty in `batch`; the caller records it in `dirty` once written.
+  void mark_dirty(rocksdb::WriteBatch& batch, SeriesId id, TimestampMs window, uint64_t seq) {
+    std::string v;
+    append_varint(v, seq);
+    batch.Put(dirty_cf, SeriesTimeKey(id, window).slice(), v);
+  }
+
+  // Writes every head's pending samples as chunk pieces and drops the head log they came from.
+  Status checkpoint() {
+    std::lock_guard lock(head_mutex);
+    if (!db) return Status::unavailable("store is closed");
+    rocksdb::WriteBatch batch;
+    const uint64_t seq = next_seq;
+    std::vector<SeriesId> written;
+    for (size_t i = 0; i < heads.size(); ++i) {
+      Head& h = heads[i];
+      if (h.pending.empty()) continue;
+      const SeriesId id = i + 1;
+      batch.Merge(chunks_cf, SeriesTimeKey(id, h.window).slice(), encode_chunk(h.pending));
+      mark_dirty(batch, id, h.window, seq);
+      written.push_back(id);
+    }
+    batch.DeleteRange(head_log_cf, SeqKey(0).slice(), SeqKey(seq + 1).slice());
+    SeqKey next(seq + 1);
+    batch.Put(default_cf, kNextSeqKey, next.slice());
+    if (auto s = db->Write(write_options, &batch); !s.ok()) {
+      return from_rocksdb(s, "checkpoint");
+    }
+    next_seq = seq + 1;
+    for (SeriesId id : written) {
+      Head& h = heads[id - 1];
+      dirty[{id, h.window}] = seq;
+      h.pending.clear();
+      // A burst must not pin its memory: the head holds what arrives between checkpoints.
+      if (h.pending.capacity() > 1024) h.pending.shrink_to_fit();
+    }
+    head_samples = 0;
+    last_checkpoint = std::chrono::steady_clock::now();
+    if (checkpoints != nullptr) checkpoints->Increment();
+    return Status::ok();
+  }
+
+  // Reads the stored chunk of (id, window) into `out` (appending).
+  Status read_chunk(SeriesId id, TimestampMs window, std::vector<Point>& out) const {
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), chunks_cf, SeriesTimeKey(id, window).slice(), &value);
+    if (s.IsNotFound()) return Status::ok();
+    if (!s.ok()) return from_rocksdb(s, "reading chunk");
+    return decode_chunk(value, out);
+  }
+
+  // Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
+  // Returns how many windows were done.
+  Result<size_t> compute_rollups() {
+    struct Todo {
+      SeriesId id;
+      TimestampMs window;
+      uint64_t seq;
+    };
+    std::vector<Todo> todo;
+    {
+      std::lock_guard lock(head_mutex);
+      if (!db) return Status::unavailable("store is closed");
+      for (const auto& [key, seq] : dirty) {
+        todo.push_back({key.first, key.second, seq});
+        if (todo.size() == kRollupBatchWindows) break;
+      }
+    }
+    if (todo.empty()) return size_t{0};
+    rocksdb::WriteBatch batch;
+    std::vector<Point> points;
+    std::vector<Rollup> rollups;
+    for (const auto& t : todo) {
+      points.clear();
+      if (auto s = read_chunk(t.id, t.window, points); !s) return s;
+      SeriesTimeKey key(t.id, t.window);
+      for (auto [width, cf] : {std::pair{kRollup5m, rollup5m_cf}, std::pair{kRollup1h, rollup1h_cf}}) {
+        rollups.clear();
+        build_rollups(points, width, t.window - kChunkSpan, t.window, rollups);
+        if (rollups.empty()) {
+          batch.Delete(cf, key.slice());
+        } else {
+          batch.Put(cf, key.slice(), encode_rollup_block(rollups, t.window, width));
+        }
+      }
+    }
+    std::lock_guard lock(head_mutex);
+    if (!db) return Status::unavailable("store is closed");
+    // A window written again meanwhile stays dirty (its marker has a newer seq), so the newer
+    // piece gets its own pass. Writing under head_mutex orders this against that writer.
+    std::vector<std::pair<SeriesId, TimestampMs>> cleaned;
+    for (const auto& t : todo) {
+      auto it = dirty.find({t.id, t.window});
+      if (it == dirty.end() || it->second != t.seq) continue;
+      batch.Delete(dirty_cf, SeriesTimeKey(t.id, t.window).slice());
+      cleaned.push_back(it->first);
+    }
+    if (auto s = db->Write(write_options, &batch); !s.ok()) return from_rocksdb(s, "rollups");
+    for (const auto& k : cleaned) dirty.erase(k);
+    return todo.size();
+  }
+
+  Status maintain(bool force_checkpoint) {
+    std::lock_guard serial(maintain_mutex);
+    bool due = force_checkpoint;
+    {
+      std::lock_guard lock(head_mutex);
+      due = due || head_samples >= options.head_max_samples ||
+            std::chrono::steady_clock::now() - last_checkpoint >=
+                std::chrono::milliseconds(options.checkpoint_interval);
+    }
+    if (due) {
+      if (auto s = checkpoint(); !s) return s;
+    }
+    for (;;) {
+      auto done = compute_rollups();
+      if (!done) return done.status();
+      if (*done < kRollupBatchWindows) break;
+    }
+    return Status::ok();
+  }
+
+  void run_worker() {
+    std::chrono::steady_clock::time_point last_error{};
+    for (;;) {
+      {
+        std::unique_lock lock(worker_mutex);
+        worker_cv.wait_for(lock, std::chrono::seconds(1),
+                           [this] { return worker_stop || worker_wake; });
+        if (worker_stop) return;
+        worker_wake = false;
+      }
+      if (auto s = maintain(false); !s) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_error > std::chrono::seconds(10)) {
+          spdlog::warn("storage maintenance failed (will retry): {}", s.message());
+          last_error = now;
+        }
+      }
+    }
+  }
+
+  void wake_worker() {
+    {
+      std::lock_guard lock(worker_mutex);
+      worker_wake = true;
+    }
+    worker_cv.notify_one();
+  }
+
+  void stop_worker() {
+    {
+      std::lock_guard lock(worker_mutex);
+      worker_stop = true;
+    }
+    worker_cv.notify_one();
+    if (worker.joinable()) worker.join();
+  }
+
+  Status refuse(const char* reason, std::string message) {
+    if (refused != nullptr) refused->Add({{"reason", reason}}).Increment();
+    return Status::resource_exhausted(std::move(message));
+  }
+
+  // Cardinality guard for a new series.
+  Status check_limits(const Labels& labels) {
+    const auto& l = options.limits;
+    if (labels.items().size() > l.max_labels_per_series) {
+      return refuse("max_labels_per_series",
+                    "series has " + std::to_string(labels.items().size()) +
+                        " labels, more than storage.max_labels_per_series (" +
+                        std::to_string(l.max_labels_per_series) + "); new series refused");
+    }
+    for (const auto& label : labels.items()) {
+      if (label.name.size() > l.max_label_name_bytes) {
+        return refuse("max_label_name_bytes",
+                      "label name \"" + label.name.substr(0, 64) + "...\" is " +
+                          std::to_string(label.name.size()) +
+                          " bytes, more than storage.max_label_name_bytes (" +
+                          std::to_string(l.max_label_name_bytes) + "); new series refused");
+      }
+      if (label.value.size() > l.max_label_value_bytes) {
+        return refuse("max_label_value_bytes",
+                      "value of label \"" + label.name + "\" is " +
+                          std::to_string(label.value.size()) +
+                          " bytes, more than storage.max_label_value_bytes (" +
+                          std::to_string(l.max_label_value_bytes) + "); new series refused");
+      }
+    }
+    return Status::ok();
+  }
 };
 
 Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& options,
@@ -127,63 +436,104 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->clock = options.clock != nullptr ? options.clock : &impl->system_clock;
   impl->write_options.sync = options.sync;
+  impl->raw_filter = std::make_unique<detail::RetentionFilter>(
+      *impl->clock, options.retention.raw, "kpid.RetentionRaw");
+  impl->rollup5m_filter = std::make_unique<detail::RetentionFilter>(
+      *impl->clock, options.retention.rollup_5m, "kpid.Retention5m");
+  impl->rollup1h_filter = std::make_unique<detail::RetentionFilter>(
+      *impl->clock, options.retention.rollup_1h, "kpid.Retention1h");
 
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
-  db_options.max_open_files = 512;
+  db_options.max_open_files = -1;  // periodic compaction (retention) needs file ages
+  db_options.max_total_wal_size = 256ull << 20;  // bounds replay time after a crash
 
-  rocksdb::ColumnFamilyOptions samples_options;
-  samples_options.compression = rocksdb::kLZ4Compression;
-  samples_options.bottommost_compression = rocksdb::kZSTD;
+  auto data_options = [](rocksdb::CompactionFilter* filter) {
+    rocksdb::ColumnFamilyOptions o;
+    o.compression = rocksdb::kLZ4Compression;
+    o.bottommost_compression = rocksdb::kZSTD;
+    o.level_compaction_dynamic_level_bytes = true;
+    o.compaction_filter = filter;
+    // Old files get recompacted daily, so expired windows go even where nothing else writes.
+    o.periodic_compaction_seconds = 86'400;
+    return o;
+  };
+  rocksdb::ColumnFamilyOptions chunk_options = data_options(impl->raw_filter.get());
+  chunk_options.merge_operator = std::make_shared<detail::ChunkMergeOperator>();
   rocksdb::ColumnFamilyOptions index_options;
   index_options.compression = rocksdb::kLZ4Compression;
+  rocksdb::ColumnFamilyOptions log_options;
+  log_options.compression = rocksdb::kNoCompression;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kSeriesCf, index_options},
       {kSeriesKeyCf, index_options},
-      {kSamplesCf, samples_options},
+      {kChunksCf, chunk_options},
+      {kRollup5mCf, data_options(impl->rollup5m_filter.get())},
+      {kRollup1hCf, data_options(impl->rollup1h_filter.get())},
+      {kHeadLogCf, log_options},
+      {kDirtyCf, index_options},
   };
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options, options.data_dir, families, &handles, &raw);
-  if (!s.ok()) return from_rocksdb(s, ("opening RocksDB in " + options.data_dir).c_str());
+  auto s = rocksdb::DB::Open(db_options, options.data_dir, families, &impl->handles, &raw);
+  if (!s.ok()) return from_rocksdb(s, "opening RocksDB in " + options.data_dir);
   impl->db.reset(raw);
-  impl->default_cf = handles[0];
-  impl->series_cf = handles[1];
-  impl->series_key_cf = handles[2];
-  impl->samples_cf = handles[3];
+  auto& h = impl->handles;
+  impl->default_cf = h[0];
+  impl->series_cf = h[1];
+  impl->series_key_cf = h[2];
+  impl->chunks_cf = h[3];
+  impl->rollup5m_cf = h[4];
+  impl->rollup1h_cf = h[5];
+  impl->head_log_cf = h[6];
+  impl->dirty_cf = h[7];
 
-  if (auto st = impl->load_index(); !st) {
-    for (auto* h : handles) impl->db->DestroyColumnFamilyHandle(h);
+  Status loaded = impl->load_index();
+  if (loaded) loaded = impl->load_dirty();
+  if (loaded) loaded = impl->replay_head_log();
+  if (!loaded) {
+    for (auto* handle : impl->handles) impl->db->DestroyColumnFamilyHandle(handle);
     impl->db.reset();
-    return st;
+    return loaded;
   }
 
   std::unique_ptr<RocksDbStore> store(new RocksDbStore(std::move(impl)));
+  Impl* im = store->impl_.get();
   if (metrics != nullptr) {
     auto& reg = metrics->registry();
-    store->impl_->series_gauge = &prometheus::BuildGauge()
-                                      .Name("kpid_store_series")
-                                      .Help("Number of series in the store.")
-                                      .Register(reg)
-                                      .Add({});
-    store->impl_->size_gauge = &prometheus::BuildGauge()
-                                    .Name("kpid_store_size_bytes")
-                                    .Help("Bytes the store uses on disk (tables and WAL).")
-                                    .Register(reg)
-                                    .Add({});
-    Impl* impl_ptr = store->impl_.get();
+    auto gauge = [&reg](const char* name, const char* help) {
+      return &prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add({});
+    };
+    im->series_gauge = gauge("kpid_store_series", "Number of series in the store.");
+    im->size_gauge = gauge("kpid_store_size_bytes", "Bytes the store uses on disk (tables and WAL).");
+    im->head_gauge = gauge("kpid_store_head_samples",
+                           "Samples held in memory heads, not yet written to chunks.");
+    im->dirty_gauge = gauge("kpid_store_dirty_windows",
+                            "Chunk windows whose rollups wait to be recomputed.");
+    im->checkpoints = &prometheus::BuildCounter()
+                           .Name("kpid_store_checkpoints_total")
+                           .Help("Checkpoints that wrote the heads to chunks.")
+                           .Register(reg)
+                           .Add({});
+    im->refused = &prometheus::BuildCounter()
+                       .Name("kpid_store_series_refused_total")
+                       .Help("New series refused by the cardinality guard, by limit.")
+                       .Register(reg);
     RocksDbStore* self = store.get();
-    metrics->on_scrape([impl_ptr, self] {
-      if (!impl_ptr->db) return;
-      impl_ptr->series_gauge->Set(static_cast<double>(self->series_count()));
-      impl_ptr->size_gauge->Set(static_cast<double>(self->disk_usage_bytes()));
+    metrics->on_scrape([im, self] {
+      if (!im->db) return;
+      im->series_gauge->Set(static_cast<double>(self->series_count()));
+      im->size_gauge->Set(static_cast<double>(self->disk_usage_bytes()));
+      im->head_gauge->Set(static_cast<double>(self->head_samples()));
+      im->dirty_gauge->Set(static_cast<double>(self->dirty_windows()));
     });
   }
+  if (options.background) im->worker = std::thread([im] { im->run_worker(); });
   return store;
 }
 
@@ -194,17 +544,18 @@ RocksDbStore::~RocksDbStore() {
 }
 
 Status RocksDbStore::close() {
+  impl_->stop_worker();
   if (!impl_->db) return Status::ok();
-  Status result = Status::ok();
+  Status result = impl_->checkpoint();
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs = {impl_->series_cf, impl_->series_key_cf,
-                                                   impl_->samples_cf};
-  if (auto s = impl_->db->Flush(flush, cfs); !s.ok()) result = from_rocksdb(s, "flushing");
-  if (auto s = impl_->db->SyncWAL(); !s.ok() && result) result = from_rocksdb(s, "syncing WAL");
-  for (auto* h : {impl_->default_cf, impl_->series_cf, impl_->series_key_cf, impl_->samples_cf}) {
-    impl_->db->DestroyColumnFamilyHandle(h);
+  if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok() && result) {
+    result = from_rocksdb(s, "flushing");
   }
+  if (auto s = impl_->db->SyncWAL(); !s.ok() && result) result = from_rocksdb(s, "syncing WAL");
+  std::lock_guard lock(impl_->head_mutex);
+  for (auto* h : impl_->handles) impl_->db->DestroyColumnFamilyHandle(h);
+  impl_->handles.clear();
   if (auto s = impl_->db->Close(); !s.ok() && result) result = from_rocksdb(s, "closing");
   impl_->db.reset();
   return result;
@@ -227,6 +578,12 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   // since a bad one would fail every later open.
   auto decoded = Labels::decode(key);
   if (!decoded) return Status::invalid_argument("invalid series: " + decoded.status().message());
+  if (id > impl_->options.limits.max_series) {
+    return impl_->refuse("max_series",
+                         "series limit of " + std::to_string(impl_->options.limits.max_series) +
+                             " (storage.max_series) reached; new series refused");
+  }
+  if (auto st = impl_->check_limits(*decoded); !st) return st;
   char id_bytes[8];
   put_be64(id_bytes, id);
   rocksdb::WriteBatch batch;
@@ -234,6 +591,8 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   batch.Put(impl_->series_key_cf, rocksdb::Slice(key.data(), key.size()),
             rocksdb::Slice(id_bytes, 8));
   if (auto s = impl_->db->Write(impl_->write_options, &batch); !s.ok()) {
+    // Disk full here is the store's condition, not the line's: report it as unavailable.
+    if (s.IsNoSpace()) return Status::unavailable("creating series: " + s.ToString());
     return from_rocksdb(s, "creating series");
   }
   std::unique_lock lock(impl_->index_mutex);
@@ -243,15 +602,129 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
 
 Status RocksDbStore::append(std::span<const Sample> samples) {
   if (samples.empty()) return Status::ok();
-  if (!impl_->db) return Status::unavailable("store is closed");
-  rocksdb::WriteBatch batch(samples.size() * 40);
+  Impl& im = *impl_;
+  const size_t known = series_count();
   for (const auto& s : samples) {
-    SampleKey key(s.series, s.timestamp);
-    char value[8];
-    std::memcpy(value, &s.value, 8);
-    batch.Put(impl_->samples_cf, key.slice(), rocksdb::Slice(value, 8));
+    if (s.series == 0 || s.series > known) {
+      return Status::invalid_argument("unknown series id " + std::to_string(s.series));
+    }
+    if (s.timestamp > kMaxTimestamp || s.timestamp < kMinTimestamp) {
+      return Status::invalid_argument("timestamp " + std::to_string(s.timestamp) +
+                                      " out of the store's range");
+    }
   }
-  return from_rocksdb(impl_->db->Write(impl_->write_options, &batch), "writing samples");
+
+  std::unique_lock lock(im.head_mutex);
+  if (!im.db) return Status::unavailable("store is closed");
+  if (im.heads.size() < known) im.heads.resize(known);
+  const uint64_t seq = im.next_seq;
+
+  // Group the batch by series, keeping each series' samples in arrival order (later wins).
+  auto& order = im.order;
+  order.resize(samples.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return samples[a].series < samples[b].series;
+  });
+
+  struct Plan {
+    SeriesId id;
+    size_t begin;  // range in `order`
+    size_t end;
+    TimestampMs window;  // the head's window after this write
+    bool seal;           // the head's pending samples went into a chunk piece
+  };
+  std::vector<Plan> plans;
+  std::vector<std::pair<SeriesId, TimestampMs>> dirtied;
+  rocksdb::WriteBatch batch;
+  im.record.clear();
+
+  // Points of samples[order[b..e)] in window w, sorted by time, later arrivals winning.
+  auto collect = [&](size_t b, size_t e, TimestampMs w) {
+    im.run.clear();
+    for (size_t k = b; k < e; ++k) {
+      const Sample& s = samples[order[k]];
+      if (window_of(s.timestamp) == w) detail::insert_point(im.run, {s.timestamp, s.value});
+    }
+  };
+  auto write_piece = [&](SeriesId id, TimestampMs w, const std::vector<Point>& points) {
+    batch.Merge(im.chunks_cf, SeriesTimeKey(id, w).slice(), encode_chunk(points));
+    im.mark_dirty(batch, id, w, seq);
+    dirtied.emplace_back(id, w);
+  };
+
+  for (size_t b = 0; b < order.size();) {
+    const SeriesId id = samples[order[b]].series;
+    size_t e = b;
+    TimestampMs newest = INT64_MIN;
+    bool single_window = true;
+    while (e < order.size() && samples[order[e]].series == id) {
+      const TimestampMs w = window_of(samples[order[e]].timestamp);
+      if (e > b && w != newest) single_window = false;
+      newest = std::max(newest, w);
+      ++e;
+    }
+    const Head& h = im.heads[id - 1];
+    const TimestampMs window = std::max(h.window, newest);
+    const bool seal = window > h.window && !h.pending.empty();
+    if (!(single_window && newest == window && !seal)) {
+      // Slow path: seal the head and/or write pieces for older windows (backfill).
+      std::vector<TimestampMs> older;
+      for (size_t k = b; k < e; ++k) {
+        const TimestampMs w = window_of(samples[order[k]].timestamp);
+        if (w < window && std::find(older.begin(), older.end(), w) == older.end()) {
+          older.push_back(w);
+        }
+      }
+      if (seal && std::find(older.begin(), older.end(), h.window) == older.end()) {
+        older.push_back(h.window);
+      }
+      for (TimestampMs w : older) {
+        collect(b, e, w);
+        if (seal && w == h.window) {
+          const std::vector<Point> runs[2] = {h.pending, im.run};
+          detail::merge_runs(runs, im.merged);
+          write_piece(id, w, im.merged);
+        } else {
+          write_piece(id, w, im.run);
+        }
+      }
+    }
+    for (size_t k = b; k < e; ++k) {
+      const Sample& s = samples[order[k]];
+      if (window_of(s.timestamp) == window) {
+        append_head_sample(im.record, id, {s.timestamp, s.value});
+      }
+    }
+    plans.push_back({id, b, e, window, seal});
+    b = e;
+  }
+  if (!im.record.empty()) batch.Put(im.head_log_cf, SeqKey(seq).slice(), as_slice(im.record));
+  if (auto s = im.db->Write(im.write_options, &batch); !s.ok()) {
+    return from_rocksdb(s, "writing samples");
+  }
+
+  // Durable: now the heads may change.
+  im.next_seq = seq + 1;
+  for (const auto& p : plans) {
+    Head& h = im.heads[p.id - 1];
+    if (p.seal) {
+      im.head_samples -= h.pending.size();
+      h.pending.clear();
+    }
+    h.window = p.window;
+    const size_t before = h.pending.size();
+    for (size_t k = p.begin; k < p.end; ++k) {
+      const Sample& s = samples[order[k]];
+      if (window_of(s.timestamp) == h.window) detail::insert_point(h.pending, {s.timestamp, s.value});
+    }
+    im.head_samples += h.pending.size() - before;
+  }
+  for (const auto& d : dirtied) im.dirty[d] = seq;
+  const bool full = im.head_samples >= im.options.head_max_samples;
+  lock.unlock();
+  if (full || !dirtied.empty()) im.wake_worker();
+  return Status::ok();
 }
 
 std::vector<SeriesRef> RocksDbStore::select(std::span<const LabelMatcher> matchers) const {
@@ -282,45 +755,54 @@ std::vector<SeriesRef> RocksDbStore::select(std::span<const LabelMatcher> matche
 
 Status RocksDbStore::read(SeriesId series, TimestampMs start, TimestampMs end,
                           std::vector<Point>& out) const {
-  if (!impl_->db) return Status::unavailable("store is closed");
   if (end < start) return Status::ok();
-  SampleKey begin(series, start);
-  // Upper bound is exclusive: the key just past `end` (or the next series).
-  char upper_bytes[16];
-  if (end == INT64_MAX) {
-    put_be64(upper_bytes, series + 1);
-    put_be64(upper_bytes + 8, 0);
-  } else {
-    SampleKey upper(series, end + 1);
-    std::memcpy(upper_bytes, upper.bytes, 16);
+  start = std::max(start, kMinTimestamp);
+  end = std::min(end, kMaxTimestamp);
+  if (end < start) return Status::ok();
+  // Head first, then chunks: a checkpoint in between moves samples to where the second look
+  // finds them; seeing one twice is resolved by timestamp.
+  std::vector<Point> head;
+  {
+    std::lock_guard lock(impl_->head_mutex);
+    if (!impl_->db) return Status::unavailable("store is closed");
+    if (series >= 1 && series <= impl_->heads.size()) {
+      const auto& pending = impl_->heads[series - 1].pending;
+      auto it = std::lower_bound(pending.begin(), pending.end(), start,
+                                 [](const Point& p, TimestampMs t) { return p.timestamp < t; });
+      for (; it != pending.end() && it->timestamp <= end; ++it) head.push_back(*it);
+    }
   }
-  rocksdb::Slice upper_slice(upper_bytes, 16);
+  SeriesTimeKey first(series, window_of(start));
+  SeriesTimeKey upper(series, window_of(end) + 1);
+  rocksdb::Slice upper_slice = upper.slice();
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->samples_cf));
-  for (it->Seek(begin.slice()); it->Valid(); it->Next()) {
-    auto k = it->key();
-    auto v = it->value();
-    if (k.size() != 16 || v.size() != 8) return Status::internal("corrupt sample record");
-    Point p;
-    p.timestamp = unorder_timestamp(get_be64(k.data() + 8));
-    std::memcpy(&p.value, v.data(), 8);
-    out.push_back(p);
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->chunks_cf));
+  std::vector<Point> disk;
+  std::vector<Point> chunk;
+  for (it->Seek(first.slice()); it->Valid(); it->Next()) {
+    chunk.clear();
+    if (auto s = decode_chunk(it->value().ToStringView(), chunk); !s) return s;
+    for (const auto& p : chunk) {
+      if (p.timestamp >= start && p.timestamp <= end) disk.push_back(p);
+    }
   }
-  return from_rocksdb(it->status(), "reading samples");
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading chunks");
+  if (head.empty()) {
+    out.insert(out.end(), disk.begin(), disk.end());
+    return Status::ok();
+  }
+  const std::vector<Point> runs[2] = {std::move(disk), std::move(head)};
+  std::vector<Point> merged;
+  detail::merge_runs(runs, merged);
+  out.insert(out.end(), merged.begin(), merged.end());
+  return Status::ok();
 }
 
 Result<bool> RocksDbStore::has_samples(SeriesId series, TimestampMs start, TimestampMs end) const {
-  if (!impl_->db) return Status::unavailable("store is closed");
-  if (end < start) return false;
-  SampleKey begin(series, start);
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->samples_cf));
-  it->Seek(begin.slice());
-  if (!it->status().ok()) return from_rocksdb(it->status(), "reading samples");
-  if (!it->Valid() || it->key().size() != 16) return false;
-  return get_be64(it->key().data()) == series &&
-         unorder_timestamp(get_be64(it->key().data() + 8)) <= end;
+  std::vector<Point> points;
+  if (auto s = read(series, start, end, points); !s) return s;
+  return !points.empty();
 }
 
 Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs start,
@@ -328,14 +810,67 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   if (width != kRollup5m && width != kRollup1h) {
     return Status::invalid_argument("rollup width must be 5m or 1h");
   }
+  start = std::max(start, kMinTimestamp);
+  end = std::min(end, kMaxTimestamp);
+  if (end <= start) return Status::ok();
+  const TimestampMs first_window = window_of(start + 1);
+  const TimestampMs last_window = window_of(end);
+  // Windows whose stored rollups may lag their raw data: dirty ones and the open head.
+  std::vector<TimestampMs> from_raw;
+  {
+    std::lock_guard lock(impl_->head_mutex);
+    if (!impl_->db) return Status::unavailable("store is closed");
+    for (auto it = impl_->dirty.lower_bound({series, first_window});
+         it != impl_->dirty.end() && it->first.first == series && it->first.second <= last_window;
+         ++it) {
+      from_raw.push_back(it->first.second);
+    }
+    if (series >= 1 && series <= impl_->heads.size()) {
+      const Head& h = impl_->heads[series - 1];
+      if (!h.pending.empty() && h.window >= first_window && h.window <= last_window) {
+        from_raw.push_back(h.window);
+      }
+    }
+  }
+  std::sort(from_raw.begin(), from_raw.end());
+  from_raw.erase(std::unique(from_raw.begin(), from_raw.end()), from_raw.end());
+
   std::vector<Point> points;
-  if (auto s = read(series, start + 1 - width, end, points); !s) return s;
-  build_rollups(points, width, start, end, out);
-  return Status::ok();
+  size_t next_raw = 0;
+  auto emit_raw_until = [&](TimestampMs limit) -> Status {
+    for (; next_raw < from_raw.size() && from_raw[next_raw] < limit; ++next_raw) {
+      const TimestampMs w = from_raw[next_raw];
+      points.clear();
+      if (auto s = read(series, w - kChunkSpan + 1, w, points); !s) return s;
+      build_rollups(points, width, start, end, out);
+    }
+    return Status::ok();
+  };
+
+  auto* cf = width == kRollup5m ? impl_->rollup5m_cf : impl_->rollup1h_cf;
+  SeriesTimeKey first(series, first_window);
+  SeriesTimeKey upper(series, last_window + 1);
+  rocksdb::Slice upper_slice = upper.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
+  for (it->Seek(first.slice()); it->Valid(); it->Next()) {
+    const TimestampMs w = SeriesTimeKey::time(it->key());
+    if (auto s = emit_raw_until(w); !s) return s;
+    if (next_raw < from_raw.size() && from_raw[next_raw] == w) continue;  // emitted from raw
+    if (auto s = decode_rollup_block(it->value().ToStringView(), w, width, start, end, out); !s) {
+      return s;
+    }
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading rollups");
+  return emit_raw_until(kMaxTimestamp + 1);
 }
 
-TimestampMs RocksDbStore::raw_horizon() const { return INT64_MIN; }
-RetentionPolicy RocksDbStore::retention() const { return {}; }
+TimestampMs RocksDbStore::raw_horizon() const {
+  return impl_->clock->now_ms() - impl_->options.retention.raw;
+}
+
+RetentionPolicy RocksDbStore::retention() const { return impl_->options.retention; }
 
 std::vector<std::string> RocksDbStore::label_names() const {
   std::shared_lock lock(impl_->index_mutex);
@@ -361,7 +896,7 @@ size_t RocksDbStore::series_count() const {
 uint64_t RocksDbStore::disk_usage_bytes() const {
   if (!impl_->db) return 0;
   uint64_t total = 0;
-  for (auto* cf : {impl_->default_cf, impl_->series_cf, impl_->series_key_cf, impl_->samples_cf}) {
+  for (auto* cf : impl_->handles) {
     uint64_t v = 0;
     if (impl_->db->GetIntProperty(cf, "rocksdb.total-sst-files-size", &v)) total += v;
   }
@@ -370,6 +905,35 @@ uint64_t RocksDbStore::disk_usage_bytes() const {
     for (const auto& f : wal_files) total += f->SizeFileBytes();
   }
   return total;
+}
+
+Status RocksDbStore::maintain() { return impl_->maintain(true); }
+
+Status RocksDbStore::compact() {
+  if (auto s = maintain(); !s) return s;
+  std::lock_guard serial(impl_->maintain_mutex);
+  if (!impl_->db) return Status::unavailable("store is closed");
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok()) return from_rocksdb(s, "flushing");
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto* cf : impl_->handles) {
+    if (auto s = impl_->db->CompactRange(options, cf, nullptr, nullptr); !s.ok()) {
+      return from_rocksdb(s, "compacting");
+    }
+  }
+  return Status::ok();
+}
+
+uint64_t RocksDbStore::head_samples() const {
+  std::lock_guard lock(impl_->head_mutex);
+  return impl_->head_samples;
+}
+
+size_t RocksDbStore::dirty_windows() const {
+  std::lock_guard lock(impl_->head_mutex);
+  return impl_->dirty.size();
 }
 
 }  // namespace kpid::store

@@ -103,4 +103,41 @@ Result<Rollup> decode_rollup(TimestampMs end, std::string_view bytes) {
   return r;
 }
 
+std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs window_end,
+                                DurationMs width) {
+  std::string out;
+  append_varint(out, rollups.size());
+  for (const auto& r : rollups) {
+    append_varint(out, static_cast<uint64_t>((window_end - r.end) / width));
+    std::string one = encode_rollup(r);
+    append_varint(out, one.size());
+    out += one;
+  }
+  return out;
+}
+
+Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, DurationMs width,
+                           TimestampMs start, TimestampMs end, std::vector<Rollup>& out) {
+  size_t pos = 0;
+  uint64_t n = 0;
+  if (!read_varint(bytes, pos, n)) return corrupt("bad block count");
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t back = 0;
+    uint64_t length = 0;
+    if (!read_varint(bytes, pos, back) || !read_varint(bytes, pos, length) ||
+        length > bytes.size() - pos || back > static_cast<uint64_t>(kMaxTimestamp / width)) {
+      return corrupt("bad block entry");
+    }
+    const TimestampMs e = window_end - static_cast<TimestampMs>(back) * width;
+    if (e > start && e <= end) {
+      auto r = decode_rollup(e, bytes.substr(pos, length));
+      if (!r) return r.status();
+      out.push_back(std::move(r).value());
+    }
+    pos += length;
+  }
+  if (pos != bytes.size()) return corrupt("trailing bytes in block");
+  return Status::ok();
+}
+
 }  // namespace kpid::store

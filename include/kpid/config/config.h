@@ -16,6 +16,20 @@ namespace kpid::config {
 struct StorageConfig {
   std::string data_dir = "./data";
   bool sync = false;  // fsync the WAL on every write batch (survives power loss)
+  // Cardinality guard: new series past these are refused; existing series keep working.
+  int64_t max_series = 1'000'000;
+  int64_t max_labels_per_series = 30;
+  int64_t max_label_name_bytes = 256;
+  int64_t max_label_value_bytes = 4096;
+  // Heads are written to chunks this often, or sooner once they hold head_max_samples.
+  DurationMs checkpoint_interval = 60'000;
+  int64_t head_max_samples = 1'000'000;
+};
+
+struct RetentionConfig {
+  DurationMs raw = 30 * 86'400'000LL;
+  DurationMs rollup_5m = 400 * 86'400'000LL;
+  DurationMs rollup_1h = 5 * 365 * 86'400'000LL;
 };
 
 struct HttpConfig {
@@ -44,6 +58,7 @@ struct LogConfig {
 
 struct Config {
   StorageConfig storage;
+  RetentionConfig retention;
   HttpConfig http;
   LineConfig line;
   QueryConfig query;

@@ -1,33 +1,70 @@
 #pragma once
-// First storage engine: one RocksDB with column families
-//   series      : series id (8 bytes big-endian) -> Labels::encode()
-//   series_key  : Labels::encode()              -> series id
-//   samples     : series id (8 BE) + timestamp (8 BE, sign bit flipped) -> float64 (8 bytes LE)
-// Keys sort by series then time, so a range read is one seek and a short scan. The series index
-// is also held in memory (labels, key -> id, and postings by label) for fast selection.
+// The storage engine: one RocksDB, column families
+//   series     : series id (8 BE)                -> Labels::encode()
+//   series_key : Labels::encode()                -> series id
+//   chunks     : series id + window end (16 B)   -> chunk (chunk_codec.h) of the series' samples
+//                in the 2-hour window (end - 2h, end]; written as merge operands (pieces) that
+//                RocksDB folds into one chunk, so backfill and overwrites never read first
+//   rollup_5m  : series id + window end          -> the window's 5-minute rollups
+//   rollup_1h  : series id + window end          -> the window's 1-hour rollups
+//   head_log   : sequence number (8 BE)          -> samples that are only in the in-memory head
+//   dirty      : series id + window end          -> windows whose rollups must be recomputed
+//
+// The path of a write (append): samples for a series' open window go to its in-memory head and,
+// in the same RocksDB write, to one head_log record for the whole batch (one key per batch, not
+// per sample); samples for older windows become chunk pieces at once, marking the window dirty.
+// The write is acknowledged when RocksDB has it in its write-ahead log (fsync'd when `sync`).
+// A sample for a later window seals the head's window into a chunk piece. A checkpoint (on a
+// timer, or when heads hold too many samples) writes every head as chunk pieces and deletes the
+// head_log records they covered; on open, head_log records are replayed into the heads. A
+// maintenance thread runs checkpoints and recomputes the rollups of dirty windows. Retention
+// drops old windows through compaction filters on the window end.
 
 #include <memory>
 #include <string>
 
+#include "kpid/core/time.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/store/sample_store.h"
 
 namespace kpid::store {
 
+// The span of one chunk; a multiple of 1h so rollup buckets never straddle chunks.
+inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
+
+// Caps that protect memory from a flood of new series. Existing series are never refused.
+struct SeriesLimits {
+  uint64_t max_series = 1'000'000;
+  uint32_t max_labels_per_series = 30;  // including __name__
+  uint32_t max_label_name_bytes = 256;
+  uint32_t max_label_value_bytes = 4096;
+};
+
 struct StoreOptions {
   std::string data_dir;
   bool sync = false;  // fsync the WAL on every write: survives power loss, not only kill -9
+  RetentionPolicy retention{};
+  SeriesLimits limits{};
+  // A checkpoint writes heads to chunks after this long, or once heads hold head_max_samples.
+  DurationMs checkpoint_interval = 60'000;
+  uint64_t head_max_samples = 1'000'000;
+  // Where "now" comes from for retention; SystemClock when null. Must outlive the store.
+  const Clock* clock = nullptr;
+  // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
+  bool background = true;
 };
 
 class RocksDbStore final : public SampleStore {
  public:
-  // Opens (creating if needed) the store under options.data_dir and loads the series index.
-  // `metrics` may be null; otherwise gauges are registered on it and must outlive the store.
+  // Opens (creating if needed) the store under options.data_dir, loads the series index and
+  // replays the head log. `metrics` may be null; otherwise metrics are registered on it and it
+  // must outlive the store.
   static Result<std::unique_ptr<RocksDbStore>> open(const StoreOptions& options,
                                                     metrics::Metrics* metrics);
   ~RocksDbStore() override;
 
-  // Flushes memtables and closes RocksDB; later calls fail. Called by the destructor if needed.
+  // Writes the heads to chunks, flushes and closes RocksDB; later calls fail. Called by the
+  // destructor if needed.
   Status close();
 
   Result<SeriesId> resolve(std::string_view key) override;
@@ -44,6 +81,17 @@ class RocksDbStore final : public SampleStore {
   std::vector<std::string> label_values(std::string_view name) const override;
   size_t series_count() const override;
   uint64_t disk_usage_bytes() const override;
+
+  // One round of background work, now: a checkpoint of every head, then the rollups of every
+  // dirty window.
+  Status maintain();
+  // maintain(), then a full compaction of every column family (applies retention at once and
+  // folds chunk pieces), so disk usage reflects the data. For operators and benchmarks.
+  Status compact();
+
+  // Samples held in heads (not yet in chunks), and windows awaiting rollups; for tests/metrics.
+  uint64_t head_samples() const;
+  size_t dirty_windows() const;
 
   struct Impl;
 

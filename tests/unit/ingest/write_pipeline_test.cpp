@@ -16,7 +16,7 @@ struct Fixture {
   testing::TempDir dir;
   metrics::Metrics metrics;
   std::unique_ptr<store::RocksDbStore> store =
-      std::move(store::RocksDbStore::open({dir.path(), false}, &metrics)).value();
+      std::move(store::RocksDbStore::open(store::StoreOptions{.data_dir = dir.path()}, &metrics)).value();
   IngestMetrics ingest_metrics{metrics.registry()};
   testing::FakeClock clock;
   WritePipeline pipeline{*store, ingest_metrics, clock};

@@ -13,7 +13,7 @@ namespace {
 struct Fixture {
   testing::TempDir dir;
   std::unique_ptr<store::RocksDbStore> store =
-      std::move(store::RocksDbStore::open({dir.path(), false}, nullptr)).value();
+      std::move(store::RocksDbStore::open(store::StoreOptions{.data_dir = dir.path()}, nullptr)).value();
   Engine engine{*store, QueryOptions{}};
 
   void add(std::initializer_list<std::pair<const char*, const char*>> labels,

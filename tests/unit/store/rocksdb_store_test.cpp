@@ -12,7 +12,9 @@ using namespace kpid::store;
 namespace {
 
 std::unique_ptr<RocksDbStore> open_store(const std::string& dir, metrics::Metrics* m = nullptr) {
-  auto s = RocksDbStore::open({dir, false}, m);
+  StoreOptions options;
+  options.data_dir = dir;
+  auto s = RocksDbStore::open(options, m);
   INFO(s.status().to_string());
   REQUIRE(s.is_ok());
   return std::move(s).value();
@@ -167,7 +169,9 @@ TEST_CASE("opening a store where a file blocks the directory fails with a clear 
   FILE* f = std::fopen(blocker.c_str(), "w");
   REQUIRE(f != nullptr);
   std::fclose(f);
-  auto s = RocksDbStore::open({blocker + "/data", false}, nullptr);
+  StoreOptions options;
+  options.data_dir = blocker + "/data";
+  auto s = RocksDbStore::open(options, nullptr);
   REQUIRE_FALSE(s.is_ok());
   CHECK(s.status().message().find(blocker) != std::string::npos);
 }

@@ -1,0 +1,70 @@
+#pragma once
+// RocksDB plug-ins of the storage engine (private to src/store):
+// - ChunkMergeOperator: a chunk key's value is the union of every piece written to it (a sealed
+//   head, a checkpoint, a backfill), a later piece winning on equal timestamps. Writers never
+//   read-modify-write a chunk; RocksDB folds the pieces on reads and compactions.
+// - RetentionFilter: drops keys whose time (the last 8 bytes of the key, a window end) has
+//   fallen out of a retention period, during compaction, so expiry never scans the data.
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/merge_operator.h>
+
+#include <span>
+#include <vector>
+
+#include "kpid/core/time.h"
+#include "kpid/store/sample_store.h"
+
+namespace kpid::store::detail {
+
+// Merges sorted runs of points; for equal timestamps the run with the higher index wins.
+// The result is sorted with unique timestamps.
+void merge_runs(std::span<const std::vector<Point>> runs, std::vector<Point>& out);
+
+// Inserts `p` into sorted, unique `points`, replacing a point with the same timestamp.
+void insert_point(std::vector<Point>& points, Point p);
+
+class ChunkMergeOperator final : public rocksdb::MergeOperator {
+ public:
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override;
+  bool PartialMergeMulti(const rocksdb::Slice& key,
+                         const std::deque<rocksdb::Slice>& operands, std::string* new_value,
+                         rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "kpid.ChunkMerge"; }
+
+ private:
+  bool merge(const rocksdb::Slice* existing, std::span<const rocksdb::Slice> operands,
+             std::string* result) const;
+};
+
+class RetentionFilter final : public rocksdb::CompactionFilter {
+ public:
+  RetentionFilter(const Clock& clock, DurationMs keep, const char* name)
+      : clock_(clock), keep_(keep), name_(name) {}
+  bool Filter(int level, const rocksdb::Slice& key, const rocksdb::Slice& value,
+              std::string* new_value, bool* value_changed) const override;
+  bool FilterMergeOperand(int level, const rocksdb::Slice& key,
+                          const rocksdb::Slice& operand) const override;
+  const char* Name() const override { return name_; }
+
+ private:
+  bool expired(const rocksdb::Slice& key) const;
+  const Clock& clock_;
+  DurationMs keep_;
+  const char* name_;
+};
+
+// Key layout shared by the engine's column families: series id (8 bytes big-endian) then a
+// time (8 bytes big-endian, sign bit flipped so negative times sort first).
+struct SeriesTimeKey {
+  char bytes[16];
+  SeriesTimeKey(SeriesId id, TimestampMs t);
+  rocksdb::Slice slice() const { return {bytes, sizeof bytes}; }
+  static SeriesId series(const rocksdb::Slice& key);
+  static TimestampMs time(const rocksdb::Slice& key);
+};
+
+void put_be64(char* out, uint64_t v);
+uint64_t get_be64(const char* in);
+
+}  // namespace kpid::store::detail

@@ -1,0 +1,363 @@
+// The chunked engine: heads, chunk pieces, backfill and overwrites into sealed chunks, rollups
+// against aggregates recomputed from raw samples, retention and the cardinality guard.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "kpid/store/rocksdb_store.h"
+#include "kpid/store/rollup.h"
+#include "support/fake_clock.h"
+#include "support/temp_dir.h"
+
+using namespace kpid;
+using namespace kpid::store;
+
+namespace {
+
+constexpr TimestampMs kHour = 3'600'000;
+constexpr TimestampMs kDay = 24 * kHour;
+constexpr TimestampMs kBase = 1'700'006'400'000;  // a multiple of 2h
+
+struct Fixture {
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  StoreOptions options;
+  std::unique_ptr<RocksDbStore> store;
+
+  Fixture() {
+    clock.set_ms(kBase + 10 * kDay);
+    options.data_dir = dir.path();
+    options.clock = &clock;
+    options.background = false;
+    open();
+  }
+
+  void open(metrics::Metrics* m = nullptr) {
+    auto s = RocksDbStore::open(options, m);
+    INFO(s.status().to_string());
+    REQUIRE(s.is_ok());
+    store = std::move(s).value();
+  }
+
+  void reopen() {
+    REQUIRE(store->close().is_ok());
+    store.reset();
+    open();
+  }
+
+  SeriesId series(const char* name) {
+    LabelsBuilder b;
+    b.add("__name__", name);
+    REQUIRE(b.finish().empty());
+    auto id = store->resolve(b.key());
+    REQUIRE(id.is_ok());
+    return *id;
+  }
+
+  void append(std::vector<Sample> samples) {
+    auto s = store->append(samples);
+    INFO(s.to_string());
+    REQUIRE(s.is_ok());
+  }
+
+  std::vector<Point> all(SeriesId id) {
+    std::vector<Point> out;
+    REQUIRE(store->read(id, INT64_MIN, INT64_MAX, out).is_ok());
+    return out;
+  }
+
+  std::vector<Rollup> rollups(SeriesId id, DurationMs width, TimestampMs start, TimestampMs end) {
+    std::vector<Rollup> out;
+    auto s = store->read_rollups(id, width, start, end, out);
+    INFO(s.to_string());
+    REQUIRE(s.is_ok());
+    return out;
+  }
+};
+
+// Reference model: what the store must hold after a sequence of appends (later wins).
+using Model = std::map<TimestampMs, double>;
+
+std::vector<Point> points_of(const Model& m) {
+  std::vector<Point> out;
+  for (auto [t, v] : m) out.push_back({t, v});
+  return out;
+}
+
+// Equal, or both NaN (a NaN sample makes sum, sum_squares and increase NaN on both sides).
+bool same(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == Approx(b); }
+
+void require_same_rollups(const std::vector<Rollup>& got, const std::vector<Rollup>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("bucket ending " << want[i].end);
+    CHECK(got[i].end == want[i].end);
+    CHECK(got[i].count == want[i].count);
+    CHECK(same(got[i].sum, want[i].sum));
+    CHECK(same(got[i].min, want[i].min));
+    CHECK(same(got[i].max, want[i].max));
+    CHECK(same(got[i].sum_squares, want[i].sum_squares));
+    CHECK(got[i].first_timestamp == want[i].first_timestamp);
+    CHECK(same(got[i].first, want[i].first));
+    CHECK(got[i].last_timestamp == want[i].last_timestamp);
+    CHECK(same(got[i].last, want[i].last));
+    CHECK(same(got[i].increase, want[i].increase));
+    CHECK(got[i].sketch.count() == want[i].sketch.count());
+    CHECK(got[i].sketch.quantile(0.5) == want[i].sketch.quantile(0.5));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("engine: bucket ends are left-open, right-closed") {
+  CHECK(bucket_end(0, kRollup5m) == 0);
+  CHECK(bucket_end(1, kRollup5m) == kRollup5m);
+  CHECK(bucket_end(kRollup5m, kRollup5m) == kRollup5m);
+  CHECK(bucket_end(-1, kRollup5m) == 0);
+  CHECK(bucket_end(-kRollup5m, kRollup5m) == -kRollup5m);
+  CHECK(bucket_end(-kRollup5m - 1, kRollup5m) == -kRollup5m);
+}
+
+TEST_CASE("engine: head samples, checkpoints and sealed chunks read back the same") {
+  Fixture f;
+  SeriesId id = f.series("m");
+  Model model;
+  std::vector<Sample> batch;
+  for (int i = 0; i < 3000; ++i) {  // 8.3 h at 10 s: crosses four chunk windows
+    const TimestampMs t = kBase + 10'000 * i;
+    batch.push_back({id, t, i * 0.5});
+    model[t] = i * 0.5;
+    if (batch.size() == 700) {
+      f.append(batch);
+      batch.clear();
+    }
+  }
+  f.append(batch);
+  CHECK(f.store->head_samples() > 0);
+  CHECK(f.all(id) == points_of(model));
+  REQUIRE(f.store->maintain().is_ok());
+  CHECK(f.store->head_samples() == 0);
+  CHECK(f.store->dirty_windows() == 0);
+  CHECK(f.all(id) == points_of(model));
+  f.reopen();
+  CHECK(f.all(id) == points_of(model));
+  std::vector<Point> range;
+  REQUIRE(f.store->read(id, kBase + 2 * kHour - 10'000, kBase + 2 * kHour + 10'000, range).is_ok());
+  CHECK(range.size() == 3);
+}
+
+TEST_CASE("engine: a sample on a window end belongs to the window it ends") {
+  Fixture f;
+  SeriesId id = f.series("m");
+  const TimestampMs end = kBase + kChunkSpan;
+  f.append({{id, end, 1}, {id, end + 1, 2}, {id, end - 1, 3}});
+  REQUIRE(f.store->maintain().is_ok());
+  CHECK(f.all(id) == std::vector<Point>{{end - 1, 3}, {end, 1}, {end + 1, 2}});
+  auto five = f.rollups(id, kRollup5m, end - kRollup5m, end + kRollup5m);
+  REQUIRE(five.size() == 2);
+  CHECK(five[0].end == end);
+  CHECK(five[0].count == 2);
+  CHECK(five[1].count == 1);
+}
+
+TEST_CASE("engine: out-of-order, backfill and overwrites, into the head and sealed chunks") {
+  Fixture f;
+  SeriesId id = f.series("m");
+  Model model;
+  auto put = [&](std::vector<Sample> s) {
+    for (auto& x : s) model[x.timestamp] = x.value;
+    f.append(s);
+  };
+  // A day of data, then write into every part of it again.
+  std::vector<Sample> day;
+  for (int i = 0; i < 1440; ++i) day.push_back({id, kBase + 60'000 * i, static_cast<double>(i)});
+  put(day);
+  REQUIRE(f.store->maintain().is_ok());
+  // Out of order inside the open head window.
+  put({{id, kBase + 1439 * 60'000 - 30'000, -1}, {id, kBase + 1439 * 60'000 - 90'000, -2}});
+  // Overwrite in the head, in a sealed chunk, and backfill before everything.
+  put({{id, kBase + 1438 * 60'000, 100}, {id, kBase + 60'000, 200}, {id, kBase - kDay, 300}});
+  // Overwrite the same sample twice in one batch: the later one wins.
+  put({{id, kBase + 120'000, 1}, {id, kBase + 120'000, 2}});
+  CHECK(f.all(id) == points_of(model));
+  REQUIRE(f.store->maintain().is_ok());
+  CHECK(f.all(id) == points_of(model));
+  // After a checkpoint, the head window is in a chunk: overwrite there too.
+  put({{id, kBase + 1439 * 60'000, 400}});
+  CHECK(f.all(id) == points_of(model));
+  f.reopen();
+  CHECK(f.all(id) == points_of(model));
+  REQUIRE(f.store->compact().is_ok());
+  CHECK(f.all(id) == points_of(model));
+}
+
+TEST_CASE("engine: head samples survive a restart through the head log") {
+  Fixture f;
+  f.options.checkpoint_interval = 3'600'000;
+  f.reopen();
+  SeriesId id = f.series("m");
+  f.append({{id, kBase + 1000, 1}, {id, kBase + 2000, 2}});
+  f.append({{id, kBase + kChunkSpan + 1000, 3}});  // seals the first window
+  f.append({{id, kBase + kChunkSpan + 500, 4}});
+  REQUIRE(f.store->head_samples() == 2);
+  f.reopen();  // close() checkpoints; the head log path is covered by the kill -9 tests
+  CHECK(f.all(id) == std::vector<Point>{{kBase + 1000, 1},
+                                        {kBase + 2000, 2},
+                                        {kBase + kChunkSpan + 500, 4},
+                                        {kBase + kChunkSpan + 1000, 3}});
+}
+
+TEST_CASE("engine: rollups equal aggregates recomputed from the raw samples") {
+  Fixture f;
+  SeriesId gauge = f.series("gauge");
+  SeriesId counter = f.series("counter");
+  std::mt19937_64 rng(11);
+  std::map<SeriesId, Model> model;
+  double c = 0;
+  double g = 50;
+  std::vector<Sample> batch;
+  for (int i = 0; i < 4000; ++i) {  // ~11 h at 10 s with jitter
+    const TimestampMs t = kBase + 10'000 * i + static_cast<int64_t>(rng() % 1000);
+    g += static_cast<double>(static_cast<int>(rng() % 201) - 100) / 100.0;
+    c = (rng() % 500 == 0) ? 0 : c + static_cast<double>(rng() % 50);  // occasional reset
+    batch.push_back({gauge, t, g});
+    batch.push_back({counter, t, c});
+    if (batch.size() >= 500) {
+      for (auto& s : batch) model[s.series][s.timestamp] = s.value;
+      f.append(batch);
+      batch.clear();
+    }
+  }
+  for (auto& s : batch) model[s.series][s.timestamp] = s.value;
+  f.append(batch);
+  // Backfill and overwrites into sealed windows, NaN included.
+  std::vector<Sample> late = {{gauge, kBase + 5000, 1e6},
+                              {gauge, kBase + 3 * kHour + 7, -3},
+                              {gauge, kBase + 3 * kHour + 10'000 * 1080, std::nan("")},
+                              {counter, kBase + 4 * kHour + 1, 5}};
+  for (auto& s : late) model[s.series][s.timestamp] = s.value;
+  f.append(late);
+
+  const TimestampMs start = kBase - kHour;
+  const TimestampMs end = kBase + 13 * kHour;
+  for (int pass = 0; pass < 2; ++pass) {
+    INFO((pass == 0 ? "dirty windows computed from raw" : "stored rollups"));
+    for (SeriesId id : {gauge, counter}) {
+      auto raw = points_of(model[id]);
+      for (DurationMs width : {kRollup5m, kRollup1h}) {
+        std::vector<Rollup> want;
+        build_rollups(raw, width, start, end, want);
+        require_same_rollups(f.rollups(id, width, start, end), want);
+        // A sub-range: start and end cut through windows.
+        want.clear();
+        build_rollups(raw, width, kBase + 3 * kHour, kBase + 7 * kHour, want);
+        require_same_rollups(f.rollups(id, width, kBase + 3 * kHour, kBase + 7 * kHour), want);
+      }
+    }
+    REQUIRE(f.store->maintain().is_ok());
+    CHECK(f.store->dirty_windows() == 0);
+  }
+  f.reopen();
+  auto raw = points_of(model[gauge]);
+  std::vector<Rollup> want;
+  build_rollups(raw, kRollup1h, start, end, want);
+  require_same_rollups(f.rollups(gauge, kRollup1h, start, end), want);
+}
+
+TEST_CASE("engine: rollup quantiles are within the sketch's relative error") {
+  Fixture f;
+  SeriesId id = f.series("latency");
+  std::mt19937_64 rng(3);
+  std::lognormal_distribution<double> dist(5, 1);
+  std::vector<Sample> batch;
+  std::vector<double> values;
+  for (int i = 0; i < 720; ++i) {  // one hour, 5 s apart
+    const double v = dist(rng);
+    values.push_back(v);
+    batch.push_back({id, kBase + 5000 * (i + 1), v});
+  }
+  f.append(batch);
+  REQUIRE(f.store->maintain().is_ok());
+  auto hour = f.rollups(id, kRollup1h, kBase, kBase + kHour);
+  REQUIRE(hour.size() == 1);
+  std::sort(values.begin(), values.end());
+  for (double q : {0.05, 0.5, 0.9, 0.99}) {
+    const double exact = values[static_cast<size_t>(q * (values.size() - 1))];
+    CHECK(std::fabs(hour[0].sketch.quantile(q) - exact) <= 0.01 * exact * 1.0001);
+  }
+}
+
+TEST_CASE("engine: retention expires raw chunks and rollups by their own periods") {
+  Fixture f;
+  f.options.retention = {2 * kDay, 10 * kDay, 100 * kDay};
+  f.reopen();
+  SeriesId id = f.series("m");
+  const TimestampMs now = kBase + 30 * kDay;
+  f.clock.set_ms(now);
+  std::vector<Sample> old;
+  for (TimestampMs t : {now - 50 * kDay, now - 5 * kDay, now - kHour}) {
+    for (int i = 0; i < 12; ++i) old.push_back({id, t + 300'000 * i, 1.0});
+  }
+  f.append(old);
+  REQUIRE(f.store->compact().is_ok());
+  CHECK(f.all(id).size() == 12);  // only the last hour is within raw retention
+  CHECK(f.rollups(id, kRollup5m, INT64_MIN / 2, now).size() == 24);   // 5 days and 1 hour ago
+  CHECK(f.rollups(id, kRollup1h, INT64_MIN / 2, now).size() >= 3);   // all three hours
+  CHECK(f.store->raw_horizon() == now - 2 * kDay);
+  f.clock.set_ms(now + 20 * kDay);
+  REQUIRE(f.store->compact().is_ok());
+  CHECK(f.all(id).empty());
+  CHECK(f.rollups(id, kRollup5m, INT64_MIN / 2, now).empty());
+  CHECK(!f.rollups(id, kRollup1h, INT64_MIN / 2, now).empty());
+}
+
+TEST_CASE("engine: the cardinality guard refuses new series and counts them") {
+  metrics::Metrics metrics;  // outlives the store, as open() requires
+  Fixture f;
+  f.options.limits.max_series = 2;
+  f.options.limits.max_labels_per_series = 3;
+  f.options.limits.max_label_value_bytes = 10;
+  REQUIRE(f.store->close().is_ok());
+  f.store.reset();
+  f.open(&metrics);
+  auto key = [](std::vector<std::pair<std::string, std::string>> labels) {
+    LabelsBuilder b;
+    for (auto& [n, v] : labels) b.add(n, v);
+    REQUIRE(b.finish().empty());
+    return std::string(b.key());
+  };
+  auto too_many = f.store->resolve(key({{"__name__", "a"}, {"x", "1"}, {"y", "2"}, {"z", "3"}}));
+  REQUIRE_FALSE(too_many.is_ok());
+  CHECK(too_many.status().code() == StatusCode::kResourceExhausted);
+  CHECK(too_many.status().message().find("storage.max_labels_per_series (3)") != std::string::npos);
+  auto long_value = f.store->resolve(key({{"__name__", "a"}, {"x", "01234567890"}}));
+  REQUIRE_FALSE(long_value.is_ok());
+  CHECK(long_value.status().message().find("label \"x\"") != std::string::npos);
+
+  auto a = f.store->resolve(key({{"__name__", "a"}}));
+  auto b = f.store->resolve(key({{"__name__", "b"}}));
+  REQUIRE((a.is_ok() && b.is_ok()));
+  auto c = f.store->resolve(key({{"__name__", "c"}}));
+  REQUIRE_FALSE(c.is_ok());
+  CHECK(c.status().message().find("series limit of 2 (storage.max_series)") != std::string::npos);
+  // Existing series keep working.
+  CHECK(*f.store->resolve(key({{"__name__", "a"}})) == *a);
+  f.append({{*a, kBase, 1}});
+  const std::string text = metrics.scrape();
+  CHECK(text.find("kpid_store_series_refused_total{reason=\"max_series\"} 1") != std::string::npos);
+  CHECK(text.find("kpid_store_series_refused_total{reason=\"max_labels_per_series\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("engine: appends with unknown series or timestamps out of range fail whole") {
+  Fixture f;
+  SeriesId id = f.series("m");
+  std::vector<Sample> bad_series = {{id, 1, 1}, {id + 5, 2, 2}};
+  CHECK(f.store->append(bad_series).code() == StatusCode::kInvalidArgument);
+  std::vector<Sample> bad_time = {{id, 1, 1}, {id, kMaxTimestamp + 1, 2}};
+  CHECK(f.store->append(bad_time).code() == StatusCode::kInvalidArgument);
+  CHECK(f.all(id).empty());
+}
