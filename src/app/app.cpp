@@ -108,7 +108,8 @@ class Daemon {
 
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
-        [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; }});
+        [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
+        [this] { return store_->compact(); }});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,

@@ -18,11 +18,11 @@ namespace {
 // Handler names: a closed set, so the request metrics have bounded cardinality.
 enum class Route {
   kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
-  kReadyz, kOther, kCount
+  kReadyz, kAdminCompact, kOther, kCount
 };
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
     "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
-    "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "other"};
+    "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "other"};
 
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
@@ -35,6 +35,7 @@ Route route_of(std::string_view path) {
   if (path == "/metrics") return Route::kMetrics;
   if (path == "/healthz") return Route::kHealthz;
   if (path == "/readyz") return Route::kReadyz;
+  if (path == "/api/v1/admin/compact") return Route::kAdminCompact;
   return Route::kOther;
 }
 
@@ -97,8 +98,28 @@ struct Router::Impl {
           request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
           pipelines, services.max_body_bytes());
     }
+    if (route == Route::kAdminCompact) return compact(request);
     return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
                                    services.engine, services.clock);
+  }
+
+  // Writes the heads to chunks, recomputes pending rollups and compacts every column family,
+  // so retention applies at once and disk usage reflects the data. Blocks until done.
+  Response compact(const Request& request) {
+    if (request.method() != http::verb::post) {
+      auto r = json_error(request, http::status::method_not_allowed,
+                          "use POST for /api/v1/admin/compact");
+      r.set(http::field::allow, "POST");
+      return r;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    if (auto s = services.compact(); !s) {
+      return json_error(request, http::status::internal_server_error,
+                        "compaction failed: " + s.message());
+    }
+    spdlog::info("compaction requested over HTTP finished in {:.1f} s",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return make_response(request, http::status::no_content, "", "");
   }
 
   RouterServices services;

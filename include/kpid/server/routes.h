@@ -4,6 +4,7 @@
 //   GET|POST /api/v1/query, query_range  Prometheus instant and range queries
 //   GET|POST /api/v1/series, labels, label/NAME/values
 //   GET /metrics, /healthz, /readyz
+//   POST /api/v1/admin/compact           seal heads, compute rollups, compact storage
 
 #include <atomic>
 #include <functional>
@@ -33,6 +34,8 @@ struct RouterServices {
   const std::atomic<bool>& ready;
   // The current request body limit, applied to decompressed bodies too.
   std::function<uint64_t()> max_body_bytes;
+  // Full storage compaction (RocksDbStore::compact).
+  std::function<Status()> compact;
 };
 
 class Router {

@@ -211,3 +211,32 @@ TEST_CASE("a failing store fails the whole write instead of blaming the lines") 
   CHECK(r.errors.empty());
   CHECK(r.samples_written == 0);
 }
+
+TEST_CASE("a series refused by the cardinality guard rejects its line only") {
+  testing::TempDir dir;
+  metrics::Metrics metrics;
+  store::StoreOptions options{.data_dir = dir.path()};
+  options.limits.max_series = 1;
+  auto store = std::move(store::RocksDbStore::open(options, &metrics)).value();
+  IngestMetrics ingest_metrics(metrics.registry());
+  testing::FakeClock clock;
+  WritePipeline pipeline(*store, ingest_metrics, clock);
+  auto r = pipeline.write("a value=1 1\nb value=2 2\na value=3 3\n", Precision::kSeconds,
+                          Protocol::kHttp);
+  REQUIRE(r.storage.is_ok());
+  CHECK(r.lines_accepted == 2);
+  CHECK(r.lines_rejected == 1);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line == 2);
+  CHECK(r.errors[0].message.find("storage.max_series") != std::string::npos);
+  CHECK(metrics.scrape().find("reason=\"series_limit\"") != std::string::npos);
+  CHECK(store->series_count() == 1);
+}
+
+TEST_CASE("timestamps beyond the store's range reject their line") {
+  Fixture f;
+  auto r = f.pipeline.write("a value=1 4611686018427387905\na value=2 2\n", Precision::kMilliseconds,
+                            Protocol::kHttp);
+  CHECK(r.lines_rejected == 1);
+  CHECK(r.lines_accepted == 1);
+}
