@@ -319,42 +319,20 @@ Status read_xor_values(std::string_view bytes, size_t& pos, size_t first, std::v
   return Status::ok();
 }
 
-}  // namespace
-
-std::string encode_chunk(std::span<const Point> points) {
-  std::string out;
-  out.reserve(16 + points.size() * 2);
-  out.push_back(static_cast<char>(kChunkFormatVersion));
-  append_varint(out, points.size());
-  if (points.empty()) return out;
-
-  append_varint(out, zigzag(points[0].timestamp));
-  std::vector<uint64_t> scratch;
-  if (points.size() > 1) {
-    append_varint(out, zigzag(static_cast<int64_t>(
-                           wrapping_diff(points[1].timestamp, points[0].timestamp))));
-  }
-  if (points.size() > 2) {
-    scratch.reserve(points.size());
-    for (size_t i = 2; i < points.size(); ++i) {
-      const uint64_t dod = wrapping_diff(points[i].timestamp, points[i - 1].timestamp) -
-                           wrapping_diff(points[i - 1].timestamp, points[i - 2].timestamp);
-      scratch.push_back(zigzag(static_cast<int64_t>(dod)));
-    }
-    append_block(out, scratch);
-  }
-
+// The value half of a chunk: mode byte, then decimal or XOR coding of the n >= 1 values.
+void append_values(std::string& out, std::span<const Point> points) {
   int exponent = 0;
   std::vector<int64_t> mantissas;
   if (!to_decimals(points, exponent, mantissas)) {
     out.push_back(static_cast<char>(kXorMode));
     append_xor_values(out, points);
-    return out;
+    return;
   }
   out.push_back(static_cast<char>(kDecimalMode));
   out.push_back(static_cast<char>(exponent));
   append_varint(out, zigzag(mantissas[0]));
-  if (points.size() == 1) return out;
+  if (points.size() == 1) return;
+  std::vector<uint64_t> scratch;
   std::vector<uint64_t> deltas;
   differences(mantissas, 1, deltas);
   differences(mantissas, 2, scratch);
@@ -366,48 +344,13 @@ std::string encode_chunk(std::span<const Point> points) {
     out.push_back(1);
     append_block(out, deltas);
   }
-  return out;
 }
 
-Status decode_chunk(std::string_view bytes, std::vector<Point>& out) {
-  if (bytes.empty()) return corrupt("empty input");
-  if (static_cast<uint8_t>(bytes[0]) != kChunkFormatVersion) {
-    return corrupt("unknown format version " + std::to_string(static_cast<uint8_t>(bytes[0])));
-  }
-  size_t pos = 1;
-  uint64_t count = 0;
-  if (!read_varint(bytes, pos, count)) return corrupt("bad count");
-  if (count > kMaxChunkSamples) return corrupt("count " + std::to_string(count) + " too large");
-  if (count == 0) {
-    if (pos != bytes.size()) return corrupt("trailing bytes");
-    return Status::ok();
-  }
-  const size_t first = out.size();
-  out.resize(first + count);
+
+// Reads append_values' output for out[first, first + count).
+Status read_values(std::string_view bytes, size_t& pos, std::vector<Point>& out, size_t first,
+                   uint64_t count) {
   Point* pts = out.data() + first;
-
-  uint64_t t0 = 0;
-  if (!read_varint(bytes, pos, t0)) return corrupt("bad first timestamp");
-  uint64_t t = static_cast<uint64_t>(unzigzag(t0));
-  pts[0].timestamp = static_cast<TimestampMs>(t);
-  uint64_t delta = 0;
-  if (count > 1) {
-    uint64_t d = 0;
-    if (!read_varint(bytes, pos, d)) return corrupt("bad first delta");
-    delta = static_cast<uint64_t>(unzigzag(d));
-    t += delta;
-    pts[1].timestamp = static_cast<TimestampMs>(t);
-  }
-  if (count > 2) {
-    size_t i = 2;
-    auto st = read_block(bytes, pos, count - 2, "timestamps", [&](uint64_t zz) {
-      delta += static_cast<uint64_t>(unzigzag(zz));
-      t += delta;
-      pts[i++].timestamp = static_cast<TimestampMs>(t);
-    });
-    if (!st) return st;
-  }
-
   if (pos >= bytes.size()) return corrupt("missing value mode");
   const auto mode = static_cast<uint8_t>(bytes[pos++]);
   if (mode == kXorMode) {
@@ -461,7 +404,95 @@ Status decode_chunk(std::string_view bytes, std::vector<Point>& out) {
   } else {
     return corrupt("unknown value mode " + std::to_string(mode));
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string encode_chunk(std::span<const Point> points) {
+  std::string out;
+  out.reserve(16 + points.size() * 2);
+  out.push_back(static_cast<char>(kChunkFormatVersion));
+  append_varint(out, points.size());
+  if (points.empty()) return out;
+
+  append_varint(out, zigzag(points[0].timestamp));
+  if (points.size() > 1) {
+    append_varint(out, zigzag(static_cast<int64_t>(
+                           wrapping_diff(points[1].timestamp, points[0].timestamp))));
+  }
+  if (points.size() > 2) {
+    std::vector<uint64_t> scratch;
+    scratch.reserve(points.size());
+    for (size_t i = 2; i < points.size(); ++i) {
+      const uint64_t dod = wrapping_diff(points[i].timestamp, points[i - 1].timestamp) -
+                           wrapping_diff(points[i - 1].timestamp, points[i - 2].timestamp);
+      scratch.push_back(zigzag(static_cast<int64_t>(dod)));
+    }
+    append_block(out, scratch);
+  }
+
+  append_values(out, points);
+  return out;
+}
+
+Status decode_chunk(std::string_view bytes, std::vector<Point>& out) {
+  if (bytes.empty()) return corrupt("empty input");
+  if (static_cast<uint8_t>(bytes[0]) != kChunkFormatVersion) {
+    return corrupt("unknown format version " + std::to_string(static_cast<uint8_t>(bytes[0])));
+  }
+  size_t pos = 1;
+  uint64_t count = 0;
+  if (!read_varint(bytes, pos, count)) return corrupt("bad count");
+  if (count > kMaxChunkSamples) return corrupt("count " + std::to_string(count) + " too large");
+  if (count == 0) {
+    if (pos != bytes.size()) return corrupt("trailing bytes");
+    return Status::ok();
+  }
+  const size_t first = out.size();
+  out.resize(first + count);
+  Point* pts = out.data() + first;
+
+  uint64_t t0 = 0;
+  if (!read_varint(bytes, pos, t0)) return corrupt("bad first timestamp");
+  uint64_t t = static_cast<uint64_t>(unzigzag(t0));
+  pts[0].timestamp = static_cast<TimestampMs>(t);
+  uint64_t delta = 0;
+  if (count > 1) {
+    uint64_t d = 0;
+    if (!read_varint(bytes, pos, d)) return corrupt("bad first delta");
+    delta = static_cast<uint64_t>(unzigzag(d));
+    t += delta;
+    pts[1].timestamp = static_cast<TimestampMs>(t);
+  }
+  if (count > 2) {
+    size_t i = 2;
+    auto st = read_block(bytes, pos, count - 2, "timestamps", [&](uint64_t zz) {
+      delta += static_cast<uint64_t>(unzigzag(zz));
+      t += delta;
+      pts[i++].timestamp = static_cast<TimestampMs>(t);
+    });
+    if (!st) return st;
+  }
+
+  if (auto st = read_values(bytes, pos, out, first, count); !st) return st;
   if (pos != bytes.size()) return corrupt("trailing bytes");
+  return Status::ok();
+}
+
+void append_value_column(std::string& out, std::span<const double> values) {
+  std::vector<Point> points(values.size());
+  for (size_t i = 0; i < values.size(); ++i) points[i].value = values[i];
+  if (!points.empty()) append_values(out, points);
+}
+
+Status read_value_column(std::string_view bytes, size_t& pos, size_t count,
+                         std::vector<double>& out) {
+  if (count == 0) return Status::ok();
+  if (count > kMaxChunkSamples) return corrupt("column too long");
+  std::vector<Point> points(count);
+  if (auto st = read_values(bytes, pos, points, 0, count); !st) return st;
+  for (const auto& p : points) out.push_back(p.value);
   return Status::ok();
 }
 

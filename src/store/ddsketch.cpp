@@ -178,18 +178,7 @@ double DDSketch::quantile(double q) const {
   return std::clamp(result, min_, max_);
 }
 
-std::string DDSketch::encode() const {
-  std::string out;
-  out.push_back(static_cast<char>(kVersion));
-  append_f64(out, alpha_);
-  append_varint(out, max_buckets_);
-  append_varint(out, count_);
-  append_varint(out, zero_count_);
-  if (count_ > 0) {
-    append_f64(out, min_);
-    append_f64(out, max_);
-    append_f64(out, sum_);
-  }
+void DDSketch::append_stores(std::string& out) const {
   for (const Store* store : {&negative_, &positive_}) {
     if (store->empty()) {
       append_varint(out, 0);
@@ -208,6 +197,78 @@ std::string DDSketch::encode() const {
       prev = i;
     }
   }
+}
+
+void DDSketch::encode_buckets(std::string& out) const {
+  append_varint(out, zero_count_);
+  append_stores(out);
+}
+
+Result<DDSketch> DDSketch::decode_buckets(std::string_view bytes, size_t& pos, double min,
+                                          double max, double sum) {
+  DDSketch sketch;
+  uint64_t zero_count = 0;
+  if (!read_varint(bytes, pos, zero_count)) return bad("truncated zero count");
+  uint64_t total = zero_count;
+  if (Status s = sketch.read_stores(bytes, pos, total); !s.is_ok()) return s;
+  if (total == 0) return sketch;
+  if (!std::isfinite(min) || !std::isfinite(max) || min > max) return bad("inconsistent min/max");
+  sketch.zero_count_ = zero_count;
+  sketch.count_ = total;
+  sketch.min_ = min;
+  sketch.max_ = max;
+  sketch.sum_ = sum;
+  return sketch;
+}
+
+Status DDSketch::read_stores(std::string_view bytes, size_t& pos, uint64_t& total) {
+  const int32_t lowest = index_of(kMinIndexable);
+  const int32_t highest = index_of(std::numeric_limits<double>::max());
+  for (Store* store : {&negative_, &positive_}) {
+    uint64_t buckets = 0;
+    if (!read_varint(bytes, pos, buckets)) return bad("truncated bucket count");
+    if (buckets > (bytes.size() - pos) / 2) return bad("bucket count exceeds the data");
+    int64_t index = 0;
+    for (uint64_t b = 0; b < buckets; ++b) {
+      uint64_t raw = 0;
+      uint64_t count = 0;
+      if (!read_varint(bytes, pos, raw) || !read_varint(bytes, pos, count)) {
+        return bad("truncated bucket");
+      }
+      if (b == 0) {
+        index = unzigzag(raw);
+      } else {
+        if (raw == 0 || raw > static_cast<uint64_t>(highest) - static_cast<uint64_t>(lowest)) {
+          return bad("bucket indexes not strictly increasing or out of range");
+        }
+        index += static_cast<int64_t>(raw);
+      }
+      if (index < lowest || index > highest) return bad("bucket index out of range");
+      if (!store->empty() && index - store->min_index() >= static_cast<int64_t>(max_buckets_)) {
+        return bad("buckets span more than max_buckets");
+      }
+      if (count == 0) return bad("empty bucket");
+      if (count > std::numeric_limits<uint64_t>::max() - total) return bad("count overflow");
+      total += count;
+      store->add(static_cast<int32_t>(index), count, max_buckets_);
+    }
+  }
+  return Status::ok();
+}
+
+std::string DDSketch::encode() const {
+  std::string out;
+  out.push_back(static_cast<char>(kVersion));
+  append_f64(out, alpha_);
+  append_varint(out, max_buckets_);
+  append_varint(out, count_);
+  append_varint(out, zero_count_);
+  if (count_ > 0) {
+    append_f64(out, min_);
+    append_f64(out, max_);
+    append_f64(out, sum_);
+  }
+  append_stores(out);
   return out;
 }
 
@@ -228,39 +289,6 @@ Result<DDSketch> DDSketch::decode(std::string_view bytes) {
   DDSketch sketch(alpha, static_cast<uint32_t>(max_buckets));
   if (sketch.alpha_ != alpha) return bad("relative accuracy out of range");
 
-  const int32_t lowest = sketch.index_of(kMinIndexable);
-  const int32_t highest = sketch.index_of(std::numeric_limits<double>::max());
-  auto read_stores = [&](Reader& r, DDSketch& s, uint64_t& total) -> Status {
-    for (Store* store : {&s.negative_, &s.positive_}) {
-      uint64_t buckets = 0;
-      if (!r.varint(buckets)) return bad("truncated bucket count");
-      if (buckets > r.remaining() / 2) return bad("bucket count exceeds the data");
-      int64_t index = 0;
-      for (uint64_t b = 0; b < buckets; ++b) {
-        uint64_t raw = 0;
-        uint64_t count = 0;
-        if (!r.varint(raw) || !r.varint(count)) return bad("truncated bucket");
-        if (b == 0) {
-          index = unzigzag(raw);
-        } else {
-          if (raw == 0 || raw > static_cast<uint64_t>(highest) - static_cast<uint64_t>(lowest)) {
-            return bad("bucket indexes not strictly increasing or out of range");
-          }
-          index += static_cast<int64_t>(raw);
-        }
-        if (index < lowest || index > highest) return bad("bucket index out of range");
-        if (!store->empty() && index - store->min_index() >= static_cast<int64_t>(max_buckets)) {
-          return bad("buckets span more than max_buckets");
-        }
-        if (count == 0) return bad("empty bucket");
-        if (count > std::numeric_limits<uint64_t>::max() - total) return bad("count overflow");
-        total += count;
-        store->add(static_cast<int32_t>(index), count, s.max_buckets_);
-      }
-    }
-    return Status::ok();
-  };
-
   uint64_t total = zero_count;
   double min = 0;
   double max = 0;
@@ -268,8 +296,9 @@ Result<DDSketch> DDSketch::decode(std::string_view bytes) {
   if (declared > 0) {
     if (!in.f64(min) || !in.f64(max) || !in.f64(sum)) return bad("truncated min/max/sum");
   }
-  if (Status s = read_stores(in, sketch, total); !s.is_ok()) return s;
-  if (in.remaining() != 0) return bad("trailing bytes");
+  size_t pos = bytes.size() - in.remaining();
+  if (Status s = sketch.read_stores(bytes, pos, total); !s.is_ok()) return s;
+  if (pos != bytes.size()) return bad("trailing bytes");
   if (total != declared) return bad("bucket counts do not add up to the total");
   if (declared == 0) return sketch;
   // sum may legitimately be infinite or NaN after overflow, so it is not checked.

@@ -456,6 +456,13 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
     rocksdb::ColumnFamilyOptions o;
     o.compression = rocksdb::kLZ4Compression;
     o.bottommost_compression = rocksdb::kZSTD;
+    // Chunks and rollup blocks are already dense; larger blocks and a stronger level let zstd
+    // find what repeats across series (shared exponents, regular headers, sketch buckets).
+    o.bottommost_compression_opts.level = 9;
+    o.bottommost_compression_opts.enabled = true;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_size = 64 << 10;
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     o.level_compaction_dynamic_level_bytes = true;
     o.compaction_filter = filter;
     // Old files get recompacted daily, so expired windows go even where nothing else writes.

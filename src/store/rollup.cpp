@@ -3,11 +3,11 @@
 #include <cmath>
 
 #include "kpid/core/varint.h"
+#include "kpid/store/chunk_codec.h"
 
 namespace kpid::store {
 
 namespace {
-constexpr uint8_t kRollupVersion = 1;
 
 Status corrupt(const char* what) {
   return Status::invalid_argument(std::string("corrupt rollup: ") + what);
@@ -61,57 +61,47 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
   }
 }
 
-std::string encode_rollup(const Rollup& r) {
-  std::string out;
-  out.push_back(static_cast<char>(kRollupVersion));
-  append_varint(out, r.count);
-  append_varint(out, zigzag(r.end - r.first_timestamp));
-  append_varint(out, zigzag(r.end - r.last_timestamp));
-  for (double d : {r.sum, r.min, r.max, r.sum_squares, r.first, r.last, r.increase}) {
-    append_f64(out, d);
-  }
-  out += r.sketch.encode();
-  return out;
-}
+namespace {
 
-Result<Rollup> decode_rollup(TimestampMs end, std::string_view bytes) {
-  size_t pos = 0;
-  if (bytes.empty() || static_cast<uint8_t>(bytes[0]) != kRollupVersion) {
-    return corrupt("unknown version");
-  }
-  pos = 1;
-  Rollup r;
-  r.end = end;
-  uint64_t first_back = 0;
-  uint64_t last_back = 0;
-  if (!read_varint(bytes, pos, r.count) || !read_varint(bytes, pos, first_back) ||
-      !read_varint(bytes, pos, last_back)) {
-    return corrupt("truncated header");
-  }
-  if (r.count == 0) return corrupt("empty bucket");
-  r.first_timestamp = end - unzigzag(first_back);
-  r.last_timestamp = end - unzigzag(last_back);
-  if (r.first_timestamp > r.last_timestamp || r.last_timestamp > end) {
-    return corrupt("timestamps outside the bucket");
-  }
-  for (double* d : {&r.sum, &r.min, &r.max, &r.sum_squares, &r.first, &r.last, &r.increase}) {
-    if (!read_f64(bytes, pos, *d)) return corrupt("truncated aggregates");
-  }
-  auto sketch = DDSketch::decode(bytes.substr(pos));
-  if (!sketch) return sketch.status();
-  r.sketch = std::move(sketch).value();
-  return r;
-}
+constexpr uint8_t kBlockVersion = 2;
+constexpr uint8_t kSketchOwnTotals = 1;  // the sketch's min/max/sum differ from the rollup's
+
+// The columns of a block after `end` and `count`, in order.
+constexpr double Rollup::*kColumns[] = {&Rollup::sum,   &Rollup::min,  &Rollup::max,
+                                        &Rollup::sum_squares, &Rollup::first, &Rollup::last,
+                                        &Rollup::increase};
+
+}  // namespace
 
 std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs window_end,
                                 DurationMs width) {
   std::string out;
+  out.push_back(static_cast<char>(kBlockVersion));
   append_varint(out, rollups.size());
+  if (rollups.empty()) return out;
+  std::vector<double> column(rollups.size());
+  auto put = [&](auto field_of) {
+    for (size_t i = 0; i < rollups.size(); ++i) column[i] = field_of(rollups[i]);
+    append_value_column(out, column);
+  };
+  put([&](const Rollup& r) { return static_cast<double>((window_end - r.end) / width); });
+  put([](const Rollup& r) { return static_cast<double>(r.count); });
+  put([](const Rollup& r) { return static_cast<double>(r.end - r.first_timestamp); });
+  put([](const Rollup& r) { return static_cast<double>(r.end - r.last_timestamp); });
+  for (auto field : kColumns) put([field](const Rollup& r) { return r.*field; });
   for (const auto& r : rollups) {
-    append_varint(out, static_cast<uint64_t>((window_end - r.end) / width));
-    std::string one = encode_rollup(r);
-    append_varint(out, one.size());
-    out += one;
+    const auto& k = r.sketch;
+    const bool same = k.count() == r.count && k.min() == r.min && k.max() == r.max &&
+                      k.sum() == r.sum;
+    if (same || k.count() == 0) {
+      out.push_back(0);
+    } else {
+      out.push_back(static_cast<char>(kSketchOwnTotals));
+      append_f64(out, k.min());
+      append_f64(out, k.max());
+      append_f64(out, k.sum());
+    }
+    k.encode_buckets(out);
   }
   return out;
 }
@@ -119,24 +109,66 @@ std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs win
 Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, DurationMs width,
                            TimestampMs start, TimestampMs end, std::vector<Rollup>& out) {
   size_t pos = 0;
+  if (bytes.empty() || static_cast<uint8_t>(bytes[0]) != kBlockVersion) {
+    return corrupt("unknown block version");
+  }
+  pos = 1;
   uint64_t n = 0;
   if (!read_varint(bytes, pos, n)) return corrupt("bad block count");
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t back = 0;
-    uint64_t length = 0;
-    if (!read_varint(bytes, pos, back) || !read_varint(bytes, pos, length) ||
-        length > bytes.size() - pos || back > static_cast<uint64_t>(kMaxTimestamp / width)) {
-      return corrupt("bad block entry");
+  // A 2-hour window holds at most 24 buckets; a large count is corruption, refused before it
+  // drives an allocation.
+  if (n > 1024) return corrupt("too many buckets");
+  std::vector<double> columns;
+  columns.reserve(n * 11);
+  for (int c = 0; c < 11; ++c) {
+    if (auto st = read_value_column(bytes, pos, n, columns); !st) return st;
+  }
+  auto col = [&](int c, size_t i) { return columns[static_cast<size_t>(c) * n + i]; };
+  const size_t first_out = out.size();
+  for (size_t i = 0; i < n; ++i) {
+    const double back = col(0, i);
+    const double count = col(1, i);
+    const double first_back = col(2, i);
+    const double last_back = col(3, i);
+    if (!(back >= 0 && back <= 1e6) || !(count >= 1 && count <= 9e15) ||
+        !(first_back >= 0 && first_back < static_cast<double>(width)) ||
+        !(last_back >= 0 && last_back <= first_back)) {
+      return corrupt("bucket header out of range");
     }
-    const TimestampMs e = window_end - static_cast<TimestampMs>(back) * width;
-    if (e > start && e <= end) {
-      auto r = decode_rollup(e, bytes.substr(pos, length));
-      if (!r) return r.status();
-      out.push_back(std::move(r).value());
+    Rollup r;
+    r.end = window_end - static_cast<TimestampMs>(back) * width;
+    r.count = static_cast<uint64_t>(count);
+    r.first_timestamp = r.end - static_cast<TimestampMs>(first_back);
+    r.last_timestamp = r.end - static_cast<TimestampMs>(last_back);
+    int c = 4;
+    for (auto field : kColumns) r.*field = col(c++, i);
+    if (pos >= bytes.size()) return corrupt("truncated sketch");
+    const auto flag = static_cast<uint8_t>(bytes[pos++]);
+    double min = r.min;
+    double max = r.max;
+    double sum = r.sum;
+    if (flag == kSketchOwnTotals) {
+      if (!read_f64(bytes, pos, min) || !read_f64(bytes, pos, max) || !read_f64(bytes, pos, sum)) {
+        return corrupt("truncated sketch totals");
+      }
+    } else if (flag != 0) {
+      return corrupt("unknown sketch flag");
     }
-    pos += length;
+    auto sketch = DDSketch::decode_buckets(bytes, pos, min, max, sum);
+    if (!sketch) return sketch.status();
+    if (flag == 0 && sketch->count() != 0 && sketch->count() != r.count) {
+      return corrupt("sketch count differs from the bucket's");
+    }
+    if (r.end > start && r.end <= end) {
+      r.sketch = std::move(sketch).value();
+      out.push_back(std::move(r));
+    }
   }
   if (pos != bytes.size()) return corrupt("trailing bytes in block");
+  // Buckets were written in time order; anything else would break readers' merges.
+  for (size_t i = first_out + 1; i < out.size(); ++i) {
+    if (out[i].end <= out[i - 1].end) return corrupt("buckets out of order");
+  }
   return Status::ok();
 }
 

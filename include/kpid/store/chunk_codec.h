@@ -61,4 +61,11 @@ std::string encode_chunk(std::span<const Point> points);
 Status decode_chunk(std::string_view bytes, std::vector<Point>& out);
 Result<std::vector<Point>> decode_chunk(std::string_view bytes);
 
+// The value coding of a chunk on its own (value mode byte onwards), for columns of numbers such
+// as a rollup block's sums: append_value_column writes nothing for an empty column, and
+// read_value_column reads `count` values at bytes[pos...], advancing pos, appending to `out`.
+void append_value_column(std::string& out, std::span<const double> values);
+Status read_value_column(std::string_view bytes, size_t& pos, size_t count,
+                         std::vector<double>& out);
+
 }  // namespace kpid::store

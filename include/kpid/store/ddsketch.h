@@ -72,7 +72,18 @@ class DDSketch {
   // strictly increasing or spanning more than max_buckets, inconsistent min/max.
   static Result<DDSketch> decode(std::string_view bytes);
 
+  // The buckets alone (zero count, then per store the (index delta, count) pairs), for a
+  // container that keeps count, min, max and sum itself and uses the default accuracy and
+  // bucket limit (rollups).
+  void encode_buckets(std::string& out) const;
+  // Parses encode_buckets' output at bytes[pos...], advancing pos; min, max and sum are those of
+  // the finite values, as the container kept them. Fails like decode().
+  static Result<DDSketch> decode_buckets(std::string_view bytes, size_t& pos, double min,
+                                         double max, double sum);
+
  private:
+  void append_stores(std::string& out) const;
+  Status read_stores(std::string_view bytes, size_t& pos, uint64_t& total);
   // Dense counts for a contiguous index range [offset_, offset_ + counts_.size()).
   class Store {
    public:

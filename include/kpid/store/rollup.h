@@ -28,13 +28,13 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
 // order. The first sample of an empty rollup sets every field.
 void add_to_rollup(Rollup& r, TimestampMs timestamp, double value);
 
-// Compact binary form (version byte, varints, raw doubles, then the sketch); decode checks
-// every field and fails (invalid_argument) on anything malformed.
-std::string encode_rollup(const Rollup& r);
-Result<Rollup> decode_rollup(TimestampMs end, std::string_view bytes);
-
 // The rollups of one chunk window (window end W, buckets of `width` inside (W - span, W]) as
-// one value: varint count, then per bucket varint (W - end) / width, varint length, rollup.
+// one value, column by column so that similar numbers sit together: version byte, varint n,
+// then value columns (chunk_codec.h: scaled decimals or XOR) of (W - end) / width, count,
+// end - first timestamp, end - last timestamp, sum, min, max, sum of squares, first, last and
+// increase, then per bucket the sketch's buckets (DDSketch::encode_buckets), preceded by a flag
+// byte (1: followed by the sketch's own min, max and sum, when NaN or infinities made them
+// differ from the bucket's). Decoding checks every field.
 std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs window_end,
                                 DurationMs width);
 // Appends the buckets with start < end <= `end` to `out`, in time order.
