@@ -1,5 +1,6 @@
 #include "kpid/store/chunk_codec.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -92,15 +93,21 @@ void append_block(std::string& out, std::span<const uint64_t> values) {
   // Pick the slot width that minimises slots plus exceptions (each about 8 bits of index and
   // its value's varint).
   std::array<size_t, 65> by_length{};
-  for (uint64_t v : values) ++by_length[static_cast<size_t>(bit_length(v))];
-  int best_width = 64;
-  uint64_t best_cost = UINT64_MAX;
-  for (int w = 0; w <= 64; ++w) {
-    uint64_t cost = static_cast<uint64_t>(w) * values.size();
-    for (int len = w + 1; len <= 64; ++len) {
-      cost += by_length[static_cast<size_t>(len)] * (8 + 8 * static_cast<uint64_t>((len + 6) / 7));
-    }
-    if (cost < best_cost) {
+  int longest = 0;
+  for (uint64_t v : values) {
+    const int len = bit_length(v);
+    ++by_length[static_cast<size_t>(len)];
+    longest = std::max(longest, len);
+  }
+  // cost(w) = slots + exceptions longer than w; walk w down, growing the exception sum.
+  int best_width = longest;
+  uint64_t best_cost = static_cast<uint64_t>(longest) * values.size();
+  uint64_t exception_cost = 0;
+  for (int w = longest - 1; w >= 0; --w) {
+    const int len = w + 1;
+    exception_cost += by_length[static_cast<size_t>(len)] * (8 + 8 * static_cast<uint64_t>((len + 6) / 7));
+    const uint64_t cost = static_cast<uint64_t>(w) * values.size() + exception_cost;
+    if (cost <= best_cost) {
       best_cost = cost;
       best_width = w;
     }
