@@ -285,8 +285,10 @@ struct RocksDbStore::Impl {
   }
 
   // Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
-  // Returns how many windows were done.
-  Result<size_t> compute_rollups() {
+  // Returns how many windows were done. Unless `all`, a window still open in its series' head
+  // and recent is left for later: it will take more samples, readers aggregate it from raw
+  // meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
+  Result<size_t> compute_rollups(bool all) {
     struct Todo {
       SeriesId id;
       TimestampMs window;
@@ -296,8 +298,13 @@ struct RocksDbStore::Impl {
     {
       std::lock_guard lock(head_mutex);
       if (!db) return Status::unavailable("store is closed");
+      const TimestampMs recent = clock->now_ms() - kChunkSpan;
       for (const auto& [key, seq] : dirty) {
-        todo.push_back({key.first, key.second, seq});
+        const auto& [id, window] = key;
+        if (!all && id <= heads.size() && heads[id - 1].window == window && window > recent) {
+          continue;
+        }
+        todo.push_back({id, window, seq});
         if (todo.size() == kRollupBatchWindows) break;
       }
     }
@@ -335,9 +342,10 @@ struct RocksDbStore::Impl {
     return todo.size();
   }
 
-  Status maintain(bool force_checkpoint) {
+  // One round of background work; `force` checkpoints now and rolls up every dirty window.
+  Status maintain(bool force) {
     std::lock_guard serial(maintain_mutex);
-    bool due = force_checkpoint;
+    bool due = force;
     {
       std::lock_guard lock(head_mutex);
       due = due || head_samples >= options.head_max_samples ||
@@ -348,7 +356,7 @@ struct RocksDbStore::Impl {
       if (auto s = checkpoint(); !s) return s;
     }
     for (;;) {
-      auto done = compute_rollups();
+      auto done = compute_rollups(force);
       if (!done) return done.status();
       if (*done < kRollupBatchWindows) break;
     }
