@@ -103,7 +103,7 @@ class Daemon {
     store_ = std::move(store).value();
     spdlog::info("storage open in {} ({} series, sync={})", config_.storage.data_dir,
                  store_->series_count(), config_.storage.sync);
-    engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query));
+    engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query), &metrics_);
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
 
     router_ = std::make_unique<server::Router>(server::RouterServices{

@@ -1,16 +1,31 @@
 #include "kpid/query/engine.h"
 
+#include <prometheus/counter.h>
+
 #include <algorithm>
 #include <set>
 
+#include "evaluator.h"
 #include "kpid/query/selector.h"
 
 namespace kpid::query {
 
-Engine::Engine(const store::SampleStore& store, QueryOptions options)
+Engine::Engine(const store::SampleStore& store, QueryOptions options, metrics::Metrics* metrics)
     : store_(store),
       lookback_delta_(options.lookback_delta),
-      max_points_(options.max_points_per_series) {}
+      max_points_(options.max_points_per_series) {
+  if (metrics != nullptr) {
+    auto& family = prometheus::BuildCounter()
+                       .Name("kpid_query_reads_total")
+                       .Help(
+                           "Series reads by query evaluation, by the resolution read: raw "
+                           "samples or 5m/1h rollups")
+                       .Register(metrics->registry());
+    raw_reads_ = &family.Add({{"resolution", "raw"}});
+    rollup_5m_reads_ = &family.Add({{"resolution", "5m"}});
+    rollup_1h_reads_ = &family.Add({{"resolution", "1h"}});
+  }
+}
 
 void Engine::set_options(QueryOptions options) {
   lookback_delta_.store(options.lookback_delta);
@@ -19,24 +34,7 @@ void Engine::set_options(QueryOptions options) {
 
 QueryOptions Engine::options() const { return {lookback_delta_.load(), max_points_.load()}; }
 
-Result<std::vector<InstantSample>> Engine::instant(std::string_view selector,
-                                                   TimestampMs time) const {
-  auto matchers = parse_selector(selector);
-  if (!matchers) return matchers.status();
-  DurationMs lookback = lookback_delta_.load();
-  std::vector<InstantSample> out;
-  std::vector<store::Point> points;
-  for (const auto& ref : store_.select(*matchers)) {
-    points.clear();
-    if (auto s = store_.read(ref.id, time - lookback + 1, time, points); !s) return s;
-    if (points.empty()) continue;
-    out.push_back({ref.labels, {time, points.back().value}});
-  }
-  return out;
-}
-
-Result<std::vector<RangeSeries>> Engine::range(std::string_view selector, TimestampMs start,
-                                               TimestampMs end, DurationMs step) const {
+Status Engine::check_range(TimestampMs start, TimestampMs end, DurationMs step) const {
   if (end < start) {
     return Status::invalid_argument("end timestamp must not be before start time");
   }
@@ -45,35 +43,100 @@ Result<std::vector<RangeSeries>> Engine::range(std::string_view selector, Timest
         "zero or negative query resolution step widths are not accepted. Try a positive "
         "integer");
   }
-  int64_t max_points = max_points_.load();
+  const int64_t max_points = max_points_.load();
   if ((end - start) / step >= max_points) {
-    return Status::invalid_argument("exceeded maximum resolution of " +
-                                    std::to_string(max_points) +
+    return Status::invalid_argument("exceeded maximum resolution of " + std::to_string(max_points) +
                                     " points per timeseries. Try decreasing the query "
                                     "resolution (?step=XX)");
   }
-  auto matchers = parse_selector(selector);
-  if (!matchers) return matchers.status();
-  DurationMs lookback = lookback_delta_.load();
-  std::vector<RangeSeries> out;
-  std::vector<store::Point> samples;
-  for (const auto& ref : store_.select(*matchers)) {
-    samples.clear();
-    if (auto s = store_.read(ref.id, start - lookback + 1, end, samples); !s) return s;
-    if (samples.empty()) continue;
-    RangeSeries series{ref.labels, {}};
-    // Walk steps and samples together: the latest sample at or before t, within the lookback.
-    size_t next = 0;
-    for (TimestampMs t = start; t <= end; t += step) {
-      while (next < samples.size() && samples[next].timestamp <= t) ++next;
-      if (next > 0 && samples[next - 1].timestamp > t - lookback) {
-        series.points.push_back({t, samples[next - 1].value});
-      }
-      if (end - t < step) break;  // avoid overflow past end
-    }
-    if (!series.points.empty()) out.push_back(std::move(series));
+  return Status::ok();
+}
+
+Status Engine::check_range_expr(const Expr& expr) {
+  if (expr.type != ValueType::kScalar && expr.type != ValueType::kVector) {
+    return Status::invalid_argument(std::string("invalid expression type \"") +
+                                    documented_type(expr.type) +
+                                    "\" for range query, must be Scalar or instant Vector");
   }
-  return out;
+  return Status::ok();
+}
+
+Result<QueryResult> Engine::instant(std::string_view query, TimestampMs time,
+                                    QueryStats* stats) const {
+  auto expr = parse_promql(query);
+  if (!expr) return expr.status();
+  return instant(**expr, time, stats);
+}
+
+Result<QueryResult> Engine::instant(const Expr& expr, TimestampMs time, QueryStats* stats) const {
+  return evaluate(expr, time, time, 1, false, stats);
+}
+
+Result<QueryResult> Engine::range(std::string_view query, TimestampMs start, TimestampMs end,
+                                  DurationMs step, QueryStats* stats) const {
+  if (auto st = check_range(start, end, step); !st) return st;
+  auto expr = parse_promql(query);
+  if (!expr) return expr.status();
+  return range(**expr, start, end, step, stats);
+}
+
+Result<QueryResult> Engine::range(const Expr& expr, TimestampMs start, TimestampMs end,
+                                  DurationMs step, QueryStats* stats) const {
+  if (auto st = check_range(start, end, step); !st) return st;
+  if (auto st = check_range_expr(expr); !st) return st;
+  return evaluate(expr, start, end, step, true, stats);
+}
+
+Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, TimestampMs end,
+                                     DurationMs step, bool range_query, QueryStats* stats) const {
+  // Far beyond any real timestamp; keeps time - offset - range - lookback within int64.
+  constexpr TimestampMs kMaxTime = TimestampMs{1} << 61;
+  if (start < -kMaxTime || end > kMaxTime) {
+    return Status::invalid_argument("query time out of range");
+  }
+  detail::StepGrid grid;
+  grid.start = start;
+  grid.step = step;
+  grid.count = static_cast<size_t>((end - start) / step) + 1;
+  grid.range_query = range_query;
+  QueryStats local;
+  detail::Evaluator evaluator(store_, grid, lookback_delta_.load(), local);
+  auto value = evaluator.eval(expr);
+
+  if (raw_reads_ != nullptr) {
+    raw_reads_->Increment(static_cast<double>(local.raw_reads));
+    rollup_5m_reads_->Increment(static_cast<double>(local.rollup_5m_reads));
+    rollup_1h_reads_->Increment(static_cast<double>(local.rollup_1h_reads));
+  }
+  if (stats != nullptr) *stats = local;
+  if (!value) return value.status();
+
+  QueryResult r;
+  r.time = start;
+  if (value->type == ValueType::kScalar) {
+    if (!range_query) {
+      r.type = ValueType::kScalar;
+      r.scalar = value->scalars[0];
+      return r;
+    }
+    // A range query's scalar is a matrix of one series without labels.
+    r.type = ValueType::kMatrix;
+    Series s{std::make_shared<const Labels>(), {}};
+    for (size_t k = 0; k < grid.count; ++k) s.points.push_back({grid.at(k), value->scalars[k]});
+    r.series.push_back(std::move(s));
+    return r;
+  }
+  if (value->type == ValueType::kString) {
+    r.type = ValueType::kString;
+    r.string = std::move(value->string);
+    return r;
+  }
+  r.type = range_query ? ValueType::kMatrix : value->type;
+  r.series = std::move(value->series);
+  std::stable_sort(r.series.begin(), r.series.end(), [](const Series& a, const Series& b) {
+    return a.labels->items() < b.labels->items();
+  });
+  return r;
 }
 
 Result<std::vector<store::SeriesRef>> Engine::series(std::span<const std::string> selectors,

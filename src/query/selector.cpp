@@ -54,13 +54,46 @@ class Parser {
  public:
   explicit Parser(std::string_view text) : s_(text) {}
 
+  // A whole selector: nothing may follow it.
   Result<std::vector<LabelMatcher>> parse() {
     skip_space();
     if (pos_ == s_.size()) return error(pos_, "empty selector");
+    auto matchers = parse_one();
+    if (!matchers) return matchers;
+    skip_space();
+    if (pos_ != s_.size()) {
+      return error(pos_, "unexpected " + describe(pos_) +
+                             " after selector; only series selectors are supported");
+    }
+    return matchers;
+  }
+
+  // The selector at `start` inside a PromQL expression; stops right after it.
+  Result<detail::SelectorParse> parse_at(size_t start) {
+    pos_ = start;
+    auto matchers = parse_one();
+    if (!matchers) return matchers.status();
+    return detail::SelectorParse{std::move(matchers).value(), pos_};
+  }
+
+  // A quoted or raw string literal at `start`.
+  Result<detail::StringParse> string_at(size_t start) {
+    pos_ = start;
+    std::string out;
+    if (auto st = parse_string(out); !st) return st;
+    return detail::StringParse{std::move(out), pos_};
+  }
+
+  // Every error message gets this after the position, e.g. "parse error: " as PromQL has it.
+  void set_error_prefix(std::string_view prefix) { error_prefix_ = prefix; }
+
+ private:
+  Result<std::vector<LabelMatcher>> parse_one() {
     const size_t start = pos_;
 
     std::string metric_name;
-    if (is_metric_start(s_[pos_])) {
+    size_t name_end = pos_;
+    if (pos_ < s_.size() && is_metric_start(s_[pos_])) {
       const size_t name_start = pos_;
       while (pos_ < s_.size() && is_metric_char(s_[pos_])) ++pos_;
       metric_name = std::string(s_.substr(name_start, pos_ - name_start));
@@ -68,8 +101,9 @@ class Parser {
         return error(name_start, "unexpected number " + go_quote(metric_name) +
                                      "; only series selectors are supported");
       }
+      name_end = pos_;
       skip_space();
-    } else if (s_[pos_] != '{') {
+    } else if (pos_ >= s_.size() || s_[pos_] != '{') {
       return error(pos_, "unexpected " + describe(pos_) + "; expected a metric name or \"{\"");
     }
 
@@ -82,11 +116,8 @@ class Parser {
     if (pos_ < s_.size() && s_[pos_] == '{') {
       ++pos_;
       if (auto st = parse_matchers(matchers); !st) return st;
-      skip_space();
-    }
-    if (pos_ != s_.size()) {
-      return error(pos_, "unexpected " + describe(pos_) +
-                             " after selector; only series selectors are supported");
+    } else {
+      pos_ = name_end;  // what follows belongs to the enclosing expression
     }
 
     if (!metric_name.empty()) {
@@ -107,7 +138,6 @@ class Parser {
     return matchers;
   }
 
- private:
   static bool is_number_keyword(std::string_view word) {
     auto lower_equals = [&](std::string_view kw) {
       if (word.size() != kw.size()) return false;
@@ -144,7 +174,8 @@ class Parser {
       }
     }
     return Status::invalid_argument(std::to_string(line) + ":" +
-                                    std::to_string(at - line_start + 1) + ": " + message);
+                                    std::to_string(at - line_start + 1) + ": " +
+                                    std::string(error_prefix_) + message);
   }
 
   // The token at `at`, for messages: a quoted word, number or character, "end of input", ...
@@ -323,6 +354,7 @@ class Parser {
 
   std::string_view s_;
   size_t pos_ = 0;
+  std::string_view error_prefix_;
 };
 
 }  // namespace
@@ -330,5 +362,21 @@ class Parser {
 Result<std::vector<LabelMatcher>> parse_selector(std::string_view text) {
   return Parser(text).parse();
 }
+
+namespace detail {
+
+Result<SelectorParse> parse_selector_at(std::string_view text, size_t start) {
+  Parser parser(text);
+  parser.set_error_prefix("parse error: ");
+  return parser.parse_at(start);
+}
+
+Result<StringParse> parse_string_at(std::string_view text, size_t start) {
+  Parser parser(text);
+  parser.set_error_prefix("parse error: ");
+  return parser.string_at(start);
+}
+
+}  // namespace detail
 
 }  // namespace kpid::query

@@ -80,25 +80,84 @@ Result<TimestampMs> time_param(const Params& params, std::string_view name, Time
   return t;
 }
 
+// An evaluation error as Prometheus reports it: 422 "execution" for a query that cannot be
+// evaluated (e.g. many-to-many matching), 503 when the store is unavailable, else 500.
+Response exec_error(const Request& request, const Status& status) {
+  http::status code = http::status::internal_server_error;
+  const char* type = "internal";
+  if (status.code() == StatusCode::kInvalidArgument) {
+    code = http::status::unprocessable_entity;
+    type = "execution";
+  } else if (status.code() == StatusCode::kUnavailable) {
+    code = http::status::service_unavailable;
+    type = "unavailable";
+  }
+  std::string body = R"({"status":"error","errorType":")";
+  body += type;
+  body += R"(","error":)";
+  append_json_string(body, status.message());
+  body.push_back('}');
+  return json_response(request, code, std::move(body));
+}
+
+// {"resultType":...,"result":...} of an evaluated query.
+std::string result_data(const query::QueryResult& r) {
+  std::string data = R"({"resultType":")";
+  data += query::result_type_name(r.type);
+  data += R"(","result":)";
+  switch (r.type) {
+    case query::ValueType::kScalar:
+      append_point(data, {r.time, r.scalar});
+      break;
+    case query::ValueType::kString:
+      data.push_back('[');
+      append_unix_seconds(data, r.time);
+      data.push_back(',');
+      append_json_string(data, r.string);
+      data.push_back(']');
+      break;
+    case query::ValueType::kVector:
+      data.push_back('[');
+      for (size_t i = 0; i < r.series.size(); ++i) {
+        const auto& s = r.series[i];
+        open_series(data, i, *s.labels, "value");
+        append_point(data, s.points.front());
+        data.push_back('}');
+      }
+      data.push_back(']');
+      break;
+    case query::ValueType::kMatrix:
+      data.push_back('[');
+      for (size_t n = 0; n < r.series.size(); ++n) {
+        const auto& s = r.series[n];
+        open_series(data, n, *s.labels, "values");
+        data.push_back('[');
+        for (size_t i = 0; i < s.points.size(); ++i) {
+          if (i > 0) data.push_back(',');
+          append_point(data, s.points[i]);
+        }
+        data.append("]}");
+      }
+      data.push_back(']');
+      break;
+  }
+  data.push_back('}');
+  return data;
+}
+
 Response query_instant(const Request& request, const Params& params, const query::Engine& engine,
                        const Clock& clock) {
   const std::string* q = params.get("query");
   if (q == nullptr) return api_error(request, "invalid parameter \"query\": missing parameter");
   auto time = time_param(params, "time", clock.now_ms());
   if (!time) return api_error(request, time.status().message());
-  auto result = engine.instant(*q, *time);
-  if (!result) {
-    return api_error(request, "invalid parameter \"query\": " + result.status().message());
+  auto expr = query::parse_promql(*q);
+  if (!expr) {
+    return api_error(request, "invalid parameter \"query\": " + expr.status().message());
   }
-  std::string data = R"({"resultType":"vector","result":[)";
-  for (size_t i = 0; i < result->size(); ++i) {
-    const auto& s = (*result)[i];
-    open_series(data, i, *s.labels, "value");
-    append_point(data, s.point);
-    data.push_back('}');
-  }
-  data.append("]}");
-  return api_success(request, data);
+  auto result = engine.instant(**expr, *time);
+  if (!result) return exec_error(request, result.status());
+  return api_success(request, result_data(*result));
 }
 
 Response query_range(const Request& request, const Params& params, const query::Engine& engine) {
@@ -116,30 +175,19 @@ Response query_range(const Request& request, const Params& params, const query::
   if (!end) return api_error(request, end.status().message());
   auto step = parse_step(*params.get("step"));
   if (!step) return api_error(request, "invalid parameter \"step\": " + step.status().message());
-  if (*end < *start) {
-    return api_error(request, "end timestamp must not be before start time");
+  if (auto st = engine.check_range(*start, *end, *step); !st) {
+    return api_error(request, st.message());
   }
-  auto result = engine.range(*q, *start, *end, *step);
-  if (!result) {
-    std::string message = result.status().message();
-    if (message.find("exceeded maximum") == std::string::npos) {
-      message = "invalid parameter \"query\": " + message;
-    }
-    return api_error(request, message);
+  auto expr = query::parse_promql(*q);
+  if (!expr) {
+    return api_error(request, "invalid parameter \"query\": " + expr.status().message());
   }
-  std::string data = R"({"resultType":"matrix","result":[)";
-  for (size_t n = 0; n < result->size(); ++n) {
-    const auto& s = (*result)[n];
-    open_series(data, n, *s.labels, "values");
-    data.push_back('[');
-    for (size_t i = 0; i < s.points.size(); ++i) {
-      if (i > 0) data.push_back(',');
-      append_point(data, s.points[i]);
-    }
-    data.append("]}");
+  if (auto st = query::Engine::check_range_expr(**expr); !st) {
+    return api_error(request, "invalid parameter \"query\": " + st.message());
   }
-  data.append("]}");
-  return api_success(request, data);
+  auto result = engine.range(**expr, *start, *end, *step);
+  if (!result) return exec_error(request, result.status());
+  return api_success(request, result_data(*result));
 }
 
 struct Window {

@@ -1,9 +1,38 @@
 #pragma once
-// Evaluation of series selectors over the store, with Prometheus' semantics: an instant query
-// takes each series' latest sample in (t - lookback_delta, t]; a range query does the same at
-// every step from start to end.
+// Evaluation of PromQL-subset queries (promql.h) over the store, with Prometheus' semantics,
+// plus the series and label lookups of the Prometheus API.
+//
+// Semantics: an instant vector selector takes each series' latest sample in
+// (t - offset - lookback_delta, t - offset]; a range selector `[R]` takes the samples in
+// (t - offset - R, t - offset] (left-open, as Prometheus 3; Prometheus 2 closed both ends), which
+// is what makes rollup buckets line up with ranges. A range query evaluates the expression at
+// start, start + step, ... <= end. Functions, aggregations, arithmetic and `bool` comparisons
+// drop __name__ (last_over_time and filtering comparisons keep it), as Prometheus does.
+//
+// Resolution: a range function f(sel[R]) at evaluation times T (after offset) reads
+//   - 1h rollups when R and every T are multiples of 1h, else 5m rollups when they are multiples
+//     of 5m, else raw samples. Rollup buckets are left-open like ranges, so these results equal
+//     the raw ones (up to float summation order) for count/sum/avg/min/max/last/rate/increase;
+//     stddev/stdvar combine per-bucket (count, sum, sum_squares) with Chan's formula (less
+//     precise when the values' spread is tiny next to their magnitude). quantile_over_time uses
+//     rollups only when R >= 1h and merges their DDSketches, interpolating between ranks as
+//     Prometheus does: within the sketch's 1% relative error for values of one sign; NaN and
+//     infinite samples are left out of sketches.
+//   - APPROXIMATE: when a window reaches back past store.raw_horizon() (raw samples may be
+//     gone), rollups are used even when unaligned: every window is widened outward to whole
+//     buckets of the finest resolution whose retention still covers the oldest window, and f is
+//     computed over the widened window (rate divides by the widened width, increase and
+//     count/sum cover it).
+//   - a plain instant vector selector inside a range query whose start (after offset) and step
+//     are multiples of 5m, with lookback_delta exactly 5m, reads the 5m rollups' `last`
+//     (the bucket (t - 5m, t] is exactly the lookback window); otherwise it reads raw samples,
+//     so it finds nothing once they have expired.
+// QueryStats (and the optional kpid_query_reads_total metric) report which resolution each
+// series read used.
 
 #include <atomic>
+#include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -11,7 +40,13 @@
 
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/metrics/metrics.h"
+#include "kpid/query/promql.h"
 #include "kpid/store/sample_store.h"
+
+namespace prometheus {
+class Counter;
+}
 
 namespace kpid::query {
 
@@ -20,30 +55,70 @@ struct QueryOptions {
   int64_t max_points_per_series = 11'000;
 };
 
-struct InstantSample {
-  const Labels* labels;  // owned by the store
-  store::Point point;    // timestamp is the evaluation time, as in Prometheus
+// Series reads done by one query, by resolution. Widened reads (unaligned windows served from
+// rollups because raw samples may have expired) are also counted in their resolution.
+struct QueryStats {
+  uint64_t raw_reads = 0;
+  uint64_t rollup_5m_reads = 0;
+  uint64_t rollup_1h_reads = 0;
+  uint64_t widened_reads = 0;
 };
 
-struct RangeSeries {
-  const Labels* labels;               // owned by the store
-  std::vector<store::Point> points;   // one per step that had a sample in its lookback window
+// A series' labels: the store's own (borrowed; the store outlives every result) or computed ones
+// (owned), behind one pointer type.
+using LabelsPtr = std::shared_ptr<const Labels>;
+
+struct Series {
+  LabelsPtr labels;
+  std::vector<store::Point> points;  // in time order
 };
 
-// Thread-safe; the store must outlive the engine.
+// A query's value, as the Prometheus API reports it.
+struct QueryResult {
+  ValueType type = ValueType::kVector;
+  // kScalar and kString: the value at `time`.
+  TimestampMs time = 0;
+  double scalar = 0;
+  std::string string;
+  // kVector: one point per series, stamped with the evaluation time. kMatrix: an instant
+  // query's raw samples of a range selector, or a range query's points (one per step that has
+  // a value). Sorted by labels.
+  std::vector<Series> series;
+};
+
+// Thread-safe; the store (and `metrics`, when given) must outlive the engine.
 class Engine {
  public:
-  Engine(const store::SampleStore& store, QueryOptions options);
+  // With `metrics`, registers kpid_query_reads_total{resolution="raw|5m|1h"}.
+  Engine(const store::SampleStore& store, QueryOptions options,
+         metrics::Metrics* metrics = nullptr);
 
   // Applies new limits to queries started from now on (config reload).
   void set_options(QueryOptions options);
   QueryOptions options() const;
 
-  // Errors: a bad selector (invalid_argument with the parser's message) or a storage failure.
-  Result<std::vector<InstantSample>> instant(std::string_view selector, TimestampMs time) const;
-  // Also fails when end < start or the step count exceeds max_points_per_series.
-  Result<std::vector<RangeSeries>> range(std::string_view selector, TimestampMs start,
-                                         TimestampMs end, DurationMs step) const;
+  // Evaluates `query` at `time`. Errors: a parse or type error (invalid_argument, message
+  // "LINE:COL: parse error: ..."), an evaluation error (invalid_argument, e.g. many-to-many
+  // matching), or a storage failure (the store's code).
+  Result<QueryResult> instant(std::string_view query, TimestampMs time,
+                              QueryStats* stats = nullptr) const;
+  Result<QueryResult> instant(const Expr& expr, TimestampMs time,
+                              QueryStats* stats = nullptr) const;
+
+  // Evaluates `query` at start, start + step, ... <= end; the result is always a matrix (a
+  // scalar becomes one series without labels). Fails as instant() does, and with
+  // invalid_argument when check_range() or check_range_expr() does.
+  Result<QueryResult> range(std::string_view query, TimestampMs start, TimestampMs end,
+                            DurationMs step, QueryStats* stats = nullptr) const;
+  Result<QueryResult> range(const Expr& expr, TimestampMs start, TimestampMs end, DurationMs step,
+                            QueryStats* stats = nullptr) const;
+
+  // The range parameters' checks: end before start, step <= 0, more steps than
+  // max_points_per_series (messages as Prometheus').
+  Status check_range(TimestampMs start, TimestampMs end, DurationMs step) const;
+  // Only scalars and instant vectors can be range-queried.
+  static Status check_range_expr(const Expr& expr);
+
   // Series matching any of `selectors` with a sample in [start, end], without duplicates.
   Result<std::vector<store::SeriesRef>> series(std::span<const std::string> selectors,
                                                TimestampMs start, TimestampMs end) const;
@@ -56,9 +131,15 @@ class Engine {
                                                 TimestampMs start, TimestampMs end) const;
 
  private:
+  Result<QueryResult> evaluate(const Expr& expr, TimestampMs start, TimestampMs end,
+                               DurationMs step, bool range_query, QueryStats* stats) const;
+
   const store::SampleStore& store_;
   std::atomic<DurationMs> lookback_delta_;
   std::atomic<int64_t> max_points_;
+  prometheus::Counter* raw_reads_ = nullptr;
+  prometheus::Counter* rollup_5m_reads_ = nullptr;
+  prometheus::Counter* rollup_1h_reads_ = nullptr;
 };
 
 }  // namespace kpid::query

@@ -1,6 +1,7 @@
 #pragma once
 // Prometheus series selectors: `name`, `name{l="v", l!="v", l=~"re", l!~"re"}` or `{...}` alone.
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -19,5 +20,27 @@ namespace kpid::query {
 // when the selector has no matcher that rejects the empty string ("vector selector must contain
 // at least one non-empty matcher"), or sets the metric name twice.
 Result<std::vector<LabelMatcher>> parse_selector(std::string_view text);
+
+// Pieces of the selector grammar for the PromQL parser (promql.h).
+namespace detail {
+
+struct SelectorParse {
+  std::vector<LabelMatcher> matchers;
+  size_t end;  // offset just past the selector in the text
+};
+struct StringParse {
+  std::string value;
+  size_t end;  // offset just past the closing quote
+};
+
+// Parses the selector starting at text[start] (a metric name, {matchers} or both) and stops
+// right after it, so `text` may be a whole PromQL expression. Same rules and checks as
+// parse_selector; errors read "LINE:COL: parse error: ..." with positions in `text`.
+Result<SelectorParse> parse_selector_at(std::string_view text, size_t start);
+
+// Parses the quoted ("..." or '...', Go escapes) or raw (`...`) string at text[start].
+Result<StringParse> parse_string_at(std::string_view text, size_t start);
+
+}  // namespace detail
 
 }  // namespace kpid::query

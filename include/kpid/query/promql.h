@@ -1,0 +1,127 @@
+#pragma once
+// The PromQL subset kpid evaluates: its syntax tree and parser.
+//
+// Supported: number literals (1, 1.5, .5, 1e3, 0x1f, 0755 octal, Inf, NaN), string literals (as
+// a whole query), vector selectors (selector.h), range selectors `sel[5m]` (Prometheus
+// durations such as 1h30m), `offset` (negative too), parentheses, unary + and -, binary
+// + - * / % ^ == != > < >= <= (comparisons with optional `bool`) with Prometheus' precedence
+// (^ binds tightest and is right-associative; unary minus binds like *), one-to-one vector
+// matching with on(...) / ignoring(...), the functions of `Function` and the aggregations of
+// `AggregateOp` with by (...) or without (...) before or after the argument.
+// Refused with a "not supported" parse error: group_left/group_right, and/or/unless, atan2,
+// subqueries, the @ modifier, other functions and aggregations.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "kpid/core/labels.h"
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+
+namespace kpid::query {
+
+enum class ValueType { kScalar, kVector, kMatrix, kString };
+
+// Prometheus' name for a type in messages: "scalar", "instant vector", "range vector", "string".
+const char* documented_type(ValueType type);
+// The API's resultType: "scalar", "vector", "matrix", "string".
+const char* result_type_name(ValueType type);
+
+enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMod, kPow, kEq, kNe, kGt, kLt, kGe, kLe };
+bool is_comparison(BinaryOp op);
+const char* binary_op_text(BinaryOp op);
+
+enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount };
+const char* aggregate_op_name(AggregateOp op);
+
+enum class Function {
+  kAvgOverTime,
+  kMinOverTime,
+  kMaxOverTime,
+  kSumOverTime,
+  kCountOverTime,
+  kStddevOverTime,
+  kStdvarOverTime,
+  kQuantileOverTime,  // (scalar φ, range vector)
+  kLastOverTime,
+  kRate,
+  kIncrease,
+  kAbs,     // (instant vector)
+  kScalar,  // (instant vector) -> scalar
+  kVector,  // (scalar) -> instant vector
+  kTime,    // () -> scalar
+};
+const char* function_name(Function f);
+// Whether `f` takes a range vector (its last argument).
+bool is_range_function(Function f);
+
+struct Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+struct NumberLiteral {
+  double value = 0;
+};
+struct StringLiteral {
+  std::string value;
+};
+struct VectorSelector {
+  std::vector<LabelMatcher> matchers;
+  DurationMs offset = 0;
+  bool has_offset = false;
+};
+struct MatrixSelector {
+  VectorSelector selector;
+  DurationMs range = 0;
+};
+struct UnaryExpr {
+  bool negate = false;  // '-' (else '+')
+  ExprPtr operand;
+};
+struct BinaryExpr {
+  BinaryOp op = BinaryOp::kAdd;
+  bool return_bool = false;
+  // Vector matching: on(labels) when `on`, else ignoring(labels) (empty by default, i.e. all
+  // labels but __name__). `explicit_matching` records that on/ignoring was written.
+  bool on = false;
+  bool explicit_matching = false;
+  std::vector<std::string> matching_labels;
+  size_t op_position = 0;  // of the operator, for messages
+  ExprPtr lhs;
+  ExprPtr rhs;
+};
+struct Call {
+  Function function = Function::kTime;
+  std::vector<ExprPtr> args;
+};
+struct AggregateExpr {
+  AggregateOp op = AggregateOp::kSum;
+  bool without = false;
+  std::vector<std::string> grouping;
+  ExprPtr expr;
+};
+struct ParenExpr {
+  ExprPtr expr;
+};
+
+struct Expr {
+  std::variant<NumberLiteral, StringLiteral, VectorSelector, MatrixSelector, UnaryExpr, BinaryExpr,
+               Call, AggregateExpr, ParenExpr>
+      node;
+  size_t position = 0;  // byte offset in the query of the expression's first character
+  size_t height = 1;    // levels in this subtree (1 for a leaf); the parser bounds it
+  ValueType type = ValueType::kScalar;  // set by the parser's type check
+};
+
+// Parses and type-checks a query. Errors (invalid_argument) read like Prometheus':
+// "LINE:COL: parse error: <what>", e.g. `1:5: parse error: unexpected identifier "bar"` or
+// `1:6: parse error: expected type range vector in call to function "rate", got instant vector`.
+Result<ExprPtr> parse_promql(std::string_view text);
+
+// The canonical text of `expr` with every unary and binary expression in parentheses, e.g.
+// "(1 + (2 * 3))"; for tests and logs.
+std::string format_expr(const Expr& expr);
+
+}  // namespace kpid::query

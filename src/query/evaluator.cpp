@@ -1,0 +1,694 @@
+#include "evaluator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+
+#include "functions.h"
+
+namespace kpid::query::detail {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr size_t kNone = std::numeric_limits<size_t>::max();
+
+// Floor division and modulo that are right for negative timestamps too.
+TimestampMs floor_to(TimestampMs t, DurationMs width) {
+  TimestampMs q = t / width;
+  if (t % width != 0 && t < 0) --q;
+  return q * width;
+}
+TimestampMs ceil_to(TimestampMs t, DurationMs width) {
+  const TimestampMs f = floor_to(t, width);
+  return f == t ? t : f + width;
+}
+bool multiple_of(TimestampMs t, DurationMs width) { return floor_to(t, width) == t; }
+
+TimestampMs saturating_add(TimestampMs a, DurationMs b) {
+  TimestampMs out = 0;
+  if (__builtin_add_overflow(a, b, &out)) {
+    return b > 0 ? std::numeric_limits<TimestampMs>::max()
+                 : std::numeric_limits<TimestampMs>::min();
+  }
+  return out;
+}
+
+// Store labels, borrowed: an aliasing shared_ptr without an owner (no reference counting).
+LabelsPtr borrow(const Labels* labels) { return LabelsPtr(LabelsPtr(), labels); }
+
+LabelsPtr owned(std::vector<Label> items) {
+  // Items come from an existing (sorted, unique) label set, so this cannot fail.
+  auto labels = Labels::from(std::move(items));
+  return std::make_shared<const Labels>(labels ? std::move(labels).value() : Labels());
+}
+
+bool contains(const std::vector<std::string>& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+LabelsPtr drop_name(const LabelsPtr& labels) {
+  if (labels->get(kMetricNameLabel).empty()) return labels;
+  std::vector<Label> items;
+  items.reserve(labels->size());
+  for (const auto& l : labels->items()) {
+    if (l.name != kMetricNameLabel) items.push_back(l);
+  }
+  return owned(std::move(items));
+}
+
+// The labels named in `names` (keep), or all but those (and but __name__ when drop_name_too).
+LabelsPtr select_labels(const Labels& labels, const std::vector<std::string>& names, bool keep,
+                        bool drop_name_too) {
+  std::vector<Label> items;
+  for (const auto& l : labels.items()) {
+    const bool listed = contains(names, l.name);
+    if (keep ? listed : (!listed && !(drop_name_too && l.name == kMetricNameLabel))) {
+      items.push_back(l);
+    }
+  }
+  return owned(std::move(items));
+}
+
+bool labels_less(const Series& a, const Series& b) { return a.labels->items() < b.labels->items(); }
+
+void sort_series(std::vector<Series>& series) {
+  std::stable_sort(series.begin(), series.end(), labels_less);
+}
+
+Status same_labelset_error() {
+  return Status::invalid_argument("vector cannot contain metrics with the same labelset");
+}
+
+// Prometheus' check after range functions and unary minus: no two series with equal labels.
+Status sort_and_check_unique(std::vector<Series>& series) {
+  sort_series(series);
+  for (size_t i = 1; i < series.size(); ++i) {
+    if (*series[i].labels == *series[i - 1].labels) return same_labelset_error();
+  }
+  return Status::ok();
+}
+
+// After an element-wise operation that may have made labels equal: series with equal labels
+// become one, which is an error only where two of them have a value at the same step.
+Status sort_and_merge(std::vector<Series>& series) {
+  sort_series(series);
+  std::vector<Series> out;
+  out.reserve(series.size());
+  for (auto& s : series) {
+    if (out.empty() || !(*out.back().labels == *s.labels)) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    auto& into = out.back().points;
+    std::vector<store::Point> merged;
+    merged.reserve(into.size() + s.points.size());
+    size_t i = 0;
+    size_t j = 0;
+    while (i < into.size() || j < s.points.size()) {
+      if (j == s.points.size() || (i < into.size() && into[i].timestamp < s.points[j].timestamp)) {
+        merged.push_back(into[i++]);
+      } else if (i == into.size() || s.points[j].timestamp < into[i].timestamp) {
+        merged.push_back(s.points[j++]);
+      } else {
+        return same_labelset_error();
+      }
+    }
+    into = std::move(merged);
+  }
+  series = std::move(out);
+  return Status::ok();
+}
+
+bool drops_name(BinaryOp op) { return !is_comparison(op); }
+
+// Prometheus' vectorElemBinop: the value, and whether a comparison keeps the element.
+std::pair<double, bool> apply(BinaryOp op, double l, double r) {
+  switch (op) {
+    case BinaryOp::kAdd: return {l + r, true};
+    case BinaryOp::kSub: return {l - r, true};
+    case BinaryOp::kMul: return {l * r, true};
+    case BinaryOp::kDiv: return {l / r, true};
+    case BinaryOp::kMod: return {std::fmod(l, r), true};
+    case BinaryOp::kPow: return {std::pow(l, r), true};
+    case BinaryOp::kEq: return {l, l == r};
+    case BinaryOp::kNe: return {l, l != r};
+    case BinaryOp::kGt: return {l, l > r};
+    case BinaryOp::kLt: return {l, l < r};
+    case BinaryOp::kGe: return {l, l >= r};
+    case BinaryOp::kLe: return {l, l <= r};
+  }
+  return {kNaN, false};
+}
+
+// Walks one series' points step by step: present(t) is true (and consumes the point) when the
+// series has a value at step time t. Steps must be visited in order.
+struct Cursor {
+  const std::vector<store::Point>* points;
+  size_t next = 0;
+  const store::Point* at(TimestampMs t) {
+    if (next < points->size() && (*points)[next].timestamp == t) return &(*points)[next++];
+    return nullptr;
+  }
+};
+
+std::vector<Cursor> cursors(const std::vector<Series>& series) {
+  std::vector<Cursor> out;
+  out.reserve(series.size());
+  for (const auto& s : series) out.push_back({&s.points});
+  return out;
+}
+
+// The join key of one-to-one vector matching: on(names) uses only those labels, ignoring(names)
+// (the default, with no names) all labels but those and __name__.
+std::string signature(const Labels& labels, bool on, const std::vector<std::string>& names) {
+  std::string sig;
+  for (const auto& l : labels.items()) {
+    const bool listed = contains(names, l.name);
+    if (on ? listed : (!listed && l.name != kMetricNameLabel)) {
+      sig += l.name;
+      sig.push_back('\xff');
+      sig += l.value;
+      sig.push_back('\xff');
+    }
+  }
+  return sig;
+}
+
+// Interns strings to dense ids.
+class Interner {
+ public:
+  size_t id(std::string key) {
+    auto [it, inserted] = ids_.try_emplace(std::move(key), ids_.size());
+    return it->second;
+  }
+  size_t size() const { return ids_.size(); }
+
+ private:
+  std::unordered_map<std::string, size_t> ids_;
+};
+
+// How a range function reads one query's series.
+struct ReadPlan {
+  DurationMs width = 0;  // 0: raw samples, else kRollup5m or kRollup1h
+  bool widened = false;  // windows widened to whole buckets (approximate)
+};
+
+ReadPlan plan_read(const store::SampleStore& store, Function f, DurationMs range,
+                   TimestampMs first_end, const StepGrid& grid) {
+  auto aligned = [&](DurationMs w) {
+    return range % w == 0 && multiple_of(first_end, w) && (grid.count == 1 || grid.step % w == 0);
+  };
+  ReadPlan exact;
+  // Sketch quantiles don't interpolate like Prometheus; over short ranges (few samples) that
+  // shows, so they come from raw samples unless raw is gone.
+  if (f != Function::kQuantileOverTime || range >= store::kRollup1h) {
+    if (aligned(store::kRollup1h)) {
+      exact.width = store::kRollup1h;
+    } else if (aligned(store::kRollup5m)) {
+      exact.width = store::kRollup5m;
+    }
+  }
+  const TimestampMs raw_horizon = store.raw_horizon();
+  if (raw_horizon == std::numeric_limits<TimestampMs>::min()) return exact;  // nothing expires
+
+  const TimestampMs oldest = first_end - range;  // the oldest window is (oldest, first_end]
+  const store::RetentionPolicy retention = store.retention();
+  const TimestampMs now = saturating_add(raw_horizon, retention.raw);
+  auto covered = [&](DurationMs w) {
+    if (w == 0) return oldest + 1 >= raw_horizon;
+    const DurationMs keep = w == store::kRollup5m ? retention.rollup_5m : retention.rollup_1h;
+    return floor_to(oldest, w) >= saturating_add(now, -keep);
+  };
+  if (covered(exact.width)) return exact;
+  for (DurationMs w : {store::kRollup5m, store::kRollup1h}) {
+    if (w < exact.width) continue;
+    if (covered(w) || w == store::kRollup1h) return {w, !aligned(w)};
+  }
+  return exact;
+}
+
+void count_read(QueryStats& stats, DurationMs width, bool widened) {
+  if (width == 0) {
+    ++stats.raw_reads;
+  } else if (width == store::kRollup5m) {
+    ++stats.rollup_5m_reads;
+  } else {
+    ++stats.rollup_1h_reads;
+  }
+  if (widened) ++stats.widened_reads;
+}
+
+}  // namespace
+
+Result<Value> Evaluator::eval(const Expr& expr) {
+  return std::visit([&](const auto& node) { return eval_node(node); }, expr.node);
+}
+
+Result<Value> Evaluator::eval_node(const NumberLiteral& n) {
+  Value v;
+  v.type = ValueType::kScalar;
+  v.scalars.assign(grid_.count, n.value);
+  return v;
+}
+
+Result<Value> Evaluator::eval_node(const StringLiteral& n) {
+  Value v;
+  v.type = ValueType::kString;
+  v.string = n.value;
+  return v;
+}
+
+Result<Value> Evaluator::eval_node(const ParenExpr& n) { return eval(*n.expr); }
+
+Result<Value> Evaluator::eval_node(const VectorSelector& n) {
+  Value v;
+  v.type = ValueType::kVector;
+  const DurationMs off = n.offset;
+  const TimestampMs first = grid_.start - off;
+  const TimestampMs last = grid_.last() - off;
+  // The 5m bucket ending at t is exactly the lookback window (t - 5m, t]: its `last` is the
+  // answer, and one bucket replaces every raw sample in it.
+  const bool from_rollups = grid_.range_query && lookback_ == store::kRollup5m &&
+                            grid_.step % store::kRollup5m == 0 &&
+                            multiple_of(first, store::kRollup5m);
+  for (const auto& ref : store_.select(n.matchers)) {
+    Series s{borrow(ref.labels), {}};
+    if (from_rollups) {
+      rollups_.clear();
+      if (auto st = store_.read_rollups(ref.id, store::kRollup5m, first - store::kRollup5m, last,
+                                        rollups_);
+          !st) {
+        return st;
+      }
+      count_read(stats_, store::kRollup5m, false);
+      for (const auto& b : rollups_) {
+        if ((b.end - first) % grid_.step == 0) s.points.push_back({b.end + off, b.last});
+      }
+    } else {
+      count_read(stats_, 0, false);
+      if (lookback_ < grid_.step) {
+        // Steps far apart: read each lookback window rather than everything in between.
+        for (size_t k = 0; k < grid_.count; ++k) {
+          const TimestampMs t = grid_.at(k) - off;
+          samples_.clear();
+          if (auto st = store_.read(ref.id, t - lookback_ + 1, t, samples_); !st) return st;
+          if (!samples_.empty()) s.points.push_back({grid_.at(k), samples_.back().value});
+        }
+      } else {
+        samples_.clear();
+        if (auto st = store_.read(ref.id, first - lookback_ + 1, last, samples_); !st) return st;
+        // Walk steps and samples together: the latest sample at or before t, within lookback.
+        size_t next = 0;
+        for (size_t k = 0; k < grid_.count; ++k) {
+          const TimestampMs t = grid_.at(k) - off;
+          while (next < samples_.size() && samples_[next].timestamp <= t) ++next;
+          if (next > 0 && samples_[next - 1].timestamp > t - lookback_) {
+            s.points.push_back({grid_.at(k), samples_[next - 1].value});
+          }
+        }
+      }
+    }
+    if (!s.points.empty()) v.series.push_back(std::move(s));
+  }
+  return v;
+}
+
+Result<Value> Evaluator::eval_node(const MatrixSelector& n) {
+  // Only at the top of an instant query (the type check allows nothing else): raw samples
+  // with their own timestamps.
+  Value v;
+  v.type = ValueType::kMatrix;
+  const TimestampMs end = grid_.start - n.selector.offset;
+  for (const auto& ref : store_.select(n.selector.matchers)) {
+    Series s{borrow(ref.labels), {}};
+    if (auto st = store_.read(ref.id, end - n.range + 1, end, s.points); !st) return st;
+    count_read(stats_, 0, false);
+    if (!s.points.empty()) v.series.push_back(std::move(s));
+  }
+  return v;
+}
+
+Result<Value> Evaluator::eval_node(const UnaryExpr& n) {
+  auto v = eval(*n.operand);
+  if (!v || !n.negate) return v;
+  if (v->type == ValueType::kScalar) {
+    for (double& d : v->scalars) d = -d;
+    return v;
+  }
+  for (auto& s : v->series) {
+    s.labels = drop_name(s.labels);
+    for (auto& p : s.points) p.value = -p.value;
+  }
+  if (auto st = sort_and_check_unique(v->series); !st) return st;
+  return v;
+}
+
+Result<Value> Evaluator::eval_node(const BinaryExpr& n) {
+  auto lhs = eval(*n.lhs);
+  if (!lhs) return lhs;
+  auto rhs = eval(*n.rhs);
+  if (!rhs) return rhs;
+  const bool l_scalar = lhs->type == ValueType::kScalar;
+  const bool r_scalar = rhs->type == ValueType::kScalar;
+
+  if (l_scalar && r_scalar) {
+    // Scalar comparisons always carry `bool` (the type check insists): 1 or 0.
+    for (size_t k = 0; k < grid_.count; ++k) {
+      auto [value, keep] = apply(n.op, lhs->scalars[k], rhs->scalars[k]);
+      lhs->scalars[k] = is_comparison(n.op) ? (keep ? 1.0 : 0.0) : value;
+    }
+    return lhs;
+  }
+  if (!l_scalar && !r_scalar)
+    return vector_vector(n, std::move(lhs).value(), std::move(rhs).value());
+
+  // Vector and scalar: element-wise against the step's scalar.
+  const bool swap = l_scalar;
+  Value vec = swap ? std::move(rhs).value() : std::move(lhs).value();
+  const std::vector<double>& scalars = swap ? lhs->scalars : rhs->scalars;
+  const TimestampMs start = grid_.start;
+  for (auto& s : vec.series) {
+    size_t out = 0;
+    for (const auto& p : s.points) {
+      const double sv = scalars[static_cast<size_t>((p.timestamp - start) / grid_.step)];
+      const double lv = swap ? sv : p.value;
+      const double rv = swap ? p.value : sv;
+      auto [value, keep] = apply(n.op, lv, rv);
+      // A comparison keeps the vector's value, whichever side it is on.
+      if (is_comparison(n.op)) value = p.value;
+      if (n.return_bool) {
+        value = keep ? 1.0 : 0.0;
+        keep = true;
+      }
+      if (keep) s.points[out++] = {p.timestamp, value};
+    }
+    s.points.resize(out);
+    if (drops_name(n.op) || n.return_bool) s.labels = drop_name(s.labels);
+  }
+  std::erase_if(vec.series, [](const Series& s) { return s.points.empty(); });
+  if (auto st = sort_and_merge(vec.series); !st) return st;
+  return vec;
+}
+
+Result<Value> Evaluator::vector_vector(const BinaryExpr& n, Value lhs, Value rhs) {
+  // One-to-one matching, evaluated step by step as Prometheus' VectorBinop: at each step the
+  // right side's signatures must be unique, and each signature may match one left element.
+  Interner sigs;
+  std::vector<size_t> lsig;
+  std::vector<size_t> rsig;
+  for (const auto& s : lhs.series)
+    lsig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+  for (const auto& s : rhs.series)
+    rsig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+
+  // Result labels depend on the left series alone (one-to-one).
+  Value out;
+  out.type = ValueType::kVector;
+  Interner result_keys;
+  std::vector<size_t> out_index;
+  for (const auto& s : lhs.series) {
+    LabelsPtr labels = s.labels;
+    if (drops_name(n.op)) labels = drop_name(labels);
+    if (n.on) {
+      labels = select_labels(*labels, n.matching_labels, true, false);
+    } else if (!n.matching_labels.empty()) {
+      labels = select_labels(*labels, n.matching_labels, false, false);
+    }
+    if (n.return_bool) labels = drop_name(labels);
+    const size_t id = result_keys.id(labels->encode());
+    if (id == out.series.size()) out.series.push_back({labels, {}});
+    out_index.push_back(id);
+  }
+
+  struct Slot {
+    size_t stamp = kNone;          // step at which `series` was set
+    size_t matched_stamp = kNone;  // step at which a left element matched it
+    size_t series = 0;
+    double value = 0;
+  };
+  std::vector<Slot> slots(sigs.size());
+  auto lc = cursors(lhs.series);
+  auto rc = cursors(rhs.series);
+  std::vector<std::pair<size_t, double>> lnow;
+  std::vector<std::pair<size_t, double>> rnow;
+  for (size_t k = 0; k < grid_.count; ++k) {
+    const TimestampMs t = grid_.at(k);
+    lnow.clear();
+    rnow.clear();
+    for (size_t i = 0; i < lc.size(); ++i) {
+      if (const auto* p = lc[i].at(t)) lnow.emplace_back(i, p->value);
+    }
+    for (size_t j = 0; j < rc.size(); ++j) {
+      if (const auto* p = rc[j].at(t)) rnow.emplace_back(j, p->value);
+    }
+    if (lnow.empty() || rnow.empty()) continue;
+    for (const auto& [j, value] : rnow) {
+      Slot& slot = slots[rsig[j]];
+      if (slot.stamp == k) {
+        const auto& a = *rhs.series[j].labels;
+        const auto& b = *rhs.series[slot.series].labels;
+        const LabelsPtr group = select_labels(a, n.matching_labels, n.on, !n.on);
+        return Status::invalid_argument(
+            "found duplicate series for the match group " + group->to_string() +
+            " on the right hand-side of the operation: [" + a.to_string() + ", " + b.to_string() +
+            "];many-to-many matching not allowed: matching labels must be unique on one side");
+      }
+      slot.stamp = k;
+      slot.series = j;
+      slot.value = value;
+    }
+    for (const auto& [i, lv] : lnow) {
+      Slot& slot = slots[lsig[i]];
+      if (slot.stamp != k) continue;
+      auto [value, keep] = apply(n.op, lv, slot.value);
+      if (n.return_bool) {
+        value = keep ? 1.0 : 0.0;
+      } else if (!keep) {
+        continue;
+      }
+      if (slot.matched_stamp == k) {
+        return Status::invalid_argument(
+            "multiple matches for labels: many-to-one matching must be explicit "
+            "(group_left/group_right)");
+      }
+      slot.matched_stamp = k;
+      auto& points = out.series[out_index[i]].points;
+      if (!points.empty() && points.back().timestamp == t) return same_labelset_error();
+      points.push_back({t, value});
+    }
+  }
+  std::erase_if(out.series, [](const Series& s) { return s.points.empty(); });
+  sort_series(out.series);
+  return out;
+}
+
+Result<Value> Evaluator::eval_node(const Call& n) {
+  switch (n.function) {
+    case Function::kTime: {
+      Value v;
+      v.type = ValueType::kScalar;
+      for (size_t k = 0; k < grid_.count; ++k) {
+        v.scalars.push_back(static_cast<double>(grid_.at(k)) / 1000);
+      }
+      return v;
+    }
+    case Function::kVector: {
+      auto arg = eval(*n.args[0]);
+      if (!arg) return arg;
+      Value v;
+      v.type = ValueType::kVector;
+      Series s{std::make_shared<const Labels>(), {}};
+      for (size_t k = 0; k < grid_.count; ++k) s.points.push_back({grid_.at(k), arg->scalars[k]});
+      v.series.push_back(std::move(s));
+      return v;
+    }
+    case Function::kScalar: {
+      // The single element's value, NaN when there are none or several.
+      auto arg = eval(*n.args[0]);
+      if (!arg) return arg;
+      Value v;
+      v.type = ValueType::kScalar;
+      v.scalars.assign(grid_.count, kNaN);
+      std::vector<size_t> seen(grid_.count, 0);
+      for (const auto& s : arg->series) {
+        for (const auto& p : s.points) {
+          const auto k = static_cast<size_t>((p.timestamp - grid_.start) / grid_.step);
+          v.scalars[k] = ++seen[k] == 1 ? p.value : kNaN;
+        }
+      }
+      return v;
+    }
+    case Function::kAbs: {
+      auto arg = eval(*n.args[0]);
+      if (!arg) return arg;
+      for (auto& s : arg->series) {
+        s.labels = drop_name(s.labels);
+        for (auto& p : s.points) p.value = std::fabs(p.value);
+      }
+      if (auto st = sort_and_merge(arg->series); !st) return st;
+      return arg;
+    }
+    default: break;
+  }
+  std::vector<double> params;
+  if (n.function == Function::kQuantileOverTime) {
+    auto q = eval(*n.args[0]);
+    if (!q) return q;
+    params = std::move(q->scalars);
+  } else {
+    params.assign(grid_.count, 0);
+  }
+  // The type check guarantees a range selector, possibly in parentheses.
+  const Expr* arg = n.args.back().get();
+  while (const auto* paren = std::get_if<ParenExpr>(&arg->node)) arg = paren->expr.get();
+  return eval_range_function(n.function, std::get<MatrixSelector>(arg->node), params);
+}
+
+Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& ms,
+                                             const std::vector<double>& params) {
+  Value v;
+  v.type = ValueType::kVector;
+  const DurationMs off = ms.selector.offset;
+  const DurationMs range = ms.range;
+  const TimestampMs first_end = grid_.start - off;
+  const ReadPlan plan = plan_read(store_, f, range, first_end, grid_);
+  const DurationMs w = plan.width;
+  // The window at step k: (end - range, end], widened outward to whole buckets if planned so.
+  auto window = [&](size_t k) {
+    RangeWindow win{grid_.at(k) - off - range, grid_.at(k) - off};
+    if (plan.widened) win = {floor_to(win.start, w), ceil_to(win.end, w)};
+    return win;
+  };
+  const RangeWindow span{window(0).start, window(grid_.count - 1).end};
+
+  for (const auto& ref : store_.select(ms.selector.matchers)) {
+    Series s{f == Function::kLastOverTime ? borrow(ref.labels) : drop_name(borrow(ref.labels)), {}};
+    count_read(stats_, w, plan.widened);
+    if (w == 0 && range < grid_.step) {
+      // Windows don't overlap: read each one rather than everything in between.
+      for (size_t k = 0; k < grid_.count; ++k) {
+        const RangeWindow win = window(k);
+        samples_.clear();
+        if (auto st = store_.read(ref.id, win.start + 1, win.end, samples_); !st) return st;
+        if (samples_.empty()) continue;
+        if (auto value = over_raw(f, samples_, win, params[k], scratch_)) {
+          s.points.push_back({grid_.at(k), *value});
+        }
+      }
+    } else if (w == 0) {
+      samples_.clear();
+      if (auto st = store_.read(ref.id, span.start + 1, span.end, samples_); !st) return st;
+      size_t lo = 0;
+      size_t hi = 0;
+      for (size_t k = 0; k < grid_.count; ++k) {
+        const RangeWindow win = window(k);
+        while (hi < samples_.size() && samples_[hi].timestamp <= win.end) ++hi;
+        while (lo < hi && samples_[lo].timestamp <= win.start) ++lo;
+        if (lo == hi) continue;
+        const std::span<const store::Point> in(samples_.data() + lo, hi - lo);
+        if (auto value = over_raw(f, in, win, params[k], scratch_)) {
+          s.points.push_back({grid_.at(k), *value});
+        }
+      }
+    } else {
+      rollups_.clear();
+      if (auto st = store_.read_rollups(ref.id, w, span.start, span.end, rollups_); !st) {
+        return st;
+      }
+      size_t lo = 0;
+      size_t hi = 0;
+      for (size_t k = 0; k < grid_.count; ++k) {
+        const RangeWindow win = window(k);
+        while (hi < rollups_.size() && rollups_[hi].end <= win.end) ++hi;
+        while (lo < hi && rollups_[lo].end <= win.start) ++lo;
+        if (lo == hi) continue;
+        const std::span<const store::Rollup> in(rollups_.data() + lo, hi - lo);
+        if (auto value = over_rollups(f, in, win, params[k])) {
+          s.points.push_back({grid_.at(k), *value});
+        }
+      }
+    }
+    if (!s.points.empty()) v.series.push_back(std::move(s));
+  }
+  if (auto st = sort_and_check_unique(v.series); !st) return st;
+  return v;
+}
+
+Result<Value> Evaluator::eval_node(const AggregateExpr& n) {
+  auto in = eval(*n.expr);
+  if (!in) return in;
+
+  // Each input series' group: its by-labels, or its labels without the without-labels and
+  // __name__.
+  Interner keys;
+  std::vector<size_t> group_of;
+  std::vector<Series> groups;
+  for (const auto& s : in->series) {
+    LabelsPtr labels = select_labels(*s.labels, n.grouping, !n.without, n.without);
+    const size_t id = keys.id(labels->encode());
+    if (id == groups.size()) groups.push_back({labels, {}});
+    group_of.push_back(id);
+  }
+
+  struct State {
+    size_t stamp = kNone;  // the step this state belongs to
+    double value = 0;
+    double c = 0;
+    uint64_t count = 0;
+    MeanAccumulator mean;
+  };
+  std::vector<State> states(groups.size());
+  std::vector<size_t> touched;
+  auto cs = cursors(in->series);
+  for (size_t k = 0; k < grid_.count; ++k) {
+    const TimestampMs t = grid_.at(k);
+    touched.clear();
+    for (size_t i = 0; i < cs.size(); ++i) {
+      const auto* p = cs[i].at(t);
+      if (p == nullptr) continue;
+      const size_t g = group_of[i];
+      State& st = states[g];
+      const double x = p->value;
+      if (st.stamp != k) {
+        st = State{};
+        st.stamp = k;
+        st.value = x;
+        st.count = 1;
+        if (n.op == AggregateOp::kAvg) st.mean.add(x);
+        touched.push_back(g);
+        continue;
+      }
+      ++st.count;
+      switch (n.op) {
+        case AggregateOp::kSum: kahan_add(x, st.value, st.c); break;
+        case AggregateOp::kAvg: st.mean.add(x); break;
+        case AggregateOp::kMin:
+          if (st.value > x || std::isnan(st.value)) st.value = x;
+          break;
+        case AggregateOp::kMax:
+          if (st.value < x || std::isnan(st.value)) st.value = x;
+          break;
+        case AggregateOp::kCount: break;
+      }
+    }
+    for (size_t g : touched) {
+      const State& st = states[g];
+      double value = st.value;
+      if (n.op == AggregateOp::kSum) value = kahan_value(st.value, st.c);
+      if (n.op == AggregateOp::kAvg) value = st.mean.value();
+      if (n.op == AggregateOp::kCount) value = static_cast<double>(st.count);
+      groups[g].points.push_back({t, value});
+    }
+  }
+  Value v;
+  v.type = ValueType::kVector;
+  v.series = std::move(groups);
+  std::erase_if(v.series, [](const Series& s) { return s.points.empty(); });
+  sort_series(v.series);
+  return v;
+}
+
+}  // namespace kpid::query::detail

@@ -1,0 +1,69 @@
+#pragma once
+// Evaluation of a type-checked PromQL expression over a grid of evaluation times, node by node
+// as Prometheus 2.x does: each node's value covers every step at once, so each series is read
+// from the store once per query. Private to the query module.
+
+#include <string>
+#include <vector>
+
+#include "kpid/query/engine.h"
+#include "kpid/query/promql.h"
+#include "kpid/store/sample_store.h"
+
+namespace kpid::query::detail {
+
+// The evaluation times: start, start + step, ... (count of them); one for an instant query.
+struct StepGrid {
+  TimestampMs start = 0;
+  DurationMs step = 1;
+  size_t count = 1;
+  bool range_query = false;
+  TimestampMs at(size_t k) const { return start + static_cast<int64_t>(k) * step; }
+  TimestampMs last() const { return at(count - 1); }
+};
+
+// An expression's value at every step.
+struct Value {
+  ValueType type = ValueType::kScalar;
+  std::vector<double> scalars;  // kScalar: one per step
+  // kVector: points stamped with step times; kMatrix (instant queries only): raw samples.
+  std::vector<Series> series;
+  std::string string;
+};
+
+class Evaluator {
+ public:
+  // `stats` receives one count per series read. All references must outlive the evaluator.
+  Evaluator(const store::SampleStore& store, const StepGrid& grid, DurationMs lookback_delta,
+            QueryStats& stats)
+      : store_(store), grid_(grid), lookback_(lookback_delta), stats_(stats) {}
+
+  // Errors: evaluation errors (invalid_argument, Prometheus' messages) and storage failures.
+  Result<Value> eval(const Expr& expr);
+
+ private:
+  Result<Value> eval_node(const NumberLiteral& n);
+  Result<Value> eval_node(const StringLiteral& n);
+  Result<Value> eval_node(const VectorSelector& n);
+  Result<Value> eval_node(const MatrixSelector& n);
+  Result<Value> eval_node(const UnaryExpr& n);
+  Result<Value> eval_node(const BinaryExpr& n);
+  Result<Value> eval_node(const Call& n);
+  Result<Value> eval_node(const AggregateExpr& n);
+  Result<Value> eval_node(const ParenExpr& n);
+
+  Result<Value> eval_range_function(Function f, const MatrixSelector& ms,
+                                    const std::vector<double>& params);
+  Result<Value> vector_vector(const BinaryExpr& n, Value lhs, Value rhs);
+
+  const store::SampleStore& store_;
+  StepGrid grid_;
+  DurationMs lookback_;
+  QueryStats& stats_;
+  // Reused between series so reads don't allocate once warmed up.
+  std::vector<store::Point> samples_;
+  std::vector<store::Rollup> rollups_;
+  std::vector<double> scratch_;
+};
+
+}  // namespace kpid::query::detail
