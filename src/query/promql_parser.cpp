@@ -333,17 +333,7 @@ class Lexer {
 
   // "LINE:COL: parse error: message" for a byte offset.
   Status fail(size_t at, const std::string& message) const {
-    size_t line = 1;
-    size_t line_start = 0;
-    for (size_t i = 0; i < at && i < s_.size(); ++i) {
-      if (s_[i] == '\n') {
-        ++line;
-        line_start = i + 1;
-      }
-    }
-    return Status::invalid_argument(std::to_string(line) + ":" +
-                                    std::to_string(at - line_start + 1) +
-                                    ": parse error: " + message);
+    return detail::error_at(s_, at, "parse error: ", message);
   }
 
  private:

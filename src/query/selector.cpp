@@ -165,17 +165,7 @@ class Parser {
   }
 
   Status error(size_t at, const std::string& message) const {
-    size_t line = 1;
-    size_t line_start = 0;
-    for (size_t i = 0; i < at && i < s_.size(); ++i) {
-      if (s_[i] == '\n') {
-        ++line;
-        line_start = i + 1;
-      }
-    }
-    return Status::invalid_argument(std::to_string(line) + ":" +
-                                    std::to_string(at - line_start + 1) + ": " +
-                                    std::string(error_prefix_) + message);
+    return detail::error_at(s_, at, error_prefix_, message);
   }
 
   // The token at `at`, for messages: a quoted word, number or character, "end of input", ...
@@ -364,6 +354,20 @@ Result<std::vector<LabelMatcher>> parse_selector(std::string_view text) {
 }
 
 namespace detail {
+
+Status error_at(std::string_view text, size_t at, std::string_view prefix,
+                const std::string& message) {
+  size_t line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < at && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  return Status::invalid_argument(std::to_string(line) + ":" + std::to_string(at - line_start + 1) +
+                                  ": " + std::string(prefix) + message);
+}
 
 Result<SelectorParse> parse_selector_at(std::string_view text, size_t start) {
   Parser parser(text);

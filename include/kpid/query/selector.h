@@ -38,6 +38,10 @@ struct StringParse {
 // parse_selector; errors read "LINE:COL: parse error: ..." with positions in `text`.
 Result<SelectorParse> parse_selector_at(std::string_view text, size_t start);
 
+// invalid_argument "LINE:COL: <prefix><message>" for byte offset `at` of `text` (1-based).
+Status error_at(std::string_view text, size_t at, std::string_view prefix,
+                const std::string& message);
+
 // Parses the quoted ("..." or '...', Go escapes) or raw (`...`) string at text[start].
 Result<StringParse> parse_string_at(std::string_view text, size_t start);
 
