@@ -93,7 +93,13 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
     ts = *ms;
   }
   size_t batch_start = batch_.size();
+  const std::string_view series_part = raw_series_part(line);
   for (const Field& field : point.fields) {
+    if (auto cached = series_part.empty() ? std::nullopt
+                                          : series_cache_.find(series_part, field.key)) {
+      batch_.push_back({*cached, ts, field.value});
+      continue;
+    }
     std::string_view naming_error = namer_.name(point, field.key, labels_);
     Result<store::SeriesId> id = Status::invalid_argument("");
     if (naming_error.empty()) {
@@ -110,6 +116,7 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
       error_reason_ = limit ? "series_limit" : "invalid_series_name";
       return false;
     }
+    if (!series_part.empty()) series_cache_.remember(series_part, field.key, *id);
     batch_.push_back({*id, ts, field.value});
   }
   string_fields_ += point.string_fields;

@@ -16,6 +16,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/line_protocol.h"
+#include "kpid/ingest/series_cache.h"
 #include "kpid/ingest/series_naming.h"
 #include "kpid/store/sample_store.h"
 
@@ -87,6 +88,7 @@ class WritePipeline {
   LineParser parser_;
   SeriesNamer namer_;
   LabelsBuilder labels_;
+  SeriesCache series_cache_;
   std::vector<store::Sample> batch_;
   std::string error_;
   std::string_view error_reason_;

@@ -240,3 +240,28 @@ TEST_CASE("timestamps beyond the store's range reject their line") {
   CHECK(r.lines_rejected == 1);
   CHECK(r.lines_accepted == 1);
 }
+
+TEST_CASE("the series cache maps repeated lines to the same series, and different ones apart") {
+  Fixture f;
+  for (int round = 0; round < 3; ++round) {
+    std::string body;
+    for (int i = 0; i < 50; ++i) {
+      body += "m,host=h" + std::to_string(i) + " a=" + std::to_string(round) + ",b=1 " +
+              std::to_string(1000 + round) + "\n";
+    }
+    body += "  \tm,host=h7 a=9 " + std::to_string(2000 + round) + "\n";  // leading blanks
+    body += "m,host=h\\ 7 a=8 " + std::to_string(2000 + round) + "\n";    // escaped space
+    REQUIRE(f.pipeline.write(body, Precision::kSeconds, Protocol::kHttp).storage.is_ok());
+  }
+  CHECK(f.store->series_count() == 101);  // 50 hosts x 2 fields, plus "h 7"'s a
+  CHECK(f.points("m_a", "host", "h7").size() == 6);
+  CHECK(f.points("m_a", "host", "h 7").size() == 3);
+  CHECK(f.points("m_b", "host", "h49").size() == 3);
+}
+
+TEST_CASE("raw_series_part stops at the first unescaped space") {
+  CHECK(raw_series_part("m,a=b v=1") == "m,a=b");
+  CHECK(raw_series_part("  m\\ x,a=b\\ c v=1") == "m\\ x,a=b\\ c");
+  CHECK(raw_series_part("m") == "m");
+  CHECK(raw_series_part(" ").empty());
+}

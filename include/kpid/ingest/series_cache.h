@@ -1,0 +1,52 @@
+#pragma once
+// Remembers which series id a line's raw series text (measurement and tags, as written) and
+// field key resolved to, so a repeated series skips naming, label sorting and the store's
+// shared index. Clients send the same series in the same order request after request (a
+// scrape), so the entry after the last hit is tried first: a hit is then one short compare of
+// memory that was just read. Misses fall back to a hash lookup. Not thread-safe (one per
+// WritePipeline). Valid because series ids never change for a given label set.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "kpid/store/sample_store.h"
+
+namespace kpid::ingest {
+
+// The series part of a line: after leading blanks, everything before the first unescaped
+// space.
+std::string_view raw_series_part(std::string_view line);
+
+class SeriesCache {
+ public:
+  // Past max_entries the cache starts over, so memory stays bounded.
+  explicit SeriesCache(size_t max_entries = 1 << 17) : max_entries_(max_entries) {}
+
+  std::optional<store::SeriesId> find(std::string_view series, std::string_view field);
+  void remember(std::string_view series, std::string_view field, store::SeriesId id);
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Entry {
+    std::string key;  // series + '\n' + field ('\n' cannot occur in a line)
+    store::SeriesId id;
+  };
+  static bool same(const Entry& e, std::string_view series, std::string_view field);
+  const std::string& key_of(std::string_view series, std::string_view field);
+
+  size_t max_entries_;
+  std::vector<Entry> entries_;  // in first-seen order
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> index_;
+  size_t next_ = 0;  // the entry after the last hit
+  std::string scratch_;
+};
+
+}  // namespace kpid::ingest
