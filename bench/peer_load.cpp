@@ -1,0 +1,790 @@
+// peer_load: the one HTTP client bench/peers uses for kpid, VictoriaMetrics and InfluxDB, so
+// that all three get the same data, the same batches, the same concurrency and the same
+// client cost. It only talks to 127.0.0.1. Modes:
+//
+//   ingest    generate the data set (deterministic, seeded) and POST it as line protocol;
+//             every reply must be 2xx; prints the samples/s of the whole send
+//   query     one warm-up + N timed GETs of a query; checks the series count of each reply
+//   request   one request; prints the status and body; exits 1 unless 2xx (or --accept)
+//   wait      polls a path until it answers 2xx
+//   free-port prints a TCP port that was free on 127.0.0.1 a moment ago
+//   lines     prints the data set to stdout (time-major order), e.g. to look at it
+//
+// See bench/README.md ("Side by side with VictoriaMetrics and InfluxDB") and bench/peers.
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <latch>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+const char* const kUsage = R"(Usage: peer_load MODE --port PORT [OPTIONS]
+
+Modes:
+  ingest     POST the generated data set to PATH (every reply must be 2xx)
+  query      GET PATH once (warm-up) then --reps times; each reply must hold --expect-series
+  request    one request (--method GET|POST); prints the status line then the body
+  wait       poll GET PATH until 2xx (up to --timeout seconds)
+  free-port  print a TCP port free on 127.0.0.1 (no --port needed)
+  lines      print the data set as line protocol, time-major (no --port needed)
+
+Common:
+  --port PORT          server's HTTP port on 127.0.0.1
+  --path PATH          request path, e.g. /write or /api/v1/query_range
+  --param K=V          query-string parameter, percent-encoded here (repeatable)
+  --timeout S          abort after S seconds (exit 3)                      (default 3600)
+
+Data set (ingest, lines):
+  --series N           series                                             (default 10000)
+  --points P           samples per series                                 (default 1440)
+  --interval S         seconds between a series' samples                  (default 10)
+  --end T              Unix seconds of the last scrape       (default now - 60, rounded)
+  --seed X             PRNG seed                                          (default 1)
+  --concurrency C      connections; connection c sends series c, c+C, ... (default 4)
+  --batch-lines B      lines per request body                             (default 5000)
+
+Query:
+  --format prom|influx reply format (Prometheus API JSON or InfluxDB 1.x /query JSON)
+  --expect-series N    every reply must have exactly N series, each with >= 1 point
+  --reps N             timed repetitions after one warm-up                (default 20)
+
+Request:
+  --method GET|POST    (default GET)
+  --accept STATUS      also exit 0 for this non-2xx status (repeatable)
+)";
+
+struct Options {
+  std::string mode;
+  uint16_t port = 0;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> params;
+  double timeout = 3600;
+  int series = 10000;
+  int points = 1440;
+  int interval = 10;
+  int64_t end = 0;
+  uint64_t seed = 1;
+  int concurrency = 4;
+  int batch_lines = 5000;
+  std::string format = "prom";
+  int expect_series = -1;
+  int reps = 20;
+  std::string method = "GET";
+  std::vector<unsigned> accept;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "peer_load: " << message << " (see peer_load --help)\n";
+  std::exit(2);
+}
+
+template <typename Int>
+Int parse_int(const std::string& flag, const std::string& text, Int min, Int max) {
+  Int v{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
+    usage_error(flag + " needs an integer in [" + std::to_string(min) + ", " +
+                std::to_string(max) + "], got \"" + text + "\"");
+  }
+  return v;
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  if (argc < 2) usage_error("a mode is required");
+  o.mode = argv[1];
+  if (o.mode == "--help" || o.mode == "-h") {
+    std::cout << kUsage;
+    std::exit(0);
+  }
+  const std::vector<std::string> modes = {"ingest", "query", "request", "wait", "free-port", "lines"};
+  if (std::find(modes.begin(), modes.end(), o.mode) == modes.end()) {
+    usage_error("unknown mode \"" + o.mode + "\"");
+  }
+  bool have_port = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::optional<std::string> inline_value;
+    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+      inline_value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    }
+    auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argc) usage_error(flag + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--help" || flag == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (flag == "--port") {
+      o.port = parse_int<uint16_t>(flag, value(), 1, 65535);
+      have_port = true;
+    } else if (flag == "--path") {
+      o.path = value();
+    } else if (flag == "--param") {
+      std::string kv = value();
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) usage_error("--param needs K=V, got \"" + kv + "\"");
+      o.params.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    } else if (flag == "--timeout") {
+      o.timeout = parse_int(flag, value(), 1, 86400);
+    } else if (flag == "--series") {
+      o.series = parse_int(flag, value(), 1, 10'000'000);
+    } else if (flag == "--points") {
+      o.points = parse_int(flag, value(), 1, 10'000'000);
+    } else if (flag == "--interval") {
+      o.interval = parse_int(flag, value(), 1, 86400);
+    } else if (flag == "--end") {
+      o.end = parse_int<int64_t>(flag, value(), 1, 4'000'000'000);
+    } else if (flag == "--seed") {
+      o.seed = parse_int<uint64_t>(flag, value(), 0, UINT64_MAX);
+    } else if (flag == "--concurrency") {
+      o.concurrency = parse_int(flag, value(), 1, 256);
+    } else if (flag == "--batch-lines") {
+      o.batch_lines = parse_int(flag, value(), 1, 1'000'000);
+    } else if (flag == "--format") {
+      o.format = value();
+      if (o.format != "prom" && o.format != "influx") usage_error("--format is prom or influx");
+    } else if (flag == "--expect-series") {
+      o.expect_series = parse_int(flag, value(), 0, 10'000'000);
+    } else if (flag == "--reps") {
+      o.reps = parse_int(flag, value(), 1, 1'000'000);
+    } else if (flag == "--method") {
+      o.method = value();
+      if (o.method != "GET" && o.method != "POST") usage_error("--method is GET or POST");
+    } else if (flag == "--accept") {
+      o.accept.push_back(parse_int<unsigned>(flag, value(), 100, 599));
+    } else {
+      usage_error("unknown option " + std::string(argv[i]));
+    }
+  }
+  bool needs_port = o.mode != "free-port" && o.mode != "lines";
+  if (needs_port && !have_port) usage_error("--port is required");
+  if (needs_port && o.path.empty()) usage_error("--path is required");
+  if (o.mode == "query" && o.expect_series < 0) usage_error("query needs --expect-series");
+  if (o.end == 0) {
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    o.end = (now - 60) / o.interval * o.interval;
+  }
+  return o;
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string percent_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~';
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string target_of(const Options& o) {
+  std::string t = o.path;
+  char sep = t.find('?') == std::string::npos ? '?' : '&';
+  for (const auto& [k, v] : o.params) {
+    t.push_back(sep);
+    sep = '&';
+    t += percent_encode(k);
+    t.push_back('=');
+    t += percent_encode(v);
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------
+// A synchronous keep-alive HTTP/1.1 client on 127.0.0.1; reconnects if the server closes.
+
+class HttpClient {
+ public:
+  explicit HttpClient(uint16_t port) : port_(port), socket_(ioc_) {}
+
+  struct Reply {
+    unsigned status = 0;
+    std::string body;
+  };
+
+  void connect() {
+    if (socket_.is_open()) return;
+    socket_.connect(tcp::endpoint(net::ip::address_v4::loopback(), port_));
+    socket_.set_option(tcp::no_delay(true));
+    buffer_.clear();
+  }
+
+  int reconnects() const { return reconnects_; }
+
+  Reply request(http::verb verb, const std::string& target, std::string_view body = {}) {
+    if (!socket_.is_open()) {
+      ++reconnects_;
+      connect();
+    }
+    http::request<http::span_body<const char>> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::user_agent, "peer_load");
+    if (verb == http::verb::post) req.set(http::field::content_type, "text/plain; charset=utf-8");
+    req.body() = {body.data(), body.size()};
+    req.keep_alive(true);
+    req.prepare_payload();
+    http::write(socket_, req);
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);
+    http::read(socket_, buffer_, parser);
+    auto& res = parser.get();
+    Reply reply{res.result_int(), std::move(res.body())};
+    if (!res.keep_alive()) close();
+    return reply;
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+ private:
+  uint16_t port_;
+  net::io_context ioc_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+  int reconnects_ = 0;
+};
+
+bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
+
+// ---------------------------------------------------------------------------------------
+// The data set. Series i has tags group=g(i/100), host=h(i) and one kind, fixed by i % 20
+// so that every group of 100 holds 40 gauges, 30 counters, 15 constants and 15 noise series.
+// Each series has its own PRNG (seeded from --seed and i), so its values do not depend on
+// --concurrency or --batch-lines. Sample k of every series is at end - (P-1-k)*interval,
+// moved by +-1 s for 1% of samples (scrape jitter at second precision).
+
+// splitmix64: small, fast, good enough for synthetic metrics, and the same everywhere.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
+  double gauss() {  // Box-Muller
+    double u1 = uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
+  }
+};
+
+enum class Kind : uint8_t { Gauge, Counter, Const, Noise };
+
+Kind kind_of(int i) {
+  int r = i % 20;
+  if (r < 8) return Kind::Gauge;     // 40%
+  if (r < 14) return Kind::Counter;  // 30%
+  if (r < 17) return Kind::Const;    // 15%
+  return Kind::Noise;                // 15%
+}
+
+std::string_view measurement_of(Kind k) {
+  switch (k) {
+    case Kind::Gauge: return "bench_gauge";
+    case Kind::Counter: return "bench_counter";
+    case Kind::Const: return "bench_const";
+    case Kind::Noise: return "bench_noise";
+  }
+  return "bench";
+}
+
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
+}
+
+void append_padded(std::string& out, int64_t v, int width) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  for (int n = static_cast<int>(end - buf); n < width; ++n) out.push_back('0');
+  out.append(buf, end);
+}
+
+// Hundredths as a decimal with two places: -1234 -> "-12.34".
+void append_cents(std::string& out, int64_t cents) {
+  if (cents < 0) {
+    out.push_back('-');
+    cents = -cents;
+  }
+  append_int(out, cents / 100);
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + cents / 10 % 10));
+  out.push_back(static_cast<char>('0' + cents % 10));
+}
+
+void append_double(std::string& out, double v) {  // shortest round-trip form
+  char buf[40];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
+}
+
+int digits(int64_t v) {
+  int n = 1;
+  while (v >= 10) {
+    v /= 10;
+    ++n;
+  }
+  return n;
+}
+
+struct SeriesState {
+  Rng rng{0};
+  Kind kind = Kind::Gauge;
+  int64_t cents = 0;      // gauge: current value in hundredths; const: the value
+  int64_t step = 0;       // gauge: sigma in hundredths; counter: mean increment
+  int64_t counter = 0;    // counter: current value
+  bool slow = false;      // counter: mostly idle
+  double base = 0;        // noise: centre; const: the value if fractional
+  bool const_frac = false;
+};
+
+struct DataSet {
+  int series = 0, points = 0, interval = 0;
+  int64_t end = 0;
+  int host_width = 4, group_width = 2;
+  std::vector<SeriesState> state;
+  std::vector<std::string> prefix;  // "bench_gauge,group=g00,host=h0000 value="
+
+  int64_t first() const { return end - static_cast<int64_t>(points - 1) * interval; }
+};
+
+DataSet make_dataset(const Options& o) {
+  DataSet d;
+  d.series = o.series;
+  d.points = o.points;
+  d.interval = o.interval;
+  d.end = o.end;
+  d.host_width = std::max(4, digits(o.series - 1));
+  d.group_width = std::max(2, digits((o.series - 1) / 100));
+  d.state.resize(static_cast<size_t>(o.series));
+  d.prefix.resize(static_cast<size_t>(o.series));
+  for (int i = 0; i < o.series; ++i) {
+    auto& s = d.state[static_cast<size_t>(i)];
+    s.rng.s = o.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(i) * 0xD1B54A32D192ED03ULL;
+    s.rng.next();
+    s.kind = kind_of(i);
+    switch (s.kind) {
+      case Kind::Gauge: {
+        static constexpr int64_t kSigma[] = {1, 5, 20, 100, 500};
+        s.cents = static_cast<int64_t>(s.rng.below(100'000));  // 0.00 .. 999.99
+        s.step = kSigma[s.rng.below(5)];
+        break;
+      }
+      case Kind::Counter:
+        s.counter = static_cast<int64_t>(s.rng.below(1'000'000));
+        s.step = 1 + static_cast<int64_t>(s.rng.below(2000));
+        s.slow = s.rng.below(5) == 0;  // 20% of counters rarely move
+        break;
+      case Kind::Const: {
+        uint64_t pick = s.rng.below(4);
+        s.cents = pick == 0 ? 0 : pick == 1 ? 100 : static_cast<int64_t>(s.rng.below(100)) * 100;
+        if (pick == 3) s.cents = static_cast<int64_t>(s.rng.below(100'000));  // 2 decimals
+        break;
+      }
+      case Kind::Noise:
+        s.base = 1 + s.rng.uniform() * 999;
+        break;
+    }
+    std::string& p = d.prefix[static_cast<size_t>(i)];
+    p.append(measurement_of(s.kind));
+    p.append(",group=g");
+    append_padded(p, i / 100, d.group_width);
+    p.append(",host=h");
+    append_padded(p, i, d.host_width);
+    p.append(" value=");
+  }
+  return d;
+}
+
+// Appends series i's next sample (sample k); samples of one series must be taken in order.
+void append_next(std::string& out, DataSet& d, int i, int k) {
+  auto& s = d.state[static_cast<size_t>(i)];
+  out.append(d.prefix[static_cast<size_t>(i)]);
+  switch (s.kind) {
+    case Kind::Gauge:
+      if (k > 0) {
+        s.cents += std::llround(s.rng.gauss() * static_cast<double>(s.step));
+        if (s.cents < 0) s.cents = -s.cents;  // reflect at 0
+      }
+      append_cents(out, s.cents);
+      break;
+    case Kind::Counter:
+      if (k > 0) {
+        if (s.slow) {
+          if (s.rng.below(10) == 0) s.counter += 1 + static_cast<int64_t>(s.rng.below(5));
+        } else {
+          s.counter += static_cast<int64_t>(s.rng.below(static_cast<uint64_t>(2 * s.step + 1)));
+        }
+      }
+      append_int(out, s.counter);
+      break;
+    case Kind::Const:
+      append_cents(out, s.cents);
+      break;
+    case Kind::Noise:
+      append_double(out, s.base * (0.9 + 0.2 * s.rng.uniform()));
+      break;
+  }
+  out.push_back(' ');
+  int64_t ts = d.first() + static_cast<int64_t>(k) * d.interval;
+  if (d.interval >= 3) {
+    uint64_t j = s.rng.below(200);  // 1%: +-1 s
+    if (j == 0) ts -= 1;
+    if (j == 1) ts += 1;
+  }
+  append_int(out, ts);
+  out.push_back('\n');
+}
+
+struct Body {
+  std::string text;
+  int64_t lines = 0;
+};
+
+// Connection c owns series c, c+C, ... and sends them time-major (all its series at t0,
+// then t1, ...), so every series' samples arrive in time order.
+std::vector<std::vector<Body>> generate_bodies(const Options& o, DataSet& d) {
+  std::vector<std::vector<Body>> per_conn(static_cast<size_t>(o.concurrency));
+  for (int c = 0; c < o.concurrency; ++c) {
+    auto& bodies = per_conn[static_cast<size_t>(c)];
+    Body current;
+    for (int k = 0; k < d.points; ++k) {
+      for (int i = c; i < d.series; i += o.concurrency) {
+        if (current.lines == 0) current.text.reserve(static_cast<size_t>(o.batch_lines) * 64);
+        append_next(current.text, d, i, k);
+        if (++current.lines == o.batch_lines) {
+          bodies.push_back(std::move(current));
+          current = Body{};
+        }
+      }
+    }
+    if (current.lines > 0) bodies.push_back(std::move(current));
+  }
+  return per_conn;
+}
+
+// ---------------------------------------------------------------------------------------
+
+int run_ingest(const Options& o) {
+  DataSet d = make_dataset(o);
+  auto gen0 = Clock::now();
+  auto per_conn = generate_bodies(o, d);
+  double gen_s = seconds_since(gen0);
+  int64_t lines = 0, bytes = 0, requests = 0;
+  for (const auto& bodies : per_conn) {
+    for (const auto& b : bodies) {
+      lines += b.lines;
+      bytes += static_cast<int64_t>(b.text.size());
+      ++requests;
+    }
+  }
+  const std::string target = target_of(o);
+  std::cout << "  ingest: " << o.series << " series x " << o.points << " points every "
+            << o.interval << " s (" << d.first() << " .. " << d.end << ") = " << lines
+            << " samples in " << requests << " bodies of <= " << o.batch_lines << " lines, "
+            << fixed(static_cast<double>(bytes) / 1e6, 1) << " MB (generated in "
+            << fixed(gen_s, 1) << " s, not timed); POST " << target << " on " << o.concurrency
+            << " connections\n";
+
+  struct ConnResult {
+    int64_t lines = 0;
+    int reconnects = 0;
+    std::vector<double> latencies_ms;
+    std::string error;
+  };
+  std::vector<ConnResult> results(static_cast<size_t>(o.concurrency));
+  std::atomic<bool> stop{false};
+  std::latch start(o.concurrency + 1);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < o.concurrency; ++c) {
+    threads.emplace_back([&, c] {
+      auto& r = results[static_cast<size_t>(c)];
+      const auto& bodies = per_conn[static_cast<size_t>(c)];
+      std::optional<HttpClient> client;
+      try {
+        client.emplace(o.port);
+        client->connect();  // not timed
+      } catch (const std::exception& e) {
+        r.error = std::string("connect: ") + e.what();
+        stop = true;
+      }
+      start.arrive_and_wait();
+      try {
+        for (const auto& body : bodies) {
+          if (stop) break;
+          auto q0 = Clock::now();
+          auto reply = client->request(http::verb::post, target, body.text);
+          r.latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(Clock::now() - q0).count());
+          if (!is_2xx(reply.status)) {
+            r.error = "POST " + target + " answered " + std::to_string(reply.status) + ": " +
+                      reply.body.substr(0, 2000);
+            stop = true;
+            break;
+          }
+          r.lines += body.lines;
+        }
+      } catch (const std::exception& e) {
+        if (r.error.empty()) r.error = "POST " + target + ": " + e.what();
+        stop = true;
+      }
+      if (client) r.reconnects = client->reconnects();
+    });
+  }
+  auto t0 = Clock::now();
+  start.arrive_and_wait();
+  for (auto& t : threads) t.join();
+  double elapsed = seconds_since(t0);
+
+  int64_t sent = 0;
+  int reconnects = 0;
+  bool failed = false;
+  std::vector<double> all;
+  for (size_t c = 0; c < results.size(); ++c) {
+    if (!results[c].error.empty()) {
+      std::cerr << "peer_load: FAILED on connection " << c << ": " << results[c].error << "\n";
+      failed = true;
+    }
+    sent += results[c].lines;
+    reconnects += results[c].reconnects;
+    all.insert(all.end(), results[c].latencies_ms.begin(), results[c].latencies_ms.end());
+  }
+  if (failed) return 1;
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double q) {
+    auto idx = static_cast<size_t>(std::ceil(q / 100.0 * static_cast<double>(all.size())));
+    return all[std::min(all.size() - 1, idx == 0 ? 0 : idx - 1)];
+  };
+  std::cout << "  all " << all.size() << " replies 2xx in " << fixed(elapsed, 2)
+            << " s; request latency p50 " << fixed(pct(50), 1) << " ms, p99 "
+            << fixed(pct(99), 1) << " ms"
+            << (reconnects ? ", " + std::to_string(reconnects) + " reconnects" : "") << "\n";
+  std::cout << "RESULT ingest samples " << sent << " seconds " << fixed(elapsed, 3)
+            << " samples_per_s " << fixed(static_cast<double>(sent) / elapsed, 0) << "\n";
+  return 0;
+}
+
+// Series and points in a reply; throws with the reason if it is not a successful answer.
+struct Shape {
+  int64_t series = 0;
+  int64_t points = 0;
+  int64_t empty_series = 0;
+};
+
+Shape shape_of(const Options& o, const std::string& body) {
+  json::value v = json::parse(body);
+  Shape s;
+  auto count = [&](const json::value& values) {
+    auto n = static_cast<int64_t>(values.as_array().size());
+    ++s.series;
+    s.points += n;
+    if (n == 0) ++s.empty_series;
+  };
+  if (o.format == "prom") {
+    const auto& obj = v.as_object();
+    if (obj.at("status").as_string() != "success") throw std::runtime_error("status not success");
+    for (const auto& r : obj.at("data").at("result").as_array()) count(r.at("values"));
+  } else {
+    for (const auto& r : v.at("results").as_array()) {
+      if (auto* err = r.as_object().if_contains("error")) {
+        throw std::runtime_error("error: " + json::serialize(*err));
+      }
+      if (auto* series = r.as_object().if_contains("series")) {
+        for (const auto& ser : series->as_array()) count(ser.at("values"));
+      }
+    }
+  }
+  return s;
+}
+
+int run_query(const Options& o) {
+  const std::string target = target_of(o);
+  HttpClient client(o.port);
+  client.connect();
+  std::vector<double> ms;
+  Shape first;
+  size_t bytes = 0;
+  for (int i = 0; i <= o.reps; ++i) {  // i == 0 is the warm-up
+    auto q0 = Clock::now();
+    auto reply = client.request(http::verb::get, target);
+    double t = std::chrono::duration<double, std::milli>(Clock::now() - q0).count();
+    Shape s;
+    try {
+      if (reply.status != 200) throw std::runtime_error("HTTP " + std::to_string(reply.status));
+      s = shape_of(o, reply.body);
+    } catch (const std::exception& e) {
+      std::cerr << "peer_load: FAILED: GET " << target << ": " << e.what() << ": "
+                << reply.body.substr(0, 2000) << "\n";
+      return 1;
+    }
+    if (s.series != o.expect_series || s.empty_series != 0) {
+      std::cerr << "peer_load: FAILED: GET " << target << " returned " << s.series
+                << " series (" << s.empty_series << " without points), expected "
+                << o.expect_series << ": " << reply.body.substr(0, 1000) << "\n";
+      return 1;
+    }
+    if (i == 0) {
+      first = s;
+      bytes = reply.body.size();
+      std::cout << "  query: GET " << target << "\n  warm-up " << fixed(t, 1) << " ms: "
+                << s.series << " series, " << s.points << " points, " << bytes << " bytes\n";
+      continue;
+    }
+    if (s.points != first.points) {
+      std::cerr << "peer_load: FAILED: " << s.points << " points, warm-up had " << first.points
+                << "\n";
+      return 1;
+    }
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double q) {
+    auto idx = static_cast<size_t>(std::ceil(q / 100.0 * static_cast<double>(ms.size())));
+    return ms[std::min(ms.size() - 1, idx == 0 ? 0 : idx - 1)];
+  };
+  std::cout << "RESULT query p50_ms " << fixed(pct(50), 2) << " p99_ms " << fixed(pct(99), 2)
+            << " max_ms " << fixed(ms.back(), 2) << " reps " << ms.size() << " series "
+            << first.series << " points " << first.points << " bytes " << bytes << "\n";
+  return 0;
+}
+
+int run_request(const Options& o) {
+  HttpClient client(o.port);
+  client.connect();
+  auto verb = o.method == "POST" ? http::verb::post : http::verb::get;
+  auto reply = client.request(verb, target_of(o));
+  std::cout << reply.status << "\n" << reply.body;
+  if (!reply.body.empty() && reply.body.back() != '\n') std::cout << "\n";
+  bool ok = is_2xx(reply.status) ||
+            std::find(o.accept.begin(), o.accept.end(), reply.status) != o.accept.end();
+  if (!ok) {
+    std::cerr << "peer_load: " << o.method << " " << target_of(o) << " answered " << reply.status
+              << ": " << reply.body.substr(0, 2000) << "\n";
+  }
+  return ok ? 0 : 1;
+}
+
+int run_wait(const Options& o) {
+  auto t0 = Clock::now();
+  std::string last = "no attempt";
+  while (seconds_since(t0) < o.timeout) {
+    try {
+      HttpClient client(o.port);
+      client.connect();
+      auto reply = client.request(http::verb::get, target_of(o));
+      if (is_2xx(reply.status)) return 0;
+      last = "HTTP " + std::to_string(reply.status);
+    } catch (const std::exception& e) {
+      last = e.what();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::cerr << "peer_load: GET " << target_of(o) << " on 127.0.0.1:" << o.port << " not 2xx after "
+            << o.timeout << " s: " << last << "\n";
+  return 1;
+}
+
+int run_free_port() {
+  net::io_context ioc;
+  tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+  std::cout << acceptor.local_endpoint().port() << "\n";
+  return 0;
+}
+
+int run_lines(const Options& o) {
+  DataSet d = make_dataset(o);
+  std::string out;
+  for (int k = 0; k < d.points; ++k) {
+    for (int i = 0; i < d.series; ++i) append_next(out, d, i, k);
+    if (out.size() > (1 << 20)) {
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      out.clear();
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse_options(argc, argv);
+  std::cout.setf(std::ios::unitbuf);
+  std::thread([timeout = o.timeout, mode = o.mode] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(timeout));
+    std::fprintf(stderr, "peer_load %s: FAILED: --timeout %.0f s reached, aborting\n",
+                 mode.c_str(), timeout);
+    std::fflush(stderr);
+    std::_Exit(3);
+  }).detach();
+  try {
+    if (o.mode == "ingest") return run_ingest(o);
+    if (o.mode == "query") return run_query(o);
+    if (o.mode == "request") return run_request(o);
+    if (o.mode == "wait") return run_wait(o);
+    if (o.mode == "free-port") return run_free_port();
+    if (o.mode == "lines") return run_lines(o);
+  } catch (const std::exception& e) {
+    std::cerr << "peer_load " << o.mode << ": FAILED: " << e.what() << "\n";
+    return 1;
+  }
+  return 2;
+}
