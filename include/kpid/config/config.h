@@ -23,7 +23,7 @@ struct StorageConfig {
   int64_t max_label_value_bytes = 4096;
   // Heads are written to chunks this often, or sooner once they hold head_max_samples.
   DurationMs checkpoint_interval = 60'000;
-  int64_t head_max_samples = 1'000'000;
+  int64_t head_max_samples = 4'000'000;
 };
 
 struct RetentionConfig {

@@ -47,7 +47,7 @@ struct StoreOptions {
   SeriesLimits limits{};
   // A checkpoint writes heads to chunks after this long, or once heads hold head_max_samples.
   DurationMs checkpoint_interval = 60'000;
-  uint64_t head_max_samples = 1'000'000;
+  uint64_t head_max_samples = 4'000'000;
   // Where "now" comes from for retention; SystemClock when null. Must outlive the store.
   const Clock* clock = nullptr;
   // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
