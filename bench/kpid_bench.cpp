@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_http.h"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -180,65 +182,7 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// ---------------------------------------------------------------------------------------
-// A synchronous keep-alive HTTP/1.1 client on 127.0.0.1; reconnects if the server closes.
-
-class HttpClient {
- public:
-  explicit HttpClient(uint16_t port) : port_(port), socket_(ioc_) {}
-
-  struct Reply {
-    unsigned status = 0;
-    std::string body;
-  };
-
-  void connect() {
-    if (socket_.is_open()) return;
-    socket_.connect(tcp::endpoint(net::ip::address_v4::loopback(), port_));
-    socket_.set_option(tcp::no_delay(true));
-    buffer_.clear();
-  }
-
-  bool connected() const { return socket_.is_open(); }
-  int reconnects() const { return reconnects_; }
-
-  // Sends `body` (not copied) and reads the whole reply.
-  Reply request(http::verb verb, const std::string& target, std::string_view body = {}) {
-    if (!socket_.is_open()) {
-      ++reconnects_;
-      connect();
-    }
-    http::request<http::span_body<const char>> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::user_agent, "kpid_bench");
-    if (verb == http::verb::post) req.set(http::field::content_type, "text/plain; charset=utf-8");
-    req.body() = {body.data(), body.size()};
-    req.keep_alive(true);
-    req.prepare_payload();
-    http::write(socket_, req);
-
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);
-    http::read(socket_, buffer_, parser);
-    auto& res = parser.get();
-    Reply reply{res.result_int(), std::move(res.body())};
-    if (!res.keep_alive()) close();
-    return reply;
-  }
-
-  void close() {
-    boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-  }
-
- private:
-  uint16_t port_;
-  net::io_context ioc_;
-  tcp::socket socket_;
-  beast::flat_buffer buffer_;
-  int reconnects_ = 0;
-};
+using HttpClient = kpid_bench::HttpClient;
 
 // ---------------------------------------------------------------------------------------
 // Formatting helpers.
@@ -406,7 +350,7 @@ void wait_ready(const Options& o) {
   std::string last_error = "no attempt";
   while (seconds_since(t0) < o.ready_timeout) {
     try {
-      HttpClient client(o.port);
+      HttpClient client(o.port, "kpid_bench");
       client.connect();
       auto reply = client.request(http::verb::get, "/readyz");
       if (reply.status == 200) return;
@@ -470,7 +414,7 @@ bool run_ingest(const Options& o, const Workload& w) {
       r.latencies_ms.reserve(bodies.size());
       std::optional<HttpClient> client;
       try {
-        client.emplace(o.port);
+        client.emplace(o.port, "kpid_bench");
         client->connect();  // connection setup is not timed
       } catch (const std::exception& e) {
         r.error = std::string("connect: ") + e.what();
@@ -559,7 +503,7 @@ bool run_ingest(const Options& o, const Workload& w) {
 
 // Prints kpid's own counters for the run, as a cross-check of what the client sent.
 void print_server_counters(const Options& o) {
-  HttpClient client(o.port);
+  HttpClient client(o.port, "kpid_bench");
   client.connect();
   auto reply = client.request(http::verb::get, "/metrics");
   if (reply.status != 200) {
@@ -613,7 +557,7 @@ bool run_queries(const Options& o, const Workload& w) {
             << "connection; range step " << step << " s over " << start << " .. " << end << "\n";
   for (const auto& k : kinds) std::cout << "  " << k.name << ": GET " << k.target << "\n";
 
-  HttpClient client(o.port);
+  HttpClient client(o.port, "kpid_bench");
   client.connect();
   struct Row {
     std::string name;

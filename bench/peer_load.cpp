@@ -28,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_http.h"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -238,63 +240,7 @@ std::string target_of(const Options& o) {
   return t;
 }
 
-// ---------------------------------------------------------------------------------------
-// A synchronous keep-alive HTTP/1.1 client on 127.0.0.1; reconnects if the server closes.
-
-class HttpClient {
- public:
-  explicit HttpClient(uint16_t port) : port_(port), socket_(ioc_) {}
-
-  struct Reply {
-    unsigned status = 0;
-    std::string body;
-  };
-
-  void connect() {
-    if (socket_.is_open()) return;
-    socket_.connect(tcp::endpoint(net::ip::address_v4::loopback(), port_));
-    socket_.set_option(tcp::no_delay(true));
-    buffer_.clear();
-  }
-
-  int reconnects() const { return reconnects_; }
-
-  Reply request(http::verb verb, const std::string& target, std::string_view body = {}) {
-    if (!socket_.is_open()) {
-      ++reconnects_;
-      connect();
-    }
-    http::request<http::span_body<const char>> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::user_agent, "peer_load");
-    if (verb == http::verb::post) req.set(http::field::content_type, "text/plain; charset=utf-8");
-    req.body() = {body.data(), body.size()};
-    req.keep_alive(true);
-    req.prepare_payload();
-    http::write(socket_, req);
-
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);
-    http::read(socket_, buffer_, parser);
-    auto& res = parser.get();
-    Reply reply{res.result_int(), std::move(res.body())};
-    if (!res.keep_alive()) close();
-    return reply;
-  }
-
-  void close() {
-    boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-  }
-
- private:
-  uint16_t port_;
-  net::io_context ioc_;
-  tcp::socket socket_;
-  beast::flat_buffer buffer_;
-  int reconnects_ = 0;
-};
+using HttpClient = kpid_bench::HttpClient;
 
 bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 
@@ -560,7 +506,7 @@ int run_ingest(const Options& o) {
       const auto& bodies = per_conn[static_cast<size_t>(c)];
       std::optional<HttpClient> client;
       try {
-        client.emplace(o.port);
+        client.emplace(o.port, "peer_load");
         client->connect();  // not timed
       } catch (const std::exception& e) {
         r.error = std::string("connect: ") + e.what();
@@ -657,7 +603,7 @@ Shape shape_of(const Options& o, const std::string& body) {
 
 int run_query(const Options& o) {
   const std::string target = target_of(o);
-  HttpClient client(o.port);
+  HttpClient client(o.port, "peer_load");
   client.connect();
   std::vector<double> ms;
   Shape first;
@@ -707,7 +653,7 @@ int run_query(const Options& o) {
 }
 
 int run_request(const Options& o) {
-  HttpClient client(o.port);
+  HttpClient client(o.port, "peer_load");
   client.connect();
   auto verb = o.method == "POST" ? http::verb::post : http::verb::get;
   auto reply = client.request(verb, target_of(o));
@@ -727,7 +673,7 @@ int run_wait(const Options& o) {
   std::string last = "no attempt";
   while (seconds_since(t0) < o.timeout) {
     try {
-      HttpClient client(o.port);
+      HttpClient client(o.port, "peer_load");
       client.connect();
       auto reply = client.request(http::verb::get, target_of(o));
       if (is_2xx(reply.status)) return 0;

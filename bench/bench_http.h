@@ -1,0 +1,78 @@
+#pragma once
+// A synchronous keep-alive HTTP/1.1 client on 127.0.0.1 for the benchmark programs
+// (kpid_bench, peer_load); reconnects if the server closes. Header-only Boost.Beast.
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kpid_bench {
+
+class HttpClient {
+ public:
+  HttpClient(uint16_t port, std::string user_agent)
+      : port_(port), user_agent_(std::move(user_agent)), socket_(ioc_) {}
+
+  struct Reply {
+    unsigned status = 0;
+    std::string body;
+  };
+
+  void connect() {
+    if (socket_.is_open()) return;
+    socket_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::loopback(), port_));
+    socket_.set_option(boost::asio::ip::tcp::no_delay(true));
+    buffer_.clear();
+  }
+
+  bool connected() const { return socket_.is_open(); }
+  int reconnects() const { return reconnects_; }
+
+  // Sends `body` (not copied) and reads the whole reply.
+  Reply request(boost::beast::http::verb verb, const std::string& target,
+                std::string_view body = {}) {
+    namespace http = boost::beast::http;
+    if (!socket_.is_open()) {
+      ++reconnects_;
+      connect();
+    }
+    http::request<http::span_body<const char>> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::user_agent, user_agent_);
+    if (verb == http::verb::post) req.set(http::field::content_type, "text/plain; charset=utf-8");
+    req.body() = {body.data(), body.size()};
+    req.keep_alive(true);
+    req.prepare_payload();
+    http::write(socket_, req);
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);
+    http::read(socket_, buffer_, parser);
+    auto& res = parser.get();
+    Reply reply{res.result_int(), std::move(res.body())};
+    if (!res.keep_alive()) close();
+    return reply;
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+ private:
+  uint16_t port_;
+  std::string user_agent_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+  int reconnects_ = 0;
+};
+
+}  // namespace kpid_bench
