@@ -359,7 +359,7 @@ size_t LineParser::find_duplicate_tag() {
   return second;
 }
 
-LineKind LineParser::parse(std::string_view line) {
+LineKind LineParser::parse(std::string_view line, bool series_checked) {
   tags_.clear();
   tag_columns_.clear();
   fields_.clear();
@@ -384,55 +384,62 @@ LineKind LineParser::parse(std::string_view line) {
   while (pos < line.size() && (line[pos] == ' ' || line[pos] == '\t')) ++pos;
   if (pos == line.size() || line[pos] == '#') return LineKind::kEmpty;
 
-  // Measurement.
   bool escaped = false;
-  size_t stop = scan_element(line, pos, Element::kMeasurement, escaped);
-  if (stop == pos) {
-    message_.append("missing measurement: line starts with ','");
-    return fail(ParseErrorCode::kMissingMeasurement, pos);
-  }
-  const std::string_view raw_measurement = line.substr(pos, stop - pos);
-  if (!check_utf8(raw_measurement, pos, "measurement")) return LineKind::kError;
-  line_.measurement =
-      element_view(scratch_, raw_measurement, escaped, Element::kMeasurement);
-  pos = stop;
-
-  // Tag set.
-  while (pos < line.size() && line[pos] == ',') {
-    ++pos;
-    const size_t key_pos = pos;
-    stop = scan_element(line, pos, Element::kKey, escaped);
-    const std::string_view raw_key = line.substr(pos, stop - pos);
-    if (raw_key.empty()) {
-      message_.append("missing tag key after ','");
-      return fail(ParseErrorCode::kMissingTagValue, key_pos);
+  size_t stop = pos;
+  if (series_checked) {
+    // Skip to the first unescaped space, where the tag set ends.
+    while (pos < line.size() && line[pos] != ' ') pos += line[pos] == '\\' ? 2 : 1;
+    pos = std::min(pos, line.size());
+  } else {
+    // Measurement.
+    stop = scan_element(line, pos, Element::kMeasurement, escaped);
+    if (stop == pos) {
+      message_.append("missing measurement: line starts with ','");
+      return fail(ParseErrorCode::kMissingMeasurement, pos);
     }
-    if (stop == line.size() || line[stop] != '=') {
-      message_.append("invalid tag format: missing '=' after tag key ");
-      append_quoted_token(message_, raw_key);
-      return fail(ParseErrorCode::kMissingTagValue, stop);
-    }
-    if (!check_utf8(raw_key, key_pos, "tag key")) return LineKind::kError;
-    const std::string_view key =
-element_view(scratch_, raw_key, escaped, Element::kKey);
-    pos = stop + 1;
-    const size_t value_pos = pos;
-    stop = scan_element(line, pos, Element::kTagValue, escaped);
-    const std::string_view raw_value = line.substr(pos, stop - pos);
-    if (raw_value.empty()) {
-      message_.append("missing tag value for tag key ");
-      append_quoted_token(message_, raw_key);
-      return fail(ParseErrorCode::kMissingTagValue, value_pos);
-    }
-    if (!check_utf8(raw_value, value_pos, "tag value")) return LineKind::kError;
-    tags_.push_back({key, element_view(scratch_, raw_value, escaped, Element::kTagValue)});
-    tag_columns_.push_back(key_pos);
+    const std::string_view raw_measurement = line.substr(pos, stop - pos);
+    if (!check_utf8(raw_measurement, pos, "measurement")) return LineKind::kError;
+    line_.measurement =
+        element_view(scratch_, raw_measurement, escaped, Element::kMeasurement);
     pos = stop;
-  }
-  if (const size_t second = find_duplicate_tag(); second != std::string_view::npos) {
-    message_.append("duplicate tag key ");
-    append_quoted_token(message_, tags_[second].key);
-    return fail(ParseErrorCode::kDuplicateTag, tag_columns_[second]);
+
+    // Tag set.
+    while (pos < line.size() && line[pos] == ',') {
+      ++pos;
+      const size_t key_pos = pos;
+      stop = scan_element(line, pos, Element::kKey, escaped);
+      const std::string_view raw_key = line.substr(pos, stop - pos);
+      if (raw_key.empty()) {
+        message_.append("missing tag key after ','");
+        return fail(ParseErrorCode::kMissingTagValue, key_pos);
+      }
+      if (stop == line.size() || line[stop] != '=') {
+        message_.append("invalid tag format: missing '=' after tag key ");
+        append_quoted_token(message_, raw_key);
+        return fail(ParseErrorCode::kMissingTagValue, stop);
+      }
+      if (!check_utf8(raw_key, key_pos, "tag key")) return LineKind::kError;
+      const std::string_view key =
+  element_view(scratch_, raw_key, escaped, Element::kKey);
+      pos = stop + 1;
+      const size_t value_pos = pos;
+      stop = scan_element(line, pos, Element::kTagValue, escaped);
+      const std::string_view raw_value = line.substr(pos, stop - pos);
+      if (raw_value.empty()) {
+        message_.append("missing tag value for tag key ");
+        append_quoted_token(message_, raw_key);
+        return fail(ParseErrorCode::kMissingTagValue, value_pos);
+      }
+      if (!check_utf8(raw_value, value_pos, "tag value")) return LineKind::kError;
+      tags_.push_back({key, element_view(scratch_, raw_value, escaped, Element::kTagValue)});
+      tag_columns_.push_back(key_pos);
+      pos = stop;
+    }
+    if (const size_t second = find_duplicate_tag(); second != std::string_view::npos) {
+      message_.append("duplicate tag key ");
+      append_quoted_token(message_, tags_[second].key);
+      return fail(ParseErrorCode::kDuplicateTag, tag_columns_[second]);
+    }
   }
 
   // Field set, after one or more spaces.

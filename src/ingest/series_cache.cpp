@@ -31,6 +31,13 @@ const std::string& SeriesCache::key_of(std::string_view series, std::string_view
   return scratch_;
 }
 
+bool SeriesCache::expects(std::string_view series) const {
+  if (next_ >= entries_.size()) return false;
+  const std::string& key = entries_[next_].key;
+  return key.size() > series.size() && key[series.size()] == '\n' &&
+         std::memcmp(key.data(), series.data(), series.size()) == 0;
+}
+
 std::optional<store::SeriesId> SeriesCache::find(std::string_view series, std::string_view field) {
   if (next_ < entries_.size() && same(entries_[next_], series, field)) {
     return entries_[next_++].id;

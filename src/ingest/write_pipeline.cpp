@@ -73,7 +73,15 @@ WritePipeline::WritePipeline(store::SampleStore& store, IngestMetrics& metrics, 
     : store_(store), metrics_(metrics), clock_(clock) {}
 
 bool WritePipeline::add_line(std::string_view line, Precision precision, TimestampMs now) {
-  LineKind kind = parser_.parse(line);
+  const std::string_view series_part = raw_series_part(line);
+  // Series text the cache expects was fully checked when it was first seen: parse only the
+  // fields and the timestamp. Anything unexpected takes the full parse.
+  bool fast = !series_part.empty() && series_cache_.expects(series_part);
+  LineKind kind = parser_.parse(line, fast);
+  if (fast && kind == LineKind::kError) {
+    fast = false;
+    kind = parser_.parse(line);  // errors are reported with the whole line's context
+  }
   if (kind == LineKind::kEmpty) return true;
   if (kind == LineKind::kError) {
     error_.assign(parser_.error().message);
@@ -92,12 +100,26 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
     }
     ts = *ms;
   }
-  size_t batch_start = batch_.size();
-  const std::string_view series_part = raw_series_part(line);
-  for (const Field& field : point.fields) {
+  const size_t batch_start = batch_.size();
+  for (size_t i = 0; i < point.fields.size(); ++i) {
+    const Field& field = point.fields[i];
     if (auto cached = series_part.empty() ? std::nullopt
                                           : series_cache_.find(series_part, field.key)) {
       batch_.push_back({*cached, ts, field.value});
+      continue;
+    }
+    if (fast) {
+      // A field not seen with this series before: naming needs the tags, so parse it all and
+      // start the line over.
+      fast = false;
+      if (parser_.parse(line) != LineKind::kPoint) {
+        batch_.resize(batch_start);
+        error_.assign(parser_.error().message);
+        error_reason_ = parse_error_reason(parser_.error().code);
+        return false;
+      }
+      batch_.resize(batch_start);
+      i = static_cast<size_t>(-1);
       continue;
     }
     std::string_view naming_error = namer_.name(point, field.key, labels_);

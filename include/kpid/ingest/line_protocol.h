@@ -78,7 +78,10 @@ enum class LineKind {
 class LineParser {
  public:
   // Parses one line without its line terminator (a trailing '\r' is tolerated).
-  LineKind parse(std::string_view line);
+  // With `series_checked`, the caller vouches that the series text (measurement and tags, up
+  // to the first unescaped space) was parsed without error before: it is skipped, and line()
+  // has an empty measurement and no tags. Errors in the rest are reported as usual.
+  LineKind parse(std::string_view line, bool series_checked = false);
   const ParsedLine& line() const { return line_; }
   const ParseError& error() const { return error_; }
 

@@ -27,6 +27,9 @@ class SeriesCache {
   explicit SeriesCache(size_t max_entries = 1 << 17) : max_entries_(max_entries) {}
 
   std::optional<store::SeriesId> find(std::string_view series, std::string_view field);
+  // Whether the entry after the last hit is for this series text (any field): the caller's
+  // cue that the text was seen, and checked, before.
+  bool expects(std::string_view series) const;
   void remember(std::string_view series, std::string_view field, store::SeriesId id);
   size_t size() const { return entries_.size(); }
 

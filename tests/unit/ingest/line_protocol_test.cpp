@@ -607,3 +607,16 @@ TEST_CASE("reason names are stable snake_case", "[lineproto]") {
   CHECK(std::string(parse_error_reason(ParseErrorCode::kInvalidUtf8)) == "invalid_utf8");
   CHECK(std::string(parse_error_reason(ParseErrorCode::kDuplicateTag)) == "duplicate_tag");
 }
+
+TEST_CASE("parse with the series text already checked reads only fields and timestamp") {
+  LineParser p;
+  REQUIRE(p.parse("  m\\ x,t=a\\ b f=1.5,g=2i 1700000000", true) == LineKind::kPoint);
+  CHECK(p.line().measurement.empty());
+  CHECK(p.line().tags.empty());
+  REQUIRE(p.line().fields.size() == 2);
+  CHECK(p.line().fields[0].key == "f");
+  CHECK(p.line().fields[1].value == 2.0);
+  CHECK(*p.line().timestamp == 1700000000);
+  CHECK(p.parse("m,t=a f=", true) == LineKind::kError);
+  CHECK(p.parse("m,t=a", true) == LineKind::kError);
+}

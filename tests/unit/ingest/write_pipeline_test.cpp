@@ -265,3 +265,22 @@ TEST_CASE("raw_series_part stops at the first unescaped space") {
   CHECK(raw_series_part("m") == "m");
   CHECK(raw_series_part(" ").empty());
 }
+
+TEST_CASE("lines of a cached series still report field errors and take new fields") {
+  Fixture f;
+  auto first = f.pipeline.write("m,host=a x=1 1\n", Precision::kSeconds, Protocol::kHttp);
+  REQUIRE(first.lines_accepted == 1);
+  // Same series text: the fast path parses only fields, errors come from the full parse.
+  auto bad = f.pipeline.write("m,host=a x=1 1\nm,host=a x= 2\n", Precision::kSeconds,
+                              Protocol::kHttp);
+  CHECK(bad.lines_accepted == 1);
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].line == 2);
+  CHECK(bad.errors[0].message.find("x") != std::string::npos);
+  // A field the series text has not had before becomes its own series.
+  auto more = f.pipeline.write("m,host=a x=3 3\nm,host=a y=4 3\nm,host=a x=5,y=6 4\n",
+                               Precision::kSeconds, Protocol::kHttp);
+  CHECK(more.lines_accepted == 3);
+  CHECK(f.points("m_y", "host", "a").size() == 2);
+  CHECK(f.points("m_x", "host", "a").size() == 3);
+}
