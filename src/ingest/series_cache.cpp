@@ -17,11 +17,11 @@ std::string_view raw_series_part(std::string_view line) {
   return line;
 }
 
-bool SeriesCache::same(const Entry& e, std::string_view series, std::string_view field) {
-  return e.key.size() == series.size() + 1 + field.size() &&
-         std::memcmp(e.key.data(), series.data(), series.size()) == 0 &&
-         e.key[series.size()] == '\n' &&
-         std::memcmp(e.key.data() + series.size() + 1, field.data(), field.size()) == 0;
+bool SeriesCache::same(const Entry& e, std::string_view series, std::string_view field) const {
+  const std::string_view k = key(e);
+  return k.size() == series.size() + 1 + field.size() &&
+         std::memcmp(k.data(), series.data(), series.size()) == 0 && k[series.size()] == '\n' &&
+         std::memcmp(k.data() + series.size() + 1, field.data(), field.size()) == 0;
 }
 
 const std::string& SeriesCache::key_of(std::string_view series, std::string_view field) {
@@ -33,9 +33,9 @@ const std::string& SeriesCache::key_of(std::string_view series, std::string_view
 
 bool SeriesCache::expects(std::string_view series) const {
   if (next_ >= entries_.size()) return false;
-  const std::string& key = entries_[next_].key;
-  return key.size() > series.size() && key[series.size()] == '\n' &&
-         std::memcmp(key.data(), series.data(), series.size()) == 0;
+  const std::string_view k = key(entries_[next_]);
+  return k.size() > series.size() && k[series.size()] == '\n' &&
+         std::memcmp(k.data(), series.data(), series.size()) == 0;
 }
 
 std::optional<store::SeriesId> SeriesCache::find(std::string_view series, std::string_view field) {
@@ -49,13 +49,16 @@ std::optional<store::SeriesId> SeriesCache::find(std::string_view series, std::s
 }
 
 void SeriesCache::remember(std::string_view series, std::string_view field, store::SeriesId id) {
-  if (entries_.size() >= max_entries_) {
+  // Offsets are 32-bit: start over well before the arena could outgrow them.
+  if (entries_.size() >= max_entries_ || arena_.size() > (uint32_t{1} << 31)) {
     entries_.clear();
     index_.clear();
+    arena_.clear();
   }
   const auto position = static_cast<uint32_t>(entries_.size());
   if (!index_.emplace(key_of(series, field), position).second) return;
-  entries_.push_back({scratch_, id});
+  entries_.push_back({static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(scratch_.size()), id});
+  arena_ += scratch_;
   next_ = entries_.size();
 }
 

@@ -38,14 +38,19 @@ class SeriesCache {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  // Keys live back to back in one arena, in first-seen order, so the next expected key is
+  // usually next to the last one read (no pointer chase per entry).
   struct Entry {
-    std::string key;  // series + '\n' + field ('\n' cannot occur in a line)
+    uint32_t offset;  // of the key in arena_: series + '\n' + field ('\n' cannot occur in a line)
+    uint32_t length;
     store::SeriesId id;
   };
-  static bool same(const Entry& e, std::string_view series, std::string_view field);
+  std::string_view key(const Entry& e) const { return {arena_.data() + e.offset, e.length}; }
+  bool same(const Entry& e, std::string_view series, std::string_view field) const;
   const std::string& key_of(std::string_view series, std::string_view field);
 
   size_t max_entries_;
+  std::string arena_;
   std::vector<Entry> entries_;  // in first-seen order
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> index_;
   size_t next_ = 0;  // the entry after the last hit
