@@ -212,13 +212,19 @@ Result<DDSketch> DDSketch::decode_buckets(std::string_view bytes, size_t& pos, d
   uint64_t total = zero_count;
   if (Status s = sketch.read_stores(bytes, pos, total); !s.is_ok()) return s;
   if (total == 0) return sketch;
-  if (!std::isfinite(min) || !std::isfinite(max) || min > max) return bad("inconsistent min/max");
-  sketch.zero_count_ = zero_count;
-  sketch.count_ = total;
-  sketch.min_ = min;
-  sketch.max_ = max;
-  sketch.sum_ = sum;
+  if (Status s = sketch.set_totals(zero_count, total, min, max, sum); !s.is_ok()) return s;
   return sketch;
+}
+
+Status DDSketch::set_totals(uint64_t zero_count, uint64_t total, double min, double max,
+                            double sum) {
+  if (!std::isfinite(min) || !std::isfinite(max) || min > max) return bad("inconsistent min/max");
+  zero_count_ = zero_count;
+  count_ = total;
+  min_ = min;
+  max_ = max;
+  sum_ = sum;
+  return Status::ok();
 }
 
 Status DDSketch::read_stores(std::string_view bytes, size_t& pos, uint64_t& total) {
@@ -302,12 +308,7 @@ Result<DDSketch> DDSketch::decode(std::string_view bytes) {
   if (total != declared) return bad("bucket counts do not add up to the total");
   if (declared == 0) return sketch;
   // sum may legitimately be infinite or NaN after overflow, so it is not checked.
-  if (!std::isfinite(min) || !std::isfinite(max) || min > max) return bad("inconsistent min/max");
-  sketch.zero_count_ = zero_count;
-  sketch.count_ = total;
-  sketch.min_ = min;
-  sketch.max_ = max;
-  sketch.sum_ = sum;
+  if (Status s = sketch.set_totals(zero_count, total, min, max, sum); !s.is_ok()) return s;
   return sketch;
 }
 

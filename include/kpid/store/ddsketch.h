@@ -84,6 +84,8 @@ class DDSketch {
  private:
   void append_stores(std::string& out) const;
   Status read_stores(std::string_view bytes, size_t& pos, uint64_t& total);
+  // Sets the totals a decoder read; fails when min and max are not finite and ordered.
+  Status set_totals(uint64_t zero_count, uint64_t total, double min, double max, double sum);
   // Dense counts for a contiguous index range [offset_, offset_ + counts_.size()).
   class Store {
    public:
