@@ -1,0 +1,81 @@
+#pragma once
+// The arithmetic of a KPI's health: static threshold bands checked against a direction, the
+// status a value gets from them, rolling baselines (the normal operating range) computed from
+// rollup buckets, and thresholds suggested from a baseline. Pure functions over values; the
+// evaluator that feeds them samples comes on top.
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+#include "kpid/store/sample_store.h"
+
+namespace kpid::kpi {
+
+enum class Direction { kHigherIsBetter, kLowerIsBetter, kInRange };
+enum class Health { kOk, kWarn, kCrit, kAnomalous, kNoData };
+
+// "higher_is_better", "lower_is_better", "in_range"; "ok", "warn", ...
+std::string_view direction_name(Direction d);
+std::optional<Direction> parse_direction(std::string_view text);
+std::string_view health_name(Health h);
+
+// Static thresholds. For higher_is_better and lower_is_better: `warn` and `crit` (and an
+// optional `target`) on the bad side of the target. For in_range: a lower pair (crit_low <
+// warn_low) and an upper pair (warn_high < crit_high), target optional in between.
+struct Band {
+  std::optional<double> target;
+  double warn = 0;
+  double crit = 0;
+  double warn_low = 0;
+  double crit_low = 0;
+  double warn_high = 0;
+  double crit_high = 0;
+};
+
+// "" when the band is consistent with the direction, else what is wrong, e.g. "for
+// lower_is_better, crit (3) must be above warn (5)".
+std::string check_band(Direction direction, const Band& band);
+
+// ok, warn or crit. A value beyond a threshold (strictly) is in that level: for
+// lower_is_better, value > crit is crit and value > warn is warn. NaN is no_data.
+Health classify(Direction direction, const Band& band, double value);
+
+// The normal operating range.
+struct Baseline {
+  double lower = 0;
+  double center = 0;
+  double upper = 0;
+};
+
+// Whether `value` is outside the baseline on the bad side for the direction (either side for
+// in_range).
+bool is_anomalous(Direction direction, const Baseline& baseline, double value);
+
+// Between quantiles q_low and q_high of every sample in the buckets (merged sketches, within
+// their 1% relative error); the center is the median. Fails (not_found) with no samples.
+Result<Baseline> quantile_baseline(std::span<const store::Rollup> buckets, double q_low = 0.05,
+                                   double q_high = 0.95);
+
+// mean ± k·σ of every sample in the buckets (population σ from count, sum and sum of squares).
+Result<Baseline> stddev_baseline(std::span<const store::Rollup> buckets, double k = 2);
+
+// Exponentially weighted mean and variance of the bucket means in time order, each step
+// weighting the new mean by `alpha` (0 < alpha <= 1); mean ± k·σ.
+Result<Baseline> ewma_baseline(std::span<const store::Rollup> buckets, double alpha, double k = 2);
+
+// Seasonal: the mean of the 1-hour buckets at the same hour of the week as `at` over the weeks
+// the buckets cover (each bucket ending at E counts for the hour of the week of E - 1h);
+// mean ± k·σ of those hourly means. Fails (not_found) with fewer than 2 such weeks.
+Result<Baseline> seasonal_baseline(std::span<const store::Rollup> hourly_buckets, TimestampMs at,
+                                   double k = 2);
+
+// Thresholds suggested from a baseline: warn at the bound on the bad side, crit half the
+// baseline's width further out (for a range of 2.5-3.5 with center 3: warn 3.5, crit 4).
+// For in_range both pairs are filled.
+Band suggest_thresholds(Direction direction, const Baseline& baseline);
+
+}  // namespace kpid::kpi
