@@ -303,3 +303,28 @@ TEST_CASE("lifecycle: a huge Content-Length is refused with 413 before the body 
     CHECK(ms < 3000);
   }
 }
+
+TEST_CASE("lifecycle: POST /api/v1/admin/compact seals heads and rollups; the data stays",
+          "[lifecycle][store]") {
+  Kpid k;
+  k.start();
+  const int64_t t = base_ms();
+  std::string body;
+  for (int i = 0; i < 120; ++i) {
+    body += "compacted value=" + std::to_string(i) + " " + std::to_string(t + i * 30'000) + "\n";
+  }
+  k.write_ok(body, "ms");
+  CHECK(k.get("/api/v1/admin/compact").status == 405);
+  const auto r = k.post("/api/v1/admin/compact", "");
+  INFO(r.body);
+  REQUIRE(r.status == 204);
+  const auto metrics = k.get("/metrics").body;
+  CHECK(contains(metrics, "kpid_store_head_samples 0"));
+  CHECK(contains(metrics, "kpid_store_dirty_windows 0"));
+  // An hour of samples every 30 s: 120 of them, read back raw and through the 1h rollups.
+  const std::string q = "count_over_time(compacted[1h])";
+  const auto count = k.get("/api/v1/query?query=" + url_encode(q) + "&time=" +
+                           fmt_seconds(t + 119 * 30'000)).json();
+  CHECK(count.at("data").at("result").as_array().at(0).at("value").as_array().at(1) == "120");
+  require_value_at(k, "compacted", t + 60 * 30'000, 60);
+}
