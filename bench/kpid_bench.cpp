@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench_http.h"
+#include "bench_common.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -316,31 +316,13 @@ void append_line(std::string& out, const Workload& w, int i, int64_t scrape) {
   out.push_back('\n');
 }
 
-struct Body {
-  std::string text;
-  int64_t lines = 0;
-};
+using kpid_bench::Body;
 
-// Connection c owns tag sets c, c+N, c+2N, ... and sends them scrape by scrape, so a
-// series' samples arrive in timestamp order.
 std::vector<std::vector<Body>> generate_bodies(const Options& o, const Workload& w) {
-  std::vector<std::vector<Body>> per_conn(static_cast<size_t>(o.connections));
-  for (int c = 0; c < o.connections; ++c) {
-    auto& bodies = per_conn[static_cast<size_t>(c)];
-    Body current;
-    for (int64_t k = 0; k < w.scrapes; ++k) {
-      for (int i = c; i < w.series; i += o.connections) {
-        if (current.lines == 0) current.text.reserve(static_cast<size_t>(o.lines_per_request) * 72);
-        append_line(current.text, w, i, k);
-        if (++current.lines == o.lines_per_request) {
-          bodies.push_back(std::move(current));
-          current = Body{};
-        }
-      }
-    }
-    if (current.lines > 0) bodies.push_back(std::move(current));
-  }
-  return per_conn;
+  return kpid_bench::split_bodies(o.connections, w.scrapes, w.series, o.lines_per_request, 72,
+                                  [&](std::string& out, int i, int64_t k) {
+                                    append_line(out, w, i, k);
+                                  });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench_http.h"
+#include "bench_common.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -440,31 +440,13 @@ void append_next(std::string& out, DataSet& d, int i, int k) {
   out.push_back('\n');
 }
 
-struct Body {
-  std::string text;
-  int64_t lines = 0;
-};
+using kpid_bench::Body;
 
-// Connection c owns series c, c+C, ... and sends them time-major (all its series at t0,
-// then t1, ...), so every series' samples arrive in time order.
 std::vector<std::vector<Body>> generate_bodies(const Options& o, DataSet& d) {
-  std::vector<std::vector<Body>> per_conn(static_cast<size_t>(o.concurrency));
-  for (int c = 0; c < o.concurrency; ++c) {
-    auto& bodies = per_conn[static_cast<size_t>(c)];
-    Body current;
-    for (int k = 0; k < d.points; ++k) {
-      for (int i = c; i < d.series; i += o.concurrency) {
-        if (current.lines == 0) current.text.reserve(static_cast<size_t>(o.batch_lines) * 64);
-        append_next(current.text, d, i, k);
-        if (++current.lines == o.batch_lines) {
-          bodies.push_back(std::move(current));
-          current = Body{};
-        }
-      }
-    }
-    if (current.lines > 0) bodies.push_back(std::move(current));
-  }
-  return per_conn;
+  return kpid_bench::split_bodies(o.concurrency, d.points, d.series, o.batch_lines, 64,
+                                  [&](std::string& out, int i, int64_t k) {
+                                    append_next(out, d, i, static_cast<int>(k));
+                                  });
 }
 
 // ---------------------------------------------------------------------------------------

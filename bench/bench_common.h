@@ -1,6 +1,7 @@
 #pragma once
-// A synchronous keep-alive HTTP/1.1 client on 127.0.0.1 for the benchmark programs
-// (kpid_bench, peer_load); reconnects if the server closes. Header-only Boost.Beast.
+// What the benchmark programs (kpid_bench, peer_load) share: a synchronous keep-alive
+// HTTP/1.1 client on 127.0.0.1 that reconnects if the server closes (header-only Boost.Beast),
+// and the split of a generated data set into request bodies per connection.
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kpid_bench {
 
@@ -74,5 +76,39 @@ class HttpClient {
   boost::beast::flat_buffer buffer_;
   int reconnects_ = 0;
 };
+
+// One request body of line protocol.
+struct Body {
+  std::string text;
+  int64_t lines = 0;
+};
+
+// Connection c owns series c, c+C, ... and sends them step by step (all its series at step 0,
+// then step 1, ...), so every series' samples arrive in time order; bodies hold `lines_per_body`
+// lines. append_line(out, series, step) appends one line.
+template <typename AppendLine>
+std::vector<std::vector<Body>> split_bodies(int connections, int64_t steps, int series,
+                                            int64_t lines_per_body, size_t line_bytes_estimate,
+                                            AppendLine&& append_line) {
+  std::vector<std::vector<Body>> per_conn(static_cast<size_t>(connections));
+  for (int c = 0; c < connections; ++c) {
+    auto& bodies = per_conn[static_cast<size_t>(c)];
+    Body current;
+    for (int64_t k = 0; k < steps; ++k) {
+      for (int i = c; i < series; i += connections) {
+        if (current.lines == 0) {
+          current.text.reserve(static_cast<size_t>(lines_per_body) * line_bytes_estimate);
+        }
+        append_line(current.text, i, k);
+        if (++current.lines == lines_per_body) {
+          bodies.push_back(std::move(current));
+          current = Body{};
+        }
+      }
+    }
+    if (current.lines > 0) bodies.push_back(std::move(current));
+  }
+  return per_conn;
+}
 
 }  // namespace kpid_bench
