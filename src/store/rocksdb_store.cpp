@@ -140,6 +140,7 @@ struct RocksDbStore::Impl {
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
   // append() scratch, reused under head_mutex so a batch allocates little.
   std::vector<uint32_t> order;
+  std::vector<TimestampMs> windows;
   std::string record;
   std::string piece;
   std::vector<Point> run;
@@ -667,6 +668,10 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     return samples[a].series < samples[b].series;
   });
+  // The chunk window of samples[order[k]], computed once per sample.
+  auto& windows = im.windows;
+  windows.resize(order.size());
+  for (size_t k = 0; k < order.size(); ++k) windows[k] = window_of(samples[order[k]].timestamp);
 
   struct Plan {
     SeriesId id;
@@ -685,7 +690,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     im.run.clear();
     for (size_t k = b; k < e; ++k) {
       const Sample& s = samples[order[k]];
-      if (window_of(s.timestamp) == w) detail::insert_point(im.run, {s.timestamp, s.value});
+      if (windows[k] == w) detail::insert_point(im.run, {s.timestamp, s.value});
     }
   };
   auto write_piece = [&](SeriesId id, TimestampMs w, const std::vector<Point>& points) {
@@ -700,7 +705,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     TimestampMs newest = INT64_MIN;
     bool single_window = true;
     while (e < order.size() && samples[order[e]].series == id) {
-      const TimestampMs w = window_of(samples[order[e]].timestamp);
+      const TimestampMs w = windows[e];
       if (e > b && w != newest) single_window = false;
       newest = std::max(newest, w);
       ++e;
@@ -712,7 +717,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
       // Slow path: seal the head and/or write pieces for older windows (backfill).
       std::vector<TimestampMs> older;
       for (size_t k = b; k < e; ++k) {
-        const TimestampMs w = window_of(samples[order[k]].timestamp);
+        const TimestampMs w = windows[k];
         if (w < window && std::find(older.begin(), older.end(), w) == older.end()) {
           older.push_back(w);
         }
@@ -733,7 +738,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     }
     for (size_t k = b; k < e; ++k) {
       const Sample& s = samples[order[k]];
-      if (window_of(s.timestamp) == window) {
+      if (windows[k] == window) {
         record.add(id, {s.timestamp, s.value});
       }
     }
@@ -757,7 +762,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     const size_t before = h.pending.size();
     for (size_t k = p.begin; k < p.end; ++k) {
       const Sample& s = samples[order[k]];
-      if (window_of(s.timestamp) == h.window) detail::insert_point(h.pending, {s.timestamp, s.value});
+      if (windows[k] == h.window) detail::insert_point(h.pending, {s.timestamp, s.value});
     }
     im.head_samples += h.pending.size() - before;
   }
