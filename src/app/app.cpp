@@ -9,11 +9,15 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/write_pipeline.h"
+#include "kpid/kpi/definition.h"
+#include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/query/engine.h"
 #include "kpid/server/http_server.h"
@@ -52,22 +56,118 @@ store::StoreOptions store_options(const config::Config& c) {
   return o;
 }
 
+// Hands each stored batch to the KPI evaluator.
+class KpiObserver final : public ingest::SampleObserver {
+ public:
+  explicit KpiObserver(kpi::Evaluator& evaluator) : evaluator_(evaluator) {}
+  void observe(std::span<const store::Sample> samples) override { evaluator_.observe(samples); }
+
+ private:
+  kpi::Evaluator& evaluator_;
+};
+
+void log_warnings(const std::vector<config::ConfigError>& warnings) {
+  for (const auto& w : warnings) spdlog::warn("config: {}", w.to_string());
+}
+
+}  // namespace
+
+// Loads the config and compiles its KPIs; every error of both is in `errors`.
+LoadedConfig load_all(const CommandLine& command_line) {
+  LoadedConfig out;
+  auto loaded = config::load_config(command_line.config_path, command_line.overrides);
+  out.errors = std::move(loaded.errors);
+  out.config = std::move(loaded.config);
+  if (!out.errors.empty()) return out;
+  auto compiled = kpi::compile(out.config.kpis);
+  out.errors = std::move(compiled.errors);
+  out.kpis = std::move(compiled.kpis);
+  out.warnings = kpi::lint(out.config.kpis);
+  return out;
+}
+
+namespace {
+
+// A band its own recent history would put in warn or crit more than half the time is a band
+// that will page people for business as usual.
+void warn_about_breached_bands(const LoadedConfig& loaded, std::vector<config::ConfigError>& out) {
+  store::StoreOptions options = store_options(loaded.config);
+  options.read_only = true;
+  options.background = false;
+  std::error_code ec;
+  if (!std::filesystem::exists(options.data_dir + "/CURRENT", ec)) return;  // no data yet
+  auto store = store::RocksDbStore::open(options, nullptr);
+  if (!store) {
+    out.push_back({"", 0, 0, "storage.data_dir",
+                   "history not checked: " + store.status().message()});
+    return;
+  }
+  query::Engine engine(**store, query_options(loaded.config.query));
+  const TimestampMs now = SystemClock().now_ms();
+  for (const auto& kpi : loaded.kpis) {
+    if (!kpi.band) continue;
+    const DurationMs window = kpi.baseline ? kpi.baseline->window : kpi::BaselineSpec{}.window;
+    auto history = kpi::value_history(engine, kpi, now - window, now);
+    if (!history) continue;
+    auto fraction = kpi::breach_fraction(kpi.direction, *kpi.band, *history);
+    if (!fraction || *fraction <= 0.5) continue;
+    config::SourcePos pos;
+    for (const auto& c : loaded.config.kpis) {
+      if (c.id == kpi.id) pos = c.band ? c.band->pos : c.pos;
+    }
+    char share[16];
+    std::snprintf(share, sizeof share, "%.0f%%", *fraction * 100);
+    out.push_back({pos.file, pos.line, pos.column, "kpi." + kpi.id + ".band",
+                   "its own history would breach this band " + std::string(share) +
+                       " of the time (" + std::to_string(history->size()) +
+                       " values over the last " + format_duration(window) + ")"});
+  }
+}
+
+}  // namespace
+
+int check_config(const CommandLine& command_line) {
+  auto loaded = load_all(command_line);
+  for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+  if (!loaded.errors.empty()) {
+    std::cerr << "kpid: configuration has " << loaded.errors.size() << " error"
+              << (loaded.errors.size() == 1 ? "" : "s") << "\n";
+    return 1;
+  }
+  warn_about_breached_bands(loaded, loaded.warnings);
+  for (const auto& w : loaded.warnings) std::cerr << "warning: " << w.to_string() << "\n";
+  std::cout << "configuration OK"
+            << (command_line.config_path.empty() ? " (built-in defaults)"
+                                                 : ": " + command_line.config_path)
+            << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s");
+  if (!loaded.warnings.empty()) {
+    std::cout << ", " << loaded.warnings.size() << " warning"
+              << (loaded.warnings.size() == 1 ? "" : "s");
+  }
+  std::cout << ")\n";
+  return 0;
+}
+
+namespace {
+
 // The running services, built in dependency order and torn down in reverse.
 class Daemon {
  public:
   explicit Daemon(const CommandLine& command_line) : command_line_(command_line) {}
 
   int run() {
-    auto loaded = config::load_config(command_line_.config_path, command_line_.overrides);
-    if (!loaded.ok()) {
+    auto loaded = load_all(command_line_);
+    if (!loaded.errors.empty()) {
       for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
       std::cerr << "kpid: not started: the configuration has errors\n";
       return 1;
     }
     config_ = loaded.config;
+    kpis_ = std::move(loaded.kpis);
     setup_logging(config_.log.level);
-    spdlog::info("kpid {} starting (config: {})", kVersion,
-                 config_.source.empty() ? "built-in defaults" : config_.source);
+    spdlog::info("kpid {} starting (config: {}, {} KPIs)", kVersion,
+                 config_.source.empty() ? "built-in defaults" : config_.source, kpis_.size());
+    log_warnings(loaded.warnings);
 
     // Signals are taken synchronously by this thread; every thread started later inherits
     // the mask, so none of them is interrupted.
@@ -105,11 +205,14 @@ class Daemon {
                  store_->series_count(), config_.storage.sync);
     engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query), &metrics_);
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
+    evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
+    evaluator_->set_kpis(std::move(kpis_));
+    observer_ = std::make_unique<KpiObserver>(*evaluator_);
 
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }});
+        [this] { return store_->compact(); }, *evaluator_, observer_.get()});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,
@@ -128,7 +231,8 @@ class Daemon {
           io_, *store_, *ingest_metrics_, clock_,
           ingest::LineListenerOptions{line_address->host, line_address->port,
                                       config_.line.max_line_bytes,
-                                      config_.line.error_log_interval});
+                                      config_.line.error_log_interval},
+          observer_.get());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
         return false;
@@ -163,6 +267,8 @@ class Daemon {
     line_.reset();
     http_.reset();
     router_.reset();
+    observer_.reset();
+    evaluator_.reset();
     if (store_) {
       if (auto s = store_->close(); !s) {
         spdlog::error("closing storage: {}", s.to_string());
@@ -179,8 +285,8 @@ class Daemon {
       spdlog::info("SIGHUP: no config file given (--config); nothing to reload");
       return;
     }
-    auto loaded = config::load_config(command_line_.config_path, command_line_.overrides);
-    if (!loaded.ok()) {
+    auto loaded = load_all(command_line_);
+    if (!loaded.errors.empty()) {
       for (const auto& e : loaded.errors) spdlog::error("reload: {}", e.to_string());
       spdlog::error("reload rejected: {} error(s) in {}; the running configuration is kept",
                     loaded.errors.size(), command_line_.config_path);
@@ -205,6 +311,10 @@ class Daemon {
     http_->set_max_body_bytes(next.http.max_body_bytes);
     if (line_) line_->set_max_line_bytes(next.line.max_line_bytes);
     engine_->set_options(query_options(next.query));
+    log_warnings(loaded.warnings);
+    const size_t kpi_count = loaded.kpis.size();
+    evaluator_->set_kpis(std::move(loaded.kpis));
+    spdlog::info("reload: {} KPIs", kpi_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
     config_.http.max_body_bytes = next.http.max_body_bytes;
@@ -226,6 +336,9 @@ class Daemon {
   std::unique_ptr<store::RocksDbStore> store_;
   std::unique_ptr<query::Engine> engine_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
+  std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
+  std::unique_ptr<kpi::Evaluator> evaluator_;
+  std::unique_ptr<KpiObserver> observer_;
   std::unique_ptr<server::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;

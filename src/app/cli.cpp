@@ -85,19 +85,7 @@ int main(int argc, char** argv) {
     std::cout << "kpid " << kVersion << "\n";
     return 0;
   }
-  if (cl->check_config) {
-    auto loaded = config::load_config(cl->config_path, cl->overrides);
-    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
-    if (!loaded.ok()) {
-      std::cerr << "kpid: configuration has " << loaded.errors.size() << " error"
-                << (loaded.errors.size() == 1 ? "" : "s") << "\n";
-      return 1;
-    }
-    std::cout << "configuration OK"
-              << (cl->config_path.empty() ? " (built-in defaults)" : ": " + cl->config_path)
-              << "\n";
-    return 0;
-  }
+  if (cl->check_config) return check_config(*cl);
   return run(*cl);
 }
 

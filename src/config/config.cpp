@@ -6,7 +6,11 @@
 #include <array>
 #include <tuple>
 #include <charconv>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <glob.h>
+#include <map>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -21,13 +25,21 @@ class Loader {
 
   void load(const toml::table& root, Config& c) {
     static constexpr std::array kSections = {"storage", "retention", "http", "line", "query",
-                                             "log"};
+                                             "log",     "include",   "kpi"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
       for (const char* s : kSections) known = known || name == s;
       if (!known) {
         error_at(key.source(), name, "unknown section or key" + suggest(name, kSections));
+        continue;
+      }
+      if (name == "kpi") {
+        load_kpis(node, c.kpis);
+        continue;
+      }
+      if (name == "include") {
+        load_include(node, c.include);
         continue;
       }
       const toml::table* table = node.as_table();
@@ -41,6 +53,18 @@ class Loader {
       if (name == "line") load_line(*table, c.line);
       if (name == "query") load_query(*table, c.query);
       if (name == "log") load_log(*table, c.log);
+    }
+  }
+
+  // An included file holds [[kpi]] tables and nothing else.
+  void load_included(const toml::table& root, Config& c) {
+    for (const auto& [key, node] : root) {
+      if (key.str() != "kpi") {
+        error_at(key.source(), std::string(key.str()),
+                 "an included file may only hold [[kpi]] tables");
+        continue;
+      }
+      load_kpis(node, c.kpis);
     }
   }
 
@@ -261,6 +285,306 @@ class Loader {
     }
   }
 
+
+  // --- KPIs ---------------------------------------------------------------------------------
+
+  void load_include(const toml::node& node, std::vector<std::string>& out) {
+    const toml::array* patterns = node.as_array();
+    if (patterns == nullptr) {
+      error(node, "include", "expected an array of file patterns, e.g. [\"kpis.d/*.toml\"]");
+      return;
+    }
+    for (const auto& p : *patterns) {
+      if (!p.is_string() || p.value<std::string>()->empty()) {
+        error(p, "include", "expected a non-empty string (a file pattern)");
+        continue;
+      }
+      out.push_back(*p.value<std::string>());
+    }
+  }
+
+  void load_kpis(const toml::node& node, std::vector<KpiConfig>& out) {
+    const toml::array* tables = node.as_array();
+    if (tables == nullptr || !tables->is_array_of_tables()) {
+      error(node, "kpi", "expected [[kpi]] tables");
+      return;
+    }
+    for (const auto& element : *tables) {
+      KpiConfig kpi;
+      if (load_kpi(*element.as_table(), out.size() + skipped_kpis_, kpi)) {
+        out.push_back(std::move(kpi));
+      } else {
+        ++skipped_kpis_;
+      }
+    }
+  }
+
+  double get_number(const toml::table& t, const std::string& section, const char* key,
+                    double fallback, bool* present = nullptr) {
+    const toml::node* n = t.get(key);
+    if (present != nullptr) *present = false;
+    if (n == nullptr) return fallback;
+    if (!n->is_number()) {
+      error(*n, section + "." + key, "expected a number");
+      return fallback;
+    }
+    double v = n->is_integer() ? static_cast<double>(*n->value<int64_t>()) : *n->value<double>();
+    if (!std::isfinite(v)) {
+      error(*n, section + "." + key, "must be a finite number");
+      return fallback;
+    }
+    if (present != nullptr) *present = true;
+    return v;
+  }
+
+  // A string that must be one of `allowed` (when present); returns false if it was not.
+  template <size_t N>
+  bool get_choice(const toml::table& t, const std::string& section, const char* key,
+                  const std::array<const char*, N>& allowed, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    std::string value;
+    get_string(t, section, key, value);
+    if (!n->is_string()) return false;
+    for (const char* a : allowed) {
+      if (value == a) {
+        out = value;
+        return true;
+      }
+    }
+    std::string list;
+    for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+    error(*n, section + "." + key,
+          "unknown value \"" + value + "\"; expected one of " + list + suggest(value, allowed));
+    return false;
+  }
+
+  bool require(const toml::table& t, const toml::node& at, const std::string& section,
+               const char* key) {
+    if (t.contains(key)) return true;
+    error(at, section + "." + key, "is required");
+    return false;
+  }
+
+  SourcePos pos_of(const toml::node& n) const {
+    return {file_, static_cast<int>(n.source().begin.line),
+            static_cast<int>(n.source().begin.column)};
+  }
+
+  bool load_kpi(const toml::table& t, size_t index, KpiConfig& k) {
+    const size_t errors_before = errors_.size();
+    k.pos = pos_of(t);
+    std::string section = "kpi[" + std::to_string(index) + "]";
+    if (const toml::node* id = t.get("id"); id != nullptr && id->is_string()) {
+      k.id = *id->value<std::string>();
+      section = "kpi." + k.id;
+      static constexpr std::string_view kIdChars =
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+      if (k.id.empty() || k.id.size() > 128 ||
+          k.id.find_first_not_of(kIdChars) != std::string::npos) {
+        error(*id, section + ".id",
+              "must be 1-128 characters of letters, digits, '_', '.' and '-' (it appears in URLs "
+              "and metric labels)");
+      } else if (auto [it, fresh] = ids_->emplace(k.id, k.pos); !fresh) {
+        error(*id, section + ".id",
+              "duplicate KPI id; first defined at " + it->second.file + ":" +
+                  std::to_string(it->second.line));
+      }
+    } else if (id != nullptr) {
+      error(*id, section + ".id", "expected a string");
+    } else {
+      error(t, section + ".id", "is required");
+    }
+    check_keys(t, section,
+               std::array{"id", "name", "description", "owner", "unit", "review", "direction",
+                          "value", "band", "baseline", "stale_after"});
+    get_string(t, section, "name", k.name);
+    if (k.name.empty()) k.name = k.id;
+    get_string(t, section, "description", k.description);
+    get_string(t, section, "owner", k.owner);
+    get_string(t, section, "unit", k.unit);
+    get_choice(t, section, "review", std::array{"daily", "weekly", "monthly"}, k.review);
+    bool direction_ok = require(t, t, section, "direction") &&
+                        get_choice(t, section, "direction",
+                                   std::array{"higher_is_better", "lower_is_better", "in_range"},
+                                   k.direction);
+    if (require(t, t, section, "value")) {
+      if (const toml::table* v = table_at(t, section, "value")) {
+        load_value(*v, section + ".value", k.value);
+      }
+    }
+    if (t.contains("band")) {
+      if (const toml::table* b = table_at(t, section, "band"); b && direction_ok) {
+        k.band.emplace();
+        load_band(*b, section + ".band", k.direction == "in_range", *k.band);
+      }
+    }
+    if (t.contains("baseline")) {
+      if (const toml::table* b = table_at(t, section, "baseline")) {
+        k.baseline.emplace();
+        load_baseline(*b, section + ".baseline", *k.baseline);
+      }
+    }
+    get_duration(t, section, "stale_after", 1000, k.stale_after);
+    return errors_.size() == errors_before;
+  }
+
+  const toml::table* table_at(const toml::table& t, const std::string& section, const char* key) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return nullptr;
+    if (const toml::table* table = n->as_table()) return table;
+    error(*n, section + "." + key, "expected a table ([" + section + "." + key + "])");
+    return nullptr;
+  }
+
+  void load_value(const toml::table& t, const std::string& section, KpiValueConfig& v) {
+    if (t.contains("numerator") || t.contains("denominator")) {
+      v.ratio = true;
+      check_keys(t, section, std::array{"numerator", "denominator", "scale"});
+      if (require(t, t, section, "numerator")) {
+        if (const toml::table* n = table_at(t, section, "numerator")) {
+          load_term(*n, section + ".numerator", v.term);
+        }
+      }
+      if (require(t, t, section, "denominator")) {
+        if (const toml::table* d = table_at(t, section, "denominator")) {
+          load_term(*d, section + ".denominator", v.denominator);
+        }
+      }
+      v.scale = get_number(t, section, "scale", 1);
+      if (const toml::node* n = t.get("scale"); n && v.scale == 0) {
+        error(*n, section + ".scale", "must not be 0");
+      }
+      return;
+    }
+    if (t.contains("scale")) {
+      error(*t.get("scale"), section + ".scale",
+            "applies only to a ratio (value.numerator and value.denominator)");
+    }
+    load_term(t, section, v.term);
+  }
+
+  void load_term(const toml::table& t, const std::string& section, KpiTermConfig& term) {
+    check_keys(t, section, std::array{"selector", "over_time", "quantile", "window", "across"});
+    if (require(t, t, section, "selector")) {
+      get_string(t, section, "selector", term.selector);
+      term.selector_pos = pos_of(*t.get("selector"));
+      if (t.get("selector")->is_string() && term.selector.empty()) {
+        error(*t.get("selector"), section + ".selector", "must not be empty");
+      }
+    }
+    if (require(t, t, section, "over_time")) {
+      get_choice(t, section, "over_time",
+                 std::array{"avg", "min", "max", "sum", "last", "rate", "increase", "quantile"},
+                 term.over_time);
+    }
+    if (term.over_time == "quantile") {
+      if (require(t, t, section, "quantile")) {
+        term.quantile = get_number(t, section, "quantile", 0.5);
+        if (term.quantile < 0 || term.quantile > 1) {
+          error(*t.get("quantile"), section + ".quantile", "must be between 0 and 1");
+        }
+      }
+    } else if (const toml::node* q = t.get("quantile")) {
+      error(*q, section + ".quantile", "applies only to over_time = \"quantile\"");
+    }
+    get_duration(t, section, "window", 1000, term.window);
+    get_choice(t, section, "across", std::array{"sum", "avg", "min", "max"}, term.across);
+  }
+
+  void load_band(const toml::table& t, const std::string& section, bool in_range,
+                 KpiBandConfig& b) {
+    b.pos = pos_of(t);
+    bool present = false;
+    double target = get_number(t, section, "target", 0, &present);
+    if (present) b.target = target;
+    if (in_range) {
+      check_keys(t, section,
+                 std::array{"target", "warn_low", "crit_low", "warn_high", "crit_high"});
+      for (const char* key : {"warn_low", "crit_low", "warn_high", "crit_high"}) {
+        if (!t.contains(key)) {
+          error(t, section + "." + key, "is required for direction = \"in_range\"");
+        }
+      }
+      b.warn_low = get_number(t, section, "warn_low", 0);
+      b.crit_low = get_number(t, section, "crit_low", 0);
+      b.warn_high = get_number(t, section, "warn_high", 0);
+      b.crit_high = get_number(t, section, "crit_high", 0);
+    } else {
+      check_keys(t, section, std::array{"target", "warn", "crit"});
+      for (const char* key : {"warn", "crit"}) {
+        if (!t.contains(key)) error(t, section + "." + key, "is required");
+      }
+      b.warn = get_number(t, section, "warn", 0);
+      b.crit = get_number(t, section, "crit", 0);
+    }
+  }
+
+  void load_baseline(const toml::table& t, const std::string& section, KpiBaselineConfig& b) {
+    check_keys(t, section,
+               std::array{"method", "window", "quantiles", "k", "alpha", "min_history",
+                          "refresh"});
+    get_choice(t, section, "method", std::array{"quantile", "stddev", "ewma", "seasonal"},
+               b.method);
+    constexpr DurationMs kHour = 3'600'000;
+    constexpr DurationMs kDay = 24 * kHour;
+    get_duration(t, section, "window", kHour, b.window);
+    if (const toml::node* n = t.get("window"); n && b.window > 366 * kDay) {
+      error(*n, section + ".window", "must be at most 366d");
+    }
+    if (const toml::node* n = t.get("window"); b.method == "seasonal" && b.window < 14 * kDay) {
+      error(n ? *n : static_cast<const toml::node&>(t), section + ".window",
+            "method = \"seasonal\" needs a window of at least 2 weeks (\"14d\")");
+    }
+    if (const toml::node* n = t.get("quantiles")) {
+      const toml::array* q = n->as_array();
+      if (b.method != "quantile") {
+        error(*n, section + ".quantiles", "applies only to method = \"quantile\"");
+      } else if (q == nullptr || q->size() != 2 || !(*q)[0].is_number() ||
+                 !(*q)[1].is_number()) {
+        error(*n, section + ".quantiles", "expected two numbers, e.g. [0.05, 0.95]");
+      } else {
+        auto number = [](const toml::node& x) {
+          return x.is_integer() ? static_cast<double>(*x.value<int64_t>()) : *x.value<double>();
+        };
+        b.quantile_low = number((*q)[0]);
+        b.quantile_high = number((*q)[1]);
+        if (!(b.quantile_low >= 0 && b.quantile_low < b.quantile_high &&
+              b.quantile_high <= 1)) {
+          error(*n, section + ".quantiles", "expected 0 <= low < high <= 1");
+        }
+      }
+    }
+    if (const toml::node* n = t.get("k")) {
+      b.k = get_number(t, section, "k", b.k);
+      if (b.method == "quantile") {
+        error(*n, section + ".k", "applies only to methods stddev, ewma and seasonal");
+      } else if (!(b.k > 0)) {
+        error(*n, section + ".k", "must be above 0");
+      }
+    }
+    if (const toml::node* n = t.get("alpha")) {
+      b.alpha = get_number(t, section, "alpha", b.alpha);
+      if (b.method != "ewma") {
+        error(*n, section + ".alpha", "applies only to method = \"ewma\"");
+      } else if (!(b.alpha > 0 && b.alpha <= 1)) {
+        error(*n, section + ".alpha", "must be above 0 and at most 1");
+      }
+    }
+    get_duration(t, section, "min_history", 0, b.min_history);
+    if (const toml::node* n = t.get("min_history"); n && b.min_history > b.window) {
+      error(*n, section + ".min_history", "must not exceed the baseline window");
+    }
+    get_duration(t, section, "refresh", 60'000, b.refresh);
+  }
+
+ public:
+  // KPI ids seen so far across the main file and its includes: id -> where first defined.
+  std::map<std::string, SourcePos>* ids_ = nullptr;
+
+ private:
+  size_t skipped_kpis_ = 0;
+
   const std::string& file_;
   std::vector<ConfigError>& errors_;
 };
@@ -317,18 +641,79 @@ void sort_errors(std::vector<ConfigError>& errors) {
 }
 }  // namespace
 
+namespace {
+
+std::optional<toml::table> parse_toml(std::string_view text, const std::string& source_name,
+                                      std::vector<ConfigError>& errors) {
+  try {
+    return toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    errors.push_back({source_name, static_cast<int>(src.begin.line),
+                      static_cast<int>(src.begin.column), "",
+                      "TOML syntax error: " + std::string(e.description())});
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Loads the KPI files the config includes: each pattern is a glob(3) pattern, relative to the
+// directory of the config file; its files load in name order. A pattern without wildcards
+// must name an existing file; one with wildcards may match nothing (an empty kpis.d/).
+void load_includes(const std::string& source_name, Config& config,
+                   std::map<std::string, SourcePos>& ids, std::vector<ConfigError>& errors) {
+  namespace fs = std::filesystem;
+  fs::path base = source_name.empty() ? fs::path(".") : fs::path(source_name).parent_path();
+  for (const auto& pattern : config.include) {
+    fs::path full = fs::path(pattern).is_absolute() ? fs::path(pattern) : base / pattern;
+    glob_t matches{};
+    int rc = glob(full.c_str(), GLOB_ERR, nullptr, &matches);
+    std::vector<std::string> files(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
+    globfree(&matches);
+    bool wildcard = pattern.find_first_of("*?[") != std::string::npos;
+    if (rc == GLOB_NOMATCH && !wildcard) {
+      errors.push_back({source_name, 0, 0, "include",
+                        "included file " + full.string() + " does not exist"});
+      continue;
+    }
+    if (rc != 0 && rc != GLOB_NOMATCH) {
+      errors.push_back({source_name, 0, 0, "include", "cannot list " + full.string()});
+      continue;
+    }
+    for (const auto& file : files) {
+      auto text = read_file(file);
+      if (!text) {
+        errors.push_back({file, 0, 0, "", "cannot open included file"});
+        continue;
+      }
+      auto root = parse_toml(*text, file, errors);
+      if (!root) continue;
+      Loader loader(file, errors);
+      loader.ids_ = &ids;
+      loader.load_included(*root, config);
+    }
+  }
+}
+
+}  // namespace
+
 LoadResult parse_config(std::string_view text, const std::string& source_name,
                         const Overrides& overrides) {
   LoadResult result;
   result.config.source = source_name;
-  try {
-    toml::table root = toml::parse(text, source_name);
-    Loader(source_name, result.errors).load(root, result.config);
-  } catch (const toml::parse_error& e) {
-    const auto& src = e.source();
-    result.errors.push_back({source_name, static_cast<int>(src.begin.line),
-                             static_cast<int>(src.begin.column), "",
-                             "TOML syntax error: " + std::string(e.description())});
+  std::map<std::string, SourcePos> ids;
+  if (auto root = parse_toml(text, source_name, result.errors)) {
+    Loader loader(source_name, result.errors);
+    loader.ids_ = &ids;
+    loader.load(*root, result.config);
+    load_includes(source_name, result.config, ids, result.errors);
   }
   sort_errors(result.errors);
   apply_overrides(overrides, result.config, result.errors);
@@ -337,15 +722,13 @@ LoadResult parse_config(std::string_view text, const std::string& source_name,
 
 LoadResult load_config(const std::string& path, const Overrides& overrides) {
   if (path.empty()) return parse_config("", "", overrides);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto text = read_file(path);
+  if (!text) {
     LoadResult result;
     result.errors.push_back({path, 0, 0, "", "cannot open config file"});
     return result;
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_config(buffer.str(), path, overrides);
+  return parse_config(*text, path, overrides);
 }
 
 Result<HostPort> parse_host_port(std::string_view text) {

@@ -35,10 +35,11 @@ struct LineListener::Connection final : kpid::net::StoppableConnection,
 
 LineListener::LineListener(asio::io_context& io, store::SampleStore& store,
                            IngestMetrics& metrics, const Clock& clock,
-                           LineListenerOptions options)
+                           LineListenerOptions options, SampleObserver* observer)
     : store_(store),
       metrics_(metrics),
       clock_(clock),
+      observer_(observer),
       options_(std::move(options)),
       max_line_bytes_(options_.max_line_bytes),
       acceptor_(io, "line protocol") {}
@@ -59,7 +60,7 @@ Status LineListener::start() {
 
 void LineListener::run(std::shared_ptr<Connection> connection) {
   auto session = [this, connection]() -> asio::awaitable<void> {
-    WritePipeline pipeline(store_, metrics_, clock_);
+    WritePipeline pipeline(store_, metrics_, clock_, observer_);
     std::vector<char> buffer;
     size_t filled = 0;
     bool discarding = false;  // inside a line that was too long: drop until its newline

@@ -69,8 +69,9 @@ void IngestMetrics::rejected(Protocol p, std::string_view reason, double n) {
       .Increment(n);
 }
 
-WritePipeline::WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock)
-    : store_(store), metrics_(metrics), clock_(clock) {}
+WritePipeline::WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock,
+                             SampleObserver* observer)
+    : store_(store), metrics_(metrics), clock_(clock), observer_(observer) {}
 
 bool WritePipeline::add_line(std::string_view line, Precision precision, TimestampMs now) {
   const std::string_view series_part = raw_series_part(line);
@@ -171,6 +172,7 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
   if (string_fields_ > 0) metrics_.string_fields(protocol, static_cast<double>(string_fields_));
   result.storage = storage_failure_.is_ok() ? store_.append(batch_) : storage_failure_;
   if (result.storage) {
+    if (observer_ != nullptr) observer_->observe(batch_);
     result.samples_written = batch_.size();
     result.lines_accepted = points_;
     if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));

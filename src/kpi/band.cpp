@@ -1,6 +1,8 @@
 #include "kpid/kpi/band.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -21,9 +23,24 @@ std::string above(Direction d, const char* a_name, double a, const char* b_name,
          ") must be above " + b_name + " (" + number(b) + ")";
 }
 
-// Mean of a bucket, or NaN when it has none or a NaN sample made its sum NaN.
-double mean_of(const store::Rollup& r) {
-  return r.count == 0 ? std::nan("") : r.sum / static_cast<double>(r.count);
+Status no_values() { return Status::not_found("no values in the baseline window"); }
+
+std::vector<double> finite_values(std::span<const store::Point> history) {
+  std::vector<double> values;
+  values.reserve(history.size());
+  for (const auto& p : history) {
+    if (std::isfinite(p.value)) values.push_back(p.value);
+  }
+  return values;
+}
+
+// Quantile q of sorted values, interpolating between ranks (q * (n - 1)).
+double quantile_sorted(const std::vector<double>& sorted, double q) {
+  const double rank = q * static_cast<double>(sorted.size() - 1);
+  const auto lower = static_cast<size_t>(std::floor(rank));
+  const size_t upper = std::min(lower + 1, sorted.size() - 1);
+  const double weight = rank - static_cast<double>(lower);
+  return sorted[lower] * (1 - weight) + sorted[upper] * weight;
 }
 
 Baseline around(double mean, double sigma, double k) {
@@ -116,44 +133,38 @@ bool is_anomalous(Direction d, const Baseline& base, double v) {
   return false;
 }
 
-Result<Baseline> quantile_baseline(std::span<const store::Rollup> buckets, double q_low,
+Result<Baseline> quantile_baseline(std::span<const store::Point> history, double q_low,
                                    double q_high) {
-  store::DDSketch all;
-  for (const auto& r : buckets) {
-    if (auto s = all.merge(r.sketch); !s) return s;
-  }
-  if (all.count() == 0) return Status::not_found("no samples in the baseline window");
-  return Baseline{all.quantile(q_low), all.quantile(0.5), all.quantile(q_high)};
+  std::vector<double> values = finite_values(history);
+  if (values.empty()) return no_values();
+  std::sort(values.begin(), values.end());
+  return Baseline{quantile_sorted(values, q_low), quantile_sorted(values, 0.5),
+                  quantile_sorted(values, q_high)};
 }
 
-Result<Baseline> stddev_baseline(std::span<const store::Rollup> buckets, double k) {
-  // Chan et al.'s pairwise combination of per-bucket (count, mean, M2): stable where the
-  // spread is small next to the values.
+Result<Baseline> stddev_baseline(std::span<const store::Point> history, double k) {
+  // Welford's update: stable where the spread is small next to the values.
   double n = 0;
   double mean = 0;
   double m2 = 0;
-  for (const auto& r : buckets) {
-    const double nb = static_cast<double>(r.count);
-    const double mb = mean_of(r);
-    if (r.count == 0 || !std::isfinite(mb) || !std::isfinite(r.sum_squares)) continue;
-    const double m2b = std::max(0.0, r.sum_squares - r.sum * mb);
-    const double delta = mb - mean;
-    const double total = n + nb;
-    mean += delta * nb / total;
-    m2 += m2b + delta * delta * n * nb / total;
-    n = total;
+  for (const auto& p : history) {
+    if (!std::isfinite(p.value)) continue;
+    n += 1;
+    const double delta = p.value - mean;
+    mean += delta / n;
+    m2 += delta * (p.value - mean);
   }
-  if (n == 0) return Status::not_found("no samples in the baseline window");
+  if (n == 0) return no_values();
   return around(mean, std::sqrt(m2 / n), k);
 }
 
-Result<Baseline> ewma_baseline(std::span<const store::Rollup> buckets, double alpha, double k) {
+Result<Baseline> ewma_baseline(std::span<const store::Point> history, double alpha, double k) {
   if (!(alpha > 0 && alpha <= 1)) return Status::invalid_argument("ewma alpha must be in (0, 1]");
   bool started = false;
   double mean = 0;
   double variance = 0;
-  for (const auto& r : buckets) {
-    const double x = mean_of(r);
+  for (const auto& p : history) {
+    const double x = p.value;
     if (!std::isfinite(x)) continue;
     if (!started) {
       mean = x;
@@ -165,27 +176,49 @@ Result<Baseline> ewma_baseline(std::span<const store::Rollup> buckets, double al
     mean += step;
     variance = (1 - alpha) * (variance + diff * step);
   }
-  if (!started) return Status::not_found("no samples in the baseline window");
+  if (!started) return no_values();
   return around(mean, std::sqrt(variance), k);
 }
 
-Result<Baseline> seasonal_baseline(std::span<const store::Rollup> hourly_buckets, TimestampMs at,
+Result<Baseline> seasonal_baseline(std::span<const store::Point> history, TimestampMs at,
                                    double k) {
+  constexpr int64_t kWeek = 7 * 86'400'000LL;
   const int64_t hour = hour_of_week(at);
-  std::vector<double> means;
-  for (const auto& r : hourly_buckets) {
-    const double x = mean_of(r);
-    if (std::isfinite(x) && hour_of_week(r.end - 1) == hour) means.push_back(x);
+  // week number -> (sum, count) of the values in that week's matching hour
+  std::map<int64_t, std::pair<double, double>> weeks;
+  for (const auto& p : history) {
+    if (!std::isfinite(p.value) || hour_of_week(p.timestamp - 1) != hour) continue;
+    int64_t t = p.timestamp - 1;
+    int64_t week = (t >= 0 ? t : t - kWeek + 1) / kWeek;
+    auto& cell = weeks[week];
+    cell.first += p.value;
+    cell.second += 1;
   }
-  if (means.size() < 2) {
+  if (weeks.size() < 2) {
     return Status::not_found("fewer than 2 weeks of data at this hour of the week");
   }
+  std::vector<double> means;
+  for (const auto& [week, cell] : weeks) means.push_back(cell.first / cell.second);
   double mean = 0;
   for (double x : means) mean += x;
   mean /= static_cast<double>(means.size());
   double m2 = 0;
   for (double x : means) m2 += (x - mean) * (x - mean);
   return around(mean, std::sqrt(m2 / static_cast<double>(means.size())), k);
+}
+
+Result<double> breach_fraction(Direction direction, const Band& band,
+                               std::span<const store::Point> history) {
+  double total = 0;
+  double breached = 0;
+  for (const auto& p : history) {
+    if (std::isnan(p.value)) continue;
+    total += 1;
+    Health h = classify(direction, band, p.value);
+    if (h == Health::kWarn || h == Health::kCrit) breached += 1;
+  }
+  if (total == 0) return no_values();
+  return breached / total;
 }
 
 Band suggest_thresholds(Direction d, const Baseline& base) {

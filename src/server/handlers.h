@@ -13,8 +13,9 @@ namespace kpid::server::detail {
 // Reuses write pipelines across requests so their parse buffers stay warm. Thread-safe.
 class PipelinePool {
  public:
-  PipelinePool(store::SampleStore& store, ingest::IngestMetrics& metrics, const Clock& clock)
-      : store_(store), metrics_(metrics), clock_(clock) {}
+  PipelinePool(store::SampleStore& store, ingest::IngestMetrics& metrics, const Clock& clock,
+               ingest::SampleObserver* observer)
+      : store_(store), metrics_(metrics), clock_(clock), observer_(observer) {}
   std::unique_ptr<ingest::WritePipeline> acquire();
   void release(std::unique_ptr<ingest::WritePipeline> pipeline);
 
@@ -22,6 +23,7 @@ class PipelinePool {
   store::SampleStore& store_;
   ingest::IngestMetrics& metrics_;
   const Clock& clock_;
+  ingest::SampleObserver* observer_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<ingest::WritePipeline>> free_;
 };
@@ -35,5 +37,9 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
 // The Prometheus query API; `endpoint` is the path after /api/v1/.
 Response handle_prom_api(const Request& request, std::string_view endpoint,
                          const query::Engine& engine, const Clock& clock);
+
+// The KPI API; `rest` is the path after /api/v1/kpis ("", "/ID" or "/ID/series").
+Response handle_kpi_api(const Request& request, std::string_view rest, const kpi::Evaluator& kpis,
+                        const Clock& clock);
 
 }  // namespace kpid::server::detail

@@ -134,4 +134,29 @@ Response json_error(const Request& request, http::status status, std::string_vie
   return json_response(request, status, std::move(body));
 }
 
+Response api_error(const Request& request, std::string_view message) {
+  std::string body = R"({"status":"error","errorType":"bad_data","error":)";
+  append_json_string(body, message);
+  body.push_back('}');
+  return json_response(request, http::status::bad_request, std::move(body));
+}
+
+Response api_success(const Request& request, std::string_view data) {
+  std::string body = R"({"status":"success","data":)";
+  body.append(data);
+  body.push_back('}');
+  return json_response(request, http::status::ok, std::move(body));
+}
+
+Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback) {
+  const std::string* text = params.get(name);
+  if (text == nullptr || text->empty()) return fallback;
+  auto t = parse_time(*text);
+  if (!t) {
+    return Status::invalid_argument("invalid parameter \"" + std::string(name) +
+                                    "\": " + t.status().message());
+  }
+  return t;
+}
+
 }  // namespace kpid::server::detail

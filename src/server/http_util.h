@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
 #include "kpid/server/http_server.h"
 
 namespace kpid::server::detail {
@@ -36,6 +38,14 @@ Response make_response(const Request& request, boost::beast::http::status status
                        std::string body, std::string_view content_type);
 Response json_response(const Request& request, boost::beast::http::status status,
                        std::string body);
+// The Prometheus API envelope: {"status":"error","errorType":"bad_data","error":...} (400),
+// and {"status":"success","data":<data>} (200).
+Response api_error(const Request& request, std::string_view message);
+Response api_success(const Request& request, std::string_view data);
+
+// Reads an optional time parameter (RFC 3339 or Unix seconds); `fallback` when absent.
+Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback);
+
 // {"error": message}
 Response json_error(const Request& request, boost::beast::http::status status,
                     std::string_view message);

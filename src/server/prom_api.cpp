@@ -13,20 +13,6 @@ namespace {
 constexpr TimestampMs kMinTime = std::numeric_limits<int64_t>::min() / 2;
 constexpr TimestampMs kMaxTime = std::numeric_limits<int64_t>::max() / 2;
 
-Response api_error(const Request& request, std::string_view message) {
-  std::string body = R"({"status":"error","errorType":"bad_data","error":)";
-  append_json_string(body, message);
-  body.push_back('}');
-  return json_response(request, http::status::bad_request, std::move(body));
-}
-
-Response api_success(const Request& request, std::string_view data) {
-  std::string body = R"({"status":"success","data":)";
-  body.append(data);
-  body.push_back('}');
-  return json_response(request, http::status::ok, std::move(body));
-}
-
 void append_metric(std::string& out, const Labels& labels) {
   out.push_back('{');
   bool first = true;
@@ -66,18 +52,6 @@ void append_string_list(std::string& out, const std::vector<std::string>& items)
     append_json_string(out, items[i]);
   }
   out.push_back(']');
-}
-
-// Reads an optional time parameter; `fallback` when absent.
-Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback) {
-  const std::string* text = params.get(name);
-  if (text == nullptr || text->empty()) return fallback;
-  auto t = parse_time(*text);
-  if (!t) {
-    return Status::invalid_argument("invalid parameter \"" + std::string(name) +
-                                    "\": " + t.status().message());
-  }
-  return t;
 }
 
 // An evaluation error as Prometheus reports it: 422 "execution" for a query that cannot be

@@ -18,11 +18,12 @@ namespace {
 // Handler names: a closed set, so the request metrics have bounded cardinality.
 enum class Route {
   kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
-  kReadyz, kAdminCompact, kOther, kCount
+  kReadyz, kAdminCompact, kKpis, kKpi, kKpiSeries, kOther, kCount
 };
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
     "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
-    "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "other"};
+    "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "/api/v1/kpis",
+    "/api/v1/kpis/:id", "/api/v1/kpis/:id/series", "other"};
 
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
@@ -36,6 +37,10 @@ Route route_of(std::string_view path) {
   if (path == "/healthz") return Route::kHealthz;
   if (path == "/readyz") return Route::kReadyz;
   if (path == "/api/v1/admin/compact") return Route::kAdminCompact;
+  if (path == "/api/v1/kpis") return Route::kKpis;
+  if (path.starts_with("/api/v1/kpis/")) {
+    return path.ends_with("/series") ? Route::kKpiSeries : Route::kKpi;
+  }
   return Route::kOther;
 }
 
@@ -44,7 +49,7 @@ Route route_of(std::string_view path) {
 struct Router::Impl {
   explicit Impl(RouterServices s)
       : services(std::move(s)),
-        pipelines(services.store, services.ingest_metrics, services.clock) {
+        pipelines(services.store, services.ingest_metrics, services.clock, services.observer) {
     auto& registry = services.metrics.registry();
     requests = &prometheus::BuildCounter()
                     .Name("kpid_http_requests_total")
@@ -99,6 +104,10 @@ struct Router::Impl {
           pipelines, services.max_body_bytes());
     }
     if (route == Route::kAdminCompact) return compact(request);
+    if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
+      return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
+                                    services.kpis, services.clock);
+    }
     return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
                                    services.engine, services.clock);
   }

@@ -72,7 +72,7 @@ std::unique_ptr<ingest::WritePipeline> PipelinePool::acquire() {
       return p;
     }
   }
-  return std::make_unique<ingest::WritePipeline>(store_, metrics_, clock_);
+  return std::make_unique<ingest::WritePipeline>(store_, metrics_, clock_, observer_);
 }
 
 void PipelinePool::release(std::unique_ptr<ingest::WritePipeline> pipeline) {

@@ -43,6 +43,7 @@ constexpr const char* kRollup5mCf = "rollup_5m";
 constexpr const char* kRollup1hCf = "rollup_1h";
 constexpr const char* kHeadLogCf = "head_log";
 constexpr const char* kDirtyCf = "dirty";
+constexpr const char* kStateCf = "state";
 constexpr const char* kNextSeqKey = "head_log.next_seq";
 constexpr size_t kRollupBatchWindows = 4096;
 
@@ -115,6 +116,7 @@ struct RocksDbStore::Impl {
   rocksdb::ColumnFamilyHandle* rollup1h_cf = nullptr;
   rocksdb::ColumnFamilyHandle* head_log_cf = nullptr;
   rocksdb::ColumnFamilyHandle* dirty_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* state_cf = nullptr;
   rocksdb::WriteOptions write_options;
   std::unique_ptr<detail::RetentionFilter> raw_filter;
   std::unique_ptr<detail::RetentionFilter> rollup5m_filter;
@@ -520,9 +522,13 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       {kRollup1hCf, data_options(impl->rollup1h_filter.get())},
       {kHeadLogCf, log_options},
       {kDirtyCf, index_options},
+      {kStateCf, index_options},
   };
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options, options.data_dir, families, &impl->handles, &raw);
+  auto s = options.read_only
+               ? rocksdb::DB::OpenForReadOnly(db_options, options.data_dir, families,
+                                              &impl->handles, &raw)
+               : rocksdb::DB::Open(db_options, options.data_dir, families, &impl->handles, &raw);
   if (!s.ok()) return from_rocksdb(s, "opening RocksDB in " + options.data_dir);
   impl->db.reset(raw);
   auto& h = impl->handles;
@@ -534,6 +540,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   impl->rollup1h_cf = h[5];
   impl->head_log_cf = h[6];
   impl->dirty_cf = h[7];
+  impl->state_cf = h[8];
 
   Status loaded = impl->load_index();
   if (loaded) loaded = impl->load_dirty();
@@ -575,7 +582,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       im->dirty_gauge->Set(static_cast<double>(self->dirty_windows()));
     });
   }
-  if (options.background) im->worker = std::thread([im] { im->run_worker(); });
+  if (options.background && !options.read_only) im->worker = std::thread([im] { im->run_worker(); });
   return store;
 }
 
@@ -588,6 +595,12 @@ RocksDbStore::~RocksDbStore() {
 Status RocksDbStore::close() {
   impl_->stop_worker();
   if (!impl_->db) return Status::ok();
+  if (impl_->options.read_only) {
+    for (auto* h : impl_->handles) impl_->db->DestroyColumnFamilyHandle(h);
+    impl_->handles.clear();
+    impl_->db.reset();
+    return Status::ok();
+  }
   Status result = impl_->checkpoint();
   rocksdb::FlushOptions flush;
   flush.wait = true;
@@ -604,6 +617,7 @@ Status RocksDbStore::close() {
 }
 
 Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
+  if (impl_->options.read_only) return Status::unavailable("the store is open read-only");
   {
     std::shared_lock lock(impl_->index_mutex);
     if (auto it = impl_->id_by_key.find(key); it != impl_->id_by_key.end()) return it->second;
@@ -643,6 +657,7 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
 }
 
 Status RocksDbStore::append(std::span<const Sample> samples) {
+  if (impl_->options.read_only) return Status::unavailable("the store is open read-only");
   if (samples.empty()) return Status::ok();
   Impl& im = *impl_;
   const size_t known = series_count();
@@ -953,7 +968,74 @@ uint64_t RocksDbStore::disk_usage_bytes() const {
   return total;
 }
 
-Status RocksDbStore::maintain() { return impl_->maintain(true); }
+Status RocksDbStore::maintain() {
+  if (impl_->options.read_only) return Status::unavailable("the store is open read-only");
+  return impl_->maintain(true);
+}
+
+const Labels* RocksDbStore::labels(SeriesId series) const {
+  std::shared_lock lock(impl_->index_mutex);
+  if (series == 0 || series > impl_->labels_by_index.size()) return nullptr;
+  return &impl_->labels_of(series);
+}
+
+Status RocksDbStore::write_state(std::span<const std::pair<std::string, std::string>> puts,
+                                 std::span<const std::string> erase) {
+  if (impl_->options.read_only) return Status::unavailable("the store is open read-only");
+  rocksdb::WriteBatch batch;
+  for (const auto& key : erase) batch.Delete(impl_->state_cf, key);
+  for (const auto& [key, value] : puts) batch.Put(impl_->state_cf, key, value);
+  if (auto s = impl_->db->Write(impl_->write_options, &batch); !s.ok()) {
+    return from_rocksdb(s, "writing state");
+  }
+  return Status::ok();
+}
+
+Result<std::optional<std::string>> RocksDbStore::get_state(std::string_view key) const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->state_cf, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_rocksdb(s, "reading state");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksDbStore::scan_state(
+    std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->state_cf));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+       it->Valid() && it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size()));
+       it->Next()) {
+    if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading state");
+  return Status::ok();
+}
+
+Status RocksDbStore::scan_state_reverse(
+    std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->state_cf));
+  // The first key after every key with this prefix: the prefix with its last byte below 0xff
+  // incremented (and the 0xff bytes after it dropped).
+  std::string upper(prefix);
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  if (upper.empty()) {
+    it->SeekToLast();
+  } else {
+    upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+    it->SeekForPrev(upper);
+    if (it->Valid() && it->key() == rocksdb::Slice(upper)) it->Prev();
+  }
+  const rocksdb::Slice p(prefix.data(), prefix.size());
+  for (; it->Valid() && it->key().starts_with(p); it->Prev()) {
+    if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading state");
+  return Status::ok();
+}
 
 Status RocksDbStore::compact() {
   if (auto s = maintain(); !s) return s;

@@ -8,6 +8,7 @@
 
 #include "kpid/config/config.h"
 #include "kpid/core/status.h"
+#include "kpid/kpi/definition.h"
 
 namespace kpid::app {
 
@@ -19,11 +20,26 @@ struct CommandLine {
   bool help = false;
 };
 
+// The configuration with its KPIs compiled: errors (config and KPI) stop a start or reload,
+// warnings do not.
+struct LoadedConfig {
+  config::Config config;
+  std::vector<kpi::Definition> kpis;
+  std::vector<config::ConfigError> errors;
+  std::vector<config::ConfigError> warnings;
+};
+LoadedConfig load_all(const CommandLine& command_line);
+
 // Parses argv (without argv[0]). Both "--flag value" and "--flag=value" are accepted.
 Result<CommandLine> parse_command_line(const std::vector<std::string>& args);
 
 // The --help text.
 std::string usage();
+
+// kpid --check-config: prints every error and warning; exit code 0 when there are no errors
+// (warnings included), else 1. Warnings include bands the stored history (opened read-only,
+// so it works beside a running kpid) would breach most of the time.
+int check_config(const CommandLine& command_line);
 
 // Runs kpid; returns the process exit code (0 on a clean shutdown, 1 on a startup error).
 int run(const CommandLine& command_line);

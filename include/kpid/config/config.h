@@ -56,6 +56,71 @@ struct LogConfig {
   std::string level = "info";
 };
 
+// Where a value was written, for errors found after loading (e.g. a band the KPI module
+// rejects). line 0 when unknown.
+struct SourcePos {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+// One selector reduced to a number: over time within a trailing window, then across the series
+// it matches. In PromQL terms: across(over_time(selector[window])).
+struct KpiTermConfig {
+  std::string selector;            // a series selector, e.g. http_requests_total{job="api"}
+  std::string over_time;           // avg, min, max, sum, last, rate, increase, quantile
+  double quantile = 0.5;           // for over_time = "quantile"
+  DurationMs window = 300'000;
+  std::string across = "sum";      // sum, avg, min, max
+  SourcePos selector_pos;
+};
+
+// The KPI's value: one term, or numerator / denominator (times `scale`, e.g. 100 for percent).
+struct KpiValueConfig {
+  KpiTermConfig term;  // the numerator of a ratio
+  bool ratio = false;
+  KpiTermConfig denominator;
+  double scale = 1;
+};
+
+// Static thresholds; which keys apply depends on the direction (the KPI module checks order).
+struct KpiBandConfig {
+  std::optional<double> target;
+  double warn = 0;
+  double crit = 0;
+  double warn_low = 0;
+  double crit_low = 0;
+  double warn_high = 0;
+  double crit_high = 0;
+  SourcePos pos;  // the [kpi.band] table
+};
+
+struct KpiBaselineConfig {
+  std::string method = "quantile";  // quantile, stddev, ewma, seasonal
+  DurationMs window = 30 * 86'400'000LL;
+  double quantile_low = 0.05;  // quantile: the range between these
+  double quantile_high = 0.95;
+  double k = 2;        // stddev, ewma, seasonal: center ± k·σ
+  double alpha = 0.1;  // ewma: weight of each new value
+  DurationMs min_history = 86'400'000;  // trusted once the history spans this long
+  DurationMs refresh = 3'600'000;
+};
+
+struct KpiConfig {
+  std::string id;
+  std::string name;  // defaults to the id
+  std::string description;
+  std::string owner;
+  std::string unit;
+  std::string review = "monthly";  // daily, weekly, monthly
+  std::string direction;           // higher_is_better, lower_is_better, in_range
+  KpiValueConfig value;
+  std::optional<KpiBandConfig> band;
+  std::optional<KpiBaselineConfig> baseline;
+  DurationMs stale_after = 0;  // no data after this long without a sample; 0: the value window
+  SourcePos pos;  // the [[kpi]] header
+};
+
 struct Config {
   StorageConfig storage;
   RetentionConfig retention;
@@ -63,6 +128,8 @@ struct Config {
   LineConfig line;
   QueryConfig query;
   LogConfig log;
+  std::vector<std::string> include;  // glob patterns of KPI files, relative to the config file
+  std::vector<KpiConfig> kpis;       // from the config file, then the included files in order
   std::string source;  // the file it came from, "" for defaults only
 };
 

@@ -30,9 +30,11 @@ struct LineListenerOptions {
 
 class LineListener {
  public:
-  // The store, metrics and clock must outlive the listener; `io` runs its connections.
+  // The store, metrics, clock and observer (may be null) must outlive the listener; `io` runs
+  // its connections.
   LineListener(boost::asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
-               const Clock& clock, LineListenerOptions options);
+               const Clock& clock, LineListenerOptions options,
+               SampleObserver* observer = nullptr);
 
   // Binds and starts accepting. A bind failure is returned, never just logged.
   Status start();
@@ -56,6 +58,7 @@ class LineListener {
   store::SampleStore& store_;
   IngestMetrics& metrics_;
   const Clock& clock_;
+  SampleObserver* observer_;
   LineListenerOptions options_;
   std::atomic<size_t> max_line_bytes_;
   net::Acceptor acceptor_;

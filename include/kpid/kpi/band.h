@@ -55,23 +55,32 @@ struct Baseline {
 // in_range).
 bool is_anomalous(Direction direction, const Baseline& baseline, double value);
 
-// Between quantiles q_low and q_high of every sample in the buckets (merged sketches, within
-// their 1% relative error); the center is the median. Fails (not_found) with no samples.
-Result<Baseline> quantile_baseline(std::span<const store::Rollup> buckets, double q_low = 0.05,
+// Baselines are computed over a KPI's value history: its value evaluated at regular steps
+// (every 5 minutes or every hour) across the baseline window, in time order. NaN values are
+// skipped. Each fails (not_found) when no value is left.
+
+// Between quantiles q_low and q_high of the values (interpolated between ranks, as PromQL's
+// quantile_over_time); the center is the median.
+Result<Baseline> quantile_baseline(std::span<const store::Point> history, double q_low = 0.05,
                                    double q_high = 0.95);
 
-// mean ± k·σ of every sample in the buckets (population σ from count, sum and sum of squares).
-Result<Baseline> stddev_baseline(std::span<const store::Rollup> buckets, double k = 2);
+// mean ± k·σ of the values (population σ).
+Result<Baseline> stddev_baseline(std::span<const store::Point> history, double k = 2);
 
-// Exponentially weighted mean and variance of the bucket means in time order, each step
-// weighting the new mean by `alpha` (0 < alpha <= 1); mean ± k·σ.
-Result<Baseline> ewma_baseline(std::span<const store::Rollup> buckets, double alpha, double k = 2);
+// Exponentially weighted mean and variance of the values in time order, each step weighting the
+// new value by `alpha` (0 < alpha <= 1); mean ± k·σ.
+Result<Baseline> ewma_baseline(std::span<const store::Point> history, double alpha, double k = 2);
 
-// Seasonal: the mean of the 1-hour buckets at the same hour of the week as `at` over the weeks
-// the buckets cover (each bucket ending at E counts for the hour of the week of E - 1h);
-// mean ± k·σ of those hourly means. Fails (not_found) with fewer than 2 such weeks.
-Result<Baseline> seasonal_baseline(std::span<const store::Rollup> hourly_buckets, TimestampMs at,
+// Seasonal: for each week the history covers, the mean of the values in the same hour of the
+// week as `at` (a value stamped T describes the step ending at T, so it counts for the hour of
+// T - 1ms); mean ± k·σ of those weekly means. Fails (not_found) with fewer than 2 such weeks.
+Result<Baseline> seasonal_baseline(std::span<const store::Point> history, TimestampMs at,
                                    double k = 2);
+
+// The share (0-1) of the history's values that the band classifies warn or crit; NaN values
+// are left out. not_found when there are none.
+Result<double> breach_fraction(Direction direction, const Band& band,
+                               std::span<const store::Point> history);
 
 // Thresholds suggested from a baseline: warn at the bound on the bad side, crit half the
 // baseline's width further out (for a range of 2.5-3.5 with center 3: warn 3.5, crit 4).

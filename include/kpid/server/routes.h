@@ -5,6 +5,7 @@
 //   GET|POST /api/v1/series, labels, label/NAME/values
 //   GET /metrics, /healthz, /readyz
 //   POST /api/v1/admin/compact           seal heads, compute rollups, compact storage
+//   GET /api/v1/kpis, /api/v1/kpis/ID, /api/v1/kpis/ID/series   KPIs, status history, charts
 
 #include <atomic>
 #include <functional>
@@ -16,6 +17,7 @@
 
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
+#include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/query/engine.h"
 #include "kpid/server/http_server.h"
@@ -36,6 +38,9 @@ struct RouterServices {
   std::function<uint64_t()> max_body_bytes;
   // Full storage compaction (RocksDbStore::compact).
   std::function<Status()> compact;
+  // The KPI evaluator: told of every stored batch, and read by the KPI API.
+  kpi::Evaluator& kpis;
+  ingest::SampleObserver* observer;
 };
 
 class Router {

@@ -26,6 +26,7 @@
 #include "kpid/core/time.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/store/sample_store.h"
+#include "kpid/store/state_store.h"
 
 namespace kpid::store {
 
@@ -52,9 +53,12 @@ struct StoreOptions {
   const Clock* clock = nullptr;
   // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
   bool background = true;
+  // Open for reading only (kpid --check-config beside a running kpid): no background work, no
+  // checkpoint on close; writes fail with unavailable. The head log is replayed in memory.
+  bool read_only = false;
 };
 
-class RocksDbStore final : public SampleStore {
+class RocksDbStore final : public SampleStore, public StateStore {
  public:
   // Opens (creating if needed) the store under options.data_dir, loads the series index and
   // replays the head log. `metrics` may be null; otherwise metrics are registered on it and it
@@ -81,6 +85,17 @@ class RocksDbStore final : public SampleStore {
   std::vector<std::string> label_values(std::string_view name) const override;
   size_t series_count() const override;
   uint64_t disk_usage_bytes() const override;
+  const Labels* labels(SeriesId series) const override;
+
+  Status write_state(std::span<const std::pair<std::string, std::string>> puts,
+                     std::span<const std::string> erase = {}) override;
+  Result<std::optional<std::string>> get_state(std::string_view key) const override;
+  Status scan_state(std::string_view prefix,
+                    const std::function<bool(std::string_view, std::string_view)>& visit)
+      const override;
+  Status scan_state_reverse(std::string_view prefix,
+                            const std::function<bool(std::string_view, std::string_view)>& visit)
+      const override;
 
   // One round of background work, now: a checkpoint of every head, then the rollups of every
   // dirty window.

@@ -111,6 +111,9 @@ class SampleStore {
   // Every value of label `name` in use, sorted.
   virtual std::vector<std::string> label_values(std::string_view name) const = 0;
 
+  // The labels of `series` (valid for the store's lifetime), or null for an unknown id.
+  virtual const Labels* labels(SeriesId series) const = 0;
+
   virtual size_t series_count() const = 0;
   // Bytes on disk (table files and write-ahead log).
   virtual uint64_t disk_usage_bytes() const = 0;

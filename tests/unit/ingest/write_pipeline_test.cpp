@@ -193,6 +193,7 @@ class FailingStore final : public store::SampleStore {
   std::vector<std::string> label_names() const override { return {}; }
   std::vector<std::string> label_values(std::string_view) const override { return {}; }
   size_t series_count() const override { return 0; }
+  const Labels* labels(store::SeriesId) const override { return nullptr; }
   uint64_t disk_usage_bytes() const override { return 0; }
 };
 

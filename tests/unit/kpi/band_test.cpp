@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "kpid/kpi/band.h"
-#include "kpid/store/rollup.h"
 
 using namespace kpid;
 using namespace kpid::kpi;
@@ -16,12 +15,6 @@ namespace {
 constexpr TimestampMs kHour = 3'600'000;
 constexpr TimestampMs kWeek = 168 * kHour;
 constexpr TimestampMs kMonday = 1'700'438'400'000;  // Mon 2023-11-20 00:00 UTC
-
-std::vector<store::Rollup> hourly(const std::vector<store::Point>& points) {
-  std::vector<store::Rollup> out;
-  store::build_rollups(points, store::kRollup1h, INT64_MIN / 4, INT64_MAX / 4, out);
-  return out;
-}
 
 Band lower_band() {
   Band b;
@@ -100,7 +93,7 @@ TEST_CASE("kpi: anomalies are on the bad side of the baseline") {
   CHECK_FALSE(is_anomalous(Direction::kInRange, base, std::nan("")));
 }
 
-TEST_CASE("kpi: quantile and stddev baselines match a direct computation over the samples") {
+TEST_CASE("kpi: quantile and stddev baselines match a direct computation over the history") {
   std::mt19937_64 rng(4);
   std::normal_distribution<double> noise(0, 3);
   std::vector<store::Point> points;
@@ -110,16 +103,24 @@ TEST_CASE("kpi: quantile and stddev baselines match a direct computation over th
     points.push_back({kMonday + 60'000 * (i + 1), v});
     values.push_back(v);
   }
-  const auto buckets = hourly(points);
-  REQUIRE(buckets.size() == 24);
+  points.push_back({kMonday, std::nan("")});  // skipped
 
   std::sort(values.begin(), values.end());
-  auto exact = [&](double q) { return values[static_cast<size_t>(q * (values.size() - 1))]; };
-  auto q = quantile_baseline(buckets);
+  // Rank q * (n - 1), interpolated between its neighbours.
+  auto exact = [&](double q) {
+    const double rank = q * static_cast<double>(values.size() - 1);
+    const auto i = static_cast<size_t>(rank);
+    return values[i] + (values[i + 1] - values[i]) * (rank - static_cast<double>(i));
+  };
+  auto q = quantile_baseline(points);
   REQUIRE(q.is_ok());
-  CHECK(q->lower == Approx(exact(0.05)).epsilon(0.01));
-  CHECK(q->center == Approx(exact(0.5)).epsilon(0.01));
-  CHECK(q->upper == Approx(exact(0.95)).epsilon(0.01));
+  CHECK(q->lower == Approx(exact(0.05)).epsilon(1e-12));
+  CHECK(q->center == Approx(exact(0.5)).epsilon(1e-12));
+  CHECK(q->upper == Approx(exact(0.95)).epsilon(1e-12));
+  auto narrow = quantile_baseline(points, 0.25, 0.75);
+  REQUIRE(narrow.is_ok());
+  CHECK(narrow->lower == Approx(exact(0.25)).epsilon(1e-12));
+  CHECK(narrow->upper == Approx(exact(0.75)).epsilon(1e-12));
 
   double mean = 0;
   for (double v : values) mean += v;
@@ -127,12 +128,11 @@ TEST_CASE("kpi: quantile and stddev baselines match a direct computation over th
   double var = 0;
   for (double v : values) var += (v - mean) * (v - mean);
   const double sigma = std::sqrt(var / static_cast<double>(values.size()));
-  auto s = stddev_baseline(buckets, 3);
+  auto s = stddev_baseline(points, 3);
   REQUIRE(s.is_ok());
   CHECK(s->center == Approx(mean).epsilon(1e-12));
-  // Per-bucket sums of squares near 6e13 for a spread of 3 leave about 1e-5 relative error.
-  CHECK(s->upper - s->center == Approx(3 * sigma).epsilon(1e-4));
-  CHECK(s->center - s->lower == Approx(3 * sigma).epsilon(1e-4));
+  CHECK(s->upper - s->center == Approx(3 * sigma).epsilon(1e-6));
+  CHECK(s->center - s->lower == Approx(3 * sigma).epsilon(1e-6));
 
   CHECK(quantile_baseline({}).status().code() == StatusCode::kNotFound);
   CHECK(stddev_baseline({}).status().code() == StatusCode::kNotFound);
@@ -144,8 +144,7 @@ TEST_CASE("kpi: ewma baseline follows the recent level") {
     const double level = h < 24 ? 10 : 20;  // a step up halfway
     points.push_back({kMonday + h * kHour + 1000, level + (h % 2 == 0 ? 1 : -1)});
   }
-  const auto buckets = hourly(points);
-  // The same recurrence, computed here over the samples (one per bucket).
+  // The same recurrence, computed here over the values.
   const double alpha = 0.2;
   double mean = points[0].value;
   double variance = 0;
@@ -154,12 +153,12 @@ TEST_CASE("kpi: ewma baseline follows the recent level") {
     mean += alpha * diff;
     variance = (1 - alpha) * (variance + alpha * diff * diff);
   }
-  auto e = ewma_baseline(buckets, alpha, 2);
+  auto e = ewma_baseline(points, alpha, 2);
   REQUIRE(e.is_ok());
   CHECK(e->center == Approx(mean));
   CHECK(e->upper == Approx(mean + 2 * std::sqrt(variance)));
   CHECK(e->center > 19);  // adapted to the new level
-  CHECK(ewma_baseline(buckets, 0, 2).status().code() == StatusCode::kInvalidArgument);
+  CHECK(ewma_baseline(points, 0, 2).status().code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("kpi: seasonal baseline compares the same hour of the week") {
@@ -177,21 +176,20 @@ TEST_CASE("kpi: seasonal baseline compares the same hour of the week") {
       points.push_back({t, level(t, week)});
     }
   }
-  const auto buckets = hourly(points);
   // Tuesday 14:30 of week 5: the same hour in weeks 0..3 had 500, 510, 520, 530.
   const TimestampMs at = kMonday + 4 * kWeek + 24 * kHour + 14 * kHour + 30 * 60'000;
-  auto s = seasonal_baseline(buckets, at, 2);
+  auto s = seasonal_baseline(points, at, 2);
   REQUIRE(s.is_ok());
   const double mean = 515;
   const double sigma = std::sqrt((15.0 * 15 + 5 * 5 + 5 * 5 + 15 * 15) / 4);
   CHECK(s->center == Approx(mean));
   CHECK(s->upper == Approx(mean + 2 * sigma));
   // Sunday 03:00: the quiet level.
-  auto quiet = seasonal_baseline(buckets, kMonday + 4 * kWeek - 21 * kHour, 2);
+  auto quiet = seasonal_baseline(points, kMonday + 4 * kWeek - 21 * kHour, 2);
   REQUIRE(quiet.is_ok());
   CHECK(quiet->center == Approx(115));
   // One week is not enough.
-  std::vector<store::Rollup> one_week(buckets.begin(), buckets.begin() + 168);
+  std::vector<store::Point> one_week(points.begin(), points.begin() + 168 * 6);
   CHECK(seasonal_baseline(one_week, at).status().code() == StatusCode::kNotFound);
 }
 
@@ -213,4 +211,16 @@ TEST_CASE("kpi: thresholds are suggested from the bad side of the baseline") {
   CHECK(range.warn_high == Approx(35));
   CHECK(range.crit_high == Approx(45));
   CHECK(check_band(Direction::kInRange, range).empty());
+}
+
+TEST_CASE("kpi: breach fraction counts the history values the band puts in warn or crit") {
+  std::vector<store::Point> history;
+  for (int i = 0; i < 10; ++i) history.push_back({kMonday + i * kHour, static_cast<double>(i)});
+  history.push_back({kMonday + 10 * kHour, std::nan("")});
+  // lower_is_better, warn 2, crit 5: values 3..9 (7 of 10) are beyond warn.
+  auto f = breach_fraction(Direction::kLowerIsBetter, lower_band(), history);
+  REQUIRE(f.is_ok());
+  CHECK(*f == Approx(0.7));
+  CHECK(breach_fraction(Direction::kLowerIsBetter, lower_band(), {}).status().code() ==
+        StatusCode::kNotFound);
 }

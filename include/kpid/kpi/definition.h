@@ -1,0 +1,89 @@
+#pragma once
+// A KPI definition as the evaluator uses it: the config's [[kpi]] table checked (band against
+// direction, selectors parsed) and its value compiled to PromQL expressions, so live values,
+// value history and charts all come from the same query engine with the same semantics.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kpid/config/config.h"
+#include "kpid/core/labels.h"
+#include "kpid/core/time.h"
+#include "kpid/kpi/band.h"
+#include "kpid/query/promql.h"
+
+namespace kpid::kpi {
+
+enum class BaselineMethod { kQuantile, kStddev, kEwma, kSeasonal };
+std::string_view baseline_method_name(BaselineMethod m);
+
+// across(over_time(selector[window])).
+struct Term {
+  std::string selector;
+  std::vector<LabelMatcher> matchers;
+  std::string over_time;  // avg, min, max, sum, last, rate, increase, quantile
+  double quantile = 0.5;
+  DurationMs window = 300'000;
+  std::string across = "sum";
+
+  // The term as PromQL, with its window replaced by `window` (e.g. rounded up to whole rollup
+  // buckets for history): "max(quantile_over_time(0.95, latency_ms[5m]))".
+  std::string promql(DurationMs window) const;
+};
+
+struct BaselineSpec {
+  BaselineMethod method = BaselineMethod::kQuantile;
+  DurationMs window = 30 * 86'400'000LL;
+  double quantile_low = 0.05;
+  double quantile_high = 0.95;
+  double k = 2;
+  double alpha = 0.1;
+  DurationMs min_history = 86'400'000;
+  DurationMs refresh = 3'600'000;
+  friend bool operator==(const BaselineSpec&, const BaselineSpec&) = default;
+};
+
+struct Definition {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::string owner;
+  std::string unit;
+  std::string review;
+  Direction direction = Direction::kLowerIsBetter;
+  Term numerator;                   // the value, or a ratio's numerator
+  std::optional<Term> denominator;  // set for a ratio
+  double scale = 1;                 // a ratio is numerator / denominator * scale
+  std::optional<Band> band;
+  std::optional<BaselineSpec> baseline;
+  DurationMs stale_after = 300'000;  // no_data once the newest sample is older than this
+
+  // The longest window of its terms.
+  DurationMs window() const;
+  // The value as one PromQL expression, for people (a ratio as "(a) / (b) * scale").
+  std::string promql() const;
+  // Whether the value (what is measured, not its name or band) is the same: history and
+  // baselines carry over a reload only then.
+  bool same_value(const Definition& other) const;
+};
+
+struct CompileResult {
+  std::vector<Definition> kpis;
+  std::vector<config::ConfigError> errors;  // with the file, line and key of each problem
+  bool ok() const { return errors.empty(); }
+};
+
+// Checks what the config loader cannot (band order for the direction, selector syntax) and
+// builds the definitions. Definitions with errors are left out.
+CompileResult compile(const std::vector<config::KpiConfig>& kpis);
+
+// Where practice says a KPI set is going wrong; warnings, not errors: more than
+// `max_per_owner` KPIs for one owner, a KPI without owner or without band.
+std::vector<config::ConfigError> lint(const std::vector<config::KpiConfig>& kpis,
+                                      size_t max_per_owner = 10);
+
+bool operator==(const Band& a, const Band& b);
+
+}  // namespace kpid::kpi

@@ -1,0 +1,158 @@
+#pragma once
+// The KPI evaluator: keeps every KPI's value, status, baseline and threshold suggestion
+// current.
+//
+// Event-driven: the ingest pipeline hands each stored batch to observe(), which marks the KPIs
+// whose selectors match a sample's series (a hash lookup per sample) and wakes the evaluator
+// thread; that thread re-evaluates them at once through the query engine. A timer re-evaluates
+// every KPI at least every `reevaluate_interval`, so windows move forward and no_data is seen
+// when samples stop. Baselines and suggestions are recomputed from the KPI's value history
+// (5m or 1h rollups) every baseline refresh and whenever the definition changes.
+//
+// Status: crit or warn from the band; else anomalous when outside a trusted baseline on the bad
+// side; else ok; no_data when the value cannot be computed (no samples in the window, a zero
+// denominator) or the newest sample is older than stale_after. Every status change is written
+// to the state store ("kpi/<id>/status/..."), and so are baseline snapshots and band changes,
+// for charts; they survive restarts and reloads.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+#include "kpid/kpi/band.h"
+#include "kpid/kpi/definition.h"
+#include "kpid/metrics/metrics.h"
+#include "kpid/query/engine.h"
+#include "kpid/store/sample_store.h"
+#include "kpid/store/state_store.h"
+
+namespace kpid::kpi {
+
+struct EvaluatorOptions {
+  // Every KPI is re-evaluated at least this often, samples or not.
+  DurationMs reevaluate_interval = 5'000;
+  // Run the evaluator thread. Off in tests that call run_once() with a fake clock.
+  bool background = true;
+};
+
+struct StatusChange {
+  TimestampMs time = 0;
+  Health status = Health::kNoData;
+  double value = 0;  // NaN when there was none
+};
+
+struct BaselineState {
+  Baseline range;
+  bool trusted = false;         // the history spans at least min_history
+  TimestampMs computed_at = 0;
+};
+
+// What the evaluator knows of one KPI.
+struct KpiView {
+  std::shared_ptr<const Definition> definition;
+  double value = 0;              // NaN when there is none
+  TimestampMs evaluated_at = 0;  // 0 before the first evaluation
+  Health status = Health::kNoData;
+  TimestampMs since = 0;         // when the status last changed (kept across restarts)
+  std::optional<BaselineState> baseline;  // only for KPIs with a [kpi.baseline]
+  std::optional<Band> suggested;          // once the history spans min_history
+  TimestampMs history_start = 0;          // first value of the history (0: none)
+  TimestampMs last_sample = 0;            // newest sample seen for its series (0: none)
+};
+
+// A KPI over time, for charts: points at each step of [start, end].
+struct KpiSeries {
+  std::vector<store::Point> value;
+  std::vector<store::Point> baseline_lower, baseline_center, baseline_upper;
+  // "target", "warn", "crit" (in_range: "target", "warn_low", "crit_low", "warn_high",
+  // "crit_high"), as configured at each step.
+  std::vector<std::pair<std::string, std::vector<store::Point>>> thresholds;
+};
+
+// The KPI's value evaluated every step over [start, end] from 5m rollups (1h when the range
+// holds more than 10,000 5-minute steps, or for quantiles), each term's window rounded up to
+// whole steps. Points where the value is undefined (no samples, zero denominator) are left out.
+Result<std::vector<store::Point>> value_history(const query::Engine& engine,
+                                                const Definition& kpi, TimestampMs start,
+                                                TimestampMs end);
+
+// The value at `time` as the evaluator computes it: NaN when undefined.
+Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
+                              TimestampMs time);
+
+class Evaluator {
+ public:
+  // Everything referenced must outlive the evaluator. `metrics` may be null.
+  Evaluator(const store::SampleStore& samples, store::StateStore& state,
+            const query::Engine& engine, metrics::Metrics* metrics, const Clock& clock,
+            EvaluatorOptions options = {});
+  ~Evaluator();
+
+  // Installs a KPI set (at start and on reload). KPIs whose id and value are unchanged keep
+  // their state; removed ones stop being evaluated (their records stay in the state store).
+  void set_kpis(std::vector<Definition> kpis);
+
+  // The ingest hook: `samples` were just stored. Thread-safe and cheap; never blocks on an
+  // evaluation.
+  void observe(std::span<const store::Sample> samples);
+
+  // One round of the evaluator thread's work, on the calling thread: evaluates the KPIs that
+  // had samples or are due, then refreshes due baselines.
+  void run_once();
+
+  // Every KPI, in configuration order.
+  std::vector<KpiView> list() const;
+  std::optional<KpiView> get(std::string_view id) const;
+  // Status changes of `id`, oldest first, at most the newest `limit`.
+  Result<std::vector<StatusChange>> history(std::string_view id, size_t limit) const;
+  // not_found for an unknown id; invalid_argument from the engine's range checks.
+  Result<KpiSeries> series(std::string_view id, TimestampMs start, TimestampMs end,
+                           DurationMs step) const;
+
+  // Stops the thread (also done by the destructor).
+  void stop();
+
+  struct Slot;
+
+ private:
+  void run();
+  std::vector<std::shared_ptr<Slot>> slots() const;
+  void evaluate(Slot& slot, TimestampMs now);
+  void refresh_history(Slot& slot, TimestampMs now);
+  void record_band(const Slot& slot, TimestampMs now);
+  void publish(Slot& slot);
+  void match_series(std::span<const store::SeriesId> ids);
+
+  const store::SampleStore& samples_;
+  store::StateStore& state_;
+  const query::Engine& engine_;
+  const Clock& clock_;
+  EvaluatorOptions options_;
+  struct Metrics;
+  std::unique_ptr<Metrics> metrics_;
+
+  // Slots and the series -> slot index map; observe() holds it shared.
+  mutable std::shared_mutex index_mutex_;
+  std::vector<std::shared_ptr<Slot>> slots_;
+  std::unordered_map<store::SeriesId, std::vector<uint32_t>> watching_;
+
+  std::mutex round_mutex_;  // one evaluation round (or KPI set swap) at a time
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> pending_{false};
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace kpid::kpi
