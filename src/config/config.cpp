@@ -674,7 +674,7 @@ void load_includes(const std::string& source_name, Config& config,
   for (const auto& pattern : config.include) {
     fs::path full = fs::path(pattern).is_absolute() ? fs::path(pattern) : base / pattern;
     glob_t matches{};
-    int rc = glob(full.c_str(), GLOB_ERR, nullptr, &matches);
+    int rc = glob(full.c_str(), 0, nullptr, &matches);
     std::vector<std::string> files(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
     globfree(&matches);
     bool wildcard = pattern.find_first_of("*?[") != std::string::npos;

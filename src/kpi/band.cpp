@@ -184,10 +184,15 @@ Result<Baseline> seasonal_baseline(std::span<const store::Point> history, Timest
                                    double k) {
   constexpr int64_t kWeek = 7 * 86'400'000LL;
   const int64_t hour = hour_of_week(at);
+  // Only completed hours: the hour `at` is in would otherwise pull the range toward itself.
+  const TimestampMs hour_start = (at >= 0 ? at : at - 3'600'000 + 1) / 3'600'000 * 3'600'000;
   // week number -> (sum, count) of the values in that week's matching hour
   std::map<int64_t, std::pair<double, double>> weeks;
   for (const auto& p : history) {
-    if (!std::isfinite(p.value) || hour_of_week(p.timestamp - 1) != hour) continue;
+    if (!std::isfinite(p.value) || p.timestamp - 1 >= hour_start ||
+        hour_of_week(p.timestamp - 1) != hour) {
+      continue;
+    }
     int64_t t = p.timestamp - 1;
     int64_t week = (t >= 0 ? t : t - kWeek + 1) / kWeek;
     auto& cell = weeks[week];

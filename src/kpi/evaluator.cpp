@@ -229,6 +229,7 @@ struct Evaluator::Slot {
   TimestampMs last_evaluation = std::numeric_limits<TimestampMs>::min();
   TimestampMs next_refresh = 0;
   bool breach_checked = false;
+  bool stale_status_possible = false;  // its status is not no_data yet
   std::optional<Baseline> recorded_baseline;
   // What readers see, under `mutex`.
   mutable std::mutex mutex;
@@ -558,7 +559,11 @@ void Evaluator::run_once() {
   const TimestampMs now = clock_.now_ms();
   for (const auto& slot : all) {
     const bool by_sample = slot->dirty.exchange(false);
-    if (by_sample || now - slot->last_evaluation >= options_.reevaluate_interval) {
+    // Staleness is checked every round (cheap), so no_data shows within a second of it.
+    const bool went_stale = slot->stale_status_possible &&
+                            now - slot->last_sample.load() > slot->definition->stale_after;
+    if (by_sample || went_stale ||
+        now - slot->last_evaluation >= options_.reevaluate_interval) {
       evaluate(*slot, now);
       if (metrics_) (by_sample ? metrics_->by_sample : metrics_->by_timer)->Increment();
     }
@@ -624,6 +629,7 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     }
   }
 
+  slot.stale_status_possible = health != Health::kNoData;
   bool changed = false;
   {
     std::lock_guard lock(slot.mutex);
@@ -690,7 +696,7 @@ void Evaluator::refresh_history(Slot& slot, TimestampMs now) {
     }
     if (range) baseline = BaselineState{*range, enough, now};
   }
-  if (d.band && !slot.breach_checked && !points.empty()) {
+  if (d.band && !slot.breach_checked && enough) {
     slot.breach_checked = true;
     if (auto f = breach_fraction(d.direction, *d.band, points); f && *f > 0.5) {
       spdlog::warn("kpi {}: its band would have been breached {:.0f}% of the time over the last "
