@@ -536,3 +536,12 @@ TEST_CASE("kpi: reload and restart keep status history; changed bands apply at o
   CHECK(rig.evaluator->history("a", 100)->size() == 3);
   CHECK(rig.evaluator->history("a", 1)->front().status == Health::kCrit);
 }
+
+TEST_CASE("kpi: the shipped example KPIs compile without warnings") {
+  auto loaded = config::load_config(KPID_SOURCE_DIR "/config/kpid.toml", {});
+  REQUIRE(loaded.ok());
+  auto compiled = compile(loaded.config.kpis);
+  CHECK(compiled.ok());
+  CHECK(compiled.kpis.size() == 4);
+  CHECK(lint(loaded.config.kpis).empty());
+}
