@@ -8,7 +8,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <tuple>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -78,9 +80,14 @@ LoadedConfig load_all(const CommandLine& command_line) {
   auto loaded = config::load_config(command_line.config_path, command_line.overrides);
   out.errors = std::move(loaded.errors);
   out.config = std::move(loaded.config);
-  if (!out.errors.empty()) return out;
+  // The loader keeps only KPIs without errors; compiling those finds the rest (band order,
+  // selectors), so one run reports every error.
   auto compiled = kpi::compile(out.config.kpis);
-  out.errors = std::move(compiled.errors);
+  out.errors.insert(out.errors.end(), compiled.errors.begin(), compiled.errors.end());
+  std::stable_sort(out.errors.begin(), out.errors.end(),
+                   [](const config::ConfigError& a, const config::ConfigError& b) {
+                     return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+                   });
   out.kpis = std::move(compiled.kpis);
   out.warnings = kpi::lint(out.config.kpis);
   return out;

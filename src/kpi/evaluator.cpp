@@ -19,6 +19,9 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr DurationMs k5m = 5 * 60'000;
 constexpr DurationMs k1h = 60 * 60'000;
+// A sample stamped ahead of kpid's clock (a client's clock running a little fast) counts at
+// once: the KPI is evaluated at that sample's time, up to this far ahead of now.
+constexpr DurationMs kFutureTolerance = 10'000;
 // How long one round may spend on baseline refreshes before leaving the rest to the next.
 constexpr auto kRefreshBudget = std::chrono::milliseconds(50);
 
@@ -600,13 +603,15 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     slot.last_sample_known = true;
   }
 
+  const TimestampMs newest = slot.last_sample.load();
+  const TimestampMs at = newest > now ? std::min(newest, now + kFutureTolerance) : now;
   double value = kNaN;
-  auto num = term_value(engine_, *slot.numerator, now);
+  auto num = term_value(engine_, *slot.numerator, at);
   Status failure = num ? Status::ok() : num.status();
   if (num) {
     value = *num;
     if (slot.denominator) {
-      auto den = term_value(engine_, *slot.denominator, now);
+      auto den = term_value(engine_, *slot.denominator, at);
       if (den) {
         value = ratio(d, value, *den);
       } else {

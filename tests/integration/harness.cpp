@@ -498,6 +498,67 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ports and background processes
+
+uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("bind 127.0.0.1:0: " + std::string(std::strerror(errno)));
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("getsockname: " + std::string(std::strerror(errno)));
+  return ntohs(addr.sin_port);
+}
+
+BackgroundProcess::BackgroundProcess(std::string name, const std::vector<std::string>& argv,
+                                     std::string log_path)
+    : name_(std::move(name)), log_path_(std::move(log_path)) {
+  pid_ = spawn(argv, "/dev/null", log_path_, log_path_);
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0 && !exit_status_) {
+    ::kill(pid_, SIGTERM);
+    exit_status_ = wait_for(pid_, 5s);
+    if (!exit_status_) {
+      ::kill(pid_, SIGKILL);
+      exit_status_ = wait_for(pid_, 10s).value_or(-1);
+    }
+  }
+  if (g_current_test_failed) {
+    std::cerr << "---- " << name_ << " log (" << log_path_ << ", tail) ----\n"
+              << tail(read_file(log_path_), 6000) << "\n---- end of " << name_ << " log ----\n";
+  }
+}
+
+bool BackgroundProcess::running() {
+  if (pid_ <= 0 || exit_status_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) exit_status_ = decode_status(status);
+  return !exit_status_;
+}
+
+int BackgroundProcess::stop(std::chrono::milliseconds timeout) {
+  if (!running()) return exit_status_.value_or(-1);
+  ::kill(pid_, SIGTERM);
+  exit_status_ = wait_for(pid_, timeout);
+  if (!exit_status_) {
+    ::kill(pid_, SIGKILL);
+    exit_status_ = wait_for(pid_, 10s).value_or(-1);
+  }
+  return *exit_status_;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Prometheus text format
 
 namespace {

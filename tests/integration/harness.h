@@ -154,6 +154,37 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
                           std::chrono::milliseconds timeout = 30s);
 
 // ---------------------------------------------------------------------------------------------
+// Ports and background processes (for helpers such as a real Prometheus)
+
+// A currently free TCP port on 127.0.0.1 (bound to port 0, read back, closed). Another process
+// may take it before the caller binds it; good enough for a test's loopback server.
+uint16_t free_port();
+
+// A long-running child process with stdout and stderr in `log_path`. On destruction it gets
+// SIGTERM, then SIGKILL after a grace period, and is reaped (by PID only); then, when the current
+// test case has failed, the tail of its log is printed to stderr.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(std::string name, const std::vector<std::string>& argv, std::string log_path);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  std::optional<int> exit_status() const { return exit_status_; }
+  std::string log() const { return read_file(log_path_); }
+  // SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit status.
+  int stop(std::chrono::milliseconds timeout = 10s);
+
+ private:
+  std::string name_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_status_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Prometheus text format
 
 struct MetricSample {

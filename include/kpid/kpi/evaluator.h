@@ -4,7 +4,8 @@
 //
 // Event-driven: the ingest pipeline hands each stored batch to observe(), which marks the KPIs
 // whose selectors match a sample's series (a hash lookup per sample) and wakes the evaluator
-// thread; that thread re-evaluates them at once through the query engine. A timer re-evaluates
+// thread; that thread re-evaluates them at once through the query engine, at the current time
+// (or at the newest sample's time when it is ahead of the clock, at most 10 s ahead). A timer re-evaluates
 // every KPI at least every `reevaluate_interval`, so windows move forward and no_data is seen
 // when samples stop. Baselines and suggestions are recomputed from the KPI's value history
 // (5m or 1h rollups) every baseline refresh and whenever the definition changes.

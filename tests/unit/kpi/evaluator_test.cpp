@@ -545,3 +545,20 @@ TEST_CASE("kpi: the shipped example KPIs compile without warnings") {
   CHECK(compiled.kpis.size() == 4);
   CHECK(lint(loaded.config.kpis).empty());
 }
+
+TEST_CASE("kpi: a sample stamped slightly ahead of the clock counts at once") {
+  const TimestampMs now = kMonday + 10 * kDay;
+  Rig rig(now);
+  rig.evaluator->set_kpis(compile_toml(
+      kpi_toml("lat", "lower_is_better", "window = \"1m\"\n[kpi.band]\nwarn = 200\ncrit = 500\n")));
+  rig.write("m", {{now - 1000, 100}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").status == Health::kOk);
+  rig.write("m", {{now + 2000, 1000}});  // a client clock 2 s fast
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").status == Health::kCrit);
+  // Far ahead counts as 10 s ahead: that window holds the two earlier samples, not this one.
+  rig.write("m", {{now + kHour, 5000}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").value == Approx(550));
+}
