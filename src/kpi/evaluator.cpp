@@ -433,10 +433,30 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
     for (auto& s : old) metrics_->remove(*s.second);
     for (auto& s : next) metrics_->add(*s);
   }
+  // The candidate index: each term under one equality matcher with a non-empty value (one
+  // on a label other than __name__ when it has one: more selective).
+  std::unordered_map<std::string, std::vector<uint32_t>> candidates;
+  std::vector<uint32_t> unindexed;
+  for (uint32_t i = 0; i < next.size(); ++i) {
+    const Definition& d = *next[i]->definition;
+    for (const Term* term : {&d.numerator, d.denominator ? &*d.denominator : nullptr}) {
+      if (term == nullptr) continue;
+      const LabelMatcher* key = nullptr;
+      for (const auto& m : term->matchers) {
+        if (m.type() != MatchType::kEqual || m.value().empty()) continue;
+        if (key == nullptr || key->name() == kMetricNameLabel) key = &m;
+      }
+      auto& list = key ? candidates[key->name() + '\0' + key->value()] : unindexed;
+      if (list.empty() || list.back() != i) list.push_back(i);
+    }
+  }
   {
     std::unique_lock lock(index_mutex_);
     slots_ = next;
     watching_.clear();
+    candidates_ = std::move(candidates);
+    unindexed_ = std::move(unindexed);
+    ++generation_;
   }
   for (auto& s : next) publish(*s);
   pending_.store(true);
@@ -516,21 +536,43 @@ void Evaluator::observe(std::span<const store::Sample> samples) {
 }
 
 void Evaluator::match_series(std::span<const store::SeriesId> ids) {
-  std::unique_lock lock(index_mutex_);
-  for (store::SeriesId id : ids) {
-    if (watching_.contains(id)) continue;
-    std::vector<uint32_t> hits;
-    if (const Labels* labels = samples_.labels(id)) {
-      for (uint32_t i = 0; i < slots_.size(); ++i) {
-        const Definition& d = *slots_[i]->definition;
-        if (matches_all(*labels, d.numerator.matchers) ||
-            (d.denominator && matches_all(*labels, d.denominator->matchers))) {
-          hits.push_back(i);
+  // Matching runs under the shared lock, so other writers' observe() go on meanwhile; only
+  // storing the results takes the exclusive one (and is skipped if the KPI set changed).
+  std::vector<std::pair<store::SeriesId, std::vector<uint32_t>>> found;
+  uint64_t generation = 0;
+  {
+    std::shared_lock lock(index_mutex_);
+    generation = generation_;
+    std::vector<uint32_t> candidates;
+    std::string key;
+    for (store::SeriesId id : ids) {
+      if (watching_.contains(id)) continue;
+      std::vector<uint32_t> hits;
+      if (const Labels* labels = samples_.labels(id)) {
+        candidates = unindexed_;
+        for (const auto& label : labels->items()) {
+          key.assign(label.name).push_back('\0');
+          key.append(label.value);
+          if (auto it = candidates_.find(key); it != candidates_.end()) {
+            candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+          }
+        }
+        std::sort(candidates.begin(), candidates.end());
+        candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+        for (uint32_t i : candidates) {
+          const Definition& d = *slots_[i]->definition;
+          if (matches_all(*labels, d.numerator.matchers) ||
+              (d.denominator && matches_all(*labels, d.denominator->matchers))) {
+            hits.push_back(i);
+          }
         }
       }
+      found.emplace_back(id, std::move(hits));
     }
-    watching_.emplace(id, std::move(hits));
   }
+  std::unique_lock lock(index_mutex_);
+  if (generation != generation_) return;  // set_kpis cleared the map; the next batch rematches
+  for (auto& [id, hits] : found) watching_.emplace(id, std::move(hits));
 }
 
 void Evaluator::run() {

@@ -143,10 +143,15 @@ class Evaluator {
   struct Metrics;
   std::unique_ptr<Metrics> metrics_;
 
-  // Slots and the series -> slot index map; observe() holds it shared.
+  // Slots, the series -> slot index map and the candidate index; observe() holds it shared.
   mutable std::shared_mutex index_mutex_;
   std::vector<std::shared_ptr<Slot>> slots_;
   std::unordered_map<store::SeriesId, std::vector<uint32_t>> watching_;
+  // For matching a new series against few KPIs: slots by one equality matcher of each term
+  // ("name\0value"), and the slots with a term that has none (checked against every series).
+  std::unordered_map<std::string, std::vector<uint32_t>> candidates_;
+  std::vector<uint32_t> unindexed_;
+  uint64_t generation_ = 0;  // bumped by set_kpis
 
   std::mutex round_mutex_;  // one evaluation round (or KPI set swap) at a time
   std::mutex wake_mutex_;

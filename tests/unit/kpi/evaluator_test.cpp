@@ -562,3 +562,47 @@ TEST_CASE("kpi: a sample stamped slightly ahead of the clock counts at once") {
   rig.evaluator->run_once();
   CHECK(rig.view("lat").value == Approx(550));
 }
+
+TEST_CASE("kpi: new series are matched against every KPI that can select them") {
+  const TimestampMs now = kMonday + 10 * kDay;
+  Rig rig(now);
+  rig.evaluator->set_kpis(compile_toml(R"toml([[kpi]]
+id = "host_a"
+direction = "lower_is_better"
+[kpi.value]
+selector = 'm{host="a"}'
+over_time = "last"
+
+[[kpi]]
+id = "regex_only"
+direction = "lower_is_better"
+[kpi.value]
+selector = '{job=~"api.*"}'
+over_time = "last"
+
+[[kpi]]
+id = "ratio"
+direction = "lower_is_better"
+[kpi.value.numerator]
+selector = 'errors{host!="c"}'
+over_time = "last"
+[kpi.value.denominator]
+selector = 'm{host="b"}'
+over_time = "last"
+)toml"));
+  rig.write("m", {{now, 1}}, {{"host", "a"}});
+  rig.write("m", {{now, 2}}, {{"host", "b"}});
+  rig.write("x", {{now, 3}}, {{"job", "api-eu"}});
+  rig.write("errors", {{now, 4}}, {{"host", "d"}});
+  rig.write("errors", {{now, 100}}, {{"host", "c"}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("host_a").value == 1);
+  CHECK(rig.view("regex_only").value == 3);
+  CHECK(rig.view("ratio").value == 2);  // 4 / 2
+  CHECK(rig.view("host_a").last_sample == now);
+  // A later sample of an already matched series still reaches only its KPIs.
+  rig.write("m", {{now + 1, 7}}, {{"host", "b"}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("ratio").value == Approx(4.0 / 7));
+  CHECK(rig.view("host_a").value == 1);
+}
