@@ -22,8 +22,8 @@ constexpr DurationMs k1h = 60 * 60'000;
 // A sample stamped ahead of kpid's clock (a client's clock running a little fast) counts at
 // once: the KPI is evaluated at that sample's time, up to this far ahead of now.
 constexpr DurationMs kFutureTolerance = 10'000;
-// How long one round may spend on baseline refreshes before leaving the rest to the next.
-constexpr auto kRefreshBudget = std::chrono::milliseconds(50);
+// How much timer-driven evaluation one round does before it lets new samples' KPIs go first.
+constexpr auto kTimerSlice = std::chrono::milliseconds(1);
 
 // What a KPI without a [kpi.baseline] uses for its history (threshold suggestions only).
 BaselineSpec history_spec(const Definition& d) {
@@ -171,6 +171,17 @@ Result<query::ExprPtr> term_expr(const Term& term, DurationMs window) {
   return query::parse_promql(term.promql(window));
 }
 
+// When a KPI's history is next due for recomputation after one at `now`.
+TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
+  const BaselineSpec spec = history_spec(d);
+  TimestampMs next = now + spec.refresh;
+  // The seasonal range is per hour of the week: recompute as each hour begins.
+  if (d.baseline && spec.method == BaselineMethod::kSeasonal) {
+    next = std::min(next, (now / k1h + 1) * k1h);
+  }
+  return next;
+}
+
 }  // namespace
 
 // --- free functions ---------------------------------------------------------------------------
@@ -216,6 +227,48 @@ Result<std::vector<store::Point>> value_history(const query::Engine& engine,
   if (auto s = points(*kpi.denominator, den); !s) return s;
   return join_ratio(kpi, num, den);
 }
+
+namespace {
+
+// A KPI's value history over its baseline (or default) window, and what follows from it.
+HistoryUpdate compute_history(const query::Engine& engine, const Definition& d,
+                              TimestampMs now) {
+  HistoryUpdate update;
+  update.at = now;
+  const BaselineSpec spec = history_spec(d);
+  auto history = value_history(engine, d, now - spec.window, now);
+  if (!history) {
+    update.error = history.status().message();
+    return update;
+  }
+  const auto& points = *history;
+  update.points = points.size();
+  update.history_start = points.empty() ? 0 : points.front().timestamp;
+  const bool enough = !points.empty() && now - update.history_start >= spec.min_history;
+  if (enough) {
+    if (auto range = quantile_baseline(points, 0.05, 0.95)) {
+      update.suggested = suggest_thresholds(d.direction, *range);
+    }
+    if (d.band) {
+      if (auto f = breach_fraction(d.direction, *d.band, points)) update.breach_fraction = *f;
+    }
+  }
+  if (d.baseline) {
+    Result<Baseline> range = Status::not_found("");
+    switch (spec.method) {
+      case BaselineMethod::kQuantile:
+        range = quantile_baseline(points, spec.quantile_low, spec.quantile_high);
+        break;
+      case BaselineMethod::kStddev: range = stddev_baseline(points, spec.k); break;
+      case BaselineMethod::kEwma: range = ewma_baseline(points, spec.alpha, spec.k); break;
+      case BaselineMethod::kSeasonal: range = seasonal_baseline(points, now, spec.k); break;
+    }
+    if (range) update.baseline = BaselineState{*range, enough, now};
+  }
+  return update;
+}
+
+}  // namespace
 
 // --- the evaluator ------------------------------------------------------------------------------
 
@@ -347,7 +400,10 @@ Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state
                      EvaluatorOptions options)
     : samples_(samples), state_(state), engine_(engine), clock_(clock), options_(options) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
-  if (options_.background) thread_ = std::thread([this] { run(); });
+  if (options_.background) {
+    thread_ = std::thread([this] { run(); });
+    refresh_thread_ = std::thread([this] { run_refresh(); });
+  }
 }
 
 Evaluator::~Evaluator() {
@@ -364,7 +420,9 @@ void Evaluator::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  refresh_wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (refresh_thread_.joinable()) refresh_thread_.join();
 }
 
 std::vector<std::shared_ptr<Evaluator::Slot>> Evaluator::slots() const {
@@ -460,7 +518,12 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
   }
   for (auto& s : next) publish(*s);
   pending_.store(true);
+  {
+    std::lock_guard lock(wake_mutex_);
+    refresh_pending_ = true;
+  }
   wake_.notify_all();
+  refresh_wake_.notify_all();
 }
 
 void Evaluator::record_band(const Slot& slot, TimestampMs now) {
@@ -576,7 +639,8 @@ void Evaluator::match_series(std::span<const store::SeriesId> ids) {
 }
 
 void Evaluator::run() {
-  const auto tick = std::chrono::milliseconds(std::min<DurationMs>(1000, options_.reevaluate_interval));
+  const auto tick =
+      std::chrono::milliseconds(std::min<DurationMs>(1000, options_.reevaluate_interval));
   for (;;) {
     {
       std::unique_lock lock(wake_mutex_);
@@ -584,41 +648,104 @@ void Evaluator::run() {
       if (stopping_) return;
     }
     pending_.store(false);
-    const auto started = std::chrono::steady_clock::now();
-    run_once();
-    const auto spent = std::chrono::steady_clock::now() - started;
-    // A long round (many KPIs under heavy ingest) is followed by a pause four times as long,
-    // so evaluation takes at most a fifth of a core from ingest. Short rounds do not pause:
-    // a breaching sample on a quiet KPI is evaluated at once.
-    if (spent > std::chrono::milliseconds(2)) {
+    const Round round = evaluate_round(true);
+    if (round.more_due) pending_.store(true);
+    // A long round of sample-triggered evaluations (many KPIs under heavy ingest) is followed
+    // by a pause four times as long, so evaluation takes at most a fifth of a core from
+    // ingest. Short rounds do not pause: a breaching sample is evaluated at once.
+    if (round.sample_work > std::chrono::milliseconds(2)) {
       std::unique_lock lock(wake_mutex_);
-      wake_.wait_for(lock, 4 * spent, [this] { return stopping_; });
+      wake_.wait_for(lock, 4 * round.sample_work, [this] { return stopping_; });
       if (stopping_) return;
     }
   }
 }
 
+void Evaluator::run_refresh() {
+  for (;;) {
+    {
+      std::unique_lock lock(wake_mutex_);
+      refresh_wake_.wait_for(lock, std::chrono::seconds(1),
+                             [this] { return stopping_ || refresh_pending_; });
+      if (stopping_) return;
+      refresh_pending_ = false;
+    }
+    refresh_due();
+  }
+}
+
 void Evaluator::run_once() {
-  std::lock_guard round(round_mutex_);
+  evaluate_round(false);
+  refresh_due();
+}
+
+Evaluator::Round Evaluator::evaluate_round(bool sliced) {
+  std::lock_guard lock(round_mutex_);
   const auto all = slots();
   const TimestampMs now = clock_.now_ms();
-  for (const auto& slot : all) {
-    const bool by_sample = slot->dirty.exchange(false);
-    // Staleness is checked every round (cheap), so no_data shows within a second of it.
-    const bool went_stale = slot->stale_status_possible &&
-                            now - slot->last_sample.load() > slot->definition->stale_after;
-    if (by_sample || went_stale ||
-        now - slot->last_evaluation >= options_.reevaluate_interval) {
-      evaluate(*slot, now);
-      if (metrics_) (by_sample ? metrics_->by_sample : metrics_->by_timer)->Increment();
-    }
-  }
+  Round round;
+  // KPIs with new samples first: they are what a waiting breach is in.
   const auto started = std::chrono::steady_clock::now();
   for (const auto& slot : all) {
-    if (now < slot->next_refresh) continue;
-    if (std::chrono::steady_clock::now() - started > kRefreshBudget) break;
-    refresh_history(*slot, now);
+    if (!slot->dirty.exchange(false)) continue;
     evaluate(*slot, now);
+    if (metrics_) metrics_->by_sample->Increment();
+  }
+  const auto timer_started = std::chrono::steady_clock::now();
+  round.sample_work = timer_started - started;
+  // Then the timer's: windows moving on, and staleness (checked every round, so no_data shows
+  // within a second). At most kTimerSlice of them per round; the rest follow at once, after
+  // any new samples' KPIs.
+  for (const auto& slot : all) {
+    const bool went_stale = slot->stale_status_possible &&
+                            now - slot->last_sample.load() > slot->definition->stale_after;
+    if (!went_stale && now - slot->last_evaluation < options_.reevaluate_interval) continue;
+    if (sliced && std::chrono::steady_clock::now() - timer_started > kTimerSlice) {
+      round.more_due = true;
+      break;
+    }
+    evaluate(*slot, now);
+    if (metrics_) metrics_->by_timer->Increment();
+  }
+  return round;
+}
+
+void Evaluator::refresh_due() {
+  std::vector<std::shared_ptr<Slot>> due;
+  TimestampMs now = 0;
+  {
+    std::lock_guard lock(round_mutex_);
+    now = clock_.now_ms();
+    for (const auto& slot : slots()) {
+      if (now < slot->next_refresh) continue;
+      slot->next_refresh = next_refresh_after(*slot->definition, now);
+      due.push_back(slot);
+    }
+  }
+  // Histories are read without the round lock, so evaluations go on meanwhile.
+  for (const auto& slot : due) {
+    {
+      std::lock_guard lock(wake_mutex_);
+      if (stopping_) return;
+    }
+    HistoryUpdate update = compute_history(engine_, *slot->definition, now);
+    std::lock_guard lock(round_mutex_);
+    // A reload meanwhile replaced the slot: the update still holds for its successor when that
+    // measures the same value over the same history.
+    std::shared_ptr<Slot> target;
+    for (const auto& current : slots()) {
+      if (current == slot ||
+          (current->definition->id == slot->definition->id &&
+           current->definition->same_value(*slot->definition) &&
+           history_spec(*current->definition) == history_spec(*slot->definition) &&
+           current->definition->direction == slot->definition->direction)) {
+        target = current;
+        break;
+      }
+    }
+    if (!target) continue;
+    apply_history(*target, update);
+    evaluate(*target, clock_.now_ms());
     if (metrics_) metrics_->by_baseline->Increment();
   }
 }
@@ -706,63 +833,35 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
   publish(slot);
 }
 
-void Evaluator::refresh_history(Slot& slot, TimestampMs now) {
+void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
   const Definition& d = *slot.definition;
-  const BaselineSpec spec = history_spec(d);
-  auto history = value_history(engine_, d, now - spec.window, now);
-  slot.next_refresh = now + spec.refresh;
-  if (spec.method == BaselineMethod::kSeasonal) {
-    // The seasonal range is per hour of the week: recompute as each hour begins.
-    slot.next_refresh = std::min(slot.next_refresh, (now / k1h + 1) * k1h);
-  }
-  if (!history) {
-    spdlog::warn("kpi {}: computing its value history: {}", d.id, history.status().message());
-    slot.next_refresh = std::min(slot.next_refresh, now + 60'000);
+  if (!update.error.empty()) {
+    spdlog::warn("kpi {}: computing its value history: {}", d.id, update.error);
+    slot.next_refresh = std::min(slot.next_refresh, update.at + 60'000);  // retry soon
     return;
   }
-  const auto& points = *history;
-  const TimestampMs history_start = points.empty() ? 0 : points.front().timestamp;
-  const bool enough = !points.empty() && now - history_start >= spec.min_history;
-
-  std::optional<Band> suggested;
-  if (enough) {
-    if (auto range = quantile_baseline(points, 0.05, 0.95)) {
-      suggested = suggest_thresholds(d.direction, *range);
-    }
-  }
-  std::optional<BaselineState> baseline;
-  if (d.baseline) {
-    Result<Baseline> range = Status::not_found("");
-    switch (spec.method) {
-      case BaselineMethod::kQuantile:
-        range = quantile_baseline(points, spec.quantile_low, spec.quantile_high);
-        break;
-      case BaselineMethod::kStddev: range = stddev_baseline(points, spec.k); break;
-      case BaselineMethod::kEwma: range = ewma_baseline(points, spec.alpha, spec.k); break;
-      case BaselineMethod::kSeasonal: range = seasonal_baseline(points, now, spec.k); break;
-    }
-    if (range) baseline = BaselineState{*range, enough, now};
-  }
-  if (d.band && !slot.breach_checked && enough) {
+  if (update.breach_fraction && !slot.breach_checked) {
     slot.breach_checked = true;
-    if (auto f = breach_fraction(d.direction, *d.band, points); f && *f > 0.5) {
+    if (*update.breach_fraction > 0.5) {
       spdlog::warn("kpi {}: its band would have been breached {:.0f}% of the time over the last "
                    "{} ({} values): check its thresholds",
-                   d.id, *f * 100, format_duration(spec.window), points.size());
+                   d.id, *update.breach_fraction * 100, format_duration(history_spec(d).window),
+                   update.points);
     }
   }
   {
     std::lock_guard lock(slot.mutex);
-    slot.view.history_start = history_start;
-    slot.view.suggested = suggested;
-    slot.view.baseline = baseline;
+    slot.view.history_start = update.history_start;
+    slot.view.suggested = update.suggested;
+    slot.view.baseline = update.baseline;
   }
+  const auto& baseline = update.baseline;
   if (baseline && (!slot.recorded_baseline ||
                    slot.recorded_baseline->lower != baseline->range.lower ||
                    slot.recorded_baseline->center != baseline->range.center ||
                    slot.recorded_baseline->upper != baseline->range.upper)) {
     std::string key = key_prefix(d.id, "baseline");
-    append_be(key, static_cast<uint64_t>(now), 8);
+    append_be(key, static_cast<uint64_t>(update.at), 8);
     std::string record;
     append_number(record, baseline->range.lower);
     append_number(record, baseline->range.center);

@@ -7,8 +7,9 @@
 // thread; that thread re-evaluates them at once through the query engine, at the current time
 // (or at the newest sample's time when it is ahead of the clock, at most 10 s ahead). A timer re-evaluates
 // every KPI at least every `reevaluate_interval`, so windows move forward and no_data is seen
-// when samples stop. Baselines and suggestions are recomputed from the KPI's value history
-// (5m or 1h rollups) every baseline refresh and whenever the definition changes.
+// when samples stop; those evaluations come after the sample-triggered ones, a slice at a time.
+// Baselines and suggestions are recomputed from the KPI's value history (5m or 1h rollups) on
+// a second thread, every baseline refresh and whenever the definition changes.
 //
 // Status: crit or warn from the band; else anomalous when outside a trusted baseline on the bad
 // side; else ok; no_data when the value cannot be computed (no samples in the window, a zero
@@ -17,6 +18,7 @@
 // for charts; they survive restarts and reloads.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -92,6 +94,18 @@ Result<std::vector<store::Point>> value_history(const query::Engine& engine,
 Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
                               TimestampMs time);
 
+// What recomputing a KPI's history found (baseline, suggestion, breach share); computed
+// without the evaluator's locks, then applied.
+struct HistoryUpdate {
+  TimestampMs at = 0;
+  std::string error;  // the history could not be read
+  size_t points = 0;
+  TimestampMs history_start = 0;
+  std::optional<Band> suggested;
+  std::optional<BaselineState> baseline;
+  std::optional<double> breach_fraction;  // with a band and enough history
+};
+
 class Evaluator {
  public:
   // Everything referenced must outlive the evaluator. `metrics` may be null.
@@ -108,8 +122,8 @@ class Evaluator {
   // evaluation.
   void observe(std::span<const store::Sample> samples);
 
-  // One round of the evaluator thread's work, on the calling thread: evaluates the KPIs that
-  // had samples or are due, then refreshes due baselines.
+  // One round of the evaluator threads' work, on the calling thread: evaluates the KPIs that
+  // had samples or are due, then recomputes the due histories (baselines, suggestions).
   void run_once();
 
   // Every KPI, in configuration order.
@@ -127,10 +141,19 @@ class Evaluator {
   struct Slot;
 
  private:
-  void run();
+  struct Round {
+    std::chrono::steady_clock::duration sample_work{};  // evaluating KPIs with new samples
+    bool more_due = false;  // timer work left for the next round
+  };
+  void run();          // the evaluation thread
+  void run_refresh();  // the history thread
+  // Evaluates KPIs with new samples, then those due by the timer (`sliced`: at most a slice
+  // of those per round).
+  Round evaluate_round(bool sliced);
+  void refresh_due();
   std::vector<std::shared_ptr<Slot>> slots() const;
   void evaluate(Slot& slot, TimestampMs now);
-  void refresh_history(Slot& slot, TimestampMs now);
+  void apply_history(Slot& slot, const HistoryUpdate& update);
   void record_band(const Slot& slot, TimestampMs now);
   void publish(Slot& slot);
   void match_series(std::span<const store::SeriesId> ids);
@@ -156,9 +179,12 @@ class Evaluator {
   std::mutex round_mutex_;  // one evaluation round (or KPI set swap) at a time
   std::mutex wake_mutex_;
   std::condition_variable wake_;
+  std::condition_variable refresh_wake_;
   std::atomic<bool> pending_{false};
+  bool refresh_pending_ = false;  // under wake_mutex_
   bool stopping_ = false;
   std::thread thread_;
+  std::thread refresh_thread_;
 };
 
 }  // namespace kpid::kpi
