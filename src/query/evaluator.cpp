@@ -279,7 +279,7 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
     if (from_rollups) {
       rollups_.clear();
       if (auto st = store_.read_rollups(ref.id, store::kRollup5m, first - store::kRollup5m, last,
-                                        rollups_);
+                                        rollups_, false);
           !st) {
         return st;
       }
@@ -595,7 +595,9 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
       }
     } else {
       rollups_.clear();
-      if (auto st = store_.read_rollups(ref.id, w, span.start, span.end, rollups_); !st) {
+      const bool sketches = f == Function::kQuantileOverTime;  // only quantiles read them
+      if (auto st = store_.read_rollups(ref.id, w, span.start, span.end, rollups_, sketches);
+          !st) {
         return st;
       }
       size_t lo = 0;

@@ -216,6 +216,20 @@ Result<DDSketch> DDSketch::decode_buckets(std::string_view bytes, size_t& pos, d
   return sketch;
 }
 
+Status DDSketch::skip_buckets(std::string_view bytes, size_t& pos) {
+  uint64_t value = 0;
+  if (!read_varint(bytes, pos, value)) return bad("truncated zero count");
+  for (int store = 0; store < 2; ++store) {
+    uint64_t buckets = 0;
+    if (!read_varint(bytes, pos, buckets)) return bad("truncated bucket count");
+    if (buckets > (bytes.size() - pos) / 2) return bad("bucket count exceeds the data");
+    for (uint64_t b = 0; b < 2 * buckets; ++b) {
+      if (!read_varint(bytes, pos, value)) return bad("truncated bucket");
+    }
+  }
+  return Status::ok();
+}
+
 Status DDSketch::set_totals(uint64_t zero_count, uint64_t total, double min, double max,
                             double sum) {
   if (!std::isfinite(min) || !std::isfinite(max) || min > max) return bad("inconsistent min/max");

@@ -867,7 +867,8 @@ Result<bool> RocksDbStore::has_samples(SeriesId series, TimestampMs start, Times
 }
 
 Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs start,
-                                  TimestampMs end, std::vector<Rollup>& out) const {
+                                  TimestampMs end, std::vector<Rollup>& out,
+                                  bool with_sketches) const {
   if (width != kRollup5m && width != kRollup1h) {
     return Status::invalid_argument("rollup width must be 5m or 1h");
   }
@@ -896,6 +897,9 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   std::sort(from_raw.begin(), from_raw.end());
   from_raw.erase(std::unique(from_raw.begin(), from_raw.end()), from_raw.end());
 
+  // At most one bucket per width in range (10,000 caps what a wide, sparse range reserves).
+  out.reserve(out.size() + static_cast<size_t>(std::min<TimestampMs>((end - start) / width + 1,
+                                                                     10'000)));
   std::vector<Point> points;
   size_t next_raw = 0;
   auto emit_raw_until = [&](TimestampMs limit) -> Status {
@@ -919,7 +923,9 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
     const TimestampMs w = SeriesTimeKey::time(it->key());
     if (auto s = emit_raw_until(w); !s) return s;
     if (next_raw < from_raw.size() && from_raw[next_raw] == w) continue;  // emitted from raw
-    if (auto s = decode_rollup_block(it->value().ToStringView(), w, width, start, end, out); !s) {
+    if (auto s = decode_rollup_block(it->value().ToStringView(), w, width, start, end, out,
+                                     with_sketches);
+        !s) {
       return s;
     }
   }

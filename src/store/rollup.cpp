@@ -107,7 +107,8 @@ std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs win
 }
 
 Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, DurationMs width,
-                           TimestampMs start, TimestampMs end, std::vector<Rollup>& out) {
+                           TimestampMs start, TimestampMs end, std::vector<Rollup>& out,
+                           bool with_sketches) {
   size_t pos = 0;
   if (bytes.empty() || static_cast<uint8_t>(bytes[0]) != kBlockVersion) {
     return corrupt("unknown block version");
@@ -153,6 +154,11 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
       }
     } else if (flag != 0) {
       return corrupt("unknown sketch flag");
+    }
+    if (!with_sketches) {
+      if (auto st = DDSketch::skip_buckets(bytes, pos); !st) return st;
+      if (r.end > start && r.end <= end) out.push_back(std::move(r));
+      continue;
     }
     auto sketch = DDSketch::decode_buckets(bytes, pos, min, max, sum);
     if (!sketch) return sketch.status();

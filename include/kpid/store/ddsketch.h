@@ -78,6 +78,9 @@ class DDSketch {
   void encode_buckets(std::string& out) const;
   // Parses encode_buckets' output at bytes[pos...], advancing pos; min, max and sum are those of
   // the finite values, as the container kept them. Fails like decode().
+  // Moves `pos` past what encode_buckets wrote, checking only that it is well-formed varints;
+  // for readers that do not need the sketch.
+  static Status skip_buckets(std::string_view bytes, size_t& pos);
   static Result<DDSketch> decode_buckets(std::string_view bytes, size_t& pos, double min,
                                          double max, double sum);
 

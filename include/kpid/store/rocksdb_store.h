@@ -78,7 +78,7 @@ class RocksDbStore final : public SampleStore, public StateStore {
               std::vector<Point>& out) const override;
   Result<bool> has_samples(SeriesId series, TimestampMs start, TimestampMs end) const override;
   Status read_rollups(SeriesId series, DurationMs width, TimestampMs start, TimestampMs end,
-                      std::vector<Rollup>& out) const override;
+                      std::vector<Rollup>& out, bool with_sketches = true) const override;
   TimestampMs raw_horizon() const override;
   RetentionPolicy retention() const override;
   std::vector<std::string> label_names() const override;

@@ -37,8 +37,10 @@ void add_to_rollup(Rollup& r, TimestampMs timestamp, double value);
 // differ from the bucket's). Decoding checks every field.
 std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs window_end,
                                 DurationMs width);
-// Appends the buckets with start < end <= `end` to `out`, in time order.
+// Appends the buckets with start < end <= `end` to `out`, in time order. Without
+// `with_sketches` their sketches are skipped (left empty), which is most of the work.
 Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, DurationMs width,
-                           TimestampMs start, TimestampMs end, std::vector<Rollup>& out);
+                           TimestampMs start, TimestampMs end, std::vector<Rollup>& out,
+                           bool with_sketches = true);
 
 }  // namespace kpid::store

@@ -99,8 +99,10 @@ class SampleStore {
   // not yet been folded into (the open head, recent backfill) are computed from raw samples, so
   // the answer always equals aggregating the raw samples that exist. Fails (invalid_argument)
   // on any other width.
+  // Without `with_sketches` the buckets' sketches are left empty (much cheaper to read).
   virtual Status read_rollups(SeriesId series, DurationMs width, TimestampMs start,
-                              TimestampMs end, std::vector<Rollup>& out) const = 0;
+                              TimestampMs end, std::vector<Rollup>& out,
+                              bool with_sketches = true) const = 0;
 
   // Samples older than this may already be gone (now - retention.raw); rollups still cover them.
   virtual TimestampMs raw_horizon() const = 0;

@@ -185,7 +185,7 @@ class FailingStore final : public store::SampleStore {
     return false;
   }
   Status read_rollups(store::SeriesId, DurationMs, TimestampMs, TimestampMs,
-                      std::vector<store::Rollup>&) const override {
+                      std::vector<store::Rollup>&, bool) const override {
     return Status::unavailable("disk full");
   }
   TimestampMs raw_horizon() const override { return 0; }

@@ -232,8 +232,8 @@ class ExpiringStore final : public store::SampleStore {
     return inner_.has_samples(id, std::max(start, horizon_), end);
   }
   Status read_rollups(store::SeriesId id, DurationMs width, TimestampMs start, TimestampMs end,
-                      std::vector<store::Rollup>& out) const override {
-    return inner_.read_rollups(id, width, start, end, out);
+                      std::vector<store::Rollup>& out, bool with_sketches) const override {
+    return inner_.read_rollups(id, width, start, end, out, with_sketches);
   }
   TimestampMs raw_horizon() const override { return horizon_; }
   store::RetentionPolicy retention() const override { return retention_; }
