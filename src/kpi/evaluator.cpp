@@ -639,23 +639,32 @@ void Evaluator::match_series(std::span<const store::SeriesId> ids) {
 }
 
 void Evaluator::run() {
+  using std::chrono::steady_clock;
   const auto tick =
       std::chrono::milliseconds(std::min<DurationMs>(1000, options_.reevaluate_interval));
+  // Sample-triggered evaluation may use a fifth of this thread's time, so that under heavy
+  // ingest (many KPIs dirty in every round) it takes at most that much CPU from ingest: a
+  // budget that refills at 1/5 of wall time, holding at most kBurst, so occasional long rounds
+  // never pause. When it runs out, the thread sleeps until it is back to zero.
+  constexpr auto kBurst = std::chrono::milliseconds(20);
+  steady_clock::duration budget = kBurst;
+  auto last = steady_clock::now();
   for (;;) {
     {
       std::unique_lock lock(wake_mutex_);
       wake_.wait_for(lock, tick, [this] { return stopping_ || pending_.load(); });
       if (stopping_) return;
     }
+    const auto now = steady_clock::now();
+    budget = std::min<steady_clock::duration>(kBurst, budget + (now - last) / 5);
+    last = now;
     pending_.store(false);
     const Round round = evaluate_round(true);
     if (round.more_due) pending_.store(true);
-    // A long round of sample-triggered evaluations (many KPIs under heavy ingest) is followed
-    // by a pause four times as long, so evaluation takes at most a fifth of a core from
-    // ingest. Short rounds do not pause: a breaching sample is evaluated at once.
-    if (round.sample_work > std::chrono::milliseconds(2)) {
+    budget -= round.sample_work;
+    if (budget < steady_clock::duration::zero()) {
       std::unique_lock lock(wake_mutex_);
-      wake_.wait_for(lock, 4 * round.sample_work, [this] { return stopping_; });
+      wake_.wait_for(lock, -budget * 5, [this] { return stopping_; });
       if (stopping_) return;
     }
   }
