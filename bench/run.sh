@@ -3,20 +3,36 @@
 # loopback ports, runs kpid_bench against it (ingest throughput, then query latency),
 # stops kpid with SIGTERM by PID, and removes the temporary dir on exit.
 #
-# Usage: bench/run.sh [kpid_bench options...]     (see: kpid_bench --help)
-# Environment: BUILD_DIR (default: <repo>/build, as scripts/build.sh makes it), KPID, KPID_BENCH (binaries' paths).
+# Usage: bench/run.sh [--kpis N] [kpid_bench options...]     (see: kpid_bench --help)
+#   --kpis N (or KPIS=N in the environment): start kpid with a generated config of N KPIs over
+#   the benchmark's data (kpi_bench kpis --count N), then check after the run that they have
+#   values and print kpid_kpi_evaluations_total. Must come before the kpid_bench options.
+# Environment: BUILD_DIR (default: <repo>/build, as scripts/build.sh makes it), KPID, KPID_BENCH,
+# KPI_BENCH (binaries' paths), KPIS, BENCH_RUNS (run kpid_bench this many times against the same
+# kpid, default 1: the later runs write to series kpid already knows).
 set -euo pipefail
+
+kpis=${KPIS:-0}
+while [[ $# -gt 0 && $1 == --kpis ]]; do
+  [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || { echo "run.sh: --kpis needs a number" >&2; exit 2; }
+  kpis=$2
+  shift 2
+done
+[[ $kpis =~ ^[0-9]+$ ]] || { echo "run.sh: KPIS must be a number" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 build=${BUILD_DIR:-$root/build}
 kpid=${KPID:-$build/src/kpid}
 bench=${KPID_BENCH:-$build/bench/kpid_bench}
+kpi_bench=${KPI_BENCH:-$build/bench/kpi_bench}
 
-for exe in "$kpid" "$bench"; do
+exes=("$kpid" "$bench")
+[[ $kpis -gt 0 ]] && exes+=("$kpi_bench")
+for exe in "${exes[@]}"; do
   if [[ ! -x $exe ]]; then
     echo "run.sh: $exe not found; build it first:" >&2
-    echo "  cmake -S $root -B $build -DKPID_BUILD_BENCH=ON && cmake --build $build --target kpid kpid_bench -j1" >&2
+    echo "  cmake -S $root -B $build -DKPID_BUILD_BENCH=ON && cmake --build $build --target kpid kpid_bench kpi_bench -j1" >&2
     exit 2
   fi
 done
@@ -41,8 +57,24 @@ echo "== kpid benchmark $(date -u +%F) on $(nproc) cores $(uname -m), ${cpu_mode
 echo "   kpid: $kpid ($("$kpid" --version 2>/dev/null || echo '?'))"
 echo "   client and server share the machine's cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$kpid" --data-dir "$tmp/data" --http-listen 127.0.0.1:0 --line-listen 127.0.0.1:0 \
-  2>"$tmp/kpid.log" &
+kpid_args=(--data-dir "$tmp/data" --http-listen 127.0.0.1:0 --line-listen 127.0.0.1:0)
+if [[ $kpis -gt 0 ]]; then
+  # The KPIs watch one host each, spread over the hosts kpid_bench writes (--series / --regions).
+  series=10000 regions=10
+  args=("$@")
+  for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+    [[ ${args[i]} == --series ]] && series=${args[i + 1]}
+    [[ ${args[i]} == --regions ]] && regions=${args[i + 1]}
+  done
+  hosts=$(( (series + regions - 1) / regions ))
+  "$kpi_bench" kpis --count "$kpis" --hosts "$hosts" >"$tmp/kpis.toml"
+  kpid_args+=(--config "$tmp/kpis.toml")
+  echo "   kpid config: $kpis KPIs over $hosts hosts (kpi_bench kpis --count $kpis --hosts $hosts)"
+else
+  echo "   kpid config: none (no KPIs)"
+fi
+
+"$kpid" "${kpid_args[@]}" 2>"$tmp/kpid.log" &
 kpid_pid=$!
 
 port=""
@@ -64,7 +96,28 @@ fi
 echo "   kpid pid $kpid_pid, HTTP on 127.0.0.1:$port, data dir $tmp/data"
 
 bench_rc=0
-"$bench" --port "$port" "$@" || bench_rc=$?
+runs=${BENCH_RUNS:-1}
+for ((run = 1; run <= runs; run++)); do
+  [[ $runs -gt 1 ]] && echo "== kpid_bench run $run of $runs against the same kpid (series known after the first)"
+  "$bench" --port "$port" "$@" || bench_rc=$?
+done
+
+if [[ $kpis -gt 0 ]]; then
+  # The evaluator must really have worked: every KPI with a value, and its evaluation counters.
+  if kpi_json=$(curl -sf "http://127.0.0.1:$port/api/v1/kpis"); then
+    count() { { grep -o "$1" <<<"$kpi_json" || true; } | wc -l; }
+    total=$(count '"value":')
+    null=$(count '"value":null')
+    statuses=$({ grep -o '"status":"[a-z_]*"' <<<"$kpi_json" || true; } | { grep -v '"success"' || true; } |
+      cut -d'"' -f4 | sort | uniq -c | awk '{printf "%s%s %s", sep, $2, $1; sep=", "}')
+    echo "RESULT kpis with a value  $((total - null)) of $total (status: $statuses)"
+    [[ $total -eq $kpis && $null -eq 0 ]] || { echo "run.sh: some KPIs have no value" >&2; bench_rc=1; }
+  else
+    echo "run.sh: GET /api/v1/kpis failed" >&2
+    bench_rc=1
+  fi
+  curl -sf "http://127.0.0.1:$port/metrics" | grep '^kpid_kpi_evaluations_total' | sed 's/^/  server: /' || true
+fi
 
 # kpid's own cost, read before it exits: CPU time (user+sys) and peak resident memory.
 if [[ -r /proc/$kpid_pid/stat ]]; then
