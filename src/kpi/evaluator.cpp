@@ -171,6 +171,17 @@ Result<query::ExprPtr> term_expr(const Term& term, DurationMs window) {
   return query::parse_promql(term.promql(window));
 }
 
+// The KPI's value at `time` from its compiled terms (`den` null unless a ratio): NaN when
+// undefined.
+Result<double> value_of(const query::Engine& engine, const Definition& d, const query::Expr& num,
+                        const query::Expr* den, TimestampMs time) {
+  auto n = term_value(engine, num, time);
+  if (!n || den == nullptr) return n;
+  auto v = term_value(engine, *den, time);
+  if (!v) return v.status();
+  return ratio(d, *n, *v);
+}
+
 // When a KPI's history is next due for recomputation after one at `now`.
 TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
   const BaselineSpec spec = history_spec(d);
@@ -188,15 +199,15 @@ TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
 
 Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
                               TimestampMs time) {
-  auto num_expr = term_expr(kpi.numerator, kpi.numerator.window);
-  if (!num_expr) return num_expr.status();
-  auto num = term_value(engine, **num_expr, time);
-  if (!num || !kpi.denominator) return num;
-  auto den_expr = term_expr(*kpi.denominator, kpi.denominator->window);
-  if (!den_expr) return den_expr.status();
-  auto den = term_value(engine, **den_expr, time);
-  if (!den) return den.status();
-  return ratio(kpi, *num, *den);
+  auto num = term_expr(kpi.numerator, kpi.numerator.window);
+  if (!num) return num.status();
+  query::ExprPtr den;
+  if (kpi.denominator) {
+    auto parsed = term_expr(*kpi.denominator, kpi.denominator->window);
+    if (!parsed) return parsed.status();
+    den = std::move(parsed).value();
+  }
+  return value_of(engine, kpi, **num, den.get(), time);
 }
 
 Result<std::vector<store::Point>> value_history(const query::Engine& engine,
@@ -783,22 +794,11 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
 
   const TimestampMs newest = slot.last_sample.load();
   const TimestampMs at = newest > now ? std::min(newest, now + kFutureTolerance) : now;
-  double value = kNaN;
-  auto num = term_value(engine_, *slot.numerator, at);
-  Status failure = num ? Status::ok() : num.status();
-  if (num) {
-    value = *num;
-    if (slot.denominator) {
-      auto den = term_value(engine_, *slot.denominator, at);
-      if (den) {
-        value = ratio(d, value, *den);
-      } else {
-        failure = den.status();
-        value = kNaN;
-      }
-    }
+  auto evaluated = value_of(engine_, d, *slot.numerator, slot.denominator.get(), at);
+  if (!evaluated) {
+    spdlog::warn("kpi {}: evaluation failed: {}", d.id, evaluated.status().message());
   }
-  if (!failure) spdlog::warn("kpi {}: evaluation failed: {}", d.id, failure.message());
+  const double value = evaluated ? *evaluated : kNaN;
 
   const TimestampMs last_sample = slot.last_sample.load();
   const bool stale = last_sample == 0 || now - last_sample > d.stale_after;
