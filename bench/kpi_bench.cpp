@@ -43,6 +43,8 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "percentiles.h"
+
 #include "kpid/config/config.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/band.h"
@@ -273,24 +275,8 @@ std::vector<kpi::Definition> compile_kpis(const std::string& toml) {
 
 // --- shared helpers ------------------------------------------------------------------------
 
-struct Percentiles {
-  double p50 = 0, p90 = 0, p99 = 0, max = 0;
-};
-
-Percentiles percentiles(std::vector<double> v) {  // nearest rank
-  Percentiles p;
-  if (v.empty()) return p;
-  std::sort(v.begin(), v.end());
-  auto rank = [&](double q) {
-    auto idx = static_cast<size_t>(std::ceil(q / 100.0 * static_cast<double>(v.size())));
-    return v[std::min(v.size() - 1, idx == 0 ? 0 : idx - 1)];
-  };
-  p.p50 = rank(50);
-  p.p90 = rank(90);
-  p.p99 = rank(99);
-  p.max = v.back();
-  return p;
-}
+using kpid_bench::Percentiles;
+using kpid_bench::percentiles;
 
 std::string fixed(double v, int decimals) {
   char buf[64];

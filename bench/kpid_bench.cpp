@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "percentiles.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -241,25 +242,8 @@ size_t count_occurrences(std::string_view haystack, std::string_view needle) {
   return n;
 }
 
-struct Percentiles {
-  double p50 = 0, p90 = 0, p99 = 0, max = 0;
-};
-
-// Nearest-rank percentiles.
-Percentiles percentiles(std::vector<double> v) {
-  Percentiles p;
-  if (v.empty()) return p;
-  std::sort(v.begin(), v.end());
-  auto rank = [&](double q) {
-    auto idx = static_cast<size_t>(std::ceil(q / 100.0 * static_cast<double>(v.size())));
-    return v[std::min(v.size() - 1, idx == 0 ? 0 : idx - 1)];
-  };
-  p.p50 = rank(50);
-  p.p90 = rank(90);
-  p.p99 = rank(99);
-  p.max = v.back();
-  return p;
-}
+using kpid_bench::Percentiles;
+using kpid_bench::percentiles;
 
 // ---------------------------------------------------------------------------------------
 // The workload: tag set i is host=h(i/R),region=r(i%R); scrape k of it is at
