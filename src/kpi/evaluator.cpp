@@ -562,6 +562,9 @@ void Evaluator::observe(std::span<const store::Sample> samples) {
   thread_local std::vector<uint32_t> touched;
   thread_local std::vector<store::SeriesId> unknown;
   unknown.clear();
+  // A sample stamped far ahead of the clock counts as arriving at most kFutureTolerance ahead,
+  // so it cannot hold off staleness until its time comes.
+  const TimestampMs latest = clock_.now_ms() + kFutureTolerance;
   for (int pass = 0; pass < 2; ++pass) {
     std::shared_lock lock(index_mutex_);
     if (slots_.empty()) return;
@@ -570,7 +573,7 @@ void Evaluator::observe(std::span<const store::Sample> samples) {
     auto mark = [&](const store::Sample& s, const std::vector<uint32_t>& hits) {
       for (uint32_t i : hits) {
         if (newest[i] == std::numeric_limits<TimestampMs>::min()) touched.push_back(i);
-        newest[i] = std::max(newest[i], s.timestamp);
+        newest[i] = std::max(newest[i], std::min(s.timestamp, latest));
       }
     };
     if (pass == 0) {

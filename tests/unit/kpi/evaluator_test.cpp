@@ -561,6 +561,11 @@ TEST_CASE("kpi: a sample stamped slightly ahead of the clock counts at once") {
   rig.write("m", {{now + kHour, 5000}});
   rig.evaluator->run_once();
   CHECK(rig.view("lat").value == Approx(550));
+  CHECK(rig.view("lat").last_sample == now + 10'000);
+  // Nor does it hold off staleness until its own time: stale 1m (the window) after now + 10 s.
+  rig.clock.set_ms(now + 10'000 + kMinute + 1);
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").status == Health::kNoData);
 }
 
 TEST_CASE("kpi: new series are matched against every KPI that can select them") {
