@@ -28,7 +28,7 @@ Result<Template> Template::parse(std::string_view text, std::span<const std::str
     if (std::find(known.begin(), known.end(), name) == known.end()) {
       std::string list;
       for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return Status::invalid_argument("unknown placeholder \"{{" + std::string(name) +
+      return Status::invalid_argument("unknown variable \"{{" + std::string(name) +
                                       "}}\" at offset " + std::to_string(open) +
                                       "; known: " + list);
     }
@@ -41,7 +41,7 @@ Result<Template> Template::parse(std::string_view text, std::span<const std::str
 std::string Template::render(
     const std::function<std::string(std::string_view name)>& value_of) const {
   std::string out;
-  for (const auto& piece : pieces_) out += piece.placeholder ? value_of(piece.text) : piece.text;
+  for (const auto& piece : pieces_) out += piece.variable ? value_of(piece.text) : piece.text;
   return out;
 }
 

@@ -319,6 +319,11 @@ class Loader {
     }
   }
 
+  // An integer or float node as a double.
+  static double number_of(const toml::node& n) {
+    return n.is_integer() ? static_cast<double>(*n.value<int64_t>()) : *n.value<double>();
+  }
+
   double get_number(const toml::table& t, const std::string& section, const char* key,
                     double fallback, bool* present = nullptr) {
     const toml::node* n = t.get(key);
@@ -328,7 +333,7 @@ class Loader {
       error(*n, section + "." + key, "expected a number");
       return fallback;
     }
-    double v = n->is_integer() ? static_cast<double>(*n->value<int64_t>()) : *n->value<double>();
+    double v = number_of(*n);
     if (!std::isfinite(v)) {
       error(*n, section + "." + key, "must be a finite number");
       return fallback;
@@ -544,11 +549,8 @@ class Loader {
                  !(*q)[1].is_number()) {
         error(*n, section + ".quantiles", "expected two numbers, e.g. [0.05, 0.95]");
       } else {
-        auto number = [](const toml::node& x) {
-          return x.is_integer() ? static_cast<double>(*x.value<int64_t>()) : *x.value<double>();
-        };
-        b.quantile_low = number((*q)[0]);
-        b.quantile_high = number((*q)[1]);
+        b.quantile_low = number_of((*q)[0]);
+        b.quantile_high = number_of((*q)[1]);
         if (!(b.quantile_low >= 0 && b.quantile_low < b.quantile_high &&
               b.quantile_high <= 1)) {
           error(*n, section + ".quantiles", "expected 0 <= low < high <= 1");

@@ -182,6 +182,27 @@ Result<double> value_of(const query::Engine& engine, const Definition& d, const 
   return ratio(d, *n, *v);
 }
 
+// The KPI's value at first, first + step, ... <= last, each term's window replaced by the given
+// one; steps where it is undefined (no samples, zero denominator) are left out.
+Result<std::vector<store::Point>> value_points(const query::Engine& engine, const Definition& d,
+                                               DurationMs num_window, DurationMs den_window,
+                                               TimestampMs first, TimestampMs last,
+                                               DurationMs step) {
+  auto points = [&](const Term& term, DurationMs window, std::vector<store::Point>& into) {
+    auto expr = term_expr(term, window);
+    return expr ? range_points(engine, **expr, first, last, step, into) : expr.status();
+  };
+  std::vector<store::Point> num;
+  if (auto s = points(d.numerator, num_window, num); !s) return s;
+  if (!d.denominator) {
+    std::erase_if(num, [](const store::Point& p) { return std::isnan(p.value); });
+    return num;
+  }
+  std::vector<store::Point> den;
+  if (auto s = points(*d.denominator, den_window, den); !s) return s;
+  return join_ratio(d, num, den);
+}
+
 // When a KPI's history is next due for recomputation after one at `now`.
 TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
   const BaselineSpec spec = history_spec(d);
@@ -220,23 +241,11 @@ Result<std::vector<store::Point>> value_history(const query::Engine& engine,
   const DurationMs step = quantile || (end - start) / k5m > 10'000 ? k1h : k5m;
   const TimestampMs first = (start >= 0 ? start / step + 1 : start / step) * step;
   const TimestampMs last = (end >= 0 ? end / step : (end - step + 1) / step) * step;
-  std::vector<store::Point> out;
-  if (first > last) return out;
-  auto points = [&](const Term& term, std::vector<store::Point>& into) -> Status {
-    const DurationMs window = (term.window + step - 1) / step * step;
-    auto expr = term_expr(term, window);
-    if (!expr) return expr.status();
-    return range_points(engine, **expr, first, last, step, into);
-  };
-  std::vector<store::Point> num;
-  if (auto s = points(kpi.numerator, num); !s) return s;
-  if (!kpi.denominator) {
-    std::erase_if(num, [](const store::Point& p) { return std::isnan(p.value); });
-    return num;
-  }
-  std::vector<store::Point> den;
-  if (auto s = points(*kpi.denominator, den); !s) return s;
-  return join_ratio(kpi, num, den);
+  if (first > last) return std::vector<store::Point>();
+  auto whole_steps = [step](DurationMs window) { return (window + step - 1) / step * step; };
+  return value_points(engine, kpi, whole_steps(kpi.numerator.window),
+                      kpi.denominator ? whole_steps(kpi.denominator->window) : 0, first, last,
+                      step);
 }
 
 namespace {
@@ -796,7 +805,8 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
   }
 
   const TimestampMs newest = slot.last_sample.load();
-  const TimestampMs at = newest > now ? std::min(newest, now + kFutureTolerance) : now;
+  // observe() records no sample later than kFutureTolerance ahead.
+  const TimestampMs at = std::max(newest, now);
   auto evaluated = value_of(engine_, d, *slot.numerator, slot.denominator.get(), at);
   if (!evaluated) {
     spdlog::warn("kpi {}: evaluation failed: {}", d.id, evaluated.status().message());
@@ -947,20 +957,10 @@ Result<KpiSeries> Evaluator::series(std::string_view id, TimestampMs start, Time
   if (auto s = engine_.check_range(start, end, step); !s) return s;
   const Definition& d = *view->definition;
   KpiSeries out;
-  auto num_expr = term_expr(d.numerator, d.numerator.window);
-  if (!num_expr) return num_expr.status();
-  std::vector<store::Point> num;
-  if (auto s = range_points(engine_, **num_expr, start, end, step, num); !s) return s;
-  if (d.denominator) {
-    auto den_expr = term_expr(*d.denominator, d.denominator->window);
-    if (!den_expr) return den_expr.status();
-    std::vector<store::Point> den;
-    if (auto s = range_points(engine_, **den_expr, start, end, step, den); !s) return s;
-    out.value = join_ratio(d, num, den);
-  } else {
-    std::erase_if(num, [](const store::Point& p) { return std::isnan(p.value); });
-    out.value = std::move(num);
-  }
+  auto value = value_points(engine_, d, d.numerator.window,
+                            d.denominator ? d.denominator->window : 0, start, end, step);
+  if (!value) return value.status();
+  out.value = std::move(value).value();
 
   // Baseline snapshots and band records: each applies from its time until the next.
   struct Snapshot {

@@ -160,7 +160,7 @@ TEST_CASE("alert: a value flapping around the threshold gives one alert with hys
   CHECK(clear_only == std::vector<Transition>{Transition::kFiring, Transition::kResolved});
 }
 
-TEST_CASE("alert: templates replace known placeholders and reject the rest at parse time") {
+TEST_CASE("alert: templates replace known variables and reject the rest at parse time") {
   constexpr std::array<std::string_view, 4> known = {"kpi", "value", "threshold", "baseline.lower"};
   auto t = Template::parse("{{kpi}} is {{ value }} (threshold {{threshold}}, low {{baseline.lower}})",
                            known);
@@ -172,13 +172,13 @@ TEST_CASE("alert: templates replace known placeholders and reject the rest at pa
     return "120";
   });
   CHECK(text == "checkout_latency is 870 (threshold 500, low 120)");
-  CHECK(Template::parse("no placeholders", known)->render([](std::string_view) {
+  CHECK(Template::parse("no variables", known)->render([](std::string_view) {
     return std::string("x");
-  }) == "no placeholders");
+  }) == "no variables");
 
   auto unknown = Template::parse("{{kpi}} {{ownr}}", known);
   REQUIRE_FALSE(unknown.is_ok());
-  CHECK(unknown.status().message().find("unknown placeholder \"{{ownr}}\" at offset 8") !=
+  CHECK(unknown.status().message().find("unknown variable \"{{ownr}}\" at offset 8") !=
         std::string::npos);
   CHECK(Template::parse("{{kpi", known).status().message().find("unclosed") != std::string::npos);
   CHECK(Template::parse("a {{ }} b", known).status().message().find("empty") !=
