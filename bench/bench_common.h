@@ -1,7 +1,7 @@
 #pragma once
 // What the benchmark programs (kpid_bench, peer_load) share: a synchronous keep-alive
 // HTTP/1.1 client on 127.0.0.1 that reconnects if the server closes (header-only Boost.Beast),
-// and the split of a generated data set into request bodies per connection.
+// the split of a generated data set into request bodies per connection, and command-line flags.
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,12 +9,74 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <charconv>
 #include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kpid_bench {
+
+// A bench program's command line: flags as "--flag value" or "--flag=value". Errors print
+// "PROGRAM: message (see PROGRAM --help)" and exit 2.
+class Flags {
+ public:
+  // Reads argv[first...].
+  Flags(std::string program, int argc, char** argv, int first)
+      : program_(std::move(program)), argc_(argc), argv_(argv), i_(first - 1) {}
+
+  // Moves to the next argument; false after the last.
+  bool next() {
+    if (++i_ >= argc_) return false;
+    arg_ = argv_[i_];
+    flag_ = arg_;
+    inline_value_.reset();
+    if (auto eq = flag_.find('='); flag_.starts_with("--") && eq != std::string::npos) {
+      inline_value_ = flag_.substr(eq + 1);
+      flag_.resize(eq);
+    }
+    return true;
+  }
+  const std::string& flag() const { return flag_; }
+  const std::string& arg() const { return arg_; }  // as written, "=value" included
+
+  // The flag's value: after '=', else the next argument.
+  std::string value() {
+    if (inline_value_) return *inline_value_;
+    if (i_ + 1 >= argc_) fail(flag_ + " needs a value");
+    return argv_[++i_];
+  }
+
+  // The value as an integer in [min, max].
+  template <typename Int>
+  Int integer(Int min, Int max) {
+    const std::string text = value();
+    Int v{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
+      fail(flag_ + " needs an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+           "], got \"" + text + "\"");
+    }
+    return v;
+  }
+
+  [[noreturn]] void fail(const std::string& message) const {
+    std::cerr << program_ << ": " << message << " (see " << program_ << " --help)\n";
+    std::exit(2);
+  }
+
+ private:
+  std::string program_;
+  int argc_;
+  char** argv_;
+  int i_;
+  std::string arg_;
+  std::string flag_;
+  std::optional<std::string> inline_value_;
+};
 
 class HttpClient {
  public:

@@ -94,27 +94,13 @@ struct Options {
   double timeout = 900;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "kpid_bench: " << message << " (see kpid_bench --help)\n";
-  std::exit(2);
-}
-
-template <typename Int>
-Int parse_int(const std::string& flag, const std::string& text, Int min, Int max) {
-  Int v{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
-    usage_error(flag + " needs an integer in [" + std::to_string(min) + ", " +
-                std::to_string(max) + "], got \"" + text + "\"");
-  }
-  return v;
-}
-
-double parse_seconds(const std::string& flag, const std::string& text) {
+// The flag's value as a positive number of seconds.
+double parse_seconds(kpid_bench::Flags& f) {
+  const std::string text = f.value();
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size() || !(v > 0) || !std::isfinite(v)) {
-    usage_error(flag + " needs a positive number of seconds, got \"" + text + "\"");
+    f.fail(f.flag() + " needs a positive number of seconds, got \"" + text + "\"");
   }
   return v;
 }
@@ -122,59 +108,50 @@ double parse_seconds(const std::string& flag, const std::string& text) {
 Options parse_options(int argc, char** argv) {
   Options o;
   bool have_port = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    std::optional<std::string> inline_value;
-    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      inline_value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    }
-    auto value = [&]() -> std::string {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) usage_error(flag + " needs a value");
-      return argv[++i];
-    };
+  kpid_bench::Flags f("kpid_bench", argc, argv, 1);
+  while (f.next()) {
+    const std::string& flag = f.flag();
     if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
       std::exit(0);
     } else if (flag == "--no-queries") {
       o.no_queries = true;
     } else if (flag == "--port") {
-      o.port = parse_int<uint16_t>(flag, value(), 1, 65535);
+      o.port = f.integer<uint16_t>(1, 65535);
       have_port = true;
     } else if (flag == "--connections") {
-      o.connections = parse_int(flag, value(), 1, 256);
+      o.connections = f.integer(1, 256);
     } else if (flag == "--lines-per-request") {
-      o.lines_per_request = parse_int(flag, value(), 1, 1'000'000);
+      o.lines_per_request = f.integer(1, 1'000'000);
     } else if (flag == "--series") {
-      o.series = parse_int(flag, value(), 1, 10'000'000);
+      o.series = f.integer(1, 10'000'000);
     } else if (flag == "--regions") {
-      o.regions = parse_int(flag, value(), 2, 1000);
+      o.regions = f.integer(2, 1000);
     } else if (flag == "--samples") {
-      o.samples = parse_int<int64_t>(flag, value(), 1, 1'000'000'000);
+      o.samples = f.integer<int64_t>(1, 1'000'000'000);
     } else if (flag == "--interval-ms") {
-      o.interval_ms = parse_int<int64_t>(flag, value(), 1, 86'400'000);
+      o.interval_ms = f.integer<int64_t>(1, 86'400'000);
     } else if (flag == "--max-seconds") {
-      o.max_seconds = parse_seconds(flag, value());
+      o.max_seconds = parse_seconds(f);
     } else if (flag == "--queries") {
-      o.queries = parse_int(flag, value(), 1, 1'000'000);
+      o.queries = f.integer(1, 1'000'000);
     } else if (flag == "--range-points") {
-      o.range_points = parse_int(flag, value(), 2, 10'000);
+      o.range_points = f.integer(2, 10'000);
     } else if (flag == "--multi-host-regex") {
-      o.multi_host_regex = value();
+      o.multi_host_regex = f.value();
     } else if (flag == "--query-max-seconds") {
-      o.query_max_seconds = parse_seconds(flag, value());
+      o.query_max_seconds = parse_seconds(f);
     } else if (flag == "--ready-timeout") {
-      o.ready_timeout = parse_seconds(flag, value());
+      o.ready_timeout = parse_seconds(f);
     } else if (flag == "--timeout") {
-      o.timeout = parse_seconds(flag, value());
+      o.timeout = parse_seconds(f);
     } else {
-      usage_error("unknown option " + std::string(argv[i]));
+      f.fail("unknown option " + f.arg());
     }
   }
-  if (!have_port) usage_error("--port is required");
+  if (!have_port) f.fail("--port is required");
   if (o.series < 2 * o.regions) {
-    usage_error("--series must be at least 2 * --regions so that host h1, region r1 exists");
+    f.fail("--series must be at least 2 * --regions so that host h1, region r1 exists");
   }
   return o;
 }

@@ -101,25 +101,10 @@ struct Options {
   std::vector<unsigned> accept;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "peer_load: " << message << " (see peer_load --help)\n";
-  std::exit(2);
-}
-
-template <typename Int>
-Int parse_int(const std::string& flag, const std::string& text, Int min, Int max) {
-  Int v{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
-    usage_error(flag + " needs an integer in [" + std::to_string(min) + ", " +
-                std::to_string(max) + "], got \"" + text + "\"");
-  }
-  return v;
-}
-
 Options parse_options(int argc, char** argv) {
   Options o;
-  if (argc < 2) usage_error("a mode is required");
+  kpid_bench::Flags f("peer_load", argc, argv, 2);
+  if (argc < 2) f.fail("a mode is required");
   o.mode = argv[1];
   if (o.mode == "--help" || o.mode == "-h") {
     std::cout << kUsage;
@@ -127,70 +112,60 @@ Options parse_options(int argc, char** argv) {
   }
   const std::vector<std::string> modes = {"ingest", "query", "request", "wait", "free-port", "lines"};
   if (std::find(modes.begin(), modes.end(), o.mode) == modes.end()) {
-    usage_error("unknown mode \"" + o.mode + "\"");
+    f.fail("unknown mode \"" + o.mode + "\"");
   }
   bool have_port = false;
-  for (int i = 2; i < argc; ++i) {
-    std::string flag = argv[i];
-    std::optional<std::string> inline_value;
-    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      inline_value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    }
-    auto value = [&]() -> std::string {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) usage_error(flag + " needs a value");
-      return argv[++i];
-    };
+  while (f.next()) {
+    const std::string& flag = f.flag();
     if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
       std::exit(0);
     } else if (flag == "--port") {
-      o.port = parse_int<uint16_t>(flag, value(), 1, 65535);
+      o.port = f.integer<uint16_t>(1, 65535);
       have_port = true;
     } else if (flag == "--path") {
-      o.path = value();
+      o.path = f.value();
     } else if (flag == "--param") {
-      std::string kv = value();
+      std::string kv = f.value();
       auto eq = kv.find('=');
-      if (eq == std::string::npos) usage_error("--param needs K=V, got \"" + kv + "\"");
+      if (eq == std::string::npos) f.fail("--param needs K=V, got \"" + kv + "\"");
       o.params.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     } else if (flag == "--timeout") {
-      o.timeout = parse_int(flag, value(), 1, 86400);
+      o.timeout = f.integer(1, 86400);
     } else if (flag == "--series") {
-      o.series = parse_int(flag, value(), 1, 10'000'000);
+      o.series = f.integer(1, 10'000'000);
     } else if (flag == "--points") {
-      o.points = parse_int(flag, value(), 1, 10'000'000);
+      o.points = f.integer(1, 10'000'000);
     } else if (flag == "--interval") {
-      o.interval = parse_int(flag, value(), 1, 86400);
+      o.interval = f.integer(1, 86400);
     } else if (flag == "--end") {
-      o.end = parse_int<int64_t>(flag, value(), 1, 4'000'000'000);
+      o.end = f.integer<int64_t>(1, 4'000'000'000);
     } else if (flag == "--seed") {
-      o.seed = parse_int<uint64_t>(flag, value(), 0, UINT64_MAX);
+      o.seed = f.integer<uint64_t>(0, UINT64_MAX);
     } else if (flag == "--concurrency") {
-      o.concurrency = parse_int(flag, value(), 1, 256);
+      o.concurrency = f.integer(1, 256);
     } else if (flag == "--batch-lines") {
-      o.batch_lines = parse_int(flag, value(), 1, 1'000'000);
+      o.batch_lines = f.integer(1, 1'000'000);
     } else if (flag == "--format") {
-      o.format = value();
-      if (o.format != "prom" && o.format != "influx") usage_error("--format is prom or influx");
+      o.format = f.value();
+      if (o.format != "prom" && o.format != "influx") f.fail("--format is prom or influx");
     } else if (flag == "--expect-series") {
-      o.expect_series = parse_int(flag, value(), 0, 10'000'000);
+      o.expect_series = f.integer(0, 10'000'000);
     } else if (flag == "--reps") {
-      o.reps = parse_int(flag, value(), 1, 1'000'000);
+      o.reps = f.integer(1, 1'000'000);
     } else if (flag == "--method") {
-      o.method = value();
-      if (o.method != "GET" && o.method != "POST") usage_error("--method is GET or POST");
+      o.method = f.value();
+      if (o.method != "GET" && o.method != "POST") f.fail("--method is GET or POST");
     } else if (flag == "--accept") {
-      o.accept.push_back(parse_int<unsigned>(flag, value(), 100, 599));
+      o.accept.push_back(f.integer<unsigned>(100, 599));
     } else {
-      usage_error("unknown option " + std::string(argv[i]));
+      f.fail("unknown option " + f.arg());
     }
   }
   bool needs_port = o.mode != "free-port" && o.mode != "lines";
-  if (needs_port && !have_port) usage_error("--port is required");
-  if (needs_port && o.path.empty()) usage_error("--path is required");
-  if (o.mode == "query" && o.expect_series < 0) usage_error("query needs --expect-series");
+  if (needs_port && !have_port) f.fail("--port is required");
+  if (needs_port && o.path.empty()) f.fail("--path is required");
+  if (o.mode == "query" && o.expect_series < 0) f.fail("query needs --expect-series");
   if (o.end == 0) {
     int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
