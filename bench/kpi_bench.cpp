@@ -43,7 +43,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "percentiles.h"
+#include "bench_text.h"
 
 #include "kpid/config/config.h"
 #include "kpid/ingest/write_pipeline.h"
@@ -275,44 +275,14 @@ std::vector<kpi::Definition> compile_kpis(const std::string& toml) {
 
 // --- shared helpers ------------------------------------------------------------------------
 
+using kpid_bench::append_bench_line;
+using kpid_bench::append_int;
+using kpid_bench::fixed;
 using kpid_bench::Percentiles;
 using kpid_bench::percentiles;
 
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
 double elapsed_us(Steady::time_point from, Steady::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
-}
-
-void append_int(std::string& out, int64_t v) { out += std::to_string(v); }
-
-void append_tenths(std::string& out, int64_t tenths) {
-  out += std::to_string(tenths / 10);
-  out.push_back('.');
-  out.push_back(static_cast<char>('0' + tenths % 10));
-}
-
-// kpid_bench's line for tag set i, scrape k (same values), at `ts` ms.
-void append_bench_line(std::string& out, int i, int64_t k, int regions, int64_t ts) {
-  int64_t usage = (static_cast<int64_t>(i) * 37 + k * 11) % 1000;
-  int64_t busy = (static_cast<int64_t>(i) * 13 + k * 7) % 200;
-  out += "bench,host=h";
-  append_int(out, i / regions);
-  out += ",region=r";
-  append_int(out, i % regions);
-  out += " usage=";
-  append_tenths(out, usage);
-  out += ",idle=";
-  append_int(out, 100 - usage / 10);
-  out += "i,busy=";
-  append_tenths(out, busy);
-  out.push_back(' ');
-  append_int(out, ts);
-  out.push_back('\n');
 }
 
 // The daemon's adapter (app.cpp): every stored batch goes to the evaluator.

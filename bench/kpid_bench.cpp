@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "bench_common.h"
-#include "percentiles.h"
+#include "bench_text.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -165,48 +165,11 @@ using HttpClient = kpid_bench::HttpClient;
 // ---------------------------------------------------------------------------------------
 // Formatting helpers.
 
-std::string percent_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~';
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
-void append_int(std::string& out, int64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, end);
-}
-
-// `tenths` / 10 with one decimal, e.g. 125 -> "12.5".
-void append_tenths(std::string& out, int64_t tenths) {
-  append_int(out, tenths / 10);
-  out.push_back('.');
-  out.push_back(static_cast<char>('0' + tenths % 10));
-}
-
 // Milliseconds as Prometheus' decimal seconds, e.g. 1700000000123 -> "1700000000.123".
 std::string unix_seconds(int64_t ms) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(ms / 1000),
                 static_cast<long long>(ms % 1000));
-  return buf;
-}
-
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
 }
 
@@ -219,6 +182,9 @@ size_t count_occurrences(std::string_view haystack, std::string_view needle) {
   return n;
 }
 
+using kpid_bench::append_int;
+using kpid_bench::fixed;
+using kpid_bench::percent_encode;
 using kpid_bench::Percentiles;
 using kpid_bench::percentiles;
 
@@ -260,21 +226,7 @@ Workload make_workload(const Options& o) {
 }
 
 void append_line(std::string& out, const Workload& w, int i, int64_t scrape) {
-  int64_t usage = (static_cast<int64_t>(i) * 37 + scrape * 11) % 1000;  // 0.0 .. 99.9
-  int64_t busy = (static_cast<int64_t>(i) * 13 + scrape * 7) % 200;     // 0.0 .. 19.9
-  out.append("bench,host=h");
-  append_int(out, i / w.regions);
-  out.append(",region=r");
-  append_int(out, i % w.regions);
-  out.append(" usage=");
-  append_tenths(out, usage);
-  out.append(",idle=");
-  append_int(out, 100 - usage / 10);
-  out.append("i,busy=");
-  append_tenths(out, busy);
-  out.push_back(' ');
-  append_int(out, w.timestamp(i, scrape));
-  out.push_back('\n');
+  kpid_bench::append_bench_line(out, i, scrape, w.regions, w.timestamp(i, scrape));
 }
 
 using kpid_bench::Body;

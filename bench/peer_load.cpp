@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "bench_text.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -38,6 +39,10 @@
 #include <boost/json.hpp>
 
 namespace {
+
+using kpid_bench::append_int;
+using kpid_bench::fixed;
+using kpid_bench::percent_encode;
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -179,29 +184,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
-std::string percent_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~';
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::string target_of(const Options& o) {
   std::string t = o.path;
   char sep = t.find('?') == std::string::npos ? '?' : '&';
@@ -261,13 +243,6 @@ std::string_view measurement_of(Kind k) {
     case Kind::Noise: return "bench_noise";
   }
   return "bench";
-}
-
-void append_int(std::string& out, int64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, end);
 }
 
 void append_padded(std::string& out, int64_t v, int width) {
