@@ -285,16 +285,6 @@ double elapsed_us(Steady::time_point from, Steady::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
 }
 
-// The daemon's adapter (app.cpp): every stored batch goes to the evaluator.
-class KpiObserver final : public ingest::SampleObserver {
- public:
-  explicit KpiObserver(kpi::Evaluator& evaluator) : evaluator_(evaluator) {}
-  void observe(std::span<const store::Sample> samples) override { evaluator_.observe(samples); }
-
- private:
-  kpi::Evaluator& evaluator_;
-};
-
 void write_or_die(ingest::WritePipeline& pipeline, std::string_view body) {
   auto r = pipeline.write(body, ingest::Precision::kMilliseconds, ingest::Protocol::kHttp);
   if (!r.storage) die("write failed: " + r.storage.message());
@@ -338,7 +328,6 @@ int run_latency(const Options& o) {
   ingest::IngestMetrics ingest_metrics(metrics.registry());
   SystemClock clock;
   kpi::Evaluator evaluator(*store, *store, engine, &metrics, clock);
-  KpiObserver observer(evaluator);
 
   const int regions = 10;
   const int hosts = std::max(1, o.series / regions);
@@ -379,7 +368,7 @@ crit = 95
   // Three scrapes (10 s apart, the last just before now) of the background data, so the other
   // KPIs have values (rate and increase need two samples) and are re-evaluated by the timer
   // every 5 s, as in kpid.
-  ingest::WritePipeline pipeline(*store, ingest_metrics, clock, &observer);
+  ingest::WritePipeline pipeline(*store, ingest_metrics, clock, &evaluator);
   std::string body;
   int64_t scrape = 0;
   {
@@ -427,7 +416,7 @@ crit = 95
     w->name = std::move(name);
     Writer* writer = w.get();
     w->thread = std::thread([&, writer, period, samples_per_post, fill = std::move(fill)] {
-      ingest::WritePipeline p(*store, ingest_metrics, clock, &observer);
+      ingest::WritePipeline p(*store, ingest_metrics, clock, &evaluator);
       std::string b;
       auto next = Steady::now();
       while (!load_stop.load() && !g_stop.load()) {

@@ -58,16 +58,6 @@ store::StoreOptions store_options(const config::Config& c) {
   return o;
 }
 
-// Hands each stored batch to the KPI evaluator.
-class KpiObserver final : public ingest::SampleObserver {
- public:
-  explicit KpiObserver(kpi::Evaluator& evaluator) : evaluator_(evaluator) {}
-  void observe(std::span<const store::Sample> samples) override { evaluator_.observe(samples); }
-
- private:
-  kpi::Evaluator& evaluator_;
-};
-
 void log_warnings(const std::vector<config::ConfigError>& warnings) {
   for (const auto& w : warnings) spdlog::warn("config: {}", w.to_string());
 }
@@ -214,12 +204,11 @@ class Daemon {
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     evaluator_->set_kpis(std::move(kpis_));
-    observer_ = std::make_unique<KpiObserver>(*evaluator_);
 
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, observer_.get()});
+        [this] { return store_->compact(); }, *evaluator_});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,
@@ -239,7 +228,7 @@ class Daemon {
           ingest::LineListenerOptions{line_address->host, line_address->port,
                                       config_.line.max_line_bytes,
                                       config_.line.error_log_interval},
-          observer_.get());
+          evaluator_.get());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
         return false;
@@ -274,7 +263,6 @@ class Daemon {
     line_.reset();
     http_.reset();
     router_.reset();
-    observer_.reset();
     evaluator_.reset();
     if (store_) {
       if (auto s = store_->close(); !s) {
@@ -345,7 +333,6 @@ class Daemon {
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::unique_ptr<kpi::Evaluator> evaluator_;
-  std::unique_ptr<KpiObserver> observer_;
   std::unique_ptr<server::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;

@@ -35,7 +35,7 @@ struct LineListener::Connection final : kpid::net::StoppableConnection,
 
 LineListener::LineListener(asio::io_context& io, store::SampleStore& store,
                            IngestMetrics& metrics, const Clock& clock,
-                           LineListenerOptions options, SampleObserver* observer)
+                           LineListenerOptions options, store::SampleObserver* observer)
     : store_(store),
       metrics_(metrics),
       clock_(clock),

@@ -70,7 +70,7 @@ void IngestMetrics::rejected(Protocol p, std::string_view reason, double n) {
 }
 
 WritePipeline::WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock,
-                             SampleObserver* observer)
+                             store::SampleObserver* observer)
     : store_(store), metrics_(metrics), clock_(clock), observer_(observer) {}
 
 bool WritePipeline::add_line(std::string_view line, Precision precision, TimestampMs now) {

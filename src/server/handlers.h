@@ -14,7 +14,7 @@ namespace kpid::server::detail {
 class PipelinePool {
  public:
   PipelinePool(store::SampleStore& store, ingest::IngestMetrics& metrics, const Clock& clock,
-               ingest::SampleObserver* observer)
+               store::SampleObserver* observer)
       : store_(store), metrics_(metrics), clock_(clock), observer_(observer) {}
   std::unique_ptr<ingest::WritePipeline> acquire();
   void release(std::unique_ptr<ingest::WritePipeline> pipeline);
@@ -23,7 +23,7 @@ class PipelinePool {
   store::SampleStore& store_;
   ingest::IngestMetrics& metrics_;
   const Clock& clock_;
-  ingest::SampleObserver* observer_;
+  store::SampleObserver* observer_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<ingest::WritePipeline>> free_;
 };

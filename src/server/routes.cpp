@@ -49,7 +49,7 @@ Route route_of(std::string_view path) {
 struct Router::Impl {
   explicit Impl(RouterServices s)
       : services(std::move(s)),
-        pipelines(services.store, services.ingest_metrics, services.clock, services.observer) {
+        pipelines(services.store, services.ingest_metrics, services.clock, &services.kpis) {
     auto& registry = services.metrics.registry();
     requests = &prometheus::BuildCounter()
                     .Name("kpid_http_requests_total")

@@ -34,7 +34,7 @@ class LineListener {
   // its connections.
   LineListener(boost::asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
                const Clock& clock, LineListenerOptions options,
-               SampleObserver* observer = nullptr);
+               store::SampleObserver* observer = nullptr);
 
   // Binds and starts accepting. A bind failure is returned, never just logged.
   Status start();
@@ -58,7 +58,7 @@ class LineListener {
   store::SampleStore& store_;
   IngestMetrics& metrics_;
   const Clock& clock_;
-  SampleObserver* observer_;
+  store::SampleObserver* observer_;
   LineListenerOptions options_;
   std::atomic<size_t> max_line_bytes_;
   net::Acceptor acceptor_;

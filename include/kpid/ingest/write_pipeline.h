@@ -66,14 +66,6 @@ struct WriteResult {
   Status storage;  // not ok when the store failed: none of the body was stored
 };
 
-// Told of every batch right after it is stored (the KPI evaluator). Implementations must be
-// thread-safe and quick: they run on the writer's thread before the write is answered.
-class SampleObserver {
- public:
-  virtual ~SampleObserver() = default;
-  virtual void observe(std::span<const store::Sample> samples) = 0;
-};
-
 // Parses and stores bodies of line protocol. Reuses its buffers, so steady state does not
 // allocate per line. Not thread-safe: one per connection or worker; the store and metrics it
 // refers to are shared and must outlive it.
@@ -81,7 +73,7 @@ class WritePipeline {
  public:
   // `observer` (may be null) is told of each stored batch.
   WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock,
-                SampleObserver* observer = nullptr);
+                store::SampleObserver* observer = nullptr);
 
   // Parses every line of `body` (split on '\n'; a trailing '\r' is ignored) and stores every
   // valid sample in one atomic append. Lines without a timestamp get the current time.
@@ -96,7 +88,7 @@ class WritePipeline {
   store::SampleStore& store_;
   IngestMetrics& metrics_;
   const Clock& clock_;
-  SampleObserver* observer_;
+  store::SampleObserver* observer_;
   LineParser parser_;
   SeriesNamer namer_;
   LabelsBuilder labels_;

@@ -106,7 +106,7 @@ struct HistoryUpdate {
   std::optional<double> breach_fraction;  // with a band and enough history
 };
 
-class Evaluator {
+class Evaluator final : public store::SampleObserver {
  public:
   // Everything referenced must outlive the evaluator. `metrics` may be null.
   Evaluator(const store::SampleStore& samples, store::StateStore& state,
@@ -120,7 +120,7 @@ class Evaluator {
 
   // The ingest hook: `samples` were just stored. Thread-safe and cheap; never blocks on an
   // evaluation.
-  void observe(std::span<const store::Sample> samples);
+  void observe(std::span<const store::Sample> samples) override;
 
   // One round of the evaluator threads' work, on the calling thread: evaluates the KPIs that
   // had samples or are due, then recomputes the due histories (baselines, suggestions).

@@ -40,7 +40,6 @@ struct RouterServices {
   std::function<Status()> compact;
   // The KPI evaluator: told of every stored batch, and read by the KPI API.
   kpi::Evaluator& kpis;
-  ingest::SampleObserver* observer;
 };
 
 class Router {

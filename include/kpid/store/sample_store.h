@@ -69,6 +69,15 @@ struct RetentionPolicy {
   DurationMs rollup_1h = 5 * 365 * 86'400'000LL;
 };
 
+// Told of every batch right after it is stored (the KPI evaluator, handed to the ingest
+// pipeline at wiring time). Implementations must be thread-safe and quick: they run on the
+// writer's thread before the write is answered.
+class SampleObserver {
+ public:
+  virtual ~SampleObserver() = default;
+  virtual void observe(std::span<const Sample> samples) = 0;
+};
+
 // Implementations are thread-safe: any number of threads may call any method concurrently.
 class SampleStore {
  public:
