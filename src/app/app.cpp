@@ -16,6 +16,8 @@
 #include <iostream>
 #include <thread>
 
+#include "kpid/alert/alerter.h"
+#include "kpid/alert/outbox.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/definition.h"
@@ -58,6 +60,34 @@ store::StoreOptions store_options(const config::Config& c) {
   return o;
 }
 
+// Where people reach this kpid, for links in notifications.
+std::string external_url(const config::Config& c) {
+  if (!c.alerting.external_url.empty()) return c.alerting.external_url;
+  auto address = config::parse_host_port(c.http.listen);
+  std::string host = address ? address->host : "127.0.0.1";
+  if (host == "0.0.0.0" || host == "::") host = "localhost";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(address ? address->port : 9470);
+}
+
+bool same_receivers(const std::vector<config::ReceiverConfig>& a,
+                    const std::vector<config::ReceiverConfig>& b) {
+  auto fields = [](const config::ReceiverConfig& r) {
+    return std::tie(r.name, r.type, r.url, r.severities, r.owners, r.timeout, r.ca_file,
+                    r.routing_key, r.secret, r.resend_interval);
+  };
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [&](const auto& x, const auto& y) { return fields(x) == fields(y); });
+}
+
+bool same_alerting(const config::AlertingConfig& a, const config::AlertingConfig& b) {
+  auto fields = [](const config::AlertingConfig& c) {
+    return std::tie(c.external_url, c.notification_max_age, c.retry_initial,
+                    c.retry_max, c.resolved_retention);
+  };
+  return fields(a) == fields(b);
+}
+
 void log_warnings(const std::vector<config::ConfigError>& warnings) {
   for (const auto& w : warnings) spdlog::warn("config: {}", w.to_string());
 }
@@ -74,6 +104,10 @@ LoadedConfig load_all(const CommandLine& command_line) {
   // selectors), so one run reports every error.
   auto compiled = kpi::compile(out.config.kpis);
   out.errors.insert(out.errors.end(), compiled.errors.begin(), compiled.errors.end());
+  auto alerting = alert::compile_alerting(out.config);
+  out.errors.insert(out.errors.end(), alerting.errors.begin(), alerting.errors.end());
+  out.rules = std::move(alerting.rules);
+  out.receivers = std::move(alerting.receivers);
   std::stable_sort(out.errors.begin(), out.errors.end(),
                    [](const config::ConfigError& a, const config::ConfigError& b) {
                      return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
@@ -161,6 +195,8 @@ class Daemon {
     }
     config_ = loaded.config;
     kpis_ = std::move(loaded.kpis);
+    rules_ = std::move(loaded.rules);
+    receivers_ = std::move(loaded.receivers);
     setup_logging(config_.log.level);
     spdlog::info("kpid {} starting (config: {}, {} KPIs)", kVersion,
                  config_.source.empty() ? "built-in defaults" : config_.source, kpis_.size());
@@ -203,12 +239,14 @@ class Daemon {
     engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query), &metrics_);
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
+    if (!start_alerting()) return false;
+    evaluator_->set_listener(alerter_.get());
     evaluator_->set_kpis(std::move(kpis_));
 
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_});
+        [this] { return store_->compact(); }, *evaluator_, *alerter_});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,
@@ -242,6 +280,32 @@ class Daemon {
     return true;
   }
 
+  // The outbox picks up what a previous run left undelivered; the alerter its open alerts.
+  bool start_alerting() {
+    const alert::OutboxOptions outbox_options{config_.alerting.notification_max_age,
+                                              config_.alerting.retry_initial,
+                                              config_.alerting.retry_max};
+    outbox_ = std::make_unique<alert::Outbox>(*store_, receivers_, &metrics_, clock_,
+                                              outbox_options);
+    if (auto s = outbox_->load(); !s) {
+      spdlog::critical("cannot read the notification outbox: {}", s.message());
+      return false;
+    }
+    alert::AlerterOptions options;
+    options.external_url = external_url(config_);
+    options.resolved_retention = config_.alerting.resolved_retention;
+    alerter_ = std::make_unique<alert::Alerter>(*store_, *outbox_, &metrics_, clock_, options);
+    if (auto s = alerter_->load(); !s) {
+      spdlog::critical("cannot read alerts: {}", s.message());
+      return false;
+    }
+    alerter_->set_rules(std::move(rules_));
+    outbox_->start();
+    alerter_->start();
+    spdlog::info("alerting: {} receivers", receivers_.size());
+    return true;
+  }
+
   // Stops accepting, lets in-flight requests finish, then closes the store. Returns false if
   // something could not be finished cleanly.
   bool shutdown() {
@@ -263,7 +327,13 @@ class Daemon {
     line_.reset();
     http_.reset();
     router_.reset();
+    // The evaluator tells the alerter, which feeds the outbox: stopped in that order.
+    if (evaluator_) evaluator_->stop();
+    if (alerter_) alerter_->stop();
+    if (outbox_) outbox_->stop();
     evaluator_.reset();
+    alerter_.reset();
+    outbox_.reset();
     if (store_) {
       if (auto s = store_->close(); !s) {
         spdlog::error("closing storage: {}", s.to_string());
@@ -308,8 +378,12 @@ class Daemon {
     engine_->set_options(query_options(next.query));
     log_warnings(loaded.warnings);
     const size_t kpi_count = loaded.kpis.size();
+    const size_t rule_count = loaded.rules.size();
+    restart_needed("[[receiver]]", !same_receivers(next.receivers, config_.receivers));
+    restart_needed("[alerting]", !same_alerting(next.alerting, config_.alerting));
+    alerter_->set_rules(std::move(loaded.rules));
     evaluator_->set_kpis(std::move(loaded.kpis));
-    spdlog::info("reload: {} KPIs", kpi_count);
+    spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
     config_.http.max_body_bytes = next.http.max_body_bytes;
@@ -332,7 +406,11 @@ class Daemon {
   std::unique_ptr<query::Engine> engine_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
+  std::vector<alert::Rule> rules_;     // until the alerter takes them
+  std::vector<alert::Receiver> receivers_;
   std::unique_ptr<kpi::Evaluator> evaluator_;
+  std::unique_ptr<alert::Outbox> outbox_;
+  std::unique_ptr<alert::Alerter> alerter_;
   std::unique_ptr<server::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;

@@ -25,7 +25,7 @@ class Loader {
 
   void load(const toml::table& root, Config& c) {
     static constexpr std::array kSections = {"storage", "retention", "http", "line", "query",
-                                             "log",     "include",   "kpi"};
+                                             "log",     "include",   "kpi",   "alerting", "receiver"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
@@ -42,6 +42,10 @@ class Loader {
         load_include(node, c.include);
         continue;
       }
+      if (name == "receiver") {
+        load_receivers(node, c.receivers);
+        continue;
+      }
       const toml::table* table = node.as_table();
       if (table == nullptr) {
         error(node, name, "expected a table ([" + name + "])");
@@ -53,6 +57,7 @@ class Loader {
       if (name == "line") load_line(*table, c.line);
       if (name == "query") load_query(*table, c.query);
       if (name == "log") load_log(*table, c.log);
+      if (name == "alerting") load_alerting(*table, c.alerting);
     }
   }
 
@@ -402,7 +407,7 @@ class Loader {
     }
     check_keys(t, section,
                std::array{"id", "name", "description", "owner", "unit", "review", "direction",
-                          "value", "band", "baseline", "stale_after"});
+                          "value", "band", "baseline", "stale_after", "alert"});
     get_string(t, section, "name", k.name);
     if (k.name.empty()) k.name = k.id;
     get_string(t, section, "description", k.description);
@@ -431,7 +436,178 @@ class Loader {
       }
     }
     get_duration(t, section, "stale_after", 1000, k.stale_after);
+    if (const toml::node* alerts = t.get("alert")) load_alert_rules(*alerts, section, k.alerts);
     return errors_.size() == errors_before;
+  }
+
+  // --- Alerts ---------------------------------------------------------------------------------
+
+  static constexpr std::array kSeverities = {"critical", "error", "warning", "info"};
+  static constexpr std::array kConditions = {"crit", "warn", "anomalous", "no_data"};
+
+  void load_alert_rules(const toml::node& node, const std::string& kpi_section,
+                        std::vector<AlertRuleConfig>& out) {
+    const toml::array* tables = node.as_array();
+    if (tables == nullptr || !tables->is_array_of_tables()) {
+      error(node, kpi_section + ".alert", "expected [[kpi.alert]] tables");
+      return;
+    }
+    for (const auto& element : *tables) {
+      const toml::table& t = *element.as_table();
+      AlertRuleConfig rule;
+      rule.pos = pos_of(t);
+      std::string section = kpi_section + ".alert[" + std::to_string(out.size()) + "]";
+      check_keys(t, section,
+                 std::array{"condition", "name", "for", "clear_for", "hysteresis", "severity",
+                            "runbook_url", "repeat_interval", "labels", "annotations"});
+      if (require(t, t, section, "condition") &&
+          get_choice(t, section, "condition", kConditions, rule.condition)) {
+        section = kpi_section + ".alert." + rule.condition;
+        for (const auto& other : out) {
+          if (other.condition == rule.condition) {
+            error(*t.get("condition"), section + ".condition",
+                  "a KPI has at most one alert rule per condition; another is at line " +
+                      std::to_string(other.pos.line));
+          }
+        }
+      }
+      get_string(t, section, "name", rule.name);
+      get_duration(t, section, "for", 0, rule.for_duration);
+      get_duration(t, section, "clear_for", 0, rule.clear_for);
+      rule.hysteresis = get_number(t, section, "hysteresis", 0);
+      if (const toml::node* n = t.get("hysteresis"); n && rule.hysteresis < 0) {
+        error(*n, section + ".hysteresis", "must not be negative");
+      }
+      get_choice(t, section, "severity", kSeverities, rule.severity);
+      get_string(t, section, "runbook_url", rule.runbook_url);
+      if (t.contains("repeat_interval")) {
+        DurationMs repeat = 0;
+        get_duration(t, section, "repeat_interval", 60'000, repeat);
+        rule.repeat_interval = repeat;
+      }
+      load_templates(t, section, "labels", rule.labels);
+      load_templates(t, section, "annotations", rule.annotations);
+      out.push_back(std::move(rule));
+    }
+  }
+
+  void load_templates(const toml::table& t, const std::string& section, const char* key,
+                      std::vector<TemplateConfig>& out) {
+    const toml::table* table = table_at(t, section, key);
+    if (table == nullptr) return;
+    for (const auto& [name, value] : *table) {
+      std::string full = section + "." + key + "." + std::string(name.str());
+      if (!value.is_string()) {
+        error(value, full, "expected a string (a template such as \"{{kpi}} is {{value}}\")");
+        continue;
+      }
+      out.push_back({std::string(name.str()), *value.value<std::string>(), pos_of(value)});
+    }
+  }
+
+  void load_alerting(const toml::table& t, AlertingConfig& c) {
+    check_keys(t, "alerting",
+               std::array{"external_url", "repeat_interval", "notification_max_age",
+                          "retry_initial", "retry_max", "resolved_retention"});
+    get_string(t, "alerting", "external_url", c.external_url);
+    if (const toml::node* n = t.get("external_url")) c.external_url_pos = pos_of(*n);
+    get_duration(t, "alerting", "repeat_interval", 60'000, c.repeat_interval);
+    get_duration(t, "alerting", "notification_max_age", 60'000, c.notification_max_age);
+    get_duration(t, "alerting", "retry_initial", 10, c.retry_initial);
+    get_duration(t, "alerting", "retry_max", 10, c.retry_max);
+    if (c.retry_max < c.retry_initial) {
+      error(t.contains("retry_max") ? *t.get("retry_max") : static_cast<const toml::node&>(t),
+            "alerting.retry_max", "must not be below alerting.retry_initial");
+    }
+    get_duration(t, "alerting", "resolved_retention", 60'000, c.resolved_retention);
+  }
+
+  void get_strings(const toml::table& t, const std::string& section, const char* key,
+                   std::vector<std::string>& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+      error(*n, section + "." + key, "expected an array of strings");
+      return;
+    }
+    for (const auto& e : *a) {
+      if (!e.is_string()) {
+        error(e, section + "." + key, "expected an array of strings");
+        continue;
+      }
+      out.push_back(*e.value<std::string>());
+    }
+  }
+
+  void load_receivers(const toml::node& node, std::vector<ReceiverConfig>& out) {
+    const toml::array* tables = node.as_array();
+    if (tables == nullptr || !tables->is_array_of_tables()) {
+      error(node, "receiver", "expected [[receiver]] tables");
+      return;
+    }
+    for (const auto& element : *tables) {
+      const toml::table& t = *element.as_table();
+      ReceiverConfig r;
+      r.pos = pos_of(t);
+      std::string section = "receiver[" + std::to_string(out.size()) + "]";
+      if (require(t, t, section, "name")) {
+        get_string(t, section, "name", r.name);
+        if (!r.name.empty()) section = "receiver." + r.name;
+        const toml::node& at = *t.get("name");
+        if (at.is_string() && r.name.empty()) error(at, section + ".name", "must not be empty");
+        for (const auto& other : out) {
+          if (!r.name.empty() && other.name == r.name) {
+            error(at, section + ".name",
+                  "duplicate receiver name; first defined at line " +
+                      std::to_string(other.pos.line));
+          }
+        }
+      }
+      check_keys(t, section,
+                 std::array{"name", "type", "url", "severities", "owners", "timeout", "ca_file",
+                            "routing_key", "secret", "resend_interval"});
+      if (require(t, t, section, "type")) {
+        get_choice(t, section, "type", std::array{"alertmanager", "pagerduty", "webhook"},
+                   r.type);
+      }
+      get_string(t, section, "url", r.url);
+      if (const toml::node* n = t.get("url")) r.url_pos = pos_of(*n);
+      if (r.url.empty() && (r.type == "alertmanager" || r.type == "webhook")) {
+        error(t.contains("url") ? *t.get("url") : static_cast<const toml::node&>(t),
+              section + ".url", "is required for type = \"" + r.type + "\"");
+      }
+      get_strings(t, section, "severities", r.severities);
+      for (const auto& s : r.severities) {
+        if (std::find(kSeverities.begin(), kSeverities.end(), s) == kSeverities.end()) {
+          error(*t.get("severities"), section + ".severities",
+                "unknown severity \"" + s + "\"; expected critical, error, warning or info");
+        }
+      }
+      get_strings(t, section, "owners", r.owners);
+      get_duration(t, section, "timeout", 100, r.timeout);
+      get_string(t, section, "ca_file", r.ca_file);
+      // Keys that only one type uses are refused on the others: they would have no effect.
+      auto only_for = [&](const char* key, const char* type) {
+        if (const toml::node* n = t.get(key); n && !r.type.empty() && r.type != type) {
+          error(*n, section + "." + key,
+                std::string("applies only to type = \"") + type + "\"");
+          return false;
+        }
+        return true;
+      };
+      if (only_for("routing_key", "pagerduty")) get_string(t, section, "routing_key", r.routing_key);
+      if (r.type == "pagerduty" && r.routing_key.empty()) {
+        error(t.contains("routing_key") ? *t.get("routing_key")
+                                        : static_cast<const toml::node&>(t),
+              section + ".routing_key", "is required for type = \"pagerduty\"");
+      }
+      if (only_for("secret", "webhook")) get_string(t, section, "secret", r.secret);
+      if (only_for("resend_interval", "alertmanager")) {
+        get_duration(t, section, "resend_interval", 1'000, r.resend_interval);
+      }
+      out.push_back(std::move(r));
+    }
   }
 
   const toml::table* table_at(const toml::table& t, const std::string& section, const char* key) {

@@ -853,6 +853,14 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     spdlog::info("kpi {}: {} (value {})", d.id, health_name(health), value);
   }
   publish(slot);
+  if (EvaluationListener* listener = listener_.load()) {
+    KpiView view;
+    {
+      std::lock_guard lock(slot.mutex);
+      view = slot.view;
+    }
+    listener->evaluated(view);
+  }
 }
 
 void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {

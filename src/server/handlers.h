@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "http_util.h"
+#include "kpid/alert/alerter.h"
 #include "kpid/server/routes.h"
 
 namespace kpid::server::detail {
@@ -41,5 +42,12 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
 // The KPI API; `rest` is the path after /api/v1/kpis ("", "/ID" or "/ID/series").
 Response handle_kpi_api(const Request& request, std::string_view rest, const kpi::Evaluator& kpis,
                         const Clock& clock);
+
+// The alert API; `rest` is the path after /api/v1/alerts ("", "/ID" or "/ID/ack").
+Response handle_alert_api(const Request& request, std::string_view rest, alert::Alerter& alerts);
+
+// The silence API; `rest` is the path after /api/v1/silences ("" or "/ID").
+Response handle_silence_api(const Request& request, std::string_view rest, alert::Alerter& alerts,
+                            const Clock& clock);
 
 }  // namespace kpid::server::detail

@@ -135,10 +135,17 @@ Response json_error(const Request& request, http::status status, std::string_vie
 }
 
 Response api_error(const Request& request, std::string_view message) {
-  std::string body = R"({"status":"error","errorType":"bad_data","error":)";
+  return api_error(request, http::status::bad_request, "bad_data", message);
+}
+
+Response api_error(const Request& request, http::status status, std::string_view error_type,
+                   std::string_view message) {
+  std::string body = R"({"status":"error","errorType":)";
+  append_json_string(body, error_type);
+  body.append(R"(,"error":)");
   append_json_string(body, message);
   body.push_back('}');
-  return json_response(request, http::status::bad_request, std::move(body));
+  return json_response(request, status, std::move(body));
 }
 
 Response api_success(const Request& request, std::string_view data) {

@@ -41,6 +41,9 @@ Response json_response(const Request& request, boost::beast::http::status status
 // The Prometheus API envelope: {"status":"error","errorType":"bad_data","error":...} (400),
 // and {"status":"success","data":<data>} (200).
 Response api_error(const Request& request, std::string_view message);
+// The same envelope with another status and errorType (e.g. 404 "not_found", 409 "conflict").
+Response api_error(const Request& request, boost::beast::http::status status,
+                   std::string_view error_type, std::string_view message);
 Response api_success(const Request& request, std::string_view data);
 
 // Reads an optional time parameter (RFC 3339 or Unix seconds); `fallback` when absent.

@@ -126,10 +126,8 @@ void append_points(std::string& out, const std::vector<store::Point>& points) {
 }
 
 Response not_found(const Request& request, std::string_view id) {
-  std::string body = R"({"status":"error","errorType":"not_found","error":)";
-  append_json_string(body, "no KPI with id \"" + std::string(id) + "\"");
-  body.push_back('}');
-  return json_response(request, http::status::not_found, std::move(body));
+  return api_error(request, http::status::not_found, "not_found",
+                   "no KPI with id \"" + std::string(id) + "\"");
 }
 
 Response detail(const Request& request, const kpi::Evaluator& kpis, std::string_view id) {

@@ -18,12 +18,14 @@ namespace {
 // Handler names: a closed set, so the request metrics have bounded cardinality.
 enum class Route {
   kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
-  kReadyz, kAdminCompact, kKpis, kKpi, kKpiSeries, kOther, kCount
+  kReadyz, kAdminCompact, kKpis, kKpi, kKpiSeries, kAlerts, kAlert, kAlertAck, kSilences,
+  kSilence, kOther, kCount
 };
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
     "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
     "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "/api/v1/kpis",
-    "/api/v1/kpis/:id", "/api/v1/kpis/:id/series", "other"};
+    "/api/v1/kpis/:id", "/api/v1/kpis/:id/series", "/api/v1/alerts", "/api/v1/alerts/:id",
+    "/api/v1/alerts/:id/ack", "/api/v1/silences", "/api/v1/silences/:id", "other"};
 
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
@@ -41,6 +43,12 @@ Route route_of(std::string_view path) {
   if (path.starts_with("/api/v1/kpis/")) {
     return path.ends_with("/series") ? Route::kKpiSeries : Route::kKpi;
   }
+  if (path == "/api/v1/alerts") return Route::kAlerts;
+  if (path.starts_with("/api/v1/alerts/")) {
+    return path.ends_with("/ack") ? Route::kAlertAck : Route::kAlert;
+  }
+  if (path == "/api/v1/silences") return Route::kSilences;
+  if (path.starts_with("/api/v1/silences/")) return Route::kSilence;
   return Route::kOther;
 }
 
@@ -107,6 +115,15 @@ struct Router::Impl {
     if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
       return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
                                     services.kpis, services.clock);
+    }
+    if (route == Route::kAlerts || route == Route::kAlert || route == Route::kAlertAck) {
+      return detail::handle_alert_api(
+          request, path.substr(std::string_view("/api/v1/alerts").size()), services.alerts);
+    }
+    if (route == Route::kSilences || route == Route::kSilence) {
+      return detail::handle_silence_api(
+          request, path.substr(std::string_view("/api/v1/silences").size()), services.alerts,
+          services.clock);
     }
     return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
                                    services.engine, services.clock);

@@ -8,6 +8,7 @@
 
 #include "kpid/config/config.h"
 #include "kpid/core/status.h"
+#include "kpid/alert/rules.h"
 #include "kpid/kpi/definition.h"
 
 namespace kpid::app {
@@ -25,6 +26,8 @@ struct CommandLine {
 struct LoadedConfig {
   config::Config config;
   std::vector<kpi::Definition> kpis;
+  std::vector<alert::Rule> rules;
+  std::vector<alert::Receiver> receivers;
   std::vector<config::ConfigError> errors;
   std::vector<config::ConfigError> warnings;
 };

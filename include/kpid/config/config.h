@@ -106,6 +106,28 @@ struct KpiBaselineConfig {
   DurationMs refresh = 3'600'000;
 };
 
+// A label or annotation of an alert rule: a template such as "{{kpi}} is {{value}}".
+struct TemplateConfig {
+  std::string name;
+  std::string text;
+  SourcePos pos;  // the value
+};
+
+// One alert rule of a KPI ([[kpi.alert]]): what it fires on and how it is announced.
+struct AlertRuleConfig {
+  std::string condition;  // crit, warn, anomalous, no_data
+  std::string name;       // the alertname; default "<kpi id>_<condition>"
+  DurationMs for_duration = 0;  // the `for` key
+  DurationMs clear_for = 0;
+  double hysteresis = 0;  // in the KPI's unit
+  std::string severity;   // critical, error, warning, info; default from the condition
+  std::string runbook_url;
+  std::optional<DurationMs> repeat_interval;  // default alerting.repeat_interval
+  std::vector<TemplateConfig> labels;
+  std::vector<TemplateConfig> annotations;
+  SourcePos pos;  // the [[kpi.alert]] header
+};
+
 struct KpiConfig {
   std::string id;
   std::string name;  // defaults to the id
@@ -118,7 +140,36 @@ struct KpiConfig {
   std::optional<KpiBandConfig> band;
   std::optional<KpiBaselineConfig> baseline;
   DurationMs stale_after = 0;  // no data after this long without a sample; 0: the value window
+  std::vector<AlertRuleConfig> alerts;
   SourcePos pos;  // the [[kpi]] header
+};
+
+// [alerting]: how alerts are announced and how long their records are kept.
+struct AlertingConfig {
+  // kpid's address as people reach it, for links in notifications; "" = http://<http.listen>.
+  std::string external_url;
+  DurationMs repeat_interval = 4 * 3'600'000;  // a firing, unacknowledged alert is re-notified
+  DurationMs notification_max_age = 24 * 3'600'000;  // an undelivered notification is dropped
+  DurationMs retry_initial = 1'000;    // first retry delay; doubles per failure
+  DurationMs retry_max = 5 * 60'000;   // longest retry delay
+  DurationMs resolved_retention = 7 * 86'400'000LL;  // resolved alerts, expired silences
+  SourcePos external_url_pos;
+};
+
+// [[receiver]]: where notifications go, and which alerts (by severity and owner).
+struct ReceiverConfig {
+  std::string name;
+  std::string type;  // alertmanager, pagerduty, webhook
+  std::string url;   // alertmanager: its base URL; webhook: the full URL; pagerduty: optional
+  std::vector<std::string> severities;  // empty: all
+  std::vector<std::string> owners;      // empty: all
+  DurationMs timeout = 10'000;
+  std::string ca_file;      // PEM bundle for https; "" = the system's
+  std::string routing_key;  // pagerduty
+  std::string secret;       // webhook: HMAC-SHA256 key for X-Kpid-Signature
+  DurationMs resend_interval = 60'000;  // alertmanager: re-sent this often while firing
+  SourcePos pos;
+  SourcePos url_pos;
 };
 
 struct Config {
@@ -130,6 +181,8 @@ struct Config {
   LogConfig log;
   std::vector<std::string> include;  // glob patterns of KPI files, relative to the config file
   std::vector<KpiConfig> kpis;       // from the config file, then the included files in order
+  AlertingConfig alerting;
+  std::vector<ReceiverConfig> receivers;
   std::string source;  // the file it came from, "" for defaults only
 };
 

@@ -106,6 +106,14 @@ struct HistoryUpdate {
   std::optional<double> breach_fraction;  // with a band and enough history
 };
 
+// Told of every evaluation of every KPI (sample-triggered or by the timer), on the evaluator
+// thread: implementations must only hand the view off (the alerting layer sits here).
+class EvaluationListener {
+ public:
+  virtual ~EvaluationListener() = default;
+  virtual void evaluated(const KpiView& kpi) = 0;
+};
+
 class Evaluator final : public store::SampleObserver {
  public:
   // Everything referenced must outlive the evaluator. `metrics` may be null.
@@ -121,6 +129,9 @@ class Evaluator final : public store::SampleObserver {
   // The ingest hook: `samples` were just stored. Thread-safe and cheap; never blocks on an
   // evaluation.
   void observe(std::span<const store::Sample> samples) override;
+
+  // Set before the first evaluation (null: none); must outlive the evaluator's threads.
+  void set_listener(EvaluationListener* listener) { listener_.store(listener); }
 
   // One round of the evaluator threads' work, on the calling thread: evaluates the KPIs that
   // had samples or are due, then recomputes the due histories (baselines, suggestions).
@@ -181,6 +192,7 @@ class Evaluator final : public store::SampleObserver {
   std::condition_variable wake_;
   std::condition_variable refresh_wake_;
   std::atomic<bool> pending_{false};
+  std::atomic<EvaluationListener*> listener_{nullptr};
   bool refresh_pending_ = false;  // under wake_mutex_
   bool stopping_ = false;
   std::thread thread_;

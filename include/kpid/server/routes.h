@@ -15,6 +15,7 @@
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
 
+#include "kpid/alert/alerter.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/evaluator.h"
@@ -40,6 +41,8 @@ struct RouterServices {
   std::function<Status()> compact;
   // The KPI evaluator: told of every stored batch, and read by the KPI API.
   kpi::Evaluator& kpis;
+  // Alerts, acknowledgements and silences.
+  alert::Alerter& alerts;
 };
 
 class Router {

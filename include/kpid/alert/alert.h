@@ -1,0 +1,85 @@
+#pragma once
+// Alerts and silences as records: what the API shows, what the state store keeps (as JSON) and
+// what notifications carry.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "kpid/alert/rule.h"
+#include "kpid/core/labels.h"
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+
+namespace kpid::alert {
+
+struct Acknowledgement {
+  std::string author;
+  TimestampMs at = 0;
+  std::string comment;
+};
+
+// One episode of one rule on one KPI: from the condition starting to hold (pending) through
+// firing to resolved. A pending alert whose condition stops before `for` is deleted.
+struct Alert {
+  std::string id;  // decimal, unique for the life of the data dir
+  std::string kpi;
+  std::string kpi_name;
+  Condition condition = Condition::kCrit;
+  std::string name;  // alertname
+  std::string severity;
+  std::string owner;
+  std::string unit;
+  std::string runbook_url;
+  State state = State::kPending;
+  TimestampMs pending_since = 0;
+  TimestampMs firing_since = 0;  // 0 until it fires
+  TimestampMs resolved_at = 0;   // 0 until it resolves
+  std::optional<TimestampMs> recovering_since;
+  double value = 0;  // the KPI's value when the state last changed (NaN: none)
+  std::optional<double> threshold;
+  std::map<std::string, std::string> labels;  // alertname, kpi, condition, severity, owner, ...
+  std::map<std::string, std::string> annotations;
+  std::optional<Acknowledgement> acknowledged;
+  bool notified = false;        // receivers were told it fires (it was not silenced then)
+  TimestampMs last_notified = 0;  // the last firing or repeat notification
+};
+
+// A line of an alert's timeline.
+struct AlertEvent {
+  TimestampMs time = 0;
+  std::string kind;  // pending, firing, resolved, acknowledged, silenced, queued, delivered, ...
+  std::string detail;
+};
+
+struct Silence {
+  std::string id;
+  std::vector<LabelMatcher> matchers;  // on alert labels: kpi, owner, severity, alertname, ...
+  TimestampMs starts_at = 0;
+  TimestampMs ends_at = 0;
+  TimestampMs created_at = 0;
+  std::string author;
+  std::string comment;
+
+  bool active(TimestampMs now) const { return starts_at <= now && now < ends_at; }
+  // "pending", "active" or "expired"
+  std::string_view state(TimestampMs now) const;
+  bool matches(const Alert& alert) const;
+};
+
+boost::json::object to_json(const Alert& alert);
+Result<Alert> alert_from_json(const boost::json::object& o);
+boost::json::object to_json(const AlertEvent& event);
+Result<AlertEvent> event_from_json(const boost::json::object& o);
+// `now` decides the "state" field.
+boost::json::object to_json(const Silence& silence, TimestampMs now);
+Result<Silence> silence_from_json(const boost::json::object& o);
+
+// Reads a record written by one of the to_json functions.
+Result<boost::json::object> parse_record(std::string_view text);
+
+}  // namespace kpid::alert

@@ -1,0 +1,141 @@
+#pragma once
+// The alerting engine: turns KPI evaluations into alerts and notifications.
+//
+// The evaluator hands every evaluation to evaluated() (a queue hand-off); the alerter thread
+// steps each of the KPI's rules through pending -> firing -> resolved (rule.h), and once a
+// second (`tick`) steps every open alert again with the KPI's last evaluation, so `for` and
+// clear_for end on time between evaluations. On top: acknowledgements (stop repeats, tell
+// PagerDuty and webhooks), silences (no notification while one matches; a firing alert whose
+// silence ends is announced then), repeat_interval re-notification, Alertmanager leases.
+//
+// Every alert, timeline event and silence is in the state store ("alert/", "alertev/",
+// "silence/"), written before anything is sent, so a restart neither loses a firing alert nor
+// announces it again.
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "kpid/alert/alert.h"
+#include "kpid/alert/outbox.h"
+#include "kpid/alert/rules.h"
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+#include "kpid/kpi/evaluator.h"
+#include "kpid/metrics/metrics.h"
+#include "kpid/store/state_store.h"
+
+namespace kpid::alert {
+
+struct AlerterOptions {
+  std::string external_url;  // for links: <external_url>/api/v1/alerts/<id>
+  DurationMs tick = 1'000;
+  DurationMs resolved_retention = 7 * 86'400'000LL;  // resolved alerts, expired silences
+  bool background = true;  // run the alerter thread (off in tests that call run_once())
+};
+
+// "" matches anything.
+struct AlertFilter {
+  std::string state;  // pending, firing, resolved
+  std::string kpi;
+  std::string owner;
+  std::string severity;
+};
+
+struct AlertView {
+  Alert alert;
+  std::vector<std::string> silenced_by;  // ids of the active silences that match it
+  std::string url;
+};
+
+struct AlertDetail {
+  AlertView view;
+  std::vector<AlertEvent> timeline;  // oldest first
+};
+
+class Alerter final : public kpi::EvaluationListener {
+ public:
+  // Everything referenced must outlive the alerter. `metrics` may be null.
+  Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics,
+          const Clock& clock, AlerterOptions options);
+  ~Alerter();
+
+  // Reads alerts and silences from the state store; call before start() and set_rules().
+  Status load();
+  // Installs the rules (at start and on reload). Open alerts of rules that are gone resolve.
+  void set_rules(std::vector<Rule> rules);
+  void start();
+  void stop();
+
+  void evaluated(const kpi::KpiView& kpi) override;
+  // Processes queued evaluations and one tick on the calling thread (tests).
+  void run_once();
+
+  // Newest first.
+  std::vector<AlertView> list(const AlertFilter& filter) const;
+  Result<AlertDetail> get(std::string_view id) const;
+  // not_found; invalid_argument when it is resolved or already acknowledged.
+  Result<AlertView> acknowledge(std::string_view id, std::string author, std::string comment);
+
+  std::vector<Silence> silences() const;  // newest first
+  // Sets the id and created_at; starts_at 0 means now. invalid_argument when it ends before it
+  // starts or has already ended.
+  Result<Silence> add_silence(Silence silence);
+  // Ends it now (it stays listed as expired); not_found when unknown.
+  Result<Silence> expire_silence(std::string_view id);
+
+  // Appends a line to an alert's timeline (used for delivery reports; any thread).
+  void record_event(const std::string& alert_id, std::string kind, std::string detail);
+
+ private:
+  struct Metrics;
+  void run();
+  void process(const kpi::KpiView& view, TimestampMs now);
+  void tick(TimestampMs now);
+  void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
+  void notify(Alert& alert, std::string_view event, TimestampMs now);
+  void persist(const Alert& alert, std::vector<AlertEvent> events);
+  std::vector<std::string> silenced_by(const Alert& alert, TimestampMs now) const;
+  void render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const;
+  AlertView view_of(const Alert& alert, TimestampMs now) const;
+  boost::json::object snapshot(const Alert& alert, TimestampMs now) const;
+  std::string url_of(const std::string& id) const;
+  void update_gauges();
+
+  store::StateStore& state_;
+  Outbox& outbox_;
+  const Clock& clock_;
+  AlerterOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+
+  mutable std::mutex mutex_;  // everything below except the queue
+  std::map<std::string, std::vector<Rule>> rules_;  // by KPI id
+  std::map<uint64_t, Alert> alerts_;                // by id
+  std::map<std::string, uint64_t> open_;            // "<kpi>/<condition>" -> pending/firing alert
+  std::map<std::string, kpi::KpiView> last_view_;   // by KPI id
+  std::map<uint64_t, Silence> silences_;
+  uint64_t next_alert_ = 1;
+  uint64_t next_silence_ = 1;
+  std::atomic<uint32_t> event_seq_{0};
+
+  std::shared_mutex watched_mutex_;
+  std::set<std::string, std::less<>> watched_;  // KPI ids with rules
+
+  std::mutex queue_mutex_;
+  std::condition_variable wake_;
+  std::vector<kpi::KpiView> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace kpid::alert

@@ -1,0 +1,710 @@
+#include "kpid/core/json.h"
+#include "kpid/alert/alerter.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+
+#include <boost/json.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+namespace kpid::alert {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kAlertPrefix = "alert/";
+constexpr std::string_view kEventPrefix = "alertev/";
+constexpr std::string_view kSilencePrefix = "silence/";
+constexpr std::string_view kAlertSeqKey = "meta/alert_seq";
+constexpr std::string_view kSilenceSeqKey = "meta/silence_seq";
+
+// Ids are decimal; keys pad them so key order is id order.
+std::string padded(uint64_t id) {
+  char buffer[24];
+  std::snprintf(buffer, sizeof buffer, "%020" PRIu64, id);
+  return buffer;
+}
+
+std::optional<uint64_t> parse_id(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+std::string open_key(std::string_view kpi, Condition c) {
+  return std::string(kpi) + "/" + std::string(condition_name(c));
+}
+
+// Numbers for people: up to 6 significant digits, no exponent for ordinary magnitudes.
+std::string format_number(double v) {
+  if (std::isnan(v)) return "no value";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.6g", v);
+  if (std::string_view(buffer).find('e') != std::string_view::npos) {
+    std::string out;
+    append_prom_float(out, v);
+    return out;
+  }
+  return buffer;
+}
+
+// The threshold a condition is about, on the side the value is on.
+std::optional<double> threshold_of(Condition c, const kpi::KpiView& view) {
+  const auto& d = *view.definition;
+  const double v = view.value;
+  if ((c == Condition::kCrit || c == Condition::kWarn) && d.band) {
+    const kpi::Band& b = *d.band;
+    const bool crit = c == Condition::kCrit;
+    if (d.direction == kpi::Direction::kInRange) {
+      const double low = crit ? b.crit_low : b.warn_low;
+      const double high = crit ? b.crit_high : b.warn_high;
+      return !std::isnan(v) && v < (low + high) / 2 ? low : high;
+    }
+    return crit ? b.crit : b.warn;
+  }
+  if (c == Condition::kAnomalous && view.baseline) {
+    const kpi::Baseline& b = view.baseline->range;
+    switch (d.direction) {
+      case kpi::Direction::kLowerIsBetter: return b.upper;
+      case kpi::Direction::kHigherIsBetter: return b.lower;
+      case kpi::Direction::kInRange: return !std::isnan(v) && v < b.center ? b.lower : b.upper;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string event_key(const std::string& alert_id, TimestampMs time, uint32_t seq) {
+  std::string key(kEventPrefix);
+  key += padded(parse_id(alert_id).value_or(0));
+  key.push_back('/');
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    key.push_back(static_cast<char>(static_cast<uint64_t>(time) >> shift));
+  }
+  for (int shift = 24; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
+  return key;
+}
+
+}  // namespace
+
+struct Alerter::Metrics {
+  explicit Metrics(prometheus::Registry& r)
+      : alerts(prometheus::BuildGauge()
+                   .Name("kpid_alerts")
+                   .Help("Open alerts by state (pending, firing).")
+                   .Register(r)),
+        pending(&alerts.Add({{"state", "pending"}})),
+        firing(&alerts.Add({{"state", "firing"}})),
+        notifications(prometheus::BuildCounter()
+                          .Name("kpid_alert_notifications_total")
+                          .Help("Notifications queued in the outbox, by event (alert.firing, "
+                                "alert.repeat, alert.acknowledged, alert.resolved), one per "
+                                "receiver.")
+                          .Register(r)),
+        suppressed(prometheus::BuildCounter()
+                       .Name("kpid_alert_notifications_silenced_total")
+                       .Help("Notifications not sent because a silence matched the alert.")
+                       .Register(r)
+                       .Add({})) {}
+
+  prometheus::Family<prometheus::Gauge>& alerts;
+  prometheus::Gauge* pending;
+  prometheus::Gauge* firing;
+  prometheus::Family<prometheus::Counter>& notifications;
+  prometheus::Counter& suppressed;
+};
+
+Alerter::Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics,
+                 const Clock& clock, AlerterOptions options)
+    : state_(state), outbox_(outbox), clock_(clock), options_(std::move(options)) {
+  if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
+  while (!options_.external_url.empty() && options_.external_url.back() == '/') {
+    options_.external_url.pop_back();
+  }
+  outbox_.set_source(options_.external_url);
+  outbox_.set_report([this](const Notification& n, std::string_view outcome,
+                            const std::string& detail) {
+    record_event(n.alert_id, std::string(outcome), n.event + " " + detail);
+  });
+}
+
+Alerter::~Alerter() { stop(); }
+
+Status Alerter::load() {
+  std::lock_guard lock(mutex_);
+  auto read_seq = [&](std::string_view key, uint64_t& out) -> Status {
+    auto v = state_.get_state(key);
+    if (!v) return v.status();
+    if (*v) out = std::max<uint64_t>(out, std::strtoull((*v)->c_str(), nullptr, 10));
+    return Status::ok();
+  };
+  if (auto s = read_seq(kAlertSeqKey, next_alert_); !s) return s;
+  if (auto s = read_seq(kSilenceSeqKey, next_silence_); !s) return s;
+  auto s = state_.scan_state(kAlertPrefix, [&](std::string_view key, std::string_view value) {
+    auto record = parse_record(value);
+    Result<Alert> a = record ? alert_from_json(*record) : Result<Alert>(record.status());
+    auto id = a ? parse_id(a->id) : std::nullopt;
+    if (!a || !id) {
+      spdlog::error("alerts: skipping unreadable record {}: {}", key,
+                    a ? "bad id" : a.status().message());
+      return true;
+    }
+    if (a->state != State::kResolved) open_[open_key(a->kpi, a->condition)] = *id;
+    next_alert_ = std::max(next_alert_, *id + 1);
+    alerts_.emplace(*id, std::move(*a));
+    return true;
+  });
+  if (!s) return s;
+  s = state_.scan_state(kSilencePrefix, [&](std::string_view key, std::string_view value) {
+    auto record = parse_record(value);
+    Result<Silence> sl = record ? silence_from_json(*record) : Result<Silence>(record.status());
+    auto id = sl ? parse_id(sl->id) : std::nullopt;
+    if (!sl || !id) {
+      spdlog::error("alerts: skipping unreadable silence {}: {}", key,
+                    sl ? "bad id" : sl.status().message());
+      return true;
+    }
+    next_silence_ = std::max(next_silence_, *id + 1);
+    silences_.emplace(*id, std::move(*sl));
+    return true;
+  });
+  update_gauges();
+  return s;
+}
+
+void Alerter::set_rules(std::vector<Rule> rules) {
+  std::map<std::string, std::vector<Rule>> by_kpi;
+  for (auto& r : rules) by_kpi[r.kpi].push_back(std::move(r));
+  {
+    std::unique_lock lock(watched_mutex_);
+    watched_.clear();
+    for (const auto& [kpi, list] : by_kpi) watched_.insert(kpi);
+  }
+  std::lock_guard lock(mutex_);
+  rules_ = std::move(by_kpi);
+  // An open alert whose rule is gone can never resolve by itself.
+  const TimestampMs now = clock_.now_ms();
+  std::vector<uint64_t> orphaned;
+  for (const auto& [key, id] : open_) {
+    const Alert& a = alerts_.at(id);
+    auto it = rules_.find(a.kpi);
+    bool kept = it != rules_.end() &&
+                std::any_of(it->second.begin(), it->second.end(),
+                            [&](const Rule& r) { return r.condition == a.condition; });
+    if (!kept) orphaned.push_back(id);
+  }
+  for (uint64_t id : orphaned) {
+    Alert& a = alerts_.at(id);
+    open_.erase(open_key(a.kpi, a.condition));
+    if (a.state == State::kPending) {
+      spdlog::info("alert {} ({}): cancelled, its rule was removed", a.id, a.name);
+      std::vector<std::string> erase{std::string(kAlertPrefix) + padded(id)};
+      if (auto s = state_.write_state({}, erase); !s) {
+        spdlog::error("alert {}: removing it: {}", a.id, s.message());
+      }
+      alerts_.erase(id);
+      continue;
+    }
+    a.state = State::kResolved;
+    a.resolved_at = now;
+    a.recovering_since.reset();
+    persist(a, {{now, "resolved", "its rule was removed from the configuration"}});
+    if (a.notified) notify(a, kResolvedEvent, now);
+    outbox_.forget(a.id);
+  }
+  update_gauges();
+}
+
+void Alerter::start() {
+  if (!options_.background || thread_.joinable()) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Alerter::stop() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Alerter::evaluated(const kpi::KpiView& kpi) {
+  if (!kpi.definition) return;
+  {
+    std::shared_lock lock(watched_mutex_);
+    if (!watched_.contains(kpi.definition->id)) return;
+  }
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_.push_back(kpi);
+  }
+  wake_.notify_one();
+}
+
+void Alerter::run() {
+  TimestampMs next_tick = 0;
+  std::vector<kpi::KpiView> batch;
+  while (true) {
+    {
+      std::unique_lock lock(queue_mutex_);
+      const TimestampMs now = clock_.now_ms();
+      if (queue_.empty() && !stopping_ && now < next_tick) {
+        wake_.wait_for(lock, std::chrono::milliseconds(next_tick - now));
+      }
+      if (stopping_) return;
+      batch.swap(queue_);
+    }
+    const TimestampMs now = clock_.now_ms();
+    for (const auto& view : batch) process(view, now);
+    batch.clear();
+    if (now >= next_tick) {
+      tick(now);
+      next_tick = now + options_.tick;
+    }
+  }
+}
+
+void Alerter::run_once() {
+  std::vector<kpi::KpiView> batch;
+  {
+    std::lock_guard lock(queue_mutex_);
+    batch.swap(queue_);
+  }
+  const TimestampMs now = clock_.now_ms();
+  for (const auto& view : batch) process(view, now);
+  tick(now);
+}
+
+void Alerter::process(const kpi::KpiView& view, TimestampMs now) {
+  std::lock_guard lock(mutex_);
+  const std::string& id = view.definition->id;
+  auto it = rules_.find(id);
+  if (it == rules_.end()) return;
+  last_view_[id] = view;
+  for (const Rule& rule : it->second) step_rule(rule, view, now);
+  update_gauges();
+}
+
+void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now) {
+  const kpi::Definition& d = *view.definition;
+  Observation obs;
+  obs.status = view.status;
+  obs.value = view.value;
+  obs.direction = d.direction;
+  obs.band = d.band;
+  if (view.baseline && view.baseline->trusted) obs.baseline = view.baseline->range;
+  const bool breach = breaches(rule.condition, view.status);
+  const bool is_recovered = recovered(rule.condition, obs, rule.hysteresis);
+
+  const std::string key = open_key(rule.kpi, rule.condition);
+  auto open = open_.find(key);
+  Alert* alert = open == open_.end() ? nullptr : &alerts_.at(open->second);
+  RuleState rs;
+  if (alert != nullptr) {
+    rs.state = alert->state;
+    rs.pending_since = alert->pending_since;
+    rs.firing_since = alert->firing_since;
+    rs.recovering_since = alert->recovering_since;
+  }
+  const Transition t = step(rs, rule.timing, breach, is_recovered, now);
+  const std::string value_text = format_number(view.value);
+
+  if (alert == nullptr && (t == Transition::kPending || t == Transition::kFiring)) {
+    const uint64_t id = next_alert_++;
+    Alert a;
+    a.id = std::to_string(id);
+    a.kpi = rule.kpi;
+    a.kpi_name = d.name;
+    a.condition = rule.condition;
+    a.name = rule.name;
+    a.severity = rule.severity;
+    a.owner = d.owner;
+    a.unit = d.unit;
+    a.runbook_url = rule.runbook_url;
+    a.state = State::kPending;
+    a.pending_since = rs.pending_since;
+    alert = &alerts_.emplace(id, std::move(a)).first->second;
+    open_[key] = id;
+    if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
+            {std::string(kAlertSeqKey), std::to_string(next_alert_)}});
+        !s) {
+      spdlog::error("alerts: recording the alert sequence: {}", s.message());
+    }
+  }
+  if (alert == nullptr) return;
+
+  switch (t) {
+    case Transition::kNone:
+      if (alert->recovering_since != rs.recovering_since) {
+        alert->recovering_since = rs.recovering_since;
+        persist(*alert, {});
+      }
+      return;
+    case Transition::kPending:
+      alert->value = view.value;
+      alert->threshold = threshold_of(rule.condition, view);
+      render(*alert, rule, view);
+      spdlog::info("alert {} ({}): pending, value {}", alert->id, alert->name, value_text);
+      persist(*alert, {{now, "pending",
+                        std::string(kpi::health_name(view.status)) + ", value " + value_text}});
+      return;
+    case Transition::kCancelled: {
+      spdlog::info("alert {} ({}): cancelled before firing", alert->id, alert->name);
+      std::vector<std::string> erase{std::string(kAlertPrefix) + padded(*parse_id(alert->id))};
+      const std::string prefix = std::string(kEventPrefix) + padded(*parse_id(alert->id)) + "/";
+      auto scanned = state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
+        erase.emplace_back(k);
+        return true;
+      });
+      if (auto s = scanned ? state_.write_state({}, erase) : scanned; !s) {
+        spdlog::error("alert {}: removing it: {}", alert->id, s.message());
+      }
+      alerts_.erase(open_.at(key));
+      open_.erase(key);
+      return;
+    }
+    case Transition::kFiring: {
+      alert->state = State::kFiring;
+      alert->pending_since = rs.pending_since;
+      alert->firing_since = rs.firing_since;
+      alert->recovering_since.reset();
+      alert->value = view.value;
+      alert->threshold = threshold_of(rule.condition, view);
+      render(*alert, rule, view);
+      spdlog::warn("alert {} ({}): firing, value {}", alert->id, alert->name, value_text);
+      std::vector<AlertEvent> events;
+      if (rs.pending_since == now && rule.timing.for_duration == 0) {
+        events.push_back({now, "pending",
+                          std::string(kpi::health_name(view.status)) + ", value " + value_text});
+      }
+      events.push_back({now, "firing", alert->annotations.count("summary")
+                                           ? alert->annotations.at("summary")
+                                           : "value " + value_text});
+      persist(*alert, std::move(events));
+      notify(*alert, kFiringEvent, now);
+      return;
+    }
+    case Transition::kResolved: {
+      alert->state = State::kResolved;
+      alert->resolved_at = now;
+      alert->recovering_since.reset();
+      alert->value = view.value;
+      spdlog::info("alert {} ({}): resolved, value {}", alert->id, alert->name, value_text);
+      persist(*alert, {{now, "resolved",
+                        std::string(kpi::health_name(view.status)) + ", value " + value_text}});
+      // Only receivers that heard it fire hear it end.
+      if (alert->notified) notify(*alert, kResolvedEvent, now);
+      outbox_.forget(alert->id);
+      open_.erase(key);
+      return;
+    }
+  }
+}
+
+void Alerter::render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const {
+  const kpi::Definition& d = *view.definition;
+  auto value_of = [&](std::string_view name) -> std::string {
+    if (name == "kpi") return d.id;
+    if (name == "kpi.name") return d.name;
+    if (name == "kpi.description") return d.description;
+    if (name == "owner") return d.owner;
+    if (name == "unit") return d.unit;
+    if (name == "value") return format_number(view.value);
+    if (name == "threshold") return alert.threshold ? format_number(*alert.threshold) : "";
+    if (name == "target") return d.band && d.band->target ? format_number(*d.band->target) : "";
+    if (name == "severity") return rule.severity;
+    if (name == "condition") return std::string(condition_name(rule.condition));
+    if (name == "status") return std::string(kpi::health_name(view.status));
+    if (name.starts_with("baseline.")) {
+      if (!view.baseline) return "";
+      const kpi::Baseline& b = view.baseline->range;
+      if (name == "baseline.lower") return format_number(b.lower);
+      if (name == "baseline.center") return format_number(b.center);
+      return format_number(b.upper);
+    }
+    return "";
+  };
+  alert.labels.clear();
+  alert.labels["alertname"] = rule.name;
+  alert.labels["kpi"] = rule.kpi;
+  alert.labels["condition"] = std::string(condition_name(rule.condition));
+  alert.labels["severity"] = rule.severity;
+  if (!d.owner.empty()) alert.labels["owner"] = d.owner;
+  for (const auto& [name, t] : rule.labels) alert.labels[name] = t.render(value_of);
+  alert.annotations.clear();
+  for (const auto& [name, t] : rule.annotations) {
+    std::string text = t.render(value_of);
+    if (!text.empty()) alert.annotations[name] = std::move(text);
+  }
+}
+
+std::vector<std::string> Alerter::silenced_by(const Alert& alert, TimestampMs now) const {
+  std::vector<std::string> ids;
+  for (const auto& [id, s] : silences_) {
+    if (s.active(now) && s.matches(alert)) ids.push_back(s.id);
+  }
+  return ids;
+}
+
+void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now) {
+  const bool announcing = event == kFiringEvent || event == kRepeatEvent;
+  if (announcing) {
+    if (auto silenced = silenced_by(alert, now); !silenced.empty()) {
+      if (metrics_) metrics_->suppressed.Increment();
+      std::string list;
+      for (const auto& id : silenced) list += (list.empty() ? "" : ", ") + id;
+      persist(alert, {{now, "silenced", std::string(event) + " not sent: silence " + list}});
+      return;
+    }
+  }
+  auto queued = outbox_.enqueue(event, alert, snapshot(alert, now));
+  if (!queued) {
+    spdlog::error("alert {}: queueing {}: {}", alert.id, event, queued.status().message());
+    return;
+  }
+  if (announcing) {
+    alert.notified = true;
+    alert.last_notified = now;
+  }
+  std::string names;
+  for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
+  if (metrics_ && !queued->empty()) {
+    metrics_->notifications.Add({{"event", std::string(event)}})
+        .Increment(static_cast<double>(queued->size()));
+  }
+  persist(alert, {{now, "queued",
+                   std::string(event) + (names.empty() ? " (no receiver routes it)"
+                                                       : " for " + names)}});
+}
+
+void Alerter::persist(const Alert& alert, std::vector<AlertEvent> events) {
+  std::vector<std::pair<std::string, std::string>> puts;
+  puts.emplace_back(std::string(kAlertPrefix) + padded(*parse_id(alert.id)),
+                    to_json_text(to_json(alert)));
+  for (const auto& e : events) {
+    puts.emplace_back(event_key(alert.id, e.time, event_seq_++), to_json_text(to_json(e)));
+  }
+  if (auto s = state_.write_state(puts); !s) {
+    spdlog::error("alert {}: recording it: {}", alert.id, s.message());
+  }
+}
+
+void Alerter::record_event(const std::string& alert_id, std::string kind, std::string detail) {
+  AlertEvent e{clock_.now_ms(), std::move(kind), std::move(detail)};
+  if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
+          {event_key(alert_id, e.time, event_seq_++), to_json_text(to_json(e))}});
+      !s) {
+    spdlog::error("alert {}: recording an event: {}", alert_id, s.message());
+  }
+}
+
+void Alerter::tick(TimestampMs now) {
+  std::lock_guard lock(mutex_);
+  // `for` and clear_for run out between evaluations too.
+  std::vector<std::pair<std::string, Condition>> open;
+  for (const auto& [key, id] : open_) open.emplace_back(alerts_.at(id).kpi, alerts_.at(id).condition);
+  for (const auto& [kpi, condition] : open) {
+    auto view = last_view_.find(kpi);
+    auto rules = rules_.find(kpi);
+    if (view == last_view_.end() || rules == rules_.end()) continue;
+    for (const Rule& rule : rules->second) {
+      if (rule.condition == condition) step_rule(rule, view->second, now);
+    }
+  }
+  for (const auto& [key, id] : open_) {
+    Alert& a = alerts_.at(id);
+    if (a.state != State::kFiring) continue;
+    if (!a.notified) {
+      // Silenced when it fired; announce it once no silence matches.
+      if (silenced_by(a, now).empty()) notify(a, kFiringEvent, now);
+      continue;
+    }
+    if (!silenced_by(a, now).empty()) continue;
+    outbox_.refresh_leases(a, snapshot(a, now));
+    const Rule* rule = nullptr;
+    if (auto r = rules_.find(a.kpi); r != rules_.end()) {
+      for (const Rule& candidate : r->second) {
+        if (candidate.condition == a.condition) rule = &candidate;
+      }
+    }
+    if (rule != nullptr && !a.acknowledged && now - a.last_notified >= rule->repeat_interval) {
+      notify(a, kRepeatEvent, now);
+    }
+  }
+  // Forget what is past keeping.
+  std::vector<std::string> erase;
+  for (auto it = alerts_.begin(); it != alerts_.end();) {
+    const Alert& a = it->second;
+    if (a.state == State::kResolved && now - a.resolved_at > options_.resolved_retention) {
+      erase.push_back(std::string(kAlertPrefix) + padded(it->first));
+      const std::string prefix = std::string(kEventPrefix) + padded(it->first) + "/";
+      (void)state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
+        erase.emplace_back(k);
+        return true;
+      });
+      it = alerts_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = silences_.begin(); it != silences_.end();) {
+    if (now - it->second.ends_at > options_.resolved_retention) {
+      erase.push_back(std::string(kSilencePrefix) + padded(it->first));
+      it = silences_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!erase.empty()) {
+    if (auto s = state_.write_state({}, erase); !s) {
+      spdlog::error("alerts: removing old records: {}", s.message());
+    }
+  }
+  update_gauges();
+}
+
+void Alerter::update_gauges() {
+  if (!metrics_) return;
+  size_t pending = 0;
+  size_t firing = 0;
+  for (const auto& [key, id] : open_) {
+    (alerts_.at(id).state == State::kFiring ? firing : pending)++;
+  }
+  metrics_->pending->Set(static_cast<double>(pending));
+  metrics_->firing->Set(static_cast<double>(firing));
+}
+
+std::string Alerter::url_of(const std::string& id) const {
+  return options_.external_url + "/api/v1/alerts/" + id;
+}
+
+json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
+  json::object o = to_json(alert);
+  // Bookkeeping of kpid's own, not news for a receiver.
+  o.erase("notified");
+  o.erase("last_notified");
+  o.erase("recovering_since");
+  o["url"] = url_of(alert.id);
+  json::array silenced;
+  for (const auto& id : silenced_by(alert, now)) silenced.push_back(json::string(id));
+  o["silenced_by"] = std::move(silenced);
+  return o;
+}
+
+AlertView Alerter::view_of(const Alert& alert, TimestampMs now) const {
+  return {alert, silenced_by(alert, now), url_of(alert.id)};
+}
+
+std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
+  std::lock_guard lock(mutex_);
+  const TimestampMs now = clock_.now_ms();
+  std::vector<AlertView> out;
+  for (auto it = alerts_.rbegin(); it != alerts_.rend(); ++it) {
+    const Alert& a = it->second;
+    if (!f.state.empty() && state_name(a.state) != f.state) continue;
+    if (!f.kpi.empty() && a.kpi != f.kpi) continue;
+    if (!f.owner.empty() && a.owner != f.owner) continue;
+    if (!f.severity.empty() && a.severity != f.severity) continue;
+    out.push_back(view_of(a, now));
+  }
+  return out;
+}
+
+Result<AlertDetail> Alerter::get(std::string_view id_text) const {
+  auto id = parse_id(id_text);
+  AlertDetail detail;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = id ? alerts_.find(*id) : alerts_.end();
+    if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
+    detail.view = view_of(it->second, clock_.now_ms());
+  }
+  const std::string prefix = std::string(kEventPrefix) + padded(*id) + "/";
+  auto s = state_.scan_state(prefix, [&](std::string_view, std::string_view value) {
+    auto record = parse_record(value);
+    if (!record) return true;
+    if (auto e = event_from_json(*record)) detail.timeline.push_back(std::move(*e));
+    return true;
+  });
+  if (!s) return s;
+  return detail;
+}
+
+Result<AlertView> Alerter::acknowledge(std::string_view id_text, std::string author,
+                                       std::string comment) {
+  std::lock_guard lock(mutex_);
+  auto id = parse_id(id_text);
+  auto it = id ? alerts_.find(*id) : alerts_.end();
+  if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
+  Alert& a = it->second;
+  if (a.state == State::kResolved) {
+    return Status::invalid_argument("alert " + a.id + " is already resolved");
+  }
+  if (a.acknowledged) {
+    return Status::invalid_argument("alert " + a.id + " was already acknowledged by " +
+                                    a.acknowledged->author);
+  }
+  const TimestampMs now = clock_.now_ms();
+  a.acknowledged = Acknowledgement{author, now, comment};
+  spdlog::info("alert {} ({}): acknowledged by {}", a.id, a.name, author);
+  persist(a, {{now, "acknowledged", "by " + author + (comment.empty() ? "" : ": " + comment)}});
+  // Receivers that heard it fire hear who took it (PagerDuty stops escalating).
+  if (a.notified) notify(a, kAcknowledgedEvent, now);
+  return view_of(a, now);
+}
+
+std::vector<Silence> Alerter::silences() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Silence> out;
+  for (auto it = silences_.rbegin(); it != silences_.rend(); ++it) out.push_back(it->second);
+  return out;
+}
+
+Result<Silence> Alerter::add_silence(Silence s) {
+  std::lock_guard lock(mutex_);
+  const TimestampMs now = clock_.now_ms();
+  if (s.starts_at == 0) s.starts_at = now;
+  if (s.ends_at <= s.starts_at) {
+    return Status::invalid_argument("ends_at must be after starts_at");
+  }
+  if (s.ends_at <= now) return Status::invalid_argument("ends_at is in the past");
+  const uint64_t id = next_silence_++;
+  s.id = std::to_string(id);
+  s.created_at = now;
+  std::vector<std::pair<std::string, std::string>> puts{
+      {std::string(kSilencePrefix) + padded(id), to_json_text(to_json(s, now))},
+      {std::string(kSilenceSeqKey), std::to_string(next_silence_)}};
+  if (auto st = state_.write_state(puts); !st) return st;
+  spdlog::info("silence {} by {} until {}: {}", s.id, s.author, s.ends_at, s.comment);
+  silences_.emplace(id, s);
+  return s;
+}
+
+Result<Silence> Alerter::expire_silence(std::string_view id_text) {
+  std::lock_guard lock(mutex_);
+  auto id = parse_id(id_text);
+  auto it = id ? silences_.find(*id) : silences_.end();
+  if (it == silences_.end()) return Status::not_found("no silence " + std::string(id_text));
+  const TimestampMs now = clock_.now_ms();
+  Silence& s = it->second;
+  if (s.ends_at > now) {
+    s.ends_at = now;
+    if (s.starts_at > now) s.starts_at = now;
+    std::vector<std::pair<std::string, std::string>> puts{
+        {std::string(kSilencePrefix) + padded(*id), to_json_text(to_json(s, now))}};
+    if (auto st = state_.write_state(puts); !st) return st;
+    spdlog::info("silence {} expired", s.id);
+  }
+  return s;
+}
+
+}  // namespace kpid::alert
