@@ -126,10 +126,7 @@ Alerter::Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* met
                  const Clock& clock, AlerterOptions options)
     : state_(state), outbox_(outbox), clock_(clock), options_(std::move(options)) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
-  while (!options_.external_url.empty() && options_.external_url.back() == '/') {
-    options_.external_url.pop_back();
-  }
-  outbox_.set_source(options_.external_url);
+  set_external_url(options_.external_url);
   outbox_.set_report([this](const Notification& n, std::string_view outcome,
                             const std::string& detail) {
     record_event(n.alert_id, std::string(outcome), n.event + " " + detail);
@@ -137,6 +134,13 @@ Alerter::Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* met
 }
 
 Alerter::~Alerter() { stop(); }
+
+void Alerter::set_external_url(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  outbox_.set_source(url);
+  std::lock_guard lock(mutex_);
+  options_.external_url = std::move(url);
+}
 
 Status Alerter::load() {
   std::lock_guard lock(mutex_);

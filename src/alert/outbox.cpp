@@ -33,7 +33,11 @@ class HttpTransport final : public Transport {
       net::HttpClientOptions options;
       options.timeout = r.timeout;
       options.ca_file = r.ca_file;
-      clients_.emplace(r.name, std::make_unique<net::HttpClient>(r.url, options));
+      auto client = std::make_unique<net::HttpClient>(r.url, options);
+      if (auto s = client->ready(); !s) {
+        spdlog::error("receiver {}: {} (every delivery to it will fail)", r.name, s.message());
+      }
+      clients_.emplace(r.name, std::move(client));
     }
   }
 
@@ -133,6 +137,11 @@ Outbox::Outbox(store::StateStore& state, std::vector<Receiver> receivers,
 }
 
 Outbox::~Outbox() { stop(); }
+
+void Outbox::set_source(std::string external_url) {
+  std::lock_guard lock(mutex_);
+  source_ = std::move(external_url);
+}
 
 Status Outbox::load() {
   std::lock_guard lock(mutex_);
@@ -284,6 +293,23 @@ DurationMs Outbox::backoff(int attempts) {
   return std::max<DurationMs>(1, static_cast<DurationMs>(delay * jitter(random_)));
 }
 
+void Outbox::remove_head(Worker& w, const char* what) {
+  uint64_t seq = 0;
+  {
+    std::lock_guard lock(mutex_);
+    seq = w.queue.front().seq;
+  }
+  if (auto s = state_.write_state({}, std::vector<std::string>{key_of(seq)}); !s) {
+    spdlog::error("outbox: {}: {}", what, s.message());
+  }
+  std::lock_guard lock(mutex_);
+  w.queue.pop_front();
+  w.in_flight = false;
+  w.attempts = 0;
+  w.next_attempt = 0;
+  w.update_depth();
+}
+
 Outbox::Outcome Outbox::deliver_one(Worker& w) {
   Notification n;
   {
@@ -294,19 +320,8 @@ Outbox::Outcome Outbox::deliver_one(Worker& w) {
   }
   const Receiver& r = *w.receiver;
   const TimestampMs now = clock_.now_ms();
-  const std::string key = key_of(n.seq);
   if (now - n.created > options_.max_age) {
-    if (auto s = state_.write_state({}, std::vector<std::string>{key}); !s) {
-      spdlog::error("outbox: dropping an expired notification: {}", s.message());
-    }
-    {
-      std::lock_guard lock(mutex_);
-      w.queue.pop_front();
-      w.in_flight = false;
-      w.attempts = 0;
-      w.next_attempt = 0;
-      w.update_depth();
-    }
+    remove_head(w, "dropping an expired notification");
     if (w.expired != nullptr) w.expired->Increment();
     spdlog::warn("outbox: {} notification of alert {} for {} expired undelivered after {}",
                  n.event, n.alert_id, r.name, format_duration(now - n.created));
@@ -318,19 +333,10 @@ Outbox::Outcome Outbox::deliver_one(Worker& w) {
   auto response = transport_->send(r, render_request(r, n, now));
   const bool accepted = response && response->status >= 200 && response->status < 300;
   if (accepted) {
-    if (auto s = state_.write_state({}, std::vector<std::string>{key}); !s) {
-      // It would be sent again after a restart; the idempotency key lets receivers drop it.
-      spdlog::error("outbox: removing a delivered notification: {}", s.message());
-    }
+    // Should the erase fail, it would be sent again after a restart; the idempotency key lets
+    // receivers drop it.
+    remove_head(w, "removing a delivered notification");
     const TimestampMs done = clock_.now_ms();
-    {
-      std::lock_guard lock(mutex_);
-      w.queue.pop_front();
-      w.in_flight = false;
-      w.attempts = 0;
-      w.next_attempt = 0;
-      w.update_depth();
-    }
     if (w.delivered != nullptr) w.delivered->Increment();
     if (w.latency != nullptr) w.latency->Observe(static_cast<double>(done - n.created) / 1000.0);
     if (report_) report_(n, "delivered", r.name + " answered " + std::to_string(response->status));

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <set>
-#include <tuple>
 
 namespace kpid::alert {
 
@@ -149,6 +148,7 @@ AlertingSetup compile_alerting(const config::Config& config) {
     if (url.empty() && r.type == ReceiverType::kPagerDuty) {
       url = "https://events.pagerduty.com/v2/enqueue";
     }
+    if (url.empty()) continue;  // the loader reported it ("is required")
     auto parsed = net::parse_url(url);
     if (!parsed) {
       setup.errors.push_back(error_at(rc.url_pos.line ? rc.url_pos : rc.pos,
@@ -177,10 +177,7 @@ AlertingSetup compile_alerting(const config::Config& config) {
                                       u.status().message()));
     }
   }
-  std::stable_sort(setup.errors.begin(), setup.errors.end(),
-                   [](const config::ConfigError& a, const config::ConfigError& b) {
-                     return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
-                   });
+  config::sort_errors(setup.errors);
   return setup;
 }
 

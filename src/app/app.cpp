@@ -60,14 +60,15 @@ store::StoreOptions store_options(const config::Config& c) {
   return o;
 }
 
-// Where people reach this kpid, for links in notifications.
-std::string external_url(const config::Config& c) {
+// Where people reach this kpid, for links in notifications: alerting.external_url, else the
+// HTTP listener's host and the port it bound.
+std::string external_url(const config::Config& c, uint16_t bound_port) {
   if (!c.alerting.external_url.empty()) return c.alerting.external_url;
   auto address = config::parse_host_port(c.http.listen);
   std::string host = address ? address->host : "127.0.0.1";
   if (host == "0.0.0.0" || host == "::") host = "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "http://" + host + ":" + std::to_string(address ? address->port : 9470);
+  return "http://" + host + ":" + std::to_string(bound_port);
 }
 
 bool same_receivers(const std::vector<config::ReceiverConfig>& a,
@@ -108,10 +109,7 @@ LoadedConfig load_all(const CommandLine& command_line) {
   out.errors.insert(out.errors.end(), alerting.errors.begin(), alerting.errors.end());
   out.rules = std::move(alerting.rules);
   out.receivers = std::move(alerting.receivers);
-  std::stable_sort(out.errors.begin(), out.errors.end(),
-                   [](const config::ConfigError& a, const config::ConfigError& b) {
-                     return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
-                   });
+  config::sort_errors(out.errors);
   out.kpis = std::move(compiled.kpis);
   out.warnings = kpi::lint(out.config.kpis);
   return out;
@@ -259,6 +257,7 @@ class Daemon {
       spdlog::critical("{}", s.message());
       return false;
     }
+    alerter_->set_external_url(external_url(config_, http_->local_port()));
     if (!config_.line.listen.empty()) {
       auto line_address = config::parse_host_port(config_.line.listen);
       line_ = std::make_unique<ingest::LineListener>(
@@ -292,7 +291,6 @@ class Daemon {
       return false;
     }
     alert::AlerterOptions options;
-    options.external_url = external_url(config_);
     options.resolved_retention = config_.alerting.resolved_retention;
     alerter_ = std::make_unique<alert::Alerter>(*store_, *outbox_, &metrics_, clock_, options);
     if (auto s = alerter_->load(); !s) {

@@ -811,13 +811,11 @@ std::string ConfigError::to_string() const {
   return out;
 }
 
-namespace {
 void sort_errors(std::vector<ConfigError>& errors) {
   std::stable_sort(errors.begin(), errors.end(), [](const ConfigError& a, const ConfigError& b) {
     return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
   });
 }
-}  // namespace
 
 namespace {
 

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -921,6 +922,64 @@ void require_empty_at(const Kpid& k, std::string_view selector, int64_t ms) {
   INFO("instant query " << selector << " at " << fmt_seconds(ms) << " (expected no result)");
   INFO("first result value: " << (v.empty() ? std::string("-") : v[0].value));
   REQUIRE(v.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerting helpers
+
+int64_t unique_now_ms() {
+  static std::mutex mutex;
+  static int64_t last = 0;
+  std::lock_guard lock(mutex);
+  int64_t t = now_ms();
+  while (t <= last) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    t = now_ms();
+  }
+  last = t;
+  return t;
+}
+
+void write_value_now(const Kpid& k, std::string_view metric, double value) {
+  std::ostringstream line;
+  line.precision(17);
+  line << metric << " value=" << value << " " << unique_now_ms();
+  k.write_ok(line.str(), "ms");
+}
+
+json::value require_api_data(const HttpResponse& r) {
+  INFO("response " << r.status << ": " << tail(r.body, 3000));
+  REQUIRE(r.status == 200);
+  json::value v;
+  REQUIRE_NOTHROW(v = r.json());
+  REQUIRE(v.is_object());
+  REQUIRE(v.as_object().contains("status"));
+  REQUIRE(v.at("status") == "success");
+  REQUIRE(v.as_object().contains("data"));
+  return v.at("data");
+}
+
+json::array get_alerts(const Kpid& k, std::string_view query) {
+  const std::string target =
+      "/api/v1/alerts" + (query.empty() ? std::string() : "?" + std::string(query));
+  INFO("GET " << target);
+  const json::value data = require_api_data(k.get(target));
+  REQUIRE(data.is_array());
+  return data.as_array();
+}
+
+json::object get_alert_detail(const Kpid& k, std::string_view id) {
+  const std::string target = "/api/v1/alerts/" + std::string(id);
+  INFO("GET " << target);
+  const json::value data = require_api_data(k.get(target));
+  REQUIRE(data.is_object());
+  return data.as_object();
+}
+
+std::string json_str(const json::value& v, std::string_view key) {
+  if (!v.is_object()) return {};
+  const json::value* f = v.as_object().if_contains(key);
+  return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
 }
 
 }  // namespace kpid_it

@@ -303,4 +303,21 @@ LabelMap require_value_at(const Kpid& k, std::string_view selector, int64_t ms, 
 // Instant query at `ms`: REQUIREs an empty result.
 void require_empty_at(const Kpid& k, std::string_view selector, int64_t ms);
 
+// ---------------------------------------------------------------------------------------------
+// Alerting helpers (the alert API and samples stamped "now")
+
+// The current time in ms, strictly increasing across calls in this process (samples of a series
+// written in quick succession must not share a timestamp).
+int64_t unique_now_ms();
+// Writes "`metric` value=`value` <unique_now_ms()>" with precision ms, REQUIREing 204.
+void write_value_now(const Kpid& k, std::string_view metric, double value);
+// The "data" of a successful API response: REQUIREs 200 and {"status":"success","data":...}.
+boost::json::value require_api_data(const HttpResponse& r);
+// GET /api/v1/alerts?`query` (query without the "?"): the data array.
+boost::json::array get_alerts(const Kpid& k, std::string_view query = "");
+// GET /api/v1/alerts/`id`, REQUIREing success: the alert with its timeline.
+boost::json::object get_alert_detail(const Kpid& k, std::string_view id);
+// o[key] as a string; "" when `v` is not an object, or the key is missing or not a string.
+std::string json_str(const boost::json::value& v, std::string_view key);
+
 }  // namespace kpid_it

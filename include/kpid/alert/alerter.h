@@ -38,7 +38,7 @@
 namespace kpid::alert {
 
 struct AlerterOptions {
-  std::string external_url;  // for links: <external_url>/api/v1/alerts/<id>
+  std::string external_url;  // for links: <external_url>/api/v1/alerts/<id>; see set_external_url
   DurationMs tick = 1'000;
   DurationMs resolved_retention = 7 * 86'400'000LL;  // resolved alerts, expired silences
   bool background = true;  // run the alerter thread (off in tests that call run_once())
@@ -69,6 +69,9 @@ class Alerter final : public kpi::EvaluationListener {
   Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics,
           const Clock& clock, AlerterOptions options);
   ~Alerter();
+
+  // kpid's address for links (AlerterOptions::external_url), once the HTTP port is known.
+  void set_external_url(std::string url);
 
   // Reads alerts and silences from the state store; call before start() and set_rules().
   Status load();

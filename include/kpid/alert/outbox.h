@@ -80,8 +80,8 @@ class Outbox {
   // Notifications waiting (including one in flight) for `receiver`.
   size_t depth(const std::string& receiver) const;
   const std::vector<Receiver>& receivers() const { return receivers_; }
-  const std::string& source() const { return source_; }
-  void set_source(std::string external_url) { source_ = std::move(external_url); }
+  // kpid's external URL, the "source" of notifications queued from now on.
+  void set_source(std::string external_url);
 
   // Delivers what is due once on the calling thread, for every receiver (tests, with no
   // threads started). Returns how many notifications were delivered.
@@ -95,6 +95,8 @@ class Outbox {
                                               bool leases_only);
   enum class Outcome { kEmpty, kDelivered, kExpired, kFailed };
   Outcome deliver_one(Worker& w);
+  // Erases the in-flight head of `w`'s queue from the store and the queue.
+  void remove_head(Worker& w, const char* what);
   void run(Worker& w);
   DurationMs backoff(int attempts);
 

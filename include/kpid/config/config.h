@@ -204,6 +204,9 @@ struct ConfigError {
   std::string to_string() const;
 };
 
+// Orders errors by file, line and column (stable, so one place keeps its order).
+void sort_errors(std::vector<ConfigError>& errors);
+
 struct LoadResult {
   Config config;
   std::vector<ConfigError> errors;

@@ -80,6 +80,21 @@ TEST_CASE("the shipped config/kpid.toml is valid") {
   CHECK(r.ok());
 }
 
+TEST_CASE("the shipped config/alerting.example.toml parses, with a receiver of each type") {
+  auto r = load_config(KPID_SOURCE_DIR "/config/alerting.example.toml", {});
+  INFO((r.errors.empty() ? "" : r.errors[0].to_string()));
+  REQUIRE(r.ok());
+  REQUIRE(r.config.receivers.size() == 3);
+  CHECK(r.config.receivers[0].type == "alertmanager");
+  CHECK(r.config.receivers[1].type == "pagerduty");
+  CHECK(r.config.receivers[1].owners == std::vector<std::string>{"payments-team"});
+  CHECK(r.config.receivers[2].type == "webhook");
+  CHECK(r.config.receivers[2].secret == "change-me");
+  bool has_rules = false;
+  for (const auto& k : r.config.kpis) has_rules = has_rules || !k.alerts.empty();
+  CHECK(has_rules);
+}
+
 TEST_CASE("unknown keys and sections name the file, line and key") {
   auto r = parse("[http]\nlisten = \"127.0.0.1:1\"\nthreds = 2\n[stoarge]\n");
   REQUIRE(r.errors.size() == 2);
