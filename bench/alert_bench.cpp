@@ -1,7 +1,7 @@
 // alert_bench: breach-to-webhook latency of the real kpid binary on loopback (bench/README.md,
 // "Alerts").
 //
-//   alert_bench [--kpid PATH] [--kpis N] [--reps R] [--load-rate S]
+//   alert_bench [--kpid PATH] [--kpis N] [--reps R] [--load-rate S] [--sync]
 //
 // Starts a recording webhook receiver and kpid (temporary data dir, free loopback ports) with a
 // probe KPI whose crit rule fires at once (for = 0) and resolves at once, plus N other KPIs with
@@ -10,7 +10,8 @@
 // breaching sample to /write, and wait for the webhook to receive alert.firing. Prints
 // p50/p90/p99/max of that interval: a sample's arrival through ingest, the KPI evaluation,
 // the alerter, the outbox write and the HTTP delivery. --load-rate S adds a client writing S
-// samples/s (5000-line posts) of series no KPI watches meanwhile.
+// samples/s (5000-line posts) of series no KPI watches meanwhile; --sync runs kpid with
+// storage.sync = true (every write, the outbox's too, fsynced).
 //
 // kpid and the temporary dir are removed on exit.
 #include <signal.h>
@@ -43,7 +44,7 @@ using kpid_bench::HttpClient;
 using kpid_bench::fixed;
 using kpid_bench::percentiles;
 
-constexpr const char* kUsage = R"(usage: alert_bench [--kpid PATH] [--kpis N] [--reps R] [--load-rate S]
+constexpr const char* kUsage = R"(usage: alert_bench [--kpid PATH] [--kpis N] [--reps R] [--load-rate S] [--sync]
 
 Breach-to-webhook latency of a real kpid on loopback: R times, from just before POSTing a
 breaching sample to /write until the webhook receiver has the alert.firing notification.
@@ -51,6 +52,7 @@ breaching sample to /write until the webhook receiver has the alert.firing notif
   --kpis N      other KPIs with alert rules besides the probe (default 200)
   --reps R      breaches to time (default 500)
   --load-rate S background ingest meanwhile: S samples/s on unwatched series (default 0)
+  --sync        kpid with storage.sync = true: writes are fsynced before they are acknowledged
 )";
 
 uint16_t free_port() {
@@ -59,8 +61,8 @@ uint16_t free_port() {
   return a.local_endpoint().port();
 }
 
-std::string config(uint16_t receiver_port, int kpis) {
-  std::string c = R"toml([alerting]
+std::string config(uint16_t receiver_port, int kpis, bool sync) {
+  std::string c = std::string(sync ? "[storage]\nsync = true\n\n" : "") + R"toml([alerting]
 retry_initial = "10ms"
 retry_max = "1s"
 
@@ -105,6 +107,7 @@ int main(int argc, char** argv) {
   int kpis = 200;
   int reps = 500;
   int load_rate = 0;
+  bool sync = false;
   kpid_bench::Flags flags("alert_bench", argc, argv, 1);
   while (flags.next()) {
     if (flags.flag() == "--help" || flags.flag() == "-h") {
@@ -117,6 +120,8 @@ int main(int argc, char** argv) {
       kpis = flags.integer(0, 100'000);
     } else if (flags.flag() == "--reps") {
       reps = flags.integer(1, 1'000'000);
+    } else if (flags.flag() == "--sync") {
+      sync = true;
     } else if (flags.flag() == "--load-rate") {
       load_rate = flags.integer(0, 10'000'000);
     } else {
@@ -129,7 +134,7 @@ int main(int argc, char** argv) {
   kpid::testing::RecordingReceiver receiver;
   const uint16_t http_port = free_port();
   {
-    std::ofstream(dir + "/kpid.toml") << config(receiver.port(), kpis);
+    std::ofstream(dir + "/kpid.toml") << config(receiver.port(), kpis, sync);
   }
   const std::string listen = "127.0.0.1:" + std::to_string(http_port);
   const pid_t pid = fork();
@@ -169,7 +174,7 @@ int main(int argc, char** argv) {
 
   std::cout << "== alert_bench: probe KPI among " << kpis << " other KPIs with alert rules, "
             << reps << " breaches, webhook on loopback, background load " << load_rate
-            << " samples/s\n";
+            << " samples/s" << (sync ? ", storage.sync = true" : "") << "\n";
   // Background ingest: 5000-line posts of series no KPI watches, paced to load_rate.
   std::atomic<bool> stop_load{false};
   std::atomic<int64_t> loaded{0};
