@@ -210,11 +210,7 @@ void Alerter::set_rules(std::vector<Rule> rules) {
     open_.erase(open_key(a.kpi, a.condition));
     if (a.state == State::kPending) {
       spdlog::info("alert {} ({}): cancelled, its rule was removed", a.id, a.name);
-      std::vector<std::string> erase{std::string(kAlertPrefix) + padded(id)};
-      if (auto s = state_.write_state({}, erase); !s) {
-        spdlog::error("alert {}: removing it: {}", a.id, s.message());
-      }
-      alerts_.erase(id);
+      erase_alert(id);
       continue;
     }
     a.state = State::kResolved;
@@ -361,21 +357,11 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       persist(*alert, {{now, "pending",
                         std::string(kpi::health_name(view.status)) + ", value " + value_text}});
       return;
-    case Transition::kCancelled: {
+    case Transition::kCancelled:
       spdlog::info("alert {} ({}): cancelled before firing", alert->id, alert->name);
-      std::vector<std::string> erase{std::string(kAlertPrefix) + padded(*parse_id(alert->id))};
-      const std::string prefix = std::string(kEventPrefix) + padded(*parse_id(alert->id)) + "/";
-      auto scanned = state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
-        erase.emplace_back(k);
-        return true;
-      });
-      if (auto s = scanned ? state_.write_state({}, erase) : scanned; !s) {
-        spdlog::error("alert {}: removing it: {}", alert->id, s.message());
-      }
-      alerts_.erase(open_.at(key));
+      erase_alert(open_.at(key));
       open_.erase(key);
       return;
-    }
     case Transition::kFiring: {
       alert->state = State::kFiring;
       alert->pending_since = rs.pending_since;
@@ -412,6 +398,19 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       return;
     }
   }
+}
+
+void Alerter::erase_alert(uint64_t id) {
+  std::vector<std::string> erase{std::string(kAlertPrefix) + padded(id)};
+  const std::string prefix = std::string(kEventPrefix) + padded(id) + "/";
+  auto scanned = state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
+    erase.emplace_back(k);
+    return true;
+  });
+  if (auto s = scanned ? state_.write_state({}, erase) : scanned; !s) {
+    spdlog::error("alert {}: removing it: {}", id, s.message());
+  }
+  alerts_.erase(id);
 }
 
 void Alerter::render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const {
@@ -545,21 +544,14 @@ void Alerter::tick(TimestampMs now) {
     }
   }
   // Forget what is past keeping.
-  std::vector<std::string> erase;
-  for (auto it = alerts_.begin(); it != alerts_.end();) {
-    const Alert& a = it->second;
+  std::vector<uint64_t> expired;
+  for (const auto& [id, a] : alerts_) {
     if (a.state == State::kResolved && now - a.resolved_at > options_.resolved_retention) {
-      erase.push_back(std::string(kAlertPrefix) + padded(it->first));
-      const std::string prefix = std::string(kEventPrefix) + padded(it->first) + "/";
-      (void)state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
-        erase.emplace_back(k);
-        return true;
-      });
-      it = alerts_.erase(it);
-    } else {
-      ++it;
+      expired.push_back(id);
     }
   }
+  for (uint64_t id : expired) erase_alert(id);
+  std::vector<std::string> erase;
   for (auto it = silences_.begin(); it != silences_.end();) {
     if (now - it->second.ends_at > options_.resolved_retention) {
       erase.push_back(std::string(kSilencePrefix) + padded(it->first));

@@ -168,7 +168,10 @@ int check_config(const CommandLine& command_line) {
   std::cout << "configuration OK"
             << (command_line.config_path.empty() ? " (built-in defaults)"
                                                  : ": " + command_line.config_path)
-            << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s");
+            << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s")
+            << ", " << loaded.rules.size() << " alert rule" << (loaded.rules.size() == 1 ? "" : "s")
+            << ", " << loaded.receivers.size() << " receiver"
+            << (loaded.receivers.size() == 1 ? "" : "s");
   if (!loaded.warnings.empty()) {
     std::cout << ", " << loaded.warnings.size() << " warning"
               << (loaded.warnings.size() == 1 ? "" : "s");

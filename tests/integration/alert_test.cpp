@@ -722,3 +722,13 @@ TEST_CASE("alerts: --check-config names file, line and key of alerting errors", 
   CHECK((has(1, R"(receiver\.pd\.routing_key)") || has(2, R"(receiver\.pd\.routing_key)")));
   CHECK((has(5, R"(receiver\.hook\.url)") || has(6, R"(receiver\.hook\.url)")));
 }
+
+TEST_CASE("alerts: --check-config counts the rules and receivers of the shipped example", "[alert]") {
+  const std::string file = std::string(KPID_TEST_DATA_DIR) + "/../../config/alerting.example.toml";
+  TempDir dir;
+  auto r = run_command({kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")},
+                       {}, 15s);
+  INFO("exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "(4 KPIs, 4 alert rules, 3 receivers"));
+}

@@ -1030,7 +1030,7 @@ over_time = "avg"
        p = r.err.find("warning: ", p + 1))
     ++warnings;
   CHECK(warnings == 3);
-  CHECK(contains(r.out, "configuration OK: " + main + " (13 KPIs, 3 warnings)"));
+  CHECK(contains(r.out, "configuration OK: " + main + " (13 KPIs, 0 alert rules, 0 receivers, 3 warnings)"));
 
   // Ten per owner is fine.
   std::string ten;
@@ -1040,7 +1040,7 @@ over_time = "avg"
   INFO(describe(r10));
   CHECK(r10.exit_code == 0);
   CHECK_FALSE(contains(r10.err, "warning"));
-  CHECK(contains(r10.out, "configuration OK: " + main + " (10 KPIs)"));
+  CHECK(contains(r10.out, "configuration OK: " + main + " (10 KPIs, 0 alert rules, 0 receivers)"));
 }
 
 TEST_CASE("kpi: --check-config warns when a band's own history would breach it most of the time",
@@ -1090,7 +1090,7 @@ crit = 5000
   CHECK(has_line(r.err, file, line_of(config, "[kpi.band]"), "kpi.hot.band",
                  "its own history would breach this band 100% of the time", true));
   CHECK_FALSE(contains(r.err, "kpi.cool.band"));
-  CHECK(contains(r.out, "configuration OK: " + file + " (2 KPIs, 1 warning)"));
+  CHECK(contains(r.out, "configuration OK: " + file + " (2 KPIs, 0 alert rules, 0 receivers, 1 warning)"));
 
   // Without that history (an empty data dir) there is nothing to warn about.
   TempDir empty;

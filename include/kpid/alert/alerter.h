@@ -108,6 +108,8 @@ class Alerter final : public kpi::EvaluationListener {
   void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
   void notify(Alert& alert, std::string_view event, TimestampMs now);
   void persist(const Alert& alert, std::vector<AlertEvent> events);
+  // Deletes the alert and its timeline, from memory and the store.
+  void erase_alert(uint64_t id);
   std::vector<std::string> silenced_by(const Alert& alert, TimestampMs now) const;
   void render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const;
   AlertView view_of(const Alert& alert, TimestampMs now) const;

@@ -590,3 +590,36 @@ TEST_CASE("alert rules: the shipped configs compile, with the example rules") {
     CHECK(r.repeat_interval == 60 * kMinute);
   }
 }
+
+TEST_CASE("alerter: resolved alerts and expired silences are forgotten after resolved_retention") {
+  Rig rig(kWarnConfig);
+  rig.evaluate(150, Health::kWarn);
+  rig.at(kStart + kSecond);
+  rig.evaluate(50, Health::kOk);
+  REQUIRE(rig.alerts("resolved").size() == 1);
+  const std::string id = rig.alerts()[0].alert.id;
+  Silence s;
+  s.matchers.push_back(LabelMatcher::create(MatchType::kEqual, "owner", "payments").value());
+  s.ends_at = kStart + kMinute;
+  s.author = "bob";
+  s.comment = "test";
+  REQUIRE(rig.alerter->add_silence(s).is_ok());
+  rig.at(kStart + 7 * 24 * 60 * kMinute);  // the default retention, 7 days: not yet past it
+  rig.tick();
+  CHECK(rig.alerts().size() == 1);
+  CHECK(rig.alerter->silences().size() == 1);
+  rig.at(kStart + 7 * 24 * 60 * kMinute + 2 * kMinute);
+  rig.tick();
+  CHECK(rig.alerts().empty());
+  CHECK(rig.alerter->get(id).status().code() == StatusCode::kNotFound);
+  CHECK(rig.alerter->silences().empty());
+  rig.restart();  // gone from the store too, timeline included
+  CHECK(rig.alerts().empty());
+  CHECK(rig.alerter->silences().empty());
+  size_t left = 0;
+  REQUIRE(rig.store->scan_state("alertev/", [&](std::string_view, std::string_view) {
+    ++left;
+    return true;
+  }).is_ok());
+  CHECK(left == 0);
+}
