@@ -610,7 +610,10 @@ std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
     if (!f.kpi.empty() && a.kpi != f.kpi) continue;
     if (!f.owner.empty() && a.owner != f.owner) continue;
     if (!f.severity.empty() && a.severity != f.severity) continue;
-    out.push_back(view_of(a, now));
+    if (f.acknowledged && a.acknowledged.has_value() != *f.acknowledged) continue;
+    AlertView view = view_of(a, now);
+    if (f.silenced && view.silenced_by.empty() == *f.silenced) continue;
+    out.push_back(std::move(view));
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // The alert API, in the Prometheus API envelope ({"status":"success","data":...}):
-//   GET  /api/v1/alerts?state=&kpi=&owner=&severity=   newest first
+//   GET  /api/v1/alerts?state=&kpi=&owner=&severity=&acknowledged=&silenced=   newest first
 //   GET  /api/v1/alerts/{id}                           the alert and its timeline
 //   POST /api/v1/alerts/{id}/ack                       {"author": ..., "comment": ...}
 //   GET  /api/v1/silences, POST /api/v1/silences       {"matchers": [...], "ends_at" or
@@ -88,6 +88,16 @@ Response list_alerts(const Request& request, const alert::Alerter& alerts) {
       filter.state != "resolved") {
     return api_error(request, "invalid parameter \"state\": \"" + filter.state +
                                   "\"; expected pending, firing or resolved");
+  }
+  for (const char* key : {"acknowledged", "silenced"}) {
+    const std::string value = get(key);
+    if (value.empty()) continue;
+    if (value != "true" && value != "false") {
+      return api_error(request, "invalid parameter \"" + std::string(key) + "\": \"" + value +
+                                    "\"; expected true or false");
+    }
+    (std::string_view(key) == "acknowledged" ? filter.acknowledged : filter.silenced) =
+        value == "true";
   }
   if (!filter.severity.empty() && filter.severity != "critical" && filter.severity != "error" &&
       filter.severity != "warning" && filter.severity != "info") {

@@ -618,6 +618,14 @@ TEST_CASE("alerts: the alert and silence API refuse bad requests", "[alert]") {
     check_webhook(requests[0], "alert.firing");
     const json::object acked = check_webhook(requests[1], "alert.acknowledged");
     CHECK(json_str(acked.at("alert").at("acknowledged"), "author") == "alice");
+    const json::value only_acked =
+        require_api_data(k.get("/api/v1/alerts?acknowledged=true&silenced=false"));
+    REQUIRE(only_acked.as_array().size() == 1);
+    CHECK(json_str(only_acked.as_array()[0], "id") == id);
+    CHECK(require_api_data(k.get("/api/v1/alerts?acknowledged=false")).as_array().empty());
+    const HttpResponse bad_filter = k.get("/api/v1/alerts?acknowledged=maybe");
+    require_error(bad_filter, 400, "bad_data");
+    CHECK(contains(bad_filter.body, "acknowledged"));
 
     write_value_now(k, "checkout_latency", 50);
     wait_alert(k, "checkout_latency", "resolved");

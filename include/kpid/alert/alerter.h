@@ -50,6 +50,8 @@ struct AlertFilter {
   std::string kpi;
   std::string owner;
   std::string severity;
+  std::optional<bool> acknowledged;  // unset: either
+  std::optional<bool> silenced;      // by an active silence now
 };
 
 struct AlertView {

@@ -202,7 +202,9 @@ struct Rig {
   }
 
   std::vector<AlertView> alerts(const std::string& state = "") const {
-    return alerter->list({state, "", "", ""});
+    AlertFilter f;
+    f.state = state;
+    return alerter->list(f);
   }
 
   testing::TempDir dir;
@@ -351,6 +353,11 @@ TEST_CASE("alerter: a firing alert is repeated until acknowledged; acknowledging
   CHECK(pd[2].json().as_object().at("dedup_key") == pd[0].json().as_object().at("dedup_key"));
   CHECK(rig.transport.to("hook").back().event() == "alert.acknowledged");
   CHECK(rig.alerter->acknowledge(id, "bob", "").status().code() == StatusCode::kInvalidArgument);
+  AlertFilter by_ack;
+  by_ack.acknowledged = true;
+  CHECK(rig.alerter->list(by_ack).size() == 1);
+  by_ack.acknowledged = false;
+  CHECK(rig.alerter->list(by_ack).empty());
 
   const size_t before = rig.transport.to("hook").size();
   rig.at(kStart + kMinute + 40 * kMinute);
@@ -373,6 +380,11 @@ TEST_CASE("alerter: a silence holds notifications back; the alert is announced w
   auto firing = rig.alerts("firing");
   REQUIRE(firing.size() == 1);
   CHECK(firing[0].silenced_by == std::vector<std::string>{added->id});
+  AlertFilter silenced;
+  silenced.silenced = true;
+  CHECK(rig.alerter->list(silenced).size() == 1);
+  silenced.silenced = false;
+  CHECK(rig.alerter->list(silenced).empty());
   CHECK(rig.transport.sent.empty());
   CHECK(rig.alerter->expire_silence(added->id).is_ok());
   rig.tick();
@@ -427,8 +439,12 @@ TEST_CASE("alerter: routing by severity; warn rule alerts on crit too") {
   rig.evaluate(250, Health::kCrit);  // worse: warn still breached, crit pending
   CHECK(rig.alerts("firing").size() == 1);
   CHECK(rig.alerts("pending").size() == 1);
-  CHECK(rig.alerter->list({"", "", "payments", "info"}).size() == 1);
-  CHECK(rig.alerter->list({"", "", "nobody", ""}).empty());
+  AlertFilter f;
+  f.owner = "payments";
+  f.severity = "info";
+  CHECK(rig.alerter->list(f).size() == 1);
+  f.owner = "nobody";
+  CHECK(rig.alerter->list(f).empty());
 }
 
 TEST_CASE("alerter: removing a rule resolves its open alert") {
