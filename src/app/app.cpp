@@ -260,7 +260,11 @@ class Daemon {
       spdlog::critical("{}", s.message());
       return false;
     }
+    // Links in notifications need the bound port, so delivery starts only now.
     alerter_->set_external_url(external_url(config_, http_->local_port()));
+    outbox_->start();
+    alerter_->start();
+    spdlog::info("alerting: {} receivers", receivers_.size());
     if (!config_.line.listen.empty()) {
       auto line_address = config::parse_host_port(config_.line.listen);
       line_ = std::make_unique<ingest::LineListener>(
@@ -283,6 +287,7 @@ class Daemon {
   }
 
   // The outbox picks up what a previous run left undelivered; the alerter its open alerts.
+  // Their threads start once the HTTP port is known.
   bool start_alerting() {
     const alert::OutboxOptions outbox_options{config_.alerting.notification_max_age,
                                               config_.alerting.retry_initial,
@@ -301,9 +306,6 @@ class Daemon {
       return false;
     }
     alerter_->set_rules(std::move(rules_));
-    outbox_->start();
-    alerter_->start();
-    spdlog::info("alerting: {} receivers", receivers_.size());
     return true;
   }
 

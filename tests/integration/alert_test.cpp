@@ -4,6 +4,8 @@
 // clear_for with hysteresis, the alert API's errors and --check-config errors of [[kpi.alert]]
 // and [[receiver]]. Every receiver is a kpid::testing::RecordingReceiver on loopback.
 
+#include <csignal>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -739,4 +741,37 @@ TEST_CASE("alerts: --check-config counts the rules and receivers of the shipped 
   INFO("exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
   CHECK(r.exit_code == 0);
   CHECK(contains(r.out, "(4 KPIs, 4 alert rules, 3 receivers"));
+}
+
+TEST_CASE("alerts: SIGHUP applies changed rules and a removed rule resolves its alert", "[alert]") {
+  RecordingReceiver hook;
+  const std::string head = alerting_toml() + webhook_toml("hook", hook.url() + "/hook");
+  Kpid k({.config_toml = head + kpi_toml("checkout_latency")});
+  k.start();
+  write_value_now(k, "checkout_latency", 250);
+  const std::string first = json_str(wait_alert(k, "checkout_latency", "firing"), "id");
+  REQUIRE(hook.wait_for(1, 10s));
+
+  // The crit rule goes, a warn rule with a label comes.
+  std::string without_crit = kpi_toml("checkout_latency");
+  without_crit.replace(without_crit.find("condition = \"crit\""), 18,
+                       "condition = \"warn\"\nlabels = { via = \"reload\" }");
+  k.write_config(head + without_crit);
+  k.send_signal(SIGHUP);
+  REQUIRE(eventually([&] { return contains(k.log(), "reload: 1 KPIs, 1 alert rules"); }, 5s));
+  REQUIRE(hook.wait_for(3, 10s));  // the crit alert's resolution, the warn alert's firing
+  const json::object crit = get_alert_detail(k, first);
+  CHECK(json_str(crit, "state") == "resolved");
+  std::map<std::string, std::string> events;  // event -> alert id
+  for (const auto& r : hook.requests()) {
+    const json::object body = check_webhook(r, header(r, "x-kpid-event"));
+    events[json_str(body, "event") + "/" + json_str(body.at("alert"), "condition")] =
+        json_str(body.at("alert"), "id");
+  }
+  CHECK(events["alert.firing/crit"] == first);
+  CHECK(events["alert.resolved/crit"] == first);
+  REQUIRE(events.count("alert.firing/warn") == 1);
+  const json::object warn = get_alert_detail(k, events["alert.firing/warn"]);
+  CHECK(json_str(warn, "state") == "firing");
+  CHECK(json_str(warn.at("labels"), "via") == "reload");
 }
