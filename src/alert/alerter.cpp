@@ -239,13 +239,26 @@ void Alerter::stop() {
 
 void Alerter::evaluated(const kpi::KpiView& kpi) {
   if (!kpi.definition) return;
+  size_t limit = 0;
   {
     std::shared_lock lock(watched_mutex_);
     if (!watched_.contains(kpi.definition->id)) return;
+    limit = std::max<size_t>(1024, 4 * watched_.size());
   }
   {
     std::lock_guard lock(queue_mutex_);
     queue_.push_back(kpi);
+    // Bounded: should the alerter fall behind (a stalled disk), only each KPI's newest
+    // evaluation is kept.
+    if (queue_.size() > limit) {
+      std::set<std::string_view> seen;
+      std::vector<kpi::KpiView> newest;
+      for (auto it = queue_.rbegin(); it != queue_.rend(); ++it) {
+        if (seen.insert(it->definition->id).second) newest.push_back(*it);
+      }
+      std::reverse(newest.begin(), newest.end());
+      queue_ = std::move(newest);
+    }
   }
   wake_.notify_one();
 }
