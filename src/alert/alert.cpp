@@ -5,18 +5,13 @@
 
 #include <boost/json.hpp>
 
+#include "kpid/core/json.h"
+
 namespace kpid::alert {
 
 namespace json = boost::json;
 
 namespace {
-
-json::value time_value(TimestampMs t) {
-  if (t == 0) return nullptr;
-  std::string s;
-  append_rfc3339(s, t);
-  return json::string(s);
-}
 
 json::value number_value(double v) {
   if (!std::isfinite(v)) return nullptr;
@@ -28,89 +23,6 @@ json::object string_map(const std::map<std::string, std::string>& m) {
   for (const auto& [k, v] : m) o[k] = v;
   return o;
 }
-
-// Field readers that collect the first problem, naming the field.
-class Reader {
- public:
-  explicit Reader(const json::object& o) : o_(o) {}
-
-  std::string str(std::string_view key, bool required = true) {
-    const json::value* v = o_.if_contains(key);
-    if (v == nullptr || v->is_null()) {
-      if (required) fail(key, "is required");
-      return {};
-    }
-    if (!v->is_string()) {
-      fail(key, "expected a string");
-      return {};
-    }
-    return std::string(v->get_string());
-  }
-
-  TimestampMs time(std::string_view key) {
-    const json::value* v = o_.if_contains(key);
-    if (v == nullptr || v->is_null()) return 0;
-    if (!v->is_string()) {
-      fail(key, "expected an RFC 3339 time");
-      return 0;
-    }
-    auto t = parse_time(v->get_string());
-    if (!t) {
-      fail(key, t.status().message());
-      return 0;
-    }
-    return *t;
-  }
-
-  std::optional<double> number(std::string_view key) {
-    const json::value* v = o_.if_contains(key);
-    if (v == nullptr || v->is_null()) return std::nullopt;
-    if (!v->is_number()) {
-      fail(key, "expected a number");
-      return std::nullopt;
-    }
-    return v->to_number<double>();
-  }
-
-  bool boolean(std::string_view key) {
-    const json::value* v = o_.if_contains(key);
-    if (v == nullptr || v->is_null()) return false;
-    if (!v->is_bool()) {
-      fail(key, "expected true or false");
-      return false;
-    }
-    return v->get_bool();
-  }
-
-  std::map<std::string, std::string> string_map(std::string_view key) {
-    std::map<std::string, std::string> out;
-    const json::value* v = o_.if_contains(key);
-    if (v == nullptr || v->is_null()) return out;
-    if (!v->is_object()) {
-      fail(key, "expected an object of strings");
-      return out;
-    }
-    for (const auto& [k, value] : v->get_object()) {
-      if (!value.is_string()) {
-        fail(std::string(key) + "." + std::string(k), "expected a string");
-        continue;
-      }
-      out[std::string(k)] = std::string(value.get_string());
-    }
-    return out;
-  }
-
-  void fail(std::string_view key, std::string message) {
-    if (error_.empty()) error_ = std::string(key) + ": " + message;
-  }
-  Status status() const {
-    return error_.empty() ? Status::ok() : Status::invalid_argument(error_);
-  }
-
- private:
-  const json::object& o_;
-  std::string error_;
-};
 
 }  // namespace
 
@@ -141,28 +53,28 @@ json::object to_json(const Alert& a) {
   o["unit"] = a.unit;
   o["runbook_url"] = a.runbook_url;
   o["state"] = state_name(a.state);
-  o["pending_since"] = time_value(a.pending_since);
-  o["firing_since"] = time_value(a.firing_since);
-  o["resolved_at"] = time_value(a.resolved_at);
-  o["recovering_since"] = a.recovering_since ? time_value(*a.recovering_since) : nullptr;
+  o["pending_since"] = rfc3339_value(a.pending_since);
+  o["firing_since"] = rfc3339_value(a.firing_since);
+  o["resolved_at"] = rfc3339_value(a.resolved_at);
+  o["recovering_since"] = a.recovering_since ? rfc3339_value(*a.recovering_since) : nullptr;
   o["value"] = number_value(a.value);
   o["threshold"] = a.threshold ? number_value(*a.threshold) : nullptr;
   o["labels"] = string_map(a.labels);
   o["annotations"] = string_map(a.annotations);
   if (a.acknowledged) {
     o["acknowledged"] = json::object{{"author", a.acknowledged->author},
-                                     {"at", time_value(a.acknowledged->at)},
+                                     {"at", rfc3339_value(a.acknowledged->at)},
                                      {"comment", a.acknowledged->comment}};
   } else {
     o["acknowledged"] = nullptr;
   }
   o["notified"] = a.notified;
-  o["last_notified"] = time_value(a.last_notified);
+  o["last_notified"] = rfc3339_value(a.last_notified);
   return o;
 }
 
 Result<Alert> alert_from_json(const json::object& o) {
-  Reader r(o);
+  JsonReader r(o);
   Alert a;
   a.id = r.str("id");
   a.kpi = r.str("kpi");
@@ -196,7 +108,7 @@ Result<Alert> alert_from_json(const json::object& o) {
   a.labels = r.string_map("labels");
   a.annotations = r.string_map("annotations");
   if (const json::value* v = o.if_contains("acknowledged"); v && v->is_object()) {
-    Reader ack(v->get_object());
+    JsonReader ack(v->get_object());
     a.acknowledged = Acknowledgement{ack.str("author"), ack.time("at"), ack.str("comment", false)};
     if (auto s = ack.status(); !s) r.fail("acknowledged", s.message());
   }
@@ -207,11 +119,11 @@ Result<Alert> alert_from_json(const json::object& o) {
 }
 
 json::object to_json(const AlertEvent& e) {
-  return json::object{{"time", time_value(e.time)}, {"kind", e.kind}, {"detail", e.detail}};
+  return json::object{{"time", rfc3339_value(e.time)}, {"kind", e.kind}, {"detail", e.detail}};
 }
 
 Result<AlertEvent> event_from_json(const json::object& o) {
-  Reader r(o);
+  JsonReader r(o);
   AlertEvent e{r.time("time"), r.str("kind"), r.str("detail", false)};
   if (auto s = r.status(); !s) return s;
   return e;
@@ -228,16 +140,16 @@ json::object to_json(const Silence& s, TimestampMs now) {
   }
   return json::object{{"id", s.id},
                       {"matchers", std::move(matchers)},
-                      {"starts_at", time_value(s.starts_at)},
-                      {"ends_at", time_value(s.ends_at)},
-                      {"created_at", time_value(s.created_at)},
+                      {"starts_at", rfc3339_value(s.starts_at)},
+                      {"ends_at", rfc3339_value(s.ends_at)},
+                      {"created_at", rfc3339_value(s.created_at)},
                       {"author", s.author},
                       {"comment", s.comment},
                       {"state", s.state(now)}};
 }
 
 Result<Silence> silence_from_json(const json::object& o) {
-  Reader r(o);
+  JsonReader r(o);
   Silence s;
   s.id = r.str("id", false);
   s.author = r.str("author");
@@ -255,7 +167,7 @@ Result<Silence> silence_from_json(const json::object& o) {
   for (const auto& item : list->get_array()) {
     const std::string where = "matchers[" + std::to_string(index++) + "]";
     if (!item.is_object()) return Status::invalid_argument(where + ": expected an object");
-    Reader m(item.get_object());
+    JsonReader m(item.get_object());
     std::string name = m.str("name");
     std::string value = m.str("value");
     std::string op = m.str("op", false);

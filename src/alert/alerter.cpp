@@ -514,6 +514,41 @@ void Alerter::persist(const Alert& alert, std::vector<AlertEvent> events) {
   }
 }
 
+Status Alerter::annotate(std::string_view id_text, const std::string& name,
+                         const std::string& value) {
+  std::lock_guard lock(mutex_);
+  auto id = parse_id(id_text);
+  auto it = id ? alerts_.find(*id) : alerts_.end();
+  if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
+  Alert& a = it->second;
+  if (auto existing = a.annotations.find(name);
+      existing != a.annotations.end() && existing->second == value) {
+    return Status::ok();
+  }
+  a.annotations[name] = value;
+  persist(a, {{clock_.now_ms(), "annotated", name + " = " + value}});
+  return Status::ok();
+}
+
+void Alerter::notify_about(std::string_view id_text, std::string_view event,
+                           const json::object& okr) {
+  std::lock_guard lock(mutex_);
+  auto id = parse_id(id_text);
+  auto it = id ? alerts_.find(*id) : alerts_.end();
+  if (it == alerts_.end()) return;
+  const TimestampMs now = clock_.now_ms();
+  auto queued = outbox_.enqueue(event, it->second, snapshot(it->second, now), okr);
+  if (!queued) {
+    spdlog::error("alert {}: queueing {}: {}", it->second.id, event, queued.status().message());
+    return;
+  }
+  std::string names;
+  for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
+  persist(it->second, {{now, "queued",
+                        std::string(event) + (names.empty() ? " (no receiver takes it)"
+                                                            : " for " + names)}});
+}
+
 void Alerter::record_event(const std::string& alert_id, std::string kind, std::string detail) {
   AlertEvent e{clock_.now_ms(), std::move(kind), std::move(detail)};
   if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{

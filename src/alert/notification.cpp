@@ -107,10 +107,12 @@ std::string pagerduty_body(const Receiver& r, const Notification& n) {
 }  // namespace
 
 bool takes(ReceiverType type, std::string_view event) {
-  if (type == ReceiverType::kAlertmanager) {
-    return event == kFiringEvent || event == kResolvedEvent;
+  switch (type) {
+    case ReceiverType::kAlertmanager: return event == kFiringEvent || event == kResolvedEvent;
+    case ReceiverType::kPagerDuty: return event.starts_with("alert.");
+    case ReceiverType::kWebhook: return true;
   }
-  return true;
+  return false;
 }
 
 std::string Notification::idempotency_key() const {
@@ -121,7 +123,7 @@ json::object to_json(const Notification& n) {
   return json::object{{"seq", n.seq},           {"receiver", n.receiver},
                       {"event", n.event},       {"alert_id", n.alert_id},
                       {"created", n.created},   {"source", n.source},
-                      {"alert", n.alert}};
+                      {"alert", n.alert},       {"okr", n.okr}};
 }
 
 Result<Notification> notification_from_json(const json::object& o) {
@@ -140,6 +142,9 @@ Result<Notification> notification_from_json(const json::object& o) {
   n.alert_id = string_field(o, "alert_id");
   n.source = string_field(o, "source");
   n.alert = alert->get_object();
+  if (const json::value* okr = o.if_contains("okr"); okr && okr->is_object()) {
+    n.okr = okr->get_object();
+  }
   if (n.receiver.empty() || n.event.empty() || n.alert_id.empty()) {
     return Status::invalid_argument("notification record lacks receiver, event or alert_id");
   }
@@ -147,12 +152,14 @@ Result<Notification> notification_from_json(const json::object& o) {
 }
 
 std::string webhook_body(const Notification& n) {
-  return to_json_text(json::object{{"version", "1"},
-                                      {"event", n.event},
-                                      {"idempotency_key", n.idempotency_key()},
-                                      {"created_at", rfc3339(n.created)},
-                                      {"source", n.source},
-                                      {"alert", n.alert}});
+  json::object body{{"version", "1"},
+                    {"event", n.event},
+                    {"idempotency_key", n.idempotency_key()},
+                    {"created_at", rfc3339(n.created)},
+                    {"source", n.source},
+                    {"alert", n.alert}};
+  if (!n.okr.empty()) body["okr"] = n.okr;
+  return to_json_text(body);
 }
 
 OutboundRequest render_request(const Receiver& r, const Notification& n, TimestampMs now) {

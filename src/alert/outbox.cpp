@@ -198,12 +198,13 @@ void Outbox::stop() {
 }
 
 Result<std::vector<std::string>> Outbox::enqueue(std::string_view event, const Alert& alert,
-                                                 const json::object& snapshot) {
-  return enqueue_to(event, alert, snapshot, false);
+                                                 const json::object& snapshot,
+                                                 const json::object& okr) {
+  return enqueue_to(event, alert, snapshot, okr, false);
 }
 
 void Outbox::refresh_leases(const Alert& alert, const json::object& snapshot) {
-  if (auto r = enqueue_to(kFiringEvent, alert, snapshot, true); !r) {
+  if (auto r = enqueue_to(kFiringEvent, alert, snapshot, {}, true); !r) {
     spdlog::error("outbox: queueing lease renewals of alert {}: {}", alert.id,
                   r.status().message());
   }
@@ -216,6 +217,7 @@ void Outbox::forget(const std::string& alert_id) {
 
 Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, const Alert& alert,
                                                     const json::object& snapshot,
+                                                    const json::object& okr,
                                                     bool leases_only) {
   std::vector<std::string> names;
   std::vector<std::pair<std::string, std::string>> puts;
@@ -242,6 +244,7 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
     n.created = now;
     n.source = source_;
     n.alert = snapshot;
+    n.okr = okr;
     if (alertmanager) {
       // Alertmanager keeps state: the newest notification of an alert replaces a waiting one.
       for (size_t i = w->in_flight ? 1 : 0; i < w->queue.size(); ++i) {

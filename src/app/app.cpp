@@ -109,6 +109,9 @@ LoadedConfig load_all(const CommandLine& command_line) {
   out.errors.insert(out.errors.end(), alerting.errors.begin(), alerting.errors.end());
   out.rules = std::move(alerting.rules);
   out.receivers = std::move(alerting.receivers);
+  auto policies = okr::compile_policies(out.config);
+  out.errors.insert(out.errors.end(), policies.errors.begin(), policies.errors.end());
+  out.okr_policies = std::move(policies.policies);
   config::sort_errors(out.errors);
   out.kpis = std::move(compiled.kpis);
   out.warnings = kpi::lint(out.config.kpis);
@@ -198,6 +201,7 @@ class Daemon {
     kpis_ = std::move(loaded.kpis);
     rules_ = std::move(loaded.rules);
     receivers_ = std::move(loaded.receivers);
+    okr_policies_ = std::move(loaded.okr_policies);
     setup_logging(config_.log.level);
     spdlog::info("kpid {} starting (config: {}, {} KPIs)", kVersion,
                  config_.source.empty() ? "built-in defaults" : config_.source, kpis_.size());
@@ -247,7 +251,7 @@ class Daemon {
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, *alerter_});
+        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,
@@ -262,8 +266,10 @@ class Daemon {
     }
     // Links in notifications need the bound port, so delivery starts only now.
     alerter_->set_external_url(external_url(config_, http_->local_port()));
+    planner_->set_external_url(external_url(config_, http_->local_port()));
     outbox_->start();
     alerter_->start();
+    planner_->start();
     spdlog::info("alerting: {} receivers", receivers_.size());
     if (!config_.line.listen.empty()) {
       auto line_address = config::parse_host_port(config_.line.listen);
@@ -306,6 +312,14 @@ class Daemon {
       return false;
     }
     alerter_->set_rules(std::move(rules_));
+    planner_ = std::make_unique<okr::Planner>(
+        *store_, *evaluator_, *alerter_, *outbox_, &metrics_, clock_,
+        okr::PlannerOptions{config_.okr.max_open_per_owner, 1'000, true});
+    if (auto s = planner_->load(); !s) {
+      spdlog::critical("cannot read OKRs: {}", s.message());
+      return false;
+    }
+    planner_->set_policies(std::move(okr_policies_));
     return true;
   }
 
@@ -330,10 +344,13 @@ class Daemon {
     line_.reset();
     http_.reset();
     router_.reset();
-    // The evaluator tells the alerter, which feeds the outbox: stopped in that order.
+    // The planner reads the evaluator and alerter; the evaluator tells the alerter, which feeds
+    // the outbox: stopped in that order.
+    if (planner_) planner_->stop();
     if (evaluator_) evaluator_->stop();
     if (alerter_) alerter_->stop();
     if (outbox_) outbox_->stop();
+    planner_.reset();
     evaluator_.reset();
     alerter_.reset();
     outbox_.reset();
@@ -384,7 +401,10 @@ class Daemon {
     const size_t rule_count = loaded.rules.size();
     restart_needed("[[receiver]]", !same_receivers(next.receivers, config_.receivers));
     restart_needed("[alerting]", !same_alerting(next.alerting, config_.alerting));
+    restart_needed("okr.max_open_per_owner",
+                   next.okr.max_open_per_owner != config_.okr.max_open_per_owner);
     alerter_->set_rules(std::move(loaded.rules));
+    planner_->set_policies(std::move(loaded.okr_policies));
     evaluator_->set_kpis(std::move(loaded.kpis));
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
@@ -411,9 +431,11 @@ class Daemon {
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them
   std::vector<alert::Receiver> receivers_;
+  std::vector<okr::Policy> okr_policies_;  // until the planner takes them
   std::unique_ptr<kpi::Evaluator> evaluator_;
   std::unique_ptr<alert::Outbox> outbox_;
   std::unique_ptr<alert::Alerter> alerter_;
+  std::unique_ptr<okr::Planner> planner_;
   std::unique_ptr<server::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;

@@ -25,7 +25,7 @@ class Loader {
 
   void load(const toml::table& root, Config& c) {
     static constexpr std::array kSections = {"storage", "retention", "http", "line", "query",
-                                             "log",     "include",   "kpi",   "alerting", "receiver"};
+                                             "log",     "include",   "kpi",   "alerting", "receiver", "okr"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
@@ -58,6 +58,7 @@ class Loader {
       if (name == "query") load_query(*table, c.query);
       if (name == "log") load_log(*table, c.log);
       if (name == "alerting") load_alerting(*table, c.alerting);
+      if (name == "okr") load_okr(*table, c.okr);
     }
   }
 
@@ -407,7 +408,7 @@ class Loader {
     }
     check_keys(t, section,
                std::array{"id", "name", "description", "owner", "unit", "review", "direction",
-                          "value", "band", "baseline", "stale_after", "alert"});
+                          "value", "band", "baseline", "stale_after", "alert", "okr"});
     get_string(t, section, "name", k.name);
     if (k.name.empty()) k.name = k.id;
     get_string(t, section, "description", k.description);
@@ -437,6 +438,12 @@ class Loader {
     }
     get_duration(t, section, "stale_after", 1000, k.stale_after);
     if (const toml::node* alerts = t.get("alert")) load_alert_rules(*alerts, section, k.alerts);
+    if (t.contains("okr")) {
+      if (const toml::table* o = table_at(t, section, "okr")) {
+        k.okr.emplace();
+        load_kpi_okr(*o, section + ".okr", *k.okr);
+      }
+    }
     return errors_.size() == errors_before;
   }
 
@@ -503,6 +510,48 @@ class Loader {
       }
       out.push_back({std::string(name.str()), *value.value<std::string>(), pos_of(value)});
     }
+  }
+
+  void load_kpi_okr(const toml::table& t, const std::string& section, KpiOkrConfig& c) {
+    c.pos = pos_of(t);
+    check_keys(t, section,
+               std::array{"enabled", "after", "severities", "objective", "key_result",
+                          "guardrail", "target", "related", "period", "graduate_after"});
+    get_bool(t, section, "enabled", c.enabled);
+    get_duration(t, section, "after", 0, c.after);
+    if (t.contains("severities")) {
+      c.severities.clear();
+      get_strings(t, section, "severities", c.severities);
+      for (const auto& s : c.severities) {
+        if (std::find(kSeverities.begin(), kSeverities.end(), s) == kSeverities.end()) {
+          error(*t.get("severities"), section + ".severities",
+                "unknown severity \"" + s + "\"; expected critical, error, warning or info");
+        }
+      }
+    }
+    auto text = [&](const char* key, std::string& out, SourcePos& pos) {
+      get_string(t, section, key, out);
+      if (const toml::node* n = t.get(key)) pos = pos_of(*n);
+    };
+    text("objective", c.objective, c.objective_pos);
+    text("key_result", c.key_result, c.key_result_pos);
+    text("guardrail", c.guardrail, c.guardrail_pos);
+    get_choice(t, section, "target", std::array{"band", "baseline"}, c.target);
+    get_strings(t, section, "related", c.related);
+    if (const toml::node* n = t.get("related")) c.related_pos = pos_of(*n);
+    if (c.related.empty() || c.related.size() > 4) {
+      error(t.contains("related") ? *t.get("related") : static_cast<const toml::node&>(t),
+            section + ".related",
+            "needs 1 to 4 related KPI ids: their guardrails and the KPI's own key result make "
+            "the 2-5 key results of an OKR");
+    }
+    get_choice(t, section, "period", std::array{"month", "quarter", "half", "year"}, c.period);
+    get_duration(t, section, "graduate_after", 0, c.graduate_after);
+  }
+
+  void load_okr(const toml::table& t, OkrConfig& c) {
+    check_keys(t, "okr", std::array{"max_open_per_owner"});
+    get_int(t, "okr", "max_open_per_owner", 1, 1000, c.max_open_per_owner);
   }
 
   void load_alerting(const toml::table& t, AlertingConfig& c) {

@@ -59,6 +59,123 @@ void append_json_text(std::string& out, const boost::json::value& v) {
   }
 }
 
+boost::json::value rfc3339_value(TimestampMs t) {
+  if (t == 0) return nullptr;
+  std::string s;
+  append_rfc3339(s, t);
+  return boost::json::string(s);
+}
+
+std::string JsonReader::str(std::string_view key, bool required) {
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) {
+    if (required) fail(key, "is required");
+    return {};
+  }
+  if (!v->is_string()) {
+    fail(key, "expected a string");
+    return {};
+  }
+  return std::string(v->get_string());
+}
+
+TimestampMs JsonReader::time(std::string_view key) {
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) return 0;
+  if (!v->is_string()) {
+    fail(key, "expected an RFC 3339 time");
+    return 0;
+  }
+  auto t = parse_time(v->get_string());
+  if (!t) {
+    fail(key, t.status().message());
+    return 0;
+  }
+  return *t;
+}
+
+std::optional<double> JsonReader::number(std::string_view key) {
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (!v->is_number()) {
+    fail(key, "expected a number");
+    return std::nullopt;
+  }
+  return v->to_number<double>();
+}
+
+bool JsonReader::boolean(std::string_view key) {
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) return false;
+  if (!v->is_bool()) {
+    fail(key, "expected true or false");
+    return false;
+  }
+  return v->get_bool();
+}
+
+std::map<std::string, std::string> JsonReader::string_map(std::string_view key) {
+  std::map<std::string, std::string> out;
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_object()) {
+    fail(key, "expected an object of strings");
+    return out;
+  }
+  for (const auto& [k, value] : v->get_object()) {
+    if (!value.is_string()) {
+      fail(std::string(key) + "." + std::string(k), "expected a string");
+      continue;
+    }
+    out[std::string(k)] = std::string(value.get_string());
+  }
+  return out;
+}
+
+std::vector<std::string> JsonReader::strings(std::string_view key) {
+  std::vector<std::string> out;
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_array()) {
+    fail(key, "expected an array of strings");
+    return out;
+  }
+  for (const auto& item : v->get_array()) {
+    if (!item.is_string()) {
+      fail(key, "expected an array of strings");
+      continue;
+    }
+    out.emplace_back(item.get_string());
+  }
+  return out;
+}
+
+std::vector<boost::json::object> JsonReader::objects(std::string_view key) {
+  std::vector<boost::json::object> out;
+  const boost::json::value* v = o_.if_contains(key);
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_array()) {
+    fail(key, "expected an array of objects");
+    return out;
+  }
+  for (const auto& item : v->get_array()) {
+    if (!item.is_object()) {
+      fail(key, "expected an array of objects");
+      continue;
+    }
+    out.push_back(item.get_object());
+  }
+  return out;
+}
+
+void JsonReader::fail(std::string_view key, std::string message) {
+  if (error_.empty()) error_ = std::string(key) + ": " + message;
+}
+
+Status JsonReader::status() const {
+  return error_.empty() ? Status::ok() : Status::invalid_argument(error_);
+}
+
 std::string to_json_text(const boost::json::value& value) {
   std::string out;
   append_json_text(out, value);

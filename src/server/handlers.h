@@ -7,6 +7,7 @@
 
 #include "http_util.h"
 #include "kpid/alert/alerter.h"
+#include "kpid/okr/planner.h"
 #include "kpid/server/routes.h"
 
 namespace kpid::server::detail {
@@ -49,5 +50,8 @@ Response handle_alert_api(const Request& request, std::string_view rest, alert::
 // The silence API; `rest` is the path after /api/v1/silences ("" or "/ID").
 Response handle_silence_api(const Request& request, std::string_view rest, alert::Alerter& alerts,
                             const Clock& clock);
+
+// The OKR API; `rest` is the path after /api/v1/okrs ("", "/ID" or "/ID/ACTION").
+Response handle_okr_api(const Request& request, std::string_view rest, okr::Planner& okrs);
 
 }  // namespace kpid::server::detail

@@ -19,13 +19,14 @@ namespace {
 enum class Route {
   kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
   kReadyz, kAdminCompact, kKpis, kKpi, kKpiSeries, kAlerts, kAlert, kAlertAck, kSilences,
-  kSilence, kOther, kCount
+  kSilence, kOkrs, kOkr, kOkrAction, kOther, kCount
 };
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
     "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
     "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "/api/v1/kpis",
     "/api/v1/kpis/:id", "/api/v1/kpis/:id/series", "/api/v1/alerts", "/api/v1/alerts/:id",
-    "/api/v1/alerts/:id/ack", "/api/v1/silences", "/api/v1/silences/:id", "other"};
+    "/api/v1/alerts/:id/ack", "/api/v1/silences", "/api/v1/silences/:id", "/api/v1/okrs",
+    "/api/v1/okrs/:id", "/api/v1/okrs/:id/:action", "other"};
 
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
@@ -49,6 +50,10 @@ Route route_of(std::string_view path) {
   }
   if (path == "/api/v1/silences") return Route::kSilences;
   if (path.starts_with("/api/v1/silences/")) return Route::kSilence;
+  if (path == "/api/v1/okrs") return Route::kOkrs;
+  if (path.starts_with("/api/v1/okrs/")) {
+    return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
+  }
   return Route::kOther;
 }
 
@@ -119,6 +124,10 @@ struct Router::Impl {
     if (route == Route::kAlerts || route == Route::kAlert || route == Route::kAlertAck) {
       return detail::handle_alert_api(
           request, path.substr(std::string_view("/api/v1/alerts").size()), services.alerts);
+    }
+    if (route == Route::kOkrs || route == Route::kOkr || route == Route::kOkrAction) {
+      return detail::handle_okr_api(request, path.substr(std::string_view("/api/v1/okrs").size()),
+                                    services.okrs);
     }
     if (route == Route::kSilences || route == Route::kSilence) {
       return detail::handle_silence_api(

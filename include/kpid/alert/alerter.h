@@ -99,6 +99,12 @@ class Alerter final : public kpi::EvaluationListener {
   // Ends it now (it stays listed as expired); not_found when unknown.
   Result<Silence> expire_silence(std::string_view id);
 
+  // Sets an annotation of an open alert (e.g. the link of the OKR it led to), recorded in its
+  // timeline; Alertmanager gets it with the next lease renewal. not_found when unknown.
+  Status annotate(std::string_view id, const std::string& name, const std::string& value);
+  // Queues an event about the alert for its receivers (okr.draft_opened with the OKR).
+  void notify_about(std::string_view id, std::string_view event, const boost::json::object& okr);
+
   // Appends a line to an alert's timeline (used for delivery reports; any thread).
   void record_event(const std::string& alert_id, std::string kind, std::string detail);
 

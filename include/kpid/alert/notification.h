@@ -21,10 +21,12 @@ inline constexpr std::string_view kFiringEvent = "alert.firing";
 inline constexpr std::string_view kRepeatEvent = "alert.repeat";
 inline constexpr std::string_view kAcknowledgedEvent = "alert.acknowledged";
 inline constexpr std::string_view kResolvedEvent = "alert.resolved";
+// An OKR draft was opened for the alert's KPI (the okr module).
+inline constexpr std::string_view kOkrDraftOpenedEvent = "okr.draft_opened";
 
 // Whether a receiver of `type` takes `event`: Alertmanager only firing and resolved (it repeats
-// and has no acknowledgement of its own; kpid keeps its lease fresh instead); PagerDuty and
-// webhooks all four.
+// and has no acknowledgement of its own; kpid keeps its lease fresh instead); PagerDuty the four
+// alert events (an OKR draft is not an incident); webhooks everything.
 bool takes(ReceiverType type, std::string_view event);
 
 struct Notification {
@@ -35,6 +37,7 @@ struct Notification {
   TimestampMs created = 0;
   std::string source;         // kpid's external URL
   boost::json::object alert;  // the alert as the API shows it, plus "url"
+  boost::json::object okr;    // okr.* events: the OKR as the API shows it, plus "url"
 
   // Stable across retries and restarts: "<alert id>-<seq>".
   std::string idempotency_key() const;
@@ -53,7 +56,7 @@ struct OutboundRequest {
 OutboundRequest render_request(const Receiver& receiver, const Notification& n, TimestampMs now);
 
 // The webhook body: {"version":"1","event":...,"idempotency_key":...,"created_at":...,
-// "source":...,"alert":{...}}.
+// "source":...,"alert":{...}} (okr.* events also "okr":{...}).
 std::string webhook_body(const Notification& n);
 
 // Lower-case hex HMAC-SHA256 of `data` under `key`.

@@ -70,7 +70,8 @@ class Outbox {
   // Writes `event` for the alert to every receiver that routes its severity and owner and takes
   // the event; durable when it returns. Returns the receivers' names.
   Result<std::vector<std::string>> enqueue(std::string_view event, const Alert& alert,
-                                           const boost::json::object& snapshot);
+                                           const boost::json::object& snapshot,
+                                           const boost::json::object& okr = {});
   // Re-sends a firing alert to each Alertmanager receiver it routes to whose resend_interval
   // has passed since it last got it.
   void refresh_leases(const Alert& alert, const boost::json::object& snapshot);
@@ -92,7 +93,7 @@ class Outbox {
   struct Metrics;
   Result<std::vector<std::string>> enqueue_to(std::string_view event, const Alert& alert,
                                               const boost::json::object& snapshot,
-                                              bool leases_only);
+                                              const boost::json::object& okr, bool leases_only);
   enum class Outcome { kEmpty, kDelivered, kExpired, kFailed };
   Outcome deliver_one(Worker& w);
   // Erases the in-flight head of `w`'s queue from the store and the queue.

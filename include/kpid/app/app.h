@@ -9,6 +9,7 @@
 #include "kpid/config/config.h"
 #include "kpid/core/status.h"
 #include "kpid/alert/rules.h"
+#include "kpid/okr/planner.h"
 #include "kpid/kpi/definition.h"
 
 namespace kpid::app {
@@ -28,6 +29,7 @@ struct LoadedConfig {
   std::vector<kpi::Definition> kpis;
   std::vector<alert::Rule> rules;
   std::vector<alert::Receiver> receivers;
+  std::vector<okr::Policy> okr_policies;
   std::vector<config::ConfigError> errors;
   std::vector<config::ConfigError> warnings;
 };

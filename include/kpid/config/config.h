@@ -128,6 +128,25 @@ struct AlertRuleConfig {
   SourcePos pos;  // the [[kpi.alert]] header
 };
 
+// [kpi.okr]: when a breach of the KPI opens an OKR draft, and what the draft says.
+struct KpiOkrConfig {
+  bool enabled = true;
+  DurationMs after = 3'600'000;  // a sustained breach: the alert has fired this long (0: at once)
+  std::vector<std::string> severities = {"critical"};  // of the alerts that open drafts
+  std::string objective = "Restore {{kpi.name}} to its healthy range";
+  std::string key_result = "{{verb}} {{kpi.name}} from {{start}} {{unit}} to {{target}} {{unit}}";
+  std::string guardrail = "Keep {{kpi.name}} {{side}} {{threshold}} {{unit}}";
+  std::string target = "band";  // band (its target) or baseline (its center)
+  std::vector<std::string> related;  // KPI ids: the guardrail key results (1-4)
+  std::string period = "quarter";    // month, quarter, half, year
+  DurationMs graduate_after = 7 * 86'400'000LL;  // healthy this long with every KR met: achieved
+  SourcePos pos;
+  SourcePos objective_pos;
+  SourcePos key_result_pos;
+  SourcePos guardrail_pos;
+  SourcePos related_pos;
+};
+
 struct KpiConfig {
   std::string id;
   std::string name;  // defaults to the id
@@ -141,6 +160,7 @@ struct KpiConfig {
   std::optional<KpiBaselineConfig> baseline;
   DurationMs stale_after = 0;  // no data after this long without a sample; 0: the value window
   std::vector<AlertRuleConfig> alerts;
+  std::optional<KpiOkrConfig> okr;
   SourcePos pos;  // the [[kpi]] header
 };
 
@@ -154,6 +174,11 @@ struct AlertingConfig {
   DurationMs retry_max = 5 * 60'000;   // longest retry delay
   DurationMs resolved_retention = 7 * 86'400'000LL;  // resolved alerts, expired silences
   SourcePos external_url_pos;
+};
+
+// [okr]
+struct OkrConfig {
+  int64_t max_open_per_owner = 5;  // more open objectives in one period: a warning on the draft
 };
 
 // [[receiver]]: where notifications go, and which alerts (by severity and owner).
@@ -183,6 +208,7 @@ struct Config {
   std::vector<KpiConfig> kpis;       // from the config file, then the included files in order
   AlertingConfig alerting;
   std::vector<ReceiverConfig> receivers;
+  OkrConfig okr;
   std::string source;  // the file it came from, "" for defaults only
 };
 

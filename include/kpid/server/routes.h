@@ -16,6 +16,7 @@
 #include <prometheus/histogram.h>
 
 #include "kpid/alert/alerter.h"
+#include "kpid/okr/planner.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/evaluator.h"
@@ -43,6 +44,8 @@ struct RouterServices {
   kpi::Evaluator& kpis;
   // Alerts, acknowledgements and silences.
   alert::Alerter& alerts;
+  // OKR drafts and their lifecycle.
+  okr::Planner& okrs;
 };
 
 class Router {

@@ -1,0 +1,139 @@
+#pragma once
+// The OKR planner: closes the loop from a breaching KPI to an objective that fixes it.
+//
+// Once a second it looks at the firing alerts. An alert of a KPI with [kpi.okr] whose severity
+// is listed, firing for `after`, opens a draft (or, when the KPI already has an open OKR, is
+// linked to it): objective and key results from the templates, the first key result moving the
+// KPI from its value now to the target, one guardrail per related KPI, owner from the KPI, the
+// current period. The alert's annotations get the OKR's link and webhooks an okr.draft_opened
+// event. Then it scores every open OKR from the KPIs' live values, and graduates an active one
+// once every key result is met and the KPI has been healthy for graduate_after; at the end of
+// its period an OKR closes with its final score. Everything is in the state store ("okr/<id>").
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "kpid/alert/alerter.h"
+#include "kpid/alert/outbox.h"
+#include "kpid/alert/template.h"
+#include "kpid/config/config.h"
+#include "kpid/core/status.h"
+#include "kpid/core/time.h"
+#include "kpid/kpi/evaluator.h"
+#include "kpid/metrics/metrics.h"
+#include "kpid/okr/okr.h"
+#include "kpid/store/state_store.h"
+
+namespace kpid::okr {
+
+// A KPI's [kpi.okr], compiled.
+struct Policy {
+  std::string kpi;
+  DurationMs after = 3'600'000;
+  std::vector<std::string> severities;
+  alert::Template objective;
+  alert::Template key_result;
+  alert::Template guardrail;
+  bool target_baseline = false;  // target = "baseline"
+  std::vector<std::string> related;
+  std::string period = "quarter";
+  DurationMs graduate_after = 7 * 86'400'000LL;
+};
+
+struct PolicySetup {
+  std::vector<Policy> policies;
+  std::vector<config::ConfigError> errors;
+  bool ok() const { return errors.empty(); }
+};
+// Compiles the enabled [kpi.okr] tables: templates against the OKR variables, related KPIs
+// that exist (and are not the KPI itself).
+PolicySetup compile_policies(const config::Config& config);
+
+struct PlannerOptions {
+  int64_t max_open_per_owner = 5;
+  DurationMs tick = 1'000;
+  bool background = true;  // run the planner thread (off in tests that call run_once())
+};
+
+// "" matches anything.
+struct OkrFilter {
+  std::string state;
+  std::string owner;
+  std::string kpi;
+  std::string period;  // an OKR whose period contains this time (RFC 3339 or Unix seconds)
+};
+
+class Planner {
+ public:
+  // Everything referenced must outlive the planner. `metrics` may be null.
+  Planner(store::StateStore& state, const kpi::Evaluator& kpis, alert::Alerter& alerts,
+          alert::Outbox& outbox, metrics::Metrics* metrics, const Clock& clock,
+          PlannerOptions options);
+  ~Planner();
+
+  Status load();
+  void set_policies(std::vector<Policy> policies);
+  void set_external_url(std::string url);
+  void start();
+  void stop();
+  // One round on the calling thread: open and link drafts, score, graduate, close.
+  void run_once();
+
+  // Newest first; invalid_argument for a bad period time.
+  Result<std::vector<Okr>> list(const OkrFilter& filter) const;
+  Result<Okr> get(std::string_view id) const;
+  std::string url_of(std::string_view id) const;
+
+  // Lifecycle, each recorded with its author. not_found, or invalid_argument when the state
+  // does not allow it (e.g. accepting a closed OKR).
+  Result<Okr> accept(std::string_view id, const std::string& author);
+  Result<Okr> dismiss(std::string_view id, const std::string& author, const std::string& comment);
+  // outcome none: achieved when every key result is met, else missed.
+  Result<Okr> close(std::string_view id, const std::string& author, Outcome outcome);
+  // Edits of an open OKR: {"objective", "owner", "period": {"start", "end"}, "key_results":
+  // {"add": [...], "remove": ["kr2"], "change": [{"id": "kr1", "target": 150, ...}]}}.
+  Result<Okr> edit(std::string_view id, const std::string& author,
+                   const boost::json::object& changes);
+  Result<Okr> check_in(std::string_view id, const std::string& author, const std::string& kr,
+                       double value, const std::string& note, std::optional<double> confidence);
+
+ private:
+  struct Metrics;
+  void run();
+  void open_or_link(const alert::AlertView& alert, TimestampMs now);
+  void score_all(TimestampMs now);
+  Okr draft_for(const Policy& policy, const kpi::KpiView& kpi, const alert::Alert& alert,
+                TimestampMs now);
+  void persist(const Okr& okr);
+  void refresh(Okr& okr, TimestampMs now);  // live values, health, metrics
+  void publish(const Okr& okr);
+  Okr* find(std::string_view id);
+
+  store::StateStore& state_;
+  const kpi::Evaluator& kpis_;
+  alert::Alerter& alerts_;
+  alert::Outbox& outbox_;
+  const Clock& clock_;
+  PlannerOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+
+  mutable std::mutex mutex_;
+  std::map<std::string, Policy> policies_;  // by KPI id
+  std::map<uint64_t, Okr> okrs_;
+  uint64_t next_id_ = 1;
+  std::string external_url_;
+
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace kpid::okr
