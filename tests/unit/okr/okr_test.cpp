@@ -181,3 +181,15 @@ over_time = "last"
   CHECK(bad.errors[0].key == "kpi.lat.okr.period");
   CHECK(bad.errors[1].key == "kpi.lat.okr.severities");
 }
+
+TEST_CASE("okr: the shipped config has an OKR policy that compiles") {
+  auto loaded = config::load_config(KPID_SOURCE_DIR "/config/kpid.toml", {});
+  REQUIRE(loaded.ok());
+  CHECK(loaded.config.okr.max_open_per_owner == 5);
+  auto setup = compile_policies(loaded.config);
+  INFO((setup.errors.empty() ? "" : setup.errors[0].to_string()));
+  REQUIRE(setup.ok());
+  REQUIRE(setup.policies.size() == 1);
+  CHECK(setup.policies[0].kpi == "checkout_latency_p95");
+  CHECK(setup.policies[0].related == std::vector<std::string>{"checkout_error_rate"});
+}
