@@ -1,4 +1,5 @@
 #include "kpid/core/json.h"
+#include "kpid/core/text.h"
 #include "kpid/alert/alerter.h"
 
 #include <algorithm>
@@ -23,38 +24,8 @@ constexpr std::string_view kSilencePrefix = "silence/";
 constexpr std::string_view kAlertSeqKey = "meta/alert_seq";
 constexpr std::string_view kSilenceSeqKey = "meta/silence_seq";
 
-// Ids are decimal; keys pad them so key order is id order.
-std::string padded(uint64_t id) {
-  char buffer[24];
-  std::snprintf(buffer, sizeof buffer, "%020" PRIu64, id);
-  return buffer;
-}
-
-std::optional<uint64_t> parse_id(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
-}
-
 std::string open_key(std::string_view kpi, Condition c) {
   return std::string(kpi) + "/" + std::string(condition_name(c));
-}
-
-// Numbers for people: up to 6 significant digits, no exponent for ordinary magnitudes.
-std::string format_number(double v) {
-  if (std::isnan(v)) return "no value";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.6g", v);
-  if (std::string_view(buffer).find('e') != std::string_view::npos) {
-    std::string out;
-    append_prom_float(out, v);
-    return out;
-  }
-  return buffer;
 }
 
 // The threshold a condition is about, on the side the value is on.
@@ -84,7 +55,7 @@ std::optional<double> threshold_of(Condition c, const kpi::KpiView& view) {
 
 std::string event_key(const std::string& alert_id, TimestampMs time, uint32_t seq) {
   std::string key(kEventPrefix);
-  key += padded(parse_id(alert_id).value_or(0));
+  key += padded_id(parse_id(alert_id).value_or(0));
   key.push_back('/');
   for (int shift = 56; shift >= 0; shift -= 8) {
     key.push_back(static_cast<char>(static_cast<uint64_t>(time) >> shift));
@@ -329,7 +300,7 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
     rs.recovering_since = alert->recovering_since;
   }
   const Transition t = step(rs, rule.timing, breach, is_recovered, now);
-  const std::string value_text = format_number(view.value);
+  const std::string value_text = std::isnan(view.value) ? "no value" : format_number(view.value);
 
   if (alert == nullptr && (t == Transition::kPending || t == Transition::kFiring)) {
     const uint64_t id = next_alert_++;
@@ -414,8 +385,8 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
 }
 
 void Alerter::erase_alert(uint64_t id) {
-  std::vector<std::string> erase{std::string(kAlertPrefix) + padded(id)};
-  const std::string prefix = std::string(kEventPrefix) + padded(id) + "/";
+  std::vector<std::string> erase{std::string(kAlertPrefix) + padded_id(id)};
+  const std::string prefix = std::string(kEventPrefix) + padded_id(id) + "/";
   auto scanned = state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
     erase.emplace_back(k);
     return true;
@@ -504,7 +475,7 @@ void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now) {
 
 void Alerter::persist(const Alert& alert, std::vector<AlertEvent> events) {
   std::vector<std::pair<std::string, std::string>> puts;
-  puts.emplace_back(std::string(kAlertPrefix) + padded(*parse_id(alert.id)),
+  puts.emplace_back(std::string(kAlertPrefix) + padded_id(*parse_id(alert.id)),
                     to_json_text(to_json(alert)));
   for (const auto& e : events) {
     puts.emplace_back(event_key(alert.id, e.time, event_seq_++), to_json_text(to_json(e)));
@@ -602,7 +573,7 @@ void Alerter::tick(TimestampMs now) {
   std::vector<std::string> erase;
   for (auto it = silences_.begin(); it != silences_.end();) {
     if (now - it->second.ends_at > options_.resolved_retention) {
-      erase.push_back(std::string(kSilencePrefix) + padded(it->first));
+      erase.push_back(std::string(kSilencePrefix) + padded_id(it->first));
       it = silences_.erase(it);
     } else {
       ++it;
@@ -675,7 +646,7 @@ Result<AlertDetail> Alerter::get(std::string_view id_text) const {
     if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
     detail.view = view_of(it->second, clock_.now_ms());
   }
-  const std::string prefix = std::string(kEventPrefix) + padded(*id) + "/";
+  const std::string prefix = std::string(kEventPrefix) + padded_id(*id) + "/";
   auto s = state_.scan_state(prefix, [&](std::string_view, std::string_view value) {
     auto record = parse_record(value);
     if (!record) return true;
@@ -728,7 +699,7 @@ Result<Silence> Alerter::add_silence(Silence s) {
   s.id = std::to_string(id);
   s.created_at = now;
   std::vector<std::pair<std::string, std::string>> puts{
-      {std::string(kSilencePrefix) + padded(id), to_json_text(to_json(s, now))},
+      {std::string(kSilencePrefix) + padded_id(id), to_json_text(to_json(s, now))},
       {std::string(kSilenceSeqKey), std::to_string(next_silence_)}};
   if (auto st = state_.write_state(puts); !st) return st;
   spdlog::info("silence {} by {} until {}: {}", s.id, s.author, s.ends_at, s.comment);
@@ -747,7 +718,7 @@ Result<Silence> Alerter::expire_silence(std::string_view id_text) {
     s.ends_at = now;
     if (s.starts_at > now) s.starts_at = now;
     std::vector<std::pair<std::string, std::string>> puts{
-        {std::string(kSilencePrefix) + padded(*id), to_json_text(to_json(s, now))}};
+        {std::string(kSilencePrefix) + padded_id(*id), to_json_text(to_json(s, now))}};
     if (auto st = state_.write_state(puts); !st) return st;
     spdlog::info("silence {} expired", s.id);
   }

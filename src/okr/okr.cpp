@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "kpid/core/json.h"
+#include "kpid/core/text.h"
 
 namespace kpid::okr {
 
@@ -36,13 +37,6 @@ constexpr std::array<std::string_view, 4> kOutcomes = {"", "achieved", "missed",
 constexpr std::array<std::string_view, 3> kKinds = {"kpi", "guardrail", "manual"};
 constexpr std::array<std::string_view, 4> kDirections = {"increase", "decrease", "stay_above",
                                                          "stay_below"};
-
-std::string format_number(double v) {
-  if (!std::isfinite(v)) return "?";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.6g", v);
-  return buffer;
-}
 
 std::string date_of(TimestampMs t) {
   std::string s;

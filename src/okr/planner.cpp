@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kpid/core/json.h"
+#include "kpid/core/text.h"
 
 namespace kpid::okr {
 
@@ -25,29 +26,6 @@ constexpr std::string_view kSeqKey = "meta/okr_seq";
 
 constexpr std::array<std::string_view, 9> kVariables = {
     "kpi", "kpi.name", "owner", "unit", "start", "target", "verb", "side", "threshold"};
-
-std::string padded(uint64_t id) {
-  char buffer[24];
-  std::snprintf(buffer, sizeof buffer, "%020" PRIu64, id);
-  return buffer;
-}
-
-std::optional<uint64_t> parse_id(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
-}
-
-std::string format_number(double v) {
-  if (!std::isfinite(v)) return "?";
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.4g", v);
-  return buffer;
-}
 
 // Templates leave double spaces where a variable is empty (no unit).
 std::string tidy(std::string text) {
@@ -457,7 +435,7 @@ void Planner::score_all(TimestampMs now) {
 
 void Planner::persist(const Okr& okr) {
   std::vector<std::pair<std::string, std::string>> puts{
-      {std::string(kPrefix) + padded(*parse_id(okr.id)), to_json_text(to_json(okr))}};
+      {std::string(kPrefix) + padded_id(*parse_id(okr.id)), to_json_text(to_json(okr))}};
   if (auto s = state_.write_state(puts); !s) {
     spdlog::error("okr {}: recording it: {}", okr.id, s.message());
   }

@@ -20,13 +20,6 @@ namespace json = boost::json;
 
 namespace {
 
-Response method_not_allowed(const Request& request, std::string_view allow) {
-  auto r = api_error(request, http::status::method_not_allowed, "method_not_allowed",
-                     "use " + std::string(allow) + " for " + std::string(request_path(request)));
-  r.set(http::field::allow, allow);
-  return r;
-}
-
 Response success(const Request& request, const json::value& data) {
   return api_success(request, to_json_text(data));
 }
@@ -49,16 +42,6 @@ json::object alert_json(const alert::AlertView& v) {
   o["silenced_by"] = std::move(silenced);
   o["url"] = v.url;
   return o;
-}
-
-// The request body as a JSON object; an empty body is an empty object.
-Result<json::object> body_object(const Request& request) {
-  if (request.body().empty()) return json::object{};
-  boost::system::error_code ec;
-  json::value v = json::parse(request.body(), ec);
-  if (ec) return Status::invalid_argument("request body is not valid JSON: " + ec.message());
-  if (!v.is_object()) return Status::invalid_argument("request body must be a JSON object");
-  return std::move(v.get_object());
 }
 
 Result<std::string> string_field(const json::object& o, std::string_view key, bool required) {

@@ -1,5 +1,7 @@
 #include "http_util.h"
 
+#include <boost/json.hpp>
+
 #include "kpid/core/utf8.h"
 
 #include <cstdio>
@@ -146,6 +148,22 @@ Response api_error(const Request& request, http::status status, std::string_view
   append_json_string(body, message);
   body.push_back('}');
   return json_response(request, status, std::move(body));
+}
+
+Response method_not_allowed(const Request& request, std::string_view allow) {
+  auto r = api_error(request, http::status::method_not_allowed, "method_not_allowed",
+                     "use " + std::string(allow) + " for " + std::string(request_path(request)));
+  r.set(http::field::allow, allow);
+  return r;
+}
+
+Result<boost::json::object> body_object(const Request& request) {
+  if (request.body().empty()) return boost::json::object{};
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(request.body(), ec);
+  if (ec) return Status::invalid_argument("request body is not valid JSON: " + ec.message());
+  if (!v.is_object()) return Status::invalid_argument("request body must be a JSON object");
+  return std::move(v.get_object());
 }
 
 Response api_success(const Request& request, std::string_view data) {

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/server/http_server.h"
@@ -48,6 +50,13 @@ Response api_success(const Request& request, std::string_view data);
 
 // Reads an optional time parameter (RFC 3339 or Unix seconds); `fallback` when absent.
 Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback);
+
+// 405 in the API envelope, with Allow.
+Response method_not_allowed(const Request& request, std::string_view allow);
+
+// The request body as a JSON object (an empty body is an empty object); invalid_argument says
+// what is wrong.
+Result<boost::json::object> body_object(const Request& request);
 
 // {"error": message}
 Response json_error(const Request& request, boost::beast::http::status status,

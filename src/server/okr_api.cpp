@@ -21,13 +21,6 @@ namespace json = boost::json;
 
 namespace {
 
-Response method_not_allowed(const Request& request, std::string_view allow) {
-  auto r = api_error(request, http::status::method_not_allowed, "method_not_allowed",
-                     "use " + std::string(allow) + " for " + std::string(request_path(request)));
-  r.set(http::field::allow, allow);
-  return r;
-}
-
 json::object okr_json(const okr::Okr& o, const okr::Planner& okrs) {
   json::object j = okr::to_json(o);
   j.erase("next_kr");
@@ -49,14 +42,6 @@ Response error_of(const Request& request, const Status& s, bool conflict_on_inva
   }
 }
 
-Result<json::object> body_object(const Request& request) {
-  if (request.body().empty()) return json::object{};
-  boost::system::error_code ec;
-  json::value v = json::parse(request.body(), ec);
-  if (ec) return Status::invalid_argument("request body is not valid JSON: " + ec.message());
-  if (!v.is_object()) return Status::invalid_argument("request body must be a JSON object");
-  return std::move(v.get_object());
-}
 
 Response one(const Request& request, const Result<okr::Okr>& r, const okr::Planner& okrs,
              bool conflict_on_invalid) {
