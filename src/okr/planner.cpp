@@ -228,10 +228,14 @@ void Planner::open_or_link(const alert::AlertView& view, TimestampMs now) {
   if (std::find(p.severities.begin(), p.severities.end(), alert.severity) == p.severities.end()) {
     return;
   }
+  // An alert leads to one OKR at most: once its draft is dismissed or closed, only a new breach
+  // (a new alert) opens another.
+  for (const auto& [id, okr] : okrs_) {
+    if (std::find(okr.alerts.begin(), okr.alerts.end(), alert.id) != okr.alerts.end()) return;
+  }
   // One open OKR per KPI: a later alert joins it.
   for (auto& [id, okr] : okrs_) {
     if (okr.kpi != alert.kpi || !okr.open()) continue;
-    if (std::find(okr.alerts.begin(), okr.alerts.end(), alert.id) != okr.alerts.end()) return;
     okr.alerts.push_back(alert.id);
     okr.history.push_back({now, "kpid", "linked alert " + alert.id + " (" + alert.name + ")"});
     persist(okr);
@@ -364,12 +368,15 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
 }
 
 void Planner::refresh(Okr& okr, TimestampMs now) {
+  // Until a KPI's first evaluation (just after a start) its key results keep their last values.
   for (auto& kr : okr.key_results) {
     if (kr.kind == KrKind::kManual) continue;
     auto view = kpis_.get(kr.kpi);
+    if (view && view->evaluated_at == 0) continue;
     kr.current = view ? view->value : kNaN;
   }
   auto view = kpis_.get(okr.kpi);
+  if (view && view->evaluated_at == 0) return;
   const bool healthy = view && view->status == kpi::Health::kOk;
   const TimestampMs healthy_since = healthy ? (okr.healthy_since ? okr.healthy_since : now) : 0;
   if (healthy_since != okr.healthy_since) {
