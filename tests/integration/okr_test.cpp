@@ -984,3 +984,32 @@ TEST_CASE("okr: a draft beyond max_open_per_owner carries a warning naming the o
   k.start();
   CHECK(jarr(get_okr(k, json_str(second, "id")), "warnings").size() == 1);
 }
+
+TEST_CASE("okr: a draft waits until the breach has lasted `after`, and a short one opens none",
+          "[okr]") {
+  KpiSpec lat = latency();
+  lat.okr = "after = \"3s\"\nrelated = [\"err\"]\n";
+  Kpid k({.config_toml = alerting_toml() + kpi_toml(lat) + kpi_toml(error_rate())});
+  k.start();
+  write_value_now(k, "err", 0.5);
+  write_value_now(k, "lat", 300);
+
+  // A breach that is over within `after`: the alert fires and resolves, no draft.
+  write_value_now(k, "lat", 870);
+  wait_alert(k, "lat", "firing");
+  std::this_thread::sleep_for(1s);
+  write_value_now(k, "lat", 300);
+  wait_alert(k, "lat", "resolved");
+  std::this_thread::sleep_for(3s);
+  CHECK(list_okrs(k).empty());
+
+  // A sustained one: nothing before `after`, a draft once it has passed.
+  write_value_now(k, "lat", 900);
+  const auto fired = Clock::now();
+  wait_alert(k, "lat", "firing");
+  std::this_thread::sleep_for(1500ms);
+  CHECK(list_okrs(k).empty());
+  const json::object draft = wait_only_okr(k, "lat");
+  CHECK(Clock::now() - fired >= 3s);
+  CHECK(jnum(key_result(draft, "kr1"), "start") == 900);
+}
