@@ -151,16 +151,6 @@ HttpResponse ack(const Kpid& k, const std::string& id, std::string_view body) {
   return k.post("/api/v1/alerts/" + id + "/ack", body, {{"Content-Type", "application/json"}});
 }
 
-void require_error(const HttpResponse& r, int status, std::string_view type) {
-  INFO("response " << r.status << ": " << r.body);
-  REQUIRE(r.status == status);
-  json::value v;
-  REQUIRE_NOTHROW(v = r.json());
-  CHECK(json_str(v, "status") == "error");
-  CHECK(json_str(v, "errorType") == type);
-  CHECK_FALSE(json_str(v, "error").empty());
-}
-
 // Firing then resolved while the receiver is down (optionally restarting kpid in between),
 // then the receiver comes back: each arrives once, in order, signed.
 void down_then_up(bool restart) {

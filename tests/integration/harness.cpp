@@ -983,3 +983,17 @@ std::string json_str(const json::value& v, std::string_view key) {
 }
 
 }  // namespace kpid_it
+
+namespace kpid_it {
+
+void require_error(const HttpResponse& r, int status, std::string_view type) {
+  INFO("response " << r.status << ": " << r.body);
+  REQUIRE(r.status == status);
+  boost::json::value v;
+  REQUIRE_NOTHROW(v = r.json());
+  CHECK(json_str(v, "status") == "error");
+  CHECK(json_str(v, "errorType") == type);
+  CHECK_FALSE(json_str(v, "error").empty());
+}
+
+}  // namespace kpid_it

@@ -289,6 +289,10 @@ class Kpid {
   std::optional<int> exit_status_;
 };
 
+// An API error answer: REQUIREs `status`, and checks the envelope {"status":"error",
+// "errorType": type, "error": non-empty}.
+void require_error(const HttpResponse& r, int status, std::string_view type);
+
 // The JSON body of an API error response, checked for the Prometheus error shape.
 void require_bad_data(const HttpResponse& r);
 

@@ -254,16 +254,6 @@ HttpResponse okr_patch(const Kpid& k, const std::string& id, std::string_view bo
   return http_request(k.http_port(), "PATCH", "/api/v1/okrs/" + id, body, kJson);
 }
 
-void require_error(const HttpResponse& r, int status, std::string_view type) {
-  INFO("response " << r.status << ": " << r.body);
-  REQUIRE(r.status == status);
-  json::value v;
-  REQUIRE_NOTHROW(v = r.json());
-  CHECK(json_str(v, "status") == "error");
-  CHECK(json_str(v, "errorType") == type);
-  CHECK_FALSE(json_str(v, "error").empty());
-}
-
 std::string okr_url(const std::string& id) {
   return std::string(kExternalUrl) + "/api/v1/okrs/" + id;
 }
