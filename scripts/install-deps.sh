@@ -4,11 +4,13 @@
 set -euo pipefail
 
 packages=(g++ cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
-          prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev libssl-dev)
+          prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev libssl-dev
+          libsystemd-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(prometheus)  # promtool: checks /metrics and queries kpid as a real client
   packages+=(prometheus-alertmanager)  # a real Alertmanager receives kpid's alerts
   packages+=(openssl)  # the test suite's TLS receiver uses certificates made with it
+  packages+=(systemd)  # systemd-analyze verifies the unit
 fi
 
 missing=()

@@ -5,6 +5,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -13,10 +14,12 @@
 #include <tuple>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <thread>
 
 #include "kpid/alert/alerter.h"
+#include "kpid/app/systemd.h"
 #include "kpid/alert/outbox.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/write_pipeline.h"
@@ -222,7 +225,9 @@ class Daemon {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0) continue;
       if (sig == SIGHUP) {
+        notifier_.reloading();
         reload();
+        notifier_.ready(status_line());
         continue;
       }
       spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -289,7 +294,21 @@ class Daemon {
     }
     ready_.store(true);
     spdlog::info("kpid ready");
+    notifier_.ready(status_line());
     return true;
+  }
+
+  std::string status_line() const {
+    return "serving HTTP on port " + std::to_string(http_->local_port()) + ", " +
+           std::to_string(evaluator_->list().size()) + " KPIs";
+  }
+
+  // For the systemd watchdog: the HTTP threads run a posted task within a second.
+  bool alive() {
+    auto done = std::make_shared<std::promise<void>>();
+    auto future = done->get_future();
+    net::post(io_, [done] { done->set_value(); });
+    return future.wait_for(std::chrono::seconds(1)) == std::future_status::ready;
   }
 
   // The outbox picks up what a previous run left undelivered; the alerter its open alerts.
@@ -327,6 +346,7 @@ class Daemon {
   // something could not be finished cleanly.
   bool shutdown() {
     bool clean = true;
+    notifier_.stopping();
     ready_.store(false);
     if (http_) http_->stop();
     if (line_) line_->stop();
@@ -421,6 +441,7 @@ class Daemon {
   SystemClock clock_;
   metrics::Metrics metrics_;
   std::atomic<bool> ready_{false};
+  SystemdNotifier notifier_{[this] { return alive(); }};
   net::io_context io_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{
       net::make_work_guard(io_)};
