@@ -49,15 +49,24 @@ Response one(const Request& request, const Result<okr::Okr>& r, const okr::Plann
   return api_success(request, to_json_text(okr_json(*r, okrs)));
 }
 
+// Who makes a change: every change is recorded with its author.
+Result<std::string> author(const json::object& body) {
+  JsonReader r(body);
+  std::string name = r.str("author");
+  if (auto s = r.status(); !s) return s;
+  if (name.empty()) return Status::invalid_argument("author: must not be empty");
+  return name;
+}
+
 Response action(const Request& request, okr::Planner& okrs, std::string_view id,
                 std::string_view verb) {
   if (request.method() != http::verb::post) return method_not_allowed(request, "POST");
   auto body = body_object(request);
   if (!body) return api_error(request, body.status().message());
+  auto author_of = author(*body);
+  if (!author_of) return api_error(request, author_of.status().message());
+  const std::string& author = *author_of;
   JsonReader r(*body);
-  const std::string author = r.str("author");
-  if (auto s = r.status(); !s) return api_error(request, s.message());
-  if (author.empty()) return api_error(request, "author: must not be empty");
   if (verb == "accept") return one(request, okrs.accept(id, author), okrs, true);
   if (verb == "dismiss") {
     const std::string comment = r.str("comment", false);
@@ -128,11 +137,9 @@ Response handle_okr_api(const Request& request, std::string_view rest, okr::Plan
   if (request.method() == http::verb::patch) {
     auto body = body_object(request);
     if (!body) return api_error(request, body.status().message());
-    JsonReader r(*body);
-    const std::string author = r.str("author");
-    if (auto s = r.status(); !s) return api_error(request, s.message());
-    if (author.empty()) return api_error(request, "author: must not be empty");
-    auto edited = okrs.edit(id, author, *body);
+    auto author_of = author(*body);
+    if (!author_of) return api_error(request, author_of.status().message());
+    auto edited = okrs.edit(id, *author_of, *body);
     if (!edited && edited.status().message().find("OKR ") == 0) {
       return error_of(request, edited.status(), true);
     }

@@ -948,15 +948,9 @@ void write_value_now(const Kpid& k, std::string_view metric, double value) {
 }
 
 json::value require_api_data(const HttpResponse& r) {
-  INFO("response " << r.status << ": " << tail(r.body, 3000));
-  REQUIRE(r.status == 200);
-  json::value v;
-  REQUIRE_NOTHROW(v = r.json());
-  REQUIRE(v.is_object());
-  REQUIRE(v.as_object().contains("status"));
-  REQUIRE(v.at("status") == "success");
-  REQUIRE(v.as_object().contains("data"));
-  return v.at("data");
+  const json::object o = api_success(r, "");
+  REQUIRE(o.contains("data"));
+  return o.at("data");
 }
 
 json::array get_alerts(const Kpid& k, std::string_view query) {
