@@ -57,10 +57,8 @@ std::string event_key(const std::string& alert_id, TimestampMs time, uint32_t se
   std::string key(kEventPrefix);
   key += padded_id(parse_id(alert_id).value_or(0));
   key.push_back('/');
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    key.push_back(static_cast<char>(static_cast<uint64_t>(time) >> shift));
-  }
-  for (int shift = 24; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
+  append_big_endian(key, static_cast<uint64_t>(time), 8);
+  append_big_endian(key, seq, 4);
   return key;
 }
 
@@ -115,14 +113,8 @@ void Alerter::set_external_url(std::string url) {
 
 Status Alerter::load() {
   std::lock_guard lock(mutex_);
-  auto read_seq = [&](std::string_view key, uint64_t& out) -> Status {
-    auto v = state_.get_state(key);
-    if (!v) return v.status();
-    if (*v) out = std::max<uint64_t>(out, std::strtoull((*v)->c_str(), nullptr, 10));
-    return Status::ok();
-  };
-  if (auto s = read_seq(kAlertSeqKey, next_alert_); !s) return s;
-  if (auto s = read_seq(kSilenceSeqKey, next_silence_); !s) return s;
+  if (auto s = store::read_sequence(state_, kAlertSeqKey, next_alert_); !s) return s;
+  if (auto s = store::read_sequence(state_, kSilenceSeqKey, next_silence_); !s) return s;
   auto s = state_.scan_state(kAlertPrefix, [&](std::string_view key, std::string_view value) {
     auto record = parse_record(value);
     Result<Alert> a = record ? alert_from_json(*record) : Result<Alert>(record.status());

@@ -1,4 +1,5 @@
 #include "kpid/core/json.h"
+#include "kpid/core/text.h"
 #include "kpid/alert/outbox.h"
 
 #include <algorithm>
@@ -21,7 +22,7 @@ constexpr std::string_view kSeqKey = "meta/outbox_seq";
 
 std::string key_of(uint64_t seq) {
   std::string key(kPrefix);
-  for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
+  append_big_endian(key, seq, 8);
   return key;
 }
 
@@ -145,13 +146,8 @@ void Outbox::set_source(std::string external_url) {
 
 Status Outbox::load() {
   std::lock_guard lock(mutex_);
-  if (auto seq = state_.get_state(kSeqKey); !seq) {
-    return seq.status();
-  } else if (*seq) {
-    next_seq_ = std::max<uint64_t>(next_seq_, std::strtoull((*seq)->c_str(), nullptr, 10));
-  }
+  if (auto s = store::read_sequence(state_, kSeqKey, next_seq_); !s) return s;
   std::vector<std::string> orphans;
-  Status bad = Status::ok();
   auto s = state_.scan_state(kPrefix, [&](std::string_view key, std::string_view value) {
     auto record = parse_record(value);
     Result<Notification> n = record ? notification_from_json(*record) : Result<Notification>(record.status());
@@ -176,7 +172,7 @@ Status Outbox::load() {
   if (!s) return s;
   for (auto& w : workers_) w->update_depth();
   if (!orphans.empty()) return state_.write_state({}, orphans);
-  return bad;
+  return Status::ok();
 }
 
 void Outbox::start() {

@@ -20,6 +20,10 @@ std::string format_number(double v) {
   return buffer;
 }
 
+void append_big_endian(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
 std::string padded_id(uint64_t id) {
   char buffer[24];
   std::snprintf(buffer, sizeof buffer, "%020" PRIu64, id);

@@ -1,5 +1,7 @@
 #include "kpid/kpi/evaluator.h"
 
+#include "kpid/core/text.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -41,10 +43,6 @@ std::string key_prefix(std::string_view id, std::string_view kind) {
   k.append(kind);
   k.push_back('/');
   return k;
-}
-
-void append_be(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 TimestampMs time_of_key(std::string_view key, size_t prefix_size) {
@@ -557,7 +555,7 @@ void Evaluator::record_band(const Slot& slot, TimestampMs now) {
   const std::string encoded = encode_band(d.band);
   if (!s || last == encoded) return;
   std::string key = prefix;
-  append_be(key, static_cast<uint64_t>(now), 8);
+  append_big_endian(key, static_cast<uint64_t>(now), 8);
   if (auto w = state_.write_state(std::vector<std::pair<std::string, std::string>>{{key, encoded}});
       !w) {
     spdlog::error("kpi {}: recording its band: {}", d.id, w.message());
@@ -841,8 +839,8 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
   if (changed) {
     slot.has_record = true;
     std::string key = key_prefix(d.id, "status");
-    append_be(key, static_cast<uint64_t>(now), 8);
-    append_be(key, slot.sequence++, 4);
+    append_big_endian(key, static_cast<uint64_t>(now), 8);
+    append_big_endian(key, slot.sequence++, 4);
     std::string record(health_name(health));
     append_number(record, value);
     if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
@@ -891,7 +889,7 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
                    slot.recorded_baseline->center != baseline->range.center ||
                    slot.recorded_baseline->upper != baseline->range.upper)) {
     std::string key = key_prefix(d.id, "baseline");
-    append_be(key, static_cast<uint64_t>(update.at), 8);
+    append_big_endian(key, static_cast<uint64_t>(update.at), 8);
     std::string record;
     append_number(record, baseline->range.lower);
     append_number(record, baseline->range.center);

@@ -147,11 +147,7 @@ Planner::~Planner() { stop(); }
 
 Status Planner::load() {
   std::lock_guard lock(mutex_);
-  if (auto seq = state_.get_state(kSeqKey); !seq) {
-    return seq.status();
-  } else if (*seq) {
-    next_id_ = std::max<uint64_t>(next_id_, std::strtoull((*seq)->c_str(), nullptr, 10));
-  }
+  if (auto s = store::read_sequence(state_, kSeqKey, next_id_); !s) return s;
   return state_.scan_state(kPrefix, [&](std::string_view key, std::string_view value) {
     boost::system::error_code ec;
     json::value v = json::parse(value, ec);

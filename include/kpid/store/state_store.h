@@ -4,6 +4,9 @@
 // shares one write-ahead log. Keys are byte strings; callers namespace them with prefixes
 // ("kpi/<id>/...") and encode times big-endian so prefix scans come back in time order.
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <span>
@@ -40,5 +43,14 @@ class StateStore {
       std::string_view prefix,
       const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
 };
+
+// Id sequences kept as decimal text under `key` ("meta/alert_seq", ...): raises `next` to the
+// stored value, so ids are never reused across restarts.
+inline Status read_sequence(const StateStore& state, std::string_view key, uint64_t& next) {
+  auto stored = state.get_state(key);
+  if (!stored) return stored.status();
+  if (*stored) next = std::max<uint64_t>(next, std::strtoull((*stored)->c_str(), nullptr, 10));
+  return Status::ok();
+}
 
 }  // namespace kpid::store
