@@ -161,28 +161,31 @@ void warn_about_breached_bands(const LoadedConfig& loaded, std::vector<config::C
 
 }  // namespace
 
-int check_config(const CommandLine& command_line) {
+LoadedConfig load_and_check(const CommandLine& command_line) {
   auto loaded = load_all(command_line);
-  for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+  if (loaded.errors.empty()) warn_about_breached_bands(loaded, loaded.warnings);
+  return loaded;
+}
+
+int check_config(const CommandLine& command_line, std::ostream& out, std::ostream& err) {
+  const auto loaded = load_and_check(command_line);
+  for (const auto& e : loaded.errors) err << e.to_string() << "\n";
   if (!loaded.errors.empty()) {
-    std::cerr << "kpid: configuration has " << loaded.errors.size() << " error"
-              << (loaded.errors.size() == 1 ? "" : "s") << "\n";
+    err << "configuration has " << loaded.errors.size() << " error"
+        << (loaded.errors.size() == 1 ? "" : "s") << "\n";
     return 1;
   }
-  warn_about_breached_bands(loaded, loaded.warnings);
-  for (const auto& w : loaded.warnings) std::cerr << "warning: " << w.to_string() << "\n";
-  std::cout << "configuration OK"
-            << (command_line.config_path.empty() ? " (built-in defaults)"
-                                                 : ": " + command_line.config_path)
-            << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s")
-            << ", " << loaded.rules.size() << " alert rule" << (loaded.rules.size() == 1 ? "" : "s")
-            << ", " << loaded.receivers.size() << " receiver"
-            << (loaded.receivers.size() == 1 ? "" : "s");
+  for (const auto& w : loaded.warnings) err << "warning: " << w.to_string() << "\n";
+  out << "configuration OK"
+      << (command_line.config_path.empty() ? " (built-in defaults)"
+                                           : ": " + command_line.config_path)
+      << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s") << ", "
+      << loaded.rules.size() << " alert rule" << (loaded.rules.size() == 1 ? "" : "s") << ", "
+      << loaded.receivers.size() << " receiver" << (loaded.receivers.size() == 1 ? "" : "s");
   if (!loaded.warnings.empty()) {
-    std::cout << ", " << loaded.warnings.size() << " warning"
-              << (loaded.warnings.size() == 1 ? "" : "s");
+    out << ", " << loaded.warnings.size() << " warning" << (loaded.warnings.size() == 1 ? "" : "s");
   }
-  std::cout << ")\n";
+  out << ")\n";
   return 0;
 }
 

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
     std::cout << "kpid " << kVersion << "\n";
     return 0;
   }
-  if (cl->check_config) return check_config(*cl);
+  if (cl->check_config) return check_config(*cl, std::cout, std::cerr);
   return run(*cl);
 }
 

@@ -407,7 +407,7 @@ struct HttpClient::Impl {
       }
       if (ec) return read_failure(ec, false);
       size_t n = chunk.size() - parser->get().body().size;
-      size_t room = HttpClient::kMaxResponseBody - response.body.size();
+      size_t room = options.max_response_bytes - response.body.size();
       response.body.append(chunk.data(), std::min(n, room));
       if (n > room) {
         response.body_truncated = true;

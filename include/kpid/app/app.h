@@ -2,6 +2,7 @@
 // Wiring and lifecycle of the kpid process: parse flags, load config, open the store, start the
 // servers, serve until SIGTERM/SIGINT (reloading on SIGHUP), then drain and close.
 
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,10 +42,14 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args);
 // The --help text.
 std::string usage();
 
-// kpid --check-config: prints every error and warning; exit code 0 when there are no errors
-// (warnings included), else 1. Warnings include bands the stored history (opened read-only,
-// so it works beside a running kpid) would breach most of the time.
-int check_config(const CommandLine& command_line);
+// load_all plus the warnings only --check-config gives: bands the stored history (opened
+// read-only, so it works beside a running kpid) would breach most of the time.
+LoadedConfig load_and_check(const CommandLine& command_line);
+
+// kpid --check-config and kpictl check-config: prints every error and warning to `err` and
+// "configuration OK: FILE (N KPIs, ...)" to `out`; returns 0 when there are no errors
+// (warnings included), else 1.
+int check_config(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 
 // Runs kpid; returns the process exit code (0 on a clean shutdown, 1 on a startup error).
 int run(const CommandLine& command_line);

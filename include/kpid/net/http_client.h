@@ -37,11 +37,14 @@ struct HttpClientOptions {
   DurationMs timeout = 10'000;
   // PEM bundle of trusted CAs for https; "" uses the system's default verify paths.
   std::string ca_file;
+  // Longer response bodies are cut there (body_truncated); alert receivers answer briefly,
+  // API clients such as kpictl read larger answers.
+  size_t max_response_bytes = 1 << 20;
 };
 
 struct OutboundResponse {
   int status = 0;     // any status the server sent; non-2xx is not an error
-  std::string body;   // at most HttpClient::kMaxResponseBody bytes
+  std::string body;   // at most options.max_response_bytes bytes
   bool body_truncated = false;  // the body was longer and was cut (the connection is closed)
 };
 
@@ -66,7 +69,6 @@ struct OutboundResponse {
 //   invalid_argument  the request itself is unusable (bad header, unreadable ca_file).
 class HttpClient {
  public:
-  static constexpr size_t kMaxResponseBody = 1 << 20;
 
   // Connects lazily, on the first send(). A ca_file that cannot be loaded makes every send()
   // fail with that error; ready() reports it up front.

@@ -270,11 +270,11 @@ TEST_CASE("a server that never answers times out within the deadline", "[http_cl
 TEST_CASE("a response body beyond the cap is cut and the connection dropped", "[http_client]") {
   RecordingReceiver receiver;
   HttpClient client(url_of(receiver.url()), {});
-  receiver.respond_with(200, std::string(HttpClient::kMaxResponseBody + 100, 'x'), "text/plain");
+  receiver.respond_with(200, std::string(HttpClientOptions{}.max_response_bytes + 100, 'x'), "text/plain");
   auto r = client.send("POST", "/", "{}", {});
   REQUIRE(r.is_ok());
   CHECK(r->status == 200);
-  CHECK(r->body.size() == HttpClient::kMaxResponseBody);
+  CHECK(r->body.size() == HttpClientOptions{}.max_response_bytes);
   CHECK(r->body_truncated);
 
   receiver.respond_with(200, "ok", "text/plain");
