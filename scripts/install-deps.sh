@@ -11,6 +11,7 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(prometheus-alertmanager)  # a real Alertmanager receives kpid's alerts
   packages+=(openssl)  # the test suite's TLS receiver uses certificates made with it
   packages+=(systemd)  # systemd-analyze verifies the unit
+  packages+=(chromium)  # a real headless browser loads the dashboard (tests talk CDP to it)
 fi
 
 missing=()

@@ -483,7 +483,9 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
         slot->recorded_baseline = was.recorded_baseline;
         const bool same_history = history_spec(*was.definition) == history_spec(def) &&
                                   was.definition->direction == def.direction;
-        slot->next_refresh = same_history ? was.next_refresh : 0;
+        // Every reload recomputes the history (refresh 0): history may have arrived since, e.g.
+        // a backfill, and an operator reloads to have it read.
+        slot->next_refresh = 0;
         slot->breach_checked = same_history && was.definition->band == def.band;
       }
     } else {

@@ -54,4 +54,8 @@ Response handle_silence_api(const Request& request, std::string_view rest, alert
 // The OKR API; `rest` is the path after /api/v1/okrs ("", "/ID" or "/ID/ACTION").
 Response handle_okr_api(const Request& request, std::string_view rest, okr::Planner& okrs);
 
+// The dashboard: GET or HEAD `path` "/" (the page) or "/ui/FILE" (its CSS and JavaScript), from
+// the files built into kpid; 404 for other files, 405 for other methods.
+Response handle_dashboard(const Request& request, std::string_view path);
+
 }  // namespace kpid::server::detail

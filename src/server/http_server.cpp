@@ -107,6 +107,7 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
       }
       Response response;
       bool keep_alive = false;
+      bool head = false;
       if (too_large) {
         // The rest of the body is unread, so the connection cannot be reused.
         Request header;
@@ -115,12 +116,17 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
       } else {
         Request request = parser.release();
         keep_alive = request.keep_alive();
+        head = request.method() == http::verb::head;
         response = handler_(request);
         response.version(request.version());
       }
       keep_alive = keep_alive && !c->stopping;
       response.keep_alive(keep_alive);
       response.prepare_payload();
+      if (head) {
+        // HEAD answers with the headers GET would have, Content-Length included, and no body.
+        response.body().clear();
+      }
       c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
       auto [wec, wn] = co_await http::async_write(c->stream, response,
                                                   asio::as_tuple(asio::use_awaitable));

@@ -19,14 +19,14 @@ namespace {
 enum class Route {
   kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
   kReadyz, kAdminCompact, kKpis, kKpi, kKpiSeries, kAlerts, kAlert, kAlertAck, kSilences,
-  kSilence, kOkrs, kOkr, kOkrAction, kOther, kCount
+  kSilence, kOkrs, kOkr, kOkrAction, kDashboard, kDashboardAsset, kOther, kCount
 };
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
     "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
     "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "/api/v1/kpis",
     "/api/v1/kpis/:id", "/api/v1/kpis/:id/series", "/api/v1/alerts", "/api/v1/alerts/:id",
     "/api/v1/alerts/:id/ack", "/api/v1/silences", "/api/v1/silences/:id", "/api/v1/okrs",
-    "/api/v1/okrs/:id", "/api/v1/okrs/:id/:action", "other"};
+    "/api/v1/okrs/:id", "/api/v1/okrs/:id/:action", "/", "/ui/:file", "other"};
 
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
@@ -54,6 +54,8 @@ Route route_of(std::string_view path) {
   if (path.starts_with("/api/v1/okrs/")) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
+  if (path == "/") return Route::kDashboard;
+  if (path.starts_with("/ui/")) return Route::kDashboardAsset;
   return Route::kOther;
 }
 
@@ -99,6 +101,10 @@ struct Router::Impl {
       case Route::kMetrics:
         return make_response(request, http::status::ok, services.metrics.scrape(),
                              "text/plain; version=0.0.4; charset=utf-8");
+      // Static, so served while starting too: the page itself says kpid is not ready yet.
+      case Route::kDashboard:
+      case Route::kDashboardAsset:
+        return detail::handle_dashboard(request, path);
       case Route::kOther:
         return make_response(request, http::status::not_found,
                              "404 page not found: " + std::string(path) + "\n",

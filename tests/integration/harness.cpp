@@ -273,6 +273,8 @@ struct HttpClient::Impl {
     http::response_parser<http::string_body> parser;
     parser.body_limit((std::numeric_limits<std::uint64_t>::max)());
     parser.header_limit(1 << 20);
+    // A response to HEAD has the GET's Content-Length but no body.
+    parser.skip(req.method() == http::verb::head);
     ec = {};
     stream->expires_after(timeout);
     http::async_read(*stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });

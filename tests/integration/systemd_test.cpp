@@ -115,7 +115,7 @@ TEST_CASE("systemd: without NOTIFY_SOCKET kpid runs as usual", "[systemd]") {
   CHECK(k.stop() == 0);
 }
 
-TEST_CASE("systemd: the unit verifies and cmake --install lays out kpid, unit and config",
+TEST_CASE("systemd: the unit verifies and cmake --install lays out kpid, kpictl, unit and config",
           "[systemd]") {
   TempDir prefix;
   auto installed = run_command(
@@ -123,7 +123,8 @@ TEST_CASE("systemd: the unit verifies and cmake --install lays out kpid, unit an
   INFO("cmake --install: " << installed.out << installed.err);
   REQUIRE(installed.exit_code == 0);
   const std::string unit = prefix.file("lib/systemd/system/kpid.service");
-  for (const auto& f : {prefix.file("bin/kpid"), unit, prefix.file("lib/sysusers.d/kpid.conf"),
+  for (const auto& f : {prefix.file("bin/kpid"), prefix.file("bin/kpictl"), unit,
+                        prefix.file("lib/sysusers.d/kpid.conf"),
                         prefix.file("etc/kpid/kpid.toml"),
                         prefix.file("etc/kpid/kpis.d/examples.toml")}) {
     INFO(f);
@@ -139,6 +140,11 @@ TEST_CASE("systemd: the unit verifies and cmake --install lays out kpid, unit an
                             prefix.file("etc/kpid/kpid.toml")}, {}, 30s);
   INFO(check.out << check.err);
   CHECK(check.exit_code == 0);
+  auto ctl_check = run_command({prefix.file("bin/kpictl"), "check-config",
+                                prefix.file("etc/kpid/kpid.toml")}, {}, 30s);
+  INFO(ctl_check.out << ctl_check.err);
+  CHECK(ctl_check.exit_code == 0);
+  CHECK(contains(ctl_check.out, "configuration OK"));
   // systemd's own checker, on the installed unit (its ExecStart exists).
   auto verify = run_command({"/usr/bin/systemd-analyze", "verify", unit}, {}, 60s);
   INFO("systemd-analyze verify: " << verify.out << verify.err);

@@ -6,6 +6,8 @@
 //   GET /metrics, /healthz, /readyz
 //   POST /api/v1/admin/compact           seal heads, compute rollups, compact storage
 //   GET /api/v1/kpis, /api/v1/kpis/ID, /api/v1/kpis/ID/series   KPIs, status history, charts
+//   /api/v1/alerts, /api/v1/silences, /api/v1/okrs (and below)    alerts, silences, OKRs
+//   GET / and /ui/FILE                   the dashboard (compiled in)
 
 #include <atomic>
 #include <functional>

@@ -611,3 +611,26 @@ over_time = "last"
   CHECK(rig.view("ratio").value == Approx(4.0 / 7));
   CHECK(rig.view("host_a").value == 1);
 }
+
+TEST_CASE("kpi: a reload recomputes baselines, so a backfill is read at once") {
+  const TimestampMs now = kMonday + 10 * kDay;
+  Rig rig(now);
+  const std::string toml = kpi_toml(
+      "lower", "lower_is_better",
+      "[kpi.baseline]\nmethod = \"stddev\"\nwindow = \"2d\"\nmin_history = \"1d\"\n"
+      "refresh = \"1h\"\n");
+  rig.evaluator->set_kpis(compile_toml(toml));
+  rig.write("m", {{now, 100}});
+  rig.evaluator->run_once();
+  REQUIRE(rig.view("lower").baseline.has_value());
+  CHECK_FALSE(rig.view("lower").baseline->trusted);  // no history yet
+
+  // Two days of history arrive at once; the hourly refresh is far off, a reload is not.
+  rig.write("m", wavy(now));
+  REQUIRE(rig.store->maintain().is_ok());
+  rig.evaluator->run_once();
+  CHECK_FALSE(rig.view("lower").baseline->trusted);
+  rig.evaluator->set_kpis(compile_toml(toml));
+  rig.evaluator->run_once();
+  CHECK(rig.view("lower").baseline->trusted);
+}
