@@ -146,6 +146,13 @@ int cmd_status(Context& c) {
     c.out << c.style.paint(std::to_string(n) + " alert" + (n == 1 ? "" : "s") + " firing", Color::kRed)
           << " (kpictl alerts)\n";
   }
+  auto drafts = (*api)->get("/api/v1/okrs?state=draft");
+  if (drafts && drafts->is_array() && !drafts->get_array().empty()) {
+    const size_t n = drafts->get_array().size();
+    c.out << c.style.paint(std::to_string(n) + " OKR draft" + (n == 1 ? "" : "s") + " to review",
+                           Color::kYellow)
+          << " (kpictl okr list)\n";
+  }
   return done;
 }
 

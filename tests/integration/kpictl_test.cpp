@@ -271,6 +271,8 @@ TEST_CASE("kpictl: okr list, show, edit, checkin, accept and dismiss", "[kpictl]
   REQUIRE(list.exit_code == 0);
   CHECK(std::regex_search(list.out, std::regex("\\s" + id + R"(\s+draft\s+\d\.\d\d\s+payments\s+lat\s+\d{4}-\d\d-\d\d \.\. \d{4}-\d\d-\d\d\s+Restore Checkout latency)")));
   CHECK(parse_json(ctl(k, {"okr", "list", "--state", "active", "--json"}).out).as_array().empty());
+  const std::string status = ctl(k, {"status"}).out;
+  CHECK(contains(status, "\n1 alert firing (kpictl alerts)\n1 OKR draft to review (kpictl okr list)\n"));
 
   auto show = ctl(k, {"okr", "show", id});
   INFO(show.out);
