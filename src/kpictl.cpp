@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   terminal.url_env = env("KPID_URL");
   terminal.no_color = env("NO_COLOR");
   terminal.user = env("USER");
+  terminal.token_env = env("KPID_TOKEN");
   std::ios::sync_with_stdio(false);
   const int code = kpid::ctl::run(std::vector<std::string>(argv + 1, argv + argc), std::cin,
                                   std::cout, std::cerr, terminal);

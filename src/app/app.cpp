@@ -26,6 +26,7 @@
 #include "kpid/kpi/definition.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
+#include "kpid/net/tls.h"
 #include "kpid/query/engine.h"
 #include "kpid/server/http_server.h"
 #include "kpid/server/routes.h"
@@ -55,6 +56,7 @@ store::StoreOptions store_options(const config::Config& c) {
   o.sync = c.storage.sync;
   o.retention = {c.retention.raw, c.retention.rollup_5m, c.retention.rollup_1h};
   o.limits.max_series = static_cast<uint64_t>(c.storage.max_series);
+  o.limits.max_series_per_metric = static_cast<uint64_t>(c.storage.max_series_per_metric);
   o.limits.max_labels_per_series = static_cast<uint32_t>(c.storage.max_labels_per_series);
   o.limits.max_label_name_bytes = static_cast<uint32_t>(c.storage.max_label_name_bytes);
   o.limits.max_label_value_bytes = static_cast<uint32_t>(c.storage.max_label_value_bytes);
@@ -65,13 +67,19 @@ store::StoreOptions store_options(const config::Config& c) {
 
 // Where people reach this kpid, for links in notifications: alerting.external_url, else the
 // HTTP listener's host and the port it bound.
+// Admin actions are recorded beside the data unless auth.audit_log says where.
+std::string audit_log_path(const config::Config& c) {
+  return c.auth.audit_log.empty() ? c.storage.data_dir + "/audit.log" : c.auth.audit_log;
+}
+
 std::string external_url(const config::Config& c, uint16_t bound_port) {
   if (!c.alerting.external_url.empty()) return c.alerting.external_url;
   auto address = config::parse_host_port(c.http.listen);
   std::string host = address ? address->host : "127.0.0.1";
   if (host == "0.0.0.0" || host == "::") host = "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "http://" + host + ":" + std::to_string(bound_port);
+  return (c.http.tls.enabled() ? "https://" : "http://") + host + ":" +
+         std::to_string(bound_port);
 }
 
 bool same_receivers(const std::vector<config::ReceiverConfig>& a,
@@ -96,9 +104,68 @@ void log_warnings(const std::vector<config::ConfigError>& warnings) {
   for (const auto& w : warnings) spdlog::warn("config: {}", w.to_string());
 }
 
+// A listener's TLS settings for net, or nullopt when its TLS is off.
+std::optional<kpid::net::TlsOptions> tls_options(const config::TlsConfig& c) {
+  if (!c.enabled()) return std::nullopt;
+  return kpid::net::TlsOptions{c.cert_file, c.key_file,
+                               c.min_version == "1.3" ? kpid::net::TlsVersion::kTls13
+                                                      : kpid::net::TlsVersion::kTls12};
+}
+
+// Loads each configured certificate and key as the listener will, so a missing file, a bad PEM
+// or a key of another certificate is an error at its key before anything starts.
+std::vector<config::ConfigError> check_tls_files(const config::Config& c) {
+  std::vector<config::ConfigError> errors;
+  for (const auto& [section, tls] : {std::pair{"http.tls", &c.http.tls},
+                                     std::pair{"line.tls", &c.line.tls}}) {
+    auto options = tls_options(*tls);
+    if (!options) continue;
+    kpid::net::TlsFile failed = kpid::net::TlsFile::kNone;
+    auto context = kpid::net::load_server_context(*options, &failed);
+    if (context) continue;
+    const bool key = failed == kpid::net::TlsFile::kKey;
+    const config::SourcePos& pos = key ? tls->key_file_pos : tls->cert_file_pos;
+    errors.push_back({pos.file, pos.line, pos.column,
+                      std::string(section) + (key ? ".key_file" : ".cert_file"),
+                      context.status().message()});
+  }
+  return errors;
+}
+
 }  // namespace
 
 // Loads the config and compiles its KPIs; every error of both is in `errors`.
+namespace {
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+// Anyone who reaches an open kpid can read and change everything, so beyond loopback it needs
+// tokens; the TCP line protocol carries none, so it stays on loopback. auth.allow_unauthenticated
+// says the network is trusted otherwise.
+void check_exposure(const config::Config& c, const auth::TokenSet& tokens,
+                    std::vector<config::ConfigError>& errors) {
+  if (c.auth.allow_unauthenticated) return;
+  auto http = config::parse_host_port(c.http.listen);
+  if (http && !is_loopback(http->host) && tokens.empty()) {
+    errors.push_back({c.source, 0, 0, "http.listen",
+                      "listens on " + c.http.listen + ", beyond loopback, without any token: "
+                      "add [[auth.token]] tables or auth.tokens_file, or set "
+                      "auth.allow_unauthenticated = true for a network you trust"});
+  }
+  auto line = config::parse_host_port(c.line.listen);
+  if (!c.line.listen.empty() && line && !is_loopback(line->host)) {
+    errors.push_back({c.source, 0, 0, "line.listen",
+                      "listens on " + c.line.listen + ", beyond loopback, but the TCP line "
+                      "protocol carries no token: send remote samples to HTTP /write with a "
+                      "write token, or set auth.allow_unauthenticated = true for a network you "
+                      "trust"});
+  }
+}
+
+}  // namespace
+
 LoadedConfig load_all(const CommandLine& command_line) {
   LoadedConfig out;
   auto loaded = config::load_config(command_line.config_path, command_line.overrides);
@@ -115,6 +182,12 @@ LoadedConfig load_all(const CommandLine& command_line) {
   auto policies = okr::compile_policies(out.config);
   out.errors.insert(out.errors.end(), policies.errors.begin(), policies.errors.end());
   out.okr_policies = std::move(policies.policies);
+  if (auto tokens = auth::TokenSet::load(out.config.auth, out.errors)) {
+    out.tokens = std::move(*tokens);
+  }
+  check_exposure(out.config, out.tokens, out.errors);
+  out.tls_file_errors = check_tls_files(out.config);
+  out.errors.insert(out.errors.end(), out.tls_file_errors.begin(), out.tls_file_errors.end());
   config::sort_errors(out.errors);
   out.kpis = std::move(compiled.kpis);
   out.warnings = kpi::lint(out.config.kpis);
@@ -208,6 +281,8 @@ class Daemon {
     rules_ = std::move(loaded.rules);
     receivers_ = std::move(loaded.receivers);
     okr_policies_ = std::move(loaded.okr_policies);
+    token_count_ = loaded.tokens.size();
+    tokens_ = std::move(loaded.tokens);
     setup_logging(config_.log.level);
     spdlog::info("kpid {} starting (config: {}, {} KPIs)", kVersion,
                  config_.source.empty() ? "built-in defaults" : config_.source, kpis_.size());
@@ -256,15 +331,28 @@ class Daemon {
     evaluator_->set_listener(alerter_.get());
     evaluator_->set_kpis(std::move(kpis_));
 
+    access_ = std::make_unique<auth::Access>(std::move(tokens_), config_.auth.open);
+    auto audit = auth::AuditLog::open(audit_log_path(config_));
+    if (!audit) {
+      spdlog::critical("{}", audit.status().message());
+      return false;
+    }
+    audit_ = std::move(*audit);
+    spdlog::info("auth: {}; admin actions audited in {}",
+                 access_->enabled() ? "tokens required (" + std::to_string(token_count_) + ")"
+                                    : std::string("off, no token configured"),
+                 audit_->path());
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_});
+        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_,
+        *audit_});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,
                                            config_.http.request_timeout,
-                                           config_.http.idle_timeout};
+                                           config_.http.idle_timeout,
+                                           tls_options(config_.http.tls)};
     http_ = std::make_unique<server::HttpServer>(
         io_, http_options, [this](const server::Request& r) { return router_->handle(r); },
         [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); });
@@ -283,9 +371,12 @@ class Daemon {
       auto line_address = config::parse_host_port(config_.line.listen);
       line_ = std::make_unique<ingest::LineListener>(
           io_, *store_, *ingest_metrics_, clock_,
+          // TLS handshakes are bounded alike on both listeners.
           ingest::LineListenerOptions{line_address->host, line_address->port,
                                       config_.line.max_line_bytes,
-                                      config_.line.error_log_interval},
+                                      config_.line.error_log_interval,
+                                      tls_options(config_.line.tls),
+                                      config_.http.request_timeout},
           evaluator_.get());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
@@ -394,7 +485,9 @@ class Daemon {
       return;
     }
     auto loaded = load_all(command_line_);
-    if (!loaded.errors.empty()) {
+    // A certificate pair that does not load keeps the running one (below); any other error
+    // refuses the whole reload.
+    if (loaded.errors.size() > loaded.tls_file_errors.size()) {
       for (const auto& e : loaded.errors) spdlog::error("reload: {}", e.to_string());
       spdlog::error("reload rejected: {} error(s) in {}; the running configuration is kept",
                     loaded.errors.size(), command_line_.config_path);
@@ -414,6 +507,33 @@ class Daemon {
     restart_needed("line.listen", next.line.listen != config_.line.listen);
     restart_needed("line.error_log_interval",
                    next.line.error_log_interval != config_.line.error_log_interval);
+    restart_needed("http.tls (on or off)", next.http.tls.enabled() != config_.http.tls.enabled());
+    restart_needed("http.tls.min_version",
+                   next.http.tls.min_version != config_.http.tls.min_version);
+    restart_needed("line.tls (on or off)", next.line.tls.enabled() != config_.line.tls.enabled());
+    restart_needed("line.tls.min_version",
+                   next.line.tls.min_version != config_.line.tls.min_version);
+    for (const auto& e : loaded.tls_file_errors) {
+      spdlog::error("reload: {}; the running certificate and key are kept", e.to_string());
+    }
+    // New connections get the re-read pair, open ones keep theirs.
+    auto reload_tls = [&](auto& listener, std::string_view section, config::TlsConfig& running,
+                          const config::TlsConfig& wanted) {
+      if (!running.enabled() || !wanted.enabled()) return;  // on or off needs a restart
+      for (const auto& e : loaded.tls_file_errors) {
+        if (e.key.starts_with(section)) return;  // logged above
+      }
+      if (auto s = listener.reload_tls(wanted.cert_file, wanted.key_file); !s) {
+        spdlog::error("reload: {}; the running certificate and key are kept", s.message());
+        return;
+      }
+      running.cert_file = wanted.cert_file;
+      running.key_file = wanted.key_file;
+      spdlog::info("reload: {} certificate and key re-read from {} and {}", section,
+                   wanted.cert_file, wanted.key_file);
+    };
+    reload_tls(*http_, "http.tls", config_.http.tls, next.http.tls);
+    if (line_) reload_tls(*line_, "line.tls", config_.line.tls, next.line.tls);
 
     spdlog::set_level(spdlog::level::from_str(next.log.level));
     http_->set_max_body_bytes(next.http.max_body_bytes);
@@ -426,6 +546,11 @@ class Daemon {
     restart_needed("[alerting]", !same_alerting(next.alerting, config_.alerting));
     restart_needed("okr.max_open_per_owner",
                    next.okr.max_open_per_owner != config_.okr.max_open_per_owner);
+    restart_needed("auth.audit_log", next.auth.audit_log != config_.auth.audit_log);
+    restart_needed("auth.allow_unauthenticated",
+                   next.auth.allow_unauthenticated != config_.auth.allow_unauthenticated);
+    spdlog::info("reload: {} tokens", loaded.tokens.size());
+    access_->set(std::move(loaded.tokens), next.auth.open);
     alerter_->set_rules(std::move(loaded.rules));
     planner_->set_policies(std::move(loaded.okr_policies));
     evaluator_->set_kpis(std::move(loaded.kpis));
@@ -460,6 +585,10 @@ class Daemon {
   std::unique_ptr<alert::Outbox> outbox_;
   std::unique_ptr<alert::Alerter> alerter_;
   std::unique_ptr<okr::Planner> planner_;
+  auth::TokenSet tokens_;  // until access_ takes them
+  size_t token_count_ = 0;
+  std::unique_ptr<auth::Access> access_;
+  std::unique_ptr<auth::AuditLog> audit_;
   std::unique_ptr<server::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;
@@ -468,5 +597,18 @@ class Daemon {
 }  // namespace
 
 int run(const CommandLine& command_line) { return Daemon(command_line).run(); }
+
+int hash_token(std::istream& in, std::ostream& out, std::ostream& err) {
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) {
+    err << "kpid --hash-token: give the token on stdin (at least 16 characters; make one with "
+           "openssl rand -hex 32)\n";
+    return 1;
+  }
+  out << auth::hash_token(token) << "\n";
+  return 0;
+}
 
 }  // namespace kpid::app

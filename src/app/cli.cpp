@@ -20,6 +20,8 @@ Options (flags override the config file):
   --log-level LEVEL        trace, debug, info, warn, error, critical or off (log.level)
   --check-config           validate the config and flags; exit 0, or print every error
                            and exit 1
+  --hash-token             read a token on stdin, print its SHA-256 for [[auth.token]]
+                           sha256 or a tokens file, and exit
   --version                print the version and exit
   --help                   print this help and exit
 
@@ -58,9 +60,10 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       if (flag == "--line-listen") cl.overrides.line_listen = *v;
       if (flag == "--log-level") cl.overrides.log_level = *v;
     } else if (flag == "--check-config" || flag == "--version" || flag == "--help" ||
-               flag == "-h") {
+               flag == "-h" || flag == "--hash-token") {
       if (auto s = no_value(); !s) return s;
       if (flag == "--check-config") cl.check_config = true;
+      if (flag == "--hash-token") cl.hash_token = true;
       if (flag == "--version") cl.version = true;
       if (flag == "--help" || flag == "-h") cl.help = true;
     } else {
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
     std::cout << "kpid " << kVersion << "\n";
     return 0;
   }
+  if (cl->hash_token) return hash_token(std::cin, std::cout, std::cerr);
   if (cl->check_config) return check_config(*cl, std::cout, std::cerr);
   return run(*cl);
 }

@@ -25,7 +25,8 @@ class Loader {
 
   void load(const toml::table& root, Config& c) {
     static constexpr std::array kSections = {"storage", "retention", "http", "line", "query",
-                                             "log",     "include",   "kpi",   "alerting", "receiver", "okr"};
+                                             "log",     "include",   "kpi",   "alerting", "receiver", "okr",
+                                             "auth"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
@@ -59,6 +60,7 @@ class Loader {
       if (name == "log") load_log(*table, c.log);
       if (name == "alerting") load_alerting(*table, c.alerting);
       if (name == "okr") load_okr(*table, c.okr);
+      if (name == "auth") load_auth(*table, c.auth);
     }
   }
 
@@ -230,7 +232,8 @@ class Loader {
 
   void load_storage(const toml::table& t, StorageConfig& c) {
     check_keys(t, "storage",
-               std::array{"data_dir", "sync", "max_series", "max_labels_per_series",
+               std::array{"data_dir", "sync", "max_series", "max_series_per_metric",
+                          "max_labels_per_series",
                           "max_label_name_bytes", "max_label_value_bytes", "checkpoint_interval",
                           "head_max_samples"});
     get_string(t, "storage", "data_dir", c.data_dir);
@@ -239,6 +242,7 @@ class Loader {
     }
     get_bool(t, "storage", "sync", c.sync);
     get_int(t, "storage", "max_series", 1, int64_t{1} << 32, c.max_series);
+    get_int(t, "storage", "max_series_per_metric", 1, int64_t{1} << 32, c.max_series_per_metric);
     get_int(t, "storage", "max_labels_per_series", 1, 1000, c.max_labels_per_series);
     get_int(t, "storage", "max_label_name_bytes", 1, 1 << 20, c.max_label_name_bytes);
     get_int(t, "storage", "max_label_value_bytes", 1, 1 << 20, c.max_label_value_bytes);
@@ -257,7 +261,7 @@ class Loader {
 
   void load_http(const toml::table& t, HttpConfig& c) {
     check_keys(t, "http", std::array{"listen", "threads", "max_body_bytes", "request_timeout",
-                                     "idle_timeout", "shutdown_timeout"});
+                                     "idle_timeout", "shutdown_timeout", "tls"});
     get_listen(t, "http", false, c.listen);
     int64_t threads = c.threads;
     get_int(t, "http", "threads", 1, 256, threads);
@@ -266,13 +270,44 @@ class Loader {
     get_duration(t, "http", "request_timeout", 1, c.request_timeout);
     get_duration(t, "http", "idle_timeout", 1, c.idle_timeout);
     get_duration(t, "http", "shutdown_timeout", 0, c.shutdown_timeout);
+    load_tls(t, "http", c.tls);
   }
 
   void load_line(const toml::table& t, LineConfig& c) {
-    check_keys(t, "line", std::array{"listen", "max_line_bytes", "error_log_interval"});
+    check_keys(t, "line", std::array{"listen", "max_line_bytes", "error_log_interval", "tls"});
     get_listen(t, "line", true, c.listen);
     get_size(t, "line", "max_line_bytes", 16, c.max_line_bytes);
     get_duration(t, "line", "error_log_interval", 0, c.error_log_interval);
+    load_tls(t, "line", c.tls);
+  }
+
+  // [http.tls] / [line.tls]. Whether the files load and the key matches the certificate is
+  // checked where they can be loaded (app::load_all), at the positions kept here.
+  void load_tls(const toml::table& parent, const std::string& parent_section, TlsConfig& c) {
+    const toml::table* t = table_at(parent, parent_section, "tls");
+    if (t == nullptr) return;
+    const std::string section = parent_section + ".tls";
+    check_keys(*t, section, std::array{"cert_file", "key_file", "min_version"});
+    for (auto [key, out, pos] : {std::tuple{"cert_file", &c.cert_file, &c.cert_file_pos},
+                                 std::tuple{"key_file", &c.key_file, &c.key_file_pos}}) {
+      const toml::node* n = t->get(key);
+      if (n == nullptr) continue;
+      get_string(*t, section, key, *out);
+      *pos = pos_of(*n);
+      if (n->is_string() && out->empty()) error(*n, section + "." + key, "must not be empty");
+      // Relative to the config file, like include and auth.tokens_file.
+      if (std::filesystem::path path(*out); !out->empty() && path.is_relative()) {
+        *out = (std::filesystem::path(file_).parent_path() / path).string();
+      }
+    }
+    get_choice(*t, section, "min_version", std::array{"1.2", "1.3"}, c.min_version);
+    // Half a pair would silently serve plain text on a port clients expect to be encrypted.
+    if (c.cert_file.empty() != c.key_file.empty()) {
+      error(*t, section + (c.cert_file.empty() ? ".cert_file" : ".key_file"),
+            std::string("is required with ") + (c.cert_file.empty() ? "key_file" : "cert_file"));
+      c.cert_file.clear();
+      c.key_file.clear();
+    }
   }
 
   void load_query(const toml::table& t, QueryConfig& c) {
@@ -552,6 +587,66 @@ class Loader {
   void load_okr(const toml::table& t, OkrConfig& c) {
     check_keys(t, "okr", std::array{"max_open_per_owner"});
     get_int(t, "okr", "max_open_per_owner", 1, 1000, c.max_open_per_owner);
+  }
+
+  void load_auth(const toml::table& t, AuthConfig& c) {
+    check_keys(t, "auth",
+               std::array{"token", "tokens_file", "open", "allow_unauthenticated", "audit_log"});
+    get_string(t, "auth", "tokens_file", c.tokens_file);
+    if (const toml::node* n = t.get("tokens_file")) c.tokens_file_pos = pos_of(*n);
+    if (t.contains("open")) {
+      c.open.clear();
+      get_strings(t, "auth", "open", c.open);
+      for (const auto& p : c.open) {
+        if (!p.starts_with("/")) error(*t.get("open"), "auth.open", "\"" + p + "\" is not a path (starts with /)");
+      }
+    }
+    get_bool(t, "auth", "allow_unauthenticated", c.allow_unauthenticated);
+    get_string(t, "auth", "audit_log", c.audit_log);
+    const toml::node* tokens = t.get("token");
+    if (tokens == nullptr) return;
+    const toml::array* tables = tokens->as_array();
+    if (tables == nullptr || !tables->is_array_of_tables()) {
+      error(*tokens, "auth.token", "expected [[auth.token]] tables");
+      return;
+    }
+    for (const auto& element : *tables) {
+      const toml::table& tt = *element.as_table();
+      TokenConfig token;
+      token.pos = pos_of(tt);
+      std::string section = "auth.token[" + std::to_string(c.tokens.size()) + "]";
+      check_keys(tt, section, std::array{"name", "roles", "sha256"});
+      if (require(tt, tt, section, "name")) {
+        get_string(tt, section, "name", token.name);
+        if (!token.name.empty()) section = "auth.token." + token.name;
+        for (const auto& other : c.tokens) {
+          if (!token.name.empty() && other.name == token.name) {
+            error(*tt.get("name"), section + ".name",
+                  "duplicate token name; first defined at line " + std::to_string(other.pos.line));
+          }
+        }
+      }
+      if (require(tt, tt, section, "roles")) {
+        get_strings(tt, section, "roles", token.roles);
+        if (token.roles.empty()) error(*tt.get("roles"), section + ".roles", "needs at least one role");
+        for (const auto& r : token.roles) {
+          if (r != "write" && r != "read" && r != "admin") {
+            error(*tt.get("roles"), section + ".roles",
+                  "unknown role \"" + r + "\"; expected write, read or admin");
+          }
+        }
+      }
+      if (require(tt, tt, section, "sha256")) {
+        get_string(tt, section, "sha256", token.sha256);
+        const bool hex = token.sha256.size() == 64 &&
+                         token.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+        if (!hex) {
+          error(*tt.get("sha256"), section + ".sha256",
+                "expected the token's SHA-256 as 64 lowercase hex digits (kpid --hash-token)");
+        }
+      }
+      c.tokens.push_back(std::move(token));
+    }
   }
 
   void load_alerting(const toml::table& t, AlertingConfig& c) {

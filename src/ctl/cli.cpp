@@ -2,6 +2,7 @@
 #include "kpid/ctl/cli.h"
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "command.h"
@@ -34,6 +35,7 @@ const std::vector<FlagSpec>& global_flags() {
       {"no-color", 0, false, "", "same as --color=never"},
       {"timeout", 0, true, "DURATION", "bound on each request (default 10s)"},
       {"ca-file", 0, true, "FILE", "PEM CA bundle trusted for an https --url"},
+      {"token-file", 0, true, "FILE", "file holding the bearer token (default $KPID_TOKEN)"},
       {"help", 'h', false, "", "show help"},
   };
   return flags;
@@ -459,6 +461,18 @@ int run(const std::vector<std::string>& args, std::istream& in, std::ostream& ou
   }
   context.client_options.timeout = *timeout;
   context.client_options.ca_file = parsed->value("ca-file").value_or("");
+  // Tokens come from a file or the environment, never the command line (ps shows it).
+  context.client_options.token = terminal.token_env;
+  if (auto file = parsed->value("token-file")) {
+    std::ifstream in(*file);
+    std::string token;
+    if (!in || !std::getline(in, token)) {
+      err << "kpictl: --token-file " << *file << ": cannot read a token from it\n";
+      return kExitUsage;
+    }
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    context.client_options.token = token;
+  }
   return command->run(context);
 }
 

@@ -33,7 +33,8 @@ Result<ApiClient> ApiClient::open(std::string_view base_url, ClientOptions optio
   http_options.max_response_bytes = 256u << 20;
   net::HttpClient http(*url, http_options);
   if (auto s = http.ready(); !s) return s;
-  return ApiClient(std::move(http), std::string(base_url), std::move(prefix));
+  return ApiClient(std::move(http), std::string(base_url), std::move(prefix),
+                   std::move(options.token));
 }
 
 Status status_of_answer(int http_status, std::string_view body) {
@@ -54,6 +55,9 @@ Status status_of_answer(int http_status, std::string_view body) {
   if (message.empty()) message = "no details";
   const std::string text = "HTTP " + std::to_string(http_status) + ": " + message;
   if (http_status == 404) return Status::not_found(text);
+  if (http_status == 401) {
+    return Status::invalid_argument(text + " (give a token in $KPID_TOKEN or --token-file)");
+  }
   if (http_status >= 400 && http_status < 500) return Status::invalid_argument(text);
   return Status::unavailable(text);
 }
@@ -63,6 +67,7 @@ Result<net::OutboundResponse> ApiClient::raw(
     const std::vector<std::pair<std::string, std::string>>& headers) {
   auto all = headers;
   all.emplace_back("User-Agent", std::string("kpictl/") + kVersion);
+  if (!token_.empty()) all.emplace_back("Authorization", "Bearer " + token_);
   auto answer = http_.send(method, prefix_ + std::string(path), body, all);
   if (!answer) {
     return Status(answer.status().code(),

@@ -6,30 +6,50 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
 #include <cstring>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace kpid::ingest {
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 namespace {
 constexpr size_t kReadChunk = 64 << 10;
+// How long a closing TLS connection waits for the client's close_notify after sending its own.
+constexpr std::chrono::milliseconds kTlsShutdownWait{1000};
 }
 
 struct LineListener::Connection final : kpid::net::StoppableConnection,
                                        std::enable_shared_from_this<LineListener::Connection> {
-  explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+  Connection(tcp::socket s, std::shared_ptr<ssl::context> tls_context)
+      : tls(std::move(tls_context)) {
+    if (tls) {
+      secure.emplace(std::move(s), *tls);
+    } else {
+      plain.emplace(std::move(s));
+    }
+  }
   void request_stop() override {
     // On the connection's strand, so a batch being stored completes before the cancel.
-    asio::post(socket.get_executor(), [self = shared_from_this()] {
-      boost::system::error_code ignored;
-      self->socket.cancel(ignored);
-    });
+    asio::post(transport().get_executor(),
+               [self = shared_from_this()] { self->transport().cancel(); });
   }
-  tcp::socket socket;
+  // The TCP layer under either stream: it carries the handshake timeout and is what a stop
+  // cancels.
+  beast::tcp_stream& transport() { return secure ? secure->next_layer() : *plain; }
+
+  std::shared_ptr<ssl::context> tls;  // the pair this connection was accepted with; null: plain
+  std::optional<beast::tcp_stream> plain;
+  std::optional<ssl::stream<beast::tcp_stream>> secure;
   std::string peer;
 };
 
@@ -45,11 +65,20 @@ LineListener::LineListener(asio::io_context& io, store::SampleStore& store,
       acceptor_(io, "line protocol") {}
 
 Status LineListener::start() {
+  if (options_.tls) {
+    tls_ = std::make_unique<net::ServerTls>(options_.tls->min_version);
+    if (auto s = tls_->load(options_.tls->cert_file, options_.tls->key_file); !s) {
+      return Status(s.code(), "line protocol TLS: " + s.message());
+    }
+    spdlog::info("line protocol TLS: certificate {}, TLS {} or newer", options_.tls->cert_file,
+                 options_.tls->min_version == net::TlsVersion::kTls13 ? "1.3" : "1.2");
+  }
   if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
   acceptor_.start([this](tcp::socket socket) {
-    auto connection = std::make_shared<Connection>(std::move(socket));
+    auto connection =
+        std::make_shared<Connection>(std::move(socket), tls_ ? tls_->context() : nullptr);
     boost::system::error_code ec;
-    auto remote = connection->socket.remote_endpoint(ec);
+    auto remote = connection->transport().socket().remote_endpoint(ec);
     connection->peer =
         ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
     run(connection);
@@ -58,118 +87,157 @@ Status LineListener::start() {
   return Status::ok();
 }
 
+Status LineListener::reload_tls(const std::string& cert_file, const std::string& key_file) {
+  if (!tls_) return Status::ok();
+  if (auto s = tls_->load(cert_file, key_file); !s) {
+    return Status(s.code(), "line protocol TLS: " + s.message());
+  }
+  return Status::ok();
+}
+
 void LineListener::run(std::shared_ptr<Connection> connection) {
-  auto session = [this, connection]() -> asio::awaitable<void> {
-    WritePipeline pipeline(store_, metrics_, clock_, observer_);
-    std::vector<char> buffer;
-    size_t filled = 0;
-    bool discarding = false;  // inside a line that was too long: drop until its newline
-    size_t line_number = 1;   // of the first line in the buffer
-
-    // Stores the complete lines in [data, data+size); returns false on a storage failure.
-    auto consume = [&](const char* data, size_t size) -> bool {
-      size_t max_line = max_line_bytes_.load();
-      const char* segment = data;
-      const char* end = data + size;
-      auto flush = [&](const char* upto) -> bool {
-        if (upto <= segment) return true;
-        std::string_view body(segment, static_cast<size_t>(upto - segment));
-        WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1,
-                                       line_number);
-        if (!r.storage) {
-          spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection->peer,
-                        r.storage.to_string());
-          return false;
-        }
-        if (!r.errors.empty()) log_bad_line(connection->peer, r.errors.front());
-        for (const char* p = segment; p < upto; ++p) line_number += (*p == '\n');
-        segment = upto;
-        return true;
-      };
-      for (const char* p = data; p < end;) {
-        const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
-        const char* line_end = nl ? nl : end;
-        if (static_cast<size_t>(line_end - p) > max_line) {
-          if (!flush(p)) return false;
-          metrics_.rejected(Protocol::kTcp, "line_too_long");
-          log_bad_line(connection->peer, {line_number, "line longer than " +
-                                                           std::to_string(max_line) +
-                                                           " bytes skipped"});
-          ++line_number;
-          segment = nl ? nl + 1 : end;
-        }
-        p = nl ? nl + 1 : end;
-      }
-      return flush(end);
-    };
-
-    for (;;) {
-      size_t max_line = max_line_bytes_.load();
-      if (buffer.size() < max_line + kReadChunk) buffer.resize(max_line + kReadChunk);
-      auto [ec, n] = co_await connection->socket.async_read_some(
-          asio::buffer(buffer.data() + filled, buffer.size() - filled),
-          asio::as_tuple(asio::use_awaitable));
-      if (ec) {
-        // At EOF a last line without its newline is still a complete line.
-        if (ec == asio::error::eof && filled > 0 && !discarding) consume(buffer.data(), filled);
-        break;
-      }
-      size_t begin = filled;
-      filled += n;
-      if (discarding) {
-        const char* nl =
-            static_cast<const char*>(std::memchr(buffer.data() + begin, '\n', filled - begin));
-        if (nl == nullptr) {
-          filled = 0;
-          continue;
-        }
-        size_t drop = static_cast<size_t>(nl - buffer.data()) + 1;
-        std::memmove(buffer.data(), buffer.data() + drop, filled - drop);
-        filled -= drop;
-        begin = 0;
-        discarding = false;
-        ++line_number;
-      }
-      // Everything up to the last newline is complete lines.
-      size_t last_nl = filled;
-      for (size_t i = filled; i > begin; --i) {
-        if (buffer[i - 1] == '\n') {
-          last_nl = i - 1;
-          break;
-        }
-      }
-      if (last_nl < filled) {
-        if (!consume(buffer.data(), last_nl + 1)) break;
-        std::memmove(buffer.data(), buffer.data() + last_nl + 1, filled - last_nl - 1);
-        filled -= last_nl + 1;
-      }
-      if (filled > max_line) {
-        // The incomplete line is already over the limit: skip it without buffering more.
-        metrics_.rejected(Protocol::kTcp, "line_too_long");
-        log_bad_line(connection->peer,
-                     {line_number, "line longer than " + std::to_string(max_line) +
-                                       " bytes skipped"});
-        filled = 0;
-        discarding = true;
+  auto done = [this](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("tcp connection failed: {}", ex.what());
       }
     }
-    boost::system::error_code ignored;
-    connection->socket.shutdown(tcp::socket::shutdown_both, ignored);
-    connection->socket.close(ignored);
-    co_return;
+    acceptor_.connection_ended();
   };
-  asio::co_spawn(connection->socket.get_executor(), std::move(session),
-                [this](std::exception_ptr e) {
-                  if (e) {
-                    try {
-                      std::rethrow_exception(e);
-                    } catch (const std::exception& ex) {
-                      spdlog::error("tcp connection failed: {}", ex.what());
-                    }
-                  }
-                  acceptor_.connection_ended();
-                });
+  auto executor = connection->transport().get_executor();
+  if (connection->secure) {
+    asio::co_spawn(executor, serve(connection, *connection->secure), std::move(done));
+  } else {
+    asio::co_spawn(executor, serve(connection, *connection->plain), std::move(done));
+  }
 }
+
+// GCC 12 pairs the coroutine frame's inlined aligned_alloc with its class operator delete and
+// warns, though that delete frees with the matching function (a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+template <typename Stream>
+asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection,
+                                          Stream& stream) {
+  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  beast::tcp_stream& lowest = connection->transport();
+  bool handshake_done = !kTls;
+  if constexpr (kTls) {
+    // A line protocol connection may idle indefinitely, but not before its handshake is done.
+    lowest.expires_after(std::chrono::milliseconds(options_.handshake_timeout));
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server,
+                                                asio::as_tuple(asio::use_awaitable));
+    lowest.expires_never();
+    handshake_done = !ec;
+    if (ec) spdlog::debug("tcp {}: TLS handshake failed: {}", connection->peer, ec.message());
+  }
+  WritePipeline pipeline(store_, metrics_, clock_, observer_);
+  std::vector<char> buffer;
+  size_t filled = 0;
+  bool discarding = false;  // inside a line that was too long: drop until its newline
+  size_t line_number = 1;   // of the first line in the buffer
+
+  // Stores the complete lines in [data, data+size); returns false on a storage failure.
+  auto consume = [&](const char* data, size_t size) -> bool {
+    size_t max_line = max_line_bytes_.load();
+    const char* segment = data;
+    const char* end = data + size;
+    auto flush = [&](const char* upto) -> bool {
+      if (upto <= segment) return true;
+      std::string_view body(segment, static_cast<size_t>(upto - segment));
+      WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1,
+                                     line_number);
+      if (!r.storage) {
+        spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection->peer,
+                      r.storage.to_string());
+        return false;
+      }
+      if (!r.errors.empty()) log_bad_line(connection->peer, r.errors.front());
+      for (const char* p = segment; p < upto; ++p) line_number += (*p == '\n');
+      segment = upto;
+      return true;
+    };
+    for (const char* p = data; p < end;) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      const char* line_end = nl ? nl : end;
+      if (static_cast<size_t>(line_end - p) > max_line) {
+        if (!flush(p)) return false;
+        metrics_.rejected(Protocol::kTcp, "line_too_long");
+        log_bad_line(connection->peer, {line_number, "line longer than " +
+                                                         std::to_string(max_line) +
+                                                         " bytes skipped"});
+        ++line_number;
+        segment = nl ? nl + 1 : end;
+      }
+      p = nl ? nl + 1 : end;
+    }
+    return flush(end);
+  };
+
+  while (handshake_done) {
+    size_t max_line = max_line_bytes_.load();
+    if (buffer.size() < max_line + kReadChunk) buffer.resize(max_line + kReadChunk);
+    auto [ec, n] = co_await stream.async_read_some(
+        asio::buffer(buffer.data() + filled, buffer.size() - filled),
+        asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      // At EOF a last line without its newline is still a complete line.
+      if (ec == asio::error::eof && filled > 0 && !discarding) consume(buffer.data(), filled);
+      break;
+    }
+    size_t begin = filled;
+    filled += n;
+    if (discarding) {
+      const char* nl =
+          static_cast<const char*>(std::memchr(buffer.data() + begin, '\n', filled - begin));
+      if (nl == nullptr) {
+        filled = 0;
+        continue;
+      }
+      size_t drop = static_cast<size_t>(nl - buffer.data()) + 1;
+      std::memmove(buffer.data(), buffer.data() + drop, filled - drop);
+      filled -= drop;
+      begin = 0;
+      discarding = false;
+      ++line_number;
+    }
+    // Everything up to the last newline is complete lines.
+    size_t last_nl = filled;
+    for (size_t i = filled; i > begin; --i) {
+      if (buffer[i - 1] == '\n') {
+        last_nl = i - 1;
+        break;
+      }
+    }
+    if (last_nl < filled) {
+      if (!consume(buffer.data(), last_nl + 1)) break;
+      std::memmove(buffer.data(), buffer.data() + last_nl + 1, filled - last_nl - 1);
+      filled -= last_nl + 1;
+    }
+    if (filled > max_line) {
+      // The incomplete line is already over the limit: skip it without buffering more.
+      metrics_.rejected(Protocol::kTcp, "line_too_long");
+      log_bad_line(connection->peer,
+                   {line_number, "line longer than " + std::to_string(max_line) +
+                                     " bytes skipped"});
+      filled = 0;
+      discarding = true;
+    }
+  }
+  if constexpr (kTls) {
+    // close_notify tells the client its data was taken in full; its own is awaited only briefly.
+    if (handshake_done) {
+      lowest.expires_after(kTlsShutdownWait);
+      co_await stream.async_shutdown(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  boost::system::error_code ignored;
+  lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  lowest.close();
+}
+#pragma GCC diagnostic pop
 
 void LineListener::log_bad_line(const std::string& peer, const LineError& error) {
   TimestampMs now = clock_.now_ms();

@@ -1,33 +1,64 @@
 #include "kpid/server/http_server.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <chrono>
+#include <optional>
+#include <string_view>
+#include <type_traits>
 
 namespace kpid::server {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+
+namespace {
+
+// How long a closing TLS connection waits for the client's close_notify after sending its own.
+constexpr std::chrono::milliseconds kTlsShutdownWait{1000};
+
+// What a client speaking plain HTTP to the HTTPS port gets instead of a silent close.
+constexpr std::string_view kPlainHttpToTls =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 33\r\nConnection: close\r\n\r\nthis port speaks HTTPS, not HTTP\n";
+
+}  // namespace
 
 struct HttpServer::Connection final : kpid::net::StoppableConnection,
                                       std::enable_shared_from_this<HttpServer::Connection> {
-  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+  Connection(tcp::socket s, std::shared_ptr<ssl::context> tls_context)
+      : tls(std::move(tls_context)) {
+    if (tls) {
+      secure.emplace(std::move(s), *tls);
+    } else {
+      plain.emplace(std::move(s));
+    }
+  }
   void request_stop() override {
     // On the connection's strand: a busy connection finishes its response first.
-    asio::post(stream.get_executor(), [self = shared_from_this()] {
+    asio::post(transport().get_executor(), [self = shared_from_this()] {
       self->stopping = true;
-      if (!self->busy) self->stream.cancel();
+      if (!self->busy) self->transport().cancel();
     });
   }
+  // The TCP layer under either stream: it carries the timeouts and is what a stop cancels.
+  beast::tcp_stream& transport() { return secure ? secure->next_layer() : *plain; }
 
-  beast::tcp_stream stream;
+  std::shared_ptr<ssl::context> tls;  // the pair this connection was accepted with; null: plain
+  std::optional<beast::tcp_stream> plain;
+  std::optional<ssl::stream<beast::tcp_stream>> secure;
   bool busy = false;      // handling a request; only touched on the connection's strand
   bool stopping = false;  // close after the current response
 };
@@ -41,105 +72,34 @@ HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler 
       acceptor_(io, "HTTP") {}
 
 Status HttpServer::start() {
+  if (options_.tls) {
+    tls_ = std::make_unique<net::ServerTls>(options_.tls->min_version);
+    if (auto s = tls_->load(options_.tls->cert_file, options_.tls->key_file); !s) {
+      return Status(s.code(), "HTTP TLS: " + s.message());
+    }
+    spdlog::info("HTTP TLS: certificate {}, TLS {} or newer", options_.tls->cert_file,
+                 options_.tls->min_version == net::TlsVersion::kTls13 ? "1.3" : "1.2");
+  }
   if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
   acceptor_.start([this](tcp::socket socket) {
-    auto connection = std::make_shared<Connection>(std::move(socket));
+    auto connection =
+        std::make_shared<Connection>(std::move(socket), tls_ ? tls_->context() : nullptr);
     run(connection);
     return connection;
   });
   return Status::ok();
 }
 
-void HttpServer::run(std::shared_ptr<Connection> c) {
-  auto session = [this, c]() -> asio::awaitable<void> {
-    beast::flat_buffer buffer;
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      uint64_t limit = max_body_bytes_.load();
-      parser.body_limit(limit);
-      parser.header_limit(64 << 10);
+Status HttpServer::reload_tls(const std::string& cert_file, const std::string& key_file) {
+  if (!tls_) return Status::ok();
+  if (auto s = tls_->load(cert_file, key_file); !s) {
+    return Status(s.code(), "HTTP TLS: " + s.message());
+  }
+  return Status::ok();
+}
 
-      c->stream.expires_after(std::chrono::milliseconds(options_.idle_timeout));
-      auto [hec, hn] = co_await http::async_read_header(c->stream, buffer, parser,
-                                                         asio::as_tuple(asio::use_awaitable));
-      (void)hn;
-      bool too_large = hec == http::error::body_limit;
-      if (hec && !too_large) {
-        // A malformed request gets a plain answer saying why before the connection closes;
-        // a closed, timed-out or cancelled one has nobody left to answer.
-        if (hec.category() == http::make_error_code(http::error::bad_target).category() &&
-            hec != http::error::end_of_stream && hec != http::error::partial_message) {
-          bool header_too_large = hec == http::error::header_limit;
-          http::response<http::string_body> bad{
-              header_too_large ? http::status::request_header_fields_too_large
-                               : http::status::bad_request,
-              11};
-          bad.set(http::field::content_type, "text/plain; charset=utf-8");
-          bad.set(http::field::connection, "close");
-          bad.body() = (header_too_large ? "request header too large (limit 64 KiB)"
-                                         : "malformed HTTP request: " + hec.message()) +
-                       "\n";
-          bad.prepare_payload();
-          c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
-          co_await http::async_write(c->stream, bad, asio::as_tuple(asio::use_awaitable));
-        }
-        break;
-      }
-      c->busy = true;
-      if (!too_large) {
-        if (parser.get()[http::field::expect] == "100-continue") {
-          http::response<http::empty_body> cont{http::status::continue_, 11};
-          c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
-          auto [cec, cn] = co_await http::async_write(c->stream, cont,
-                                                      asio::as_tuple(asio::use_awaitable));
-          (void)cn;
-          if (cec) break;
-        }
-        c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
-        auto [bec, bn] = co_await http::async_read(c->stream, buffer, parser,
-                                                   asio::as_tuple(asio::use_awaitable));
-        (void)bn;
-        if (bec == http::error::body_limit) {
-          too_large = true;
-        } else if (bec) {
-          break;
-        }
-      }
-      Response response;
-      bool keep_alive = false;
-      bool head = false;
-      if (too_large) {
-        // The rest of the body is unread, so the connection cannot be reused.
-        Request header;
-        header.base() = parser.get().base();
-        response = on_too_large_(header, limit);
-      } else {
-        Request request = parser.release();
-        keep_alive = request.keep_alive();
-        head = request.method() == http::verb::head;
-        response = handler_(request);
-        response.version(request.version());
-      }
-      keep_alive = keep_alive && !c->stopping;
-      response.keep_alive(keep_alive);
-      response.prepare_payload();
-      if (head) {
-        // HEAD answers with the headers GET would have, Content-Length included, and no body.
-        response.body().clear();
-      }
-      c->stream.expires_after(std::chrono::milliseconds(options_.request_timeout));
-      auto [wec, wn] = co_await http::async_write(c->stream, response,
-                                                  asio::as_tuple(asio::use_awaitable));
-      (void)wn;
-      c->busy = false;
-      if (wec || !keep_alive) break;
-    }
-    boost::system::error_code ignored;
-    c->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    c->stream.close();
-    co_return;
-  };
-  asio::co_spawn(c->stream.get_executor(), std::move(session), [this](std::exception_ptr e) {
+void HttpServer::run(std::shared_ptr<Connection> c) {
+  auto done = [this](std::exception_ptr e) {
     if (e) {
       try {
         std::rethrow_exception(e);
@@ -148,7 +108,134 @@ void HttpServer::run(std::shared_ptr<Connection> c) {
       }
     }
     acceptor_.connection_ended();
-  });
+  };
+  auto executor = c->transport().get_executor();
+  if (c->secure) {
+    asio::co_spawn(executor, serve(c, *c->secure), std::move(done));
+  } else {
+    asio::co_spawn(executor, serve(c, *c->plain), std::move(done));
+  }
+}
+
+template <typename Stream>
+asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& stream) {
+  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  beast::tcp_stream& lowest = c->transport();
+  bool handshake_done = !kTls;
+  if constexpr (kTls) {
+    boost::system::error_code peer_ec;
+    const auto peer = lowest.socket().remote_endpoint(peer_ec);
+    // Bounded like a request, so a client that connects and stalls holds nothing for long.
+    lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server,
+                                                asio::as_tuple(asio::use_awaitable));
+    handshake_done = !ec;
+    if (ec) {
+      spdlog::debug("HTTP {}: TLS handshake failed: {}",
+                    peer_ec ? std::string("unknown peer")
+                            : peer.address().to_string() + ":" + std::to_string(peer.port()),
+                    ec.message());
+      // OpenSSL recognises a plain HTTP request in place of a ClientHello and sends nothing.
+      if (ec.category() == asio::error::get_ssl_category() &&
+          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+        co_await asio::async_write(lowest, asio::buffer(kPlainHttpToTls),
+                                   asio::as_tuple(asio::use_awaitable));
+      }
+    }
+  }
+  beast::flat_buffer buffer;
+  while (handshake_done) {
+    http::request_parser<http::string_body> parser;
+    uint64_t limit = max_body_bytes_.load();
+    parser.body_limit(limit);
+    parser.header_limit(64 << 10);
+
+    lowest.expires_after(std::chrono::milliseconds(options_.idle_timeout));
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
+                                                       asio::as_tuple(asio::use_awaitable));
+    (void)hn;
+    bool too_large = hec == http::error::body_limit;
+    if (hec && !too_large) {
+      // A malformed request gets a plain answer saying why before the connection closes;
+      // a closed, timed-out or cancelled one has nobody left to answer.
+      if (hec.category() == http::make_error_code(http::error::bad_target).category() &&
+          hec != http::error::end_of_stream && hec != http::error::partial_message) {
+        bool header_too_large = hec == http::error::header_limit;
+        http::response<http::string_body> bad{
+            header_too_large ? http::status::request_header_fields_too_large
+                             : http::status::bad_request,
+            11};
+        bad.set(http::field::content_type, "text/plain; charset=utf-8");
+        bad.set(http::field::connection, "close");
+        bad.body() = (header_too_large ? "request header too large (limit 64 KiB)"
+                                       : "malformed HTTP request: " + hec.message()) +
+                     "\n";
+        bad.prepare_payload();
+        lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
+        co_await http::async_write(stream, bad, asio::as_tuple(asio::use_awaitable));
+      }
+      break;
+    }
+    c->busy = true;
+    if (!too_large) {
+      if (parser.get()[http::field::expect] == "100-continue") {
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
+        auto [cec, cn] = co_await http::async_write(stream, cont,
+                                                    asio::as_tuple(asio::use_awaitable));
+        (void)cn;
+        if (cec) break;
+      }
+      lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser,
+                                                 asio::as_tuple(asio::use_awaitable));
+      (void)bn;
+      if (bec == http::error::body_limit) {
+        too_large = true;
+      } else if (bec) {
+        break;
+      }
+    }
+    Response response;
+    bool keep_alive = false;
+    bool head = false;
+    if (too_large) {
+      // The rest of the body is unread, so the connection cannot be reused.
+      Request header;
+      header.base() = parser.get().base();
+      response = on_too_large_(header, limit);
+    } else {
+      Request request = parser.release();
+      keep_alive = request.keep_alive();
+      head = request.method() == http::verb::head;
+      response = handler_(request);
+      response.version(request.version());
+    }
+    keep_alive = keep_alive && !c->stopping;
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+    if (head) {
+      // HEAD answers with the headers GET would have, Content-Length included, and no body.
+      response.body().clear();
+    }
+    lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
+    auto [wec, wn] = co_await http::async_write(stream, response,
+                                                asio::as_tuple(asio::use_awaitable));
+    (void)wn;
+    c->busy = false;
+    if (wec || !keep_alive) break;
+  }
+  if constexpr (kTls) {
+    // close_notify tells the client the last response is complete; its own is awaited only
+    // briefly, so an idle client cannot keep the connection open.
+    if (handshake_done) {
+      lowest.expires_after(kTlsShutdownWait);
+      co_await stream.async_shutdown(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  boost::system::error_code ignored;
+  lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  lowest.close();
 }
 
 }  // namespace kpid::server

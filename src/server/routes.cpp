@@ -4,6 +4,9 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
+
+#include <boost/json.hpp>
 
 #include "handlers.h"
 
@@ -57,6 +60,36 @@ Route route_of(std::string_view path) {
   if (path == "/") return Route::kDashboard;
   if (path.starts_with("/ui/")) return Route::kDashboardAsset;
   return Route::kOther;
+}
+
+// The role a request needs; nullopt for none (the dashboard's static files, unknown paths).
+// Reading needs read; writing samples write; anything that changes alerts, silences, OKRs or
+// storage admin.
+std::optional<auth::Role> required_role(Route route, http::verb method) {
+  const bool reading = method == http::verb::get || method == http::verb::head;
+  switch (route) {
+    case Route::kWriteV1:
+    case Route::kWriteV2: return auth::Role::kWrite;
+    case Route::kAdminCompact:
+    case Route::kAlertAck:
+    case Route::kOkrAction: return auth::Role::kAdmin;
+    case Route::kOkr:
+    case Route::kSilences:
+    case Route::kSilence: return reading ? auth::Role::kRead : auth::Role::kAdmin;
+    case Route::kDashboard:
+    case Route::kDashboardAsset:
+    case Route::kOther: return std::nullopt;
+    default: return auth::Role::kRead;
+  }
+}
+
+// The "author" of a JSON body, for the audit log; "" when there is none.
+std::string author_of(const Request& request) {
+  boost::system::error_code ec;
+  auto body = boost::json::parse(request.body(), ec);
+  if (ec || !body.is_object()) return {};
+  const auto* a = body.get_object().if_contains("author");
+  return a != nullptr && a->is_string() ? std::string(a->get_string()) : std::string();
 }
 
 }  // namespace
@@ -176,8 +209,23 @@ Response Router::handle(const Request& request) {
   auto started = std::chrono::steady_clock::now();
   Route route = route_of(detail::request_path(request));
   Response response;
+  const auto role = required_role(route, request.method());
+  auth::Access::Decision decision;
+  if (role) {
+    decision = impl_->services.access.check(detail::request_path(request),
+                                            request[http::field::authorization], *role);
+  }
   try {
-    response = impl_->dispatch(route, request);
+    if (decision.outcome == auth::Access::Outcome::kUnauthenticated) {
+      response = detail::api_error(request, http::status::unauthorized, "unauthorized",
+                                   decision.message);
+      response.set(http::field::www_authenticate, "Bearer realm=\"kpid\"");
+    } else if (decision.outcome == auth::Access::Outcome::kForbidden) {
+      response = detail::api_error(request, http::status::forbidden, "forbidden",
+                                   decision.message);
+    } else {
+      response = impl_->dispatch(route, request);
+    }
   } catch (const std::exception& e) {
     spdlog::error("http {} {}: unexpected error: {}", std::string(request.method_string()),
                   std::string(request.target()), e.what());
@@ -187,6 +235,13 @@ Response Router::handle(const Request& request) {
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
   impl_->duration[static_cast<size_t>(route)]->Observe(elapsed.count());
   impl_->count(route, response.result_int());
+  if (role == auth::Role::kAdmin) {
+    // Who, what, when, and how it ended, before the answer goes out.
+    impl_->services.audit.record(impl_->services.clock.now_ms(),
+                                 decision.who.name.empty() ? "-" : decision.who.name,
+                                 request.method_string(), request.target(),
+                                 response.result_int(), author_of(request));
+  }
   return response;
 }
 

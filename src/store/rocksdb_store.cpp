@@ -640,6 +640,22 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
                              " (storage.max_series) reached; new series refused");
   }
   if (auto st = impl_->check_limits(*decoded); !st) return st;
+  {
+    std::shared_lock lock(impl_->index_mutex);
+    const std::string_view name = decoded->metric_name();
+    auto by_name = impl_->postings.find(kMetricNameLabel);
+    if (by_name != impl_->postings.end()) {
+      auto it = by_name->second.find(name);
+      const uint64_t limit = impl_->options.limits.max_series_per_metric;
+      if (it != by_name->second.end() && it->second.size() >= limit) {
+        return impl_->refuse("max_series_per_metric",
+                             "metric \"" + std::string(name.substr(0, 200)) + "\" has " +
+                                 std::to_string(limit) +
+                                 " series, the limit of storage.max_series_per_metric; new "
+                                 "series refused");
+      }
+    }
+  }
   char id_bytes[8];
   put_be64(id_bytes, id);
   rocksdb::WriteBatch batch;

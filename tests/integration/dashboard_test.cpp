@@ -583,3 +583,50 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
   std::cout << "dashboard browser test took " << elapsed << " s\n";
   CHECK(elapsed < 30);
 }
+
+TEST_CASE("dashboard: with tokens required the page asks for one, then shows the KPIs and acts",
+          "[dashboard]") {
+  const std::string token = "d-0123456789abcdef0123456789abcdef";
+  auto hashed = run_command({KPID_BINARY, "--hash-token"}, token + "\n");
+  REQUIRE(hashed.exit_code == 0);
+  hashed.out.pop_back();
+  Kpid k({.config_toml = config_toml() + "[[auth.token]]\nname = \"oncall\"\nroles = "
+                         "[\"write\", \"admin\"]\nsha256 = \"" + hashed.out + "\"\n"});
+  k.start();
+  const Headers bearer{{"Authorization", "Bearer " + token}};
+  REQUIRE(k.post("/write?precision=ms", "lat value=870 " + std::to_string(unique_now_ms()),
+                 bearer).status == 204);
+
+  Browser browser;
+  const std::string origin = "http://127.0.0.1:" + std::to_string(k.http_port());
+  browser.navigate(origin + "/?refresh=1");
+  // Without a token the API answers 401: the page shows the token field and says why.
+  REQUIRE(browser.wait_until("!document.getElementById('token-box').hidden && "
+                             "document.querySelector('#connection .text').textContent"
+                             ".includes('needs a token')"));
+  CHECK(browser.eval("document.querySelectorAll('#tiles .tile').length").to_number<int>() == 0);
+
+  // Typed in (real key input into the focused field), then committed.
+  browser.click("#token");
+  browser.call("Input.insertText", {{"text", token}});
+  browser.eval("document.getElementById('token').dispatchEvent(new Event('change')), true");
+  REQUIRE(browser.wait_until("document.querySelectorAll('#tiles .tile').length === " +
+                             std::to_string(kKpis.size()) +
+                             " && document.querySelector('#alerts button[data-action=ack]') "
+                             "!== null"));
+  browser.click("#alerts button[data-action=ack]");
+  CHECK(eventually([&] {
+    auto r = k.get("/api/v1/alerts?state=firing", bearer);
+    auto data = require_api_data(r);
+    return data.as_array().size() == 1 && data.as_array()[0].as_object().at("acknowledged").is_object();
+  }));
+  // The token went only in headers to kpid, and only the 401s before it was given were errors.
+  const std::vector<CdpEvent> events = browser.events();
+  for (const auto& e : page_errors(events)) {
+    INFO(e);
+    CHECK(contains(e, "401"));
+  }
+  CHECK(foreign_requests(events, origin).empty());
+  CHECK(browser.eval("window.sessionStorage.getItem('kpid.token')").as_string() == token);
+  CHECK(browser.eval("window.localStorage.getItem('kpid.token')").is_null());
+}

@@ -10,6 +10,7 @@
 #include "kpid/config/config.h"
 #include "kpid/core/status.h"
 #include "kpid/alert/rules.h"
+#include "kpid/auth/auth.h"
 #include "kpid/okr/planner.h"
 #include "kpid/kpi/definition.h"
 
@@ -19,6 +20,7 @@ struct CommandLine {
   std::string config_path;  // "" when --config was not given
   config::Overrides overrides;
   bool check_config = false;
+  bool hash_token = false;  // --hash-token: print the SHA-256 of the token on stdin
   bool version = false;
   bool help = false;
 };
@@ -31,8 +33,12 @@ struct LoadedConfig {
   std::vector<alert::Rule> rules;
   std::vector<alert::Receiver> receivers;
   std::vector<okr::Policy> okr_policies;
+  auth::TokenSet tokens;  // [[auth.token]] and auth.tokens_file
   std::vector<config::ConfigError> errors;
   std::vector<config::ConfigError> warnings;
+  // Certificate and key files that do not load (these errors are in `errors` too): a reload
+  // logs them and keeps the running pair instead of refusing the rest.
+  std::vector<config::ConfigError> tls_file_errors;
 };
 LoadedConfig load_all(const CommandLine& command_line);
 
@@ -50,6 +56,10 @@ LoadedConfig load_and_check(const CommandLine& command_line);
 // "configuration OK: FILE (N KPIs, ...)" to `out`; returns 0 when there are no errors
 // (warnings included), else 1.
 int check_config(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+
+// kpid --hash-token: reads a token from `in`, prints its SHA-256 (what [[auth.token]] sha256
+// and token files hold); 1 when the token is missing or shorter than 16 characters.
+int hash_token(std::istream& in, std::ostream& out, std::ostream& err);
 
 // Runs kpid; returns the process exit code (0 on a clean shutdown, 1 on a startup error).
 int run(const CommandLine& command_line);

@@ -18,6 +18,7 @@ struct StorageConfig {
   bool sync = false;  // fsync the WAL on every write batch (survives power loss)
   // Cardinality guard: new series past these are refused; existing series keep working.
   int64_t max_series = 1'000'000;
+  int64_t max_series_per_metric = 100'000;
   int64_t max_labels_per_series = 30;
   int64_t max_label_name_bytes = 256;
   int64_t max_label_value_bytes = 4096;
@@ -32,6 +33,24 @@ struct RetentionConfig {
   DurationMs rollup_1h = 5 * 365 * 86'400'000LL;
 };
 
+// Where a value was written, for errors found after loading (e.g. a band the KPI module
+// rejects). line 0 when unknown.
+struct SourcePos {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+// [http.tls] / [line.tls]: TLS is on for the listener when cert_file and key_file are set.
+struct TlsConfig {
+  std::string cert_file;  // PEM: the certificate, then any intermediates
+  std::string key_file;   // PEM private key, unencrypted
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  SourcePos cert_file_pos;
+  SourcePos key_file_pos;
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct HttpConfig {
   std::string listen = "127.0.0.1:9470";
   int threads = 2;
@@ -39,12 +58,14 @@ struct HttpConfig {
   DurationMs request_timeout = 30'000;
   DurationMs idle_timeout = 120'000;
   DurationMs shutdown_timeout = 10'000;
+  TlsConfig tls;
 };
 
 struct LineConfig {
   std::string listen = "127.0.0.1:9471";  // "" disables the TCP listener
   uint64_t max_line_bytes = 64ull << 10;
   DurationMs error_log_interval = 10'000;
+  TlsConfig tls;
 };
 
 struct QueryConfig {
@@ -54,14 +75,6 @@ struct QueryConfig {
 
 struct LogConfig {
   std::string level = "info";
-};
-
-// Where a value was written, for errors found after loading (e.g. a band the KPI module
-// rejects). line 0 when unknown.
-struct SourcePos {
-  std::string file;
-  int line = 0;
-  int column = 0;
 };
 
 // One selector reduced to a number: over time within a trailing window, then across the series
@@ -176,6 +189,27 @@ struct AlertingConfig {
   SourcePos external_url_pos;
 };
 
+// [[auth.token]]: a bearer token, kept only as the SHA-256 of its text.
+struct TokenConfig {
+  std::string name;
+  std::vector<std::string> roles;  // write, read, admin
+  std::string sha256;              // 64 hex digits
+  SourcePos pos;
+};
+
+// [auth]: who may use the API (see include/kpid/auth/auth.h).
+struct AuthConfig {
+  std::vector<TokenConfig> tokens;
+  std::string tokens_file;  // more tokens, "NAME ROLES SHA256" lines; re-read on SIGHUP
+  SourcePos tokens_file_pos;
+  // Paths answered without a token (the dashboard's page and files always are).
+  std::vector<std::string> open = {"/healthz", "/readyz", "/metrics"};
+  // Listen beyond loopback with no token configured (and TCP line protocol, which carries
+  // none); refused unless true.
+  bool allow_unauthenticated = false;
+  std::string audit_log;  // admin actions, JSON lines; "" = <data_dir>/audit.log
+};
+
 // [okr]
 struct OkrConfig {
   int64_t max_open_per_owner = 5;  // more open objectives in one period: a warning on the draft
@@ -209,6 +243,7 @@ struct Config {
   AlertingConfig alerting;
   std::vector<ReceiverConfig> receivers;
   OkrConfig okr;
+  AuthConfig auth;
   std::string source;  // the file it came from, "" for defaults only
 };
 

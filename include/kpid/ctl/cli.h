@@ -15,6 +15,7 @@ struct Terminal {
   std::string url_env;    // $KPID_URL
   std::string no_color;   // $NO_COLOR: set and non-empty turns color off
   std::string user;       // $USER, the default author of acks, silences and OKR changes
+  std::string token_env;  // $KPID_TOKEN: the bearer token, when kpid requires one
 };
 
 // Runs one kpictl command line (argv without argv[0]); returns the exit code (client.h).

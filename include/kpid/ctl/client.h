@@ -30,6 +30,7 @@ int exit_code_of(const Status& status);
 struct ClientOptions {
   DurationMs timeout = 10'000;
   std::string ca_file;  // https: trusted CAs; "" uses the system's
+  std::string token;    // sent as "Authorization: Bearer <token>" when not empty
 };
 
 class ApiClient {
@@ -54,12 +55,16 @@ class ApiClient {
   const std::string& base_url() const { return base_url_; }
 
  private:
-  ApiClient(net::HttpClient http, std::string base_url, std::string prefix)
-      : http_(std::move(http)), base_url_(std::move(base_url)), prefix_(std::move(prefix)) {}
+  ApiClient(net::HttpClient http, std::string base_url, std::string prefix, std::string token)
+      : http_(std::move(http)),
+        base_url_(std::move(base_url)),
+        prefix_(std::move(prefix)),
+        token_(std::move(token)) {}
 
   net::HttpClient http_;
   std::string base_url_;
   std::string prefix_;  // path prefix without a trailing slash; "" at the root
+  std::string token_;
 };
 
 // An error of a non-2xx answer: kpid's JSON "error" (or its plain-text body) with the status.

@@ -2,14 +2,17 @@
 // TCP listener for newline-delimited line protocol (precision ns), as Telegraf's socket_writer
 // and `nc` send it. A line is consumed (and so acknowledged) once it is stored; bad lines are
 // counted and logged at a limited rate, and the connection stays up; a line longer than the
-// limit is skipped without being buffered.
+// limit is skipped without being buffered. Optionally over TLS: a connection then starts with a
+// handshake that must finish within handshake_timeout.
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -17,6 +20,7 @@
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/net/acceptor.h"
+#include "kpid/net/tls.h"
 #include "kpid/store/sample_store.h"
 
 namespace kpid::ingest {
@@ -26,6 +30,8 @@ struct LineListenerOptions {
   uint16_t port = 0;  // 0: the kernel picks one; see local_port()
   size_t max_line_bytes = 64 << 10;
   DurationMs error_log_interval = 10'000;
+  std::optional<net::TlsOptions> tls;  // TLS when set
+  DurationMs handshake_timeout = 30'000;  // a TLS client still handshaking then is dropped
 };
 
 class LineListener {
@@ -36,12 +42,18 @@ class LineListener {
                const Clock& clock, LineListenerOptions options,
                store::SampleObserver* observer = nullptr);
 
-  // Binds and starts accepting. A bind failure is returned, never just logged.
+  // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
+  // returned, never just logged.
   Status start();
   uint16_t local_port() const { return acceptor_.local_port(); }
 
   // Changes the line length limit for lines read from now on (config reload). Thread-safe.
   void set_max_line_bytes(size_t bytes) { max_line_bytes_.store(bytes); }
+
+  // Re-reads the certificate chain and key (config reload): connections accepted from now on
+  // use the new pair, open ones keep theirs. On error the running pair stays. Thread-safe;
+  // a no-op without TLS.
+  Status reload_tls(const std::string& cert_file, const std::string& key_file);
 
   // Stops accepting and ends every connection once its current batch is stored; lines not
   // yet complete are dropped (they were never acknowledged). Thread-safe.
@@ -53,6 +65,10 @@ class LineListener {
 
  private:
   void run(std::shared_ptr<Connection> connection);
+  // One coroutine for both kinds of connection: Stream is beast::tcp_stream or an SSL stream
+  // over one, owned by `connection`.
+  template <typename Stream>
+  boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection, Stream& stream);
   void log_bad_line(const std::string& peer, const LineError& error);
 
   store::SampleStore& store_;
@@ -61,6 +77,7 @@ class LineListener {
   store::SampleObserver* observer_;
   LineListenerOptions options_;
   std::atomic<size_t> max_line_bytes_;
+  std::unique_ptr<net::ServerTls> tls_;  // null: plain TCP
   net::Acceptor acceptor_;
 
   std::mutex log_mutex_;  // guards the rate limit of bad-line logs

@@ -1,14 +1,17 @@
 #pragma once
 // HTTP/1.1 server on Boost.Beast: an acceptor and one coroutine per connection on its own
 // strand, keep-alive, header/idle and request timeouts, a request body limit (413 past it),
-// and a graceful stop that lets in-flight requests finish.
+// and a graceful stop that lets in-flight requests finish. Optionally TLS: every connection
+// then starts with a handshake, bounded by the request timeout, and is served the same way.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
@@ -16,6 +19,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/net/acceptor.h"
+#include "kpid/net/tls.h"
 
 namespace kpid::server {
 
@@ -32,6 +36,7 @@ struct HttpServerOptions {
   uint64_t max_body_bytes = 25ull << 20;
   DurationMs request_timeout = 30'000;  // to read a request once its first byte arrived
   DurationMs idle_timeout = 120'000;    // a keep-alive connection with no request is closed
+  std::optional<net::TlsOptions> tls;   // HTTPS when set
 };
 
 class HttpServer {
@@ -42,13 +47,19 @@ class HttpServer {
   HttpServer(boost::asio::io_context& io, HttpServerOptions options, Handler handler,
              TooLargeHandler on_too_large);
 
-  // Binds and starts accepting. A bind failure is returned, never just logged.
+  // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
+  // returned, never just logged.
   Status start();
   uint16_t local_port() const { return acceptor_.local_port(); }
 
   // The body limit for requests read from now on (config reload). Thread-safe.
   void set_max_body_bytes(uint64_t bytes) { max_body_bytes_.store(bytes); }
   uint64_t max_body_bytes() const { return max_body_bytes_.load(); }
+
+  // Re-reads the certificate chain and key (config reload): connections accepted from now on
+  // use the new pair, open ones keep theirs. On error the running pair stays. Thread-safe;
+  // a no-op without TLS.
+  Status reload_tls(const std::string& cert_file, const std::string& key_file);
 
   // Stops accepting; idle connections close now, busy ones after their current response.
   void stop() { acceptor_.stop(); }
@@ -59,11 +70,16 @@ class HttpServer {
 
  private:
   void run(std::shared_ptr<Connection> connection);
+  // One coroutine for both kinds of connection: Stream is beast::tcp_stream or an SSL stream
+  // over one, owned by `connection`.
+  template <typename Stream>
+  boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection, Stream& stream);
 
   HttpServerOptions options_;
   Handler handler_;
   TooLargeHandler on_too_large_;
   std::atomic<uint64_t> max_body_bytes_;
+  std::unique_ptr<net::ServerTls> tls_;  // null: plain HTTP
   net::Acceptor acceptor_;
 };
 

@@ -18,6 +18,7 @@
 #include <prometheus/histogram.h>
 
 #include "kpid/alert/alerter.h"
+#include "kpid/auth/auth.h"
 #include "kpid/okr/planner.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
@@ -48,6 +49,9 @@ struct RouterServices {
   alert::Alerter& alerts;
   // OKR drafts and their lifecycle.
   okr::Planner& okrs;
+  // Who may do what (tokens and roles), and where admin actions are recorded.
+  const auth::Access& access;
+  auth::AuditLog& audit;
 };
 
 class Router {

@@ -36,6 +36,9 @@ inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
 // Caps that protect memory from a flood of new series. Existing series are never refused.
 struct SeriesLimits {
   uint64_t max_series = 1'000'000;
+  // Per metric name (a line-protocol measurement's field): one runaway measurement cannot use
+  // up the global limit.
+  uint64_t max_series_per_metric = 100'000;
   uint32_t max_labels_per_series = 30;  // including __name__
   uint32_t max_label_name_bytes = 256;
   uint32_t max_label_value_bytes = 4096;

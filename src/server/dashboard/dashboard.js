@@ -27,6 +27,7 @@
     kpis: [],
     alerts: [],
     okrs: [],
+    token: '',            // bearer token, when kpid requires one
     range: load('kpid.range', '6h'),
     charts: new Map(),    // KPI id -> {data, history, range, status, since, fetched}
     inflight: new Set(),  // "ack:ID" / "accept:ID" while the request runs
@@ -213,11 +214,26 @@
     }
   }
 
+  // The bearer token, when kpid requires one: kept for this tab only (sessionStorage), sent
+  // with every API call.
+  function loadToken() {
+    try { return window.sessionStorage.getItem('kpid.token') || ''; } catch (e) { return ''; }
+  }
+  function saveToken(value) {
+    try {
+      if (value) window.sessionStorage.setItem('kpid.token', value);
+      else window.sessionStorage.removeItem('kpid.token');
+    } catch (e) { /* used, not kept */ }
+  }
+
   async function api(path, options) {
     let res;
+    const opts = Object.assign({cache: 'no-store', credentials: 'same-origin'}, options || {});
+    if (state.token) {
+      opts.headers = Object.assign({}, opts.headers || {}, {'Authorization': 'Bearer ' + state.token});
+    }
     try {
-      res = await fetch(path, Object.assign({cache: 'no-store', credentials: 'same-origin'},
-                                            options || {}));
+      res = await fetch(path, opts);
     } catch (e) {
       throw new ApiError('kpid is unreachable', 0);
     }
@@ -268,7 +284,11 @@
     } catch (e) {
       if (seq !== state.seq) return;
       const last = state.lastUpdate ? ' · last update ' + clockSeconds(state.lastUpdate) : '';
-      if (e.status === 503) {
+      if (e.status === 401 || e.status === 403) {
+        $('token-box').hidden = false;
+        setConnection('down', (e.status === 401 ? 'kpid needs a token: enter one'
+                                                : 'This token may not read') + last);
+      } else if (e.status === 503) {
         setConnection('down', 'kpid is starting or stopping' + last + ' · retrying');
       } else {
         setConnection('down', 'Connection lost' + last + ' · retrying');
@@ -879,6 +899,18 @@
 
   // ---------------------------------------------------------------------------------------------
   // Start
+
+  state.token = loadToken();
+  const tokenInput = $('token');
+  if (state.token) {
+    tokenInput.value = state.token;
+    $('token-box').hidden = false;
+  }
+  tokenInput.addEventListener('change', () => {
+    state.token = tokenInput.value.trim();
+    saveToken(state.token);
+    poll();
+  });
 
   const authorInput = $('author');
   authorInput.value = load('kpid.author', DEFAULT_AUTHOR);

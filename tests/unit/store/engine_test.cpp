@@ -366,6 +366,39 @@ TEST_CASE("engine: the cardinality guard refuses new series and counts them") {
         std::string::npos);
 }
 
+TEST_CASE("engine: one metric name cannot take more than max_series_per_metric series") {
+  metrics::Metrics metrics;
+  Fixture f;
+  f.options.limits.max_series_per_metric = 2;
+  REQUIRE(f.store->close().is_ok());
+  f.store.reset();
+  f.open(&metrics);
+  auto key = [](const std::string& name, const std::string& host) {
+    LabelsBuilder b;
+    b.add("__name__", name);
+    b.add("host", host);
+    REQUIRE(b.finish().empty());
+    return std::string(b.key());
+  };
+  auto a1 = f.store->resolve(key("cpu", "a"));
+  auto a2 = f.store->resolve(key("cpu", "b"));
+  REQUIRE((a1.is_ok() && a2.is_ok()));
+  auto a3 = f.store->resolve(key("cpu", "c"));
+  REQUIRE_FALSE(a3.is_ok());
+  CHECK(a3.status().code() == StatusCode::kResourceExhausted);
+  CHECK(a3.status().message().find("metric \"cpu\" has 2 series") != std::string::npos);
+  // Other metrics and the metric's existing series are not affected.
+  CHECK(f.store->resolve(key("mem", "c")).is_ok());
+  CHECK(*f.store->resolve(key("cpu", "a")) == *a1);
+  CHECK(metrics.scrape().find("kpid_store_series_refused_total{reason=\"max_series_per_metric\"} 1") !=
+        std::string::npos);
+  // The count is rebuilt from the index on open.
+  REQUIRE(f.store->close().is_ok());
+  f.store.reset();
+  f.open(nullptr);
+  CHECK_FALSE(f.store->resolve(key("cpu", "d")).is_ok());
+}
+
 TEST_CASE("engine: appends with unknown series or timestamps out of range fail whole") {
   Fixture f;
   SeriesId id = f.series("m");

@@ -1,0 +1,139 @@
+// Faults from the outside: clients that send half a request and stall (slowloris), and a
+// notification receiver that hangs. kpid keeps serving everyone else, bounds what the stalled
+// ones hold, and delivers once the receiver answers again.
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+#include "support/recording_receiver.h"
+
+using namespace kpid_it;
+namespace json = boost::json;
+using kpid::testing::ReceivedRequest;
+using kpid::testing::RecordingReceiver;
+
+namespace {
+
+std::string kpi_with_alert() {
+  return "[[kpi]]\nid = \"lat\"\nname = \"Latency\"\nowner = \"payments\"\nunit = \"ms\"\n"
+         "direction = \"lower_is_better\"\nstale_after = \"1h\"\n[kpi.value]\nselector = 'lat'\n"
+         "over_time = \"last\"\nwindow = \"1h\"\n[kpi.band]\nwarn = 500\ncrit = 800\n"
+         "[[kpi.alert]]\ncondition = \"crit\"\n";
+}
+
+// Milliseconds a fresh GET /healthz takes.
+double healthz_ms(const Kpid& k) {
+  const auto start = Clock::now();
+  REQUIRE(k.get("/healthz").status == 200);
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+TEST_CASE("fault: clients that send half a request and stall are dropped and hold no worker",
+          "[fault]") {
+  // One worker thread: if a stalled client could hold it, nobody else would be served.
+  Kpid k({.config_toml = "[http]\nthreads = 1\nrequest_timeout = \"1s\"\nidle_timeout = \"2s\"\n"});
+  k.start();
+  std::vector<std::unique_ptr<TcpClient>> stalled;
+  for (int i = 0; i < 100; ++i) {
+    stalled.push_back(std::make_unique<TcpClient>(k.http_port()));
+    // Half of them stop inside the headers, half inside a body they announced.
+    stalled.back()->send(i % 2 == 0 ? std::string("GET /api/v1/que")
+                                    : std::string("POST /write HTTP/1.1\r\nHost: x\r\n"
+                                                  "Content-Length: 1000\r\n\r\nlat value=1"));
+  }
+  // Everyone else is served at once while they hang.
+  for (int i = 0; i < 5; ++i) CHECK(healthz_ms(k) < 500);
+  k.write_ok("lat value=300 " + std::to_string(now_ms()), "ms");
+
+  // After request_timeout every stalled connection is closed by kpid.
+  const bool all_closed = eventually(
+      [&] {
+        for (auto& c : stalled) {
+          if (c->peer_open()) return false;
+        }
+        return true;
+      },
+      5s, 50ms);
+  CHECK(all_closed);
+  // Nothing of the half-sent body was stored: only the one complete write.
+  REQUIRE(k.query("count_over_time(lat[1h])", fmt_seconds(now_ms())).size() == 1);
+  CHECK(num(k.query("count_over_time(lat[1h])", fmt_seconds(now_ms()))[0].value) == 1);
+
+}
+
+TEST_CASE("fault: a receiver that hangs delays neither another receiver nor ingest, and gets "
+          "the notification once it answers",
+          "[fault]") {
+  RecordingReceiver fast;
+  RecordingReceiver slow;
+  std::atomic<bool> hang{true};
+  slow.on_request([&](const ReceivedRequest&) {
+    // Hangs far past kpid's timeout for this receiver, then answers normally.
+    for (int i = 0; i < 30 && hang.load(); ++i) std::this_thread::sleep_for(100ms);
+  });
+  Kpid k({.config_toml =
+              "[alerting]\nretry_initial = \"100ms\"\nretry_max = \"500ms\"\n"
+              "[[receiver]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"" + fast.url() + "/hook\"\n"
+              "[[receiver]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"" + slow.url() +
+              "/hook\"\ntimeout = \"300ms\"\n" + kpi_with_alert()});
+  k.start();
+  write_value_now(k, "lat", 300);
+  const auto breach = Clock::now();
+  write_value_now(k, "lat", 900);
+
+  // The fast receiver hears of it at once, whatever the slow one does.
+  REQUIRE(fast.wait_for(1, 5s));
+  const auto fast_latency = fast.requests()[0].at - breach;
+  CHECK(fast_latency < 2s);
+  CHECK(contains(fast.requests()[0].body, "\"event\":\"alert.firing\""));
+
+  // Ingest and queries are not held up while the slow receiver hangs.
+  for (int i = 0; i < 5; ++i) {
+    const auto start = Clock::now();
+    write_value_now(k, "other", i);
+    CHECK(Clock::now() - start < 500ms);
+    CHECK(healthz_ms(k) < 500);
+  }
+
+  // Its deliveries time out and are retried: the alert's timeline says so.
+  const std::string id = json_str(get_alerts(k, "state=firing")[0], "id");
+  CHECK(eventually(
+      [&] {
+        const json::object detail = get_alert_detail(k, id);
+        for (const auto& e : detail.at("timeline").as_array()) {
+          if (json_str(e, "kind") == "failed" && contains(json::serialize(e), "slow") &&
+              contains(json::serialize(e), "timed out")) {
+            return true;
+          }
+        }
+        return false;
+      },
+      10s, 100ms));
+
+  // Once it answers, it gets alert.firing: every attempt the same notification, one key.
+  hang = false;
+  CHECK(eventually(
+      [&] {
+        json::value detail = get_alert_detail(k, id);
+        for (const auto& e : detail.at("timeline").as_array()) {
+          if (json_str(e, "kind") == "delivered" && contains(json::serialize(e), "slow")) {
+            return true;
+          }
+        }
+        return false;
+      },
+      15s, 100ms));
+  const auto got = slow.requests();
+  REQUIRE(got.size() >= 2);  // at least one timed-out attempt, then the answered one
+  for (const auto& r : got) {
+    CHECK(contains(r.body, "\"event\":\"alert.firing\""));
+    CHECK(r.headers.at("idempotency-key") == got[0].headers.at("idempotency-key"));
+  }
+}
