@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <prometheus/counter.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -352,7 +353,8 @@ class Daemon {
                                            config_.http.max_body_bytes,
                                            config_.http.request_timeout,
                                            config_.http.idle_timeout,
-                                           tls_options(config_.http.tls)};
+                                           tls_options(config_.http.tls),
+                                           static_cast<size_t>(config_.http.max_connections)};
     http_ = std::make_unique<server::HttpServer>(
         io_, http_options, [this](const server::Request& r) { return router_->handle(r); },
         [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); });
@@ -376,13 +378,15 @@ class Daemon {
                                       config_.line.max_line_bytes,
                                       config_.line.error_log_interval,
                                       tls_options(config_.line.tls),
-                                      config_.http.request_timeout},
+                                      config_.http.request_timeout,
+                                      static_cast<size_t>(config_.line.max_connections)},
           evaluator_.get());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
         return false;
       }
     }
+    count_refused_connections();
     for (int i = 0; i < config_.http.threads; ++i) {
       threads_.emplace_back([this] { io_.run(); });
     }
@@ -479,6 +483,21 @@ class Daemon {
     return clean;
   }
 
+  // kpid_connections_refused_total{listener}: the listeners count, a scrape publishes.
+  void count_refused_connections() {
+    auto& family = prometheus::BuildCounter()
+                       .Name("kpid_connections_refused_total")
+                       .Help("Connections closed as soon as accepted because the listener had "
+                             "max_connections open, by listener.")
+                       .Register(metrics_.registry());
+    auto* http = &family.Add({{"listener", "http"}});
+    auto* line = &family.Add({{"listener", "line"}});
+    metrics_.on_scrape([this, http, line] {
+      if (http_) http->Increment(static_cast<double>(http_->connections_refused()) - http->Value());
+      if (line_) line->Increment(static_cast<double>(line_->connections_refused()) - line->Value());
+    });
+  }
+
   void reload() {
     if (command_line_.config_path.empty()) {
       spdlog::info("SIGHUP: no config file given (--config); nothing to reload");
@@ -504,6 +523,10 @@ class Daemon {
     restart_needed("http.request_timeout",
                    next.http.request_timeout != config_.http.request_timeout);
     restart_needed("http.idle_timeout", next.http.idle_timeout != config_.http.idle_timeout);
+    restart_needed("http.max_connections",
+                   next.http.max_connections != config_.http.max_connections);
+    restart_needed("line.max_connections",
+                   next.line.max_connections != config_.line.max_connections);
     restart_needed("line.listen", next.line.listen != config_.line.listen);
     restart_needed("line.error_log_interval",
                    next.line.error_log_interval != config_.line.error_log_interval);

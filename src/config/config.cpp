@@ -261,7 +261,8 @@ class Loader {
 
   void load_http(const toml::table& t, HttpConfig& c) {
     check_keys(t, "http", std::array{"listen", "threads", "max_body_bytes", "request_timeout",
-                                     "idle_timeout", "shutdown_timeout", "tls"});
+                                     "idle_timeout", "shutdown_timeout", "max_connections",
+                                     "tls"});
     get_listen(t, "http", false, c.listen);
     int64_t threads = c.threads;
     get_int(t, "http", "threads", 1, 256, threads);
@@ -270,14 +271,17 @@ class Loader {
     get_duration(t, "http", "request_timeout", 1, c.request_timeout);
     get_duration(t, "http", "idle_timeout", 1, c.idle_timeout);
     get_duration(t, "http", "shutdown_timeout", 0, c.shutdown_timeout);
+    get_int(t, "http", "max_connections", 1, 1'000'000, c.max_connections);
     load_tls(t, "http", c.tls);
   }
 
   void load_line(const toml::table& t, LineConfig& c) {
-    check_keys(t, "line", std::array{"listen", "max_line_bytes", "error_log_interval", "tls"});
+    check_keys(t, "line", std::array{"listen", "max_line_bytes", "error_log_interval",
+                                     "max_connections", "tls"});
     get_listen(t, "line", true, c.listen);
     get_size(t, "line", "max_line_bytes", 16, c.max_line_bytes);
     get_duration(t, "line", "error_log_interval", 0, c.error_log_interval);
+    get_int(t, "line", "max_connections", 1, 1'000'000, c.max_connections);
     load_tls(t, "line", c.tls);
   }
 

@@ -74,6 +74,7 @@ Status LineListener::start() {
                  options_.tls->min_version == net::TlsVersion::kTls13 ? "1.3" : "1.2");
   }
   if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
+  acceptor_.set_max_connections(options_.max_connections);
   acceptor_.start([this](tcp::socket socket) {
     auto connection =
         std::make_shared<Connection>(std::move(socket), tls_ ? tls_->context() : nullptr);

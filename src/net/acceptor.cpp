@@ -43,6 +43,16 @@ void Acceptor::start(OnAccept on_accept) {
   accept_next();
 }
 
+void Acceptor::set_max_connections(size_t max) {
+  std::lock_guard lock(mutex_);
+  max_connections_ = max;
+}
+
+uint64_t Acceptor::refused() const {
+  std::lock_guard lock(mutex_);
+  return refused_;
+}
+
 void Acceptor::accept_next() {
   {
     std::lock_guard lock(mutex_);
@@ -50,10 +60,33 @@ void Acceptor::accept_next() {
   }
   acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec,
                                                         tcp::socket socket) {
+    bool over_limit = false;
     {
       std::lock_guard lock(mutex_);
       if (stopping_ || !acceptor_.is_open()) return;
-      if (!ec) ++active_;
+      over_limit = !ec && max_connections_ > 0 && active_ >= max_connections_;
+      if (over_limit) {
+        ++refused_;
+      } else if (!ec) {
+        ++active_;
+      }
+    }
+    if (over_limit) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      const TimestampMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count();
+      {
+        std::lock_guard lock(mutex_);
+        if (now - last_refusal_log_ >= 10'000) {  // at most one line per 10 s under a flood
+          last_refusal_log_ = now;
+          spdlog::warn("{}: {} connections open, the limit; closing new ones ({} so far)",
+                       what_, max_connections_, refused_);
+        }
+      }
+      accept_next();
+      return;
     }
     if (ec) {
       // Out of file descriptors and the like: back off instead of spinning.

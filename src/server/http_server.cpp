@@ -81,6 +81,7 @@ Status HttpServer::start() {
                  options_.tls->min_version == net::TlsVersion::kTls13 ? "1.3" : "1.2");
   }
   if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
+  acceptor_.set_max_connections(options_.max_connections);
   acceptor_.start([this](tcp::socket socket) {
     auto connection =
         std::make_shared<Connection>(std::move(socket), tls_ ? tls_->context() : nullptr);
@@ -150,7 +151,17 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
     parser.body_limit(limit);
     parser.header_limit(64 << 10);
 
-    lowest.expires_after(std::chrono::milliseconds(options_.idle_timeout));
+    if (buffer.size() == 0) {
+      // Between requests the connection may idle; once a request's first byte is in, all of
+      // it must arrive within request_timeout, so a client trickling a header (slowloris)
+      // cannot hold the connection for idle_timeout.
+      lowest.expires_after(std::chrono::milliseconds(options_.idle_timeout));
+      auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(4096),
+                                                       asio::as_tuple(asio::use_awaitable));
+      if (rec) break;
+      buffer.commit(rn);
+    }
+    lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
                                                        asio::as_tuple(asio::use_awaitable));
     (void)hn;

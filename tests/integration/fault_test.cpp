@@ -37,8 +37,9 @@ double healthz_ms(const Kpid& k) {
 
 TEST_CASE("fault: clients that send half a request and stall are dropped and hold no worker",
           "[fault]") {
-  // One worker thread: if a stalled client could hold it, nobody else would be served.
-  Kpid k({.config_toml = "[http]\nthreads = 1\nrequest_timeout = \"1s\"\nidle_timeout = \"2s\"\n"});
+  // One worker thread: if a stalled client could hold it, nobody else would be served. The
+  // idle timeout stays at its 2 minutes: a started request is bounded by request_timeout.
+  Kpid k({.config_toml = "[http]\nthreads = 1\nrequest_timeout = \"1s\"\n"});
   k.start();
   std::vector<std::unique_ptr<TcpClient>> stalled;
   for (int i = 0; i < 100; ++i) {
@@ -136,4 +137,41 @@ TEST_CASE("fault: a receiver that hangs delays neither another receiver nor inge
     CHECK(contains(r.body, "\"event\":\"alert.firing\""));
     CHECK(r.headers.at("idempotency-key") == got[0].headers.at("idempotency-key"));
   }
+}
+
+TEST_CASE("fault: beyond max_connections new connections are closed at once and counted",
+          "[fault]") {
+  Kpid k({.config_toml = "[http]\nmax_connections = 20\nrequest_timeout = \"2s\"\n"
+                         "[line]\nmax_connections = 5\n"});
+  k.start();
+  std::vector<std::unique_ptr<TcpClient>> held;
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(std::make_unique<TcpClient>(k.http_port()));
+    held.back()->send("GET /heal");  // half a request: the connection stays until the timeout
+  }
+  // Let kpid accept all twenty, then one more is closed as soon as it is accepted.
+  std::this_thread::sleep_for(200ms);
+  TcpClient extra(k.http_port());
+  CHECK(eventually([&] { return !extra.peer_open(); }, 1s, 10ms));
+  // Line protocol: five held connections, the sixth closed at once.
+  std::vector<std::unique_ptr<TcpClient>> lines;
+  for (int i = 0; i < 5; ++i) lines.push_back(std::make_unique<TcpClient>(k.line_port()));
+  std::this_thread::sleep_for(200ms);
+  TcpClient sixth(k.line_port());
+  CHECK(eventually([&] { return !sixth.peer_open(); }, 1s, 10ms));
+  CHECK(lines[0]->peer_open());
+
+  // Once the stalled ones time out, kpid serves again and says what it refused.
+  CHECK(eventually([&] {
+    try {
+      return k.get("/healthz").status == 200;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }, 5s, 100ms));
+  const std::string metrics = k.metrics();
+  CHECK(contains(metrics, "kpid_connections_refused_total{listener=\"http\"} "));
+  CHECK_FALSE(contains(metrics, "kpid_connections_refused_total{listener=\"http\"} 0\n"));
+  CHECK(contains(metrics, "kpid_connections_refused_total{listener=\"line\"} 1\n"));
+  CHECK(contains(k.log(), "HTTP: 20 connections open, the limit"));
 }

@@ -58,6 +58,7 @@ struct HttpConfig {
   DurationMs request_timeout = 30'000;
   DurationMs idle_timeout = 120'000;
   DurationMs shutdown_timeout = 10'000;
+  int64_t max_connections = 1024;  // live connections; more are closed as soon as accepted
   TlsConfig tls;
 };
 
@@ -65,6 +66,7 @@ struct LineConfig {
   std::string listen = "127.0.0.1:9471";  // "" disables the TCP listener
   uint64_t max_line_bytes = 64ull << 10;
   DurationMs error_log_interval = 10'000;
+  int64_t max_connections = 1024;
   TlsConfig tls;
 };
 

@@ -32,6 +32,7 @@ struct LineListenerOptions {
   DurationMs error_log_interval = 10'000;
   std::optional<net::TlsOptions> tls;  // TLS when set
   DurationMs handshake_timeout = 30'000;  // a TLS client still handshaking then is dropped
+  size_t max_connections = 1024;  // live connections; more are closed at once (0: none)
 };
 
 class LineListener {
@@ -46,6 +47,8 @@ class LineListener {
   // returned, never just logged.
   Status start();
   uint16_t local_port() const { return acceptor_.local_port(); }
+  // Connections closed at once because max_connections were open.
+  uint64_t connections_refused() const { return acceptor_.refused(); }
 
   // Changes the line length limit for lines read from now on (config reload). Thread-safe.
   void set_max_line_bytes(size_t bytes) { max_line_bytes_.store(bytes); }

@@ -42,6 +42,12 @@ class Acceptor {
   Status listen(const std::string& host, uint16_t port);
   uint16_t local_port() const { return local_port_; }
   void start(OnAccept on_accept);
+  // At most this many live connections (0: no limit); one more is closed as soon as it is
+  // accepted, so a flood of idle sockets cannot exhaust file descriptors or memory.
+  // Thread-safe; applies to connections accepted from then on.
+  void set_max_connections(size_t max);
+  // Connections closed at once because of the limit, since the start.
+  uint64_t refused() const;
 
   void connection_ended();
   // Stops accepting and asks every live connection to end. Thread-safe, idempotent.
@@ -58,10 +64,13 @@ class Acceptor {
   uint16_t local_port_ = 0;
   OnAccept on_accept_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable idle_;
   std::list<std::weak_ptr<StoppableConnection>> connections_;
   size_t active_ = 0;
+  size_t max_connections_ = 0;
+  uint64_t refused_ = 0;
+  TimestampMs last_refusal_log_ = 0;
   bool stopping_ = false;
 };
 

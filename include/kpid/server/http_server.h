@@ -37,6 +37,7 @@ struct HttpServerOptions {
   DurationMs request_timeout = 30'000;  // to read a request once its first byte arrived
   DurationMs idle_timeout = 120'000;    // a keep-alive connection with no request is closed
   std::optional<net::TlsOptions> tls;   // HTTPS when set
+  size_t max_connections = 1024;        // live connections; more are closed at once (0: none)
 };
 
 class HttpServer {
@@ -50,6 +51,8 @@ class HttpServer {
   // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
   // returned, never just logged.
   Status start();
+  // Connections closed at once because max_connections were open.
+  uint64_t connections_refused() const { return acceptor_.refused(); }
   uint16_t local_port() const { return acceptor_.local_port(); }
 
   // The body limit for requests read from now on (config reload). Thread-safe.
