@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kpid needs to build, run and test, skipping those already there.
-# Usage: scripts/install-deps.sh [--test]   (--test adds the tools the test suite talks to)
+# Usage: scripts/install-deps.sh [--test] [--fuzz]
+#   --test adds the tools the test suite talks to
+#   --fuzz adds clang and the libFuzzer runtime for scripts/fuzz.sh
 set -euo pipefail
 
 packages=(g++ cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
           prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev libssl-dev
           libsystemd-dev pkg-config)
-if [[ "${1:-}" == "--test" ]]; then
+test=0
+fuzz=0
+for flag in "$@"; do
+  case "$flag" in
+    --test) test=1 ;;
+    --fuzz) fuzz=1 ;;
+    *) echo "install-deps.sh: unknown flag $flag" >&2; exit 2 ;;
+  esac
+done
+if ((test)); then
   packages+=(prometheus)  # promtool: checks /metrics and queries kpid as a real client
   packages+=(prometheus-alertmanager)  # a real Alertmanager receives kpid's alerts
   packages+=(openssl)  # the test suite's TLS receiver uses certificates made with it
   packages+=(systemd)  # systemd-analyze verifies the unit
   packages+=(chromium)  # a real headless browser loads the dashboard (tests talk CDP to it)
+fi
+if ((fuzz)); then
+  # clang with its libFuzzer, ASan and UBSan runtimes (libclang-rt-dev is only recommended by
+  # clang, so --no-install-recommends would skip it) and llvm-symbolizer for readable reports.
+  packages+=(clang libclang-rt-dev llvm)
 fi
 
 missing=()

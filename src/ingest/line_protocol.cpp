@@ -387,9 +387,10 @@ LineKind LineParser::parse(std::string_view line, bool series_checked) {
   bool escaped = false;
   size_t stop = pos;
   if (series_checked) {
-    // Skip to the first unescaped space, where the tag set ends.
-    while (pos < line.size() && line[pos] != ' ') pos += line[pos] == '\\' ? 2 : 1;
-    pos = std::min(pos, line.size());
+    // Skip to the first unescaped space, where the tag set ends. As scan_element reads it, a
+    // space right after a backslash is escaped even after another backslash ("\\ " is a literal
+    // backslash, then an escaped space): a backslash never escapes a backslash.
+    while (pos < line.size() && !(line[pos] == ' ' && line[pos - 1] != '\\')) ++pos;
   } else {
     // Measurement.
     stop = scan_element(line, pos, Element::kMeasurement, escaped);

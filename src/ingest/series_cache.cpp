@@ -7,12 +7,10 @@ namespace kpid::ingest {
 std::string_view raw_series_part(std::string_view line) {
   // Leading blanks are trimmed by the parser too.
   while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-  for (size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '\\') {
-      ++i;  // the escaped character is part of the name
-    } else if (line[i] == ' ') {
-      return line.substr(0, i);
-    }
+  // A space right after a backslash is escaped, also after another backslash, as the parser
+  // reads it (a backslash never escapes a backslash).
+  for (size_t i = 1; i < line.size(); ++i) {
+    if (line[i] == ' ' && line[i - 1] != '\\') return line.substr(0, i);
   }
   return line;
 }

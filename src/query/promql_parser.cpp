@@ -1033,7 +1033,14 @@ void format_labels(std::string& out, const std::vector<std::string>& labels) {
 
 struct Formatter {
   std::string& out;
-  void operator()(const NumberLiteral& n) { append_prom_float(out, n.value); }
+  void operator()(const NumberLiteral& n) {
+    // Not "+Inf": read back, that sign is a unary operator, and (+Inf ^ 2) would be +(Inf ^ 2).
+    if (std::isinf(n.value) && n.value > 0) {
+      out += "Inf";
+    } else {
+      append_prom_float(out, n.value);
+    }
+  }
   void operator()(const StringLiteral& n) { append_quoted(out, n.value); }
   void operator()(const VectorSelector& n) { format_selector(out, n, nullptr); }
   void operator()(const MatrixSelector& n) { format_selector(out, n.selector, &n.range); }
