@@ -1,9 +1,13 @@
 // Fuzzes the store's decoders (chunks, value columns, rollup blocks, sketches), which read bytes
-// from disk, and the encoders they pair with. The first byte picks a mode:
-//   0 decode_chunk(rest)            1 points derived from rest: encode, then decode
-//   2 read_value_column(rest)       3 values derived from rest: append, then read
-//   4 decode_rollup_block(rest)     5 rollups built from derived points: encode, then decode
+// from disk, and the encoders they pair with. The first byte picks a mode (its value mod 7):
+//   0 decode_chunk(rest)
+//   1 points derived from the rest: encode_chunk, then decode_chunk
+//   2 read_value_column(rest after a 2-byte count)
+//   3 values derived from the rest: append_value_column, then read_value_column
+//   4 decode_rollup_block(rest after a width byte and an 8-byte window end)
+//   5 rollups built from derived points: encode_rollup_block, then decode_rollup_block
 //   6 DDSketch::decode(rest)
+// (chunk_seeds.cpp writes seeds of each mode.)
 // Checked, besides "no crash, no leak, no undefined behaviour, no exception, never reads past
 // the input":
 // - decoding arbitrary bytes fails with invalid_argument "corrupt ..." or gives what, encoded

@@ -95,7 +95,7 @@ bool includes_stay_inside(std::string_view text) {
   for (const auto& p : *patterns) {
     const std::string* s = p.is_string() ? &p.as_string()->get() : nullptr;
     if (s == nullptr) continue;
-    if (s->empty() || s->front() == '/' || s->find("..") != std::string::npos) return false;
+    if (s->starts_with("/") || s->find("..") != std::string::npos) return false;
   }
   return true;
 }
