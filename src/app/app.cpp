@@ -63,6 +63,7 @@ store::StoreOptions store_options(const config::Config& c) {
   o.limits.max_label_value_bytes = static_cast<uint32_t>(c.storage.max_label_value_bytes);
   o.checkpoint_interval = c.storage.checkpoint_interval;
   o.head_max_samples = static_cast<uint64_t>(c.storage.head_max_samples);
+  o.min_free_bytes = c.storage.min_free_bytes;
   return o;
 }
 
@@ -347,7 +348,7 @@ class Daemon {
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
         [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_,
-        *audit_});
+        *audit_, config_.http.rate_limit, config_.http.rate_limit_burst});
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host, http_address->port,
                                            config_.http.max_body_bytes,
@@ -357,7 +358,10 @@ class Daemon {
                                            static_cast<size_t>(config_.http.max_connections)};
     http_ = std::make_unique<server::HttpServer>(
         io_, http_options, [this](const server::Request& r) { return router_->handle(r); },
-        [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); });
+        [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); },
+        [this](const server::Request& h, std::string_view client) {
+          return router_->admit(h, client);
+        });
     if (auto s = http_->start(); !s) {
       spdlog::critical("{}", s.message());
       return false;
@@ -560,6 +564,7 @@ class Daemon {
 
     spdlog::set_level(spdlog::level::from_str(next.log.level));
     http_->set_max_body_bytes(next.http.max_body_bytes);
+    router_->set_rate_limit(next.http.rate_limit, next.http.rate_limit_burst);
     if (line_) line_->set_max_line_bytes(next.line.max_line_bytes);
     engine_->set_options(query_options(next.query));
     log_warnings(loaded.warnings);
@@ -581,6 +586,8 @@ class Daemon {
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
     config_.http.max_body_bytes = next.http.max_body_bytes;
+    config_.http.rate_limit = next.http.rate_limit;
+    config_.http.rate_limit_burst = next.http.rate_limit_burst;
     config_.http.shutdown_timeout = next.http.shutdown_timeout;
     config_.line.max_line_bytes = next.line.max_line_bytes;
     config_.query = next.query;

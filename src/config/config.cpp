@@ -235,7 +235,7 @@ class Loader {
                std::array{"data_dir", "sync", "max_series", "max_series_per_metric",
                           "max_labels_per_series",
                           "max_label_name_bytes", "max_label_value_bytes", "checkpoint_interval",
-                          "head_max_samples"});
+                          "head_max_samples", "min_free_bytes"});
     get_string(t, "storage", "data_dir", c.data_dir);
     if (const auto* n = t.get("data_dir"); n && n->is_string() && c.data_dir.empty()) {
       error(*n, "storage.data_dir", "must not be empty");
@@ -248,6 +248,7 @@ class Loader {
     get_int(t, "storage", "max_label_value_bytes", 1, 1 << 20, c.max_label_value_bytes);
     get_duration(t, "storage", "checkpoint_interval", 1000, c.checkpoint_interval);
     get_int(t, "storage", "head_max_samples", 1000, int64_t{1} << 32, c.head_max_samples);
+    get_size(t, "storage", "min_free_bytes", 0, c.min_free_bytes);
   }
 
   void load_retention(const toml::table& t, RetentionConfig& c) {
@@ -262,7 +263,7 @@ class Loader {
   void load_http(const toml::table& t, HttpConfig& c) {
     check_keys(t, "http", std::array{"listen", "threads", "max_body_bytes", "request_timeout",
                                      "idle_timeout", "shutdown_timeout", "max_connections",
-                                     "tls"});
+                                     "rate_limit", "rate_limit_burst", "tls"});
     get_listen(t, "http", false, c.listen);
     int64_t threads = c.threads;
     get_int(t, "http", "threads", 1, 256, threads);
@@ -272,6 +273,8 @@ class Loader {
     get_duration(t, "http", "idle_timeout", 1, c.idle_timeout);
     get_duration(t, "http", "shutdown_timeout", 0, c.shutdown_timeout);
     get_int(t, "http", "max_connections", 1, 1'000'000, c.max_connections);
+    get_rate(t, "http", "rate_limit", c.rate_limit);
+    get_rate(t, "http", "rate_limit_burst", c.rate_limit_burst);
     load_tls(t, "http", c.tls);
   }
 
@@ -385,6 +388,18 @@ class Loader {
     }
     if (present != nullptr) *present = true;
     return v;
+  }
+
+  // A non-negative number of requests (per second, or at once); 0 turns the limit off.
+  void get_rate(const toml::table& t, const std::string& section, const char* key, double& out) {
+    bool present = false;
+    const double v = get_number(t, section, key, out, &present);
+    if (!present) return;
+    if (v < 0 || v > 1e9) {
+      error(*t.get(key), section + "." + key, "must be between 0 (no limit) and 1e9");
+      return;
+    }
+    out = v;
   }
 
   // A string that must be one of `allowed` (when present); returns false if it was not.

@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -26,6 +27,10 @@ namespace {
 constexpr size_t kReadChunk = 64 << 10;
 // How long a closing TLS connection waits for the client's close_notify after sending its own.
 constexpr std::chrono::milliseconds kTlsShutdownWait{1000};
+// While the store pushes back, a connection stops reading and looks again after these waits,
+// doubling; the kernel's buffers then hold the sender (TCP flow control).
+constexpr std::chrono::milliseconds kFirstPause{20};
+constexpr std::chrono::milliseconds kLongestPause{1000};
 }
 
 struct LineListener::Connection final : kpid::net::StoppableConnection,
@@ -40,8 +45,11 @@ struct LineListener::Connection final : kpid::net::StoppableConnection,
   }
   void request_stop() override {
     // On the connection's strand, so a batch being stored completes before the cancel.
-    asio::post(transport().get_executor(),
-               [self = shared_from_this()] { self->transport().cancel(); });
+    asio::post(transport().get_executor(), [self = shared_from_this()] {
+      self->stopping = true;
+      if (self->pause_timer) self->pause_timer->cancel();
+      self->transport().cancel();
+    });
   }
   // The TCP layer under either stream: it carries the handshake timeout and is what a stop
   // cancels.
@@ -51,6 +59,9 @@ struct LineListener::Connection final : kpid::net::StoppableConnection,
   std::optional<beast::tcp_stream> plain;
   std::optional<ssl::stream<beast::tcp_stream>> secure;
   std::string peer;
+  // Set while reads are paused for the store; only touched on the connection's strand.
+  asio::steady_timer* pause_timer = nullptr;
+  bool stopping = false;
 };
 
 LineListener::LineListener(asio::io_context& io, store::SampleStore& store,
@@ -140,19 +151,27 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
   bool discarding = false;  // inside a line that was too long: drop until its newline
   size_t line_number = 1;   // of the first line in the buffer
 
-  // Stores the complete lines in [data, data+size); returns false on a storage failure.
-  auto consume = [&](const char* data, size_t size) -> bool {
+  // Stores the complete lines in [data, data+size). Returns how many bytes it took: all, or
+  // fewer when the store pushes back (the rest is offered again once the store takes writes);
+  // nullopt when storing failed otherwise.
+  bool failed = false;
+  auto consume = [&](const char* data, size_t size) -> std::optional<size_t> {
     size_t max_line = max_line_bytes_.load();
     const char* segment = data;
     const char* end = data + size;
+    bool stopped = false;  // a flush did not store its lines: nothing after them either
+    // False when the lines from `segment` were not stored (pushback, or `failed`).
     auto flush = [&](const char* upto) -> bool {
       if (upto <= segment) return true;
+      if (store_.pushback()) return false;
       std::string_view body(segment, static_cast<size_t>(upto - segment));
       WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1,
                                      line_number);
       if (!r.storage) {
+        if (r.storage.code() == StatusCode::kUnavailable) return false;
         spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection->peer,
                       r.storage.to_string());
+        failed = true;
         return false;
       }
       if (!r.errors.empty()) log_bad_line(connection->peer, r.errors.front());
@@ -164,7 +183,10 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
       const char* line_end = nl ? nl : end;
       if (static_cast<size_t>(line_end - p) > max_line) {
-        if (!flush(p)) return false;
+        if (!flush(p)) {
+          stopped = true;
+          break;
+        }
         metrics_.rejected(Protocol::kTcp, "line_too_long");
         log_bad_line(connection->peer, {line_number, "line longer than " +
                                                          std::to_string(max_line) +
@@ -174,7 +196,38 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
       }
       p = nl ? nl + 1 : end;
     }
-    return flush(end);
+    if (!stopped) flush(end);
+    if (failed) return std::nullopt;
+    return static_cast<size_t>(segment - data);
+  };
+
+  // Offers [data, data+size) to consume() until all of it is taken, pausing (not reading)
+  // while the store pushes back. False when the connection must close.
+  auto store_all = [&](const char* data, size_t size) -> asio::awaitable<bool> {
+    size_t taken = 0;
+    auto pause = kFirstPause;
+    bool counted = false;
+    asio::steady_timer timer(lowest.get_executor());
+    for (;;) {
+      auto took = consume(data + taken, size - taken);
+      if (!took) co_return false;
+      taken += *took;
+      if (taken == size) co_return true;
+      if (!counted) {
+        counted = true;
+        auto why = store_.pushback();
+        metrics_.pushback(Protocol::kTcp, why ? why.reason : store::Pushback::Reason::kWriteError);
+        spdlog::debug("tcp {}: reads paused: {}", connection->peer,
+                      why ? why.message : std::string("storage unavailable"));
+      }
+      if (connection->stopping) co_return false;
+      timer.expires_after(pause);
+      connection->pause_timer = &timer;
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      connection->pause_timer = nullptr;
+      if (connection->stopping) co_return false;
+      pause = std::min(pause * 2, kLongestPause);
+    }
   };
 
   while (handshake_done) {
@@ -185,7 +238,9 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
         asio::as_tuple(asio::use_awaitable));
     if (ec) {
       // At EOF a last line without its newline is still a complete line.
-      if (ec == asio::error::eof && filled > 0 && !discarding) consume(buffer.data(), filled);
+      if (ec == asio::error::eof && filled > 0 && !discarding) {
+        co_await store_all(buffer.data(), filled);
+      }
       break;
     }
     size_t begin = filled;
@@ -213,7 +268,7 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
       }
     }
     if (last_nl < filled) {
-      if (!consume(buffer.data(), last_nl + 1)) break;
+      if (!co_await store_all(buffer.data(), last_nl + 1)) break;
       std::memmove(buffer.data(), buffer.data() + last_nl + 1, filled - last_nl - 1);
       filled -= last_nl + 1;
     }

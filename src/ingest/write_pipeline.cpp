@@ -58,6 +58,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& registry) {
                    .Name("kpid_ingest_lines_rejected_total")
                    .Help("Lines not stored, by protocol and reason.")
                    .Register(registry);
+  pushback_ = &prometheus::BuildCounter()
+                   .Name("kpid_ingest_pushback_total")
+                   .Help("Writes turned away (HTTP 503) or paused (TCP) because storage could "
+                         "not take them, by protocol and reason.")
+                   .Register(registry);
   for (size_t i = 0; i < 2; ++i) {
     samples_[i] = &samples.Add({{"protocol", kProtocolNames[i]}});
     string_fields_[i] = &strings.Add({{"protocol", kProtocolNames[i]}});
@@ -67,6 +72,12 @@ IngestMetrics::IngestMetrics(prometheus::Registry& registry) {
 void IngestMetrics::rejected(Protocol p, std::string_view reason, double n) {
   rejected_->Add({{"protocol", kProtocolNames[index(p)]}, {"reason", std::string(reason)}})
       .Increment(n);
+}
+
+void IngestMetrics::pushback(Protocol p, store::Pushback::Reason reason) {
+  pushback_->Add({{"protocol", kProtocolNames[index(p)]},
+                  {"reason", std::string(store::pushback_name(reason))}})
+      .Increment();
 }
 
 WritePipeline::WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock,

@@ -20,6 +20,8 @@ class PipelinePool {
       : store_(store), metrics_(metrics), clock_(clock), observer_(observer) {}
   std::unique_ptr<ingest::WritePipeline> acquire();
   void release(std::unique_ptr<ingest::WritePipeline> pipeline);
+  store::SampleStore& store() { return store_; }
+  ingest::IngestMetrics& metrics() { return metrics_; }
 
  private:
   store::SampleStore& store_;
@@ -35,6 +37,11 @@ enum class WriteApi { kV1, kV2 };
 // POST /write and /api/v2/write.
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
                       uint64_t max_body_bytes);
+
+// The 503 for a write the store pushes back on (Retry-After from `pushback`); counted in
+// kpid_ingest_pushback_total.
+Response write_pushback(const Request& request, WriteApi api, const store::Pushback& pushback,
+                        ingest::IngestMetrics& metrics);
 
 // The Prometheus query API; `endpoint` is the path after /api/v1/.
 Response handle_prom_api(const Request& request, std::string_view endpoint,

@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
+#include <array>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -28,6 +29,11 @@ namespace {
 
 // How long a closing TLS connection waits for the client's close_notify after sending its own.
 constexpr std::chrono::milliseconds kTlsShutdownWait{1000};
+
+// After answering a request whose body was left unread (413, or refused by admission), the
+// body is read and dropped for at most this long: closing with unread data would reset the
+// connection, and the client could lose the answer before reading it (nginx's lingering close).
+constexpr std::chrono::milliseconds kLingerWait{2000};
 
 // What a client speaking plain HTTP to the HTTPS port gets instead of a silent close.
 constexpr std::string_view kPlainHttpToTls =
@@ -64,10 +70,11 @@ struct HttpServer::Connection final : kpid::net::StoppableConnection,
 };
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler,
-                       TooLargeHandler on_too_large)
+                       TooLargeHandler on_too_large, Admission admission)
     : options_(std::move(options)),
       handler_(std::move(handler)),
       on_too_large_(std::move(on_too_large)),
+      admission_(std::move(admission)),
       max_body_bytes_(options_.max_body_bytes),
       acceptor_(io, "HTTP") {}
 
@@ -123,9 +130,10 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
   constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   beast::tcp_stream& lowest = c->transport();
   bool handshake_done = !kTls;
+  boost::system::error_code peer_ec;
+  const auto peer = lowest.socket().remote_endpoint(peer_ec);
+  const std::string client = peer_ec ? std::string() : peer.address().to_string();
   if constexpr (kTls) {
-    boost::system::error_code peer_ec;
-    const auto peer = lowest.socket().remote_endpoint(peer_ec);
     // Bounded like a request, so a client that connects and stalls holds nothing for long.
     lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
     auto [ec] = co_await stream.async_handshake(ssl::stream_base::server,
@@ -145,6 +153,7 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
     }
   }
   beast::flat_buffer buffer;
+  bool unread_body = false;  // the last answer left a request body on the wire
   while (handshake_done) {
     http::request_parser<http::string_body> parser;
     uint64_t limit = max_body_bytes_.load();
@@ -188,6 +197,26 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
       break;
     }
     c->busy = true;
+    if (!too_large && admission_) {
+      if (auto refusal = admission_(parser.get(), client)) {
+        // Refused before its body is read; a body still on the wire means the connection
+        // cannot carry another request.
+        const bool keep_alive =
+            parser.is_done() && parser.get().keep_alive() && !c->stopping;
+        refusal->version(parser.get().version());
+        refusal->keep_alive(keep_alive);
+        refusal->prepare_payload();
+        if (parser.get().method() == http::verb::head) refusal->body().clear();
+        lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
+        auto [rec, rn] = co_await http::async_write(stream, *refusal,
+                                                    asio::as_tuple(asio::use_awaitable));
+        (void)rn;
+        c->busy = false;
+        unread_body = !parser.is_done();
+        if (rec || !keep_alive) break;
+        continue;
+      }
+    }
     if (!too_large) {
       if (parser.get()[http::field::expect] == "100-continue") {
         http::response<http::empty_body> cont{http::status::continue_, 11};
@@ -234,7 +263,23 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
                                                 asio::as_tuple(asio::use_awaitable));
     (void)wn;
     c->busy = false;
+    unread_body = too_large;
     if (wec || !keep_alive) break;
+  }
+  if (unread_body) {
+    // Plain TCP: the client sees the end of the answer at once, then its body is drained.
+    if constexpr (!kTls) {
+      boost::system::error_code ignored;
+      lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    lowest.expires_after(kLingerWait);
+    std::array<char, 16 << 10> sink;
+    for (uint64_t drained = 0; drained <= max_body_bytes_.load();) {
+      auto [dec, dn] = co_await stream.async_read_some(asio::buffer(sink),
+                                                       asio::as_tuple(asio::use_awaitable));
+      if (dec) break;
+      drained += dn;
+    }
   }
   if constexpr (kTls) {
     // close_notify tells the client the last response is complete; its own is awaited only

@@ -97,8 +97,15 @@ std::string author_of(const Request& request) {
 struct Router::Impl {
   explicit Impl(RouterServices s)
       : services(std::move(s)),
-        pipelines(services.store, services.ingest_metrics, services.clock, &services.kpis) {
+        pipelines(services.store, services.ingest_metrics, services.clock, &services.kpis),
+        limiter(services.rate_limit, services.rate_limit_burst) {
     auto& registry = services.metrics.registry();
+    rate_limited = &prometheus::BuildCounter()
+                        .Name("kpid_http_rate_limited_total")
+                        .Help("HTTP requests refused with 429 because their client went over "
+                              "http.rate_limit.")
+                        .Register(registry)
+                        .Add({});
     requests = &prometheus::BuildCounter()
                     .Name("kpid_http_requests_total")
                     .Help("HTTP requests answered, by handler and status code.")
@@ -198,6 +205,8 @@ struct Router::Impl {
 
   RouterServices services;
   detail::PipelinePool pipelines;
+  net::RateLimiter limiter;
+  prometheus::Counter* rate_limited;
   prometheus::Family<prometheus::Counter>* requests;
   std::array<prometheus::Histogram*, kRouteNames.size()> duration{};
 };
@@ -244,6 +253,44 @@ Response Router::handle(const Request& request) {
   }
   return response;
 }
+
+std::optional<Response> Router::admit(const Request& header, std::string_view client) {
+  const Route route = route_of(detail::request_path(header));
+  // Health probes stay answerable whatever a client sharing their address does.
+  if (route != Route::kHealthz && route != Route::kReadyz) {
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+    if (const DurationMs wait = impl_->limiter.acquire(client, now.count()); wait > 0) {
+      impl_->rate_limited->Increment();
+      const DurationMs seconds = (wait + 999) / 1000;
+      auto r = detail::api_error(
+          header, http::status::too_many_requests, "too_many_requests",
+          "client " + std::string(client) + " is over the request rate limit (http.rate_limit " +
+              "per client); retry after " + std::to_string(seconds) + " s");
+      r.set(http::field::retry_after, std::to_string(seconds));
+      impl_->count(route, 429);
+      return r;
+    }
+  }
+  const bool write = route == Route::kWriteV1 || route == Route::kWriteV2;
+  if (write && header.method() == http::verb::post && impl_->services.ready.load()) {
+    auto pushback = impl_->services.store.pushback();
+    // A writer without the right token hears 401/403 as usual, not about storage.
+    if (pushback && impl_->services.access
+                            .check(detail::request_path(header),
+                                   header[http::field::authorization], auth::Role::kWrite)
+                            .outcome == auth::Access::Outcome::kAllowed) {
+      auto r = detail::write_pushback(
+          header, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
+          pushback, impl_->services.ingest_metrics);
+      impl_->count(route, 503);
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+void Router::set_rate_limit(double rate, double burst) { impl_->limiter.set_limits(rate, burst); }
 
 Response Router::too_large(const Request& header, uint64_t limit) {
   auto response = json_error(header, http::status::payload_too_large,

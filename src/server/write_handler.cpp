@@ -51,8 +51,11 @@ Response write_error(const Request& request, WriteApi api, http::status status,
   append_json_string(body, message);
   if (api == WriteApi::kV2) {
     // InfluxDB 2.x clients read "code" and "message".
-    body.append(status == http::status::payload_too_large ? ",\"code\":\"request too large\""
-                                                           : ",\"code\":\"invalid\"");
+    std::string_view code = "invalid";
+    if (status == http::status::payload_too_large) code = "request too large";
+    if (status == http::status::service_unavailable) code = "unavailable";
+    if (status == http::status::internal_server_error) code = "internal error";
+    body.append(",\"code\":\"").append(code).append("\"");
     body.append(",\"message\":");
     append_json_string(body, message);
   }
@@ -78,6 +81,16 @@ std::unique_ptr<ingest::WritePipeline> PipelinePool::acquire() {
 void PipelinePool::release(std::unique_ptr<ingest::WritePipeline> pipeline) {
   std::lock_guard lock(mutex_);
   free_.push_back(std::move(pipeline));
+}
+
+Response write_pushback(const Request& request, WriteApi api, const store::Pushback& pushback,
+                        ingest::IngestMetrics& metrics) {
+  metrics.pushback(ingest::Protocol::kHttp, pushback.reason);
+  auto r = write_error(request, api, http::status::service_unavailable,
+                       "write not taken, nothing was stored: " + pushback.message);
+  const DurationMs seconds = std::max<DurationMs>(1, (pushback.retry_after + 999) / 1000);
+  r.set(http::field::retry_after, std::to_string(seconds));
+  return r;
 }
 
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
@@ -121,6 +134,10 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
   pipelines.release(std::move(pipeline));
 
   if (!result.storage) {
+    // The store pushing back (disk full, stalled) is told as such, with its Retry-After.
+    if (auto pushback = pipelines.store().pushback()) {
+      return write_pushback(request, api, pushback, pipelines.metrics());
+    }
     bool retry = result.storage.code() == StatusCode::kUnavailable ||
                  result.storage.code() == StatusCode::kResourceExhausted;
     auto r = write_error(request, api,
@@ -128,7 +145,7 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
                                : http::status::internal_server_error,
                          "storing the write failed, nothing was stored: " +
                              result.storage.message());
-    if (retry) r.set(http::field::retry_after, "5");
+    if (retry) r.set(http::field::retry_after, "1");
     return r;
   }
   if (result.lines_rejected == 0) return make_response(request, http::status::no_content, "", "");

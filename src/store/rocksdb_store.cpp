@@ -1,6 +1,9 @@
 #include "kpid/store/rocksdb_store.h"
 
+#include <sys/statvfs.h>
+
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
@@ -8,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -46,6 +50,34 @@ constexpr const char* kDirtyCf = "dirty";
 constexpr const char* kStateCf = "state";
 constexpr const char* kNextSeqKey = "head_log.next_seq";
 constexpr size_t kRollupBatchWindows = 4096;
+constexpr int64_t kSpaceCheckIntervalMs = 100;
+
+// Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
+// files waiting for flushes and compactions), so ingest can push back instead of blocking.
+class StallListener final : public rocksdb::EventListener {
+ public:
+  void OnStallConditionsChanged(const rocksdb::WriteStallInfo& info) override {
+    using Condition = rocksdb::WriteStallCondition;
+    const bool was = info.condition.prev == Condition::kStopped;
+    const bool is = info.condition.cur == Condition::kStopped;
+    if (is && !was) stopped_.fetch_add(1);
+    if (was && !is) stopped_.fetch_sub(1);
+  }
+  bool stopped() const { return stopped_.load(std::memory_order_relaxed) > 0; }
+
+  // RocksDB 7.8 aborts on an assertion when it recovers from a failed write-ahead-log write (it
+  // syncs the failed log file again; fixed upstream in 9.x), so kpid never lets it resume: after
+  // a failed write the store refuses writes until a restart. storage.min_free_bytes keeps
+  // a full disk from getting that far.
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+
+ private:
+  std::atomic<int> stopped_{0};
+};
 
 Status from_rocksdb(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::ok();
@@ -147,6 +179,19 @@ struct RocksDbStore::Impl {
   std::string piece;
   std::vector<Point> run;
   std::vector<Point> merged;
+  std::atomic<uint64_t> head_samples_now{0};  // head_samples, for pushback() without the lock
+
+  // Pushback state. Free space on the data dir's filesystem, looked at most every
+  // kSpaceCheckInterval; writes stop below options.min_free_bytes.
+  mutable std::atomic<int64_t> space_checked_ms{INT64_MIN / 2};  // far past, no overflow
+  mutable std::atomic<uint64_t> free_bytes{UINT64_MAX};
+  mutable std::atomic<bool> low_space{false};  // for logging the changes only
+  // Stopped column families (RocksDB write stalls).
+  std::shared_ptr<StallListener> stalls = std::make_shared<StallListener>();
+  // A failed write to RocksDB: no write reaches it again until a restart (see StallListener).
+  std::atomic<bool> write_failed{false};
+  mutable std::mutex write_error_mutex;
+  rocksdb::Status write_error;  // the failure, guarded by write_error_mutex
 
   std::mutex maintain_mutex;  // one checkpoint or rollup pass at a time
   std::thread worker;
@@ -159,6 +204,7 @@ struct RocksDbStore::Impl {
   prometheus::Gauge* size_gauge = nullptr;
   prometheus::Gauge* head_gauge = nullptr;
   prometheus::Gauge* dirty_gauge = nullptr;
+  prometheus::Gauge* blocked_gauge = nullptr;
   prometheus::Counter* checkpoints = nullptr;
   prometheus::Family<prometheus::Counter>* refused = nullptr;
 
@@ -256,6 +302,7 @@ struct RocksDbStore::Impl {
       }
       ++records;
     }
+    head_samples_now.store(head_samples);
     if (records > 0) {
       spdlog::info("replayed {} head log records: {} samples in memory", records, head_samples);
     }
@@ -287,9 +334,8 @@ struct RocksDbStore::Impl {
     batch.DeleteRange(head_log_cf, SeqKey(0).slice(), SeqKey(seq + 1).slice());
     SeqKey next(seq + 1);
     batch.Put(default_cf, kNextSeqKey, next.slice());
-    if (auto s = db->Write(write_options, &batch); !s.ok()) {
-      return from_rocksdb(s, "checkpoint");
-    }
+    if (auto st = writable(); !st) return st;
+    if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "checkpoint");
     next_seq = seq + 1;
     for (SeriesId id : written) {
       Head& h = heads[id - 1];
@@ -299,6 +345,7 @@ struct RocksDbStore::Impl {
       if (h.pending.capacity() > 1024) h.pending.shrink_to_fit();
     }
     head_samples = 0;
+    head_samples_now.store(0);
     last_checkpoint = std::chrono::steady_clock::now();
     if (checkpoints != nullptr) checkpoints->Increment();
     return Status::ok();
@@ -366,7 +413,8 @@ struct RocksDbStore::Impl {
       batch.Delete(dirty_cf, SeriesTimeKey(t.id, t.window).slice());
       cleaned.push_back(it->first);
     }
-    if (auto s = db->Write(write_options, &batch); !s.ok()) return from_rocksdb(s, "rollups");
+    if (auto st = writable(); !st) return st;
+    if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "rollups");
     for (const auto& k : cleaned) dirty.erase(k);
     return todo.size();
   }
@@ -392,6 +440,32 @@ struct RocksDbStore::Impl {
     return Status::ok();
   }
 
+  // A failed write to RocksDB: notes it so pushback() refuses every later write at once (and
+  // nothing else writes); an I/O error (disk full among them) is the store's condition,
+  // reported as unavailable, not as the caller's fault.
+  Status failed_write(const rocksdb::Status& s, const std::string& what) {
+    if (!s.IsIOError()) return from_rocksdb(s, what);
+    {
+      std::lock_guard lock(write_error_mutex);
+      if (!write_failed.load()) {
+        spdlog::critical("storage: {} failed: {}; kpid takes no more writes until it is "
+                         "restarted (free space first if the disk is full); queries go on",
+                         what, s.ToString());
+        write_error = s;
+      }
+      write_failed.store(true);
+    }
+    return Status::unavailable(what + ": " + s.ToString());
+  }
+
+  // Not ok once a write has failed: nothing may write to RocksDB any more.
+  Status writable() const {
+    if (!write_failed.load(std::memory_order_relaxed)) return Status::ok();
+    std::lock_guard lock(write_error_mutex);
+    return Status::unavailable("storage stopped taking writes after a failed write (" +
+                               write_error.ToString() + "); restart kpid");
+  }
+
   void run_worker() {
     std::chrono::steady_clock::time_point last_error{};
     for (;;) {
@@ -402,6 +476,7 @@ struct RocksDbStore::Impl {
         if (worker_stop) return;
         worker_wake = false;
       }
+      if (write_failed.load()) continue;  // maintenance writes; nothing may now
       if (auto s = maintain(false); !s) {
         auto now = std::chrono::steady_clock::now();
         if (now - last_error > std::chrono::seconds(10)) {
@@ -488,6 +563,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   db_options.IncreaseParallelism(2);
   db_options.max_open_files = -1;  // periodic compaction (retention) needs file ages
   db_options.max_total_wal_size = 128ull << 20;  // bounds replay time after a crash
+  db_options.listeners.push_back(impl->stalls);
 
   auto data_options = [](rocksdb::CompactionFilter* filter) {
     rocksdb::ColumnFamilyOptions o;
@@ -564,6 +640,9 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
                            "Samples held in memory heads, not yet written to chunks.");
     im->dirty_gauge = gauge("kpid_store_dirty_windows",
                             "Chunk windows whose rollups wait to be recomputed.");
+    im->blocked_gauge = gauge("kpid_store_writes_blocked",
+                              "1 while the store refuses writes (disk full, write error, write "
+                              "stall or head backlog; kpid_ingest_pushback_total says which).");
     im->checkpoints = &prometheus::BuildCounter()
                            .Name("kpid_store_checkpoints_total")
                            .Help("Checkpoints that wrote the heads to chunks.")
@@ -580,6 +659,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       im->size_gauge->Set(static_cast<double>(self->disk_usage_bytes()));
       im->head_gauge->Set(static_cast<double>(self->head_samples()));
       im->dirty_gauge->Set(static_cast<double>(self->dirty_windows()));
+      im->blocked_gauge->Set(self->pushback() ? 1 : 0);
     });
   }
   if (options.background && !options.read_only) im->worker = std::thread([im] { im->run_worker(); });
@@ -602,12 +682,18 @@ Status RocksDbStore::close() {
     return Status::ok();
   }
   Status result = impl_->checkpoint();
-  rocksdb::FlushOptions flush;
-  flush.wait = true;
-  if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok() && result) {
-    result = from_rocksdb(s, "flushing");
+  // After a failed write nothing more is written (the WAL already holds every acknowledged
+  // write; the next open replays it).
+  if (result) {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok() && result) {
+      result = from_rocksdb(s, "flushing");
+    }
+    if (auto s = impl_->db->SyncWAL(); !s.ok() && result) {
+      result = from_rocksdb(s, "syncing WAL");
+    }
   }
-  if (auto s = impl_->db->SyncWAL(); !s.ok() && result) result = from_rocksdb(s, "syncing WAL");
   std::lock_guard lock(impl_->head_mutex);
   for (auto* h : impl_->handles) impl_->db->DestroyColumnFamilyHandle(h);
   impl_->handles.clear();
@@ -662,10 +748,9 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   batch.Put(impl_->series_cf, rocksdb::Slice(id_bytes, 8), rocksdb::Slice(key.data(), key.size()));
   batch.Put(impl_->series_key_cf, rocksdb::Slice(key.data(), key.size()),
             rocksdb::Slice(id_bytes, 8));
+  if (auto st = impl_->writable(); !st) return st;
   if (auto s = impl_->db->Write(impl_->write_options, &batch); !s.ok()) {
-    // Disk full here is the store's condition, not the line's: report it as unavailable.
-    if (s.IsNoSpace()) return Status::unavailable("creating series: " + s.ToString());
-    return from_rocksdb(s, "creating series");
+    return impl_->failed_write(s, "creating series");
   }
   std::unique_lock lock(impl_->index_mutex);
   impl_->index_series(id, std::move(decoded).value(), std::string(key));
@@ -687,6 +772,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     }
   }
 
+  if (auto p = pushback()) return Status::unavailable(std::move(p.message));
   std::unique_lock lock(im.head_mutex);
   if (!im.db) return Status::unavailable("store is closed");
   if (im.heads.size() < known) im.heads.resize(known);
@@ -778,7 +864,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   }
   if (!im.record.empty()) batch.Put(im.head_log_cf, SeqKey(seq).slice(), as_slice(im.record));
   if (auto s = im.db->Write(im.write_options, &batch); !s.ok()) {
-    return from_rocksdb(s, "writing samples");
+    return im.failed_write(s, "writing samples");
   }
 
   // Durable: now the heads may change.
@@ -798,6 +884,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     im.head_samples += h.pending.size() - before;
   }
   for (const auto& d : dirtied) im.dirty[d] = seq;
+  im.head_samples_now.store(im.head_samples);
   const bool full = im.head_samples >= im.options.head_max_samples;
   lock.unlock();
   if (full || !dirtied.empty()) im.wake_worker();
@@ -1007,8 +1094,9 @@ Status RocksDbStore::write_state(std::span<const std::pair<std::string, std::str
   rocksdb::WriteBatch batch;
   for (const auto& key : erase) batch.Delete(impl_->state_cf, key);
   for (const auto& [key, value] : puts) batch.Put(impl_->state_cf, key, value);
+  if (auto st = impl_->writable(); !st) return st;
   if (auto s = impl_->db->Write(impl_->write_options, &batch); !s.ok()) {
-    return from_rocksdb(s, "writing state");
+    return impl_->failed_write(s, "writing state");
   }
   return Status::ok();
 }
@@ -1063,6 +1151,7 @@ Status RocksDbStore::compact() {
   if (auto s = maintain(); !s) return s;
   std::lock_guard serial(impl_->maintain_mutex);
   if (!impl_->db) return Status::unavailable("store is closed");
+  if (auto st = impl_->writable(); !st) return st;
   rocksdb::FlushOptions flush;
   flush.wait = true;
   if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok()) return from_rocksdb(s, "flushing");
@@ -1074,6 +1163,67 @@ Status RocksDbStore::compact() {
     }
   }
   return Status::ok();
+}
+
+Pushback RocksDbStore::pushback() const {
+  const Impl& im = *impl_;
+  if (im.write_failed.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(im.write_error_mutex);
+    return {im.write_error.IsNoSpace() ? Pushback::Reason::kDiskFull
+                                       : Pushback::Reason::kWriteError,
+            "storage stopped taking writes after a failed write (" + im.write_error.ToString() +
+                "); they are taken again after kpid is restarted",
+            60'000};
+  }
+  if (im.options.min_free_bytes > 0) {
+    // statvfs is cheap, but not on every request.
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    if (now - im.space_checked_ms.load(std::memory_order_relaxed) >= kSpaceCheckIntervalMs) {
+      im.space_checked_ms.store(now, std::memory_order_relaxed);
+      struct statvfs fs {};
+      if (statvfs(im.options.data_dir.c_str(), &fs) == 0) {
+        im.free_bytes.store(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
+      }
+    }
+    const uint64_t free = im.free_bytes.load(std::memory_order_relaxed);
+    const bool low = free < im.options.min_free_bytes;
+    constexpr double kMiB = 1 << 20;
+    if (im.low_space.exchange(low) != low) {
+      if (low) {
+        spdlog::error("storage: {:.1f} MiB free in {}, less than storage.min_free_bytes; "
+                      "writes are refused until space is freed",
+                      static_cast<double>(free) / kMiB, im.options.data_dir);
+      } else {
+        spdlog::info("storage: {:.1f} MiB free in {}; writes are taken again",
+                     static_cast<double>(free) / kMiB, im.options.data_dir);
+      }
+    }
+    if (low) {
+      return {Pushback::Reason::kDiskFull,
+              fmt::format("the disk is full: {:.1f} MiB free in {}, less than "
+                          "storage.min_free_bytes ({:.1f} MiB); writes are taken again once "
+                          "space is freed",
+                          static_cast<double>(free) / kMiB, im.options.data_dir,
+                          static_cast<double>(im.options.min_free_bytes) / kMiB),
+              10'000};
+    }
+  }
+  if (im.stalls->stopped()) {
+    return {Pushback::Reason::kWriteStall,
+            "storage is behind: RocksDB stopped writes until flushes and compactions catch up",
+            1'000};
+  }
+  // Twice the checkpoint trigger: a checkpoint that cannot keep up must not let memory grow.
+  const uint64_t heads = im.head_samples_now.load(std::memory_order_relaxed);
+  if (heads >= 2 * im.options.head_max_samples) {
+    return {Pushback::Reason::kHeadBacklog,
+            "storage is behind: " + std::to_string(heads) +
+                " samples wait in memory for a checkpoint (twice storage.head_max_samples)",
+            1'000};
+  }
+  return {};
 }
 
 uint64_t RocksDbStore::head_samples() const {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -174,4 +175,39 @@ TEST_CASE("fault: beyond max_connections new connections are closed at once and 
   CHECK_FALSE(contains(metrics, "kpid_connections_refused_total{listener=\"http\"} 0\n"));
   CHECK(contains(metrics, "kpid_connections_refused_total{listener=\"line\"} 1\n"));
   CHECK(contains(k.log(), "HTTP: 20 connections open, the limit"));
+}
+
+TEST_CASE("fault: a client over http.rate_limit gets 429 with Retry-After, others and probes "
+          "do not",
+          "[fault]") {
+  Kpid k({.config_toml = "[http]\nrate_limit = 5\nrate_limit_burst = 5\n"});
+  k.start();
+  HttpClient c(k.http_port());
+  // The burst passes, the next request is refused and says when to come back.
+  for (int i = 0; i < 5; ++i) REQUIRE(c.request("GET", "/api/v1/labels").status == 200);
+  HttpResponse limited = c.request("GET", "/api/v1/labels");
+  REQUIRE(limited.status == 429);
+  CHECK(std::stoi(limited.header("retry-after")) >= 1);
+  CHECK(contains(limited.body, "http.rate_limit"));
+  // Health probes are never limited.
+  for (int i = 0; i < 20; ++i) REQUIRE(c.request("GET", "/healthz").status == 200);
+  // A write refused this way is refused before its body is read, and the connection closed.
+  std::string body;
+  for (int i = 0; i < 1000; ++i) body += "rl value=" + std::to_string(i) + "\n";
+  HttpResponse write = c.request("POST", "/write", body);
+  CHECK(write.status == 429);
+  CHECK(icontains(write.header("connection"), "close"));
+
+  // After a pause at 5/s the client may go on; the refusals were counted.
+  std::this_thread::sleep_for(1200ms);
+  require_empty_at(k, "rl_value", now_ms());
+  const std::string metrics = k.metrics();
+  CHECK(metric_value(metrics, "kpid_http_rate_limited_total").value_or(0) >= 2);
+  CHECK(metric_value(metrics, "kpid_http_requests_total", {{"code", "429"}}).value_or(0) >= 2);
+
+  // SIGHUP applies a new limit at once: 0 turns it off.
+  k.write_config("[http]\nrate_limit = 0\n");
+  k.send_signal(SIGHUP);
+  REQUIRE(eventually([&] { return contains(k.log(), "configuration reloaded"); }));
+  for (int i = 0; i < 50; ++i) REQUIRE(c.request("GET", "/api/v1/labels").status == 200);
 }

@@ -25,6 +25,8 @@ struct StorageConfig {
   // Heads are written to chunks this often, or sooner once they hold head_max_samples.
   DurationMs checkpoint_interval = 60'000;
   int64_t head_max_samples = 4'000'000;
+  // Writes are refused while the data dir's filesystem has less free space than this.
+  uint64_t min_free_bytes = 100ull << 20;
 };
 
 struct RetentionConfig {
@@ -59,6 +61,8 @@ struct HttpConfig {
   DurationMs idle_timeout = 120'000;
   DurationMs shutdown_timeout = 10'000;
   int64_t max_connections = 1024;  // live connections; more are closed as soon as accepted
+  double rate_limit = 0;        // requests per second per client address; 0: no limit
+  double rate_limit_burst = 0;  // requests a client may make at once; 0: rate_limit
   TlsConfig tls;
 };
 

@@ -44,12 +44,15 @@ class IngestMetrics {
   void samples(Protocol p, double n) { samples_[index(p)]->Increment(n); }
   void string_fields(Protocol p, double n) { string_fields_[index(p)]->Increment(n); }
   void rejected(Protocol p, std::string_view reason, double n = 1);
+  // A write turned away or paused because the store pushed back.
+  void pushback(Protocol p, store::Pushback::Reason reason);
 
  private:
   static size_t index(Protocol p) { return p == Protocol::kHttp ? 0 : 1; }
   prometheus::Counter* samples_[2];
   prometheus::Counter* string_fields_[2];
   prometheus::Family<prometheus::Counter>* rejected_;
+  prometheus::Family<prometheus::Counter>* pushback_;
 };
 
 struct LineError {

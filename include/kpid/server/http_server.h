@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,6 +26,12 @@ namespace kpid::server {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// Looks at a request's header before its body is read, with the client's address; a response
+// refuses the request (429, 503) without reading the body, nullopt lets it through. Called
+// like Handler; must not throw.
+using Admission =
+    std::function<std::optional<Response>(const Request& header, std::string_view client)>;
 
 // Turns a complete request into a response. Called on the connection's strand, possibly from
 // several threads at once for different connections; must not throw.
@@ -46,7 +53,7 @@ class HttpServer {
   // header (its body is empty).
   using TooLargeHandler = std::function<Response(const Request& header, uint64_t limit)>;
   HttpServer(boost::asio::io_context& io, HttpServerOptions options, Handler handler,
-             TooLargeHandler on_too_large);
+             TooLargeHandler on_too_large, Admission admission = {});
 
   // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
   // returned, never just logged.
@@ -81,6 +88,7 @@ class HttpServer {
   HttpServerOptions options_;
   Handler handler_;
   TooLargeHandler on_too_large_;
+  Admission admission_;
   std::atomic<uint64_t> max_body_bytes_;
   std::unique_ptr<net::ServerTls> tls_;  // null: plain HTTP
   net::Acceptor acceptor_;

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -24,6 +26,7 @@
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
+#include "kpid/net/rate_limiter.h"
 #include "kpid/query/engine.h"
 #include "kpid/server/http_server.h"
 #include "kpid/store/sample_store.h"
@@ -52,6 +55,10 @@ struct RouterServices {
   // Who may do what (tokens and roles), and where admin actions are recorded.
   const auth::Access& access;
   auth::AuditLog& audit;
+  // Requests per second each client address may make (http.rate_limit; 0: no limit), and how
+  // many at once (http.rate_limit_burst; 0: the rate).
+  double rate_limit = 0;
+  double rate_limit_burst = 0;
 };
 
 class Router {
@@ -62,6 +69,12 @@ class Router {
   Response handle(const Request& request);
   // The 413 answer for a body over `limit`, counted like any other response.
   Response too_large(const Request& header, uint64_t limit);
+  // Admission before the body is read (HttpServer's Admission): 429 past the client's request
+  // rate (except /healthz and /readyz), 503 with Retry-After for a write while the store pushes
+  // back.
+  std::optional<Response> admit(const Request& header, std::string_view client);
+  // New rate limits (config reload).
+  void set_rate_limit(double rate, double burst);
 
   struct Impl;
 

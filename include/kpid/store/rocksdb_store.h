@@ -52,6 +52,9 @@ struct StoreOptions {
   // A checkpoint writes heads to chunks after this long, or once heads hold head_max_samples.
   DurationMs checkpoint_interval = 60'000;
   uint64_t head_max_samples = 4'000'000;
+  // Writes are refused (Pushback::kDiskFull) while the data dir's filesystem has less free
+  // space than this, so RocksDB never runs out of it mid-write; 0: no check.
+  uint64_t min_free_bytes = 100ull << 20;
   // Where "now" comes from for retention; SystemClock when null. Must outlive the store.
   const Clock* clock = nullptr;
   // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
@@ -86,6 +89,7 @@ class RocksDbStore final : public SampleStore, public StateStore {
   RetentionPolicy retention() const override;
   std::vector<std::string> label_names() const override;
   std::vector<std::string> label_values(std::string_view name) const override;
+  Pushback pushback() const override;
   size_t series_count() const override;
   uint64_t disk_usage_bytes() const override;
   const Labels* labels(SeriesId series) const override;

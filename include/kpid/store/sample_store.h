@@ -78,6 +78,27 @@ class SampleObserver {
   virtual void observe(std::span<const Sample> samples) = 0;
 };
 
+// Why a store is not taking writes at the moment: the writer should come back later rather than
+// queue. Ingest refuses at once (HTTP 503 with Retry-After, TCP stops reading) instead of
+// holding bodies in memory while the store catches up.
+struct Pushback {
+  enum class Reason : uint8_t {
+    kNone,
+    kWriteStall,   // RocksDB stopped writes until compaction or flushes catch up
+    kHeadBacklog,  // the in-memory heads hold far more than a checkpoint should leave
+    kDiskFull,     // a write failed for lack of space; taken again once space returns
+    kWriteError,   // a write failed with another I/O error; retried in the background
+  };
+  Reason reason = Reason::kNone;
+  std::string message;       // for the client and the log
+  DurationMs retry_after = 0;  // a hint for clients
+
+  explicit operator bool() const { return reason != Reason::kNone; }
+};
+
+// "write_stall", "head_backlog", "disk_full", "write_error" ("" for kNone): a metric label.
+std::string_view pushback_name(Pushback::Reason reason);
+
 // Implementations are thread-safe: any number of threads may call any method concurrently.
 class SampleStore {
  public:
@@ -124,6 +145,9 @@ class SampleStore {
 
   // The labels of `series` (valid for the store's lifetime), or null for an unknown id.
   virtual const Labels* labels(SeriesId series) const = 0;
+
+  // Whether writes should wait (see Pushback); cheap enough to ask before every write.
+  virtual Pushback pushback() const { return {}; }
 
   virtual size_t series_count() const = 0;
   // Bytes on disk (table files and write-ahead log).
