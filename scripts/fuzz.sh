@@ -2,14 +2,16 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (ASan + UBSan) into build-fuzz/ and runs
 # each for a while, starting from a scratch copy of its corpus (tests/fuzz/corpus/<target>/).
 # Interesting new inputs stay in a temp dir this script names; nothing is written to the repo.
-# A crash, leak, timeout or out-of-memory input is saved to build-fuzz/findings/<target>/ and
+# A crash, leak, timeout or out-of-memory input is saved to <build dir>/findings/<target>/ and
 # makes the script exit 1, after printing how to reproduce and minimize it.
 #
-# Usage: scripts/fuzz.sh [TARGET...] [--time SECONDS] [--jobs N] [--smoke]
+# Usage: scripts/fuzz.sh [TARGET...] [--time SECONDS] [--jobs N] [--smoke] [--build-dir DIR]
 #   TARGET     line_protocol, selector, config, chunk (default: all, one after the other)
 #   --time S   seconds per target (default 60)
 #   --jobs N   fuzzing processes per target (libFuzzer -fork=N) and build jobs (default 1 and 2)
-#   --smoke    a short run for CI: 15 seconds per target unless --time says otherwise
+#   --smoke    a short run for CI: 10 seconds per target unless --time says otherwise
+#   --build-dir DIR  use DIR, already configured with KPID_FUZZ=ON (scripts/test.sh's
+#              build-asan/), instead of configuring build-fuzz/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +20,14 @@ targets=()
 seconds=""
 jobs=1
 smoke=0
+build=""
 while (($#)); do
   case "$1" in
     --time) seconds="${2:?--time needs seconds}"; shift 2 ;;
     --jobs) jobs="${2:?--jobs needs a number}"; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build-dir) build="${2:?--build-dir needs a directory}"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *)
       if [[ " ${all_targets[*]} " != *" $1 "* ]]; then
@@ -34,7 +38,7 @@ while (($#)); do
   esac
 done
 ((${#targets[@]})) || targets=("${all_targets[@]}")
-[[ -n "$seconds" ]] || seconds=$((smoke ? 15 : 60))
+[[ -n "$seconds" ]] || seconds=$((smoke ? 10 : 60))
 if ! [[ "$seconds" =~ ^[0-9]+$ && "$jobs" =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz.sh: --time and --jobs take whole numbers" >&2
   exit 2
@@ -42,9 +46,14 @@ fi
 
 scripts/install-deps.sh --fuzz
 
-build=build-fuzz
-cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DKPID_FUZZ=ON -DKPID_BUILD_TESTS=OFF -DKPID_BUILD_BENCH=OFF -DKPID_WERROR=ON >/dev/null
+if [[ -z "$build" ]]; then
+  build=build-fuzz
+  cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKPID_FUZZ=ON -DKPID_BUILD_TESTS=OFF -DKPID_BUILD_BENCH=OFF -DKPID_WERROR=ON >/dev/null
+elif ! grep -q "^KPID_FUZZ:BOOL=ON" "$build/CMakeCache.txt" 2>/dev/null; then
+  echo "fuzz.sh: $build is not configured with -DKPID_FUZZ=ON" >&2
+  exit 2
+fi
 build_jobs=$((jobs > 1 ? jobs : 2))
 cmake --build "$build" -j"$build_jobs" --target "${targets[@]/%/_fuzz}"
 
@@ -94,7 +103,7 @@ for t in "${targets[@]}"; do
 done
 
 if ((${#failed[@]})); then
-  echo "fuzz.sh: findings in ${failed[*]} (build-fuzz/findings/)" >&2
+  echo "fuzz.sh: findings in ${failed[*]} ($build/findings/)" >&2
   exit 1
 fi
 echo "fuzz.sh: no findings"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kpid needs to build, run and test, skipping those already there.
 # Usage: scripts/install-deps.sh [--test] [--fuzz]
-#   --test adds the tools the test suite talks to
+#   --test adds the tools the test suite talks to, and what --fuzz adds (the suite is built
+#          with clang and its sanitizers, scripts/test.sh)
 #   --fuzz adds clang and the libFuzzer runtime for scripts/fuzz.sh
 set -euo pipefail
 
@@ -23,6 +24,7 @@ if ((test)); then
   packages+=(openssl)  # the test suite's TLS receiver uses certificates made with it
   packages+=(systemd)  # systemd-analyze verifies the unit
   packages+=(chromium)  # a real headless browser loads the dashboard (tests talk CDP to it)
+  fuzz=1
 fi
 if ((fuzz)); then
   # clang with its libFuzzer, ASan and UBSan runtimes (libclang-rt-dev is only recommended by

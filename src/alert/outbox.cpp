@@ -259,8 +259,9 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
     if (w->receiver->type == ReceiverType::kAlertmanager) {
       auto& q = w->queue;
       const size_t first = w->in_flight ? 1 : 0;
+      const std::string& alert_id = n.alert_id;  // clang 14 cannot capture a structured binding
       q.erase(std::remove_if(q.begin() + static_cast<std::ptrdiff_t>(std::min(first, q.size())),
-                             q.end(), [&](const Notification& x) { return x.alert_id == n.alert_id; }),
+                             q.end(), [&](const Notification& x) { return x.alert_id == alert_id; }),
               q.end());
       if (n.event == kFiringEvent) {
         w->lease_sent[n.alert_id] = now;

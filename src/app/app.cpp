@@ -434,7 +434,7 @@ class Daemon {
     }
     alerter_->set_rules(std::move(rules_));
     planner_ = std::make_unique<okr::Planner>(
-        *store_, *evaluator_, *alerter_, *outbox_, &metrics_, clock_,
+        *store_, *evaluator_, *alerter_, &metrics_, clock_,
         okr::PlannerOptions{config_.okr.max_open_per_owner, 1'000, true});
     if (auto s = planner_->load(); !s) {
       spdlog::critical("cannot read OKRs: {}", s.message());

@@ -136,10 +136,8 @@ struct Planner::Metrics {
 };
 
 Planner::Planner(store::StateStore& state, const kpi::Evaluator& kpis, alert::Alerter& alerts,
-                 alert::Outbox& outbox, metrics::Metrics* metrics, const Clock& clock,
-                 PlannerOptions options)
-    : state_(state), kpis_(kpis), alerts_(alerts), outbox_(outbox), clock_(clock),
-      options_(options) {
+                 metrics::Metrics* metrics, const Clock& clock, PlannerOptions options)
+    : state_(state), kpis_(kpis), alerts_(alerts), clock_(clock), options_(options) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
 }
 

@@ -74,8 +74,7 @@ class Planner {
  public:
   // Everything referenced must outlive the planner. `metrics` may be null.
   Planner(store::StateStore& state, const kpi::Evaluator& kpis, alert::Alerter& alerts,
-          alert::Outbox& outbox, metrics::Metrics* metrics, const Clock& clock,
-          PlannerOptions options);
+          metrics::Metrics* metrics, const Clock& clock, PlannerOptions options);
   ~Planner();
 
   Status load();
@@ -119,7 +118,6 @@ class Planner {
   store::StateStore& state_;
   const kpi::Evaluator& kpis_;
   alert::Alerter& alerts_;
-  alert::Outbox& outbox_;
   const Clock& clock_;
   PlannerOptions options_;
   std::unique_ptr<Metrics> metrics_;
