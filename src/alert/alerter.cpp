@@ -179,8 +179,12 @@ void Alerter::set_rules(std::vector<Rule> rules) {
     a.state = State::kResolved;
     a.resolved_at = now;
     a.recovering_since.reset();
-    persist(a, {{now, "resolved", "its rule was removed from the configuration"}});
-    if (a.notified) notify(a, kResolvedEvent, now);
+    std::vector<AlertEvent> events{{now, "resolved", "its rule was removed from the configuration"}};
+    if (a.notified) {
+      notify(a, kResolvedEvent, now, std::move(events));
+    } else {
+      persist(a, std::move(events));
+    }
     outbox_.forget(a.id);
   }
   update_gauges();
@@ -355,8 +359,7 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       events.push_back({now, "firing", alert->annotations.count("summary")
                                            ? alert->annotations.at("summary")
                                            : "value " + value_text});
-      persist(*alert, std::move(events));
-      notify(*alert, kFiringEvent, now);
+      notify(*alert, kFiringEvent, now, std::move(events));
       return;
     }
     case Transition::kResolved: {
@@ -365,10 +368,14 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       alert->recovering_since.reset();
       alert->value = view.value;
       spdlog::info("alert {} ({}): resolved, value {}", alert->id, alert->name, value_text);
-      persist(*alert, {{now, "resolved",
-                        std::string(kpi::health_name(view.status)) + ", value " + value_text}});
+      std::vector<AlertEvent> events{
+          {now, "resolved", std::string(kpi::health_name(view.status)) + ", value " + value_text}};
       // Only receivers that heard it fire hear it end.
-      if (alert->notified) notify(*alert, kResolvedEvent, now);
+      if (alert->notified) {
+        notify(*alert, kResolvedEvent, now, std::move(events));
+      } else {
+        persist(*alert, std::move(events));
+      }
       outbox_.forget(alert->id);
       open_.erase(key);
       return;
@@ -434,25 +441,33 @@ std::vector<std::string> Alerter::silenced_by(const Alert& alert, TimestampMs no
   return ids;
 }
 
-void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now) {
+void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now,
+                     std::vector<AlertEvent> events) {
   const bool announcing = event == kFiringEvent || event == kRepeatEvent;
   if (announcing) {
     if (auto silenced = silenced_by(alert, now); !silenced.empty()) {
       if (metrics_) metrics_->suppressed.Increment();
       std::string list;
       for (const auto& id : silenced) list += (list.empty() ? "" : ", ") + id;
-      persist(alert, {{now, "silenced", std::string(event) + " not sent: silence " + list}});
+      events.push_back({now, "silenced", std::string(event) + " not sent: silence " + list});
+      persist(alert, std::move(events));
       return;
     }
   }
-  auto queued = outbox_.enqueue(event, alert, snapshot(alert, now));
-  if (!queued) {
-    spdlog::error("alert {}: queueing {}: {}", alert.id, event, queued.status().message());
-    return;
-  }
+  // The alert as it will be once the event is queued, recorded in the same write.
+  const bool was_notified = alert.notified;
+  const TimestampMs was_last_notified = alert.last_notified;
   if (announcing) {
     alert.notified = true;
     alert.last_notified = now;
+  }
+  auto queued = outbox_.enqueue(event, alert, snapshot(alert, now), {}, records(alert, events));
+  if (!queued) {
+    spdlog::error("alert {}: queueing {}: {}", alert.id, event, queued.status().message());
+    alert.notified = was_notified;
+    alert.last_notified = was_last_notified;
+    persist(alert, std::move(events));
+    return;
   }
   std::string names;
   for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
@@ -460,19 +475,23 @@ void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now) {
     metrics_->notifications.Add({{"event", std::string(event)}})
         .Increment(static_cast<double>(queued->size()));
   }
-  persist(alert, {{now, "queued",
-                   std::string(event) + (names.empty() ? " (no receiver routes it)"
-                                                       : " for " + names)}});
+  record_event(alert.id, "queued",
+               std::string(event) +
+                   (names.empty() ? " (no receiver routes it)" : " for " + names));
 }
 
-void Alerter::persist(const Alert& alert, std::vector<AlertEvent> events) {
-  std::vector<std::pair<std::string, std::string>> puts;
+Outbox::Records Alerter::records(const Alert& alert, const std::vector<AlertEvent>& events) {
+  Outbox::Records puts;
   puts.emplace_back(std::string(kAlertPrefix) + padded_id(*parse_id(alert.id)),
                     to_json_text(to_json(alert)));
   for (const auto& e : events) {
     puts.emplace_back(event_key(alert.id, e.time, event_seq_++), to_json_text(to_json(e)));
   }
-  if (auto s = state_.write_state(puts); !s) {
+  return puts;
+}
+
+void Alerter::persist(const Alert& alert, std::vector<AlertEvent> events) {
+  if (auto s = state_.write_state(records(alert, events)); !s) {
     spdlog::error("alert {}: recording it: {}", alert.id, s.message());
   }
 }
@@ -493,23 +512,24 @@ Status Alerter::annotate(std::string_view id_text, const std::string& name,
   return Status::ok();
 }
 
-void Alerter::notify_about(std::string_view id_text, std::string_view event,
-                           const json::object& okr) {
+Status Alerter::notify_about(std::string_view id_text, std::string_view event,
+                             const json::object& okr, const Outbox::Records& with) {
   std::lock_guard lock(mutex_);
   auto id = parse_id(id_text);
   auto it = id ? alerts_.find(*id) : alerts_.end();
-  if (it == alerts_.end()) return;
+  if (it == alerts_.end()) return with.empty() ? Status::ok() : state_.write_state(with);
   const TimestampMs now = clock_.now_ms();
-  auto queued = outbox_.enqueue(event, it->second, snapshot(it->second, now), okr);
+  auto queued = outbox_.enqueue(event, it->second, snapshot(it->second, now), okr, with);
   if (!queued) {
     spdlog::error("alert {}: queueing {}: {}", it->second.id, event, queued.status().message());
-    return;
+    return queued.status();
   }
   std::string names;
   for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
-  persist(it->second, {{now, "queued",
-                        std::string(event) + (names.empty() ? " (no receiver takes it)"
-                                                            : " for " + names)}});
+  record_event(it->second.id, "queued",
+               std::string(event) +
+                   (names.empty() ? " (no receiver takes it)" : " for " + names));
+  return Status::ok();
 }
 
 void Alerter::record_event(const std::string& alert_id, std::string kind, std::string detail) {
@@ -666,9 +686,14 @@ Result<AlertView> Alerter::acknowledge(std::string_view id_text, std::string aut
   const TimestampMs now = clock_.now_ms();
   a.acknowledged = Acknowledgement{author, now, comment};
   spdlog::info("alert {} ({}): acknowledged by {}", a.id, a.name, author);
-  persist(a, {{now, "acknowledged", "by " + author + (comment.empty() ? "" : ": " + comment)}});
+  std::vector<AlertEvent> events{
+      {now, "acknowledged", "by " + author + (comment.empty() ? "" : ": " + comment)}};
   // Receivers that heard it fire hear who took it (PagerDuty stops escalating).
-  if (a.notified) notify(a, kAcknowledgedEvent, now);
+  if (a.notified) {
+    notify(a, kAcknowledgedEvent, now, std::move(events));
+  } else {
+    persist(a, std::move(events));
+  }
   return view_of(a, now);
 }
 

@@ -195,12 +195,13 @@ void Outbox::stop() {
 
 Result<std::vector<std::string>> Outbox::enqueue(std::string_view event, const Alert& alert,
                                                  const json::object& snapshot,
-                                                 const json::object& okr) {
-  return enqueue_to(event, alert, snapshot, okr, false);
+                                                 const json::object& okr,
+                                                 const Records& with) {
+  return enqueue_to(event, alert, snapshot, okr, false, with);
 }
 
 void Outbox::refresh_leases(const Alert& alert, const json::object& snapshot) {
-  if (auto r = enqueue_to(kFiringEvent, alert, snapshot, {}, true); !r) {
+  if (auto r = enqueue_to(kFiringEvent, alert, snapshot, {}, true, {}); !r) {
     spdlog::error("outbox: queueing lease renewals of alert {}: {}", alert.id,
                   r.status().message());
   }
@@ -214,7 +215,7 @@ void Outbox::forget(const std::string& alert_id) {
 Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, const Alert& alert,
                                                     const json::object& snapshot,
                                                     const json::object& okr,
-                                                    bool leases_only) {
+                                                    bool leases_only, const Records& with) {
   std::vector<std::string> names;
   std::vector<std::pair<std::string, std::string>> puts;
   std::vector<std::string> erase;
@@ -251,7 +252,13 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
     names.push_back(r.name);
     added.emplace_back(w.get(), std::move(n));
   }
-  if (added.empty()) return names;
+  puts.insert(puts.end(), with.begin(), with.end());
+  if (added.empty()) {
+    if (!with.empty()) {
+      if (auto s = state_.write_state(with); !s) return s;
+    }
+    return names;
+  }
   puts.emplace_back(std::string(kSeqKey), std::to_string(seq));
   if (auto s = state_.write_state(puts, erase); !s) return s;
   next_seq_ = seq;

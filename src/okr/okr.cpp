@@ -71,7 +71,9 @@ double progress(const KeyResult& kr) {
                                                                   : kr.current <= kr.target;
         return there ? 1 : 0;
       }
-      return std::clamp((kr.current - kr.start) / (kr.target - kr.start), 0.0, 1.0);
+      // + 0.0 turns -0 (no progress yet on a decrease) into 0: JSON would print "-0", which
+      // reads back as 0, so a stored notification would not resend byte for byte.
+      return std::clamp((kr.current - kr.start) / (kr.target - kr.start), 0.0, 1.0) + 0.0;
     }
   }
   return 0;

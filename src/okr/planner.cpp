@@ -243,20 +243,22 @@ void Planner::open_or_link(const alert::AlertView& view, TimestampMs now) {
   auto kpi = kpis_.get(alert.kpi);
   if (!kpi || !kpi->definition) return;
   Okr okr = draft_for(p, *kpi, alert, now);
-  persist(okr);
-  if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
-          {std::string(kSeqKey), std::to_string(next_id_)}});
+  const std::string url = url_of(okr.id);
+  // The draft, the id sequence and okr.draft_opened in one write: a crash keeps all or none.
+  const alert::Outbox::Records records{
+      {std::string(kPrefix) + padded_id(*parse_id(okr.id)), to_json_text(to_json(okr))},
+      {std::string(kSeqKey), std::to_string(next_id_)}};
+  if (auto s = alerts_.notify_about(alert.id, alert::kOkrDraftOpenedEvent, okr_json(okr, url),
+                                    records);
       !s) {
-    spdlog::error("okr: recording the id sequence: {}", s.message());
+    spdlog::error("okr {}: recording the draft: {}", okr.id, s.message());
   }
   spdlog::warn("okr {}: draft opened for KPI {} from alert {}: {}", okr.id, okr.kpi, alert.id,
                okr.objective);
   for (const auto& w : okr.warnings) spdlog::warn("okr {}: {}", okr.id, w);
-  const std::string url = url_of(okr.id);
   if (auto s = alerts_.annotate(alert.id, "okr_url", url); !s) {
     spdlog::warn("okr {}: annotating alert {}: {}", okr.id, alert.id, s.message());
   }
-  alerts_.notify_about(alert.id, alert::kOkrDraftOpenedEvent, okr_json(okr, url));
   const uint64_t id = *parse_id(okr.id);
   okrs_.emplace(id, std::move(okr));
 }

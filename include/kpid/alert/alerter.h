@@ -102,8 +102,10 @@ class Alerter final : public kpi::EvaluationListener {
   // Sets an annotation of an open alert (e.g. the link of the OKR it led to), recorded in its
   // timeline; Alertmanager gets it with the next lease renewal. not_found when unknown.
   Status annotate(std::string_view id, const std::string& name, const std::string& value);
-  // Queues an event about the alert for its receivers (okr.draft_opened with the OKR).
-  void notify_about(std::string_view id, std::string_view event, const boost::json::object& okr);
+  // Queues an event about the alert for its receivers (okr.draft_opened with the OKR), in one
+  // write with `with` (the OKR's records), which is written even for an unknown alert.
+  Status notify_about(std::string_view id, std::string_view event, const boost::json::object& okr,
+                      const Outbox::Records& with = {});
 
   // Appends a line to an alert's timeline (used for delivery reports; any thread).
   void record_event(const std::string& alert_id, std::string kind, std::string detail);
@@ -114,8 +116,12 @@ class Alerter final : public kpi::EvaluationListener {
   void process(const kpi::KpiView& view, TimestampMs now);
   void tick(TimestampMs now);
   void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
-  void notify(Alert& alert, std::string_view event, TimestampMs now);
+  // Queues `event` and records the alert with `events` (the change the event announces) in the
+  // same write: a crash cannot keep the change and lose its notification.
+  void notify(Alert& alert, std::string_view event, TimestampMs now,
+              std::vector<AlertEvent> events = {});
   void persist(const Alert& alert, std::vector<AlertEvent> events);
+  Outbox::Records records(const Alert& alert, const std::vector<AlertEvent>& events);
   // Deletes the alert and its timeline, from memory and the store.
   void erase_alert(uint64_t id);
   std::vector<std::string> silenced_by(const Alert& alert, TimestampMs now) const;

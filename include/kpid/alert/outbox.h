@@ -67,11 +67,17 @@ class Outbox {
   void start();
   void stop();
 
+  // State records to write in the same atomic batch as the notifications (the alert or OKR
+  // the event is about), so a crash leaves both or neither.
+  using Records = std::vector<std::pair<std::string, std::string>>;
+
   // Writes `event` for the alert to every receiver that routes its severity and owner and takes
-  // the event; durable when it returns. Returns the receivers' names.
+  // the event, together with `with` (written even when no receiver takes the event); durable
+  // when it returns. Returns the receivers' names.
   Result<std::vector<std::string>> enqueue(std::string_view event, const Alert& alert,
                                            const boost::json::object& snapshot,
-                                           const boost::json::object& okr = {});
+                                           const boost::json::object& okr = {},
+                                           const Records& with = {});
   // Re-sends a firing alert to each Alertmanager receiver it routes to whose resend_interval
   // has passed since it last got it.
   void refresh_leases(const Alert& alert, const boost::json::object& snapshot);
@@ -93,7 +99,8 @@ class Outbox {
   struct Metrics;
   Result<std::vector<std::string>> enqueue_to(std::string_view event, const Alert& alert,
                                               const boost::json::object& snapshot,
-                                              const boost::json::object& okr, bool leases_only);
+                                              const boost::json::object& okr, bool leases_only,
+                                              const Records& with);
   enum class Outcome { kEmpty, kDelivered, kExpired, kFailed };
   Outcome deliver_one(Worker& w);
   // Erases the in-flight head of `w`'s queue from the store and the queue.
