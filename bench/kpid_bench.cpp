@@ -7,7 +7,14 @@
 //  2. Queries: Q sequential requests of each kind (instant, range of one series, range of
 //     ~100 series, /api/v1/series), each checked for 200 and "status":"success".
 //
+// With --duration D it runs the streaming (soak) mode instead: ingest for D seconds, paced to
+// --rate samples/s per 100 ms tick (or as fast as it can with --rate 0), stamped with the
+// wall clock, while one connection queries at --query-rate and another writes --probes
+// alerting probe series; errors are counted instead of ending the run (bench/soak.sh).
+//
 // It only talks to 127.0.0.1. See bench/README.md and bench/run.sh.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -17,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iomanip>
 #include <iostream>
 #include <latch>
 #include <mutex>
@@ -69,10 +77,26 @@ Queries (sequential, one keep-alive connection, each must be 200 + "success"):
                          /api/v1/series                                (default h1[0-9])
   --query-max-seconds D  stop a kind after D seconds                   (default 120)
   --no-queries           ingest only
+Streaming (soak) mode, instead of the two phases above (see bench/soak.sh):
+  --duration D           stream for D seconds: each connection owns tag sets c, c+N, ...
+                         and sends them scrape after scrape, stamped with the wall clock;
+                         --samples, --interval-ms, --max-seconds and --queries are ignored.
+                         Errors (non-2xx, broken connections) are counted, not fatal.
+  --rate R               pace ingest to R samples/s in 100 ms ticks; 0 = as fast as
+                         possible (to measure the maximum)                (default 0)
+  --query-rate Q         queries/s on one more connection, cycling through instant,
+                         range, range ~10 series, /api/v1/kpis, /api/v1/alerts (default 0)
+  --probes P             one more connection writes P probe series once a second:
+                         soak_probe,probe=J value=500 (breach) or 50      (default 0)
+  --probe-period S       probe J breaches for the first --probe-breach of every S-second
+                         cycle, cycles staggered by S/P                   (default 60)
+  --probe-breach F       fraction of the cycle spent breaching            (default 0.3)
+  --progress-seconds S   print a progress line every S seconds           (default 10)
 General:
   --port PORT            kpid's HTTP port on 127.0.0.1 (required)
   --ready-timeout D      wait up to D seconds for GET /readyz = 200    (default 30)
-  --timeout D            abort the whole run (exit 3) after D seconds   (default 900)
+  --timeout D            abort the whole run (exit 3) after D seconds   (default 900;
+                         with --duration: D + 300)
   --help                 print this help and exit
 )";
 
@@ -92,18 +116,29 @@ struct Options {
   bool no_queries = false;
   double ready_timeout = 30;
   double timeout = 900;
+  bool timeout_given = false;
+  // Streaming (soak) mode when duration > 0.
+  double duration = 0;
+  int64_t rate = 0;
+  double query_rate = 0;
+  int probes = 0;
+  double probe_period = 60;
+  double probe_breach = 0.3;
+  double progress_seconds = 10;
 };
 
-// The flag's value as a positive number of seconds.
-double parse_seconds(kpid_bench::Flags& f) {
+// The flag's value as a positive number (`what` names it in the error).
+double parse_positive(kpid_bench::Flags& f, const char* what = "number of seconds") {
   const std::string text = f.value();
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size() || !(v > 0) || !std::isfinite(v)) {
-    f.fail(f.flag() + " needs a positive number of seconds, got \"" + text + "\"");
+    f.fail(f.flag() + " needs a positive " + what + ", got \"" + text + "\"");
   }
   return v;
 }
+
+double parse_seconds(kpid_bench::Flags& f) { return parse_positive(f); }
 
 Options parse_options(int argc, char** argv) {
   Options o;
@@ -145,11 +180,34 @@ Options parse_options(int argc, char** argv) {
       o.ready_timeout = parse_seconds(f);
     } else if (flag == "--timeout") {
       o.timeout = parse_seconds(f);
+      o.timeout_given = true;
+    } else if (flag == "--duration") {
+      o.duration = parse_seconds(f);
+    } else if (flag == "--rate") {
+      o.rate = f.integer<int64_t>(0, 1'000'000'000);
+    } else if (flag == "--query-rate") {
+      o.query_rate = parse_positive(f, "number of queries per second");
+    } else if (flag == "--probes") {
+      o.probes = f.integer(0, 10'000);
+    } else if (flag == "--probe-period") {
+      o.probe_period = parse_seconds(f);
+    } else if (flag == "--probe-breach") {
+      o.probe_breach = parse_positive(f, "fraction");
+      if (o.probe_breach >= 1) f.fail("--probe-breach needs a fraction below 1");
+    } else if (flag == "--progress-seconds") {
+      o.progress_seconds = parse_seconds(f);
     } else {
       f.fail("unknown option " + f.arg());
     }
   }
   if (!have_port) f.fail("--port is required");
+  if (o.duration > 0 && !o.timeout_given) o.timeout = o.duration + 300;
+  if (o.duration > 0 && o.series < o.connections) {
+    f.fail("--series must be at least --connections: each connection owns its tag sets");
+  }
+  if (o.duration == 0 && (o.rate > 0 || o.query_rate > 0 || o.probes > 0)) {
+    f.fail("--rate, --query-rate and --probes need --duration");
+  }
   if (o.series < 2 * o.regions) {
     f.fail("--series must be at least 2 * --regions so that host h1, region r1 exists");
   }
@@ -518,6 +576,421 @@ bool run_queries(const Options& o, const Workload& w) {
   return true;
 }
 
+// ---------------------------------------------------------------------------------------
+// Streaming (soak) mode: paced ingest, concurrent queries and alerting probes for a fixed
+// time. Failures are counted, not fatal: a soak wants to know how many there were.
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Failed requests by kind, with the first few messages for the report.
+struct ErrorLog {
+  int64_t non_2xx = 0;
+  int64_t connection = 0;   // refused, reset, closed mid-reply
+  int64_t not_success = 0;  // queries: 200 without "status":"success"
+  std::vector<std::string> first;
+
+  int64_t total() const { return non_2xx + connection + not_success; }
+  void keep(std::string message) {
+    if (first.size() < 5) first.push_back(std::move(message));
+  }
+  void add(const ErrorLog& other) {
+    non_2xx += other.non_2xx;
+    connection += other.connection;
+    not_success += other.not_success;
+    for (const auto& m : other.first) keep(m);
+  }
+};
+
+// What the progress line reads while the threads run.
+struct StreamCounters {
+  std::atomic<int64_t> lines{0};
+  std::atomic<int64_t> write_errors{0};
+  std::atomic<int64_t> queries{0};
+  std::atomic<int64_t> query_errors{0};
+};
+
+struct WriterResult {
+  int64_t lines = 0;  // acknowledged (2xx)
+  int64_t bytes = 0;
+  int64_t requests = 0;
+  ErrorLog errors;
+  std::vector<double> latencies_ms;  // of the 2xx replies
+};
+
+// One request; the reply, or nullopt after a broken connection (counted). The client then
+// reconnects on its next request, after a pause so that a dead server is not hammered.
+std::optional<HttpClient::Reply> request_counted(HttpClient& client, http::verb verb,
+                                                 const std::string& target,
+                                                 std::string_view body, ErrorLog& errors,
+                                                 double& ms) {
+  auto q0 = Clock::now();
+  try {
+    auto reply = client.request(verb, target, body);
+    ms = std::chrono::duration<double, std::milli>(Clock::now() - q0).count();
+    return reply;
+  } catch (const std::exception& e) {
+    ++errors.connection;
+    errors.keep(std::string(http::to_string(verb)) + " " + target.substr(0, 200) + ": " +
+                e.what());
+    client.close();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return std::nullopt;
+  }
+}
+
+// POSTs a body; true on 2xx. Failures are counted in r.errors.
+bool post_counted(HttpClient& client, const std::string& target, const std::string& body,
+                  WriterResult& r) {
+  double ms = 0;
+  ++r.requests;
+  auto reply = request_counted(client, http::verb::post, target, body, r.errors, ms);
+  if (!reply) return false;
+  if (reply->status / 100 != 2) {
+    ++r.errors.non_2xx;
+    r.errors.keep("POST " + target + " answered " + std::to_string(reply->status) + ": " +
+                  reply->body.substr(0, 300));
+    return false;
+  }
+  r.latencies_ms.push_back(ms);
+  r.bytes += static_cast<int64_t>(body.size());
+  return true;
+}
+
+// Connection c sends its tag sets (c, c+N, ...) scrape after scrape until `end`. Paced: by
+// the end of 100 ms tick n it has sent (n+1) ticks' worth of lines, each tick's at its start
+// in bodies of up to --lines-per-request; behind schedule it sends without pausing, so a
+// server that cannot keep up shows as a lower achieved rate. Scrape k of a paced connection
+// is stamped wall0 + k * (its scrape interval), unpaced ones with the wall clock; always
+// later than the scrape before, so each series' samples arrive in time order.
+void stream_writer(const Options& o, int c, Clock::time_point t0, Clock::time_point end,
+                   int64_t wall0, StreamCounters& counters, WriterResult& r) {
+  HttpClient client(o.port, "kpid_bench");
+  const std::string target = "/write?precision=ms";
+  const int mine = (o.series - c + o.connections - 1) / o.connections;
+  const double lines_per_s =
+      static_cast<double>(o.rate) / kFieldsPerLine / static_cast<double>(o.connections);
+  const double lines_per_tick = lines_per_s / 10;
+  const double scrape_ms = o.rate > 0 ? 1000.0 * mine / lines_per_s : 0;
+  int j = 0;  // next tag set of this connection: c + j * N
+  int64_t scrape = 0;
+  int64_t ts = -1;
+  int64_t attempted = 0;  // lines sent, acknowledged or not (the schedule counts them all)
+  std::string body;
+  r.latencies_ms.reserve(1 << 16);
+  while (true) {
+    const auto now = Clock::now();
+    if (now >= end) break;
+    int64_t n = o.lines_per_request;
+    if (o.rate > 0) {
+      const int64_t tick = (now - t0) / std::chrono::milliseconds(100);
+      const auto due =
+          static_cast<int64_t>(std::llround(lines_per_tick * static_cast<double>(tick + 1)));
+      if (attempted >= due) {
+        std::this_thread::sleep_until(
+            std::min(end, t0 + std::chrono::milliseconds(100) * (tick + 1)));
+        continue;
+      }
+      n = std::min(n, due - attempted);
+    }
+    body.clear();
+    for (int64_t l = 0; l < n; ++l) {
+      if (j == 0) {
+        const int64_t base =
+            o.rate > 0 ? wall0 + std::llround(static_cast<double>(scrape) * scrape_ms) : wall_ms();
+        ts = std::max(ts + 1, base);
+      }
+      kpid_bench::append_bench_line(body, c + j * o.connections, scrape, o.regions, ts);
+      if (++j == mine) {
+        j = 0;
+        ++scrape;
+      }
+    }
+    attempted += n;
+    if (post_counted(client, target, body, r)) {
+      r.lines += n;
+      counters.lines += n;
+    } else {
+      ++counters.write_errors;
+    }
+  }
+}
+
+// The probe series: once a second, `soak_probe,probe=J value=V` for every probe, V = 500
+// while probe J is in the breaching part of its cycle, else 50, so KPIs with alert rules on
+// them fire and resolve over and over. Returns the number of breach episodes started.
+int64_t stream_prober(const Options& o, Clock::time_point t0, Clock::time_point end,
+                      WriterResult& r, StreamCounters& counters) {
+  HttpClient client(o.port, "kpid_bench-probe");
+  std::vector<bool> breaching(static_cast<size_t>(o.probes), false);
+  int64_t episodes = 0;
+  std::string body;
+  for (int64_t s = 0;; ++s) {
+    const auto at = t0 + std::chrono::seconds(s);
+    if (at >= end) break;
+    std::this_thread::sleep_until(at);
+    const std::string ts = std::to_string(wall_ms());
+    body.clear();
+    for (int p = 0; p < o.probes; ++p) {
+      const double offset = o.probe_period * p / o.probes;
+      const double phase =
+          std::fmod(static_cast<double>(s) + offset, o.probe_period) / o.probe_period;
+      const bool breach = phase < o.probe_breach;
+      if (breach && !breaching[static_cast<size_t>(p)]) ++episodes;
+      breaching[static_cast<size_t>(p)] = breach;
+      body += "soak_probe,probe=" + std::to_string(p) + (breach ? " value=500 " : " value=50 ") +
+              ts + "\n";
+    }
+    if (post_counted(client, "/write?precision=ms", body, r)) {
+      r.lines += o.probes;
+    } else {
+      ++counters.write_errors;
+    }
+  }
+  return episodes;
+}
+
+struct QueryResult {
+  std::vector<std::string> kinds;
+  std::vector<std::vector<double>> ms;  // per kind, of the successful queries
+  std::vector<int64_t> empty;           // successful, but no series (selector kinds only)
+  int64_t planned = 0;
+  int64_t skipped = 0;  // slots dropped because the previous query ran over by > 1 s
+  ErrorLog errors;
+};
+
+// Queries at --query-rate on one keep-alive connection, cycling through the kinds, "now"
+// moving with the data. A query that overruns delays the next; slots more than 1 s late are
+// dropped (counted) rather than sent in a burst.
+void stream_querier(const Options& o, Clock::time_point t0, Clock::time_point end,
+                    QueryResult& q, StreamCounters& counters) {
+  const std::string one = percent_encode(R"(bench_usage{host="h1",region="r1"})");
+  const std::string host = percent_encode(R"(bench_usage{host="h1"})");
+  q.kinds = {"instant 1 series", "range 1 series 5m", "range 1 host 5m", "kpis", "alerts"};
+  q.ms.assign(q.kinds.size(), {});
+  q.empty.assign(q.kinds.size(), 0);
+  HttpClient client(o.port, "kpid_bench-query");
+  const auto slot = std::chrono::duration<double>(1.0 / o.query_rate);
+  for (int64_t n = 0;; ++n) {
+    const auto at = t0 + std::chrono::duration_cast<Clock::duration>(slot * static_cast<double>(n));
+    if (at >= end) break;
+    ++q.planned;
+    const auto now = Clock::now();
+    if (now < at) {
+      std::this_thread::sleep_until(at);
+    } else if (now - at > std::chrono::seconds(1)) {
+      ++q.skipped;
+      continue;
+    }
+    const size_t kind = static_cast<size_t>(n % static_cast<int64_t>(q.kinds.size()));
+    const int64_t now_ms = wall_ms();
+    const std::string t = unix_seconds(now_ms), start = unix_seconds(now_ms - 300'000);
+    std::string target;
+    switch (kind) {
+      case 0: target = "/api/v1/query?query=" + one + "&time=" + t; break;
+      case 1:
+        target = "/api/v1/query_range?query=" + one + "&start=" + start + "&end=" + t + "&step=5";
+        break;
+      case 2:
+        target = "/api/v1/query_range?query=" + host + "&start=" + start + "&end=" + t + "&step=15";
+        break;
+      case 3: target = "/api/v1/kpis"; break;
+      default: target = "/api/v1/alerts"; break;
+    }
+    double ms = 0;
+    auto reply = request_counted(client, http::verb::get, target, {}, q.errors, ms);
+    bool ok = false;
+    if (reply && reply->status != 200) {
+      ++q.errors.non_2xx;
+      q.errors.keep("GET " + target + " answered " + std::to_string(reply->status) + ": " +
+                    reply->body.substr(0, 300));
+    } else if (reply && reply->body.find("\"status\":\"success\"") == std::string::npos) {
+      ++q.errors.not_success;
+      q.errors.keep("GET " + target + ": " + reply->body.substr(0, 300));
+    } else if (reply) {
+      ok = true;
+      q.ms[kind].push_back(ms);
+      if (kind <= 2 && reply->body.find("\"metric\":") == std::string::npos) ++q.empty[kind];
+    }
+    ++counters.queries;
+    if (!ok) ++counters.query_errors;
+  }
+}
+
+void print_errors(const char* what, const ErrorLog& e) {
+  for (const auto& m : e.first) std::cerr << "kpid_bench: " << what << " error: " << m << "\n";
+}
+
+bool run_stream(const Options& o) {
+  const bool paced = o.rate > 0;
+  std::cout << "== streaming for " << fixed(o.duration, 0) << " s on 127.0.0.1:" << o.port
+            << ": POST /write?precision=ms on " << o.connections << " connections, "
+            << (paced ? "paced to " + std::to_string(o.rate) + " samples/s per 100 ms tick"
+                      : std::string("as fast as possible"))
+            << "\n  workload: " << o.series << " tag sets x " << kFieldsPerLine << " fields = "
+            << static_cast<int64_t>(o.series) * kFieldsPerLine << " series, up to "
+            << o.lines_per_request << " lines per body, stamped with the wall clock";
+  if (paced) {
+    std::cout << " (a scrape of all series every "
+              << fixed(1000.0 * o.series * kFieldsPerLine / static_cast<double>(o.rate), 1)
+              << " ms)";
+  }
+  std::cout << "\n";
+  if (o.query_rate > 0) {
+    std::cout << "  queries: " << fixed(o.query_rate, 1)
+              << "/s on one connection, cycling: instant and 5-minute range of "
+                 "bench_usage{host=\"h1\",region=\"r1\"}, 5-minute range of "
+                 "bench_usage{host=\"h1\"}, "
+                 "GET /api/v1/kpis, GET /api/v1/alerts\n";
+  }
+  if (o.probes > 0) {
+    std::cout << "  probes: " << o.probes << " series soak_probe{probe=\"0..\"} once a second, "
+              << "each breaching (500, else 50) for " << fixed(o.probe_breach * o.probe_period, 0)
+              << " s of every " << fixed(o.probe_period, 0) << " s\n";
+  }
+
+  StreamCounters counters;
+  std::vector<WriterResult> writers(static_cast<size_t>(o.connections));
+  WriterResult probe;
+  int64_t episodes = 0;
+  QueryResult queries;
+  const auto t0 = Clock::now();
+  const int64_t wall0 = wall_ms();
+  const auto seconds = [](double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  };
+  const auto end = t0 + seconds(o.duration);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      stream_writer(o, c, t0, end, wall0, counters, writers[static_cast<size_t>(c)]);
+    });
+  }
+  if (o.probes > 0) {
+    threads.emplace_back([&] { episodes = stream_prober(o, t0, end, probe, counters); });
+  }
+  if (o.query_rate > 0) {
+    threads.emplace_back([&] { stream_querier(o, t0, end, queries, counters); });
+  }
+
+  // Progress on this thread until the end; the figures are for the last interval.
+  {
+    int64_t last_lines = 0;
+    auto last = t0;
+    const auto every = seconds(o.progress_seconds);
+    for (auto at = t0 + every; at < end; at += every) {
+      std::this_thread::sleep_until(at);
+      const auto now = Clock::now();
+      const int64_t lines = counters.lines.load();
+      const double dt = std::chrono::duration<double>(now - last).count();
+      std::cout << "  [" << std::setw(5) << fixed(seconds_since(t0), 0) << " s] ingest "
+                << fixed(static_cast<double>(lines - last_lines) * kFieldsPerLine / dt, 0)
+                << " samples/s, write errors " << counters.write_errors.load() << ", queries "
+                << counters.queries.load() << ", query errors " << counters.query_errors.load()
+                << "\n";
+      last_lines = lines;
+      last = now;
+    }
+  }
+  for (auto& t : threads) t.join();
+  const double elapsed = seconds_since(t0);
+
+  // Writes.
+  int64_t lines = 0, bytes = 0, requests = 0;
+  ErrorLog write_errors;
+  std::vector<double> write_ms;
+  for (const auto& w : writers) {
+    lines += w.lines;
+    bytes += w.bytes;
+    requests += w.requests;
+    write_errors.add(w.errors);
+    write_ms.insert(write_ms.end(), w.latencies_ms.begin(), w.latencies_ms.end());
+  }
+  write_errors.add(probe.errors);
+  const int64_t samples = lines * kFieldsPerLine;
+  const double achieved = static_cast<double>(samples) / elapsed;
+  const auto wp = percentiles(write_ms);
+  std::cout << "  sent " << requests << " requests, " << samples << " samples, "
+            << fixed(static_cast<double>(bytes) / 1e6, 1) << " MB acknowledged in "
+            << fixed(elapsed, 1) << " s";
+  if (o.probes > 0) {
+    std::cout << "; probes: " << probe.requests << " requests, " << probe.lines << " samples";
+  }
+  std::cout << "\n";
+  std::cout << "RESULT soak ingest samples/s  achieved " << fixed(achieved, 0);
+  if (paced) {
+    std::cout << "  target " << o.rate << "  ("
+              << fixed(100.0 * achieved / static_cast<double>(o.rate), 1) << "% of target)";
+  }
+  std::cout << "\n";
+  std::cout << "RESULT soak write errors      " << write_errors.total() << "  (non-2xx "
+            << write_errors.non_2xx << ", connection " << write_errors.connection
+            << "; probe writes included)\n";
+  std::cout << "RESULT soak write latency ms  p50 " << fixed(wp.p50, 1) << "  p99 "
+            << fixed(wp.p99, 1) << "  max " << fixed(wp.max, 1) << "\n";
+  if (o.probes > 0) {
+    std::cout << "RESULT soak probe breaches    " << episodes << " episodes started\n";
+  }
+  print_errors("write", write_errors);
+
+  // Queries.
+  kpid_bench::Percentiles qp;
+  int64_t answered = 0, empty = 0;
+  if (o.query_rate > 0) {
+    std::vector<double> all;
+    std::printf("RESULT soak query latency ms  %-20s %7s %8s %8s %8s %8s %6s\n", "kind", "n", "p50",
+                "p90", "p99", "max", "empty");
+    for (size_t k = 0; k < queries.kinds.size(); ++k) {
+      all.insert(all.end(), queries.ms[k].begin(), queries.ms[k].end());
+      empty += queries.empty[k];
+      const auto p = percentiles(queries.ms[k]);
+      std::printf("RESULT soak query latency ms  %-20s %7zu %8.2f %8.2f %8.2f %8.2f %6lld\n",
+                  queries.kinds[k].c_str(), queries.ms[k].size(), p.p50, p.p90, p.p99, p.max,
+                  static_cast<long long>(queries.empty[k]));
+    }
+    answered = static_cast<int64_t>(all.size());
+    qp = percentiles(std::move(all));
+    std::printf("RESULT soak query latency ms  %-20s %7lld %8.2f %8.2f %8.2f %8.2f %6lld\n", "all",
+                static_cast<long long>(answered), qp.p50, qp.p90, qp.p99, qp.max,
+                static_cast<long long>(empty));
+    std::fflush(stdout);
+    std::cout << "RESULT soak query errors      " << queries.errors.total() << "  (non-2xx "
+              << queries.errors.non_2xx << ", connection " << queries.errors.connection
+              << ", not success " << queries.errors.not_success << "); " << answered << " of "
+              << queries.planned << " planned answered, " << queries.skipped
+              << " dropped for running over\n";
+    print_errors("query", queries.errors);
+  }
+  // The client shares the cores with kpid: what it used of them.
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double client_cpu =
+      static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+      static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  std::cout << "RESULT soak client cpu s      " << fixed(client_cpu, 1) << " ("
+            << fixed(100 * client_cpu / elapsed, 0) << "% of one core)\n";
+  // One line for scripts (bench/soak.sh reads it).
+  std::cout << "SOAK seconds=" << fixed(elapsed, 1) << " target=" << o.rate
+            << " achieved=" << fixed(achieved, 0) << " samples=" << samples
+            << " write_requests=" << requests + probe.requests
+            << " write_errors=" << write_errors.total()
+            << " write_p50_ms=" << fixed(wp.p50, 2) << " write_p99_ms=" << fixed(wp.p99, 2)
+            << " queries=" << answered << " query_planned=" << queries.planned
+            << " query_skipped=" << queries.skipped << " query_errors=" << queries.errors.total()
+            << " query_empty=" << empty << " query_p50_ms=" << fixed(qp.p50, 2)
+            << " query_p99_ms=" << fixed(qp.p99, 2) << " query_max_ms=" << fixed(qp.max, 2)
+            << " probe_episodes=" << episodes << " client_cpu_s=" << fixed(client_cpu, 1) << "\n";
+  bool ok = write_errors.total() == 0 && queries.errors.total() == 0;
+  if (paced && achieved < 0.95 * static_cast<double>(o.rate)) {
+    std::cerr << "kpid_bench: achieved rate below 95% of the target\n";
+    ok = false;
+  }
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -534,6 +1007,7 @@ int main(int argc, char** argv) {
 
   try {
     wait_ready(o);
+    if (o.duration > 0) return run_stream(o) ? 0 : 1;
     Workload w = make_workload(o);
     if (!run_ingest(o, w)) return 1;
     print_server_counters(o);
