@@ -74,6 +74,7 @@ else
   echo "   kpid config: none (no KPIs)"
 fi
 
+: >"$tmp/kpid.log"  # exists before the first read below, however fast that comes
 "$kpid" "${kpid_args[@]}" 2>"$tmp/kpid.log" &
 kpid_pid=$!
 
