@@ -82,13 +82,20 @@ struct Alerter::Metrics {
                        .Name("kpid_alert_notifications_silenced_total")
                        .Help("Notifications not sent because a silence matched the alert.")
                        .Register(r)
-                       .Add({})) {}
+                       .Add({})),
+        coalesced(prometheus::BuildCounter()
+                      .Name("kpid_alert_evaluations_coalesced_total")
+                      .Help("KPI evaluations the alerter skipped because its bounded queue was "
+                            "full and a newer evaluation of the same KPI was waiting.")
+                      .Register(r)
+                      .Add({})) {}
 
   prometheus::Family<prometheus::Gauge>& alerts;
   prometheus::Gauge* pending;
   prometheus::Gauge* firing;
   prometheus::Family<prometheus::Counter>& notifications;
   prometheus::Counter& suppressed;
+  prometheus::Counter& coalesced;
 };
 
 Alerter::Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics,
@@ -224,6 +231,7 @@ void Alerter::evaluated(const kpi::KpiView& kpi) {
         if (seen.insert(it->definition->id).second) newest.push_back(*it);
       }
       std::reverse(newest.begin(), newest.end());
+      if (metrics_) metrics_->coalesced.Increment(static_cast<double>(queue_.size() - newest.size()));
       queue_ = std::move(newest);
     }
   }

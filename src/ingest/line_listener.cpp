@@ -203,11 +203,11 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
 
   // Offers [data, data+size) to consume() until all of it is taken, pausing (not reading)
   // while the store pushes back. False when the connection must close.
+  asio::steady_timer timer(lowest.get_executor());
   auto store_all = [&](const char* data, size_t size) -> asio::awaitable<bool> {
     size_t taken = 0;
     auto pause = kFirstPause;
     bool counted = false;
-    asio::steady_timer timer(lowest.get_executor());
     for (;;) {
       auto took = consume(data + taken, size - taken);
       if (!took) co_return false;

@@ -11,11 +11,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <array>
 #include <chrono>
 #include <optional>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace kpid::server {
 
@@ -273,7 +273,8 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
       lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
     }
     lowest.expires_after(kLingerWait);
-    std::array<char, 16 << 10> sink;
+    // On the heap: as an array it would be in every connection's coroutine frame.
+    std::vector<char> sink(16 << 10);
     for (uint64_t drained = 0; drained <= max_body_bytes_.load();) {
       auto [dec, dn] = co_await stream.async_read_some(asio::buffer(sink),
                                                        asio::as_tuple(asio::use_awaitable));
