@@ -175,3 +175,35 @@ TEST_CASE("opening a store where a file blocks the directory fails with a clear 
   REQUIRE_FALSE(s.is_ok());
   CHECK(s.status().message().find(blocker) != std::string::npos);
 }
+
+TEST_CASE("the store pushes back while heads hold twice head_max_samples, and not after a "
+          "checkpoint") {
+  testing::TempDir dir;
+  StoreOptions options;
+  options.data_dir = dir.path();
+  options.head_max_samples = 1000;
+  options.background = false;  // no checkpoint until maintain()
+  auto opened = RocksDbStore::open(options, nullptr);
+  REQUIRE(opened.is_ok());
+  auto& store = **opened;
+  const SeriesId id = series(store, {{"__name__", "m"}});
+  std::vector<Sample> batch;
+  for (int i = 0; i < 1999; ++i) batch.push_back({id, 1'000'000 + i, double(i)});
+  REQUIRE(store.append(batch).is_ok());
+  CHECK_FALSE(store.pushback());
+  REQUIRE(store.append(std::vector<Sample>{{id, 1'000'000 + 1999, 1999.0}}).is_ok());
+
+  const Pushback p = store.pushback();
+  CHECK(p.reason == Pushback::Reason::kHeadBacklog);
+  CHECK(pushback_name(p.reason) == "head_backlog");
+  CHECK(p.retry_after > 0);
+  const Status refused = store.append(std::vector<Sample>{{id, 1'000'000 + 2000, 1.0}});
+  CHECK(refused.code() == StatusCode::kUnavailable);
+  CHECK(refused.message().find("head_max_samples") != std::string::npos);
+  CHECK(read_all(store, id).size() == 2000);  // the refused sample is not there
+
+  REQUIRE(store.maintain().is_ok());
+  CHECK_FALSE(store.pushback());
+  REQUIRE(store.append(std::vector<Sample>{{id, 1'000'000 + 2000, 1.0}}).is_ok());
+  CHECK(read_all(store, id).size() == 2001);
+}
