@@ -1,11 +1,13 @@
-// Faults from the outside: clients that send half a request and stall (slowloris), and a
-// notification receiver that hangs. kpid keeps serving everyone else, bounds what the stalled
-// ones hold, and delivers once the receiver answers again.
+// Faults from the outside: clients that send half a request and stall (slowloris), a
+// notification receiver that hangs and one that answers slowly, too many connections, a client
+// over its request rate. kpid keeps serving everyone else, bounds what the stalled ones hold,
+// and delivers once the receiver answers again.
 
 #include <sys/socket.h>
 
 #include <atomic>
 #include <csignal>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -210,4 +212,57 @@ TEST_CASE("fault: a client over http.rate_limit gets 429 with Retry-After, other
   k.send_signal(SIGHUP);
   REQUIRE(eventually([&] { return contains(k.log(), "configuration reloaded"); }));
   for (int i = 0; i < 50; ++i) REQUIRE(c.request("GET", "/api/v1/labels").status == 200);
+}
+
+TEST_CASE("fault: a receiver that answers slowly gets every notification in order, once each, "
+          "and holds up no one else",
+          "[fault]") {
+  RecordingReceiver fast;
+  RecordingReceiver slow;
+  // Slow but within its timeout: every attempt succeeds, so none may be retried.
+  slow.on_request([](const ReceivedRequest&) { std::this_thread::sleep_for(700ms); });
+  Kpid k({.config_toml =
+              "[alerting]\nretry_initial = \"100ms\"\nretry_max = \"500ms\"\n"
+              "[[receiver]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"" + fast.url() + "/hook\"\n"
+              "[[receiver]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"" + slow.url() +
+              "/hook\"\ntimeout = \"3s\"\n" + kpi_with_alert()});
+  k.start();
+  write_value_now(k, "lat", 300);
+
+  // Three breaches, each fires and resolves: six notifications. The fast receiver has each
+  // within two seconds of its cause while the slow one still works through the first ones.
+  size_t expected = 0;
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    for (double value : {900.0, 300.0}) {
+      const auto start = Clock::now();
+      write_value_now(k, "lat", value);
+      CHECK(Clock::now() - start < 500ms);
+      CHECK(healthz_ms(k) < 500);
+      ++expected;
+      INFO("notification " << expected);
+      REQUIRE(fast.wait_for(expected, 2s));
+    }
+  }
+  CHECK(slow.requests().size() < expected);
+
+  // The slow receiver gets the same six, in the same order, each once.
+  REQUIRE(slow.wait_for(expected, 15s));
+  std::this_thread::sleep_for(300ms);  // no late retries either
+  auto what = [](const std::vector<ReceivedRequest>& got) {
+    std::vector<std::string> out;
+    for (const auto& r : got) {
+      const json::object body = json::parse(r.body).as_object();
+      out.push_back(json_str(body, "event") + " " + json_str(body.at("alert").as_object(), "id"));
+    }
+    return out;
+  };
+  const auto from_fast = what(fast.requests());
+  const auto from_slow = what(slow.requests());
+  CHECK(from_slow == from_fast);
+  REQUIRE(from_slow.size() == expected);
+  std::set<std::string> keys;
+  for (const auto& r : slow.requests()) keys.insert(r.headers.at("idempotency-key"));
+  CHECK(keys.size() == expected);
+  CHECK(metric_value(k.metrics(), "kpid_outbox_delivery_failures_total", {{"receiver", "slow"}})
+            .value_or(0) == 0);
 }
