@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <tuple>
 #include <cstdio>
 #include <filesystem>
@@ -448,41 +449,60 @@ class Daemon {
   // something could not be finished cleanly.
   bool shutdown() {
     bool clean = true;
+    const auto started = std::chrono::steady_clock::now();
+    // Each step that takes a while says so, so a slow stop shows where it waited.
+    auto timed = [](const char* what, auto&& step) {
+      const auto begin = std::chrono::steady_clock::now();
+      step();
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - begin;
+      if (took >= std::chrono::milliseconds(500)) {
+        spdlog::info("shutdown: {} took {:.1f} s", what, took.count());
+      }
+    };
     notifier_.stopping();
     ready_.store(false);
     if (http_) http_->stop();
     if (line_) line_->stop();
     DurationMs timeout = config_.http.shutdown_timeout;
-    if (http_ && !http_->wait_idle(timeout)) {
-      spdlog::warn("HTTP connections still busy after {}; closing them", format_duration(timeout));
-    }
-    if (line_ && !line_->wait_idle(timeout)) {
-      spdlog::warn("TCP connections still busy after {}; closing them", format_duration(timeout));
-    }
-    work_.reset();
-    io_.stop();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-    line_.reset();
-    http_.reset();
-    router_.reset();
+    timed("finishing in-flight requests", [&] {
+      if (http_ && !http_->wait_idle(timeout)) {
+        spdlog::warn("HTTP connections still busy after {}; closing them",
+                     format_duration(timeout));
+      }
+      if (line_ && !line_->wait_idle(timeout)) {
+        spdlog::warn("TCP connections still busy after {}; closing them",
+                     format_duration(timeout));
+      }
+    });
+    timed("stopping the network threads", [&] {
+      work_.reset();
+      io_.stop();
+      for (auto& t : threads_) t.join();
+      threads_.clear();
+      line_.reset();
+      http_.reset();
+      router_.reset();
+    });
     // The planner reads the evaluator and alerter; the evaluator tells the alerter, which feeds
     // the outbox: stopped in that order.
-    if (planner_) planner_->stop();
-    if (evaluator_) evaluator_->stop();
-    if (alerter_) alerter_->stop();
-    if (outbox_) outbox_->stop();
+    timed("stopping OKR planning", [&] { if (planner_) planner_->stop(); });
+    timed("stopping KPI evaluation", [&] { if (evaluator_) evaluator_->stop(); });
+    timed("stopping alerting", [&] { if (alerter_) alerter_->stop(); });
+    timed("stopping notification delivery", [&] { if (outbox_) outbox_->stop(); });
     planner_.reset();
     evaluator_.reset();
     alerter_.reset();
     outbox_.reset();
     if (store_) {
-      if (auto s = store_->close(); !s) {
-        spdlog::error("closing storage: {}", s.to_string());
-        clean = false;
-      }
+      timed("closing storage (checkpoint, flush, RocksDB close)", [&] {
+        if (auto s = store_->close(); !s) {
+          spdlog::error("closing storage: {}", s.to_string());
+          clean = false;
+        }
+      });
     }
-    spdlog::info("kpid stopped");
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    spdlog::info("kpid stopped ({:.1f} s after the signal)", took.count());
     spdlog::default_logger()->flush();
     return clean;
   }
