@@ -40,11 +40,12 @@
 namespace {
 
 using Steady = std::chrono::steady_clock;
-using kpid_bench::HttpClient;
 using kpid_bench::fixed;
+using kpid_bench::HttpClient;
 using kpid_bench::percentiles;
 
-constexpr const char* kUsage = R"(usage: alert_bench [--kpid PATH] [--kpis N] [--reps R] [--load-rate S] [--sync]
+constexpr const char* kUsage =
+    R"(usage: alert_bench [--kpid PATH] [--kpis N] [--reps R] [--load-rate S] [--sync]
 
 Breach-to-webhook latency of a real kpid on loopback: R times, from just before POSTing a
 breaching sample to /write until the webhook receiver has the alert.firing notification.
@@ -69,7 +70,8 @@ retry_max = "1s"
 [[receiver]]
 name = "bench"
 type = "webhook"
-url = "http://127.0.0.1:)toml" + std::to_string(receiver_port) + R"toml(/hook"
+url = "http://127.0.0.1:)toml" +
+                  std::to_string(receiver_port) + R"toml(/hook"
 secret = "bench-secret"
 
 [[kpi]]
@@ -92,7 +94,9 @@ condition = "crit"
     const std::string n = std::to_string(i);
     c += "\n[[kpi]]\nid = \"other_" + n + "\"\nowner = \"team_" + std::to_string(i % 20) +
          "\"\ndirection = \"lower_is_better\"\nstale_after = \"1h\"\n[kpi.value]\n"
-         "selector = 'other_latency_ms{kpi=\"" + n + "\"}'\nover_time = \"avg\"\n"
+         "selector = 'other_latency_ms{kpi=\"" +
+         n +
+         "\"}'\nover_time = \"avg\"\n"
          "window = \"5m\"\n[kpi.band]\nwarn = 100\ncrit = 200\n[[kpi.alert]]\n"
          "condition = \"crit\"\nfor = \"1m\"\n[[kpi.alert]]\ncondition = \"no_data\"\n"
          "for = \"10m\"\n";
@@ -133,9 +137,7 @@ int main(int argc, char** argv) {
   const std::string dir = mkdtemp(dir_template);
   kpid::testing::RecordingReceiver receiver;
   const uint16_t http_port = free_port();
-  {
-    std::ofstream(dir + "/kpid.toml") << config(receiver.port(), kpis, sync);
-  }
+  { std::ofstream(dir + "/kpid.toml") << config(receiver.port(), kpis, sync); }
   const std::string listen = "127.0.0.1:" + std::to_string(http_port);
   const pid_t pid = fork();
   if (pid == 0) {
@@ -169,7 +171,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   std::string others;
-  for (int i = 0; i < kpis; ++i) others += "other_latency_ms,kpi=" + std::to_string(i) + " value=50\n";
+  for (int i = 0; i < kpis; ++i)
+    others += "other_latency_ms,kpi=" + std::to_string(i) + " value=50\n";
   if (!others.empty()) client.request(boost::beast::http::verb::post, "/write", others);
 
   std::cout << "== alert_bench: probe KPI among " << kpis << " other KPIs with alert rules, "
@@ -211,9 +214,8 @@ int main(int argc, char** argv) {
     receiver.clear();
     auto it = requests[0].headers.find("x-kpid-event");
     if (requests.size() != 1 || it == requests[0].headers.end() || it->second != event) {
-      std::cerr << "alert_bench: expected one " << event << " notification, got "
-                << requests.size() << " (first: "
-                << (it == requests[0].headers.end() ? "?" : it->second) << ")\n";
+      std::cerr << "alert_bench: expected one " << event << " notification, got " << requests.size()
+                << " (first: " << (it == requests[0].headers.end() ? "?" : it->second) << ")\n";
       return std::nullopt;
     }
     return requests[0].at;

@@ -17,6 +17,7 @@
 //       kpi::quantile_baseline() for KPIs with [kpi.baseline] method = "quantile".
 //
 // Everything is in this process; the temporary dir is removed on exit (Ctrl-C included).
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,7 +38,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -179,20 +179,47 @@ Options parse_args(int argc, char** argv) {
     auto positive = [&](double min) {
       if (!(x >= min)) die("option " + std::string(a) + " must be >= " + std::to_string(min), 2);
     };
-    if (a == "--count") { positive(1); o.count = static_cast<int>(x); }
-    else if (a == "--hosts") { positive(1); o.hosts = static_cast<int>(x); }
-    else if (a == "--kpis") { positive(1); o.kpis = static_cast<int>(x); }
-    else if (a == "--reps") { positive(1); o.reps = static_cast<int>(x); }
-    else if (a == "--gap-ms") { positive(0); o.gap_ms = x; }
-    else if (a == "--series") { positive(10); o.series = static_cast<int>(x); }
-    else if (a == "--scrape-interval-ms") { positive(0); o.scrape_interval_ms = x; }
-    else if (a == "--post-lines") { positive(1); o.post_lines = static_cast<int>(x); }
-    else if (a == "--other-rate") { positive(0); o.other_rate = x; }
-    else if (a == "--days") { positive(1); o.days = static_cast<int>(x); }
-    else if (a == "--interval-s") { positive(1); o.interval_s = static_cast<int>(x); }
-    else if (a == "--raw-days") { positive(1); o.raw_days = static_cast<int>(x); }
-    else if (a == "--timeout") { positive(1); o.timeout = x; }
-    else die("unknown option " + std::string(a) + "\n" + kUsage, 2);
+    if (a == "--count") {
+      positive(1);
+      o.count = static_cast<int>(x);
+    } else if (a == "--hosts") {
+      positive(1);
+      o.hosts = static_cast<int>(x);
+    } else if (a == "--kpis") {
+      positive(1);
+      o.kpis = static_cast<int>(x);
+    } else if (a == "--reps") {
+      positive(1);
+      o.reps = static_cast<int>(x);
+    } else if (a == "--gap-ms") {
+      positive(0);
+      o.gap_ms = x;
+    } else if (a == "--series") {
+      positive(10);
+      o.series = static_cast<int>(x);
+    } else if (a == "--scrape-interval-ms") {
+      positive(0);
+      o.scrape_interval_ms = x;
+    } else if (a == "--post-lines") {
+      positive(1);
+      o.post_lines = static_cast<int>(x);
+    } else if (a == "--other-rate") {
+      positive(0);
+      o.other_rate = x;
+    } else if (a == "--days") {
+      positive(1);
+      o.days = static_cast<int>(x);
+    } else if (a == "--interval-s") {
+      positive(1);
+      o.interval_s = static_cast<int>(x);
+    } else if (a == "--raw-days") {
+      positive(1);
+      o.raw_days = static_cast<int>(x);
+    } else if (a == "--timeout") {
+      positive(1);
+      o.timeout = x;
+    } else
+      die("unknown option " + std::string(a) + "\n" + kUsage, 2);
   }
   if (o.reps < 0) o.reps = o.mode == "baseline" ? 20 : 1000;
   return o;
@@ -215,7 +242,8 @@ std::string kpi_toml(int count, int hosts) {
     auto term = [&](const char* table, const std::string& metric, const char* over,
                     const char* across, const char* extra = "") {
       out << "[" << table << "]\nselector = '" << metric << "{" << h << "}'\n"
-          << "over_time = \"" << over << "\"\n" << extra << "window = \"5m\"\n"
+          << "over_time = \"" << over << "\"\n"
+          << extra << "window = \"5m\"\n"
           << "across = \"" << across << "\"\n";
     };
     switch (i % 8) {
@@ -289,8 +317,8 @@ void write_or_die(ingest::WritePipeline& pipeline, std::string_view body) {
   auto r = pipeline.write(body, ingest::Precision::kMilliseconds, ingest::Protocol::kHttp);
   if (!r.storage) die("write failed: " + r.storage.message());
   if (r.lines_rejected > 0) {
-    die("write rejected " + std::to_string(r.lines_rejected) + " lines: " +
-        (r.errors.empty() ? "" : r.errors.front().message));
+    die("write rejected " + std::to_string(r.lines_rejected) +
+        " lines: " + (r.errors.empty() ? "" : r.errors.front().message));
   }
 }
 
@@ -353,8 +381,8 @@ crit = 95
 
   std::cout << "== kpi_bench latency: " << o.kpis << " KPIs (the probe "
             << (o.probe_first ? "first" : "last") << "), " << o.reps
-            << " breaches, background data " << o.series << " tag sets ("
-            << 3 * o.series << " series)";
+            << " breaches, background data " << o.series << " tag sets (" << 3 * o.series
+            << " series)";
   if (o.scrape_interval_ms > 0) {
     std::cout << ", live scrapes every " << fixed(o.scrape_interval_ms, 0) << " ms in posts of "
               << o.post_lines << " lines ("
@@ -394,9 +422,9 @@ crit = 95
       auto v = kpi::evaluate_value(engine, d, now);
       with_value += v && !std::isnan(*v);
     }
-    std::cout << "  evaluating all " << definitions.size() << " KPIs once (as a timer round): "
-              << fixed(elapsed_us(r0, Steady::now()) / 1000, 2) << " ms, " << with_value
-              << " with a value\n";
+    std::cout << "  evaluating all " << definitions.size()
+              << " KPIs once (as a timer round): " << fixed(elapsed_us(r0, Steady::now()) / 1000, 2)
+              << " ms, " << with_value << " with a value\n";
   }
 
   // Background writers: each its own WritePipeline (as each kpid connection has), paced to
@@ -530,8 +558,7 @@ crit = 95
 
   auto p = percentiles(latencies);
   std::cout << "  " << latencies.size() << " breaches in " << fixed(run_seconds, 1) << " s"
-            << (timeouts ? ", " + std::to_string(timeouts) + " NOT seen within 30 s" : "")
-            << "\n";
+            << (timeouts ? ", " + std::to_string(timeouts) + " NOT seen within 30 s" : "") << "\n";
   for (size_t i = 0; i < writers.size(); ++i) {
     const auto& w = *writers[i];
     std::cout << "  background ingest, " << w.name << ": " << load_sent[i] << " samples, "
@@ -593,8 +620,8 @@ int run_baseline(const Options& o) {
   const int64_t end = clock.now_ms() / 1000 * 1000;
   const int64_t n = span / interval;
   std::cout << "== kpi_bench baseline: 1 series, " << n << " samples (" << o.days << " d every "
-            << o.interval_s << " s, ending now), raw retention " << o.raw_days << " d, "
-            << o.reps << " timed recomputes per KPI\n";
+            << o.interval_s << " s, ending now), raw retention " << o.raw_days << " d, " << o.reps
+            << " timed recomputes per KPI\n";
 
   // A latency-like series: a daily and a weekly cycle plus noise, 2 decimals.
   std::mt19937_64 rng(7);
@@ -605,7 +632,8 @@ int run_baseline(const Options& o) {
   for (int64_t k = 0; k < n && !g_stop.load(); ++k) {
     const int64_t ts = end - (n - 1 - k) * interval;
     const double day = 2 * std::numbers::pi * static_cast<double>(ts % 86'400'000) / 86'400'000.0;
-    const double week = 2 * std::numbers::pi * static_cast<double>(ts % 604'800'000) / 604'800'000.0;
+    const double week =
+        2 * std::numbers::pi * static_cast<double>(ts % 604'800'000) / 604'800'000.0;
     const double v = std::max(1.0, 120 + 40 * std::sin(day) + 15 * std::sin(week) + noise(rng));
     body += "svc,service=checkout latency_ms=";
     body += fixed(v, 2);
@@ -673,8 +701,8 @@ quantiles = [0.05, 0.95]
       const auto t0 = Steady::now();
       auto history = kpi::value_history(engine, def, now - window, now);
       if (!history) die("value_history: " + history.status().message());
-      auto baseline = kpi::quantile_baseline(*history, def.baseline->quantile_low,
-                                             def.baseline->quantile_high);
+      auto baseline =
+          kpi::quantile_baseline(*history, def.baseline->quantile_low, def.baseline->quantile_high);
       const auto t1 = Steady::now();
       if (!baseline) die("quantile_baseline: " + baseline.status().message());
       const double t = elapsed_us(t0, t1) / 1000;

@@ -290,10 +290,9 @@ void append_line(std::string& out, const Workload& w, int i, int64_t scrape) {
 using kpid_bench::Body;
 
 std::vector<std::vector<Body>> generate_bodies(const Options& o, const Workload& w) {
-  return kpid_bench::split_bodies(o.connections, w.scrapes, w.series, o.lines_per_request, 72,
-                                  [&](std::string& out, int i, int64_t k) {
-                                    append_line(out, w, i, k);
-                                  });
+  return kpid_bench::split_bodies(
+      o.connections, w.scrapes, w.series, o.lines_per_request, 72,
+      [&](std::string& out, int i, int64_t k) { append_line(out, w, i, k); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -328,11 +327,11 @@ struct ConnResult {
 bool run_ingest(const Options& o, const Workload& w) {
   std::cout << "== ingest: POST /write?precision=ms on 127.0.0.1:" << o.port << "\n";
   std::cout << "  workload: " << o.series << " tag sets (" << (o.series + o.regions - 1) / o.regions
-            << " hosts x " << o.regions << " regions) x " << kFieldsPerLine << " fields = "
-            << static_cast<int64_t>(o.series) * kFieldsPerLine << " series; " << w.scrapes
-            << " scrapes per series every " << fixed(static_cast<double>(w.interval_ms) / 1000, 3)
-            << " s (span " << fixed(static_cast<double>(w.last_ms - w.first_ms) / 1000, 0)
-            << " s of data)\n";
+            << " hosts x " << o.regions << " regions) x " << kFieldsPerLine
+            << " fields = " << static_cast<int64_t>(o.series) * kFieldsPerLine << " series; "
+            << w.scrapes << " scrapes per series every "
+            << fixed(static_cast<double>(w.interval_ms) / 1000, 3) << " s (span "
+            << fixed(static_cast<double>(w.last_ms - w.first_ms) / 1000, 0) << " s of data)\n";
 
   auto gen0 = Clock::now();
   auto per_conn = generate_bodies(o, w);
@@ -345,8 +344,8 @@ bool run_ingest(const Options& o, const Workload& w) {
       ++planned_requests;
     }
   }
-  std::cout << "  generated " << planned_requests << " bodies, " << planned_lines << " lines = "
-            << planned_lines * kFieldsPerLine << " samples, "
+  std::cout << "  generated " << planned_requests << " bodies, " << planned_lines
+            << " lines = " << planned_lines * kFieldsPerLine << " samples, "
             << fixed(static_cast<double>(planned_bytes) / 1e6, 1) << " MB in " << fixed(gen_s, 2)
             << " s before timing (client formatting: "
             << fixed(static_cast<double>(planned_lines) / gen_s, 0) << " lines/s)\n";
@@ -445,8 +444,8 @@ bool run_ingest(const Options& o, const Workload& w) {
             << "\n";
   std::cout << "RESULT ingest lines/s     " << fixed(static_cast<double>(lines) / elapsed, 0)
             << "\n";
-  std::cout << "RESULT ingest requests/s  "
-            << fixed(static_cast<double>(all.size()) / elapsed, 1) << "\n";
+  std::cout << "RESULT ingest requests/s  " << fixed(static_cast<double>(all.size()) / elapsed, 1)
+            << "\n";
   std::cout << "RESULT ingest MB/s        " << fixed(static_cast<double>(bytes) / 1e6 / elapsed, 1)
             << "\n";
   std::cout << "RESULT ingest request latency ms  p50 " << fixed(p.p50, 1) << "  p99 "
@@ -540,8 +539,8 @@ bool run_queries(const Options& o, const Workload& w) {
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - q0).count());
       size_t series = count_occurrences(reply.body, k.count_needle);
       size_t points = count_occurrences(reply.body, "\"]");
-      if (reply.status != 200 ||
-          reply.body.find("\"status\":\"success\"") == std::string::npos || series == 0) {
+      if (reply.status != 200 || reply.body.find("\"status\":\"success\"") == std::string::npos ||
+          series == 0) {
         std::cerr << "kpid_bench: FAILED: GET " << k.target << " answered " << reply.status
                   << " with " << series << " series: " << reply.body.substr(0, 500) << "\n";
         return false;
@@ -552,8 +551,7 @@ bool run_queries(const Options& o, const Workload& w) {
         row.bytes = reply.body.size();
       } else if (series != row.series || points != row.points) {
         std::cerr << "kpid_bench: FAILED: " << k.name << " gave " << series << " series / "
-                  << points << " points, first time " << row.series << " / " << row.points
-                  << "\n";
+                  << points << " points, first time " << row.series << " / " << row.points << "\n";
         return false;
       }
     }
@@ -569,8 +567,8 @@ bool run_queries(const Options& o, const Workload& w) {
     // /api/v1/series returns label sets, not points.
     std::string points = r.name == kinds.back().name ? "-" : std::to_string(r.points);
     std::printf("RESULT query latency ms   %-18s %6zu %8.2f %8.2f %8.2f %8.2f %7zu %7s %9zu\n",
-                r.name.c_str(), r.n, r.p.p50, r.p.p90, r.p.p99, r.p.max, r.series,
-                points.c_str(), r.bytes);
+                r.name.c_str(), r.n, r.p.p50, r.p.p90, r.p.p99, r.p.max, r.series, points.c_str(),
+                r.bytes);
   }
   std::fflush(stdout);
   return true;
@@ -624,9 +622,8 @@ struct WriterResult {
 // One request; the reply, or nullopt after a broken connection (counted). The client then
 // reconnects on its next request, after a pause so that a dead server is not hammered.
 std::optional<HttpClient::Reply> request_counted(HttpClient& client, http::verb verb,
-                                                 const std::string& target,
-                                                 std::string_view body, ErrorLog& errors,
-                                                 double& ms) {
+                                                 const std::string& target, std::string_view body,
+                                                 ErrorLog& errors, double& ms) {
   auto q0 = Clock::now();
   try {
     auto reply = client.request(verb, target, body);
@@ -634,8 +631,7 @@ std::optional<HttpClient::Reply> request_counted(HttpClient& client, http::verb 
     return reply;
   } catch (const std::exception& e) {
     ++errors.connection;
-    errors.keep(std::string(http::to_string(verb)) + " " + target.substr(0, 200) + ": " +
-                e.what());
+    errors.keep(std::string(http::to_string(verb)) + " " + target.substr(0, 200) + ": " + e.what());
     client.close();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return std::nullopt;
@@ -765,8 +761,8 @@ struct QueryResult {
 // Queries at --query-rate on one keep-alive connection, cycling through the kinds, "now"
 // moving with the data. A query that overruns delays the next; slots more than 1 s late are
 // dropped (counted) rather than sent in a burst.
-void stream_querier(const Options& o, Clock::time_point t0, Clock::time_point end,
-                    QueryResult& q, StreamCounters& counters) {
+void stream_querier(const Options& o, Clock::time_point t0, Clock::time_point end, QueryResult& q,
+                    StreamCounters& counters) {
   const std::string one = percent_encode(R"(bench_usage{host="h1",region="r1"})");
   const std::string host = percent_encode(R"(bench_usage{host="h1"})");
   q.kinds = {"instant 1 series", "range 1 series 5m", "range 1 host 5m", "kpis", "alerts"};
@@ -830,8 +826,8 @@ bool run_stream(const Options& o) {
             << ": POST /write?precision=ms on " << o.connections << " connections, "
             << (paced ? "paced to " + std::to_string(o.rate) + " samples/s per 100 ms tick"
                       : std::string("as fast as possible"))
-            << "\n  workload: " << o.series << " tag sets x " << kFieldsPerLine << " fields = "
-            << static_cast<int64_t>(o.series) * kFieldsPerLine << " series, up to "
+            << "\n  workload: " << o.series << " tag sets x " << kFieldsPerLine
+            << " fields = " << static_cast<int64_t>(o.series) * kFieldsPerLine << " series, up to "
             << o.lines_per_request << " lines per body, stamped with the wall clock";
   if (paced) {
     std::cout << " (a scrape of all series every "
@@ -865,9 +861,8 @@ bool run_stream(const Options& o) {
   const auto end = t0 + seconds(o.duration);
   std::vector<std::thread> threads;
   for (int c = 0; c < o.connections; ++c) {
-    threads.emplace_back([&, c] {
-      stream_writer(o, c, t0, end, wall0, counters, writers[static_cast<size_t>(c)]);
-    });
+    threads.emplace_back(
+        [&, c] { stream_writer(o, c, t0, end, wall0, counters, writers[static_cast<size_t>(c)]); });
   }
   if (o.probes > 0) {
     threads.emplace_back([&] { episodes = stream_prober(o, t0, end, probe, counters); });
@@ -976,13 +971,13 @@ bool run_stream(const Options& o) {
   std::cout << "SOAK seconds=" << fixed(elapsed, 1) << " target=" << o.rate
             << " achieved=" << fixed(achieved, 0) << " samples=" << samples
             << " write_requests=" << requests + probe.requests
-            << " write_errors=" << write_errors.total()
-            << " write_p50_ms=" << fixed(wp.p50, 2) << " write_p99_ms=" << fixed(wp.p99, 2)
-            << " queries=" << answered << " query_planned=" << queries.planned
-            << " query_skipped=" << queries.skipped << " query_errors=" << queries.errors.total()
-            << " query_empty=" << empty << " query_p50_ms=" << fixed(qp.p50, 2)
-            << " query_p99_ms=" << fixed(qp.p99, 2) << " query_max_ms=" << fixed(qp.max, 2)
-            << " probe_episodes=" << episodes << " client_cpu_s=" << fixed(client_cpu, 1) << "\n";
+            << " write_errors=" << write_errors.total() << " write_p50_ms=" << fixed(wp.p50, 2)
+            << " write_p99_ms=" << fixed(wp.p99, 2) << " queries=" << answered
+            << " query_planned=" << queries.planned << " query_skipped=" << queries.skipped
+            << " query_errors=" << queries.errors.total() << " query_empty=" << empty
+            << " query_p50_ms=" << fixed(qp.p50, 2) << " query_p99_ms=" << fixed(qp.p99, 2)
+            << " query_max_ms=" << fixed(qp.max, 2) << " probe_episodes=" << episodes
+            << " client_cpu_s=" << fixed(client_cpu, 1) << "\n";
   bool ok = write_errors.total() == 0 && queries.errors.total() == 0;
   if (paced && achieved < 0.95 * static_cast<double>(o.rate)) {
     std::cerr << "kpid_bench: achieved rate below 95% of the target\n";

@@ -115,7 +115,8 @@ Options parse_options(int argc, char** argv) {
     std::cout << kUsage;
     std::exit(0);
   }
-  const std::vector<std::string> modes = {"ingest", "query", "request", "wait", "free-port", "lines"};
+  const std::vector<std::string> modes = {"ingest", "query",     "request",
+                                          "wait",   "free-port", "lines"};
   if (std::find(modes.begin(), modes.end(), o.mode) == modes.end()) {
     f.fail("unknown mode \"" + o.mode + "\"");
   }
@@ -284,11 +285,11 @@ int digits(int64_t v) {
 struct SeriesState {
   Rng rng{0};
   Kind kind = Kind::Gauge;
-  int64_t cents = 0;      // gauge: current value in hundredths; const: the value
-  int64_t step = 0;       // gauge: sigma in hundredths; counter: mean increment
-  int64_t counter = 0;    // counter: current value
-  bool slow = false;      // counter: mostly idle
-  double base = 0;        // noise: centre; const: the value if fractional
+  int64_t cents = 0;    // gauge: current value in hundredths; const: the value
+  int64_t step = 0;     // gauge: sigma in hundredths; counter: mean increment
+  int64_t counter = 0;  // counter: current value
+  bool slow = false;    // counter: mostly idle
+  double base = 0;      // noise: centre; const: the value if fractional
   bool const_frac = false;
 };
 
@@ -335,9 +336,7 @@ DataSet make_dataset(const Options& o) {
         if (pick == 3) s.cents = static_cast<int64_t>(s.rng.below(100'000));  // 2 decimals
         break;
       }
-      case Kind::Noise:
-        s.base = 1 + s.rng.uniform() * 999;
-        break;
+      case Kind::Noise: s.base = 1 + s.rng.uniform() * 999; break;
     }
     std::string& p = d.prefix[static_cast<size_t>(i)];
     p.append(measurement_of(s.kind));
@@ -372,12 +371,8 @@ void append_next(std::string& out, DataSet& d, int i, int k) {
       }
       append_int(out, s.counter);
       break;
-    case Kind::Const:
-      append_cents(out, s.cents);
-      break;
-    case Kind::Noise:
-      append_double(out, s.base * (0.9 + 0.2 * s.rng.uniform()));
-      break;
+    case Kind::Const: append_cents(out, s.cents); break;
+    case Kind::Noise: append_double(out, s.base * (0.9 + 0.2 * s.rng.uniform())); break;
   }
   out.push_back(' ');
   int64_t ts = d.first() + static_cast<int64_t>(k) * d.interval;
@@ -393,10 +388,9 @@ void append_next(std::string& out, DataSet& d, int i, int k) {
 using kpid_bench::Body;
 
 std::vector<std::vector<Body>> generate_bodies(const Options& o, DataSet& d) {
-  return kpid_bench::split_bodies(o.concurrency, d.points, d.series, o.batch_lines, 64,
-                                  [&](std::string& out, int i, int64_t k) {
-                                    append_next(out, d, i, static_cast<int>(k));
-                                  });
+  return kpid_bench::split_bodies(
+      o.concurrency, d.points, d.series, o.batch_lines, 64,
+      [&](std::string& out, int i, int64_t k) { append_next(out, d, i, static_cast<int>(k)); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -418,9 +412,8 @@ int run_ingest(const Options& o) {
   std::cout << "  ingest: " << o.series << " series x " << o.points << " points every "
             << o.interval << " s (" << d.first() << " .. " << d.end << ") = " << lines
             << " samples in " << requests << " bodies of <= " << o.batch_lines << " lines, "
-            << fixed(static_cast<double>(bytes) / 1e6, 1) << " MB (generated in "
-            << fixed(gen_s, 1) << " s, not timed); POST " << target << " on " << o.concurrency
-            << " connections\n";
+            << fixed(static_cast<double>(bytes) / 1e6, 1) << " MB (generated in " << fixed(gen_s, 1)
+            << " s, not timed); POST " << target << " on " << o.concurrency << " connections\n";
 
   struct ConnResult {
     int64_t lines = 0;
@@ -492,9 +485,9 @@ int run_ingest(const Options& o) {
     return all[std::min(all.size() - 1, idx == 0 ? 0 : idx - 1)];
   };
   std::cout << "  all " << all.size() << " replies 2xx in " << fixed(elapsed, 2)
-            << " s; request latency p50 " << fixed(pct(50), 1) << " ms, p99 "
-            << fixed(pct(99), 1) << " ms"
-            << (reconnects ? ", " + std::to_string(reconnects) + " reconnects" : "") << "\n";
+            << " s; request latency p50 " << fixed(pct(50), 1) << " ms, p99 " << fixed(pct(99), 1)
+            << " ms" << (reconnects ? ", " + std::to_string(reconnects) + " reconnects" : "")
+            << "\n";
   std::cout << "RESULT ingest samples " << sent << " seconds " << fixed(elapsed, 3)
             << " samples_per_s " << fixed(static_cast<double>(sent) / elapsed, 0) << "\n";
   return 0;
@@ -554,16 +547,16 @@ int run_query(const Options& o) {
       return 1;
     }
     if (s.series != o.expect_series || s.empty_series != 0) {
-      std::cerr << "peer_load: FAILED: GET " << target << " returned " << s.series
-                << " series (" << s.empty_series << " without points), expected "
-                << o.expect_series << ": " << reply.body.substr(0, 1000) << "\n";
+      std::cerr << "peer_load: FAILED: GET " << target << " returned " << s.series << " series ("
+                << s.empty_series << " without points), expected " << o.expect_series << ": "
+                << reply.body.substr(0, 1000) << "\n";
       return 1;
     }
     if (i == 0) {
       first = s;
       bytes = reply.body.size();
-      std::cout << "  query: GET " << target << "\n  warm-up " << fixed(t, 1) << " ms: "
-                << s.series << " series, " << s.points << " points, " << bytes << " bytes\n";
+      std::cout << "  query: GET " << target << "\n  warm-up " << fixed(t, 1) << " ms: " << s.series
+                << " series, " << s.points << " points, " << bytes << " bytes\n";
       continue;
     }
     if (s.points != first.points) {
@@ -648,8 +641,8 @@ int main(int argc, char** argv) {
   std::cout.setf(std::ios::unitbuf);
   std::thread([timeout = o.timeout, mode = o.mode] {
     std::this_thread::sleep_for(std::chrono::duration<double>(timeout));
-    std::fprintf(stderr, "peer_load %s: FAILED: --timeout %.0f s reached, aborting\n",
-                 mode.c_str(), timeout);
+    std::fprintf(stderr, "peer_load %s: FAILED: --timeout %.0f s reached, aborting\n", mode.c_str(),
+                 timeout);
     std::fflush(stderr);
     std::_Exit(3);
   }).detach();

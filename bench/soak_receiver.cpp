@@ -138,14 +138,14 @@ int main(int argc, char** argv) {
     auto it = counts.by_event.find(e);
     return static_cast<long long>(it == counts.by_event.end() ? 0 : it->second);
   };
-  std::printf("WEBHOOK received=%lld firing=%lld resolved=%lld repeat=%lld other=%lld "
-              "bad_signature=%lld duplicates=%lld not_webhook=%lld\n",
-              static_cast<long long>(counts.total), n("alert.firing"), n("alert.resolved"),
-              n("alert.repeat"),
-              static_cast<long long>(counts.total) - n("alert.firing") - n("alert.resolved") -
-                  n("alert.repeat"),
-              static_cast<long long>(counts.bad_signature),
-              static_cast<long long>(counts.duplicates),
-              static_cast<long long>(counts.not_webhook));
+  std::printf(
+      "WEBHOOK received=%lld firing=%lld resolved=%lld repeat=%lld other=%lld "
+      "bad_signature=%lld duplicates=%lld not_webhook=%lld\n",
+      static_cast<long long>(counts.total), n("alert.firing"), n("alert.resolved"),
+      n("alert.repeat"),
+      static_cast<long long>(counts.total) - n("alert.firing") - n("alert.resolved") -
+          n("alert.repeat"),
+      static_cast<long long>(counts.bad_signature), static_cast<long long>(counts.duplicates),
+      static_cast<long long>(counts.not_webhook));
   return 0;
 }

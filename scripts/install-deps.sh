@@ -31,6 +31,9 @@ if ((fuzz)); then
   # clang, so --no-install-recommends would skip it) and llvm-symbolizer for readable reports.
   packages+=(clang libclang-rt-dev llvm)
 fi
+if ((test)); then
+  packages+=(clang-format)  # scripts/format.sh --check: the code matches .clang-format
+fi
 
 missing=()
 for p in "${packages[@]}"; do

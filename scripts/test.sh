@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+scripts/format.sh --check
 build=${KPID_TEST_BUILD_DIR:-build-asan}
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
   "-DCMAKE_CXX_FLAGS_DEBUG=-O0 -g1" -DKPID_FUZZ=ON -DKPID_SANITIZE=address,undefined \

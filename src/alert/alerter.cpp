@@ -1,16 +1,16 @@
+#include "kpid/alert/alerter.h"
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
-#include "kpid/alert/alerter.h"
 
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 
-#include <boost/json.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 namespace kpid::alert {
 
@@ -103,10 +103,10 @@ Alerter::Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* met
     : state_(state), outbox_(outbox), clock_(clock), options_(std::move(options)) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
   set_external_url(options_.external_url);
-  outbox_.set_report([this](const Notification& n, std::string_view outcome,
-                            const std::string& detail) {
-    record_event(n.alert_id, std::string(outcome), n.event + " " + detail);
-  });
+  outbox_.set_report(
+      [this](const Notification& n, std::string_view outcome, const std::string& detail) {
+        record_event(n.alert_id, std::string(outcome), n.event + " " + detail);
+      });
 }
 
 Alerter::~Alerter() { stop(); }
@@ -186,7 +186,8 @@ void Alerter::set_rules(std::vector<Rule> rules) {
     a.state = State::kResolved;
     a.resolved_at = now;
     a.recovering_since.reset();
-    std::vector<AlertEvent> events{{now, "resolved", "its rule was removed from the configuration"}};
+    std::vector<AlertEvent> events{
+        {now, "resolved", "its rule was removed from the configuration"}};
     if (a.notified) {
       notify(a, kResolvedEvent, now, std::move(events));
     } else {
@@ -231,7 +232,8 @@ void Alerter::evaluated(const kpi::KpiView& kpi) {
         if (seen.insert(it->definition->id).second) newest.push_back(*it);
       }
       std::reverse(newest.begin(), newest.end());
-      if (metrics_) metrics_->coalesced.Increment(static_cast<double>(queue_.size() - newest.size()));
+      if (metrics_)
+        metrics_->coalesced.Increment(static_cast<double>(queue_.size() - newest.size()));
       queue_ = std::move(newest);
     }
   }
@@ -361,12 +363,12 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       spdlog::warn("alert {} ({}): firing, value {}", alert->id, alert->name, value_text);
       std::vector<AlertEvent> events;
       if (rs.pending_since == now && rule.timing.for_duration == 0) {
-        events.push_back({now, "pending",
-                          std::string(kpi::health_name(view.status)) + ", value " + value_text});
+        events.push_back(
+            {now, "pending", std::string(kpi::health_name(view.status)) + ", value " + value_text});
       }
-      events.push_back({now, "firing", alert->annotations.count("summary")
-                                           ? alert->annotations.at("summary")
-                                           : "value " + value_text});
+      events.push_back({now, "firing",
+                        alert->annotations.count("summary") ? alert->annotations.at("summary")
+                                                            : "value " + value_text});
       notify(*alert, kFiringEvent, now, std::move(events));
       return;
     }
@@ -484,8 +486,7 @@ void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now,
         .Increment(static_cast<double>(queued->size()));
   }
   record_event(alert.id, "queued",
-               std::string(event) +
-                   (names.empty() ? " (no receiver routes it)" : " for " + names));
+               std::string(event) + (names.empty() ? " (no receiver routes it)" : " for " + names));
 }
 
 Outbox::Records Alerter::records(const Alert& alert, const std::vector<AlertEvent>& events) {
@@ -535,8 +536,7 @@ Status Alerter::notify_about(std::string_view id_text, std::string_view event,
   std::string names;
   for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
   record_event(it->second.id, "queued",
-               std::string(event) +
-                   (names.empty() ? " (no receiver takes it)" : " for " + names));
+               std::string(event) + (names.empty() ? " (no receiver takes it)" : " for " + names));
   return Status::ok();
 }
 
@@ -553,7 +553,8 @@ void Alerter::tick(TimestampMs now) {
   std::lock_guard lock(mutex_);
   // `for` and clear_for run out between evaluations too.
   std::vector<std::pair<std::string, Condition>> open;
-  for (const auto& [key, id] : open_) open.emplace_back(alerts_.at(id).kpi, alerts_.at(id).condition);
+  for (const auto& [key, id] : open_)
+    open.emplace_back(alerts_.at(id).kpi, alerts_.at(id).condition);
   for (const auto& [kpi, condition] : open) {
     auto view = last_view_.find(kpi);
     auto rules = rules_.find(kpi);

@@ -1,5 +1,5 @@
-#include "kpid/core/json.h"
 #include "kpid/alert/notification.h"
+#include "kpid/core/json.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -115,15 +115,13 @@ bool takes(ReceiverType type, std::string_view event) {
   return false;
 }
 
-std::string Notification::idempotency_key() const {
-  return alert_id + "-" + std::to_string(seq);
-}
+std::string Notification::idempotency_key() const { return alert_id + "-" + std::to_string(seq); }
 
 json::object to_json(const Notification& n) {
-  return json::object{{"seq", n.seq},           {"receiver", n.receiver},
-                      {"event", n.event},       {"alert_id", n.alert_id},
-                      {"created", n.created},   {"source", n.source},
-                      {"alert", n.alert},       {"okr", n.okr}};
+  return json::object{{"seq", n.seq},         {"receiver", n.receiver},
+                      {"event", n.event},     {"alert_id", n.alert_id},
+                      {"created", n.created}, {"source", n.source},
+                      {"alert", n.alert},     {"okr", n.okr}};
 }
 
 Result<Notification> notification_from_json(const json::object& o) {
@@ -167,18 +165,15 @@ OutboundRequest render_request(const Receiver& r, const Notification& n, Timesta
   req.target = r.url.target;
   req.headers.emplace_back("Content-Type", "application/json");
   switch (r.type) {
-    case ReceiverType::kAlertmanager:
-      req.body = alertmanager_body(r, n, now);
-      break;
-    case ReceiverType::kPagerDuty:
-      req.body = pagerduty_body(r, n);
-      break;
+    case ReceiverType::kAlertmanager: req.body = alertmanager_body(r, n, now); break;
+    case ReceiverType::kPagerDuty: req.body = pagerduty_body(r, n); break;
     case ReceiverType::kWebhook:
       req.body = webhook_body(n);
       req.headers.emplace_back("X-Kpid-Event", n.event);
       req.headers.emplace_back("Idempotency-Key", n.idempotency_key());
       if (!r.secret.empty()) {
-        req.headers.emplace_back("X-Kpid-Signature", "sha256=" + hmac_sha256_hex(r.secret, req.body));
+        req.headers.emplace_back("X-Kpid-Signature",
+                                 "sha256=" + hmac_sha256_hex(r.secret, req.body));
       }
       break;
   }

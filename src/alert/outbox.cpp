@@ -1,15 +1,15 @@
+#include "kpid/alert/outbox.h"
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
-#include "kpid/alert/outbox.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include <boost/json.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 namespace kpid::alert {
 
@@ -106,9 +106,8 @@ struct Outbox::Worker {
   }
 };
 
-Outbox::Outbox(store::StateStore& state, std::vector<Receiver> receivers,
-               metrics::Metrics* metrics, const Clock& clock, OutboxOptions options,
-               Transport* transport)
+Outbox::Outbox(store::StateStore& state, std::vector<Receiver> receivers, metrics::Metrics* metrics,
+               const Clock& clock, OutboxOptions options, Transport* transport)
     : state_(state),
       receivers_(std::move(receivers)),
       clock_(clock),
@@ -150,7 +149,8 @@ Status Outbox::load() {
   std::vector<std::string> orphans;
   auto s = state_.scan_state(kPrefix, [&](std::string_view key, std::string_view value) {
     auto record = parse_record(value);
-    Result<Notification> n = record ? notification_from_json(*record) : Result<Notification>(record.status());
+    Result<Notification> n =
+        record ? notification_from_json(*record) : Result<Notification>(record.status());
     if (!n) {
       spdlog::error("outbox: dropping an unreadable notification: {}", n.status().message());
       orphans.emplace_back(key);
@@ -159,9 +159,10 @@ Status Outbox::load() {
     auto it = std::find_if(workers_.begin(), workers_.end(),
                            [&](const auto& w) { return w->receiver->name == n->receiver; });
     if (it == workers_.end()) {
-      spdlog::warn("outbox: dropping a {} notification of alert {} for receiver {}, which is no "
-                   "longer configured",
-                   n->event, n->alert_id, n->receiver);
+      spdlog::warn(
+          "outbox: dropping a {} notification of alert {} for receiver {}, which is no "
+          "longer configured",
+          n->event, n->alert_id, n->receiver);
       orphans.emplace_back(key);
       return true;
     }
@@ -195,8 +196,7 @@ void Outbox::stop() {
 
 Result<std::vector<std::string>> Outbox::enqueue(std::string_view event, const Alert& alert,
                                                  const json::object& snapshot,
-                                                 const json::object& okr,
-                                                 const Records& with) {
+                                                 const json::object& okr, const Records& with) {
   return enqueue_to(event, alert, snapshot, okr, false, with);
 }
 
@@ -214,8 +214,8 @@ void Outbox::forget(const std::string& alert_id) {
 
 Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, const Alert& alert,
                                                     const json::object& snapshot,
-                                                    const json::object& okr,
-                                                    bool leases_only, const Records& with) {
+                                                    const json::object& okr, bool leases_only,
+                                                    const Records& with) {
   std::vector<std::string> names;
   std::vector<std::pair<std::string, std::string>> puts;
   std::vector<std::string> erase;
@@ -267,9 +267,10 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
       auto& q = w->queue;
       const size_t first = w->in_flight ? 1 : 0;
       const std::string& alert_id = n.alert_id;  // clang 14 cannot capture a structured binding
-      q.erase(std::remove_if(q.begin() + static_cast<std::ptrdiff_t>(std::min(first, q.size())),
-                             q.end(), [&](const Notification& x) { return x.alert_id == alert_id; }),
-              q.end());
+      q.erase(
+          std::remove_if(q.begin() + static_cast<std::ptrdiff_t>(std::min(first, q.size())),
+                         q.end(), [&](const Notification& x) { return x.alert_id == alert_id; }),
+          q.end());
       if (n.event == kFiringEvent) {
         w->lease_sent[n.alert_id] = now;
       } else {
@@ -292,8 +293,8 @@ size_t Outbox::depth(const std::string& receiver) const {
 }
 
 DurationMs Outbox::backoff(int attempts) {
-  double delay = static_cast<double>(options_.retry_initial) *
-                 std::pow(2.0, std::min(attempts - 1, 40));
+  double delay =
+      static_cast<double>(options_.retry_initial) * std::pow(2.0, std::min(attempts - 1, 40));
   delay = std::min(delay, static_cast<double>(options_.retry_max));
   // Jitter: receivers that come back are not hit by every kpid at the same instant.
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
@@ -330,10 +331,11 @@ Outbox::Outcome Outbox::deliver_one(Worker& w) {
   if (now - n.created > options_.max_age) {
     remove_head(w, "dropping an expired notification");
     if (w.expired != nullptr) w.expired->Increment();
-    spdlog::warn("outbox: {} notification of alert {} for {} expired undelivered after {}",
-                 n.event, n.alert_id, r.name, format_duration(now - n.created));
-    if (report_) report_(n, "expired", "undelivered to " + r.name + " after " +
-                                           format_duration(now - n.created));
+    spdlog::warn("outbox: {} notification of alert {} for {} expired undelivered after {}", n.event,
+                 n.alert_id, r.name, format_duration(now - n.created));
+    if (report_)
+      report_(n, "expired",
+              "undelivered to " + r.name + " after " + format_duration(now - n.created));
     return Outcome::kExpired;
   }
 

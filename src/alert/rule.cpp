@@ -15,8 +15,8 @@ std::string_view condition_name(Condition c) {
 }
 
 std::optional<Condition> parse_condition(std::string_view text) {
-  for (Condition c : {Condition::kCrit, Condition::kWarn, Condition::kAnomalous,
-                      Condition::kNoData}) {
+  for (Condition c :
+       {Condition::kCrit, Condition::kWarn, Condition::kAnomalous, Condition::kNoData}) {
     if (condition_name(c) == text) return c;
   }
   return std::nullopt;

@@ -9,17 +9,15 @@ namespace kpid::alert {
 namespace {
 
 constexpr std::array<std::string_view, 14> kVariables = {
-    "kpi",    "kpi.name",  "kpi.description", "owner",          "unit",
-    "value",  "threshold", "target",          "baseline.lower", "baseline.center",
-    "baseline.upper", "severity", "condition", "status"};
+    "kpi",       "kpi.name", "kpi.description", "owner",           "unit",           "value",
+    "threshold", "target",   "baseline.lower",  "baseline.center", "baseline.upper", "severity",
+    "condition", "status"};
 
 // Labels kpid sets itself; a rule may not override them.
 constexpr std::array<std::string_view, 5> kReservedLabels = {"alertname", "kpi", "condition",
                                                              "severity", "owner"};
 
-std::string default_severity(Condition c) {
-  return c == Condition::kCrit ? "critical" : "warning";
-}
+std::string default_severity(Condition c) { return c == Condition::kCrit ? "critical" : "warning"; }
 
 std::string default_summary(Condition c, bool has_unit) {
   const std::string value = has_unit ? "{{value}} {{unit}}" : "{{value}}";
@@ -30,8 +28,7 @@ std::string default_summary(Condition c, bool has_unit) {
     case Condition::kAnomalous:
       return "{{kpi.name}} is " + value +
              ", outside its normal range {{baseline.lower}} to {{baseline.upper}}";
-    case Condition::kNoData:
-      return "{{kpi.name}} has no data";
+    case Condition::kNoData: return "{{kpi.name}} has no data";
   }
   return {};
 }
@@ -84,19 +81,17 @@ AlertingSetup compile_alerting(const config::Config& config) {
       rule.severity = rc.severity.empty() ? default_severity(rule.condition) : rc.severity;
       rule.runbook_url = rc.runbook_url;
       rule.repeat_interval = rc.repeat_interval.value_or(config.alerting.repeat_interval);
-      if ((rule.condition == Condition::kCrit || rule.condition == Condition::kWarn) &&
-          !kpi.band) {
-        setup.errors.push_back(error_at(rc.pos, section + ".condition",
-                                        "condition \"" + rc.condition +
-                                            "\" needs a [kpi.band] on KPI " + kpi.id));
+      if ((rule.condition == Condition::kCrit || rule.condition == Condition::kWarn) && !kpi.band) {
+        setup.errors.push_back(
+            error_at(rc.pos, section + ".condition",
+                     "condition \"" + rc.condition + "\" needs a [kpi.band] on KPI " + kpi.id));
       }
       if (rule.condition == Condition::kAnomalous && !kpi.baseline) {
-        setup.errors.push_back(error_at(rc.pos, section + ".condition",
-                                        "condition \"anomalous\" needs a [kpi.baseline] on KPI " +
-                                            kpi.id));
+        setup.errors.push_back(
+            error_at(rc.pos, section + ".condition",
+                     "condition \"anomalous\" needs a [kpi.baseline] on KPI " + kpi.id));
       }
-      auto compile_templates = [&](const std::vector<config::TemplateConfig>& in,
-                                   const char* what,
+      auto compile_templates = [&](const std::vector<config::TemplateConfig>& in, const char* what,
                                    std::vector<std::pair<std::string, Template>>& out) {
         for (const auto& tc : in) {
           const std::string key = section + "." + what + "." + tc.name;

@@ -3,26 +3,26 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <prometheus/counter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <prometheus/counter.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <tuple>
 #include <cstdio>
 #include <filesystem>
 #include <future>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include "kpid/alert/alerter.h"
-#include "kpid/app/systemd.h"
 #include "kpid/alert/outbox.h"
+#include "kpid/app/systemd.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/definition.h"
@@ -81,8 +81,7 @@ std::string external_url(const config::Config& c, uint16_t bound_port) {
   std::string host = address ? address->host : "127.0.0.1";
   if (host == "0.0.0.0" || host == "::") host = "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return (c.http.tls.enabled() ? "https://" : "http://") + host + ":" +
-         std::to_string(bound_port);
+  return (c.http.tls.enabled() ? "https://" : "http://") + host + ":" + std::to_string(bound_port);
 }
 
 bool same_receivers(const std::vector<config::ReceiverConfig>& a,
@@ -97,8 +96,8 @@ bool same_receivers(const std::vector<config::ReceiverConfig>& a,
 
 bool same_alerting(const config::AlertingConfig& a, const config::AlertingConfig& b) {
   auto fields = [](const config::AlertingConfig& c) {
-    return std::tie(c.external_url, c.notification_max_age, c.retry_initial,
-                    c.retry_max, c.resolved_retention);
+    return std::tie(c.external_url, c.notification_max_age, c.retry_initial, c.retry_max,
+                    c.resolved_retention);
   };
   return fields(a) == fields(b);
 }
@@ -110,17 +109,17 @@ void log_warnings(const std::vector<config::ConfigError>& warnings) {
 // A listener's TLS settings for net, or nullopt when its TLS is off.
 std::optional<kpid::net::TlsOptions> tls_options(const config::TlsConfig& c) {
   if (!c.enabled()) return std::nullopt;
-  return kpid::net::TlsOptions{c.cert_file, c.key_file,
-                               c.min_version == "1.3" ? kpid::net::TlsVersion::kTls13
-                                                      : kpid::net::TlsVersion::kTls12};
+  return kpid::net::TlsOptions{
+      c.cert_file, c.key_file,
+      c.min_version == "1.3" ? kpid::net::TlsVersion::kTls13 : kpid::net::TlsVersion::kTls12};
 }
 
 // Loads each configured certificate and key as the listener will, so a missing file, a bad PEM
 // or a key of another certificate is an error at its key before anything starts.
 std::vector<config::ConfigError> check_tls_files(const config::Config& c) {
   std::vector<config::ConfigError> errors;
-  for (const auto& [section, tls] : {std::pair{"http.tls", &c.http.tls},
-                                     std::pair{"line.tls", &c.line.tls}}) {
+  for (const auto& [section, tls] :
+       {std::pair{"http.tls", &c.http.tls}, std::pair{"line.tls", &c.line.tls}}) {
     auto options = tls_options(*tls);
     if (!options) continue;
     kpid::net::TlsFile failed = kpid::net::TlsFile::kNone;
@@ -153,17 +152,19 @@ void check_exposure(const config::Config& c, const auth::TokenSet& tokens,
   auto http = config::parse_host_port(c.http.listen);
   if (http && !is_loopback(http->host) && tokens.empty()) {
     errors.push_back({c.source, 0, 0, "http.listen",
-                      "listens on " + c.http.listen + ", beyond loopback, without any token: "
-                      "add [[auth.token]] tables or auth.tokens_file, or set "
-                      "auth.allow_unauthenticated = true for a network you trust"});
+                      "listens on " + c.http.listen +
+                          ", beyond loopback, without any token: "
+                          "add [[auth.token]] tables or auth.tokens_file, or set "
+                          "auth.allow_unauthenticated = true for a network you trust"});
   }
   auto line = config::parse_host_port(c.line.listen);
   if (!c.line.listen.empty() && line && !is_loopback(line->host)) {
     errors.push_back({c.source, 0, 0, "line.listen",
-                      "listens on " + c.line.listen + ", beyond loopback, but the TCP line "
-                      "protocol carries no token: send remote samples to HTTP /write with a "
-                      "write token, or set auth.allow_unauthenticated = true for a network you "
-                      "trust"});
+                      "listens on " + c.line.listen +
+                          ", beyond loopback, but the TCP line "
+                          "protocol carries no token: send remote samples to HTTP /write with a "
+                          "write token, or set auth.allow_unauthenticated = true for a network you "
+                          "trust"});
   }
 }
 
@@ -209,8 +210,8 @@ void warn_about_breached_bands(const LoadedConfig& loaded, std::vector<config::C
   if (!std::filesystem::exists(options.data_dir + "/CURRENT", ec)) return;  // no data yet
   auto store = store::RocksDbStore::open(options, nullptr);
   if (!store) {
-    out.push_back({"", 0, 0, "storage.data_dir",
-                   "history not checked: " + store.status().message()});
+    out.push_back(
+        {"", 0, 0, "storage.data_dir", "history not checked: " + store.status().message()});
     return;
   }
   query::Engine engine(**store, query_options(loaded.config.query));
@@ -348,10 +349,11 @@ class Daemon {
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_,
-        *audit_, config_.http.rate_limit, config_.http.rate_limit_burst});
+        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_, *audit_,
+        config_.http.rate_limit, config_.http.rate_limit_burst});
     auto http_address = config::parse_host_port(config_.http.listen);
-    server::HttpServerOptions http_options{http_address->host, http_address->port,
+    server::HttpServerOptions http_options{http_address->host,
+                                           http_address->port,
                                            config_.http.max_body_bytes,
                                            config_.http.request_timeout,
                                            config_.http.idle_timeout,
@@ -380,10 +382,8 @@ class Daemon {
           io_, *store_, *ingest_metrics_, clock_,
           // TLS handshakes are bounded alike on both listeners.
           ingest::LineListenerOptions{line_address->host, line_address->port,
-                                      config_.line.max_line_bytes,
-                                      config_.line.error_log_interval,
-                                      tls_options(config_.line.tls),
-                                      config_.http.request_timeout,
+                                      config_.line.max_line_bytes, config_.line.error_log_interval,
+                                      tls_options(config_.line.tls), config_.http.request_timeout,
                                       static_cast<size_t>(config_.line.max_connections)},
           evaluator_.get());
       if (auto s = line_->start(); !s) {
@@ -420,8 +420,8 @@ class Daemon {
     const alert::OutboxOptions outbox_options{config_.alerting.notification_max_age,
                                               config_.alerting.retry_initial,
                                               config_.alerting.retry_max};
-    outbox_ = std::make_unique<alert::Outbox>(*store_, receivers_, &metrics_, clock_,
-                                              outbox_options);
+    outbox_ =
+        std::make_unique<alert::Outbox>(*store_, receivers_, &metrics_, clock_, outbox_options);
     if (auto s = outbox_->load(); !s) {
       spdlog::critical("cannot read the notification outbox: {}", s.message());
       return false;
@@ -470,8 +470,7 @@ class Daemon {
                      format_duration(timeout));
       }
       if (line_ && !line_->wait_idle(timeout)) {
-        spdlog::warn("TCP connections still busy after {}; closing them",
-                     format_duration(timeout));
+        spdlog::warn("TCP connections still busy after {}; closing them", format_duration(timeout));
       }
     });
     timed("stopping the network threads", [&] {
@@ -485,10 +484,18 @@ class Daemon {
     });
     // The planner reads the evaluator and alerter; the evaluator tells the alerter, which feeds
     // the outbox: stopped in that order.
-    timed("stopping OKR planning", [&] { if (planner_) planner_->stop(); });
-    timed("stopping KPI evaluation", [&] { if (evaluator_) evaluator_->stop(); });
-    timed("stopping alerting", [&] { if (alerter_) alerter_->stop(); });
-    timed("stopping notification delivery", [&] { if (outbox_) outbox_->stop(); });
+    timed("stopping OKR planning", [&] {
+      if (planner_) planner_->stop();
+    });
+    timed("stopping KPI evaluation", [&] {
+      if (evaluator_) evaluator_->stop();
+    });
+    timed("stopping alerting", [&] {
+      if (alerter_) alerter_->stop();
+    });
+    timed("stopping notification delivery", [&] {
+      if (outbox_) outbox_->stop();
+    });
     planner_.reset();
     evaluator_.reset();
     alerter_.reset();
@@ -511,8 +518,9 @@ class Daemon {
   void count_refused_connections() {
     auto& family = prometheus::BuildCounter()
                        .Name("kpid_connections_refused_total")
-                       .Help("Connections closed as soon as accepted because the listener had "
-                             "max_connections open, by listener.")
+                       .Help(
+                           "Connections closed as soon as accepted because the listener had "
+                           "max_connections open, by listener.")
                        .Register(metrics_.registry());
     auto* http = &family.Add({{"listener", "http"}});
     auto* line = &family.Add({{"listener", "line"}});

@@ -265,8 +265,9 @@ Access::Decision Access::check(std::string_view path, std::string_view authoriza
       return d;
     }
     d.outcome = Outcome::kUnauthenticated;
-    d.message = token.empty() ? "this endpoint needs a token: send \"Authorization: Bearer <token>\""
-                              : "unknown token";
+    d.message = token.empty()
+                    ? "this endpoint needs a token: send \"Authorization: Bearer <token>\""
+                    : "unknown token";
     return d;
   }
   d.who = *who;

@@ -2,17 +2,17 @@
 
 #include <arpa/inet.h>
 
+#include <glob.h>
+#include <toml++/toml.h>
 #include <algorithm>
 #include <array>
-#include <tuple>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <glob.h>
 #include <map>
 #include <sstream>
-#include <toml++/toml.h>
+#include <tuple>
 
 namespace kpid::config {
 
@@ -21,12 +21,13 @@ namespace {
 // Walks one TOML document, filling a Config and collecting every error.
 class Loader {
  public:
-  Loader(const std::string& file, std::vector<ConfigError>& errors) : file_(file), errors_(errors) {}
+  Loader(const std::string& file, std::vector<ConfigError>& errors)
+      : file_(file), errors_(errors) {}
 
   void load(const toml::table& root, Config& c) {
-    static constexpr std::array kSections = {"storage", "retention", "http", "line", "query",
-                                             "log",     "include",   "kpi",   "alerting", "receiver", "okr",
-                                             "auth"};
+    static constexpr std::array kSections = {"storage",  "retention", "http",    "line",
+                                             "query",    "log",       "include", "kpi",
+                                             "alerting", "receiver",  "okr",     "auth"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
@@ -233,9 +234,8 @@ class Loader {
   void load_storage(const toml::table& t, StorageConfig& c) {
     check_keys(t, "storage",
                std::array{"data_dir", "sync", "max_series", "max_series_per_metric",
-                          "max_labels_per_series",
-                          "max_label_name_bytes", "max_label_value_bytes", "checkpoint_interval",
-                          "head_max_samples", "min_free_bytes"});
+                          "max_labels_per_series", "max_label_name_bytes", "max_label_value_bytes",
+                          "checkpoint_interval", "head_max_samples", "min_free_bytes"});
     get_string(t, "storage", "data_dir", c.data_dir);
     if (const auto* n = t.get("data_dir"); n && n->is_string() && c.data_dir.empty()) {
       error(*n, "storage.data_dir", "must not be empty");
@@ -261,9 +261,10 @@ class Loader {
   }
 
   void load_http(const toml::table& t, HttpConfig& c) {
-    check_keys(t, "http", std::array{"listen", "threads", "max_body_bytes", "request_timeout",
-                                     "idle_timeout", "shutdown_timeout", "max_connections",
-                                     "rate_limit", "rate_limit_burst", "tls"});
+    check_keys(
+        t, "http",
+        std::array{"listen", "threads", "max_body_bytes", "request_timeout", "idle_timeout",
+                   "shutdown_timeout", "max_connections", "rate_limit", "rate_limit_burst", "tls"});
     get_listen(t, "http", false, c.listen);
     int64_t threads = c.threads;
     get_int(t, "http", "threads", 1, 256, threads);
@@ -279,8 +280,9 @@ class Loader {
   }
 
   void load_line(const toml::table& t, LineConfig& c) {
-    check_keys(t, "line", std::array{"listen", "max_line_bytes", "error_log_interval",
-                                     "max_connections", "tls"});
+    check_keys(
+        t, "line",
+        std::array{"listen", "max_line_bytes", "error_log_interval", "max_connections", "tls"});
     get_listen(t, "line", true, c.listen);
     get_size(t, "line", "max_line_bytes", 16, c.max_line_bytes);
     get_duration(t, "line", "error_log_interval", 0, c.error_log_interval);
@@ -332,7 +334,6 @@ class Loader {
                 "\"; expected one of trace, debug, info, warn, error, critical, off");
     }
   }
-
 
   // --- KPIs ---------------------------------------------------------------------------------
 
@@ -469,10 +470,10 @@ class Loader {
     get_string(t, section, "owner", k.owner);
     get_string(t, section, "unit", k.unit);
     get_choice(t, section, "review", std::array{"daily", "weekly", "monthly"}, k.review);
-    bool direction_ok = require(t, t, section, "direction") &&
-                        get_choice(t, section, "direction",
-                                   std::array{"higher_is_better", "lower_is_better", "in_range"},
-                                   k.direction);
+    bool direction_ok =
+        require(t, t, section, "direction") &&
+        get_choice(t, section, "direction",
+                   std::array{"higher_is_better", "lower_is_better", "in_range"}, k.direction);
     if (require(t, t, section, "value")) {
       if (const toml::table* v = table_at(t, section, "value")) {
         load_value(*v, section + ".value", k.value);
@@ -569,8 +570,8 @@ class Loader {
   void load_kpi_okr(const toml::table& t, const std::string& section, KpiOkrConfig& c) {
     c.pos = pos_of(t);
     check_keys(t, section,
-               std::array{"enabled", "after", "severities", "objective", "key_result",
-                          "guardrail", "target", "related", "period", "graduate_after"});
+               std::array{"enabled", "after", "severities", "objective", "key_result", "guardrail",
+                          "target", "related", "period", "graduate_after"});
     get_bool(t, section, "enabled", c.enabled);
     get_duration(t, section, "after", 0, c.after);
     if (t.contains("severities")) {
@@ -617,7 +618,8 @@ class Loader {
       c.open.clear();
       get_strings(t, "auth", "open", c.open);
       for (const auto& p : c.open) {
-        if (!p.starts_with("/")) error(*t.get("open"), "auth.open", "\"" + p + "\" is not a path (starts with /)");
+        if (!p.starts_with("/"))
+          error(*t.get("open"), "auth.open", "\"" + p + "\" is not a path (starts with /)");
       }
     }
     get_bool(t, "auth", "allow_unauthenticated", c.allow_unauthenticated);
@@ -647,7 +649,8 @@ class Loader {
       }
       if (require(tt, tt, section, "roles")) {
         get_strings(tt, section, "roles", token.roles);
-        if (token.roles.empty()) error(*tt.get("roles"), section + ".roles", "needs at least one role");
+        if (token.roles.empty())
+          error(*tt.get("roles"), section + ".roles", "needs at least one role");
         for (const auto& r : token.roles) {
           if (r != "write" && r != "read" && r != "admin") {
             error(*tt.get("roles"), section + ".roles",
@@ -721,9 +724,9 @@ class Loader {
         if (at.is_string() && r.name.empty()) error(at, section + ".name", "must not be empty");
         for (const auto& other : out) {
           if (!r.name.empty() && other.name == r.name) {
-            error(at, section + ".name",
-                  "duplicate receiver name; first defined at line " +
-                      std::to_string(other.pos.line));
+            error(
+                at, section + ".name",
+                "duplicate receiver name; first defined at line " + std::to_string(other.pos.line));
           }
         }
       }
@@ -731,8 +734,7 @@ class Loader {
                  std::array{"name", "type", "url", "severities", "owners", "timeout", "ca_file",
                             "routing_key", "secret", "resend_interval"});
       if (require(t, t, section, "type")) {
-        get_choice(t, section, "type", std::array{"alertmanager", "pagerduty", "webhook"},
-                   r.type);
+        get_choice(t, section, "type", std::array{"alertmanager", "pagerduty", "webhook"}, r.type);
       }
       get_string(t, section, "url", r.url);
       if (const toml::node* n = t.get("url")) r.url_pos = pos_of(*n);
@@ -753,16 +755,15 @@ class Loader {
       // Keys that only one type uses are refused on the others: they would have no effect.
       auto only_for = [&](const char* key, const char* type) {
         if (const toml::node* n = t.get(key); n && !r.type.empty() && r.type != type) {
-          error(*n, section + "." + key,
-                std::string("applies only to type = \"") + type + "\"");
+          error(*n, section + "." + key, std::string("applies only to type = \"") + type + "\"");
           return false;
         }
         return true;
       };
-      if (only_for("routing_key", "pagerduty")) get_string(t, section, "routing_key", r.routing_key);
+      if (only_for("routing_key", "pagerduty"))
+        get_string(t, section, "routing_key", r.routing_key);
       if (r.type == "pagerduty" && r.routing_key.empty()) {
-        error(t.contains("routing_key") ? *t.get("routing_key")
-                                        : static_cast<const toml::node&>(t),
+        error(t.contains("routing_key") ? *t.get("routing_key") : static_cast<const toml::node&>(t),
               section + ".routing_key", "is required for type = \"pagerduty\"");
       }
       if (only_for("secret", "webhook")) get_string(t, section, "secret", r.secret);
@@ -866,8 +867,7 @@ class Loader {
 
   void load_baseline(const toml::table& t, const std::string& section, KpiBaselineConfig& b) {
     check_keys(t, section,
-               std::array{"method", "window", "quantiles", "k", "alpha", "min_history",
-                          "refresh"});
+               std::array{"method", "window", "quantiles", "k", "alpha", "min_history", "refresh"});
     get_choice(t, section, "method", std::array{"quantile", "stddev", "ewma", "seasonal"},
                b.method);
     constexpr DurationMs kHour = 3'600'000;
@@ -884,14 +884,12 @@ class Loader {
       const toml::array* q = n->as_array();
       if (b.method != "quantile") {
         error(*n, section + ".quantiles", "applies only to method = \"quantile\"");
-      } else if (q == nullptr || q->size() != 2 || !(*q)[0].is_number() ||
-                 !(*q)[1].is_number()) {
+      } else if (q == nullptr || q->size() != 2 || !(*q)[0].is_number() || !(*q)[1].is_number()) {
         error(*n, section + ".quantiles", "expected two numbers, e.g. [0.05, 0.95]");
       } else {
         b.quantile_low = number_of((*q)[0]);
         b.quantile_high = number_of((*q)[1]);
-        if (!(b.quantile_low >= 0 && b.quantile_low < b.quantile_high &&
-              b.quantile_high <= 1)) {
+        if (!(b.quantile_low >= 0 && b.quantile_low < b.quantile_high && b.quantile_high <= 1)) {
           error(*n, section + ".quantiles", "expected 0 <= low < high <= 1");
         }
       }
@@ -1018,8 +1016,8 @@ void load_includes(const std::string& source_name, Config& config,
     globfree(&matches);
     bool wildcard = pattern.find_first_of("*?[") != std::string::npos;
     if (rc == GLOB_NOMATCH && !wildcard) {
-      errors.push_back({source_name, 0, 0, "include",
-                        "included file " + full.string() + " does not exist"});
+      errors.push_back(
+          {source_name, 0, 0, "include", "included file " + full.string() + " does not exist"});
       continue;
     }
     if (rc != 0 && rc != GLOB_NOMATCH) {
@@ -1113,9 +1111,14 @@ Result<uint64_t> parse_size(std::string_view text) {
     std::string_view name;
     uint64_t factor;
   };
-  static constexpr Unit kUnits[] = {{"", 1},          {"B", 1},           {"KB", 1000},
-                                    {"MB", 1000000},  {"GB", 1000000000}, {"KiB", 1ull << 10},
-                                    {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
+  static constexpr Unit kUnits[] = {{"", 1},
+                                    {"B", 1},
+                                    {"KB", 1000},
+                                    {"MB", 1000000},
+                                    {"GB", 1000000000},
+                                    {"KiB", 1ull << 10},
+                                    {"MiB", 1ull << 20},
+                                    {"GiB", 1ull << 30}};
   for (const auto& u : kUnits) {
     if (unit == u.name) {
       if (number > UINT64_MAX / u.factor) return bad();

@@ -10,18 +10,10 @@ namespace kpid {
 
 void append_json_text(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null:
-      out.append("null");
-      return;
-    case boost::json::kind::bool_:
-      out.append(v.get_bool() ? "true" : "false");
-      return;
-    case boost::json::kind::int64:
-      out.append(std::to_string(v.get_int64()));
-      return;
-    case boost::json::kind::uint64:
-      out.append(std::to_string(v.get_uint64()));
-      return;
+    case boost::json::kind::null: out.append("null"); return;
+    case boost::json::kind::bool_: out.append(v.get_bool() ? "true" : "false"); return;
+    case boost::json::kind::int64: out.append(std::to_string(v.get_int64())); return;
+    case boost::json::kind::uint64: out.append(std::to_string(v.get_uint64())); return;
     case boost::json::kind::double_:
       if (std::isfinite(v.get_double())) {
         append_prom_float(out, v.get_double());
@@ -29,9 +21,7 @@ void append_json_text(std::string& out, const boost::json::value& v) {
         out.append("null");
       }
       return;
-    case boost::json::kind::string:
-      out.append(boost::json::serialize(v));
-      return;
+    case boost::json::kind::string: out.append(boost::json::serialize(v)); return;
     case boost::json::kind::array: {
       out.push_back('[');
       bool first = true;

@@ -9,7 +9,6 @@ namespace kpid {
 
 namespace {
 
-
 bool read_string(std::string_view& in, std::string& out) {
   uint64_t len = 0;
   size_t pos = 0;
@@ -41,7 +40,6 @@ void append_quoted(std::string& out, std::string_view value) {
   }
   out.push_back('"');
 }
-
 
 Result<Labels> Labels::from(std::vector<Label> labels) {
   std::sort(labels.begin(), labels.end(),
@@ -148,8 +146,8 @@ Result<LabelMatcher> LabelMatcher::create(MatchType type, std::string name, std:
       regex->re = boost::regex(m.value_, boost::regex::perl);
       m.regex_ = std::move(regex);
     } catch (const boost::regex_error& e) {
-      return Status::invalid_argument("invalid regular expression \"" + m.value_ +
-                                      "\" for label " + m.name_ + ": " + e.what());
+      return Status::invalid_argument("invalid regular expression \"" + m.value_ + "\" for label " +
+                                      m.name_ + ": " + e.what());
     }
   }
   return m;

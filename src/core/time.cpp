@@ -165,14 +165,13 @@ struct Civil {
 Civil civil_from_days(int64_t z) {
   z += 719468;
   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;                                  // [0, 146096]
+  const int64_t doe = z - era * 146097;                                       // [0, 146096]
   const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           // [0, 365]
-  const int64_t mp = (5 * doy + 2) / 153;                                // [0, 11]
-  const int64_t d = doy - (153 * mp + 2) / 5 + 1;                        // [1, 31]
-  const int64_t m = mp < 10 ? mp + 3 : mp - 9;                           // [1, 12]
-  return {m <= 2 ? yoe + era * 400 + 1 : yoe + era * 400, static_cast<int>(m),
-          static_cast<int>(d)};
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+  const int64_t mp = (5 * doy + 2) / 153;                                     // [0, 11]
+  const int64_t d = doy - (153 * mp + 2) / 5 + 1;                             // [1, 31]
+  const int64_t m = mp < 10 ? mp + 3 : mp - 9;                                // [1, 12]
+  return {m <= 2 ? yoe + era * 400 + 1 : yoe + era * 400, static_cast<int>(m), static_cast<int>(d)};
 }
 
 bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }

@@ -49,8 +49,8 @@ std::string matchers_text(const json::value& silence) {
 int cmd_alerts(Context& c) {
   const std::string state = c.args.value("state").value_or("");
   if (!state.empty() && state != "pending" && state != "firing" && state != "resolved") {
-    return c.usage(Status::invalid_argument("--state: expected pending, firing or resolved, not \"" +
-                                            state + "\""));
+    return c.usage(Status::invalid_argument(
+        "--state: expected pending, firing or resolved, not \"" + state + "\""));
   }
   auto api = c.api();
   if (!api) return c.fail(api.status());
@@ -73,7 +73,7 @@ int cmd_alerts(Context& c) {
   }
   if (shown.empty()) {
     c.out << (state.empty() && !c.args.has("all") ? "no pending or firing alerts\n"
-                                                   : "no alerts\n");
+                                                  : "no alerts\n");
     return kExitOk;
   }
   Table table;
@@ -89,8 +89,9 @@ int cmd_alerts(Context& c) {
   table.column("SILENCED");
   for (const auto& a : shown) {
     const std::string s = text_of(a, "state");
-    const char* since = s == "resolved" ? "resolved_at" : s == "firing" ? "firing_since"
-                                                                        : "pending_since";
+    const char* since = s == "resolved" ? "resolved_at"
+                        : s == "firing" ? "firing_since"
+                                        : "pending_since";
     const json::value* ack = field_of(a, "acknowledged");
     const json::value* silenced = field_of(a, "silenced_by");
     std::string silenced_by;
@@ -118,10 +119,10 @@ int cmd_alerts(Context& c) {
 int cmd_ack(Context& c) {
   auto api = c.api();
   if (!api) return c.fail(api.status());
-  json::value body = json::object{{"author", c.author()},
-                                  {"comment", c.args.value("message").value_or("")}};
-  auto alert = (*api)->call("POST", "/api/v1/alerts/" + url_escape(c.args.positional[0]) + "/ack",
-                            &body);
+  json::value body =
+      json::object{{"author", c.author()}, {"comment", c.args.value("message").value_or("")}};
+  auto alert =
+      (*api)->call("POST", "/api/v1/alerts/" + url_escape(c.args.positional[0]) + "/ack", &body);
   if (!alert) return c.fail(alert.status());
   if (c.json) {
     c.print_json(*alert);

@@ -45,51 +45,92 @@ const FlagSpec kAuthor{"author", 0, true, "NAME", "who does it (default $USER)"}
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
-      {"status", "", "every KPI: status, value, band, time in status, owner, recent trend", 0, 0,
+      {"status",
+       "",
+       "every KPI: status, value, band, time in status, owner, recent trend",
+       0,
+       0,
        {{"since", 0, true, "DURATION", "trend window (default 6h)"},
         {"owner", 0, true, "OWNER", "only this owner's KPIs"},
         {"fail-on", 0, true, "LEVEL",
          "exit 4 when a KPI is crit (crit), or warn, crit or no_data (warn)"}},
        cmd_status},
-      {"kpi show", "ID", "one KPI in detail: band, baseline, suggestions, alerts, status history",
-       1, 1,
+      {"kpi show",
+       "ID",
+       "one KPI in detail: band, baseline, suggestions, alerts, status history",
+       1,
+       1,
        {{"since", 0, true, "DURATION", "trend window (default 6h)"},
         {"history", 0, true, "N", "status changes to list (default 10)"}},
        cmd_kpi_show},
-      {"alerts", "", "alerts, newest first (default: pending and firing)", 0, 0,
+      {"alerts",
+       "",
+       "alerts, newest first (default: pending and firing)",
+       0,
+       0,
        {{"state", 0, true, "STATE", "pending, firing or resolved"},
         {"kpi", 0, true, "ID", "only this KPI's"},
         {"owner", 0, true, "OWNER", "only this owner's"},
         {"severity", 0, true, "SEVERITY", "only this severity"},
         {"all", 'a', false, "", "include resolved alerts"}},
        cmd_alerts},
-      {"ack", "ID", "acknowledge a firing alert (stops repeats)", 1, 1,
-       {{"message", 'm', true, "TEXT", "comment"}, kAuthor}, cmd_ack},
-      {"silence add", "MATCHER...",
+      {"ack",
+       "ID",
+       "acknowledge a firing alert (stops repeats)",
+       1,
+       1,
+       {{"message", 'm', true, "TEXT", "comment"}, kAuthor},
+       cmd_ack},
+      {"silence add",
+       "MATCHER...",
        "silence alerts whose labels match every MATCHER (name=value, name!=value, name=~regex, "
        "name!~regex)",
-       1, 64,
+       1,
+       64,
        {{"duration", 'd', true, "DURATION", "how long (default 1h)"},
         {"until", 0, true, "TIME", "end time (RFC 3339 or Unix seconds) instead of --duration"},
         {"start", 0, true, "TIME", "start time (default now)"},
         {"message", 'm', true, "TEXT", "comment"},
         kAuthor},
        cmd_silence_add},
-      {"silence list", "", "silences (default: active and pending)", 0, 0,
-       {{"all", 'a', false, "", "include expired silences"}}, cmd_silence_list},
+      {"silence list",
+       "",
+       "silences (default: active and pending)",
+       0,
+       0,
+       {{"all", 'a', false, "", "include expired silences"}},
+       cmd_silence_list},
       {"silence rm", "ID...", "expire silences", 1, 64, {}, cmd_silence_rm},
-      {"okr list", "", "OKRs, newest first (default: drafts and active)", 0, 0,
+      {"okr list",
+       "",
+       "OKRs, newest first (default: drafts and active)",
+       0,
+       0,
        {{"state", 0, true, "STATE", "draft, active, closed or dismissed"},
         {"owner", 0, true, "OWNER", "only this owner's"},
         {"kpi", 0, true, "ID", "only those opened from this KPI"},
         {"all", 'a', false, "", "include closed and dismissed OKRs"}},
        cmd_okr_list},
-      {"okr show", "ID", "one OKR: key results with progress, score, alerts, history", 1, 1,
-       {{"markdown", 0, false, "", "print it as markdown, to paste into a doc"}}, cmd_okr_show},
+      {"okr show",
+       "ID",
+       "one OKR: key results with progress, score, alerts, history",
+       1,
+       1,
+       {{"markdown", 0, false, "", "print it as markdown, to paste into a doc"}},
+       cmd_okr_show},
       {"okr accept", "ID", "accept a draft: it becomes active", 1, 1, {kAuthor}, cmd_okr_accept},
-      {"okr dismiss", "ID", "dismiss a draft", 1, 1,
-       {{"message", 'm', true, "TEXT", "why"}, kAuthor}, cmd_okr_dismiss},
-      {"okr edit", "ID", "change an OKR's objective, owner, period or key results", 1, 1,
+      {"okr dismiss",
+       "ID",
+       "dismiss a draft",
+       1,
+       1,
+       {{"message", 'm', true, "TEXT", "why"}, kAuthor},
+       cmd_okr_dismiss},
+      {"okr edit",
+       "ID",
+       "change an OKR's objective, owner, period or key results",
+       1,
+       1,
        {{"objective", 0, true, "TEXT", "new objective"},
         {"owner", 0, true, "OWNER", "new owner"},
         {"period-end", 0, true, "TIME", "new end of the period"},
@@ -97,30 +138,47 @@ const std::vector<Command>& commands() {
         {"start-value", 0, true, "KR=VALUE", "change a key result's start (repeatable)"},
         {"describe", 0, true, "KR=TEXT", "change a key result's description (repeatable)"},
         {"remove-kr", 0, true, "KR", "remove a key result (repeatable)"},
-        {"add-kr", 0, true, "TEXT", "add a manual key result with this description; needs "
-                                    "--add-target"},
+        {"add-kr", 0, true, "TEXT",
+         "add a manual key result with this description; needs "
+         "--add-target"},
         {"add-target", 0, true, "VALUE", "target of the added key result"},
         {"add-start", 0, true, "VALUE", "start of the added key result (default 0)"},
         {"add-direction", 0, true, "DIR", "increase (default) or decrease"},
         {"add-unit", 0, true, "UNIT", "unit of the added key result"},
         kAuthor},
        cmd_okr_edit},
-      {"okr checkin", "ID KR VALUE", "record progress on a manual key result", 3, 3,
+      {"okr checkin",
+       "ID KR VALUE",
+       "record progress on a manual key result",
+       3,
+       3,
        {{"message", 'm', true, "TEXT", "note"},
         {"confidence", 0, true, "0..1", "how likely the key result is met"},
         kAuthor},
        cmd_okr_checkin},
-      {"query", "EXPR", "a PromQL selector or expression over a time range", 1, 1,
+      {"query",
+       "EXPR",
+       "a PromQL selector or expression over a time range",
+       1,
+       1,
        {{"since", 0, true, "DURATION", "range ending now (default 6h)"},
         {"step", 0, true, "DURATION", "resolution (default: about 60 points)"},
         {"table", 0, false, "", "print every point instead of a sparkline per series"}},
        cmd_query},
-      {"push", "[FILE|-]", "write line protocol from a file or stdin (default stdin)", 0, 1,
+      {"push",
+       "[FILE|-]",
+       "write line protocol from a file or stdin (default stdin)",
+       0,
+       1,
        {{"precision", 0, true, "P", "timestamp precision: ns (default), us, ms, s"},
         {"batch", 0, true, "LINES", "lines per request (default 5000)"},
         {"progress", 0, false, "", "show the progress bar even when stderr is not a terminal"}},
        cmd_push},
-      {"check-config", "FILE", "validate a kpid config file and its KPI files, locally", 1, 1,
+      {"check-config",
+       "FILE",
+       "validate a kpid config file and its KPI files, locally",
+       1,
+       1,
        {{"data-dir", 0, true, "DIR",
          "data dir whose history checks the bands (default: the config's)"}},
        cmd_check_config},
@@ -133,8 +191,10 @@ std::string flag_line(const FlagSpec& f) {
   s += f.short_name ? std::string("-") + f.short_name + ", " : "    ";
   s += "--" + std::string(f.name);
   if (f.takes_value) s += " " + std::string(f.value_name);
-  if (s.size() < 30) s.append(30 - s.size(), ' ');
-  else s += "  ";
+  if (s.size() < 30)
+    s.append(30 - s.size(), ' ');
+  else
+    s += "  ";
   return s + std::string(f.help) + "\n";
 }
 
@@ -145,8 +205,10 @@ std::string overview() {
   for (const auto& c : commands()) {
     std::string head = "  " + std::string(c.name);
     if (!c.synopsis.empty()) head += " " + std::string(c.synopsis);
-    if (head.size() < 30) head.append(30 - head.size(), ' ');
-    else head += "  ";
+    if (head.size() < 30)
+      head.append(30 - head.size(), ' ');
+    else
+      head += "  ";
     s += head + std::string(c.summary) + "\n";
   }
   s += "\nflags for every command:\n";
@@ -244,8 +306,8 @@ Result<Args> parse_args(const std::vector<std::string>& args, const Command& com
     auto [name, inline_value] = split_flag(arg);
     const FlagSpec* spec = find_flag(name, specs);
     if (spec == nullptr) {
-      return Status::invalid_argument("unknown flag " + arg + " for '" +
-                                      std::string(command.name) + "'");
+      return Status::invalid_argument("unknown flag " + arg + " for '" + std::string(command.name) +
+                                      "'");
     }
     std::string value;
     if (spec->takes_value) {
@@ -372,9 +434,8 @@ Result<double> number_arg(std::string_view text, std::string_view what) {
 int run(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
         std::ostream& err, const Terminal& terminal) {
   const auto words = leading_words(args, 2);
-  const bool wants_help = std::any_of(args.begin(), args.end(), [](const std::string& a) {
-    return a == "--help" || a == "-h";
-  });
+  const bool wants_help = std::any_of(
+      args.begin(), args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; });
   if (words.empty() || words[0] == "help") {
     if (words.empty() && !wants_help) {
       if (std::find(args.begin(), args.end(), "--version") != args.end()) {
@@ -426,8 +487,8 @@ int run(const std::vector<std::string>& args, std::istream& in, std::ostream& ou
   }
   if (parsed->positional.size() < command->min_args ||
       parsed->positional.size() > command->max_args) {
-    err << "kpictl: usage: kpictl " << command->name << " " << command->synopsis
-        << " (kpictl " << command->name << " --help)\n";
+    err << "kpictl: usage: kpictl " << command->name << " " << command->synopsis << " (kpictl "
+        << command->name << " --help)\n";
     return kExitUsage;
   }
 
@@ -438,14 +499,14 @@ int run(const std::vector<std::string>& args, std::istream& in, std::ostream& ou
   context.now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
-  context.url = parsed->value("url").value_or(terminal.url_env.empty() ? kDefaultUrl
-                                                                       : terminal.url_env);
+  context.url =
+      parsed->value("url").value_or(terminal.url_env.empty() ? kDefaultUrl : terminal.url_env);
   if (auto url = net::parse_url(context.url); !url) {
     err << "kpictl: --url " << context.url << ": " << url.status().message() << "\n";
     return kExitUsage;
   }
-  const std::string color = parsed->has("no-color") ? "never"
-                                                    : parsed->value("color").value_or("auto");
+  const std::string color =
+      parsed->has("no-color") ? "never" : parsed->value("color").value_or("auto");
   if (color == "always") {
     context.style.color = true;
   } else if (color == "auto") {

@@ -20,8 +20,8 @@
 namespace kpid::ctl {
 
 struct FlagSpec {
-  std::string_view name;    // without dashes: "state"
-  char short_name = 0;      // 'm' for -m, or 0
+  std::string_view name;  // without dashes: "state"
+  char short_name = 0;    // 'm' for -m, or 0
   bool takes_value = false;
   std::string_view value_name;  // for help: "STATE"
   std::string_view help;
@@ -46,10 +46,10 @@ struct Context {
   std::istream& in;
   std::ostream& out;
   std::ostream& err;
-  Style style;          // for out
-  bool json = false;    // --json: print the API's data as JSON instead of tables
+  Style style;        // for out
+  bool json = false;  // --json: print the API's data as JSON instead of tables
   bool stderr_is_tty = false;
-  std::string user;     // default author
+  std::string user;  // default author
   TimestampMs now = 0;
   ClientOptions client_options;
   std::string url;

@@ -81,9 +81,13 @@ int cmd_status(Context& c) {
   if (!window) return c.usage(window.status());
   int fail_level = 0;
   if (auto f = c.args.value("fail-on")) {
-    if (*f == "crit") fail_level = 3;
-    else if (*f == "warn") fail_level = 2;
-    else return c.usage(Status::invalid_argument("--fail-on: expected warn or crit, not \"" + *f + "\""));
+    if (*f == "crit")
+      fail_level = 3;
+    else if (*f == "warn")
+      fail_level = 2;
+    else
+      return c.usage(
+          Status::invalid_argument("--fail-on: expected warn or crit, not \"" + *f + "\""));
   }
   auto api = c.api();
   if (!api) return c.fail(api.status());
@@ -97,7 +101,8 @@ int cmd_status(Context& c) {
     }
   }
   bool failing = false;
-  for (const auto& k : selected) failing = failing || (fail_level > 0 && level_of(text_of(k, "status")) >= fail_level);
+  for (const auto& k : selected)
+    failing = failing || (fail_level > 0 && level_of(text_of(k, "status")) >= fail_level);
   const int done = failing ? kExitThreshold : kExitOk;
   if (c.json) {
     c.print_json(selected);
@@ -131,19 +136,22 @@ int cmd_status(Context& c) {
                {*spark}});
   }
   c.out << table.render(c.style);
-  std::string summary = std::to_string(selected.size()) + " KPI" + (selected.size() == 1 ? "" : "s") + ":";
+  std::string summary =
+      std::to_string(selected.size()) + " KPI" + (selected.size() == 1 ? "" : "s") + ":";
   bool first = true;
   for (std::string_view s : {"crit", "warn", "anomalous", "no_data", "ok"}) {
     auto it = counts.find(std::string(s));
     if (it == counts.end()) continue;
-    summary += std::string(first ? " " : ", ") + c.style.paint(std::to_string(it->second) + " " + std::string(s), color_of(s));
+    summary += std::string(first ? " " : ", ") +
+               c.style.paint(std::to_string(it->second) + " " + std::string(s), color_of(s));
     first = false;
   }
   c.out << "\n" << summary << "\n";
   auto firing = (*api)->get("/api/v1/alerts?state=firing");
   if (firing && firing->is_array() && !firing->get_array().empty()) {
     const size_t n = firing->get_array().size();
-    c.out << c.style.paint(std::to_string(n) + " alert" + (n == 1 ? "" : "s") + " firing", Color::kRed)
+    c.out << c.style.paint(std::to_string(n) + " alert" + (n == 1 ? "" : "s") + " firing",
+                           Color::kRed)
           << " (kpictl alerts)\n";
   }
   auto drafts = (*api)->get("/api/v1/okrs?state=draft");
@@ -162,14 +170,15 @@ int cmd_kpi_show(Context& c) {
   size_t history_count = 10;
   if (auto h = c.args.value("history")) {
     auto n = number_arg(*h, "--history");
-    if (!n || *n < 0) return c.usage(n ? Status::invalid_argument("--history: must be 0 or more") : n.status());
+    if (!n || *n < 0)
+      return c.usage(n ? Status::invalid_argument("--history: must be 0 or more") : n.status());
     history_count = static_cast<size_t>(*n);
   }
   const std::string& id = c.args.positional[0];
   auto api = c.api();
   if (!api) return c.fail(api.status());
-  auto kpi = (*api)->get("/api/v1/kpis/" + url_escape(id) + "?history=" +
-                         std::to_string(std::max<size_t>(history_count, 1)));
+  auto kpi = (*api)->get("/api/v1/kpis/" + url_escape(id) +
+                         "?history=" + std::to_string(std::max<size_t>(history_count, 1)));
   if (!kpi) return c.fail(kpi.status());
   auto alerts = (*api)->get("/api/v1/alerts?" + query_string({{"kpi", id}}));
   if (!alerts) return c.fail(alerts.status());
@@ -254,7 +263,8 @@ int cmd_kpi_show(Context& c) {
       for (size_t i = list.size(); i > from; --i) {
         const auto& e = list[i - 1];
         const std::string s = text_of(e, "status");
-        history.row({{when_of(e, "time")}, {s, color_of(s)}, {with_unit(number_of(e, "value"), unit)}});
+        history.row(
+            {{when_of(e, "time")}, {s, color_of(s)}, {with_unit(number_of(e, "value"), unit)}});
       }
     }
     c.out << "\nstatus changes, newest first:\n" << history.render(c.style);
@@ -269,11 +279,11 @@ int cmd_query(Context& c) {
   if (!step) return c.usage(step.status());
   auto api = c.api();
   if (!api) return c.fail(api.status());
-  auto data = (*api)->get("/api/v1/query_range?" +
-                          query_string({{"query", c.args.positional[0]},
-                                        {"start", seconds_param(c.now - *window)},
-                                        {"end", seconds_param(c.now)},
-                                        {"step", format_duration(*step)}}));
+  auto data =
+      (*api)->get("/api/v1/query_range?" + query_string({{"query", c.args.positional[0]},
+                                                         {"start", seconds_param(c.now - *window)},
+                                                         {"end", seconds_param(c.now)},
+                                                         {"step", format_duration(*step)}}));
   if (!data) return c.fail(data.status());
   if (c.json) {
     c.print_json(*data);
@@ -309,7 +319,8 @@ int cmd_query(Context& c) {
         if (!p.is_array() || p.get_array().size() != 2) continue;
         const auto& pair = p.get_array();
         const double t = pair[0].is_number() ? pair[0].to_number<double>() : NAN;
-        const double value = pair[1].is_string() ? std::strtod(pair[1].get_string().c_str(), nullptr) : NAN;
+        const double value =
+            pair[1].is_string() ? std::strtod(pair[1].get_string().c_str(), nullptr) : NAN;
         points.emplace_back(t, value);
       }
     }
@@ -323,7 +334,9 @@ int cmd_query(Context& c) {
     for (const auto& s : result->get_array()) {
       const std::string name = series_name(s);
       for (const auto& [t, v] : parsed_values(s)) {
-        table.row({{name}, {format_time(static_cast<TimestampMs>(std::llround(t * 1000)))}, {human_number(v)}});
+        table.row({{name},
+                   {format_time(static_cast<TimestampMs>(std::llround(t * 1000)))},
+                   {human_number(v)}});
       }
     }
     c.out << table.render(c.style);
@@ -340,15 +353,18 @@ int cmd_query(Context& c) {
     std::vector<double> row(cells, NAN);
     std::optional<double> last, lo, hi;
     for (const auto& [t, v] : parsed_values(s)) {
-      const auto index = static_cast<int64_t>(
-          std::lround((t * 1000 - static_cast<double>(c.now - *window)) / static_cast<double>(*step)));
+      const auto index = static_cast<int64_t>(std::lround(
+          (t * 1000 - static_cast<double>(c.now - *window)) / static_cast<double>(*step)));
       if (index >= 0 && index < static_cast<int64_t>(cells)) row[static_cast<size_t>(index)] = v;
       if (!std::isfinite(v)) continue;
       last = v;
       lo = lo ? std::min(*lo, v) : v;
       hi = hi ? std::max(*hi, v) : v;
     }
-    table.row({{series_name(s)}, {human_number(last)}, {human_number(lo)}, {human_number(hi)},
+    table.row({{series_name(s)},
+               {human_number(last)},
+               {human_number(lo)},
+               {human_number(hi)},
                {sparkline(row, 60)}});
   }
   c.out << table.render(c.style);

@@ -48,8 +48,7 @@ int print_changed(Context& c, const Result<json::value>& okr, std::string_view w
   if (c.json) {
     c.print_json(*okr);
   } else {
-    c.out << "OKR " << text_of(*okr, "id") << " " << what << ": now " << state_text(*okr)
-          << "\n";
+    c.out << "OKR " << text_of(*okr, "id") << " " << what << ": now " << state_text(*okr) << "\n";
   }
   return kExitOk;
 }
@@ -76,10 +75,10 @@ int cmd_okr_list(Context& c) {
   }
   auto api = c.api();
   if (!api) return c.fail(api.status());
-  auto okrs = (*api)->get("/api/v1/okrs?" +
-                          query_string({{"state", state},
-                                        {"owner", c.args.value("owner").value_or("")},
-                                        {"kpi", c.args.value("kpi").value_or("")}}));
+  auto okrs =
+      (*api)->get("/api/v1/okrs?" + query_string({{"state", state},
+                                                  {"owner", c.args.value("owner").value_or("")},
+                                                  {"kpi", c.args.value("kpi").value_or("")}}));
   if (!okrs) return c.fail(okrs.status());
   json::array shown;
   if (okrs->is_array()) {
@@ -186,7 +185,8 @@ int cmd_okr_show(Context& c) {
     }
   }
   c.out << "\n" << krs.render(c.style);
-  if (const json::value* h = field_of(o, "history"); h && h->is_array() && !h->get_array().empty()) {
+  if (const json::value* h = field_of(o, "history");
+      h && h->is_array() && !h->get_array().empty()) {
     Table history;
     history.column("TIME");
     history.column("BY");
@@ -209,8 +209,8 @@ int cmd_okr_accept(Context& c) {
 int cmd_okr_dismiss(Context& c) {
   auto api = c.api();
   if (!api) return c.fail(api.status());
-  json::value body = json::object{{"author", c.author()},
-                                  {"comment", c.args.value("message").value_or("")}};
+  json::value body =
+      json::object{{"author", c.author()}, {"comment", c.args.value("message").value_or("")}};
   return print_changed(c, (*api)->call("POST", okr_path(c, "dismiss"), &body), "dismissed");
 }
 
@@ -273,10 +273,11 @@ int cmd_okr_edit(Context& c) {
     }
     if (auto unit = c.args.value("add-unit")) kr["unit"] = *unit;
     key_results["add"] = json::array{std::move(kr)};
-  } else if (c.args.has("add-target") || c.args.has("add-start") ||
-             c.args.has("add-direction") || c.args.has("add-unit")) {
-    return c.usage(Status::invalid_argument("--add-target, --add-start, --add-direction and "
-                                            "--add-unit go with --add-kr"));
+  } else if (c.args.has("add-target") || c.args.has("add-start") || c.args.has("add-direction") ||
+             c.args.has("add-unit")) {
+    return c.usage(
+        Status::invalid_argument("--add-target, --add-start, --add-direction and "
+                                 "--add-unit go with --add-kr"));
   }
   if (!key_results.empty()) body["key_results"] = std::move(key_results);
   if (body.size() == 1) {

@@ -81,8 +81,8 @@ int cmd_push(Context& c) {
   if (source != "-") {
     file.open(source, std::ios::binary);
     if (!file) {
-      return c.usage(Status::invalid_argument("cannot read " + source + ": " +
-                                              std::strerror(errno)));
+      return c.usage(
+          Status::invalid_argument("cannot read " + source + ": " + std::strerror(errno)));
     }
     std::error_code ec;
     if (std::filesystem::is_regular_file(source, ec)) {
@@ -122,8 +122,8 @@ int cmd_push(Context& c) {
       rejected += rejected_count(text_of(parsed, "error"));
       for (const auto& e : listed->get_array()) {
         const auto line = static_cast<uint64_t>(number_of(e, "line").value_or(0));
-        errors.push_back(json::object{{"line", batch_first_line + line - 1},
-                                      {"error", text_of(e, "error")}});
+        errors.push_back(
+            json::object{{"line", batch_first_line + line - 1}, {"error", text_of(e, "error")}});
       }
       break;
     }

@@ -95,8 +95,7 @@ bool weekend(TimestampMs t) {
   return dow == 0 || dow == 6;
 }
 
-Model::Model(uint64_t seed, std::optional<Incident> incident)
-    : seed_(seed), incident_(incident) {}
+Model::Model(uint64_t seed, std::optional<Incident> incident) : seed_(seed), incident_(incident) {}
 
 double Model::latency_p95_ms(Route route, Region region, TimestampMs t) const {
   const double load = daily_load(region, t);
@@ -211,8 +210,8 @@ size_t Generator::append_lines(TimestampMs t, DurationMs step, std::string& out)
 
   const int64_t visits = model_.count(kVisitsStream, t, model_.visits_per_min(t) * minutes);
   visits_ += visits;
-  signups_ += model_.count(kSignupsStream, t,
-                           static_cast<double>(visits) * model_.signup_conversion(t));
+  signups_ +=
+      model_.count(kSignupsStream, t, static_cast<double>(visits) * model_.signup_conversion(t));
   out += "signup_funnel,source=web visits_total=";
   append_int(out, visits_);
   out += "i,signups_total=";

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cerrno>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -100,20 +100,20 @@ Result<int64_t> parse_int(std::string_view flag, std::string_view text, int64_t 
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
     return Status::invalid_argument(std::string(flag) + ": expected an integer from " +
-                                    std::to_string(lo) + " to " + std::to_string(hi) +
-                                    ", got '" + std::string(text) + "'");
+                                    std::to_string(lo) + " to " + std::to_string(hi) + ", got '" +
+                                    std::string(text) + "'");
   }
   return v;
 }
 
-Result<DurationMs> parse_flag_duration(std::string_view flag, std::string_view text,
-                                       DurationMs lo, DurationMs hi) {
+Result<DurationMs> parse_flag_duration(std::string_view flag, std::string_view text, DurationMs lo,
+                                       DurationMs hi) {
   auto d = parse_duration(text);
   if (!d) return Status::invalid_argument(std::string(flag) + ": " + d.status().message());
   if (*d < lo || *d > hi) {
     return Status::invalid_argument(std::string(flag) + ": expected " + format_duration(lo) +
-                                    " to " + format_duration(hi) + ", got '" +
-                                    std::string(text) + "'");
+                                    " to " + format_duration(hi) + ", got '" + std::string(text) +
+                                    "'");
   }
   return *d;
 }
@@ -233,11 +233,11 @@ class StopSignals {
     if (stopped_) return true;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     for (;;) {
-      const auto left = std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                 deadline - std::chrono::steady_clock::now())
-                 .count());
-      timespec ts{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+      const auto left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 deadline - std::chrono::steady_clock::now())
+                                                 .count());
+      timespec ts{static_cast<time_t>(left / 1'000'000'000),
+                  static_cast<long>(left % 1'000'000'000)};
       const int sig = sigtimedwait(&set_, nullptr, &ts);
       if (sig > 0) return stopped_ = true;
       if (errno != EINTR || left == 0) return false;
@@ -295,8 +295,8 @@ class Kpid {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait);
     for (;;) {
       auto r = api_.send("GET", "/readyz", "", {});
-      Status last = r ? Status::unavailable("GET /readyz answered " + std::to_string(r->status))
-                      : r.status();
+      Status last =
+          r ? Status::unavailable("GET /readyz answered " + std::to_string(r->status)) : r.status();
       if (r && r->status == 200) return Status::ok();
       if (std::chrono::steady_clock::now() >= deadline || signals.wait(200)) {
         return unreachable(last);
@@ -419,14 +419,14 @@ class Narrator {
     }
     if (!baselines_told_ && with_baseline > 0 && trusted == with_baseline) {
       baselines_told_ = true;
-      say("baselines trusted for %zu KPIs (computed from the backfilled history); now:",
-          trusted);
+      say("baselines trusted for %zu KPIs (computed from the backfilled history); now:", trusted);
       for (const auto& kpi : data->as_array()) {
         const json::value* b = field(kpi, "baseline");
         std::string normal;
         if (b != nullptr && b->is_object()) {
-          normal = ", normal " + format_number(std::round(number_of(field(*b, "lower")) * 100) / 100) +
-                   "-" + format_number(std::round(number_of(field(*b, "upper")) * 100) / 100);
+          normal = ", normal " +
+                   format_number(std::round(number_of(field(*b, "lower")) * 100) / 100) + "-" +
+                   format_number(std::round(number_of(field(*b, "upper")) * 100) / 100);
         }
         say("  %-28s %-12s %s%s", string_of(kpi, "name").c_str(), value_text(kpi).c_str(),
             string_of(kpi, "status").c_str(), normal.c_str());

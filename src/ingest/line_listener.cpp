@@ -6,8 +6,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
@@ -31,10 +31,10 @@ constexpr std::chrono::milliseconds kTlsShutdownWait{1000};
 // doubling; the kernel's buffers then hold the sender (TCP flow control).
 constexpr std::chrono::milliseconds kFirstPause{20};
 constexpr std::chrono::milliseconds kLongestPause{1000};
-}
+}  // namespace
 
 struct LineListener::Connection final : kpid::net::StoppableConnection,
-                                       std::enable_shared_from_this<LineListener::Connection> {
+                                        std::enable_shared_from_this<LineListener::Connection> {
   Connection(tcp::socket s, std::shared_ptr<ssl::context> tls_context)
       : tls(std::move(tls_context)) {
     if (tls) {
@@ -64,9 +64,9 @@ struct LineListener::Connection final : kpid::net::StoppableConnection,
   bool stopping = false;
 };
 
-LineListener::LineListener(asio::io_context& io, store::SampleStore& store,
-                           IngestMetrics& metrics, const Clock& clock,
-                           LineListenerOptions options, store::SampleObserver* observer)
+LineListener::LineListener(asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
+                           const Clock& clock, LineListenerOptions options,
+                           store::SampleObserver* observer)
     : store_(store),
       metrics_(metrics),
       clock_(clock),
@@ -131,8 +131,7 @@ void LineListener::run(std::shared_ptr<Connection> connection) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 template <typename Stream>
-asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection,
-                                          Stream& stream) {
+asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection, Stream& stream) {
   constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   beast::tcp_stream& lowest = connection->transport();
   bool handshake_done = !kTls;
@@ -165,8 +164,7 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
       if (upto <= segment) return true;
       if (store_.pushback()) return false;
       std::string_view body(segment, static_cast<size_t>(upto - segment));
-      WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1,
-                                     line_number);
+      WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1, line_number);
       if (!r.storage) {
         if (r.storage.code() == StatusCode::kUnavailable) return false;
         spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection->peer,
@@ -188,9 +186,9 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
           break;
         }
         metrics_.rejected(Protocol::kTcp, "line_too_long");
-        log_bad_line(connection->peer, {line_number, "line longer than " +
-                                                         std::to_string(max_line) +
-                                                         " bytes skipped"});
+        log_bad_line(
+            connection->peer,
+            {line_number, "line longer than " + std::to_string(max_line) + " bytes skipped"});
         ++line_number;
         segment = nl ? nl + 1 : end;
       }
@@ -275,9 +273,8 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
     if (filled > max_line) {
       // The incomplete line is already over the limit: skip it without buffering more.
       metrics_.rejected(Protocol::kTcp, "line_too_long");
-      log_bad_line(connection->peer,
-                   {line_number, "line longer than " + std::to_string(max_line) +
-                                     " bytes skipped"});
+      log_bad_line(connection->peer, {line_number, "line longer than " + std::to_string(max_line) +
+                                                       " bytes skipped"});
       filled = 0;
       discarding = true;
     }

@@ -284,26 +284,16 @@ ValueResult parse_number_or_bool(std::string_view v) {
 
 const char* parse_error_reason(ParseErrorCode code) {
   switch (code) {
-    case ParseErrorCode::kNone:
-      return "none";
-    case ParseErrorCode::kMissingMeasurement:
-      return "missing_measurement";
-    case ParseErrorCode::kMissingTagValue:
-      return "missing_tag_value";
-    case ParseErrorCode::kMissingFields:
-      return "missing_fields";
-    case ParseErrorCode::kInvalidField:
-      return "invalid_field";
-    case ParseErrorCode::kUnsupportedValue:
-      return "unsupported_value";
-    case ParseErrorCode::kValueOutOfRange:
-      return "value_out_of_range";
-    case ParseErrorCode::kInvalidTimestamp:
-      return "invalid_timestamp";
-    case ParseErrorCode::kInvalidUtf8:
-      return "invalid_utf8";
-    case ParseErrorCode::kDuplicateTag:
-      return "duplicate_tag";
+    case ParseErrorCode::kNone: return "none";
+    case ParseErrorCode::kMissingMeasurement: return "missing_measurement";
+    case ParseErrorCode::kMissingTagValue: return "missing_tag_value";
+    case ParseErrorCode::kMissingFields: return "missing_fields";
+    case ParseErrorCode::kInvalidField: return "invalid_field";
+    case ParseErrorCode::kUnsupportedValue: return "unsupported_value";
+    case ParseErrorCode::kValueOutOfRange: return "value_out_of_range";
+    case ParseErrorCode::kInvalidTimestamp: return "invalid_timestamp";
+    case ParseErrorCode::kInvalidUtf8: return "invalid_utf8";
+    case ParseErrorCode::kDuplicateTag: return "duplicate_tag";
   }
   return "unknown";
 }
@@ -375,8 +365,8 @@ LineKind LineParser::parse(std::string_view line, bool series_checked) {
   size_t end = line.size();
   if (end > 0 && line[end - 1] == '\r') --end;
   // A space right after a backslash is escaped (part of a name), so it stays.
-  while (end > 0 && (line[end - 1] == '\t' || (line[end - 1] == ' ' &&
-                                               (end < 2 || line[end - 2] != '\\')))) {
+  while (end > 0 &&
+         (line[end - 1] == '\t' || (line[end - 1] == ' ' && (end < 2 || line[end - 2] != '\\')))) {
     --end;
   }
   line = line.substr(0, end);
@@ -400,8 +390,7 @@ LineKind LineParser::parse(std::string_view line, bool series_checked) {
     }
     const std::string_view raw_measurement = line.substr(pos, stop - pos);
     if (!check_utf8(raw_measurement, pos, "measurement")) return LineKind::kError;
-    line_.measurement =
-        element_view(scratch_, raw_measurement, escaped, Element::kMeasurement);
+    line_.measurement = element_view(scratch_, raw_measurement, escaped, Element::kMeasurement);
     pos = stop;
 
     // Tag set.
@@ -420,8 +409,7 @@ LineKind LineParser::parse(std::string_view line, bool series_checked) {
         return fail(ParseErrorCode::kMissingTagValue, stop);
       }
       if (!check_utf8(raw_key, key_pos, "tag key")) return LineKind::kError;
-      const std::string_view key =
-  element_view(scratch_, raw_key, escaped, Element::kKey);
+      const std::string_view key = element_view(scratch_, raw_key, escaped, Element::kKey);
       pos = stop + 1;
       const size_t value_pos = pos;
       stop = scan_element(line, pos, Element::kTagValue, escaped);
@@ -464,8 +452,7 @@ LineKind LineParser::parse(std::string_view line, bool series_checked) {
       return fail(ParseErrorCode::kInvalidField, stop);
     }
     if (!check_utf8(raw_key, key_pos, "field key")) return LineKind::kError;
-    const std::string_view key =
-element_view(scratch_, raw_key, escaped, Element::kKey);
+    const std::string_view key = element_view(scratch_, raw_key, escaped, Element::kKey);
     pos = stop + 1;
     const size_t value_pos = pos;
     if (pos < line.size() && line[pos] == '"') {

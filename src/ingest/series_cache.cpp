@@ -55,7 +55,8 @@ void SeriesCache::remember(std::string_view series, std::string_view field, stor
   }
   const auto position = static_cast<uint32_t>(entries_.size());
   if (!index_.emplace(key_of(series, field), position).second) return;
-  entries_.push_back({static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(scratch_.size()), id});
+  entries_.push_back(
+      {static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(scratch_.size()), id});
   arena_ += scratch_;
   next_ = entries_.size();
 }

@@ -60,8 +60,9 @@ IngestMetrics::IngestMetrics(prometheus::Registry& registry) {
                    .Register(registry);
   pushback_ = &prometheus::BuildCounter()
                    .Name("kpid_ingest_pushback_total")
-                   .Help("Writes turned away (HTTP 503) or paused (TCP) because storage could "
-                         "not take them, by protocol and reason.")
+                   .Help(
+                       "Writes turned away (HTTP 503) or paused (TCP) because storage could "
+                       "not take them, by protocol and reason.")
                    .Register(registry);
   for (size_t i = 0; i < 2; ++i) {
     samples_[i] = &samples.Add({{"protocol", kProtocolNames[i]}});
@@ -75,8 +76,9 @@ void IngestMetrics::rejected(Protocol p, std::string_view reason, double n) {
 }
 
 void IngestMetrics::pushback(Protocol p, store::Pushback::Reason reason) {
-  pushback_->Add({{"protocol", kProtocolNames[index(p)]},
-                  {"reason", std::string(store::pushback_name(reason))}})
+  pushback_
+      ->Add({{"protocol", kProtocolNames[index(p)]},
+             {"reason", std::string(store::pushback_name(reason))}})
       .Increment();
 }
 
@@ -115,8 +117,8 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
   const size_t batch_start = batch_.size();
   for (size_t i = 0; i < point.fields.size(); ++i) {
     const Field& field = point.fields[i];
-    if (auto cached = series_part.empty() ? std::nullopt
-                                          : series_cache_.find(series_part, field.key)) {
+    if (auto cached =
+            series_part.empty() ? std::nullopt : series_cache_.find(series_part, field.key)) {
       batch_.push_back({*cached, ts, field.value});
       continue;
     }
@@ -141,7 +143,8 @@ bool WritePipeline::add_line(std::string_view line, Precision precision, Timesta
     }
     if (!naming_error.empty() || !id) {
       batch_.resize(batch_start);  // a line is stored whole or not at all
-      const bool limit = naming_error.empty() && id.status().code() == StatusCode::kResourceExhausted;
+      const bool limit =
+          naming_error.empty() && id.status().code() == StatusCode::kResourceExhausted;
       if (naming_error.empty() && !limit && id.status().code() != StatusCode::kInvalidArgument) {
         // The store itself failed: not this line's fault, and no later line would fare better.
         storage_failure_ = id.status();

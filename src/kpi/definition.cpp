@@ -89,14 +89,11 @@ std::string Definition::promql() const {
   return out;
 }
 
-bool Definition::same_value(const Definition& o) const {
-  return promql() == o.promql();
-}
+bool Definition::same_value(const Definition& o) const { return promql() == o.promql(); }
 
 bool operator==(const Band& a, const Band& b) {
-  return a.target == b.target && a.warn == b.warn && a.crit == b.crit &&
-         a.warn_low == b.warn_low && a.crit_low == b.crit_low && a.warn_high == b.warn_high &&
-         a.crit_high == b.crit_high;
+  return a.target == b.target && a.warn == b.warn && a.crit == b.crit && a.warn_low == b.warn_low &&
+         a.crit_low == b.crit_low && a.warn_high == b.warn_high && a.crit_high == b.crit_high;
 }
 
 CompileResult compile(const std::vector<config::KpiConfig>& kpis) {
@@ -120,8 +117,7 @@ CompileResult compile(const std::vector<config::KpiConfig>& kpis) {
     if (c.value.ratio) {
       compile_term(c.value.term, key + ".value.numerator", d.numerator, result.errors);
       d.denominator.emplace();
-      compile_term(c.value.denominator, key + ".value.denominator", *d.denominator,
-                   result.errors);
+      compile_term(c.value.denominator, key + ".value.denominator", *d.denominator, result.errors);
       d.scale = c.value.scale;
     } else {
       compile_term(c.value.term, key + ".value", d.numerator, result.errors);
@@ -170,8 +166,8 @@ std::vector<config::ConfigError> lint(const std::vector<config::KpiConfig>& kpis
   for (const auto& c : kpis) {
     const std::string key = "kpi." + c.id;
     if (c.owner.empty()) {
-      warnings.push_back(error_at(c.pos, key + ".owner",
-                                  "no owner: a KPI nobody owns is one nobody acts on"));
+      warnings.push_back(
+          error_at(c.pos, key + ".owner", "no owner: a KPI nobody owns is one nobody acts on"));
     } else {
       by_owner[c.owner].push_back(&c);
     }

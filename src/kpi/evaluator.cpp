@@ -28,9 +28,7 @@ constexpr DurationMs kFutureTolerance = 10'000;
 constexpr auto kTimerSlice = std::chrono::milliseconds(1);
 
 // What a KPI without a [kpi.baseline] uses for its history (threshold suggestions only).
-BaselineSpec history_spec(const Definition& d) {
-  return d.baseline ? *d.baseline : BaselineSpec{};
-}
+BaselineSpec history_spec(const Definition& d) { return d.baseline ? *d.baseline : BaselineSpec{}; }
 
 // --- state store records --------------------------------------------------------------------
 // Keys: "kpi/<id>/<kind>/" + big-endian time (+ sequence), so a prefix scan is in time order.
@@ -74,8 +72,8 @@ std::vector<double> parse_numbers(std::string_view text) {
 }
 
 std::optional<Health> parse_health(std::string_view text) {
-  for (Health h : {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous,
-                   Health::kNoData}) {
+  for (Health h :
+       {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
     if (health_name(h) == text) return h;
   }
   return std::nullopt;
@@ -85,8 +83,8 @@ std::string encode_band(const std::optional<Band>& band) {
   if (!band) return "none";
   std::string out;
   append_number(out, band->target ? *band->target : kNaN);
-  for (double v : {band->warn, band->crit, band->warn_low, band->crit_low, band->warn_high,
-                   band->crit_high}) {
+  for (double v :
+       {band->warn, band->crit, band->warn_low, band->crit_low, band->warn_high, band->crit_high}) {
     append_number(out, v);
   }
   return out;
@@ -229,9 +227,8 @@ Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi
   return value_of(engine, kpi, **num, den.get(), time);
 }
 
-Result<std::vector<store::Point>> value_history(const query::Engine& engine,
-                                                const Definition& kpi, TimestampMs start,
-                                                TimestampMs end) {
+Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
+                                                TimestampMs start, TimestampMs end) {
   const bool quantile = kpi.numerator.over_time == "quantile" ||
                         (kpi.denominator && kpi.denominator->over_time == "quantile");
   // Quantiles come from sketches only over whole hours; otherwise 5m steps while that keeps
@@ -249,8 +246,7 @@ Result<std::vector<store::Point>> value_history(const query::Engine& engine,
 namespace {
 
 // A KPI's value history over its baseline (or default) window, and what follows from it.
-HistoryUpdate compute_history(const query::Engine& engine, const Definition& d,
-                              TimestampMs now) {
+HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now) {
   HistoryUpdate update;
   update.at = now;
   const BaselineSpec spec = history_spec(d);
@@ -363,9 +359,10 @@ struct Evaluator::Metrics {
       return l;
     };
     s.value_gauge = &value.Add(labels);
-    for (Health h : {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous,
-                     Health::kNoData}) {
-      s.status_gauges[static_cast<int>(h)] = &status.Add(with("status", std::string(health_name(h))));
+    for (Health h :
+         {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
+      s.status_gauges[static_cast<int>(h)] =
+          &status.Add(with("status", std::string(health_name(h))));
     }
     if (d.band) {
       for (const auto& [name, v] : thresholds_of(d.direction, *d.band)) {
@@ -388,8 +385,8 @@ struct Evaluator::Metrics {
       const Definition& d = *s.definition;
       int i = 0;
       for (const char* bound : {"lower", "center", "upper"}) {
-        s.baseline_gauges[i++] = &baseline.Add({{"kpi", d.id}, {"owner", d.owner},
-                                                {"bound", bound}});
+        s.baseline_gauges[i++] =
+            &baseline.Add({{"kpi", d.id}, {"owner", d.owner}, {"bound", bound}});
       }
     }
     s.baseline_gauges[0]->Set(b.lower);
@@ -501,7 +498,8 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
             }
             return false;
           });
-      if (!status) spdlog::error("kpi {}: reading its status history: {}", def.id, status.message());
+      if (!status)
+        spdlog::error("kpi {}: reading its status history: {}", def.id, status.message());
     }
     record_band(*slot, now);
     next.push_back(std::move(slot));
@@ -845,8 +843,8 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     append_big_endian(key, slot.sequence++, 4);
     std::string record(health_name(health));
     append_number(record, value);
-    if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
-            {std::move(key), std::move(record)}});
+    if (auto s = state_.write_state(
+            std::vector<std::pair<std::string, std::string>>{{std::move(key), std::move(record)}});
         !s) {
       spdlog::error("kpi {}: recording its status change: {}", d.id, s.message());
     }
@@ -873,10 +871,11 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
   if (update.breach_fraction && !slot.breach_checked) {
     slot.breach_checked = true;
     if (*update.breach_fraction > 0.5) {
-      spdlog::warn("kpi {}: its band would have been breached {:.0f}% of the time over the last "
-                   "{} ({} values): check its thresholds",
-                   d.id, *update.breach_fraction * 100, format_duration(history_spec(d).window),
-                   update.points);
+      spdlog::warn(
+          "kpi {}: its band would have been breached {:.0f}% of the time over the last "
+          "{} ({} values): check its thresholds",
+          d.id, *update.breach_fraction * 100, format_duration(history_spec(d).window),
+          update.points);
     }
   }
   {
@@ -886,10 +885,10 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
     slot.view.baseline = update.baseline;
   }
   const auto& baseline = update.baseline;
-  if (baseline && (!slot.recorded_baseline ||
-                   slot.recorded_baseline->lower != baseline->range.lower ||
-                   slot.recorded_baseline->center != baseline->range.center ||
-                   slot.recorded_baseline->upper != baseline->range.upper)) {
+  if (baseline &&
+      (!slot.recorded_baseline || slot.recorded_baseline->lower != baseline->range.lower ||
+       slot.recorded_baseline->center != baseline->range.center ||
+       slot.recorded_baseline->upper != baseline->range.upper)) {
     std::string key = key_prefix(d.id, "baseline");
     append_big_endian(key, static_cast<uint64_t>(update.at), 8);
     std::string record;
@@ -897,8 +896,8 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
     append_number(record, baseline->range.center);
     append_number(record, baseline->range.upper);
     append_number(record, baseline->trusted ? 1 : 0);
-    if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
-            {std::move(key), std::move(record)}});
+    if (auto s = state_.write_state(
+            std::vector<std::pair<std::string, std::string>>{{std::move(key), std::move(record)}});
         !s) {
       spdlog::error("kpi {}: recording its baseline: {}", d.id, s.message());
     } else {

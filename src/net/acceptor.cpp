@@ -58,53 +58,53 @@ void Acceptor::accept_next() {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
   }
-  acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec,
-                                                        tcp::socket socket) {
-    bool over_limit = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_ || !acceptor_.is_open()) return;
-      over_limit = !ec && max_connections_ > 0 && active_ >= max_connections_;
-      if (over_limit) {
-        ++refused_;
-      } else if (!ec) {
-        ++active_;
-      }
-    }
-    if (over_limit) {
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      const TimestampMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::steady_clock::now().time_since_epoch())
-                                  .count();
-      {
-        std::lock_guard lock(mutex_);
-        if (now - last_refusal_log_ >= 10'000) {  // at most one line per 10 s under a flood
-          last_refusal_log_ = now;
-          spdlog::warn("{}: {} connections open, the limit; closing new ones ({} so far)",
-                       what_, max_connections_, refused_);
+  acceptor_.async_accept(
+      asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket socket) {
+        bool over_limit = false;
+        {
+          std::lock_guard lock(mutex_);
+          if (stopping_ || !acceptor_.is_open()) return;
+          over_limit = !ec && max_connections_ > 0 && active_ >= max_connections_;
+          if (over_limit) {
+            ++refused_;
+          } else if (!ec) {
+            ++active_;
+          }
         }
-      }
-      accept_next();
-      return;
-    }
-    if (ec) {
-      // Out of file descriptors and the like: back off instead of spinning.
-      spdlog::warn("{}: accept failed: {}", what_, ec.message());
-      auto timer = std::make_shared<asio::steady_timer>(acceptor_.get_executor(),
-                                                        std::chrono::milliseconds(100));
-      timer->async_wait([this, timer](boost::system::error_code) { accept_next(); });
-      return;
-    }
-    {
-      auto connection = on_accept_(std::move(socket));
-      std::lock_guard lock(mutex_);
-      connections_.push_back(connection);
-      // A stop() that ran between the two locks missed this connection: end it now.
-      if (stopping_) connection->request_stop();
-    }
-    accept_next();
-  });
+        if (over_limit) {
+          boost::system::error_code ignored;
+          socket.close(ignored);
+          const TimestampMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count();
+          {
+            std::lock_guard lock(mutex_);
+            if (now - last_refusal_log_ >= 10'000) {  // at most one line per 10 s under a flood
+              last_refusal_log_ = now;
+              spdlog::warn("{}: {} connections open, the limit; closing new ones ({} so far)",
+                           what_, max_connections_, refused_);
+            }
+          }
+          accept_next();
+          return;
+        }
+        if (ec) {
+          // Out of file descriptors and the like: back off instead of spinning.
+          spdlog::warn("{}: accept failed: {}", what_, ec.message());
+          auto timer = std::make_shared<asio::steady_timer>(acceptor_.get_executor(),
+                                                            std::chrono::milliseconds(100));
+          timer->async_wait([this, timer](boost::system::error_code) { accept_next(); });
+          return;
+        }
+        {
+          auto connection = on_accept_(std::move(socket));
+          std::lock_guard lock(mutex_);
+          connections_.push_back(connection);
+          // A stop() that ran between the two locks missed this connection: end it now.
+          if (stopping_) connection->request_stop();
+        }
+        accept_next();
+      });
 }
 
 void Acceptor::connection_ended() {

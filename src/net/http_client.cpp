@@ -59,9 +59,8 @@ Result<uint16_t> parse_port(std::string_view digits, std::string_view text) {
                                     std::string(text) + "' (expected 1-65535)");
   };
   if (digits.empty()) return Status::invalid_argument("empty port in '" + std::string(text) + "'");
-  if (digits.size() > 5 || !std::all_of(digits.begin(), digits.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (digits.size() > 5 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return bad("invalid port");
   }
   unsigned value = 0;
@@ -139,8 +138,8 @@ Result<Url> parse_url(std::string_view text) {
     if (host.empty()) return Status::invalid_argument("missing host in " + quoted);
     for (char c : host) {
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
-        return Status::invalid_argument("invalid character '" + std::string(1, c) +
-                                        "' in host '" + std::string(host) + "' of " + quoted);
+        return Status::invalid_argument("invalid character '" + std::string(1, c) + "' in host '" +
+                                        std::string(host) + "' of " + quoted);
       }
     }
     // Host names are case-insensitive; one spelling keeps SNI and messages uniform.
@@ -281,8 +280,7 @@ struct HttpClient::Impl {
       bool done = false;
     };
     auto lookup = std::make_shared<Lookup>();
-    resolver.async_resolve(origin.host, std::to_string(origin.port),
-                           tcp::resolver::numeric_service,
+    resolver.async_resolve(origin.host, std::to_string(origin.port), tcp::resolver::numeric_service,
                            [lookup](error_code ec, const tcp::resolver::results_type& results) {
                              lookup->ec = ec;
                              for (const auto& entry : results) {
@@ -316,10 +314,10 @@ struct HttpClient::Impl {
     lowest().expires_at(deadline);
     auto connected = run([&](auto handler) { lowest().async_connect(*endpoints, handler); });
     if (connected.ec) {
-      Status s = connected.ec == beast::error::timeout
-                     ? timed_out("connecting to " + address)
-                     : Status::unavailable("connect to " + address +
-                                           " failed: " + connected.ec.message());
+      Status s =
+          connected.ec == beast::error::timeout
+              ? timed_out("connecting to " + address)
+              : Status::unavailable("connect to " + address + " failed: " + connected.ec.message());
       close_connection();
       return s;
     }
@@ -333,9 +331,8 @@ struct HttpClient::Impl {
         SSL_set_hostflags(handle, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         SSL_set1_host(handle, origin.host.c_str());
       }
-      auto shaken = run([&](auto handler) {
-        secure->async_handshake(ssl::stream_base::client, handler);
-      });
+      auto shaken =
+          run([&](auto handler) { secure->async_handshake(ssl::stream_base::client, handler); });
       if (shaken.ec) {
         Status s;
         if (shaken.ec == beast::error::timeout) {
@@ -426,8 +423,7 @@ struct HttpClient::Impl {
       if (stale) return Failure{Status::unavailable("connection closed"), true};
     }
     if (ec == http::error::end_of_stream) {
-      return Failure{
-          Status::unavailable("connection closed by " + address + " before a response")};
+      return Failure{Status::unavailable("connection closed by " + address + " before a response")};
     }
     if (ec == http::error::partial_message || ec == ssl::error::stream_truncated) {
       return Failure{
@@ -436,8 +432,8 @@ struct HttpClient::Impl {
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
       return Failure{Status::io_error("malformed response from " + address + ": " + ec.message())};
     }
-    return Failure{Status::io_error("reading the response from " + address +
-                                    " failed: " + ec.message())};
+    return Failure{
+        Status::io_error("reading the response from " + address + " failed: " + ec.message())};
   }
 
   Status build_request(std::string_view method, std::string_view target, std::string_view body,
@@ -447,8 +443,7 @@ struct HttpClient::Impl {
       return Status::invalid_argument("invalid HTTP method '" + std::string(method) + "'");
     }
     if (target.empty()) target = origin.target;
-    if (target.front() != '/' ||
-        std::any_of(target.begin(), target.end(), [](char c) {
+    if (target.front() != '/' || std::any_of(target.begin(), target.end(), [](char c) {
           return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
         })) {
       return Status::invalid_argument("invalid request target '" + std::string(target) +

@@ -92,11 +92,11 @@ Result<std::shared_ptr<ssl::context>> load_server_context(const TlsOptions& opti
         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
       return mismatch();
     }
-    return fail(TlsFile::kKey, Status::invalid_argument(
-                                   "cannot load private key " + options.key_file + ": " +
-                                   (is_encrypted(options.key_file)
-                                        ? "it is encrypted; kpid needs it unencrypted"
-                                        : tls_reason(ec))));
+    return fail(TlsFile::kKey,
+                Status::invalid_argument("cannot load private key " + options.key_file + ": " +
+                                         (is_encrypted(options.key_file)
+                                              ? "it is encrypted; kpid needs it unencrypted"
+                                              : tls_reason(ec))));
   }
   // A key of another type than the certificate's loads into its own slot without complaint;
   // only this check sees that it does not belong to the certificate.

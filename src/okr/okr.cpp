@@ -25,7 +25,8 @@ json::value number_value(double v) {
 }
 
 template <typename Enum, size_t N>
-std::optional<Enum> parse_name(std::string_view text, const std::array<std::string_view, N>& names) {
+std::optional<Enum> parse_name(std::string_view text,
+                               const std::array<std::string_view, N>& names) {
   for (size_t i = 0; i < N; ++i) {
     if (names[i] == text) return static_cast<Enum>(i);
   }
@@ -133,8 +134,8 @@ json::object to_json(const KeyResult& kr) {
   o["met"] = met(kr);
   json::array checkins;
   for (const auto& c : kr.checkins) {
-    json::object ci{{"at", rfc3339_value(c.at)}, {"author", c.author}, {"value", c.value},
-                    {"note", c.note}};
+    json::object ci{
+        {"at", rfc3339_value(c.at)}, {"author", c.author}, {"value", c.value}, {"note", c.note}};
     ci["confidence"] = c.confidence ? json::value(*c.confidence) : json::value(nullptr);
     checkins.push_back(std::move(ci));
   }
@@ -147,8 +148,8 @@ json::object to_json(const Okr& okr) {
   o["id"] = okr.id;
   o["kpi"] = okr.kpi;
   o["state"] = state_name(okr.state);
-  o["outcome"] = okr.outcome == Outcome::kNone ? json::value(nullptr)
-                                               : json::value(outcome_name(okr.outcome));
+  o["outcome"] =
+      okr.outcome == Outcome::kNone ? json::value(nullptr) : json::value(outcome_name(okr.outcome));
   o["objective"] = okr.objective;
   json::array krs;
   for (const auto& kr : okr.key_results) krs.push_back(to_json(kr));
@@ -287,8 +288,7 @@ std::string to_markdown(const Okr& okr, std::string_view url) {
   const double s = score(okr);
   std::string md = "## Objective: " + okr.objective + "\n\n";
   md += "- **Owner:** " + (okr.owner.empty() ? std::string("(none)") : okr.owner) + "\n";
-  md += "- **Period:** " + date_of(okr.period_start) + " to " + date_of(okr.period_end - 1) +
-        "\n";
+  md += "- **Period:** " + date_of(okr.period_start) + " to " + date_of(okr.period_end - 1) + "\n";
   md += "- **State:** " + std::string(state_name(okr.state));
   if (okr.outcome != Outcome::kNone) md += " (" + std::string(outcome_name(okr.outcome)) + ")";
   md += "\n- **Score:** " + format_number(std::round(s * 100) / 100) + " (" +
@@ -300,7 +300,8 @@ std::string to_markdown(const Okr& okr, std::string_view url) {
   }
   md += "\n";
   if (!url.empty()) md += "- **In kpid:** " + std::string(url) + "\n";
-  md += "\n| # | Key result | Start | Target | Current | Progress |\n|---|---|---:|---:|---:|---:|\n";
+  md +=
+      "\n| # | Key result | Start | Target | Current | Progress |\n|---|---|---:|---:|---:|---:|\n";
   int n = 0;
   for (const auto& kr : okr.key_results) {
     std::string description = kr.description;
@@ -309,8 +310,7 @@ std::string to_markdown(const Okr& okr, std::string_view url) {
     const std::string unit = kr.unit.empty() ? "" : " " + kr.unit;
     md += "| " + std::to_string(++n) + " | " + description + " | " + format_number(kr.start) +
           unit + " | " + format_number(kr.target) + unit + " | " + format_number(kr.current) +
-          unit + " | " + std::to_string(static_cast<int>(std::round(progress(kr) * 100))) +
-          "% |\n";
+          unit + " | " + std::to_string(static_cast<int>(std::round(progress(kr) * 100))) + "% |\n";
   }
   return md;
 }

@@ -7,9 +7,9 @@
 #include <limits>
 #include <set>
 
-#include <boost/json.hpp>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
@@ -79,8 +79,8 @@ PolicySetup compile_policies(const config::Config& config) {
     const size_t before = setup.errors.size();
     auto error = [&](const config::SourcePos& pos, const std::string& key, std::string message) {
       const config::SourcePos& at = pos.line ? pos : c.pos;
-      setup.errors.push_back({at.file, at.line, at.column, section + "." + key,
-                              std::move(message)});
+      setup.errors.push_back(
+          {at.file, at.line, at.column, section + "." + key, std::move(message)});
     };
     Policy p;
     p.kpi = k.id;
@@ -248,8 +248,8 @@ void Planner::open_or_link(const alert::AlertView& view, TimestampMs now) {
   const alert::Outbox::Records records{
       {std::string(kPrefix) + padded_id(*parse_id(okr.id)), to_json_text(to_json(okr))},
       {std::string(kSeqKey), std::to_string(next_id_)}};
-  if (auto s = alerts_.notify_about(alert.id, alert::kOkrDraftOpenedEvent, okr_json(okr, url),
-                                    records);
+  if (auto s =
+          alerts_.notify_about(alert.id, alert::kOkrDraftOpenedEvent, okr_json(okr, url), records);
       !s) {
     spdlog::error("okr {}: recording the draft: {}", okr.id, s.message());
   }
@@ -302,7 +302,8 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
     };
   };
   const std::string verb = main.direction == KrDirection::kDecrease ? "Reduce" : "Increase";
-  main.description = tidy(p.key_result.render(vars(d, main.start, main.target, verb, "", main.target)));
+  main.description =
+      tidy(p.key_result.render(vars(d, main.start, main.target, verb, "", main.target)));
   okr.objective = tidy(p.objective.render(vars(d, main.start, main.target, verb, "", main.target)));
   okr.key_results.push_back(std::move(main));
 
@@ -642,8 +643,10 @@ Result<Okr> Planner::edit(std::string_view id, const std::string& author,
     }
     if (auto s = kr.status(); !s) return Status::invalid_argument("key_results." + s.message());
     if (okr.key_results.size() < 2 || okr.key_results.size() > 5) {
-      return Status::invalid_argument("key_results: an OKR has 2 to 5 key results; this edit "
-                                      "leaves " + std::to_string(okr.key_results.size()));
+      return Status::invalid_argument(
+          "key_results: an OKR has 2 to 5 key results; this edit "
+          "leaves " +
+          std::to_string(okr.key_results.size()));
     }
   }
   if (what.empty()) return Status::invalid_argument("nothing to change");

@@ -596,8 +596,7 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
     } else {
       rollups_.clear();
       const bool sketches = f == Function::kQuantileOverTime;  // only quantiles read them
-      if (auto st = store_.read_rollups(ref.id, w, span.start, span.end, rollups_, sketches);
-          !st) {
+      if (auto st = store_.read_rollups(ref.id, w, span.start, span.end, rollups_, sketches); !st) {
         return st;
       }
       size_t lo = 0;

@@ -243,16 +243,16 @@ class Parser {
         continue;
       }
       if (pos_ < s_.size() && s_[pos_] == '}') continue;  // closed at the top of the loop
-      return error(pos_, "unexpected " + describe(pos_) +
-                             " in label matchers; expected \",\" or \"}\"");
+      return error(pos_,
+                   "unexpected " + describe(pos_) + " in label matchers; expected \",\" or \"}\"");
     }
   }
 
   // A quoted ("..." or '...', Go escapes) or raw (`...`) string at pos_.
   Status parse_string(std::string& out) {
     if (pos_ >= s_.size() || (s_[pos_] != '"' && s_[pos_] != '\'' && s_[pos_] != '`')) {
-      return error(pos_, "unexpected " + describe(pos_) +
-                             " in label matcher; expected a quoted string");
+      return error(pos_,
+                   "unexpected " + describe(pos_) + " in label matcher; expected a quoted string");
     }
     const size_t open = pos_;
     const char quote = s_[pos_++];
@@ -292,7 +292,14 @@ class Parser {
       case 't': out.push_back('\t'); return Status::ok();
       case 'v': out.push_back('\v'); return Status::ok();
       case '\\': out.push_back('\\'); return Status::ok();
-      case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+      case '0':
+      case '1':
+      case '2':
+      case '3':
+      case '4':
+      case '5':
+      case '6':
+      case '7': {
         uint32_t v = static_cast<uint32_t>(c - '0');
         for (int i = 0; i < 2; ++i) {
           if (pos_ >= s_.size() || s_[pos_] < '0' || s_[pos_] > '7') {

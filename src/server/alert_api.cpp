@@ -10,8 +10,8 @@
 // 409 conflict (acknowledging a resolved or acknowledged alert), 405 with Allow.
 #include <boost/json.hpp>
 
-#include "kpid/core/json.h"
 #include "handlers.h"
+#include "kpid/core/json.h"
 
 namespace kpid::server::detail {
 
@@ -28,8 +28,7 @@ Response error_of(const Request& request, const Status& s) {
   switch (s.code()) {
     case StatusCode::kNotFound:
       return api_error(request, http::status::not_found, "not_found", s.message());
-    case StatusCode::kInvalidArgument:
-      return api_error(request, s.message());
+    case StatusCode::kInvalidArgument: return api_error(request, s.message());
     default:
       return api_error(request, http::status::internal_server_error, "internal", s.message());
   }
@@ -116,7 +115,8 @@ Response add_silence(const Request& request, alert::Alerter& alerts, const Clock
   json::object& o = *body;
   // "duration" is a convenience for ends_at = starts_at + duration.
   if (const json::value* d = o.if_contains("duration")) {
-    if (o.contains("ends_at")) return api_error(request, "give \"ends_at\" or \"duration\", not both");
+    if (o.contains("ends_at"))
+      return api_error(request, "give \"ends_at\" or \"duration\", not both");
     if (!d->is_string()) return api_error(request, "\"duration\" must be a string such as \"2h\"");
     auto duration = parse_duration(d->get_string());
     if (!duration) return api_error(request, "\"duration\": " + duration.status().message());

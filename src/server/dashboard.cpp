@@ -39,8 +39,7 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
   while (!if_none_match.empty()) {
     const size_t comma = if_none_match.find(',');
     std::string_view tag = if_none_match.substr(0, comma);
-    if_none_match.remove_prefix(comma == std::string_view::npos ? if_none_match.size()
-                                                                : comma + 1);
+    if_none_match.remove_prefix(comma == std::string_view::npos ? if_none_match.size() : comma + 1);
     while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
     while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
     if (tag.starts_with("W/")) tag.remove_prefix(2);
@@ -76,9 +75,9 @@ Response handle_dashboard(const Request& request, std::string_view path) {
   }
   const bool fresh = etag_matches(request[http::field::if_none_match], asset->etag);
   // For HEAD the server drops the body after setting Content-Length from it.
-  Response r = make_response(request, fresh ? http::status::not_modified : http::status::ok,
-                             fresh ? std::string() : std::string(asset->data),
-                             content_type_of(asset->name));
+  Response r =
+      make_response(request, fresh ? http::status::not_modified : http::status::ok,
+                    fresh ? std::string() : std::string(asset->data), content_type_of(asset->name));
   r.set(http::field::etag, asset->etag);
   // Revalidate every time: a 304 costs one round trip on loopback, and a kpid upgrade shows
   // its new page at once instead of mixing cached files of two versions.

@@ -172,7 +172,7 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
     }
     lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
-                                                       asio::as_tuple(asio::use_awaitable));
+                                                      asio::as_tuple(asio::use_awaitable));
     (void)hn;
     bool too_large = hec == http::error::body_limit;
     if (hec && !too_large) {
@@ -181,10 +181,10 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
       if (hec.category() == http::make_error_code(http::error::bad_target).category() &&
           hec != http::error::end_of_stream && hec != http::error::partial_message) {
         bool header_too_large = hec == http::error::header_limit;
-        http::response<http::string_body> bad{
-            header_too_large ? http::status::request_header_fields_too_large
-                             : http::status::bad_request,
-            11};
+        http::response<http::string_body> bad{header_too_large
+                                                  ? http::status::request_header_fields_too_large
+                                                  : http::status::bad_request,
+                                              11};
         bad.set(http::field::content_type, "text/plain; charset=utf-8");
         bad.set(http::field::connection, "close");
         bad.body() = (header_too_large ? "request header too large (limit 64 KiB)"
@@ -201,15 +201,14 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
       if (auto refusal = admission_(parser.get(), client)) {
         // Refused before its body is read; a body still on the wire means the connection
         // cannot carry another request.
-        const bool keep_alive =
-            parser.is_done() && parser.get().keep_alive() && !c->stopping;
+        const bool keep_alive = parser.is_done() && parser.get().keep_alive() && !c->stopping;
         refusal->version(parser.get().version());
         refusal->keep_alive(keep_alive);
         refusal->prepare_payload();
         if (parser.get().method() == http::verb::head) refusal->body().clear();
         lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
-        auto [rec, rn] = co_await http::async_write(stream, *refusal,
-                                                    asio::as_tuple(asio::use_awaitable));
+        auto [rec, rn] =
+            co_await http::async_write(stream, *refusal, asio::as_tuple(asio::use_awaitable));
         (void)rn;
         c->busy = false;
         unread_body = !parser.is_done();
@@ -221,14 +220,14 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
       if (parser.get()[http::field::expect] == "100-continue") {
         http::response<http::empty_body> cont{http::status::continue_, 11};
         lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
-        auto [cec, cn] = co_await http::async_write(stream, cont,
-                                                    asio::as_tuple(asio::use_awaitable));
+        auto [cec, cn] =
+            co_await http::async_write(stream, cont, asio::as_tuple(asio::use_awaitable));
         (void)cn;
         if (cec) break;
       }
       lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
-      auto [bec, bn] = co_await http::async_read(stream, buffer, parser,
-                                                 asio::as_tuple(asio::use_awaitable));
+      auto [bec, bn] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       (void)bn;
       if (bec == http::error::body_limit) {
         too_large = true;
@@ -259,8 +258,8 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
       response.body().clear();
     }
     lowest.expires_after(std::chrono::milliseconds(options_.request_timeout));
-    auto [wec, wn] = co_await http::async_write(stream, response,
-                                                asio::as_tuple(asio::use_awaitable));
+    auto [wec, wn] =
+        co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
     (void)wn;
     c->busy = false;
     unread_body = too_large;
@@ -276,8 +275,8 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c, Stream& s
     // On the heap: as an array it would be in every connection's coroutine frame.
     std::vector<char> sink(16 << 10);
     for (uint64_t drained = 0; drained <= max_body_bytes_.load();) {
-      auto [dec, dn] = co_await stream.async_read_some(asio::buffer(sink),
-                                                       asio::as_tuple(asio::use_awaitable));
+      auto [dec, dn] =
+          co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
       if (dec) break;
       drained += dn;
     }

@@ -36,10 +36,9 @@ class Params {
 // The target's path without the query string.
 std::string_view request_path(const Request& request);
 
-Response make_response(const Request& request, boost::beast::http::status status,
-                       std::string body, std::string_view content_type);
-Response json_response(const Request& request, boost::beast::http::status status,
-                       std::string body);
+Response make_response(const Request& request, boost::beast::http::status status, std::string body,
+                       std::string_view content_type);
+Response json_response(const Request& request, boost::beast::http::status status, std::string body);
 // The Prometheus API envelope: {"status":"error","errorType":"bad_data","error":...} (400),
 // and {"status":"success","data":<data>} (200).
 Response api_error(const Request& request, std::string_view message);

@@ -138,8 +138,9 @@ Response detail(const Request& request, const kpi::Evaluator& kpis, std::string_
   if (const std::string* text = params.get("history")) {
     auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
     if (ec != std::errc() || end != text->data() + text->size() || limit > 100'000) {
-      return api_error(request, "invalid parameter \"history\": expected the number of status "
-                                "changes to return, 0 to 100000");
+      return api_error(request,
+                       "invalid parameter \"history\": expected the number of status "
+                       "changes to return, 0 to 100000");
     }
   }
   auto history = kpis.history(id, limit);

@@ -42,7 +42,6 @@ Response error_of(const Request& request, const Status& s, bool conflict_on_inva
   }
 }
 
-
 Response one(const Request& request, const Result<okr::Okr>& r, const okr::Planner& okrs,
              bool conflict_on_invalid) {
   if (!r) return error_of(request, r.status(), conflict_on_invalid);
@@ -155,8 +154,8 @@ Response handle_okr_api(const Request& request, std::string_view rest, okr::Plan
                            "text/markdown; charset=utf-8");
     }
     if (*format != "json") {
-      return api_error(request, "invalid parameter \"format\": \"" + *format +
-                                    "\"; expected json or markdown");
+      return api_error(
+          request, "invalid parameter \"format\": \"" + *format + "\"; expected json or markdown");
     }
   }
   return api_success(request, to_json_text(okr_json(*found, okrs)));

@@ -80,9 +80,7 @@ std::string result_data(const query::QueryResult& r) {
   data += query::result_type_name(r.type);
   data += R"(","result":)";
   switch (r.type) {
-    case query::ValueType::kScalar:
-      append_point(data, {r.time, r.scalar});
-      break;
+    case query::ValueType::kScalar: append_point(data, {r.time, r.scalar}); break;
     case query::ValueType::kString:
       data.push_back('[');
       append_unix_seconds(data, r.time);
@@ -139,8 +137,8 @@ Response query_range(const Request& request, const Params& params, const query::
   if (q == nullptr) return api_error(request, "invalid parameter \"query\": missing parameter");
   for (const char* required : {"start", "end", "step"}) {
     if (params.get(required) == nullptr) {
-      return api_error(request, "invalid parameter \"" + std::string(required) +
-                                    "\": missing parameter");
+      return api_error(request,
+                       "invalid parameter \"" + std::string(required) + "\": missing parameter");
     }
   }
   auto start = time_param(params, "start", 0);
@@ -253,10 +251,10 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
     }
     return labels(request, params, engine, name);
   }
-  return make_response(request, http::status::not_found,
-                       "404 page not found: no API endpoint /api/v1/" + std::string(endpoint) +
-                           "\n",
-                       "text/plain; charset=utf-8");
+  return make_response(
+      request, http::status::not_found,
+      "404 page not found: no API endpoint /api/v1/" + std::string(endpoint) + "\n",
+      "text/plain; charset=utf-8");
 }
 
 }  // namespace kpid::server::detail

@@ -20,16 +20,59 @@ namespace {
 
 // Handler names: a closed set, so the request metrics have bounded cardinality.
 enum class Route {
-  kWriteV1, kWriteV2, kQuery, kQueryRange, kSeries, kLabels, kLabelValues, kMetrics, kHealthz,
-  kReadyz, kAdminCompact, kKpis, kKpi, kKpiSeries, kAlerts, kAlert, kAlertAck, kSilences,
-  kSilence, kOkrs, kOkr, kOkrAction, kDashboard, kDashboardAsset, kOther, kCount
+  kWriteV1,
+  kWriteV2,
+  kQuery,
+  kQueryRange,
+  kSeries,
+  kLabels,
+  kLabelValues,
+  kMetrics,
+  kHealthz,
+  kReadyz,
+  kAdminCompact,
+  kKpis,
+  kKpi,
+  kKpiSeries,
+  kAlerts,
+  kAlert,
+  kAlertAck,
+  kSilences,
+  kSilence,
+  kOkrs,
+  kOkr,
+  kOkrAction,
+  kDashboard,
+  kDashboardAsset,
+  kOther,
+  kCount
 };
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
-    "/write", "/api/v2/write", "/api/v1/query", "/api/v1/query_range", "/api/v1/series",
-    "/api/v1/labels", "/api/v1/label/:name/values", "/metrics", "/healthz", "/readyz", "/api/v1/admin/compact", "/api/v1/kpis",
-    "/api/v1/kpis/:id", "/api/v1/kpis/:id/series", "/api/v1/alerts", "/api/v1/alerts/:id",
-    "/api/v1/alerts/:id/ack", "/api/v1/silences", "/api/v1/silences/:id", "/api/v1/okrs",
-    "/api/v1/okrs/:id", "/api/v1/okrs/:id/:action", "/", "/ui/:file", "other"};
+    "/write",
+    "/api/v2/write",
+    "/api/v1/query",
+    "/api/v1/query_range",
+    "/api/v1/series",
+    "/api/v1/labels",
+    "/api/v1/label/:name/values",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/api/v1/admin/compact",
+    "/api/v1/kpis",
+    "/api/v1/kpis/:id",
+    "/api/v1/kpis/:id/series",
+    "/api/v1/alerts",
+    "/api/v1/alerts/:id",
+    "/api/v1/alerts/:id/ack",
+    "/api/v1/silences",
+    "/api/v1/silences/:id",
+    "/api/v1/okrs",
+    "/api/v1/okrs/:id",
+    "/api/v1/okrs/:id/:action",
+    "/",
+    "/ui/:file",
+    "other"};
 
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
@@ -102,8 +145,9 @@ struct Router::Impl {
     auto& registry = services.metrics.registry();
     rate_limited = &prometheus::BuildCounter()
                         .Name("kpid_http_rate_limited_total")
-                        .Help("HTTP requests refused with 429 because their client went over "
-                              "http.rate_limit.")
+                        .Help(
+                            "HTTP requests refused with 429 because their client went over "
+                            "http.rate_limit.")
                         .Register(registry)
                         .Add({});
     requests = &prometheus::BuildCounter()
@@ -122,8 +166,9 @@ struct Router::Impl {
   }
 
   void count(Route route, unsigned code) {
-    requests->Add({{"handler", kRouteNames[static_cast<size_t>(route)]},
-                   {"code", std::to_string(code)}})
+    requests
+        ->Add(
+            {{"handler", kRouteNames[static_cast<size_t>(route)]}, {"code", std::to_string(code)}})
         .Increment();
   }
 
@@ -133,18 +178,16 @@ struct Router::Impl {
       case Route::kHealthz:
         return make_response(request, http::status::ok, "ok\n", "text/plain; charset=utf-8");
       case Route::kReadyz:
-        return services.ready.load()
-                   ? make_response(request, http::status::ok, "ready\n",
-                                   "text/plain; charset=utf-8")
-                   : make_response(request, http::status::service_unavailable, "not ready\n",
-                                   "text/plain; charset=utf-8");
+        return services.ready.load() ? make_response(request, http::status::ok, "ready\n",
+                                                     "text/plain; charset=utf-8")
+                                     : make_response(request, http::status::service_unavailable,
+                                                     "not ready\n", "text/plain; charset=utf-8");
       case Route::kMetrics:
         return make_response(request, http::status::ok, services.metrics.scrape(),
                              "text/plain; version=0.0.4; charset=utf-8");
       // Static, so served while starting too: the page itself says kpid is not ready yet.
       case Route::kDashboard:
-      case Route::kDashboardAsset:
-        return detail::handle_dashboard(request, path);
+      case Route::kDashboardAsset: return detail::handle_dashboard(request, path);
       case Route::kOther:
         return make_response(request, http::status::not_found,
                              "404 page not found: " + std::string(path) + "\n",
@@ -176,9 +219,9 @@ struct Router::Impl {
                                     services.okrs);
     }
     if (route == Route::kSilences || route == Route::kSilence) {
-      return detail::handle_silence_api(
-          request, path.substr(std::string_view("/api/v1/silences").size()), services.alerts,
-          services.clock);
+      return detail::handle_silence_api(request,
+                                        path.substr(std::string_view("/api/v1/silences").size()),
+                                        services.alerts, services.clock);
     }
     return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
                                    services.engine, services.clock);
@@ -226,12 +269,11 @@ Response Router::handle(const Request& request) {
   }
   try {
     if (decision.outcome == auth::Access::Outcome::kUnauthenticated) {
-      response = detail::api_error(request, http::status::unauthorized, "unauthorized",
-                                   decision.message);
+      response =
+          detail::api_error(request, http::status::unauthorized, "unauthorized", decision.message);
       response.set(http::field::www_authenticate, "Bearer realm=\"kpid\"");
     } else if (decision.outcome == auth::Access::Outcome::kForbidden) {
-      response = detail::api_error(request, http::status::forbidden, "forbidden",
-                                   decision.message);
+      response = detail::api_error(request, http::status::forbidden, "forbidden", decision.message);
     } else {
       response = impl_->dispatch(route, request);
     }
@@ -246,10 +288,9 @@ Response Router::handle(const Request& request) {
   impl_->count(route, response.result_int());
   if (role == auth::Role::kAdmin) {
     // Who, what, when, and how it ended, before the answer goes out.
-    impl_->services.audit.record(impl_->services.clock.now_ms(),
-                                 decision.who.name.empty() ? "-" : decision.who.name,
-                                 request.method_string(), request.target(),
-                                 response.result_int(), author_of(request));
+    impl_->services.audit.record(
+        impl_->services.clock.now_ms(), decision.who.name.empty() ? "-" : decision.who.name,
+        request.method_string(), request.target(), response.result_int(), author_of(request));
   }
   return response;
 }
@@ -263,10 +304,10 @@ std::optional<Response> Router::admit(const Request& header, std::string_view cl
     if (const DurationMs wait = impl_->limiter.acquire(client, now.count()); wait > 0) {
       impl_->rate_limited->Increment();
       const DurationMs seconds = (wait + 999) / 1000;
-      auto r = detail::api_error(
-          header, http::status::too_many_requests, "too_many_requests",
-          "client " + std::string(client) + " is over the request rate limit (http.rate_limit " +
-              "per client); retry after " + std::to_string(seconds) + " s");
+      auto r = detail::api_error(header, http::status::too_many_requests, "too_many_requests",
+                                 "client " + std::string(client) +
+                                     " is over the request rate limit (http.rate_limit " +
+                                     "per client); retry after " + std::to_string(seconds) + " s");
       r.set(http::field::retry_after, std::to_string(seconds));
       impl_->count(route, 429);
       return r;
@@ -277,8 +318,8 @@ std::optional<Response> Router::admit(const Request& header, std::string_view cl
     auto pushback = impl_->services.store.pushback();
     // A writer without the right token hears 401/403 as usual, not about storage.
     if (pushback && impl_->services.access
-                            .check(detail::request_path(header),
-                                   header[http::field::authorization], auth::Role::kWrite)
+                            .check(detail::request_path(header), header[http::field::authorization],
+                                   auth::Role::kWrite)
                             .outcome == auth::Access::Outcome::kAllowed) {
       auto r = detail::write_pushback(
           header, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,

@@ -96,16 +96,16 @@ Response write_pushback(const Request& request, WriteApi api, const store::Pushb
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
                       uint64_t max_body_bytes) {
   if (request.method() != http::verb::post) {
-    auto r = write_error(request, api, http::status::method_not_allowed,
-                         "method not allowed: use POST");
+    auto r =
+        write_error(request, api, http::status::method_not_allowed, "method not allowed: use POST");
     r.set(http::field::allow, "POST");
     return r;
   }
   Params params(request);
   const std::string* precision_text = params.get("precision");
   auto precision = ingest::parse_precision(precision_text ? *precision_text : "");
-  if (!precision) return write_error(request, api, http::status::bad_request,
-                                     precision.status().message());
+  if (!precision)
+    return write_error(request, api, http::status::bad_request, precision.status().message());
 
   std::string_view body = request.body();
   std::string inflated;
@@ -123,9 +123,9 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
     }
     body = inflated;
   } else if (!encoding.empty() && encoding != "identity") {
-    return write_error(request, api, http::status::unsupported_media_type,
-                       "unsupported Content-Encoding \"" + std::string(encoding) +
-                           "\"; use gzip or none");
+    return write_error(
+        request, api, http::status::unsupported_media_type,
+        "unsupported Content-Encoding \"" + std::string(encoding) + "\"; use gzip or none");
   }
 
   auto pipeline = pipelines.acquire();
@@ -140,11 +140,10 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
     }
     bool retry = result.storage.code() == StatusCode::kUnavailable ||
                  result.storage.code() == StatusCode::kResourceExhausted;
-    auto r = write_error(request, api,
-                         retry ? http::status::service_unavailable
-                               : http::status::internal_server_error,
-                         "storing the write failed, nothing was stored: " +
-                             result.storage.message());
+    auto r =
+        write_error(request, api,
+                    retry ? http::status::service_unavailable : http::status::internal_server_error,
+                    "storing the write failed, nothing was stored: " + result.storage.message());
     if (retry) r.set(http::field::retry_after, "1");
     return r;
   }

@@ -105,7 +105,8 @@ void append_block(std::string& out, std::span<const uint64_t> values) {
   uint64_t exception_cost = 0;
   for (int w = longest - 1; w >= 0; --w) {
     const int len = w + 1;
-    exception_cost += by_length[static_cast<size_t>(len)] * (8 + 8 * static_cast<uint64_t>((len + 6) / 7));
+    exception_cost +=
+        by_length[static_cast<size_t>(len)] * (8 + 8 * static_cast<uint64_t>((len + 6) / 7));
     const uint64_t cost = static_cast<uint64_t>(w) * values.size() + exception_cost;
     if (cost <= best_cost) {
       best_cost = cost;
@@ -353,7 +354,6 @@ void append_values(std::string& out, std::span<const Point> points) {
   }
 }
 
-
 // Reads append_values' output for out[first, first + count).
 Status read_values(std::string_view bytes, size_t& pos, std::vector<Point>& out, size_t first,
                    uint64_t count) {
@@ -425,8 +425,8 @@ std::string encode_chunk(std::span<const Point> points) {
 
   append_varint(out, zigzag(points[0].timestamp));
   if (points.size() > 1) {
-    append_varint(out, zigzag(static_cast<int64_t>(
-                           wrapping_diff(points[1].timestamp, points[0].timestamp))));
+    append_varint(
+        out, zigzag(static_cast<int64_t>(wrapping_diff(points[1].timestamp, points[0].timestamp))));
   }
   if (points.size() > 2) {
     std::vector<uint64_t> scratch;

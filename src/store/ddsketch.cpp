@@ -21,9 +21,6 @@ double clamp_alpha(double alpha) {
   return std::min(alpha, kMaxAlpha);
 }
 
-
-
-
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
@@ -44,7 +41,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-Status bad(const std::string& what) { return Status::invalid_argument("corrupt ddsketch: " + what); }
+Status bad(const std::string& what) {
+  return Status::invalid_argument("corrupt ddsketch: " + what);
+}
 
 }  // namespace
 

@@ -74,9 +74,8 @@ void merge_runs(std::span<const std::vector<Point>> runs, std::vector<Point>& ou
   for (size_t i = 0; i < runs.size(); ++i) {
     for (const auto& p : runs[i]) all.push_back({p, i});
   }
-  std::stable_sort(all.begin(), all.end(), [](const Tagged& a, const Tagged& b) {
-    return a.p.timestamp < b.p.timestamp;
-  });
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Tagged& a, const Tagged& b) { return a.p.timestamp < b.p.timestamp; });
   out.clear();
   for (const auto& t : all) {
     if (!out.empty() && out.back().timestamp == t.p.timestamp) {
@@ -123,8 +122,8 @@ bool RetentionFilter::expired(const rocksdb::Slice& key) const {
   return SeriesTimeKey::time(key) <= clock_.now_ms() - keep_;
 }
 
-bool RetentionFilter::Filter(int, const rocksdb::Slice& key, const rocksdb::Slice&,
-                             std::string*, bool*) const {
+bool RetentionFilter::Filter(int, const rocksdb::Slice& key, const rocksdb::Slice&, std::string*,
+                             bool*) const {
   return expired(key);
 }
 

@@ -27,9 +27,8 @@ void insert_point(std::vector<Point>& points, Point p);
 class ChunkMergeOperator final : public rocksdb::MergeOperator {
  public:
   bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override;
-  bool PartialMergeMulti(const rocksdb::Slice& key,
-                         const std::deque<rocksdb::Slice>& operands, std::string* new_value,
-                         rocksdb::Logger* logger) const override;
+  bool PartialMergeMulti(const rocksdb::Slice& key, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger* logger) const override;
   const char* Name() const override { return "kpid.ChunkMerge"; }
 
  private:

@@ -392,7 +392,8 @@ struct RocksDbStore::Impl {
       points.clear();
       if (auto s = read_chunk(t.id, t.window, points); !s) return s;
       SeriesTimeKey key(t.id, t.window);
-      for (auto [width, cf] : {std::pair{kRollup5m, rollup5m_cf}, std::pair{kRollup1h, rollup1h_cf}}) {
+      for (auto [width, cf] :
+           {std::pair{kRollup5m, rollup5m_cf}, std::pair{kRollup1h, rollup1h_cf}}) {
         rollups.clear();
         build_rollups(points, width, t.window - kChunkSpan, t.window, rollups);
         if (rollups.empty()) {
@@ -448,9 +449,10 @@ struct RocksDbStore::Impl {
     {
       std::lock_guard lock(write_error_mutex);
       if (!write_failed.load()) {
-        spdlog::critical("storage: {} failed: {}; kpid takes no more writes until it is "
-                         "restarted (free space first if the disk is full); queries go on",
-                         what, s.ToString());
+        spdlog::critical(
+            "storage: {} failed: {}; kpid takes no more writes until it is "
+            "restarted (free space first if the disk is full); queries go on",
+            what, s.ToString());
         write_error = s;
       }
       write_failed.store(true);
@@ -550,8 +552,8 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   impl->options = options;
   impl->clock = options.clock != nullptr ? options.clock : &impl->system_clock;
   impl->write_options.sync = options.sync;
-  impl->raw_filter = std::make_unique<detail::RetentionFilter>(
-      *impl->clock, options.retention.raw, "kpid.RetentionRaw");
+  impl->raw_filter = std::make_unique<detail::RetentionFilter>(*impl->clock, options.retention.raw,
+                                                               "kpid.RetentionRaw");
   impl->rollup5m_filter = std::make_unique<detail::RetentionFilter>(
       *impl->clock, options.retention.rollup_5m, "kpid.Retention5m");
   impl->rollup1h_filter = std::make_unique<detail::RetentionFilter>(
@@ -561,7 +563,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
-  db_options.max_open_files = -1;  // periodic compaction (retention) needs file ages
+  db_options.max_open_files = -1;                // periodic compaction (retention) needs file ages
   db_options.max_total_wal_size = 128ull << 20;  // bounds replay time after a crash
   db_options.listeners.push_back(impl->stalls);
 
@@ -635,11 +637,12 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       return &prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add({});
     };
     im->series_gauge = gauge("kpid_store_series", "Number of series in the store.");
-    im->size_gauge = gauge("kpid_store_size_bytes", "Bytes the store uses on disk (tables and WAL).");
+    im->size_gauge =
+        gauge("kpid_store_size_bytes", "Bytes the store uses on disk (tables and WAL).");
     im->head_gauge = gauge("kpid_store_head_samples",
                            "Samples held in memory heads, not yet written to chunks.");
-    im->dirty_gauge = gauge("kpid_store_dirty_windows",
-                            "Chunk windows whose rollups wait to be recomputed.");
+    im->dirty_gauge =
+        gauge("kpid_store_dirty_windows", "Chunk windows whose rollups wait to be recomputed.");
     im->blocked_gauge = gauge("kpid_store_writes_blocked",
                               "1 while the store refuses writes (disk full, write error, write "
                               "stall or head backlog; kpid_ingest_pushback_total says which).");
@@ -662,7 +665,8 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       im->blocked_gauge->Set(self->pushback() ? 1 : 0);
     });
   }
-  if (options.background && !options.read_only) im->worker = std::thread([im] { im->run_worker(); });
+  if (options.background && !options.read_only)
+    im->worker = std::thread([im] { im->run_worker(); });
   return store;
 }
 
@@ -721,9 +725,9 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   auto decoded = Labels::decode(key);
   if (!decoded) return Status::invalid_argument("invalid series: " + decoded.status().message());
   if (id > impl_->options.limits.max_series) {
-    return impl_->refuse("max_series",
-                         "series limit of " + std::to_string(impl_->options.limits.max_series) +
-                             " (storage.max_series) reached; new series refused");
+    return impl_->refuse("max_series", "series limit of " +
+                                           std::to_string(impl_->options.limits.max_series) +
+                                           " (storage.max_series) reached; new series refused");
   }
   if (auto st = impl_->check_limits(*decoded); !st) return st;
   {
@@ -782,9 +786,8 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   auto& order = im.order;
   order.resize(samples.size());
   std::iota(order.begin(), order.end(), 0u);
-  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return samples[a].series < samples[b].series;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return samples[a].series < samples[b].series; });
   // The chunk window of samples[order[k]], computed once per sample.
   auto& windows = im.windows;
   windows.resize(order.size());
@@ -1001,8 +1004,8 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   from_raw.erase(std::unique(from_raw.begin(), from_raw.end()), from_raw.end());
 
   // At most one bucket per width in range (10,000 caps what a wide, sparse range reserves).
-  out.reserve(out.size() + static_cast<size_t>(std::min<TimestampMs>((end - start) / width + 1,
-                                                                     10'000)));
+  out.reserve(out.size() +
+              static_cast<size_t>(std::min<TimestampMs>((end - start) / width + 1, 10'000)));
   std::vector<Point> points;
   size_t next_raw = 0;
   auto emit_raw_until = [&](TimestampMs limit) -> Status {
@@ -1169,11 +1172,11 @@ Pushback RocksDbStore::pushback() const {
   const Impl& im = *impl_;
   if (im.write_failed.load(std::memory_order_relaxed)) {
     std::lock_guard lock(im.write_error_mutex);
-    return {im.write_error.IsNoSpace() ? Pushback::Reason::kDiskFull
-                                       : Pushback::Reason::kWriteError,
-            "storage stopped taking writes after a failed write (" + im.write_error.ToString() +
-                "); they are taken again after kpid is restarted",
-            60'000};
+    return {
+        im.write_error.IsNoSpace() ? Pushback::Reason::kDiskFull : Pushback::Reason::kWriteError,
+        "storage stopped taking writes after a failed write (" + im.write_error.ToString() +
+            "); they are taken again after kpid is restarted",
+        60'000};
   }
   if (im.options.min_free_bytes > 0) {
     // statvfs is cheap, but not on every request.
@@ -1192,9 +1195,10 @@ Pushback RocksDbStore::pushback() const {
     constexpr double kMiB = 1 << 20;
     if (im.low_space.exchange(low) != low) {
       if (low) {
-        spdlog::error("storage: {:.1f} MiB free in {}, less than storage.min_free_bytes; "
-                      "writes are refused until space is freed",
-                      static_cast<double>(free) / kMiB, im.options.data_dir);
+        spdlog::error(
+            "storage: {:.1f} MiB free in {}, less than storage.min_free_bytes; "
+            "writes are refused until space is freed",
+            static_cast<double>(free) / kMiB, im.options.data_dir);
       } else {
         spdlog::info("storage: {:.1f} MiB free in {}; writes are taken again",
                      static_cast<double>(free) / kMiB, im.options.data_dir);

@@ -67,7 +67,7 @@ constexpr uint8_t kBlockVersion = 2;
 constexpr uint8_t kSketchOwnTotals = 1;  // the sketch's min/max/sum differ from the rollup's
 
 // The columns of a block after `end` and `count`, in order.
-constexpr double Rollup::*kColumns[] = {&Rollup::sum,   &Rollup::min,  &Rollup::max,
+constexpr double Rollup::*kColumns[] = {&Rollup::sum,         &Rollup::min,   &Rollup::max,
                                         &Rollup::sum_squares, &Rollup::first, &Rollup::last,
                                         &Rollup::increase};
 
@@ -91,8 +91,8 @@ std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs win
   for (auto field : kColumns) put([field](const Rollup& r) { return r.*field; });
   for (const auto& r : rollups) {
     const auto& k = r.sketch;
-    const bool same = k.count() == r.count && k.min() == r.min && k.max() == r.max &&
-                      k.sum() == r.sum;
+    const bool same =
+        k.count() == r.count && k.min() == r.min && k.max() == r.max && k.sum() == r.sum;
     if (same || k.count() == 0) {
       out.push_back(0);
     } else {

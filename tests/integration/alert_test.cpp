@@ -64,9 +64,12 @@ std::string kpi_toml(const std::string& id, const std::string& rule = "",
                      const std::string& owner = "payments") {
   return "[[kpi]]\nid = \"" + id + "\"\nname = \"Checkout latency\"\nowner = \"" + owner +
          "\"\nunit = \"ms\"\ndirection = \"lower_is_better\"\nstale_after = \"1h\"\n"
-         "[kpi.value]\nselector = '" + id + "'\nover_time = \"last\"\nwindow = \"1h\"\n"
+         "[kpi.value]\nselector = '" +
+         id +
+         "'\nover_time = \"last\"\nwindow = \"1h\"\n"
          "[kpi.band]\nwarn = 100\ncrit = 200\n"
-         "[[kpi.alert]]\ncondition = \"crit\"\n" + rule;
+         "[[kpi.alert]]\ncondition = \"crit\"\n" +
+         rule;
 }
 
 std::string describe(const std::vector<ReceivedRequest>& requests) {
@@ -127,9 +130,8 @@ json::object wait_alert(const Kpid& k, const std::string& kpi, const std::string
         return last.size() == 1 && json_str(last[0], "state") == state;
       },
       timeout, 25ms);
-  INFO("waiting for the alert of " << kpi << " to be " << state
-                                   << "; GET /api/v1/alerts?kpi=" << kpi << ": "
-                                   << json::serialize(last));
+  INFO("waiting for the alert of " << kpi << " to be " << state << "; GET /api/v1/alerts?kpi="
+                                   << kpi << ": " << json::serialize(last));
   REQUIRE(ok);
   return last[0].as_object();
 }
@@ -202,7 +204,9 @@ void down_then_up(bool restart) {
   CHECK(json_str(resolved.at("alert"), "state") == "resolved");
 
   CHECK(eventually(
-      [&] { return metric_value(k.metrics(), "kpid_outbox_depth", {{"receiver", "hook"}}) == 0.0; },
+      [&] {
+        return metric_value(k.metrics(), "kpid_outbox_depth", {{"receiver", "hook"}}) == 0.0;
+      },
       3s));
   CHECK(metric_or(k, "kpid_outbox_delivered_total", {{"receiver", "hook"}}) == 2);
   CHECK(metric_or(k, "kpid_outbox_delivery_latency_seconds_count", {{"receiver", "hook"}}) == 2);
@@ -234,17 +238,15 @@ TEST_CASE("alerts: notifications queued for a down webhook survive a kpid restar
 
 TEST_CASE("alerts: an HTTPS webhook trusted through ca_file gets a signed notification",
           "[alert]") {
-  RecordingReceiver hook(ReceiverOptions{.tls = true,
-                                         .cert_file = kTlsDir + "/receiver.crt",
-                                         .key_file = kTlsDir + "/receiver.key"});
+  RecordingReceiver hook(ReceiverOptions{
+      .tls = true, .cert_file = kTlsDir + "/receiver.crt", .key_file = kTlsDir + "/receiver.key"});
   REQUIRE(contains(hook.url(), "https://127.0.0.1:"));
   // The same receiver once more without ca_file: its self-signed certificate must be refused.
-  Kpid k({.config_toml =
-              alerting_toml() +
-              webhook_toml("hook", hook.url() + "/hook",
-                           "ca_file = \"" + kTlsDir + "/receiver.crt\"\n") +
-              webhook_toml("untrusted", hook.url() + "/untrusted") +
-              kpi_toml("checkout_latency")});
+  Kpid k({.config_toml = alerting_toml() +
+                         webhook_toml("hook", hook.url() + "/hook",
+                                      "ca_file = \"" + kTlsDir + "/receiver.crt\"\n") +
+                         webhook_toml("untrusted", hook.url() + "/untrusted") +
+                         kpi_toml("checkout_latency")});
   k.start();
   write_value_now(k, "checkout_latency", 250);
   const std::string id = json_str(wait_alert(k, "checkout_latency", "firing"), "id");
@@ -267,16 +269,15 @@ TEST_CASE("alerts: an HTTPS webhook trusted through ca_file gets a signed notifi
   CHECK(metric_or(k, "kpid_outbox_delivered_total", {{"receiver", "untrusted"}}) == 0);
 }
 
-TEST_CASE("alerts: PagerDuty gets trigger, acknowledge and resolve with one dedup_key",
-          "[alert]") {
+TEST_CASE("alerts: PagerDuty gets trigger, acknowledge and resolve with one dedup_key", "[alert]") {
   RecordingReceiver pd;
   pd.respond_with(202,
                   R"({"status":"success","message":"Event processed","dedup_key":"kpid-alert-1"})");
-  Kpid k({.config_toml = alerting_toml() +
-                         "[[receiver]]\nname = \"pd\"\ntype = \"pagerduty\"\nurl = \"" + pd.url() +
-                         "/v2/enqueue\"\nrouting_key = \"R0UTING\"\n" +
-                         kpi_toml("checkout_latency",
-                                  "runbook_url = \"https://runbooks.example/checkout\"\n")});
+  Kpid k(
+      {.config_toml =
+           alerting_toml() + "[[receiver]]\nname = \"pd\"\ntype = \"pagerduty\"\nurl = \"" +
+           pd.url() + "/v2/enqueue\"\nrouting_key = \"R0UTING\"\n" +
+           kpi_toml("checkout_latency", "runbook_url = \"https://runbooks.example/checkout\"\n")});
   k.start();
 
   write_value_now(k, "checkout_latency", 250);
@@ -348,9 +349,8 @@ TEST_CASE("alerts: PagerDuty gets trigger, acknowledge and resolve with one dedu
 TEST_CASE("alerts: a value flapping around crit within the hysteresis raises one alert",
           "[alert]") {
   RecordingReceiver hook;
-  Kpid k({.config_toml =
-              alerting_toml() + webhook_toml("hook", hook.url() + "/hook") +
-              kpi_toml("checkout_latency", "clear_for = \"2s\"\nhysteresis = 20\n")});
+  Kpid k({.config_toml = alerting_toml() + webhook_toml("hook", hook.url() + "/hook") +
+                         kpi_toml("checkout_latency", "clear_for = \"2s\"\nhysteresis = 20\n")});
   k.start();
 
   const double values[] = {210, 195, 205, 190, 215, 185};
@@ -442,8 +442,7 @@ TEST_CASE("alerts: a firing alert survives a kpid restart without being announce
   REQUIRE(requests.size() == 2);
   const json::object resolved = check_webhook(requests[1], "alert.resolved");
   CHECK(json_str(resolved.at("alert"), "id") == json_str(before, "id"));
-  CHECK(json_str(resolved, "idempotency_key") !=
-        header(requests[0], "idempotency-key"));
+  CHECK(json_str(resolved, "idempotency_key") != header(requests[0], "idempotency-key"));
 }
 
 TEST_CASE("alerts: receivers get only the severities and owners they route", "[alert]") {
@@ -480,19 +479,18 @@ TEST_CASE("alerts: receivers get only the severities and owners they route", "[a
   }
 }
 
-TEST_CASE("alerts: a silence holds back the firing notification until it is expired",
-          "[alert]") {
+TEST_CASE("alerts: a silence holds back the firing notification until it is expired", "[alert]") {
   RecordingReceiver hook;
   Kpid k({.config_toml = alerting_toml() + webhook_toml("hook", hook.url() + "/hook") +
                          kpi_toml("checkout_latency")});
   k.start();
   const Headers json_type{{"Content-Type", "application/json"}};
 
-  const json::value silence = require_api_data(k.post(
-      "/api/v1/silences",
-      R"({"matchers":[{"name":"kpi","value":"checkout_latency","op":"="}],"duration":"1h",)"
-      R"("author":"bob","comment":"maintenance"})",
-      json_type));
+  const json::value silence = require_api_data(
+      k.post("/api/v1/silences",
+             R"({"matchers":[{"name":"kpi","value":"checkout_latency","op":"="}],"duration":"1h",)"
+             R"("author":"bob","comment":"maintenance"})",
+             json_type));
   const std::string sid = json_str(silence, "id");
   REQUIRE_FALSE(sid.empty());
   CHECK(json_str(silence, "state") == "active");
@@ -501,11 +499,11 @@ TEST_CASE("alerts: a silence holds back the firing notification until it is expi
   CHECK_FALSE(json_str(silence, "starts_at").empty());
   CHECK_FALSE(json_str(silence, "ends_at").empty());
   // One that does not match (another owner, by regex) must not show up in silenced_by.
-  const json::value other = require_api_data(k.post(
-      "/api/v1/silences",
-      R"({"matchers":[{"name":"owner","value":"other.*","op":"=~"}],"duration":"1h",)"
-      R"("author":"carol","comment":"other team"})",
-      json_type));
+  const json::value other = require_api_data(
+      k.post("/api/v1/silences",
+             R"({"matchers":[{"name":"owner","value":"other.*","op":"=~"}],"duration":"1h",)"
+             R"("author":"carol","comment":"other team"})",
+             json_type));
   {
     const json::value list = require_api_data(k.get("/api/v1/silences"));
     INFO("GET /api/v1/silences: " << json::serialize(list));
@@ -532,8 +530,8 @@ TEST_CASE("alerts: a silence holds back the firing notification until it is expi
     INFO("GET /api/v1/silences: " << json::serialize(list));
     std::map<std::string, std::string> states;
     for (const auto& e : list.as_array()) states[json_str(e, "id")] = json_str(e, "state");
-    CHECK(states == std::map<std::string, std::string>{{sid, "expired"},
-                                                        {json_str(other, "id"), "active"}});
+    CHECK(states ==
+          std::map<std::string, std::string>{{sid, "expired"}, {json_str(other, "id"), "active"}});
   }
 
   // Announced late, once no silence matches.
@@ -572,19 +570,17 @@ TEST_CASE("alerts: the alert and silence API refuse bad requests", "[alert]") {
     CHECK(contains(no_matchers.body, "matchers"));
     const HttpResponse no_end = k.post(
         "/api/v1/silences",
-        R"({"matchers":[{"name":"kpi","value":"x"}],"author":"bob","comment":"c"})",
-        json_type);
+        R"({"matchers":[{"name":"kpi","value":"x"}],"author":"bob","comment":"c"})", json_type);
     require_error(no_end, 400, "bad_data");
     CHECK(contains(no_end.body, "ends_at"));
-    require_error(http_request(k.http_port(), "DELETE", "/api/v1/silences/999"), 404,
-                  "not_found");
+    require_error(http_request(k.http_port(), "DELETE", "/api/v1/silences/999"), 404, "not_found");
     // A silence that starts later is pending until then.
-    const json::value later = require_api_data(k.post(
-        "/api/v1/silences",
-        R"({"matchers":[{"name":"kpi","value":"checkout_latency"}],"starts_at":")" +
-            fmt_rfc3339(now_ms() + 3'600'000) +
-            R"(","duration":"1h","author":"bob","comment":"tomorrow's maintenance"})",
-        json_type));
+    const json::value later = require_api_data(
+        k.post("/api/v1/silences",
+               R"({"matchers":[{"name":"kpi","value":"checkout_latency"}],"starts_at":")" +
+                   fmt_rfc3339(now_ms() + 3'600'000) +
+                   R"(","duration":"1h","author":"bob","comment":"tomorrow's maintenance"})",
+               json_type));
     CHECK(json_str(later, "state") == "pending");
     write_value_now(k, "checkout_latency", 250);
     const json::object a = wait_alert(k, "checkout_latency", "firing");
@@ -631,7 +627,8 @@ TEST_CASE("alerts: with for an alert is pending first, and a short breach sends 
           "[alert]") {
   RecordingReceiver hook;
   Kpid k({.config_toml = alerting_toml() + webhook_toml("hook", hook.url() + "/hook") +
-                         kpi_toml("slow_a", "for = \"2s\"\n") + kpi_toml("slow_b", "for = \"2s\"\n")});
+                         kpi_toml("slow_a", "for = \"2s\"\n") +
+                         kpi_toml("slow_b", "for = \"2s\"\n")});
   k.start();
 
   // A breach that lasts: pending, then firing after `for`.
@@ -671,47 +668,46 @@ TEST_CASE("alerts: --check-config names file, line and key of alerting errors", 
   TempDir dir;
   const std::string file = dir.file("kpid.toml");
   write_file(file,
-             "[[receiver]]\n"                                           // 1
-             "name = \"pd\"\n"                                          // 2
-             "type = \"pagerduty\"\n"                                   // 3
-             "url = \"http://127.0.0.1:9/\"\n"                          // 4
-             "[[receiver]]\n"                                           // 5
-             "name = \"hook\"\n"                                        // 6
-             "type = \"webhook\"\n"                                     // 7
-             "[[kpi]]\n"                                                // 8
-             "id = \"lat\"\n"                                           // 9
-             "direction = \"lower_is_better\"\n"                        // 10
-             "[kpi.value]\n"                                            // 11
-             "selector = 'lat'\n"                                       // 12
-             "over_time = \"last\"\n"                                   // 13
-             "window = \"5m\"\n"                                        // 14
-             "[kpi.band]\n"                                             // 15
-             "warn = 100\n"                                             // 16
-             "crit = 200\n"                                             // 17
-             "[[kpi.alert]]\n"                                          // 18
-             "condition = \"crit\"\n"                                   // 19
-             "annotations = { summary = \"{{nope}} is bad\" }\n"        // 20
-             "[[kpi]]\n"                                                // 21
-             "id = \"lat2\"\n"                                          // 22
-             "direction = \"lower_is_better\"\n"                        // 23
-             "[kpi.value]\n"                                            // 24
-             "selector = 'lat2'\n"                                      // 25
-             "over_time = \"last\"\n"                                   // 26
-             "window = \"5m\"\n"                                        // 27
-             "[kpi.band]\n"                                             // 28
-             "warn = 100\n"                                             // 29
-             "crit = 200\n"                                             // 30
-             "[[kpi.alert]]\n"                                          // 31
-             "condition = \"sideways\"\n");                             // 32
-  const CommandResult r =
-      run_command({kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")},
-                  {}, 15s);
+             "[[receiver]]\n"                                     // 1
+             "name = \"pd\"\n"                                    // 2
+             "type = \"pagerduty\"\n"                             // 3
+             "url = \"http://127.0.0.1:9/\"\n"                    // 4
+             "[[receiver]]\n"                                     // 5
+             "name = \"hook\"\n"                                  // 6
+             "type = \"webhook\"\n"                               // 7
+             "[[kpi]]\n"                                          // 8
+             "id = \"lat\"\n"                                     // 9
+             "direction = \"lower_is_better\"\n"                  // 10
+             "[kpi.value]\n"                                      // 11
+             "selector = 'lat'\n"                                 // 12
+             "over_time = \"last\"\n"                             // 13
+             "window = \"5m\"\n"                                  // 14
+             "[kpi.band]\n"                                       // 15
+             "warn = 100\n"                                       // 16
+             "crit = 200\n"                                       // 17
+             "[[kpi.alert]]\n"                                    // 18
+             "condition = \"crit\"\n"                             // 19
+             "annotations = { summary = \"{{nope}} is bad\" }\n"  // 20
+             "[[kpi]]\n"                                          // 21
+             "id = \"lat2\"\n"                                    // 22
+             "direction = \"lower_is_better\"\n"                  // 23
+             "[kpi.value]\n"                                      // 24
+             "selector = 'lat2'\n"                                // 25
+             "over_time = \"last\"\n"                             // 26
+             "window = \"5m\"\n"                                  // 27
+             "[kpi.band]\n"                                       // 28
+             "warn = 100\n"                                       // 29
+             "crit = 200\n"                                       // 30
+             "[[kpi.alert]]\n"                                    // 31
+             "condition = \"sideways\"\n");                       // 32
+  const CommandResult r = run_command(
+      {kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")}, {}, 15s);
   INFO("exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
   CHECK(r.exit_code == 1);
   // "FILE:LINE:COL: KEY: message"
   auto has = [&](int line, const std::string& key_pattern) {
-    const std::regex re("(^|\n)" + std::regex_replace(file, std::regex(R"([.^$|()\[\]{}*+?\\])"),
-                                                      R"(\$&)") +
+    const std::regex re("(^|\n)" +
+                        std::regex_replace(file, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
                         ":" + std::to_string(line) + ":[0-9]+: " + key_pattern + ": [^\n]+");
     return std::regex_search(r.err, re);
   };
@@ -723,11 +719,12 @@ TEST_CASE("alerts: --check-config names file, line and key of alerting errors", 
   CHECK((has(5, R"(receiver\.hook\.url)") || has(6, R"(receiver\.hook\.url)")));
 }
 
-TEST_CASE("alerts: --check-config counts the rules and receivers of the shipped example", "[alert]") {
+TEST_CASE("alerts: --check-config counts the rules and receivers of the shipped example",
+          "[alert]") {
   const std::string file = std::string(KPID_TEST_DATA_DIR) + "/../../config/alerting.example.toml";
   TempDir dir;
-  auto r = run_command({kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")},
-                       {}, 15s);
+  auto r = run_command(
+      {kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")}, {}, 15s);
   INFO("exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
   CHECK(r.exit_code == 0);
   CHECK(contains(r.out, "(4 KPIs, 4 alert rules, 3 receivers"));

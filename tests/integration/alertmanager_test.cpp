@@ -27,17 +27,20 @@ constexpr const char* kAlertmanagerBinary = ALERTMANAGER_BINARY;
 class Alertmanager {
  public:
   explicit Alertmanager(const std::string& webhook_url) : port_(free_port()) {
-    write_file(dir_.file("am.yml"), "route:\n"
-                                    "  receiver: hook\n"
-                                    "  group_by: ['alertname', 'kpi']\n"
-                                    "  group_wait: 0s\n"
-                                    "  group_interval: 1s\n"
-                                    "  repeat_interval: 1h\n"
-                                    "receivers:\n"
-                                    "  - name: hook\n"
-                                    "    webhook_configs:\n"
-                                    "      - url: '" + webhook_url + "'\n"
-                                    "        send_resolved: true\n");
+    write_file(dir_.file("am.yml"),
+               "route:\n"
+               "  receiver: hook\n"
+               "  group_by: ['alertname', 'kpi']\n"
+               "  group_wait: 0s\n"
+               "  group_interval: 1s\n"
+               "  repeat_interval: 1h\n"
+               "receivers:\n"
+               "  - name: hook\n"
+               "    webhook_configs:\n"
+               "      - url: '" +
+                   webhook_url +
+                   "'\n"
+                   "        send_resolved: true\n");
     std::filesystem::create_directories(dir_.file("am-data"));
     process_ = std::make_unique<BackgroundProcess>(
         "alertmanager",
@@ -99,11 +102,16 @@ class Alertmanager {
 };
 
 std::string kpi_toml(const std::string& id, const std::string& alertname) {
-  return "[[kpi]]\nid = \"" + id + "\"\nname = \"Checkout latency\"\nowner = \"payments\"\n"
+  return "[[kpi]]\nid = \"" + id +
+         "\"\nname = \"Checkout latency\"\nowner = \"payments\"\n"
          "unit = \"ms\"\ndirection = \"lower_is_better\"\nstale_after = \"1h\"\n"
-         "[kpi.value]\nselector = '" + id + "'\nover_time = \"last\"\nwindow = \"1h\"\n"
+         "[kpi.value]\nselector = '" +
+         id +
+         "'\nover_time = \"last\"\nwindow = \"1h\"\n"
          "[kpi.band]\nwarn = 100\ncrit = 200\n"
-         "[[kpi.alert]]\ncondition = \"crit\"\nname = \"" + alertname + "\"\n"
+         "[[kpi.alert]]\ncondition = \"crit\"\nname = \"" +
+         alertname +
+         "\"\n"
          "runbook_url = \"https://runbooks.example/checkout\"\n"
          "labels = { team = \"{{owner}}\" }\n"
          "annotations = { dashboard = \"https://dash/{{kpi}}\" }\n";
@@ -111,14 +119,15 @@ std::string kpi_toml(const std::string& id, const std::string& alertname) {
 
 std::string receiver_toml(const Alertmanager& am, const std::string& extra = "") {
   return "[alerting]\nretry_initial = \"50ms\"\nretry_max = \"500ms\"\n"
-         "[[receiver]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"" + am.url() + "\"\n" +
-         extra;
+         "[[receiver]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"" +
+         am.url() + "\"\n" + extra;
 }
 
 std::string describe(const std::vector<ReceivedRequest>& requests) {
   std::ostringstream out;
   out << requests.size() << " request(s) from alertmanager";
-  for (const auto& r : requests) out << "\n  " << r.method << " " << r.target << " " << tail(r.body, 1500);
+  for (const auto& r : requests)
+    out << "\n  " << r.method << " " << r.target << " " << tail(r.body, 1500);
   return out.str();
 }
 
@@ -225,19 +234,18 @@ TEST_CASE("alertmanager: a breach fires in a real Alertmanager and its recovery 
   CHECK(metric_value(k.metrics(), "kpid_outbox_depth", {{"receiver", "am"}}) == 0.0);
 }
 
-TEST_CASE("alertmanager: an alert silenced in kpid never reaches Alertmanager",
-          "[alertmanager]") {
+TEST_CASE("alertmanager: an alert silenced in kpid never reaches Alertmanager", "[alertmanager]") {
   RecordingReceiver hook;
   Alertmanager am(hook.url() + "/am");
   Kpid k({.config_toml = receiver_toml(am) + kpi_toml("checkout_latency", "CheckoutSlow") +
                          kpi_toml("search_latency", "SearchSlow")});
   k.start();
 
-  const json::value silence = require_api_data(k.post(
-      "/api/v1/silences",
-      R"({"matchers":[{"name":"kpi","value":"checkout_latency","op":"="}],"duration":"1h",)"
-      R"("author":"bob","comment":"maintenance"})",
-      {{"Content-Type", "application/json"}}));
+  const json::value silence = require_api_data(
+      k.post("/api/v1/silences",
+             R"({"matchers":[{"name":"kpi","value":"checkout_latency","op":"="}],"duration":"1h",)"
+             R"("author":"bob","comment":"maintenance"})",
+             {{"Content-Type", "application/json"}}));
   const std::string sid = json_str(silence, "id");
   REQUIRE_FALSE(sid.empty());
 

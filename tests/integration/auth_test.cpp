@@ -176,22 +176,25 @@ TEST_CASE("auth: open paths are configurable and tokens reload on SIGHUP", "[aut
   CHECK(k.get("/api/v1/kpis", bearer(fresh)).status == 200);
 }
 
-TEST_CASE("auth: kpid will not listen beyond loopback without tokens unless told to",
-          "[auth]") {
+TEST_CASE("auth: kpid will not listen beyond loopback without tokens unless told to", "[auth]") {
   TempDir dir;
   auto check = [&](const std::string& toml) {
-    write_file(dir.file("kpid.toml"), "[storage]\ndata_dir = \"" + dir.file("data") + "\"\n" + toml);
+    write_file(dir.file("kpid.toml"),
+               "[storage]\ndata_dir = \"" + dir.file("data") + "\"\n" + toml);
     return run_command({KPID_BINARY, "--check-config", "--config", dir.file("kpid.toml")});
   };
   auto open = check("[http]\nlisten = \"0.0.0.0:9470\"\n");
   CHECK(open.exit_code == 1);
-  CHECK(contains(open.err, "http.listen: listens on 0.0.0.0:9470, beyond loopback, without any token"));
+  CHECK(contains(open.err,
+                 "http.listen: listens on 0.0.0.0:9470, beyond loopback, without any token"));
   CHECK(check("[http]\nlisten = \"0.0.0.0:9470\"\n" + token_toml("x", "\"read\"", kReader) +
               "[line]\nlisten = \"127.0.0.1:9471\"\n")
             .exit_code == 0);
   auto line = check(token_toml("x", "\"read\"", kReader) + "[line]\nlisten = \"0.0.0.0:9471\"\n");
   CHECK(line.exit_code == 1);
-  CHECK(contains(line.err, "line.listen: listens on 0.0.0.0:9471, beyond loopback, but the TCP line protocol carries no token"));
+  CHECK(contains(line.err,
+                 "line.listen: listens on 0.0.0.0:9471, beyond loopback, but the TCP line protocol "
+                 "carries no token"));
   CHECK(check("[auth]\nallow_unauthenticated = true\n[http]\nlisten = \"0.0.0.0:9470\"\n"
               "[line]\nlisten = \"0.0.0.0:9471\"\n")
             .exit_code == 0);
@@ -201,8 +204,9 @@ TEST_CASE("auth: kpid will not listen beyond loopback without tokens unless told
 
   // Token mistakes name the file, line and key.
   write_file(dir.file("tokens"), "ok read " + std::string(64, 'a') + "\nbad admin xyz\n");
-  auto bad = check("[auth]\ntokens_file = \"tokens\"\n[[auth.token]]\nname = \"t\"\n"
-                   "roles = [\"root\"]\nsha256 = \"abc\"\n");
+  auto bad = check(
+      "[auth]\ntokens_file = \"tokens\"\n[[auth.token]]\nname = \"t\"\n"
+      "roles = [\"root\"]\nsha256 = \"abc\"\n");
   CHECK(bad.exit_code == 1);
   CHECK(contains(bad.err, dir.file("tokens") + ":2:"));
   CHECK(contains(bad.err, "auth.token.t.roles: unknown role \"root\""));
@@ -224,7 +228,8 @@ TEST_CASE("auth: --hash-token prints the SHA-256 and kpictl sends its token", "[
   CHECK(without.exit_code == 1);
   CHECK(contains(without.err, "HTTP 401"));
   CHECK(contains(without.err, "KPID_TOKEN"));
-  auto with_env = run_command({"/usr/bin/env", "KPID_TOKEN=" + kReader, kKpictl, "--url", url, "status"});
+  auto with_env =
+      run_command({"/usr/bin/env", "KPID_TOKEN=" + kReader, kKpictl, "--url", url, "status"});
   INFO(with_env.err);
   CHECK(with_env.exit_code == 0);
   CHECK(contains(with_env.out, "lat"));

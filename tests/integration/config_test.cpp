@@ -37,8 +37,8 @@ std::string regex_escape(std::string_view s) {
 // True when some line of `err` reads "FILE:LINE:COL: KEY: message".
 bool has_error_line(const std::string& err, const std::string& file, int line,
                     const std::string& key) {
-  const std::regex re("(^|\n)" + regex_escape(file) + ":" + std::to_string(line) + ":[0-9]+: " +
-                      regex_escape(key) + ": [^\n]+");
+  const std::regex re("(^|\n)" + regex_escape(file) + ":" + std::to_string(line) +
+                      ":[0-9]+: " + regex_escape(key) + ": [^\n]+");
   return std::regex_search(err, re);
 }
 
@@ -101,9 +101,10 @@ TEST_CASE("config: --check-config accepts the documented example", "[config]") {
   CHECK(r.exit_code == 0);
 
   // Other valid spellings of sizes and durations.
-  write_file(file, "[http]\nmax_body_bytes = 1048576\nrequest_timeout = \"1500ms\"\n"
-                   "idle_timeout = \"1h\"\n[line]\nmax_line_bytes = \"1MB\"\nlisten = \"\"\n"
-                   "[query]\nlookback_delta = \"30s\"\n");
+  write_file(file,
+             "[http]\nmax_body_bytes = 1048576\nrequest_timeout = \"1500ms\"\n"
+             "idle_timeout = \"1h\"\n[line]\nmax_line_bytes = \"1MB\"\nlisten = \"\"\n"
+             "[query]\nlookback_delta = \"30s\"\n");
   const auto r2 = kpid({"--config", file, "--check-config", "--data-dir", dir.file("d")});
   INFO(describe(r2));
   CHECK(r2.exit_code == 0);
@@ -121,14 +122,17 @@ TEST_CASE("config: --check-config reports every error with file, line and key", 
   const std::string file = dir.file("kpid.toml");
 
   SECTION("unknown key, wrong type and bad value in one file") {
-    write_file(file, "# three errors\n"                      // 1
-                     "[storage]\n"                           // 2
-                     "data_dir = \"" + dir.file("data") + "\"\n"  // 3
-                     "[http]\n"                              // 4
-                     "bogus_option = true\n"                 // 5 unknown key
-                     "threads = \"four\"\n"                  // 6 wrong type
-                     "[line]\n"                              // 7
-                     "max_line_bytes = \"12 parsecs\"\n");   // 8 bad value
+    write_file(file,
+               "# three errors\n"  // 1
+               "[storage]\n"       // 2
+               "data_dir = \"" +
+                   dir.file("data") +
+                   "\"\n"                                 // 3
+                   "[http]\n"                             // 4
+                   "bogus_option = true\n"                // 5 unknown key
+                   "threads = \"four\"\n"                 // 6 wrong type
+                   "[line]\n"                             // 7
+                   "max_line_bytes = \"12 parsecs\"\n");  // 8 bad value
     const auto r = kpid({"--config", file, "--check-config"});
     INFO(describe(r));
     CHECK(r.exit_code == 1);
@@ -137,16 +141,17 @@ TEST_CASE("config: --check-config reports every error with file, line and key", 
     CHECK(has_error_line(r.err, file, 8, "line.max_line_bytes"));
   }
   SECTION("more bad values") {
-    write_file(file, "[http]\n"                                 // 1
-                     "listen = \"not-an-address\"\n"            // 2
-                     "request_timeout = \"forever\"\n"          // 3
-                     "[query]\n"                                // 4
-                     "max_points_per_series = -1\n"             // 5
-                     "lookback_delta = \"5 fortnights\"\n"      // 6
-                     "[log]\n"                                  // 7
-                     "level = \"loud\"\n"                       // 8
-                     "[nosuchsection]\n"                        // 9
-                     "x = 1\n");                                // 10
+    write_file(file,
+               "[http]\n"                             // 1
+               "listen = \"not-an-address\"\n"        // 2
+               "request_timeout = \"forever\"\n"      // 3
+               "[query]\n"                            // 4
+               "max_points_per_series = -1\n"         // 5
+               "lookback_delta = \"5 fortnights\"\n"  // 6
+               "[log]\n"                              // 7
+               "level = \"loud\"\n"                   // 8
+               "[nosuchsection]\n"                    // 9
+               "x = 1\n");                            // 10
     const auto r = kpid({"--config", file, "--check-config", "--data-dir", dir.file("d")});
     INFO(describe(r));
     CHECK(r.exit_code == 1);
@@ -175,8 +180,8 @@ TEST_CASE("config: --check-config reports every error with file, line and key", 
     INFO(describe(r));
     CHECK(r.exit_code == 1);
     CHECK(contains(r.err, "loud"));
-    const auto r2 =
-        kpid({"--check-config", "--data-dir", dir.file("d"), "--http-listen", "127.0.0.1:notaport"});
+    const auto r2 = kpid(
+        {"--check-config", "--data-dir", dir.file("d"), "--http-listen", "127.0.0.1:notaport"});
     INFO(describe(r2));
     CHECK(r2.exit_code == 1);
     CHECK(contains(r2.err, "notaport"));

@@ -45,16 +45,19 @@ const Headers kJson{{"Content-Type", "application/json"}};
 std::string config_toml(const std::string& hook_url) {
   auto kpi = [](const std::string& id, const std::string& unit, const std::string& band) {
     return "[[kpi]]\nid = \"" + id + "\"\nname = \"" + id + "\"\nowner = \"payments\"\nunit = \"" +
-           unit + "\"\ndirection = \"lower_is_better\"\nstale_after = \"1h\"\n"
-           "[kpi.value]\nselector = '" + id + "'\nover_time = \"last\"\nwindow = \"1h\"\n"
-           "[kpi.band]\n" + band +
-           "[[kpi.alert]]\ncondition = \"crit\"\nfor = \"200ms\"\nclear_for = \"200ms\"\n";
+           unit +
+           "\"\ndirection = \"lower_is_better\"\nstale_after = \"1h\"\n"
+           "[kpi.value]\nselector = '" +
+           id +
+           "'\nover_time = \"last\"\nwindow = \"1h\"\n"
+           "[kpi.band]\n" +
+           band + "[[kpi.alert]]\ncondition = \"crit\"\nfor = \"200ms\"\nclear_for = \"200ms\"\n";
   };
   return "[storage]\ncheckpoint_interval = \"1s\"\nhead_max_samples = 20000\n"
          "[alerting]\nexternal_url = \"http://kpid.example:9470\"\n"
          "retry_initial = \"50ms\"\nretry_max = \"500ms\"\n"
-         "[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" + hook_url + "\"\n" +
-         kpi("lat", "ms", "target = 200\nwarn = 500\ncrit = 800\n") +
+         "[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" +
+         hook_url + "\"\n" + kpi("lat", "ms", "target = 200\nwarn = 500\ncrit = 800\n") +
          "[kpi.okr]\nafter = \"0s\"\nseverities = [\"critical\"]\nrelated = [\"err\"]\n"
          "graduate_after = \"1h\"\n" +
          kpi("err", "%", "warn = 1\ncrit = 5\n");
@@ -154,8 +157,8 @@ void check_series(const Kpid& k, SeriesModel& m, int64_t from, int64_t to) {
     if (m.samples.count(ts) == 0) problems.push_back("never written: " + std::to_string(ts));
   }
   INFO(m.selector << ": " << acked << " acknowledged, " << got.size() << " stored; "
-                  << problems.size() << " problems, first: "
-                  << (problems.empty() ? "" : problems.front()));
+                  << problems.size()
+                  << " problems, first: " << (problems.empty() ? "" : problems.front()));
   CHECK(problems.empty());
   for (auto it = m.samples.begin(); it != m.samples.end();) {
     auto g = got.find(it->first);
@@ -178,7 +181,10 @@ int alert_rank(const std::string& state) {
   return state == "pending" ? 0 : state == "firing" ? 1 : state == "resolved" ? 2 : -1;
 }
 int okr_rank(const std::string& state) {
-  return state == "draft" ? 0 : state == "active" ? 1 : state == "closed" || state == "dismissed" ? 2 : -1;
+  return state == "draft"                            ? 0
+         : state == "active"                         ? 1
+         : state == "closed" || state == "dismissed" ? 2
+                                                     : -1;
 }
 
 bool jbool(const json::value& o, std::string_view key) {
@@ -197,14 +203,14 @@ const json::array& jarr(const json::object& o, std::string_view key) {
 }
 
 struct AlertModel {
-  json::object seen;            // the most advanced state the API showed
-  bool notified = false;        // the API showed notified = true
-  json::value acknowledged;     // from a 2xx ack or the API; null when none seen
-  bool ack_in_flight = false;   // an ack was sent but not answered when kpid died
+  json::object seen;           // the most advanced state the API showed
+  bool notified = false;       // the API showed notified = true
+  json::value acknowledged;    // from a 2xx ack or the API; null when none seen
+  bool ack_in_flight = false;  // an ack was sent but not answered when kpid died
 };
 
 struct OkrAction {
-  std::string what;  // accept, edit, close, dismiss
+  std::string what;     // accept, edit, close, dismiss
   json::object result;  // the OKR in the 2xx answer
 };
 
@@ -223,7 +229,8 @@ struct ApiModel {
   void saw_alert(const json::object& a) {
     std::lock_guard lock(mutex);
     AlertModel& m = alerts[json_str(a, "id")];
-    if (m.seen.empty() || alert_rank(json_str(a, "state")) >= alert_rank(json_str(m.seen, "state"))) {
+    if (m.seen.empty() ||
+        alert_rank(json_str(a, "state")) >= alert_rank(json_str(m.seen, "state"))) {
       m.seen = a;
     }
     m.notified = m.notified || jbool(a, "notified");
@@ -385,9 +392,10 @@ void check_deliveries(const std::vector<Delivery>& all_attempts,
 
 }  // namespace
 
-TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) keeps samples, "
-          "alerts and OKRs",
-          "[crash][durability][alert][okr]") {
+TEST_CASE(
+    "crash: kill -9 under mixed load (writes, queries, alert delivery) keeps samples, "
+    "alerts and OKRs",
+    "[crash][durability][alert][okr]") {
   WebhookOutage outage;  // before the receiver, whose callback uses it
   RecordingReceiver hook;
   hook.on_request([&](const ReceivedRequest&) { outage.on_request(hook); });
@@ -400,8 +408,8 @@ TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) kee
   for (int w = 0; w < kWriters; ++w) {
     for (int s = 0; s < kSeriesPerWriter; ++s) {
       const std::string ws = std::to_string(w), ss = std::to_string(s);
-      writer_series[w].push_back({"mixed,w=" + ws + ",s=" + ss,
-                                  "mixed{w=\"" + ws + "\",s=\"" + ss + "\"}", {}});
+      writer_series[w].push_back(
+          {"mixed,w=" + ws + ",s=" + ss, "mixed{w=\"" + ws + "\",s=\"" + ss + "\"}", {}});
     }
   }
   std::vector<int64_t> writer_next_ts(kWriters);
@@ -512,13 +520,11 @@ TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) kee
                 break;
               case 2:
                 target = "/api/v1/query_range?query=" +
-                         url_encode("sum by (s) (count_over_time(mixed[1h]))") + "&start=" +
-                         fmt_seconds(start) + "&end=" + fmt_seconds(start + 4 * kHour) +
+                         url_encode("sum by (s) (count_over_time(mixed[1h]))") +
+                         "&start=" + fmt_seconds(start) + "&end=" + fmt_seconds(start + 4 * kHour) +
                          "&step=600";
                 break;
-              default:
-                target = "/api/v1/kpis";
-                break;
+              default: target = "/api/v1/kpis"; break;
             }
             bool lost = false;
             if (!api_get(c, target, errors, killing, "query client", &lost) && lost) return;
@@ -637,8 +643,8 @@ TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) kee
               }
               ++admin_actions;
             } else {
-              errors.add("admin: " + what + " OKR " + id + " answered " +
-                         std::to_string(r.status) + ": " + r.body);
+              errors.add("admin: " + what + " OKR " + id + " answered " + std::to_string(r.status) +
+                         ": " + r.body);
             }
             break;  // one step per round trip, so kills land between steps too
           }
@@ -679,7 +685,8 @@ TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) kee
 
     // Samples.
     for (int w = 0; w < kWriters; ++w) {
-      for (auto& m : writer_series[w]) check_series(k, m, start - 10 * kHour, writer_next_ts[w] + kHour);
+      for (auto& m : writer_series[w])
+        check_series(k, m, start - 10 * kHour, writer_next_ts[w] + kHour);
     }
     check_series(k, lat_series, driver_from, now_ms() + 60'000);
     check_series(k, err_series, driver_from, now_ms() + 60'000);
@@ -760,8 +767,8 @@ TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) kee
         }
         INFO("key result " << json_str(seen_kr, "id"));
         REQUIRE(kr != nullptr);
-        for (const char* field : {"kind", "kpi", "description", "start", "target", "unit",
-                                  "direction"}) {
+        for (const char* field :
+             {"kind", "kpi", "description", "start", "target", "unit", "direction"}) {
           INFO("field " << field);
           CHECK(jat(kr->as_object(), field) == jat(seen_kr.as_object(), field));
         }
@@ -798,11 +805,11 @@ TEST_CASE("crash: kill -9 under mixed load (writes, queries, alert delivery) kee
         [&] {
           std::set<std::string> got;
           for (const auto& r : outage.delivered(hook)) {
-            const std::string event = r.headers.count("x-kpid-event") ? r.headers.at("x-kpid-event") : "";
+            const std::string event =
+                r.headers.count("x-kpid-event") ? r.headers.at("x-kpid-event") : "";
             const json::value v = json::parse(r.body);
-            got.insert(event == "okr.draft_opened"
-                           ? event + " okr " + json_str(v.at("okr"), "id")
-                           : event + " " + json_str(v.at("alert"), "id"));
+            got.insert(event == "okr.draft_opened" ? event + " okr " + json_str(v.at("okr"), "id")
+                                                   : event + " " + json_str(v.at("alert"), "id"));
           }
           missing.clear();
           std::set_difference(expected.begin(), expected.end(), got.begin(), got.end(),

@@ -56,7 +56,8 @@ struct Writer {
         for (int k = 0; k < 25; ++k) {
           int64_t ts;
           if (kind == 0) {  // backfill: a few hours before the live data
-            ts = next_ts - (2 + static_cast<int64_t>(rng() % 6)) * kHour - static_cast<int64_t>(rng() % kHour);
+            ts = next_ts - (2 + static_cast<int64_t>(rng() % 6)) * kHour -
+                 static_cast<int64_t>(rng() % kHour);
           } else if (kind == 1 && !series[s].empty()) {  // overwrite something already written
             auto it = series[s].begin();
             std::advance(it, static_cast<long>(rng() % series[s].size()));
@@ -94,11 +95,12 @@ struct Writer {
   }
 };
 
-// Every sample of crash{w,s} (a field named "value" takes the measurement's name) within [from, to] via a range selector at an instant query.
+// Every sample of crash{w,s} (a field named "value" takes the measurement's name) within [from, to]
+// via a range selector at an instant query.
 std::map<int64_t, double> stored(const Kpid& k, int w, int s, int64_t from, int64_t to) {
   const int64_t range_s = (to - from) / 1000 + 1;
-  const std::string q = "crash{w=\"" + std::to_string(w) + "\",s=\"" + std::to_string(s) +
-                        "\"}[" + std::to_string(range_s) + "s]";
+  const std::string q = "crash{w=\"" + std::to_string(w) + "\",s=\"" + std::to_string(s) + "\"}[" +
+                        std::to_string(range_s) + "s]";
   const auto r = k.get("/api/v1/query?query=" + url_encode(q) + "&time=" + fmt_seconds(to));
   REQUIRE(r.status == 200);
   std::map<int64_t, double> out;
@@ -166,11 +168,12 @@ TEST_CASE("crash: kill -9 at random moments under load keeps every acknowledged 
           }
         }
         for (const auto& [ts, v] : got) {
-          if (w.series[s].count(ts) == 0) problems.push_back("never written: " + std::to_string(ts));
+          if (w.series[s].count(ts) == 0)
+            problems.push_back("never written: " + std::to_string(ts));
         }
         INFO("writer " << w.index << " series " << s << ": " << acked << " acknowledged, "
-                       << got.size() << " stored; " << problems.size() << " problems, first: "
-                       << (problems.empty() ? "" : problems.front()));
+                       << got.size() << " stored; " << problems.size()
+                       << " problems, first: " << (problems.empty() ? "" : problems.front()));
         CHECK(problems.empty());
         // What survived is the truth for the next round.
         for (auto it = w.series[s].begin(); it != w.series[s].end();) {

@@ -90,23 +90,24 @@ std::string js_string(std::string_view s) { return json::serialize(json::value(s
 class Browser {
  public:
   Browser()
-      : process_("chromium",
-                 // A private HOME and XDG dirs: Chromium's crash handler and caches write there
-                 // whatever the flags, and the test leaves nothing behind.
-                 {"/usr/bin/env", "HOME=" + profile_.path(),
-                  "XDG_CONFIG_HOME=" + profile_.file("config"),
-                  "XDG_CACHE_HOME=" + profile_.file("cache"), kChromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                  "--remote-debugging-port=0", "--user-data-dir=" + profile_.file("profile"),
-                  "--window-size=1440,1000", "--hide-scrollbars", "--mute-audio",
-                  // Keep every connection on loopback: no first-run, sync, update, metrics or
-                  // safe-browsing traffic, a dead proxy and a resolver that resolves nothing.
-                  "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-default-apps",
-                  "--disable-domain-reliability", "--disable-extensions",
-                  "--metrics-recording-only", "--no-pings", "--password-store=basic",
-                  "--proxy-server=127.0.0.1:9",
-                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "about:blank"},
-                 profile_.file("chromium.log")) {
+      : process_(
+            "chromium",
+            // A private HOME and XDG dirs: Chromium's crash handler and caches write there
+            // whatever the flags, and the test leaves nothing behind.
+            {"/usr/bin/env", "HOME=" + profile_.path(),
+             "XDG_CONFIG_HOME=" + profile_.file("config"),
+             "XDG_CACHE_HOME=" + profile_.file("cache"), kChromium, "--headless=new",
+             "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
+             "--user-data-dir=" + profile_.file("profile"), "--window-size=1440,1000",
+             "--hide-scrollbars", "--mute-audio",
+             // Keep every connection on loopback: no first-run, sync, update, metrics or
+             // safe-browsing traffic, a dead proxy and a resolver that resolves nothing.
+             "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--disable-default-apps",
+             "--disable-domain-reliability", "--disable-extensions", "--metrics-recording-only",
+             "--no-pings", "--password-store=basic", "--proxy-server=127.0.0.1:9",
+             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "about:blank"},
+            profile_.file("chromium.log")) {
     // Chromium writes its port and browser endpoint here once it listens.
     const std::string active_port = profile_.file("profile/DevToolsActivePort");
     std::string text;
@@ -134,9 +135,9 @@ class Browser {
     if (target.empty()) {
       target = json_str(cdp_->call("Target.createTarget", {{"url", "about:blank"}}), "targetId");
     }
-    session_ = json_str(
-        cdp_->call("Target.attachToTarget", {{"targetId", target}, {"flatten", true}}),
-        "sessionId");
+    session_ =
+        json_str(cdp_->call("Target.attachToTarget", {{"targetId", target}, {"flatten", true}}),
+                 "sessionId");
     REQUIRE_FALSE(session_.empty());
     for (const char* domain : {"Runtime.enable", "Log.enable", "Network.enable", "Page.enable"}) {
       call(domain);
@@ -174,9 +175,9 @@ class Browser {
 
   // The value of a JavaScript expression in the page (awaited if it is a promise).
   json::value eval(const std::string& expression) {
-    const json::object r = call("Runtime.evaluate", {{"expression", expression},
-                                                     {"returnByValue", true},
-                                                     {"awaitPromise", true}});
+    const json::object r =
+        call("Runtime.evaluate",
+             {{"expression", expression}, {"returnByValue", true}, {"awaitPromise", true}});
     INFO("Runtime.evaluate " << expression << "\n-> " << json::serialize(r));
     REQUIRE_FALSE(r.contains("exceptionDetails"));
     const json::value* value = r.at("result").as_object().if_contains("value");
@@ -198,19 +199,24 @@ class Browser {
   void click(const std::string& selector) {
     const auto [x, y] = move_mouse(selector);
     for (const char* type : {"mousePressed", "mouseReleased"}) {
-      call("Input.dispatchMouseEvent", {{"type", type}, {"x", x}, {"y", y}, {"button", "left"},
-                                        {"buttons", 1}, {"clickCount", 1}});
+      call("Input.dispatchMouseEvent", {{"type", type},
+                                        {"x", x},
+                                        {"y", y},
+                                        {"button", "left"},
+                                        {"buttons", 1},
+                                        {"clickCount", 1}});
     }
   }
 
   // Scrolls the element into view and moves the mouse to its center; returns that point.
   std::pair<double, double> move_mouse(const std::string& selector) {
-    const json::value box = eval(
-        "(() => { const el = document.querySelector(" + js_string(selector) + ");"
-        " if (!el) return null; el.scrollIntoView({block: 'center'});"
-        " const r = el.getBoundingClientRect();"
-        " return {x: r.left + r.width / 2, y: r.top + r.height / 2, w: r.width, h: r.height};"
-        " })()");
+    const json::value box =
+        eval("(() => { const el = document.querySelector(" + js_string(selector) +
+             ");"
+             " if (!el) return null; el.scrollIntoView({block: 'center'});"
+             " const r = el.getBoundingClientRect();"
+             " return {x: r.left + r.width / 2, y: r.top + r.height / 2, w: r.width, h: r.height};"
+             " })()");
     INFO("click " << selector << ": " << json::serialize(box));
     REQUIRE(box.is_object());
     REQUIRE(box.at("w").to_number<double>() > 0);
@@ -227,12 +233,15 @@ class Browser {
   std::string screenshot() {
     const json::object metrics = call("Page.getLayoutMetrics");
     const json::object& size = metrics.at("cssContentSize").as_object();
-    const json::object shot = call(
-        "Page.captureScreenshot",
-        {{"format", "png"},
-         {"captureBeyondViewport", true},
-         {"clip", {{"x", 0}, {"y", 0}, {"width", size.at("width").to_number<double>()},
-                   {"height", size.at("height").to_number<double>()}, {"scale", 1}}}});
+    const json::object shot =
+        call("Page.captureScreenshot", {{"format", "png"},
+                                        {"captureBeyondViewport", true},
+                                        {"clip",
+                                         {{"x", 0},
+                                          {"y", 0},
+                                          {"width", size.at("width").to_number<double>()},
+                                          {"height", size.at("height").to_number<double>()},
+                                          {"scale", 1}}}});
     return base64_decode(json_str(shot, "data"));
   }
 
@@ -298,8 +307,8 @@ std::vector<std::string> page_errors(const std::vector<CdpEvent>& events) {
   for (const auto& e : events) {
     if (e.method == "Runtime.consoleAPICalled") {
       const std::string type = json_str(e.params, "type");
-      if (type == "error" || type == "assert") out.push_back("console." + type + ": " +
-                                                             json::serialize(e.params));
+      if (type == "error" || type == "assert")
+        out.push_back("console." + type + ": " + json::serialize(e.params));
     } else if (e.method == "Runtime.exceptionThrown") {
       out.push_back("exception: " + json::serialize(e.params));
     } else if (e.method == "Log.entryAdded") {
@@ -397,14 +406,15 @@ TEST_CASE("dashboard: kpid serves the page and its files with types, caching, CS
   const std::string metrics = k.metrics();
   CHECK(metric_value(metrics, "kpid_http_requests_total", {{"handler", "/"}, {"code", "200"}})
             .value_or(0) >= 1);
-  CHECK(metric_value(metrics, "kpid_http_requests_total",
-                     {{"handler", "/ui/:file"}, {"code", "200"}})
-            .value_or(0) >= 2);
+  CHECK(
+      metric_value(metrics, "kpid_http_requests_total", {{"handler", "/ui/:file"}, {"code", "200"}})
+          .value_or(0) >= 2);
 }
 
-TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live, and its buttons "
-          "acknowledge an alert and accept an OKR draft",
-          "[dashboard]") {
+TEST_CASE(
+    "dashboard: in headless Chromium the page shows the KPIs, updates live, and its buttons "
+    "acknowledge an alert and accept an OKR draft",
+    "[dashboard]") {
   const auto started = Clock::now();
   Kpid k({.config_toml = config_toml()});
   k.start();
@@ -414,7 +424,7 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
   k.stop();
   k.start();
   write_value_now(k, "err", 0.4);
-  write_value_now(k, "cpu", 81);  // above warn_high
+  write_value_now(k, "cpu", 81);   // above warn_high
   write_value_now(k, "lat", 870);  // crit: the alert fires and opens an OKR draft at once
   const bool breached = eventually(
       [&] {
@@ -464,15 +474,18 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
     CHECK(shown.at("signup").value == "–");
   }
   // The charts: a value line where there is data, thresholds, lat's breach shaded.
-  CHECK(browser.eval("[...document.querySelectorAll('#charts .chart-card')].every(c =>"
-                     " c.querySelectorAll('path.threshold').length >= 2)")
+  CHECK(browser
+            .eval("[...document.querySelectorAll('#charts .chart-card')].every(c =>"
+                  " c.querySelectorAll('path.threshold').length >= 2)")
             .as_bool());
-  CHECK(browser.eval("['lat', 'err', 'cpu'].every(id => document.getElementById('chart-' + id)"
-                     ".querySelector('path.value-line').getAttribute('d').length > 100)")
+  CHECK(browser
+            .eval("['lat', 'err', 'cpu'].every(id => document.getElementById('chart-' + id)"
+                  ".querySelector('path.value-line').getAttribute('d').length > 100)")
             .as_bool());
-  CHECK(browser.wait_until(
-      "document.querySelector('#chart-lat rect.breach-crit') !== null"
-      " && document.querySelector('#chart-cpu rect.breach-warn') !== null", 5s));
+  CHECK(
+      browser.wait_until("document.querySelector('#chart-lat rect.breach-crit') !== null"
+                         " && document.querySelector('#chart-cpu rect.breach-warn') !== null",
+                         5s));
 
   // (5) Live: a status change after the load appears without a reload.
   browser.eval("window.kpidTestMark = 'same page'");
@@ -480,7 +493,8 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
   CHECK(browser.wait_until(
       "document.querySelector('#tiles .tile[data-kpi=err]').dataset.status === 'warn'"
       " && document.querySelector('#tiles .tile[data-kpi=err] .tile-status').textContent"
-      " === 'warn'", 8s));
+      " === 'warn'",
+      8s));
   CHECK(browser.eval("window.kpidTestMark").as_string() == "same page");
 
   // (3) Acknowledge, as a named user: type the name once, click the alert's button.
@@ -501,9 +515,9 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
   CHECK_FALSE(json_str(acked.at("acknowledged"), "comment").empty());
   CHECK(browser.wait_until(
       "(() => { const li = document.querySelector('#alerts li[data-alert=\"" + alert_id +
-      "\"]'); return li.dataset.acknowledged === 'true'"
-      " && li.querySelector('button[data-action=ack]').disabled"
-      " && li.querySelector('.action-note').textContent.includes('oncall-alice'); })()",
+          "\"]'); return li.dataset.acknowledged === 'true'"
+          " && li.querySelector('button[data-action=ack]').disabled"
+          " && li.querySelector('.action-note').textContent.includes('oncall-alice'); })()",
       5s));
 
   // (4) Accept the OKR draft the breach opened.
@@ -531,7 +545,8 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
     browser.click(std::string("#range button[data-range=\"") + range + "\"]");
     CHECK(browser.wait_until(
         std::string("[...document.querySelectorAll('#charts svg.chart')].every(s =>"
-                    " s.getAttribute('aria-label').endsWith('last ") + range + "'))",
+                    " s.getAttribute('aria-label').endsWith('last ") +
+            range + "'))",
         5s));
   }
 
@@ -563,11 +578,12 @@ TEST_CASE("dashboard: in headless Chromium the page shows the KPIs, updates live
   // but kpid (the page's CSP allows nothing else, and the browser's own traffic is off).
   const std::vector<CdpEvent> events = browser.events();
   const std::vector<std::string> errors = page_errors(events);
-  INFO("page errors:\n" << [&] {
-    std::string s;
-    for (const auto& e : errors) s += "  " + e + "\n";
-    return s;
-  }());
+  INFO("page errors:\n"
+       << [&] {
+            std::string s;
+            for (const auto& e : errors) s += "  " + e + "\n";
+            return s;
+          }());
   CHECK(errors.empty());
   const std::vector<std::string> foreign = foreign_requests(events, origin);
   INFO("requests elsewhere: " << foreign.size()
@@ -590,35 +606,39 @@ TEST_CASE("dashboard: with tokens required the page asks for one, then shows the
   auto hashed = run_command({KPID_BINARY, "--hash-token"}, token + "\n");
   REQUIRE(hashed.exit_code == 0);
   hashed.out.pop_back();
-  Kpid k({.config_toml = config_toml() + "[[auth.token]]\nname = \"oncall\"\nroles = "
-                         "[\"write\", \"admin\"]\nsha256 = \"" + hashed.out + "\"\n"});
+  Kpid k({.config_toml = config_toml() +
+                         "[[auth.token]]\nname = \"oncall\"\nroles = "
+                         "[\"write\", \"admin\"]\nsha256 = \"" +
+                         hashed.out + "\"\n"});
   k.start();
   const Headers bearer{{"Authorization", "Bearer " + token}};
-  REQUIRE(k.post("/write?precision=ms", "lat value=870 " + std::to_string(unique_now_ms()),
-                 bearer).status == 204);
+  REQUIRE(k.post("/write?precision=ms", "lat value=870 " + std::to_string(unique_now_ms()), bearer)
+              .status == 204);
 
   Browser browser;
   const std::string origin = "http://127.0.0.1:" + std::to_string(k.http_port());
   browser.navigate(origin + "/?refresh=1");
   // Without a token the API answers 401: the page shows the token field and says why.
-  REQUIRE(browser.wait_until("!document.getElementById('token-box').hidden && "
-                             "document.querySelector('#connection .text').textContent"
-                             ".includes('needs a token')"));
+  REQUIRE(
+      browser.wait_until("!document.getElementById('token-box').hidden && "
+                         "document.querySelector('#connection .text').textContent"
+                         ".includes('needs a token')"));
   CHECK(browser.eval("document.querySelectorAll('#tiles .tile').length").to_number<int>() == 0);
 
   // Typed in (real key input into the focused field), then committed.
   browser.click("#token");
   browser.call("Input.insertText", {{"text", token}});
   browser.eval("document.getElementById('token').dispatchEvent(new Event('change')), true");
-  REQUIRE(browser.wait_until("document.querySelectorAll('#tiles .tile').length === " +
-                             std::to_string(kKpis.size()) +
-                             " && document.querySelector('#alerts button[data-action=ack]') "
-                             "!== null"));
+  REQUIRE(browser.wait_until(
+      "document.querySelectorAll('#tiles .tile').length === " + std::to_string(kKpis.size()) +
+      " && document.querySelector('#alerts button[data-action=ack]') "
+      "!== null"));
   browser.click("#alerts button[data-action=ack]");
   CHECK(eventually([&] {
     auto r = k.get("/api/v1/alerts?state=firing", bearer);
     auto data = require_api_data(r);
-    return data.as_array().size() == 1 && data.as_array()[0].as_object().at("acknowledged").is_object();
+    return data.as_array().size() == 1 &&
+           data.as_array()[0].as_object().at("acknowledged").is_object();
   }));
   // The token went only in headers to kpid, and only the 401s before it was given were errors.
   const std::vector<CdpEvent> events = browser.events();

@@ -60,19 +60,20 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 }  // namespace
 
-TEST_CASE("demo: backfilled history gives trusted baselines, the incident an alert and an OKR draft",
-          "[demo]") {
+TEST_CASE(
+    "demo: backfilled history gives trusted baselines, the incident an alert and an OKR draft",
+    "[demo]") {
   Kpid k({.extra_args = {"--config", kDemoConfig}});
   k.start();
   const auto kpid_started = Clock::now();
   const std::string url = "http://127.0.0.1:" + std::to_string(k.http_port());
 
   TempDir dir;
-  BackgroundProcess demo("kpid-demo",
-                         {kDemoBinary, "--url", url, "--days", "30", "--incident-after", "5s",
-                          "--incident-duration", "3m", "--live-for", "3m", "--seed", "1",
-                          "--reload-pid", std::to_string(k.pid())},
-                         dir.file("demo.log"));
+  BackgroundProcess demo(
+      "kpid-demo",
+      {kDemoBinary, "--url", url, "--days", "30", "--incident-after", "5s", "--incident-duration",
+       "3m", "--live-for", "3m", "--seed", "1", "--reload-pid", std::to_string(k.pid())},
+      dir.file("demo.log"));
 
   // Backfill: 30 days at one point a minute, then the rollups.
   REQUIRE(eventually([&] { return contains(demo.log(), "rollups computed"); }, 40s, 50ms));
@@ -80,8 +81,8 @@ TEST_CASE("demo: backfilled history gives trusted baselines, the incident an ale
   INFO("backfill and compaction took " << seconds_between(kpid_started, backfilled) << " s");
   {
     // The whole month is stored: 43200 one-minute points of a gauge.
-    const auto v = k.query("count_over_time(customers_churn_monthly_percent[31d])",
-                           fmt_seconds(now_ms()));
+    const auto v =
+        k.query("count_over_time(customers_churn_monthly_percent[31d])", fmt_seconds(now_ms()));
     REQUIRE(v.size() == 1);
     CHECK(num(v[0].value) >= 43'200);
   }
@@ -112,8 +113,7 @@ TEST_CASE("demo: backfilled history gives trusted baselines, the incident an ale
   json::object okr;
   const bool opened = eventually(
       [&] {
-        const json::value data =
-            require_api_data(k.get("/api/v1/okrs?kpi=checkout_latency_p95"));
+        const json::value data = require_api_data(k.get("/api/v1/okrs?kpi=checkout_latency_p95"));
         if (!data.is_array() || data.as_array().empty()) return false;
         okr = data.as_array()[0].as_object();
         return true;
@@ -138,12 +138,10 @@ TEST_CASE("demo: backfilled history gives trusted baselines, the incident an ale
   CHECK(json_str(krs[2], "kpi") == "signup_conversion");
   CHECK(json_str(krs[2], "direction") == "stay_above");
   CHECK(jnum(krs[2], "target") == 2.2);
-  INFO("demo timeline: backfill + rollups " << seconds_between(kpid_started, backfilled)
-                                            << " s after kpid started; alert firing "
-                                            << seconds_between(incident, fired_at)
-                                            << " s and OKR draft "
-                                            << seconds_between(incident, opened_at)
-                                            << " s after the incident began");
+  INFO("demo timeline: backfill + rollups "
+       << seconds_between(kpid_started, backfilled) << " s after kpid started; alert firing "
+       << seconds_between(incident, fired_at) << " s and OKR draft "
+       << seconds_between(incident, opened_at) << " s after the incident began");
 
   // kpid-demo tells the newcomer where to look.
   CHECK(eventually([&] { return contains(demo.log(), url + "/api/v1/okrs/"); }, 5s, 50ms));
@@ -197,8 +195,8 @@ TEST_CASE("demo: kpid-demo says what is wrong when kpid is not there or a flag i
 
   const CommandResult help = run_command({kDemoBinary, "--help"});
   CHECK(help.exit_code == 0);
-  for (const char* flag : {"--url", "--days", "--incident-after", "--incident-duration",
-                           "--live-for", "--seed"}) {
+  for (const char* flag :
+       {"--url", "--days", "--incident-after", "--incident-duration", "--live-for", "--seed"}) {
     CHECK(contains(help.out, flag));
   }
 }

@@ -109,9 +109,10 @@ double stored_samples(const Kpid& k, int64_t base) {
 
 }  // namespace
 
-TEST_CASE("disk full: below storage.min_free_bytes writes are refused with 503 and TCP reads "
-          "pause, then taken again when space returns, nothing acknowledged lost",
-          "[fault][disk]") {
+TEST_CASE(
+    "disk full: below storage.min_free_bytes writes are refused with 503 and TCP reads "
+    "pause, then taken again when space returns, nothing acknowledged lost",
+    "[fault][disk]") {
   Kpid k({.config_toml = "[storage]\nmin_free_bytes = \"16MiB\"\n"});
   PrivateTmpfs fs(k.data_dir(), "64m");
   k.start();
@@ -161,8 +162,8 @@ TEST_CASE("disk full: below storage.min_free_bytes writes are refused with 503 a
 
   // Space returns: writes are taken again at once, and the held lines land.
   REQUIRE(unlink(filler.c_str()) == 0);
-  CHECK(eventually([&] { return metric_value(k.metrics(), "kpid_store_writes_blocked") == 0; },
-                   5s, 50ms));
+  CHECK(eventually([&] { return metric_value(k.metrics(), "kpid_store_writes_blocked") == 0; }, 5s,
+                   50ms));
   for (int i = 0; i < 20; ++i, ++next, ++acknowledged) k.write_ok(batch(base, next), "ms");
   CHECK(eventually([&] {
     auto v = k.query_at_ms("count_over_time(dftcp[1h])", base + 99'000);
@@ -182,9 +183,10 @@ TEST_CASE("disk full: below storage.min_free_bytes writes are refused with 503 a
   CHECK(num(tcp_after[0].value) == 100);
 }
 
-TEST_CASE("disk full: when a write itself runs out of space, nothing acknowledged is lost, and "
-          "writes are taken again after a restart with space",
-          "[fault][disk]") {
+TEST_CASE(
+    "disk full: when a write itself runs out of space, nothing acknowledged is lost, and "
+    "writes are taken again after a restart with space",
+    "[fault][disk]") {
   // No reserve: RocksDB itself gets ENOSPC in the middle of a write. kpid then refuses every
   // later write until restarted, or RocksDB 7.8 aborts the process on an assertion of its own
   // (it re-syncs the failed log file; fixed upstream in 9.x). Either way nothing acknowledged
@@ -218,7 +220,7 @@ TEST_CASE("disk full: when a write itself runs out of space, nothing acknowledge
     ++acknowledged;
   }
   INFO("batches acknowledged before the disk filled: " << acknowledged
-                                                        << (aborted ? " (RocksDB aborted)" : ""));
+                                                       << (aborted ? " (RocksDB aborted)" : ""));
   CHECK(acknowledged > 10);
   REQUIRE(next < 3000);
 

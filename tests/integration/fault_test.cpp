@@ -69,12 +69,12 @@ TEST_CASE("fault: clients that send half a request and stall are dropped and hol
   // Nothing of the half-sent body was stored: only the one complete write.
   REQUIRE(k.query("count_over_time(lat[1h])", fmt_seconds(now_ms())).size() == 1);
   CHECK(num(k.query("count_over_time(lat[1h])", fmt_seconds(now_ms()))[0].value) == 1);
-
 }
 
-TEST_CASE("fault: a receiver that hangs delays neither another receiver nor ingest, and gets "
-          "the notification once it answers",
-          "[fault]") {
+TEST_CASE(
+    "fault: a receiver that hangs delays neither another receiver nor ingest, and gets "
+    "the notification once it answers",
+    "[fault]") {
   RecordingReceiver fast;
   RecordingReceiver slow;
   std::atomic<bool> hang{true};
@@ -82,11 +82,12 @@ TEST_CASE("fault: a receiver that hangs delays neither another receiver nor inge
     // Hangs far past kpid's timeout for this receiver, then answers normally.
     for (int i = 0; i < 30 && hang.load(); ++i) std::this_thread::sleep_for(100ms);
   });
-  Kpid k({.config_toml =
-              "[alerting]\nretry_initial = \"100ms\"\nretry_max = \"500ms\"\n"
-              "[[receiver]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"" + fast.url() + "/hook\"\n"
-              "[[receiver]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"" + slow.url() +
-              "/hook\"\ntimeout = \"300ms\"\n" + kpi_with_alert()});
+  Kpid k({.config_toml = "[alerting]\nretry_initial = \"100ms\"\nretry_max = \"500ms\"\n"
+                         "[[receiver]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"" +
+                         fast.url() +
+                         "/hook\"\n"
+                         "[[receiver]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"" +
+                         slow.url() + "/hook\"\ntimeout = \"300ms\"\n" + kpi_with_alert()});
   k.start();
   write_value_now(k, "lat", 300);
   const auto breach = Clock::now();
@@ -165,13 +166,15 @@ TEST_CASE("fault: beyond max_connections new connections are closed at once and 
   CHECK(lines[0]->peer_open());
 
   // Once the stalled ones time out, kpid serves again and says what it refused.
-  CHECK(eventually([&] {
-    try {
-      return k.get("/healthz").status == 200;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, 5s, 100ms));
+  CHECK(eventually(
+      [&] {
+        try {
+          return k.get("/healthz").status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      5s, 100ms));
   const std::string metrics = k.metrics();
   CHECK(contains(metrics, "kpid_connections_refused_total{listener=\"http\"} "));
   CHECK_FALSE(contains(metrics, "kpid_connections_refused_total{listener=\"http\"} 0\n"));
@@ -179,9 +182,10 @@ TEST_CASE("fault: beyond max_connections new connections are closed at once and 
   CHECK(contains(k.log(), "HTTP: 20 connections open, the limit"));
 }
 
-TEST_CASE("fault: a client over http.rate_limit gets 429 with Retry-After, others and probes "
-          "do not",
-          "[fault]") {
+TEST_CASE(
+    "fault: a client over http.rate_limit gets 429 with Retry-After, others and probes "
+    "do not",
+    "[fault]") {
   Kpid k({.config_toml = "[http]\nrate_limit = 5\nrate_limit_burst = 5\n"});
   k.start();
   HttpClient c(k.http_port());
@@ -214,18 +218,20 @@ TEST_CASE("fault: a client over http.rate_limit gets 429 with Retry-After, other
   for (int i = 0; i < 50; ++i) REQUIRE(c.request("GET", "/api/v1/labels").status == 200);
 }
 
-TEST_CASE("fault: a receiver that answers slowly gets every notification in order, once each, "
-          "and holds up no one else",
-          "[fault]") {
+TEST_CASE(
+    "fault: a receiver that answers slowly gets every notification in order, once each, "
+    "and holds up no one else",
+    "[fault]") {
   RecordingReceiver fast;
   RecordingReceiver slow;
   // Slow but within its timeout: every attempt succeeds, so none may be retried.
   slow.on_request([](const ReceivedRequest&) { std::this_thread::sleep_for(700ms); });
-  Kpid k({.config_toml =
-              "[alerting]\nretry_initial = \"100ms\"\nretry_max = \"500ms\"\n"
-              "[[receiver]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"" + fast.url() + "/hook\"\n"
-              "[[receiver]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"" + slow.url() +
-              "/hook\"\ntimeout = \"3s\"\n" + kpi_with_alert()});
+  Kpid k({.config_toml = "[alerting]\nretry_initial = \"100ms\"\nretry_max = \"500ms\"\n"
+                         "[[receiver]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"" +
+                         fast.url() +
+                         "/hook\"\n"
+                         "[[receiver]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"" +
+                         slow.url() + "/hook\"\ntimeout = \"3s\"\n" + kpi_with_alert()});
   k.start();
   write_value_now(k, "lat", 300);
 

@@ -4,9 +4,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -262,8 +262,7 @@ struct HttpClient::Impl {
   }
 
   // Returns false when the connection turned out stale before any response byte arrived.
-  bool attempt(const http::request<http::string_body>& req, HttpResponse& out,
-               std::string& error) {
+  bool attempt(const http::request<http::string_body>& req, HttpResponse& out, std::string& error) {
     beast::error_code ec;
     stream->expires_after(timeout);
     http::async_write(*stream, req, [&](beast::error_code e, size_t) { ec = e; });
@@ -442,8 +441,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& in_path,
   if (err_path == out_path)
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
   else
-    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -611,7 +609,8 @@ std::vector<MetricSample> parse_metrics(std::string_view text) {
     }
     while (i < line.size() && line[i] == ' ') ++i;
     size_t end = line.find(' ', i);
-    std::string val(line.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i));
+    std::string val(
+        line.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i));
     try {
       if (val == "+Inf")
         m.value = INFINITY;
@@ -841,11 +840,10 @@ std::vector<InstantSample> Kpid::query(std::string_view selector, std::string_vi
 
 std::vector<RangeSeries> Kpid::query_range(std::string_view selector, std::string_view start,
                                            std::string_view end, std::string_view step) const {
-  const std::string target =
-      "/api/v1/query_range?" + form({{"query", std::string(selector)},
-                                     {"start", std::string(start)},
-                                     {"end", std::string(end)},
-                                     {"step", std::string(step)}});
+  const std::string target = "/api/v1/query_range?" + form({{"query", std::string(selector)},
+                                                            {"start", std::string(start)},
+                                                            {"end", std::string(end)},
+                                                            {"step", std::string(step)}});
   const HttpResponse r = get(target);
   INFO("GET " << target);
   const json::object v = api_success(r, "matrix");
@@ -911,8 +909,8 @@ double num(const std::string& value) {
 
 LabelMap require_value_at(const Kpid& k, std::string_view selector, int64_t ms, double expected) {
   const auto v = k.query_at_ms(selector, ms);
-  INFO("instant query " << selector << " at " << fmt_seconds(ms) << " (expected value "
-                        << expected << ")");
+  INFO("instant query " << selector << " at " << fmt_seconds(ms) << " (expected value " << expected
+                        << ")");
   REQUIRE(v.size() == 1);
   CHECK(num(v[0].value) == expected);
   CHECK(std::llround(v[0].t * 1000.0) == ms);  // the evaluation time, as in Prometheus

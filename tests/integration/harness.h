@@ -57,7 +57,8 @@ bool icontains(std::string_view haystack, std::string_view needle);
 // Time helpers
 
 int64_t now_ms();
-// Unix seconds with millisecond decimals, e.g. "1700000000.001"; whole seconds print as "1700000000".
+// Unix seconds with millisecond decimals, e.g. "1700000000.001"; whole seconds print as
+// "1700000000".
 std::string fmt_seconds(int64_t ms);
 // RFC 3339 in UTC with milliseconds, e.g. "2023-11-14T22:13:20.000Z".
 std::string fmt_rfc3339(int64_t ms);
@@ -100,8 +101,8 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  HttpResponse request(std::string_view method, std::string_view target,
-                       std::string_view body = {}, const Headers& headers = {});
+  HttpResponse request(std::string_view method, std::string_view target, std::string_view body = {},
+                       const Headers& headers = {});
 
  private:
   struct Impl;
@@ -219,9 +220,9 @@ struct KpidOptions {
   std::optional<std::string> config_toml{};  // written to DIR/kpid.toml and passed as --config
   std::vector<std::string> extra_args{};
   bool pass_data_dir = true;
-  bool pass_http_listen = true;        // --http-listen 127.0.0.1:0
-  bool pass_line_listen = true;        // --line-listen 127.0.0.1:0
-  bool expect_line_listener = true;    // wait for "line protocol listening on" in the log
+  bool pass_http_listen = true;      // --http-listen 127.0.0.1:0
+  bool pass_line_listen = true;      // --line-listen 127.0.0.1:0
+  bool expect_line_listener = true;  // wait for "line protocol listening on" in the log
 };
 
 class Kpid {
@@ -260,7 +261,8 @@ class Kpid {
 
   // HTTP convenience (fresh connection each).
   HttpResponse get(std::string_view target, const Headers& headers = {}) const;
-  HttpResponse post(std::string_view target, std::string_view body, const Headers& headers = {}) const;
+  HttpResponse post(std::string_view target, std::string_view body,
+                    const Headers& headers = {}) const;
   // POST /write?precision=P (or /api/v2/write?org=o&bucket=b&precision=P when v2).
   HttpResponse write(std::string_view body, std::string_view precision = "", bool v2 = false,
                      bool gzipped = false) const;

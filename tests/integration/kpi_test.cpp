@@ -178,8 +178,8 @@ void require_kpi(const Kpid& k, std::string_view id, std::string_view status,
       },
       timeout, 20ms);
   INFO("KPI " << id << ": expected status " << status << " value "
-              << (value ? num_text(*value) : std::string("(any)")) << " within "
-              << timeout.count() << " ms; last seen: " << last);
+              << (value ? num_text(*value) : std::string("(any)")) << " within " << timeout.count()
+              << " ms; last seen: " << last);
   REQUIRE(ok);
 }
 
@@ -187,8 +187,7 @@ void require_kpi(const Kpid& k, std::string_view id, std::string_view status,
 std::map<std::string, double> status_gauges(const std::string& metrics, const std::string& id) {
   std::map<std::string, double> out;
   for (const auto& s : parse_metrics(metrics)) {
-    if (s.name != "kpid_kpi_status" || !s.labels.count("kpi") || s.labels.at("kpi") != id)
-      continue;
+    if (s.name != "kpid_kpi_status" || !s.labels.count("kpi") || s.labels.at("kpi") != id) continue;
     out[s.labels.count("status") ? s.labels.at("status") : "?"] = s.value;
   }
   return out;
@@ -204,8 +203,7 @@ void require_metrics_status(const Kpid& k, const std::string& id, const std::str
         m = k.metrics();
         const auto g = status_gauges(m, id);
         const auto v = metric_value(m, "kpid_kpi_value", {{"kpi", id}});
-        return g.size() == 5 && g.count(status) && g.at(status) == 1 && v &&
-               *v == Approx(value);
+        return g.size() == 5 && g.count(status) && g.at(status) == 1 && v && *v == Approx(value);
       },
       2s, 20ms);
   INFO("KPI " << id << ": expected kpid_kpi_status{status=\"" << status
@@ -354,8 +352,8 @@ TEST_CASE("kpi: lower_is_better KPI goes ok -> warn -> crit -> ok as values cros
   const auto h = history_of(detail);
   INFO("history:\n" << history_text(h));
   using P = std::pair<std::string, std::optional<double>>;
-  CHECK(changes_after_no_data(h) == std::vector<P>{{"ok", 150.0}, {"warn", 300.0},
-                                                   {"crit", 600.0}, {"ok", 50.0}});
+  CHECK(changes_after_no_data(h) ==
+        std::vector<P>{{"ok", 150.0}, {"warn", 300.0}, {"crit", 600.0}, {"ok", 50.0}});
   CHECK(std::is_sorted(h.begin(), h.end(),
                        [](const Change& a, const Change& b) { return a.time < b.time; }));
   REQUIRE_FALSE(h.empty());
@@ -398,8 +396,8 @@ crit_high = 90
   const std::string id = "queue_depth";
   Stamps ts;
   auto put = [&](double v) {
-    k.write_ok("queue depth=" + num_text(v) + " " + std::to_string(ts.next()) + "\nqueue value=" +
-                   num_text(v) + " " + std::to_string(ts.next()),
+    k.write_ok("queue depth=" + num_text(v) + " " + std::to_string(ts.next()) +
+                   "\nqueue value=" + num_text(v) + " " + std::to_string(ts.next()),
                "ms");
   };
 
@@ -435,9 +433,12 @@ crit_high = 90
   const auto h = history_of(kpi_detail(k, id));
   INFO("history:\n" << history_text(h));
   using P = std::pair<std::string, std::optional<double>>;
-  CHECK(changes_after_no_data(h) ==
-        std::vector<P>{{"crit", 5.0}, {"warn", 15.0}, {"ok", 50.0}, {"warn", 85.0},
-                       {"crit", 95.0}, {"warn", 90.0}});
+  CHECK(changes_after_no_data(h) == std::vector<P>{{"crit", 5.0},
+                                                   {"warn", 15.0},
+                                                   {"ok", 50.0},
+                                                   {"warn", 85.0},
+                                                   {"crit", 95.0},
+                                                   {"warn", 90.0}});
 
   // Threshold gauges: level warn/crit with side low/high; target without a side.
   const std::string m = k.metrics();
@@ -524,8 +525,7 @@ crit = 95
   CHECK(metric_value(m, "kpid_kpi_threshold", {{"kpi", id}, {"level", "target"}}) == 99.9);
 }
 
-TEST_CASE("kpi: ratio KPI is numerator/denominator*scale, a zero denominator is no_data",
-          "[kpi]") {
+TEST_CASE("kpi: ratio KPI is numerator/denominator*scale, a zero denominator is no_data", "[kpi]") {
   const std::string ratio = R"(direction = "lower_is_better"
 [kpi.band]
 warn = 3
@@ -558,9 +558,8 @@ window = "5m"
   // same for numerator and denominator, as in Prometheus; the ratio is then exact.)
   k.write_ok("errors_total value=1000 " + at(0) + "\nrequests_total value=10000 " + at(0) +
                  "\nerrors_total value=1005 " + at(1) + "\nrequests_total value=10100 " + at(1) +
-                 "\nidle_errors_total value=1000 " + at(0) +
-                 "\nidle_requests_total value=10000 " + at(0) +
-                 "\nidle_errors_total value=1000 " + at(1) +
+                 "\nidle_errors_total value=1000 " + at(0) + "\nidle_requests_total value=10000 " +
+                 at(0) + "\nidle_errors_total value=1000 " + at(1) +
                  "\nidle_requests_total value=10000 " + at(1),
              "ms");
 
@@ -606,9 +605,8 @@ window = "5m"
     CHECK(std::isnan(*v));
   }
   // The zero denominator was the only reason: once requests move, it has a value.
-  k.write_ok(
-      "idle_errors_total value=1001 " + at(2) + "\nidle_requests_total value=10050 " + at(2),
-      "ms");
+  k.write_ok("idle_errors_total value=1001 " + at(2) + "\nidle_requests_total value=10050 " + at(2),
+             "ms");
   require_kpi(k, "idle_error_rate", "ok", 2.0);  // 1 / 50 * 100: not above warn
 
   // Still healthy and serving.
@@ -683,8 +681,7 @@ crit = 20
 namespace {
 
 // One lower_is_better KPI on `series` ("last" over 1m) with the given band.
-std::string simple_kpi(const std::string& id, const std::string& series, double warn,
-                       double crit) {
+std::string simple_kpi(const std::string& id, const std::string& series, double warn, double crit) {
   return "[[kpi]]\nid = \"" + id + "\"\nowner = \"team\"\ndirection = \"lower_is_better\"\n" +
          "[kpi.value]\nselector = '" + series + "'\nover_time = \"last\"\nwindow = \"1m\"\n" +
          "[kpi.band]\nwarn = " + num_text(warn) + "\ncrit = " + num_text(crit) + "\n\n";
@@ -692,9 +689,10 @@ std::string simple_kpi(const std::string& id, const std::string& series, double 
 
 }  // namespace
 
-TEST_CASE("kpi: SIGHUP reload adds, changes and removes KPIs, keeps history, rejects a bad "
-          "config",
-          "[kpi]") {
+TEST_CASE(
+    "kpi: SIGHUP reload adds, changes and removes KPIs, keeps history, rejects a bad "
+    "config",
+    "[kpi]") {
   const std::string a_v1 = simple_kpi("a", "ra", 200, 500);
   const std::string b = simple_kpi("b", "rb", 10, 20);
   Kpid k({.config_toml = a_v1 + b});
@@ -863,8 +861,7 @@ over_time = "avg"
     CHECK(has_line(r.err, main, line_of(text, "over_time = \"median\""), "kpi.lat.value.over_time",
                    "median"));
     CHECK(has_line(r.err, main, line_of(text, "[kpi.band]"), "kpi.lat.band.warn", "is required"));
-    CHECK(has_line(r.err, main, line_of(text, "ownr"), "kpi.typo.ownr",
-                   "did you mean \"owner\"?"));
+    CHECK(has_line(r.err, main, line_of(text, "ownr"), "kpi.typo.ownr", "did you mean \"owner\"?"));
     CHECK(has_line(r.err, main, line_of(text, "sideways"), "kpi.typo.direction", "sideways"));
     CHECK_FALSE(contains(r.out, "configuration OK"));
   }
@@ -919,8 +916,8 @@ crit_high = 40
 
   SECTION("an error inside an included file names that file") {
     std::filesystem::create_directories(dir.file("kpis.d"));
-    const std::string main_text = "include = [\"kpis.d/*.toml\"]\n\n" +
-                                  simple_kpi("main_kpi", "m", 1, 2);
+    const std::string main_text =
+        "include = [\"kpis.d/*.toml\"]\n\n" + simple_kpi("main_kpi", "m", 1, 2);
     const std::string included = dir.file("kpis.d/web.toml");
     const std::string included_text = R"([[kpi]]
 id = "web_errors"
@@ -958,11 +955,10 @@ crit = 2
   SECTION("a duplicate id across the main file and an included file") {
     std::filesystem::create_directories(dir.file("kpis.d"));
     const std::string main_text = "include = [\"kpis.d/*.toml\"]\n\n" +
-                                  simple_kpi("first", "f", 1, 2) +
-                                  simple_kpi("shared", "s", 1, 2);
+                                  simple_kpi("first", "f", 1, 2) + simple_kpi("shared", "s", 1, 2);
     const std::string included = dir.file("kpis.d/team.toml");
-    const std::string included_text = simple_kpi("other", "o", 1, 2) +
-                                      simple_kpi("shared", "s2", 3, 4);
+    const std::string included_text =
+        simple_kpi("other", "o", 1, 2) + simple_kpi("shared", "s2", 3, 4);
     write_file(main, main_text);
     write_file(included, included_text);
     const auto r = check_config(main);
@@ -977,10 +973,9 @@ crit = 2
   SECTION("kpid does not start with a bad KPI") {
     const std::string text = simple_kpi("bad", "x", 600, 500);
     write_file(main, text);
-    const auto r =
-        run_command({kKpidBinary, "--config", main, "--data-dir", dir.file("data"),
-                     "--http-listen", "127.0.0.1:0", "--line-listen", "127.0.0.1:0"},
-                    {}, 15s);
+    const auto r = run_command({kKpidBinary, "--config", main, "--data-dir", dir.file("data"),
+                                "--http-listen", "127.0.0.1:0", "--line-listen", "127.0.0.1:0"},
+                               {}, 15s);
     INFO(describe(r));
     CHECK(r.exit_code == 1);
     CHECK(has_line(r.err, main, line_of(text, "[kpi.band]"), "kpi.bad.band",
@@ -1018,8 +1013,8 @@ over_time = "avg"
   const auto r = check_config(main);
   INFO(describe(r));
   CHECK(r.exit_code == 0);
-  CHECK(has_line(r.err, main, line_of(text, "id = \"orphan\"") - 1, "kpi.orphan.owner",
-                 "no owner", true));
+  CHECK(has_line(r.err, main, line_of(text, "id = \"orphan\"") - 1, "kpi.orphan.owner", "no owner",
+                 true));
   CHECK(has_line(r.err, main, line_of(text, "id = \"unbounded\"") - 1, "kpi.unbounded.band",
                  "no band", true));
   CHECK(has_line(r.err, main, line_of(text, "id = \"busy11\"") - 1, "kpi.busy11.owner",
@@ -1030,7 +1025,8 @@ over_time = "avg"
        p = r.err.find("warning: ", p + 1))
     ++warnings;
   CHECK(warnings == 3);
-  CHECK(contains(r.out, "configuration OK: " + main + " (13 KPIs, 0 alert rules, 0 receivers, 3 warnings)"));
+  CHECK(contains(
+      r.out, "configuration OK: " + main + " (13 KPIs, 0 alert rules, 0 receivers, 3 warnings)"));
 
   // Ten per owner is fine.
   std::string ten;
@@ -1090,7 +1086,8 @@ crit = 5000
   CHECK(has_line(r.err, file, line_of(config, "[kpi.band]"), "kpi.hot.band",
                  "its own history would breach this band 100% of the time", true));
   CHECK_FALSE(contains(r.err, "kpi.cool.band"));
-  CHECK(contains(r.out, "configuration OK: " + file + " (2 KPIs, 0 alert rules, 0 receivers, 1 warning)"));
+  CHECK(contains(r.out,
+                 "configuration OK: " + file + " (2 KPIs, 0 alert rules, 0 receivers, 1 warning)"));
 
   // Without that history (an empty data dir) there is nothing to warn about.
   TempDir empty;
@@ -1100,9 +1097,10 @@ crit = 5000
   CHECK_FALSE(contains(r2.err, "kpi.hot.band"));
 }
 
-TEST_CASE("kpi: /series returns value points and thresholds, 404 for an unknown id, 400 for a "
-          "bad step",
-          "[kpi]") {
+TEST_CASE(
+    "kpi: /series returns value points and thresholds, 404 for an unknown id, 400 for a "
+    "bad step",
+    "[kpi]") {
   Kpid k({.config_toml = kLatencyKpi});
   k.start();
   const std::string id = "checkout_latency";
@@ -1115,10 +1113,9 @@ TEST_CASE("kpi: /series returns value points and thresholds, 404 for an unknown 
             std::to_string(t0 + i * minute) + "\n";
   k.write_ok(body, "ms");
 
-  const std::string target = "/api/v1/kpis/" + id + "/series?" +
-                             form({{"start", fmt_seconds(t0)},
-                                   {"end", fmt_seconds(t0 + 9 * minute)},
-                                   {"step", "60s"}});
+  const std::string target =
+      "/api/v1/kpis/" + id + "/series?" +
+      form({{"start", fmt_seconds(t0)}, {"end", fmt_seconds(t0 + 9 * minute)}, {"step", "60s"}});
   INFO("GET " << target);
   const json::value data = api_data(k.get(target));
   INFO(json::serialize(data));
@@ -1139,8 +1136,8 @@ TEST_CASE("kpi: /series returns value points and thresholds, 404 for an unknown 
 
   // The band at every step.
   const auto& thresholds = data.at("thresholds").as_object();
-  for (auto [name, expected] : {std::pair{"target", 100.0}, std::pair{"warn", 200.0},
-                                std::pair{"crit", 500.0}}) {
+  for (auto [name, expected] :
+       {std::pair{"target", 100.0}, std::pair{"warn", 200.0}, std::pair{"crit", 500.0}}) {
     INFO("threshold " << name);
     REQUIRE(thresholds.contains(name));
     const auto& pts = thresholds.at(name).as_array();

@@ -23,9 +23,10 @@ std::string ctl_config() {
   auto kpi = [](const std::string& id, const std::string& name, const std::string& unit,
                 const std::string& band, const std::string& related, const std::string& owner) {
     std::string t = "[[kpi]]\nid = \"" + id + "\"\nname = \"" + name + "\"\nowner = \"" + owner +
-                    "\"\nunit = \"" + unit + "\"\ndirection = \"lower_is_better\"\n"
-                    "stale_after = \"1h\"\n[kpi.value]\nselector = '" + id +
-                    "'\nover_time = \"last\"\nwindow = \"1h\"\n[kpi.band]\n" + band;
+                    "\"\nunit = \"" + unit +
+                    "\"\ndirection = \"lower_is_better\"\n"
+                    "stale_after = \"1h\"\n[kpi.value]\nselector = '" +
+                    id + "'\nover_time = \"last\"\nwindow = \"1h\"\n[kpi.band]\n" + band;
     if (!related.empty()) {
       t += "[[kpi.alert]]\ncondition = \"crit\"\n[kpi.okr]\nafter = \"0s\"\nrelated = [\"" +
            related + "\"]\n";
@@ -125,10 +126,15 @@ TEST_CASE("kpictl: status shows every KPI with status, value, band, owner and a 
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_FALSE(has_ansi(r.out));  // not a terminal: no color
-  CHECK(std::regex_search(r.out, std::regex(R"(^KPI\s+STATUS\s+VALUE\s+BAND\s+FOR\s+OWNER\s+LAST 6h)")));
-  CHECK(std::regex_search(r.out, std::regex(R"(\nlat\s+ok\s+300 ms\s+warn >500, crit >800\s+\d+s\s+payments\s+\S*[▁▂▃▄▅▆▇█])")));
+  CHECK(std::regex_search(r.out,
+                          std::regex(R"(^KPI\s+STATUS\s+VALUE\s+BAND\s+FOR\s+OWNER\s+LAST 6h)")));
+  CHECK(std::regex_search(
+      r.out,
+      std::regex(
+          R"(\nlat\s+ok\s+300 ms\s+warn >500, crit >800\s+\d+s\s+payments\s+\S*[▁▂▃▄▅▆▇█])")));
   CHECK(std::regex_search(r.out, std::regex(R"(\nerr\s+ok\s+0\.4 %\s+warn >1, crit >5)")));
-  CHECK(std::regex_search(r.out, std::regex(R"(\nchurn\s+warn\s+3\.5 %\s+warn >3, crit >4\s+\d+s\s+growth)")));
+  CHECK(std::regex_search(
+      r.out, std::regex(R"(\nchurn\s+warn\s+3\.5 %\s+warn >3, crit >4\s+\d+s\s+growth)")));
   CHECK(contains(r.out, "3 KPIs: 1 warn, 2 ok"));
 
   SECTION("--owner filters, --json is the API's list") {
@@ -205,7 +211,10 @@ TEST_CASE("kpictl: alerts lists and ack acknowledges through the API", "[kpictl]
   auto list = ctl(k, {"alerts"});
   INFO(list.out << list.err);
   REQUIRE(list.exit_code == 0);
-  CHECK(std::regex_search(list.out, std::regex("\\s" + id + R"(\s+firing\s+critical\s+lat_crit\s+lat\s+900 ms\s+800\s+\d+s\s+-\s+-)")));
+  CHECK(std::regex_search(
+      list.out,
+      std::regex("\\s" + id +
+                 R"(\s+firing\s+critical\s+lat_crit\s+lat\s+900 ms\s+800\s+\d+s\s+-\s+-)")));
   auto firing = parse_json(ctl(k, {"alerts", "--state", "firing", "--json"}).out);
   REQUIRE(firing.as_array().size() == 1);
   CHECK(json_str(firing.as_array()[0], "id") == id);
@@ -235,7 +244,10 @@ TEST_CASE("kpictl: silence add, list and rm", "[kpictl]") {
                      "deploy", "--author", "bob"});
   INFO(add.out << add.err);
   REQUIRE(add.exit_code == 0);
-  CHECK(std::regex_search(add.out, std::regex(R"(^silence (\d+) \(kpi=lat severity=~crit\.\*\) active until .* \(in (29|30)m\))")));
+  CHECK(std::regex_search(
+      add.out,
+      std::regex(
+          R"(^silence (\d+) \(kpi=lat severity=~crit\.\*\) active until .* \(in (29|30)m\))")));
   auto silences = require_api_data(k.get("/api/v1/silences"));
   REQUIRE(silences.as_array().size() == 1);
   const auto& s = silences.as_array()[0];
@@ -245,7 +257,9 @@ TEST_CASE("kpictl: silence add, list and rm", "[kpictl]") {
   CHECK(json_str(s.as_object().at("matchers").as_array()[1], "op") == "=~");
 
   auto list = ctl(k, {"silence", "list"});
-  CHECK(std::regex_search(list.out, std::regex("\\s" + id + R"(\s+active\s+kpi=lat severity=~crit\.\*\s+.*bob\s+deploy)")));
+  CHECK(std::regex_search(
+      list.out,
+      std::regex("\\s" + id + R"(\s+active\s+kpi=lat severity=~crit\.\*\s+.*bob\s+deploy)")));
 
   auto rm = ctl(k, {"silence", "rm", id});
   REQUIRE(rm.exit_code == 0);
@@ -269,15 +283,23 @@ TEST_CASE("kpictl: okr list, show, edit, checkin, accept and dismiss", "[kpictl]
   auto list = ctl(k, {"okr", "list"});
   INFO(list.out << list.err);
   REQUIRE(list.exit_code == 0);
-  CHECK(std::regex_search(list.out, std::regex("\\s" + id + R"(\s+draft\s+\d\.\d\d\s+payments\s+lat\s+\d{4}-\d\d-\d\d \.\. \d{4}-\d\d-\d\d\s+Restore Checkout latency)")));
+  CHECK(std::regex_search(
+      list.out,
+      std::regex(
+          "\\s" + id +
+          R"(\s+draft\s+\d\.\d\d\s+payments\s+lat\s+\d{4}-\d\d-\d\d \.\. \d{4}-\d\d-\d\d\s+Restore Checkout latency)")));
   CHECK(parse_json(ctl(k, {"okr", "list", "--state", "active", "--json"}).out).as_array().empty());
   const std::string status = ctl(k, {"status"}).out;
-  CHECK(contains(status, "\n1 alert firing (kpictl alerts)\n1 OKR draft to review (kpictl okr list)\n"));
+  CHECK(contains(status,
+                 "\n1 alert firing (kpictl alerts)\n1 OKR draft to review (kpictl okr list)\n"));
 
   auto show = ctl(k, {"okr", "show", id});
   INFO(show.out);
   CHECK(contains(show.out, "Objective: Restore Checkout latency to its healthy range"));
-  CHECK(std::regex_search(show.out, std::regex(R"(kr1\s+kpi\s+\[[#.]{10}\]\s+\d+%\s+900 ms\s+900 ms\s+200 ms\s+Reduce Checkout latency)")));
+  CHECK(std::regex_search(
+      show.out,
+      std::regex(
+          R"(kr1\s+kpi\s+\[[#.]{10}\]\s+\d+%\s+900 ms\s+900 ms\s+200 ms\s+Reduce Checkout latency)")));
   CHECK(std::regex_search(show.out, std::regex(R"(kr2\s+guardrail\s+\[##########\]\s+100%)")));
   CHECK(contains(show.out, "draft opened from alert"));
   CHECK(contains(ctl(k, {"okr", "show", id, "--markdown"}).out, "## Objective: Restore Checkout"));
@@ -299,8 +321,8 @@ TEST_CASE("kpictl: okr list, show, edit, checkin, accept and dismiss", "[kpictl]
   CHECK(ctl(k, {"okr", "edit", id, "--target", "kr1"}).exit_code == 2);
   CHECK(ctl(k, {"okr", "edit", id, "--remove-kr", "kr9"}).exit_code == 1);
 
-  auto checkin = ctl(k, {"okr", "checkin", id, "kr3", "0.5", "-m", "half way", "--confidence",
-                         "0.8"});
+  auto checkin =
+      ctl(k, {"okr", "checkin", id, "kr3", "0.5", "-m", "half way", "--confidence", "0.8"});
   INFO(checkin.err);
   REQUIRE(checkin.exit_code == 0);
   CHECK(contains(checkin.out, "checked in kr3 = 0.5 on OKR " + id));
@@ -346,11 +368,13 @@ TEST_CASE("kpictl: query prints series with sparklines or every point", "[kpictl
   auto r = ctl(k, {"query", "cpu_usage", "--since", "1h"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(std::regex_search(r.out, std::regex(R"(cpu_usage\{host="a"\}\s+29\s+0\s+29\s+ *[▁▂▃▄▅▆▇█]+)")));
+  CHECK(std::regex_search(r.out,
+                          std::regex(R"(cpu_usage\{host="a"\}\s+29\s+0\s+29\s+ *[▁▂▃▄▅▆▇█]+)")));
   CHECK(contains(r.out, "cpu_usage{host=\"b\"}"));
 
   auto table = ctl(k, {"query", "sum(cpu_usage)", "--since", "10m", "--step", "1m", "--table"});
-  CHECK(std::regex_search(table.out, std::regex(R"(\{\}\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+58\n)")));
+  CHECK(
+      std::regex_search(table.out, std::regex(R"(\{\}\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+58\n)")));
 
   auto j = parse_json(ctl(k, {"query", "cpu_usage", "--json"}).out);
   CHECK(json_str(j, "resultType") == "matrix");
@@ -402,9 +426,9 @@ TEST_CASE("kpictl: push writes a file or stdin in batches and names bad lines", 
     CHECK(ctl(k, {"push", "--precision", "ms"}, "ok_line value=1\n").exit_code == 0);
   }
   SECTION("a progress bar on a terminal") {
-    auto tty = on_terminal(shell_quote(kKpictl) + " --url http://127.0.0.1:" +
-                           std::to_string(k.http_port()) + " push --batch 500 --precision ms " +
-                           shell_quote(dir.file("in.lp")));
+    auto tty = on_terminal(shell_quote(kKpictl) +
+                           " --url http://127.0.0.1:" + std::to_string(k.http_port()) +
+                           " push --batch 500 --precision ms " + shell_quote(dir.file("in.lp")));
     INFO(tty.out);
     CHECK(std::regex_search(tty.out, std::regex(R"(\[#{30}\] 100%  2,500 lines)")));
   }
@@ -419,8 +443,8 @@ TEST_CASE("kpictl: push writes a file or stdin in batches and names bad lines", 
 
 TEST_CASE("kpictl: check-config validates a file like kpid --check-config", "[kpictl]") {
   TempDir dir;
-  write_file(dir.file("good.toml"), "[storage]\ndata_dir = \"" + dir.file("data") + "\"\n" +
-                                        ctl_config());
+  write_file(dir.file("good.toml"),
+             "[storage]\ndata_dir = \"" + dir.file("data") + "\"\n" + ctl_config());
   write_file(dir.file("bad.toml"), "[http]\nlisten = \"nowhere\"\n");
   auto good = run_command({kKpictl, "check-config", dir.file("good.toml")});
   INFO(good.out << good.err);

@@ -31,8 +31,8 @@ TEST_CASE("lifecycle: /metrics exposes ingest, store and HTTP metrics", "[lifecy
   const double before =
       metric_value(first.body, "kpid_ingest_samples_total", {{"protocol", "http"}}).value_or(0);
 
-  k.write_ok("mx,host=a value=1 " + std::to_string(t) + "\nmx,host=b value=2 " +
-                 std::to_string(t) + "\nmx,host=c u=3,value=4 " + std::to_string(t),
+  k.write_ok("mx,host=a value=1 " + std::to_string(t) + "\nmx,host=b value=2 " + std::to_string(t) +
+                 "\nmx,host=c u=3,value=4 " + std::to_string(t),
              "ms");
 
   const std::string m = k.metrics();
@@ -42,18 +42,16 @@ TEST_CASE("lifecycle: /metrics exposes ingest, store and HTTP metrics", "[lifecy
   CHECK(*after - before == 4);
 
   // Every series family the spec names is present.
-  for (const char* name : {"kpid_ingest_samples_total", "kpid_store_series",
-                           "kpid_store_size_bytes", "kpid_http_requests_total",
-                           "kpid_http_request_duration_seconds_bucket",
-                           "kpid_http_request_duration_seconds_sum",
-                           "kpid_http_request_duration_seconds_count"}) {
+  for (const char* name :
+       {"kpid_ingest_samples_total", "kpid_store_series", "kpid_store_size_bytes",
+        "kpid_http_requests_total", "kpid_http_request_duration_seconds_bucket",
+        "kpid_http_request_duration_seconds_sum", "kpid_http_request_duration_seconds_count"}) {
     INFO("metric " << name);
     CHECK(metric_value(m, name).has_value());
   }
   CHECK(contains(m, "# TYPE kpid_ingest_string_fields_skipped_total counter"));
   CHECK(contains(m, "# TYPE kpid_http_request_duration_seconds histogram"));
-  CHECK(eventually(
-      [&] { return metric_value(k.metrics(), "kpid_store_series") == 4.0; }, 5s));
+  CHECK(eventually([&] { return metric_value(k.metrics(), "kpid_store_series") == 4.0; }, 5s));
 
   // requests_total is labelled by handler and code; our 204 write is counted.
   bool saw_write_204 = false;
@@ -65,8 +63,9 @@ TEST_CASE("lifecycle: /metrics exposes ingest, store and HTTP metrics", "[lifecy
       saw_write_204 = true;
   }
   CHECK(saw_write_204);
-  CHECK(metric_value(m, "kpid_http_request_duration_seconds_bucket", {{"le", "+Inf"}}).value_or(0) >=
-        1);
+  CHECK(
+      metric_value(m, "kpid_http_request_duration_seconds_bucket", {{"le", "+Inf"}}).value_or(0) >=
+      1);
 
   // Counters keep increasing.
   k.write_ok("mx,host=d value=5 " + std::to_string(t), "ms");
@@ -200,10 +199,10 @@ void acknowledged_writes_survive(int sig, bool sync = false) {
   int exit_status = -1;
   if (sig != SIGKILL) exit_status = k.signal_and_wait(0 /* already sent: just wait */);
 
-  INFO("writer: " << acked.size() << " acknowledged in "
-                  << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started)
-                         .count()
-                  << " ms; ended with: " << writer_end);
+  INFO("writer: "
+       << acked.size() << " acknowledged in "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
+       << " ms; ended with: " << writer_end);
   REQUIRE(enough);
   REQUIRE(acked.size() >= 300);
   if (sig != SIGKILL) CHECK(exit_status == 0);
@@ -213,7 +212,8 @@ void acknowledged_writes_survive(int sig, bool sync = false) {
   std::map<int64_t, std::string> got;
   for (int c = 0; c <= max_i; c += 5000) {
     // Whole-second bounds, 1 ms steps: 5001 points per query, below the 11000 limit.
-    const auto r = k.query_range("dur", fmt_seconds(base + c), fmt_seconds(base + c + 5000), "0.001");
+    const auto r =
+        k.query_range("dur", fmt_seconds(base + c), fmt_seconds(base + c + 5000), "0.001");
     REQUIRE(r.size() == 1);
     for (const auto& [ts, v] : r[0].values) got[ts] = v;
   }
@@ -323,8 +323,9 @@ TEST_CASE("lifecycle: POST /api/v1/admin/compact seals heads and rollups; the da
   CHECK(contains(metrics, "kpid_store_dirty_windows 0"));
   // An hour of samples every 30 s: 120 of them, read back raw and through the 1h rollups.
   const std::string q = "count_over_time(compacted[1h])";
-  const auto count = k.get("/api/v1/query?query=" + url_encode(q) + "&time=" +
-                           fmt_seconds(t + 119 * 30'000)).json();
+  const auto count =
+      k.get("/api/v1/query?query=" + url_encode(q) + "&time=" + fmt_seconds(t + 119 * 30'000))
+          .json();
   CHECK(count.at("data").at("result").as_array().at(0).at("value").as_array().at(1) == "120");
   require_value_at(k, "compacted", t + 60 * 30'000, 60);
 }

@@ -46,9 +46,9 @@ struct KpiSpec {
   std::string name;
   std::string unit;
   std::string direction = "lower_is_better";
-  std::string band;      // the [kpi.band] lines
-  bool alert = false;    // a crit alert rule (for = 0)
-  std::string okr;       // the [kpi.okr] lines; empty: no [kpi.okr]
+  std::string band;    // the [kpi.band] lines
+  bool alert = false;  // a crit alert rule (for = 0)
+  std::string okr;     // the [kpi.okr] lines; empty: no [kpi.okr]
   std::string owner = "payments";
 };
 
@@ -92,8 +92,8 @@ KpiSpec error_rate() {
 
 // alerting + (a webhook) + lat + err.
 std::string loop_config(const std::string& hook_url = "") {
-  return alerting_toml() + (hook_url.empty() ? "" : webhook_toml(hook_url)) +
-         kpi_toml(latency()) + kpi_toml(error_rate());
+  return alerting_toml() + (hook_url.empty() ? "" : webhook_toml(hook_url)) + kpi_toml(latency()) +
+         kpi_toml(error_rate());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,8 +167,8 @@ json::array list_okrs(const Kpid& k, const std::string& query = "") {
 
 // The OKR once `pred` holds for it; REQUIREs that within `timeout`.
 json::object wait_okr(const Kpid& k, const std::string& id,
-                      const std::function<bool(const json::object&)>& pred,
-                      const std::string& what, std::chrono::milliseconds timeout = 6s) {
+                      const std::function<bool(const json::object&)>& pred, const std::string& what,
+                      std::chrono::milliseconds timeout = 6s) {
   json::object last;
   const bool ok = eventually(
       [&] {
@@ -259,8 +259,7 @@ std::string okr_url(const std::string& id) {
 }
 
 std::string annotation(const json::value& alert, const std::string& name) {
-  const json::value* a =
-      alert.is_object() ? alert.as_object().if_contains("annotations") : nullptr;
+  const json::value* a = alert.is_object() ? alert.as_object().if_contains("annotations") : nullptr;
   return a != nullptr ? json_str(*a, name) : std::string();
 }
 
@@ -425,9 +424,9 @@ TEST_CASE("okr: a breach opens a draft that is accepted, scored and achieved", "
 
   // Halfway there (still in warn): kr1 progress, score and /metrics follow the live value.
   write_value_now(k, "lat", 550);
-  const json::object better =
-      wait_okr(k, id, [](const json::object& o) { return jnum(key_result(o, "kr1"), "current") == 550; },
-               "kr1 current 550");
+  const json::object better = wait_okr(
+      k, id, [](const json::object& o) { return jnum(key_result(o, "kr1"), "current") == 550; },
+      "kr1 current 550");
   const double expected_kr1 = (550.0 - 870) / (200 - 870);
   CHECK(jnum(key_result(better, "kr1"), "progress") == Approx(expected_kr1));
   CHECK_FALSE(jbool(key_result(better, "kr1"), "met"));
@@ -484,7 +483,10 @@ TEST_CASE("okr: a breach opens a draft that is accepted, scored and achieved", "
   require_error(okr_patch(k, id, R"({"author":"bob","objective":"again"})"), 409, "conflict");
   require_error(okr_action(k, id, "close", R"({"author":"bob"})"), 409, "conflict");
   CHECK(eventually(
-      [&] { return !okr_metric(k, "kpid_okr_score", {{"okr", id}}).has_value(); }, 3s));
+      [&] {
+        return !okr_metric(k, "kpid_okr_score", {{"okr", id}}).has_value();
+      },
+      3s));
   CHECK_FALSE(okr_metric(k, "kpid_okr_key_result_progress", {{"okr", id}}).has_value());
 }
 
@@ -533,8 +535,9 @@ TEST_CASE("okr: a dismissed draft is not reopened by its alert but a new breach 
 
   // Dismissed while its alert still fires.
   require_error(okr_action(k, "999", "dismiss", R"({"author":"carol"})"), 404, "not_found");
-  const json::value dismissed = require_api_data(okr_action(
-      k, id, "dismiss", R"({"author":"carol","comment":"a one-off: the bad deploy is rolled back"})"));
+  const json::value dismissed = require_api_data(
+      okr_action(k, id, "dismiss",
+                 R"({"author":"carol","comment":"a one-off: the bad deploy is rolled back"})"));
   INFO("dismissed: " << json::serialize(dismissed));
   CHECK(json_str(dismissed, "state") == "dismissed");
   CHECK_FALSE(json_str(dismissed, "closed_at").empty());
@@ -546,7 +549,10 @@ TEST_CASE("okr: a dismissed draft is not reopened by its alert but a new breach 
   require_error(okr_action(k, id, "checkins", R"({"author":"carol","kr":"kr1","value":1})"), 409,
                 "conflict");
   CHECK(eventually(
-      [&] { return !okr_metric(k, "kpid_okr_score", {{"okr", id}}).has_value(); }, 3s));
+      [&] {
+        return !okr_metric(k, "kpid_okr_score", {{"okr", id}}).has_value();
+      },
+      3s));
   // The alert that led to it does not open another draft.
   std::this_thread::sleep_for(1500ms);
   CHECK(json_str(wait_alert(k, "lat", "firing"), "id") == json_str(first, "id"));
@@ -567,8 +573,7 @@ TEST_CASE("okr: a dismissed draft is not reopened by its alert but a new breach 
   CHECK(json_str(all[0], "state") == "draft");
   CHECK(strings(jarr(all[0], "alerts")) == std::vector<std::string>{second_alert});
   CHECK(jnum(key_result(all[0].as_object(), "kr1"), "start") == 880);
-  CHECK(strings(jarr(get_okr(k, id), "alerts")) ==
-        std::vector<std::string>{json_str(first, "id")});
+  CHECK(strings(jarr(get_okr(k, id), "alerts")) == std::vector<std::string>{json_str(first, "id")});
   CHECK(annotation(get_alert_detail(k, second_alert), "okr_url") == okr_url(new_id));
   const json::array dismissed_list = list_okrs(k, "state=dismissed");
   REQUIRE(dismissed_list.size() == 1);
@@ -614,9 +619,10 @@ TEST_CASE("okr: edits and check-ins are recorded in the history with their autho
   CHECK(json_str(e, "state") == "draft");
 
   // Period end and owner.
-  const json::value moved = require_api_data(okr_patch(
-      k, id, R"({"author":"dana","owner":"checkout-team","period":{"end":")" +
-                 quarter_day(2) + R"(T00:00:00Z"}})"));
+  const json::value moved =
+      require_api_data(okr_patch(k, id,
+                                 R"({"author":"dana","owner":"checkout-team","period":{"end":")" +
+                                     quarter_day(2) + R"(T00:00:00Z"}})"));
   CHECK(json_str(moved, "owner") == "checkout-team");
   CHECK(json_str(moved.at("period"), "end").rfind(quarter_day(2) + "T00:00:00", 0) == 0);
   CHECK(has_history(moved.as_object(), "dana", "owner: payments -> checkout-team"));
@@ -644,8 +650,9 @@ TEST_CASE("okr: edits and check-ins are recorded in the history with their autho
     require_error(r, 400, "bad_data");
     CHECK(contains(r.body, "author"));
   }
-  require_error(okr_patch(k, id, R"({"author":"bob","key_results":{"change":[{"id":"kr9","target":1}]}})"),
-                400, "bad_data");
+  require_error(
+      okr_patch(k, id, R"({"author":"bob","key_results":{"change":[{"id":"kr9","target":1}]}})"),
+      400, "bad_data");
   require_error(okr_patch(k, "999", R"({"author":"bob","objective":"x"})"), 404, "not_found");
 
   // Check-ins: manual key results only.
@@ -669,7 +676,8 @@ TEST_CASE("okr: edits and check-ins are recorded in the history with their autho
     CHECK(jnum(checked, "score") == Approx(0.25));
   }
   {
-    const HttpResponse r = okr_action(k, id, "checkins", R"({"author":"erin","kr":"kr1","value":100})");
+    const HttpResponse r =
+        okr_action(k, id, "checkins", R"({"author":"erin","kr":"kr1","value":100})");
     require_error(r, 400, "bad_data");
     CHECK(contains(r.body, "kr1"));
   }
@@ -678,14 +686,14 @@ TEST_CASE("okr: edits and check-ins are recorded in the history with their autho
   require_error(
       okr_action(k, id, "checkins", R"({"author":"erin","kr":"kr3","value":1,"confidence":2})"),
       400, "bad_data");
-  require_error(okr_action(k, id, "checkins", R"({"author":"erin","kr":"kr3"})"), 400,
-                "bad_data");
+  require_error(okr_action(k, id, "checkins", R"({"author":"erin","kr":"kr3"})"), 400, "bad_data");
   CHECK(eventually(
       [&] {
         return okr_metric(k, "kpid_okr_key_result_progress", {{"okr", id}, {"kr", "kr3"}}) == 0.5;
       },
       3s));
-  CHECK_FALSE(okr_metric(k, "kpid_okr_key_result_progress", {{"okr", id}, {"kr", "kr2"}}).has_value());
+  CHECK_FALSE(
+      okr_metric(k, "kpid_okr_key_result_progress", {{"okr", id}, {"kr", "kr2"}}).has_value());
 
   // Markdown for planning documents.
   const HttpResponse md = k.get("/api/v1/okrs/" + id + "?format=markdown");
@@ -847,8 +855,8 @@ TEST_CASE("okr: an accepted OKR survives a restart and is achieved afterwards", 
     INFO("key result " << kr);
     const json::object& a = key_result(after, kr);
     const json::object& b = key_result(before, kr);
-    for (const char* field : {"kind", "kpi", "description", "start", "target", "unit",
-                              "direction", "checkins"}) {
+    for (const char* field :
+         {"kind", "kpi", "description", "start", "target", "unit", "direction", "checkins"}) {
       INFO("field " << field);
       CHECK((a.if_contains(field) == nullptr) == (b.if_contains(field) == nullptr));
       if (a.if_contains(field) != nullptr && b.if_contains(field) != nullptr) {
@@ -870,8 +878,8 @@ TEST_CASE("okr: an accepted OKR survives a restart and is achieved afterwards", 
   write_value_now(k, "lat", 190);
   wait_alert(k, "lat", "resolved");
   const json::object achieved = wait_okr(
-      k, id, [](const json::object& o) { return json_str(o, "state") == "closed"; },
-      "achieved", 10s);
+      k, id, [](const json::object& o) { return json_str(o, "state") == "closed"; }, "achieved",
+      10s);
   CHECK(json_str(achieved, "outcome") == "achieved");
   CHECK(json_str(achieved, "grade") == "green");
   std::this_thread::sleep_for(1200ms);
@@ -904,12 +912,10 @@ TEST_CASE("okr: --check-config names the key of [kpi.okr] errors", "[okr]") {
   KpiSpec self_related = latency("d");
   self_related.okr = okr_toml("\"d\"");
   const std::string toml = kpi_toml(no_related) + kpi_toml(unknown_related) +
-                           kpi_toml(bad_template) + kpi_toml(self_related) +
-                           kpi_toml(error_rate());
+                           kpi_toml(bad_template) + kpi_toml(self_related) + kpi_toml(error_rate());
   write_file(file, toml);
-  const CommandResult r =
-      run_command({kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")},
-                  {}, 15s);
+  const CommandResult r = run_command(
+      {kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")}, {}, 15s);
   INFO("config:\n" << toml);
   INFO("exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
   CHECK(r.exit_code == 1);
@@ -927,17 +933,17 @@ TEST_CASE("okr: --check-config names the key of [kpi.okr] errors", "[okr]") {
   CHECK(contains(r.err, "4 errors"));
 
   // Valid, it passes; a kpid with it refuses to start when broken.
-  write_file(file, kpi_toml(latency()) + kpi_toml(error_rate()) + "[okr]\nmax_open_per_owner = 2\n");
-  const CommandResult ok =
-      run_command({kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")},
-                  {}, 15s);
+  write_file(file,
+             kpi_toml(latency()) + kpi_toml(error_rate()) + "[okr]\nmax_open_per_owner = 2\n");
+  const CommandResult ok = run_command(
+      {kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")}, {}, 15s);
   INFO("valid config: exit " << ok.exit_code << "\nstdout:\n" << ok.out << "\nstderr:\n" << ok.err);
   CHECK(ok.exit_code == 0);
   CHECK(contains(ok.out, "configuration OK"));
-  write_file(file, kpi_toml(latency()) + kpi_toml(error_rate()) + "[okr]\nmax_open_per_owner = 0\n");
-  const CommandResult zero =
-      run_command({kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")},
-                  {}, 15s);
+  write_file(file,
+             kpi_toml(latency()) + kpi_toml(error_rate()) + "[okr]\nmax_open_per_owner = 0\n");
+  const CommandResult zero = run_command(
+      {kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")}, {}, 15s);
   INFO("max_open_per_owner = 0: exit " << zero.exit_code << "\nstderr:\n" << zero.err);
   CHECK(zero.exit_code == 1);
   CHECK(contains(zero.err, "okr.max_open_per_owner"));
@@ -946,8 +952,8 @@ TEST_CASE("okr: --check-config names the key of [kpi.okr] errors", "[okr]") {
 TEST_CASE("okr: a draft beyond max_open_per_owner carries a warning naming the owner", "[okr]") {
   KpiSpec other = latency("lat2");
   other.name = "Search p95 latency";
-  Kpid k({.config_toml = "[okr]\nmax_open_per_owner = 1\n" + alerting_toml() +
-                         kpi_toml(latency()) + kpi_toml(other) + kpi_toml(error_rate()) +
+  Kpid k({.config_toml = "[okr]\nmax_open_per_owner = 1\n" + alerting_toml() + kpi_toml(latency()) +
+                         kpi_toml(other) + kpi_toml(error_rate()) +
                          kpi_toml(latency("lat3", "growth"))});
   k.start();
   write_value_now(k, "err", 0.5);

@@ -68,15 +68,17 @@ crit = 500
   TempDir prom_dir;
   const uint16_t prom_port = free_port();
   const std::string config = prom_dir.file("prometheus.yml");
-  write_file(config, "global:\n"
-                     "  scrape_interval: 1s\n"
-                     "  scrape_timeout: 1s\n"
-                     "  evaluation_interval: 1s\n"
-                     "scrape_configs:\n"
-                     "  - job_name: kpid\n"
-                     "    metrics_path: /metrics\n"
-                     "    static_configs:\n"
-                     "      - targets: ['127.0.0.1:" + std::to_string(k.http_port()) + "']\n");
+  write_file(config,
+             "global:\n"
+             "  scrape_interval: 1s\n"
+             "  scrape_timeout: 1s\n"
+             "  evaluation_interval: 1s\n"
+             "scrape_configs:\n"
+             "  - job_name: kpid\n"
+             "    metrics_path: /metrics\n"
+             "    static_configs:\n"
+             "      - targets: ['127.0.0.1:" +
+                 std::to_string(k.http_port()) + "']\n");
   std::filesystem::create_directories(prom_dir.file("data"));
   BackgroundProcess prometheus(
       "prometheus",
@@ -128,8 +130,8 @@ crit = 500
           return got && *got == e.value;
         },
         30s, 250ms);
-    INFO("Prometheus query " << e.query << " (expected " << e.value << "); last response: "
-                             << last);
+    INFO("Prometheus query " << e.query << " (expected " << e.value
+                             << "); last response: " << last);
     CHECK(ok);
   }
 
@@ -140,8 +142,7 @@ crit = 500
       [&] {
         return prom_value(prom_port, R"(kpid_kpi_status{kpi="checkout_latency",status="ok"})",
                           last) == 1.0 &&
-               prom_value(prom_port, R"(kpid_kpi_value{kpi="checkout_latency"})", last) ==
-                   150.0;
+               prom_value(prom_port, R"(kpid_kpi_value{kpi="checkout_latency"})", last) == 150.0;
       },
       30s, 250ms);
   INFO("last response: " << last);

@@ -24,7 +24,7 @@ TEST_CASE("promtool: instant, range, series and labels queries against kpid", "[
   Kpid k;
   k.start();
   const int64_t t = base_ms();
-  k.write_ok("cpu,host=a usage=42 " + std::to_string(t) + "\n" +             //
+  k.write_ok("cpu,host=a usage=42 " + std::to_string(t) + "\n" +               //
                  "cpu,host=a usage=43 " + std::to_string(t + 10'000) + "\n" +  //
                  "cpu,host=a usage=44.5 " + std::to_string(t + 20'000) + "\n" +
                  "cpu,host=b usage=7 " + std::to_string(t) + "\n",
@@ -32,8 +32,8 @@ TEST_CASE("promtool: instant, range, series and labels queries against kpid", "[
   const std::string url = "http://127.0.0.1:" + std::to_string(k.http_port());
 
   SECTION("query instant") {
-    const auto r = promtool({"query", "instant", "--time=" + fmt_seconds(t + 10'000), url,
-                             R"(cpu_usage{host="a"})"});
+    const auto r = promtool(
+        {"query", "instant", "--time=" + fmt_seconds(t + 10'000), url, R"(cpu_usage{host="a"})"});
     INFO(describe(r));
     CHECK(r.exit_code == 0);
     CHECK(contains(r.out, R"(cpu_usage{host="a"} => 43 @[)"));
@@ -48,9 +48,9 @@ TEST_CASE("promtool: instant, range, series and labels queries against kpid", "[
     CHECK(contains(r.out, R"(cpu_usage{host="b"} => 7 @[)"));
   }
   SECTION("query range") {
-    const auto r = promtool({"query", "range", "--start=" + fmt_seconds(t),
-                             "--end=" + fmt_seconds(t + 20'000), "--step=10s", url,
-                             R"(cpu_usage{host="a"})"});
+    const auto r =
+        promtool({"query", "range", "--start=" + fmt_seconds(t), "--end=" + fmt_seconds(t + 20'000),
+                  "--step=10s", url, R"(cpu_usage{host="a"})"});
     INFO(describe(r));
     CHECK(r.exit_code == 0);
     CHECK(contains(r.out, R"(cpu_usage{host="a"} =>)"));
@@ -59,9 +59,9 @@ TEST_CASE("promtool: instant, range, series and labels queries against kpid", "[
     CHECK(contains(r.out, "44.5 @[" + fmt_seconds(t + 20'000) + "]"));
   }
   SECTION("query series") {
-    const auto r = promtool({"query", "series", "--match=cpu_usage",
-                             "--start=" + fmt_seconds(t - 60'000),
-                             "--end=" + fmt_seconds(t + 60'000), url});
+    const auto r =
+        promtool({"query", "series", "--match=cpu_usage", "--start=" + fmt_seconds(t - 60'000),
+                  "--end=" + fmt_seconds(t + 60'000), url});
     INFO(describe(r));
     CHECK(r.exit_code == 0);
     CHECK(contains(r.out, R"(host="a")"));

@@ -15,7 +15,7 @@ namespace {
 
 void write_fixture(const Kpid& k, int64_t t) {
   const std::string ts = " " + std::to_string(t) + "\n";
-  k.write_ok("qa,host=a,dc=x value=1" + ts +   //
+  k.write_ok("qa,host=a,dc=x value=1" + ts +       //
                  "qa,host=b,dc=x value=2" + ts +   //
                  "qa,host=c,dc=y value=3" + ts +   //
                  "qa,host=ab,dc=y value=4" + ts +  //
@@ -104,7 +104,8 @@ TEST_CASE("query: instant query time formats and the 5m lookback", "[query]") {
     REQUIRE(v.at("data").at("result").as_array().size() == 1);
     const auto& pair = v.at("data").at("result").as_array()[0].at("value").as_array();
     CHECK(pair[1] == "8");
-    const double ts = pair[0].is_double() ? pair[0].as_double() : static_cast<double>(pair[0].to_number<int64_t>());
+    const double ts = pair[0].is_double() ? pair[0].as_double()
+                                          : static_cast<double>(pair[0].to_number<int64_t>());
     CHECK(std::abs(ts * 1000 - static_cast<double>(now_ms())) < 10'000);
   }
   SECTION("RFC 3339") {
@@ -126,9 +127,10 @@ TEST_CASE("query: /series, /labels and /label/NAME/values", "[query]") {
   write_fixture(k, t);
 
   SECTION("series with one match[] and a time range") {
-    const auto data = success_data(k.get("/api/v1/series?" + form({{"match[]", R"(qa{dc="x"})"},
-                                                                    {"start", fmt_seconds(t - 60'000)},
-                                                                    {"end", fmt_seconds(t + 60'000)}})));
+    const auto data =
+        success_data(k.get("/api/v1/series?" + form({{"match[]", R"(qa{dc="x"})"},
+                                                     {"start", fmt_seconds(t - 60'000)},
+                                                     {"end", fmt_seconds(t + 60'000)}})));
     REQUIRE(data.is_array());
     std::set<LabelMap> got;
     for (const auto& e : data.as_array()) {
@@ -147,9 +149,10 @@ TEST_CASE("query: /series, /labels and /label/NAME/values", "[query]") {
     CHECK(data.as_array().size() == 3);  // qb{a}, qa{c}, qa{a}
   }
   SECTION("series outside the time range is empty") {
-    const auto data = success_data(k.get("/api/v1/series?" + form({{"match[]", "qa"},
-                                                                    {"start", fmt_seconds(t - 7'200'000)},
-                                                                    {"end", fmt_seconds(t - 3'600'000)}})));
+    const auto data =
+        success_data(k.get("/api/v1/series?" + form({{"match[]", "qa"},
+                                                     {"start", fmt_seconds(t - 7'200'000)},
+                                                     {"end", fmt_seconds(t - 3'600'000)}})));
     CHECK(data.as_array().empty());
   }
   SECTION("labels are sorted names") {
@@ -172,9 +175,8 @@ TEST_CASE("query: POST with a form body works like GET", "[query]") {
   const Headers ct{{"Content-Type", "application/x-www-form-urlencoded"}};
 
   SECTION("query") {
-    const auto data = success_data(
-        k.post("/api/v1/query", form({{"query", R"(qa{host=~"a|c"})"}, {"time", fmt_seconds(t)}}),
-               ct));
+    const auto data = success_data(k.post(
+        "/api/v1/query", form({{"query", R"(qa{host=~"a|c"})"}, {"time", fmt_seconds(t)}}), ct));
     CHECK(data.at("resultType") == "vector");
     CHECK(data.at("result").as_array().size() == 2);
   }
@@ -192,8 +194,8 @@ TEST_CASE("query: POST with a form body works like GET", "[query]") {
     CHECK(values[2].as_array()[1] == "5");
   }
   SECTION("series") {
-    const auto data = success_data(k.post(
-        "/api/v1/series", form({{"match[]", R"(qa{dc="y"})"}, {"match[]", "qb"}}), ct));
+    const auto data = success_data(
+        k.post("/api/v1/series", form({{"match[]", R"(qa{dc="y"})"}, {"match[]", "qb"}}), ct));
     CHECK(data.as_array().size() == 3);
   }
 }
@@ -206,7 +208,8 @@ TEST_CASE("query: errors are 400 bad_data", "[query][errors]") {
   const std::string now = fmt_seconds(t);
 
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"bad selector (empty value)", "/api/v1/query?" + form({{"query", "qa{host=}"}, {"time", now}})},
+      {"bad selector (empty value)",
+       "/api/v1/query?" + form({{"query", "qa{host=}"}, {"time", now}})},
       {"bad selector (unterminated)",
        "/api/v1/query?" + form({{"query", R"(qa{host="a")"}, {"time", now}})},
       {"bad selector (bad regex)",
@@ -217,20 +220,25 @@ TEST_CASE("query: errors are 400 bad_data", "[query][errors]") {
       {"range: missing query",
        "/api/v1/query_range?" + form({{"start", now}, {"end", now}, {"step", "10"}})},
       {"range: bad step",
-       "/api/v1/query_range?" + form({{"query", "qa"}, {"start", now}, {"end", now}, {"step", "abc"}})},
-      {"range: zero step",
-       "/api/v1/query_range?" + form({{"query", "qa"}, {"start", now}, {"end", now}, {"step", "0"}})},
-      {"range: end before start",
        "/api/v1/query_range?" +
-           form({{"query", "qa"}, {"start", now}, {"end", fmt_seconds(t - 60'000)}, {"step", "10"}})},
+           form({{"query", "qa"}, {"start", now}, {"end", now}, {"step", "abc"}})},
+      {"range: zero step",
+       "/api/v1/query_range?" +
+           form({{"query", "qa"}, {"start", now}, {"end", now}, {"step", "0"}})},
+      {"range: end before start", "/api/v1/query_range?" + form({{"query", "qa"},
+                                                                 {"start", now},
+                                                                 {"end", fmt_seconds(t - 60'000)},
+                                                                 {"step", "10"}})},
       {"range: bad start",
-       "/api/v1/query_range?" + form({{"query", "qa"}, {"start", "x"}, {"end", now}, {"step", "10"}})},
+       "/api/v1/query_range?" +
+           form({{"query", "qa"}, {"start", "x"}, {"end", now}, {"step", "10"}})},
       {"range: too many points",
        "/api/v1/query_range?" + form({{"query", "qa"},
                                       {"start", fmt_seconds(t - 86'400'000)},
                                       {"end", now},
                                       {"step", "1"}})},
-      {"selector matching everything", "/api/v1/query?" + form({{"query", R"({host=~".*"})"}, {"time", now}})},
+      {"selector matching everything",
+       "/api/v1/query?" + form({{"query", R"({host=~".*"})"}, {"time", now}})},
       {"series: no match[]", "/api/v1/series"},
       {"series: bad selector", "/api/v1/series?" + form({{"match[]", "qa{"}})},
   };

@@ -124,8 +124,7 @@ TEST_CASE("systemd: the unit verifies and cmake --install lays out kpid, kpictl,
   REQUIRE(installed.exit_code == 0);
   const std::string unit = prefix.file("lib/systemd/system/kpid.service");
   for (const auto& f : {prefix.file("bin/kpid"), prefix.file("bin/kpictl"), unit,
-                        prefix.file("lib/sysusers.d/kpid.conf"),
-                        prefix.file("etc/kpid/kpid.toml"),
+                        prefix.file("lib/sysusers.d/kpid.conf"), prefix.file("etc/kpid/kpid.toml"),
                         prefix.file("etc/kpid/kpis.d/examples.toml")}) {
     INFO(f);
     CHECK(std::filesystem::exists(f));
@@ -136,12 +135,13 @@ TEST_CASE("systemd: the unit verifies and cmake --install lays out kpid, kpictl,
   CHECK(contains(text, "Type=notify"));
   CHECK(contains(text, "ExecReload=/bin/kill -HUP $MAINPID"));
   // The installed config is valid as installed.
-  auto check = run_command({prefix.file("bin/kpid"), "--check-config", "--config",
-                            prefix.file("etc/kpid/kpid.toml")}, {}, 30s);
+  auto check = run_command(
+      {prefix.file("bin/kpid"), "--check-config", "--config", prefix.file("etc/kpid/kpid.toml")},
+      {}, 30s);
   INFO(check.out << check.err);
   CHECK(check.exit_code == 0);
-  auto ctl_check = run_command({prefix.file("bin/kpictl"), "check-config",
-                                prefix.file("etc/kpid/kpid.toml")}, {}, 30s);
+  auto ctl_check = run_command(
+      {prefix.file("bin/kpictl"), "check-config", prefix.file("etc/kpid/kpid.toml")}, {}, 30s);
   INFO(ctl_check.out << ctl_check.err);
   CHECK(ctl_check.exit_code == 0);
   CHECK(contains(ctl_check.out, "configuration OK"));

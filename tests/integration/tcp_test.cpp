@@ -97,7 +97,8 @@ TEST_CASE("tcp: many lines in one burst, and string fields skipped", "[tcp]") {
                2001.0;
       },
       10s));
-  const auto r = k.query_range(R"(burst{host="h3"})", fmt_seconds(t), fmt_seconds(t + 1999), "0.001");
+  const auto r =
+      k.query_range(R"(burst{host="h3"})", fmt_seconds(t), fmt_seconds(t + 1999), "0.001");
   REQUIRE(r.size() == 1);
   // Samples at t+3, t+13, ...; with 1 ms steps every step from t+3 on has a value.
   REQUIRE(r[0].values.size() == 1997);

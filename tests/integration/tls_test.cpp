@@ -82,23 +82,23 @@ struct Certs {
   std::string other_key = dir.file("other.key");
 
   Certs() {
-    openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", dir.file("ca.key"), "-out", ca, "-days", "2", "-subj",
-             "/CN=kpid test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+    openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", dir.file("ca.key"), "-out", ca, "-days", "2", "-subj", "/CN=kpid test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
              "keyUsage=critical,keyCertSign,cRLSign"});
     write_file(dir.file("server.ext"),
                "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n");
     for (const auto& [cert, key, serial] :
          {std::tuple{cert1, key1, "1001"}, std::tuple{cert2, key2, "1002"}}) {
-      openssl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-               "-nodes", "-keyout", key, "-out", cert + ".csr", "-subj", "/CN=127.0.0.1"});
+      openssl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+               "-keyout", key, "-out", cert + ".csr", "-subj", "/CN=127.0.0.1"});
       openssl({"x509", "-req", "-in", cert + ".csr", "-CA", ca, "-CAkey", dir.file("ca.key"),
                "-set_serial", serial, "-days", "2", "-out", cert, "-extfile",
                dir.file("server.ext")});
     }
-    openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
-             other_key});
+    openssl(
+        {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", other_key});
   }
 };
 
@@ -257,8 +257,8 @@ class TlsKpid {
 
   // Rewrites kpid.toml with `extra` added to [http] and the line listener's TLS on or off.
   void write_config(const std::string& http_extra = "", bool line_tls = true) const {
-    const std::string tls = "cert_file = \"" + cert_file() + "\"\nkey_file = \"" + key_file() +
-                            "\"\n";
+    const std::string tls =
+        "cert_file = \"" + cert_file() + "\"\nkey_file = \"" + key_file() + "\"\n";
     write_file(dir_.file("kpid.toml"),
                "[http]\nlisten = \"127.0.0.1:0\"\nrequest_timeout = \"1s\"\n" + http_extra +
                    "[http.tls]\n" + tls + "[line]\nlisten = \"127.0.0.1:0\"\n" +
@@ -293,8 +293,8 @@ class TlsKpid {
 
 // GET /api/v1/query over HTTPS: the result array.
 json::array query(TlsClient& client, const std::string& expr, int64_t ms) {
-  auto r = client.request("GET", "/api/v1/query?query=" + url_encode(expr) +
-                                     "&time=" + fmt_seconds(ms));
+  auto r =
+      client.request("GET", "/api/v1/query?query=" + url_encode(expr) + "&time=" + fmt_seconds(ms));
   INFO(r.body);
   REQUIRE(r.status == 200);
   return r.json().as_object().at("data").as_object().at("result").as_array();
@@ -487,8 +487,8 @@ TEST_CASE("tls: check-config names the bad TLS keys", "[tls]") {
   CHECK(contains(bad.err, file + ":6:13: line.tls.cert_file: cannot read certificate file " +
                               dir.file("missing.pem")));
   // A key file given as the certificate is not a certificate.
-  auto not_cert = check("[http.tls]\ncert_file = \"" + certs.key1 + "\"\nkey_file = \"" +
-                        certs.key1 + "\"\n");
+  auto not_cert =
+      check("[http.tls]\ncert_file = \"" + certs.key1 + "\"\nkey_file = \"" + certs.key1 + "\"\n");
   CHECK(not_cert.exit_code == 1);
   CHECK(contains(not_cert.err, file + ":2:13: http.tls.cert_file: cannot load certificate chain"));
   // An encrypted key is refused rather than asking for a passphrase.
@@ -500,8 +500,8 @@ TEST_CASE("tls: check-config names the bad TLS keys", "[tls]") {
   CHECK(contains(encrypted.err, file + ":3:12: http.tls.key_file: cannot load private key " +
                                     dir.file("encrypted.key") + ": it is encrypted"));
   // Half a pair.
-  auto half = check("[line]\nlisten = \"127.0.0.1:0\"\n[line.tls]\nkey_file = \"" + certs.key1 +
-                    "\"\n");
+  auto half =
+      check("[line]\nlisten = \"127.0.0.1:0\"\n[line.tls]\nkey_file = \"" + certs.key1 + "\"\n");
   CHECK(half.exit_code == 1);
   CHECK(contains(half.err, file + ":3:1: line.tls.cert_file: is required with key_file"));
   // kpictl check-config runs the same checks; kpid refuses to start.

@@ -91,7 +91,7 @@ TEST_CASE("write: query_range returns written values at their steps", "[write][q
   Kpid k;
   k.start();
   const int64_t b = base_ms();
-  k.write_ok("rng,host=a value=1 " + std::to_string(b) + "\n" +      //
+  k.write_ok("rng,host=a value=1 " + std::to_string(b) + "\n" +               //
                  "rng,host=a value=2 " + std::to_string(b + 10'000) + "\n" +  //
                  "rng,host=a value=3.25 " + std::to_string(b + 20'000) + "\n",
              "ms");
@@ -152,14 +152,15 @@ TEST_CASE("write: gzip-encoded bodies on both endpoints, bad gzip is 400", "[wri
   CHECK(num(s->value) == 17);
   require_value_at(k, "gz2", b, 42);
 
-  const auto bad = k.post("/write?precision=ms", "this is not gzip data\n",
-                          {{"Content-Encoding", "gzip"}});
+  const auto bad =
+      k.post("/write?precision=ms", "this is not gzip data\n", {{"Content-Encoding", "gzip"}});
   INFO("bad gzip -> " << bad.status << " " << bad.body);
   CHECK(bad.status == 400);
   // A truncated gzip stream is also bad.
   const std::string gz = gzip("trunc value=1 " + std::to_string(b) + "\n");
-  const auto truncated = k.post("/write?precision=ms", std::string_view(gz).substr(0, gz.size() / 2),
-                                {{"Content-Encoding", "gzip"}});
+  const auto truncated =
+      k.post("/write?precision=ms", std::string_view(gz).substr(0, gz.size() / 2),
+             {{"Content-Encoding", "gzip"}});
   INFO("truncated gzip -> " << truncated.status << " " << truncated.body);
   CHECK(truncated.status == 400);
   require_empty_at(k, "trunc", b);
@@ -169,11 +170,11 @@ TEST_CASE("write: field types int, uint, bool and float become float64 samples",
   Kpid k;
   k.start();
   const int64_t b = base_ms();
-  k.write_ok("typ,host=a i=-5i,u=7u,bt=t,bf=false,bT=TRUE,bF=F,f=1.5,e=2e3,neg=-0.25 " +
-                 std::to_string(b),
-             "ms");
+  k.write_ok(
+      "typ,host=a i=-5i,u=7u,bt=t,bf=false,bT=TRUE,bF=F,f=1.5,e=2e3,neg=-0.25 " + std::to_string(b),
+      "ms");
   const std::vector<std::pair<std::string, double>> expected = {
-      {"typ_i", -5}, {"typ_u", 7},    {"typ_bt", 1},   {"typ_bf", 0},     {"typ_bT", 1},
+      {"typ_i", -5}, {"typ_u", 7},   {"typ_bt", 1},   {"typ_bf", 0},      {"typ_bT", 1},
       {"typ_bF", 0}, {"typ_f", 1.5}, {"typ_e", 2000}, {"typ_neg", -0.25},
   };
   for (const auto& [name, value] : expected) {
@@ -235,8 +236,7 @@ TEST_CASE("write: escaped tag values read back as label values", "[write]") {
   const int64_t b = base_ms();
   k.write_ok(R"(esc,host=a\ b,path=c\,d,eq=x\=y value=1 )" + std::to_string(b), "ms");
   const LabelMap labels = require_value_at(k, "esc", b, 1);
-  CHECK(labels ==
-        LabelMap{{"__name__", "esc"}, {"host", "a b"}, {"path", "c,d"}, {"eq", "x=y"}});
+  CHECK(labels == LabelMap{{"__name__", "esc"}, {"host", "a b"}, {"path", "c,d"}, {"eq", "x=y"}});
   // And the values are matchable.
   require_value_at(k, R"(esc{host="a b",path="c,d",eq="x=y"})", b, 1);
 
@@ -245,10 +245,9 @@ TEST_CASE("write: escaped tag values read back as label values", "[write]") {
                  std::to_string(b),
              "ms");
   const LabelMap labels2 = require_value_at(k, "esc2", b, 2);
-  CHECK(labels2 == LabelMap{{"__name__", "esc2"},
-                            {"q", "say\"hi\""},
-                            {"u", "h\\u00e9llo"},
-                            {"w", "caf\xc3\xa9"}});
+  CHECK(labels2 ==
+        LabelMap{
+            {"__name__", "esc2"}, {"q", "say\"hi\""}, {"u", "h\\u00e9llo"}, {"w", "caf\xc3\xa9"}});
   require_value_at(k, R"(esc2{q="say\"hi\"", w="caf)" + std::string("\xc3\xa9") + "\"}", b, 2);
 
   const auto values = k.get("/api/v1/label/path/values").json();
@@ -308,8 +307,8 @@ TEST_CASE("write: partial write stores good lines and names the bad ones", "[wri
   require_value_at(k, "pw", b + 2000, 1);
   require_value_at(k, "pw", b + 4000, 3);
 
-  const auto rejected = metric_value(k.metrics(), "kpid_ingest_lines_rejected_total",
-                                     {{"protocol", "http"}});
+  const auto rejected =
+      metric_value(k.metrics(), "kpid_ingest_lines_rejected_total", {{"protocol", "http"}});
   REQUIRE(rejected.has_value());
   CHECK(*rejected == 4);
 }
@@ -428,8 +427,9 @@ TEST_CASE("write: body size limit (max_body_bytes) incl. gzip bombs", "[write][l
   }
   SECTION("chunked bodies are limited too") {
     auto chunked = [&](const std::string& body) {
-      std::string req = "POST /write?precision=ms HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+      std::string req =
+          "POST /write?precision=ms HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
       for (size_t i = 0; i < body.size(); i += 300) {
         const std::string part = body.substr(i, 300);
         char len[16];
@@ -456,8 +456,8 @@ TEST_CASE("write: body size limit (max_body_bytes) incl. gzip bombs", "[write][l
       body += "gzbig value=" + std::to_string(rng() % 1'000'000'000'000ULL) + ts + "\n";
     const std::string gz = gzip(body);
     REQUIRE(gz.size() > 1024);
-    const HttpResponse r = k.post("/api/v2/write?bucket=b&precision=ms", gz,
-                                  {{"Content-Encoding", "gzip"}});
+    const HttpResponse r =
+        k.post("/api/v2/write?bucket=b&precision=ms", gz, {{"Content-Encoding", "gzip"}});
     INFO("compressed " << gz.size() << " bytes; response " << r.status << ": " << r.body);
     CHECK(r.status == 413);
   }
@@ -506,7 +506,8 @@ TEST_CASE("write: out-of-order and year-old samples are accepted and queryable",
   require_value_at(k, "old", year_ago, 7);
 }
 
-TEST_CASE("write: keep-alive connection serves writes, errors and queries in turn", "[write][http]") {
+TEST_CASE("write: keep-alive connection serves writes, errors and queries in turn",
+          "[write][http]") {
   Kpid k;
   k.start();
   const int64_t t = base_ms();
@@ -519,8 +520,8 @@ TEST_CASE("write: keep-alive connection serves writes, errors and queries in tur
   }
   const HttpResponse bad = c.request("POST", "/write?precision=ms", "ka value=\n");
   CHECK(bad.status == 400);
-  const HttpResponse q = c.request(
-      "GET", "/api/v1/query?" + form({{"query", "ka"}, {"time", fmt_seconds(t + 19)}}));
+  const HttpResponse q =
+      c.request("GET", "/api/v1/query?" + form({{"query", "ka"}, {"time", fmt_seconds(t + 19)}}));
   INFO(q.body);
   CHECK(q.status == 200);
   CHECK(contains(q.body, "\"19\""));
@@ -571,11 +572,11 @@ TEST_CASE("write: a large body and concurrent writers are stored completely", "[
       try {
         HttpClient c(k.http_port());
         for (int i = 0; i < kWrites; ++i) {
-          const HttpResponse r = c.request(
-              "POST", "/write?precision=ms",
-              "conc,writer=w" + std::to_string(th) + " value=" + std::to_string(i) + " " +
-                  std::to_string(t + i) + "\nconc_other,writer=w" + std::to_string(th) +
-                  " value=1 " + std::to_string(t + i));
+          const HttpResponse r =
+              c.request("POST", "/write?precision=ms",
+                        "conc,writer=w" + std::to_string(th) + " value=" + std::to_string(i) + " " +
+                            std::to_string(t + i) + "\nconc_other,writer=w" + std::to_string(th) +
+                            " value=1 " + std::to_string(t + i));
           if (r.status != 204) {
             errors[static_cast<size_t>(th)] = "status " + std::to_string(r.status) + " " + r.body;
             return;
@@ -606,9 +607,9 @@ TEST_CASE("write: a malformed request is 400 and an oversized header 431, each s
   CHECK(raw_status(garbage) == 400);
   CHECK(contains(garbage, "malformed HTTP request"));
 
-  const std::string huge_header = raw_http(
-      k.http_port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(70'000, 'a') +
-                         "\r\nConnection: close\r\n\r\n");
+  const std::string huge_header =
+      raw_http(k.http_port(), "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(70'000, 'a') +
+                                  "\r\nConnection: close\r\n\r\n");
   INFO(huge_header.substr(0, 200));
   CHECK(raw_status(huge_header) == 431);
   CHECK(contains(huge_header, "request header too large"));

@@ -145,15 +145,14 @@ json::object CdpClient::call(std::string_view method, json::object params,
   m.send(json::serialize(message));
 
   std::unique_lock lock(m.mutex);
-  const bool answered = m.changed.wait_for(lock, timeout, [&] {
-    return m.replies.contains(id) || m.closed;
-  });
+  const bool answered =
+      m.changed.wait_for(lock, timeout, [&] { return m.replies.contains(id) || m.closed; });
   auto it = m.replies.find(id);
   if (it == m.replies.end()) {
     throw std::runtime_error("CDP " + std::string(method) + ": " +
-                             (answered ? "connection closed (" + m.error + ")"
-                                       : "no reply within " + std::to_string(timeout.count()) +
-                                             " ms"));
+                             (answered
+                                  ? "connection closed (" + m.error + ")"
+                                  : "no reply within " + std::to_string(timeout.count()) + " ms"));
   }
   json::object reply = std::move(it->second);
   m.replies.erase(it);

@@ -17,9 +17,9 @@
 namespace kpid::testing {
 
 struct CdpEvent {
-  std::string method;          // e.g. "Runtime.consoleAPICalled"
+  std::string method;  // e.g. "Runtime.consoleAPICalled"
   boost::json::object params;
-  std::string session_id;      // the target session it came from; empty for the browser's own
+  std::string session_id;  // the target session it came from; empty for the browser's own
 };
 
 // Thread-safe: every method may be called from any thread. A reader thread receives every

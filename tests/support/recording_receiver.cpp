@@ -136,8 +136,8 @@ struct RecordingReceiver::Impl {
       received.method = std::string(request.method_string());
       received.target = std::string(request.target());
       for (const auto& field : request) {
-        auto [it, inserted] = received.headers.emplace(lower(field.name_string()),
-                                                       std::string(field.value()));
+        auto [it, inserted] =
+            received.headers.emplace(lower(field.name_string()), std::string(field.value()));
         if (!inserted) it->second += ", " + std::string(field.value());
       }
       received.body = std::move(request.body());
@@ -232,8 +232,8 @@ RecordingReceiver::~RecordingReceiver() = default;
 uint16_t RecordingReceiver::port() const { return impl_->port.load(); }
 
 std::string RecordingReceiver::url() const {
-  return std::string(impl_->options.tls ? "https" : "http") + "://127.0.0.1:" +
-         std::to_string(port());
+  return std::string(impl_->options.tls ? "https" : "http") +
+         "://127.0.0.1:" + std::to_string(port());
 }
 
 void RecordingReceiver::respond_with(int status, std::string body, std::string content_type) {
@@ -262,8 +262,7 @@ void RecordingReceiver::clear() {
 
 bool RecordingReceiver::wait_for(size_t count, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->mutex);
-  return impl_->arrived.wait_for(lock, timeout,
-                                 [&] { return impl_->requests.size() >= count; });
+  return impl_->arrived.wait_for(lock, timeout, [&] { return impl_->requests.size() >= count; });
 }
 
 }  // namespace kpid::testing

@@ -18,7 +18,7 @@ struct ReceivedRequest {
   std::string target;
   std::map<std::string, std::string> headers;  // lower-case names; repeated ones joined by ", "
   std::string body;
-  std::chrono::steady_clock::time_point at;    // when the whole request had arrived
+  std::chrono::steady_clock::time_point at;  // when the whole request had arrived
   uint64_t connection = 0;  // 1, 2, ... per accepted connection: equal ids mean keep-alive reuse
 };
 

@@ -45,7 +45,7 @@ struct Alert {
   std::map<std::string, std::string> labels;  // alertname, kpi, condition, severity, owner, ...
   std::map<std::string, std::string> annotations;
   std::optional<Acknowledgement> acknowledged;
-  bool notified = false;        // receivers were told it fires (it was not silenced then)
+  bool notified = false;          // receivers were told it fires (it was not silenced then)
   TimestampMs last_notified = 0;  // the last firing or repeat notification
 };
 

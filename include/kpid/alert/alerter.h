@@ -18,8 +18,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -68,8 +68,8 @@ struct AlertDetail {
 class Alerter final : public kpi::EvaluationListener {
  public:
   // Everything referenced must outlive the alerter. `metrics` may be null.
-  Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics,
-          const Clock& clock, AlerterOptions options);
+  Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics, const Clock& clock,
+          AlerterOptions options);
   ~Alerter();
 
   // kpid's address for links (AlerterOptions::external_url), once the HTTP port is known.
@@ -137,7 +137,7 @@ class Alerter final : public kpi::EvaluationListener {
   AlerterOptions options_;
   std::unique_ptr<Metrics> metrics_;
 
-  mutable std::mutex mutex_;  // everything below except the queue
+  mutable std::mutex mutex_;                        // everything below except the queue
   std::map<std::string, std::vector<Rule>> rules_;  // by KPI id
   std::map<uint64_t, Alert> alerts_;                // by id
   std::map<std::string, uint64_t> open_;            // "<kpi>/<condition>" -> pending/firing alert

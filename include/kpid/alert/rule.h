@@ -49,7 +49,7 @@ struct Timing {
 // One rule's state on one KPI.
 struct RuleState {
   State state = State::kInactive;
-  TimestampMs pending_since = 0;     // when the condition began to hold
+  TimestampMs pending_since = 0;  // when the condition began to hold
   TimestampMs firing_since = 0;
   // While firing: since when it has been recovered without interruption; empty if it is not.
   std::optional<TimestampMs> recovering_since;

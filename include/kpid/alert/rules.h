@@ -40,7 +40,7 @@ std::string_view receiver_type_name(ReceiverType t);
 struct Receiver {
   std::string name;
   ReceiverType type = ReceiverType::kWebhook;
-  net::Url url;  // alertmanager: base URL; others: where to POST
+  net::Url url;                         // alertmanager: base URL; others: where to POST
   std::vector<std::string> severities;  // empty: all
   std::vector<std::string> owners;      // empty: all
   DurationMs timeout = 10'000;

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "kpid/config/config.h"
-#include "kpid/core/status.h"
 #include "kpid/alert/rules.h"
 #include "kpid/auth/auth.h"
-#include "kpid/okr/planner.h"
+#include "kpid/config/config.h"
+#include "kpid/core/status.h"
 #include "kpid/kpi/definition.h"
+#include "kpid/okr/planner.h"
 
 namespace kpid::app {
 

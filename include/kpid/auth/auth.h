@@ -34,7 +34,7 @@ std::string hash_token(std::string_view token);
 
 struct Token {
   std::string name;
-  uint8_t roles = 0;            // Role bits
+  uint8_t roles = 0;  // Role bits
   std::array<uint8_t, 32> digest{};
 };
 

@@ -45,8 +45,8 @@ struct SourcePos {
 
 // [http.tls] / [line.tls]: TLS is on for the listener when cert_file and key_file are set.
 struct TlsConfig {
-  std::string cert_file;  // PEM: the certificate, then any intermediates
-  std::string key_file;   // PEM private key, unencrypted
+  std::string cert_file;            // PEM: the certificate, then any intermediates
+  std::string key_file;             // PEM private key, unencrypted
   std::string min_version = "1.2";  // "1.2" or "1.3"
   SourcePos cert_file_pos;
   SourcePos key_file_pos;
@@ -61,8 +61,8 @@ struct HttpConfig {
   DurationMs idle_timeout = 120'000;
   DurationMs shutdown_timeout = 10'000;
   int64_t max_connections = 1024;  // live connections; more are closed as soon as accepted
-  double rate_limit = 0;        // requests per second per client address; 0: no limit
-  double rate_limit_burst = 0;  // requests a client may make at once; 0: rate_limit
+  double rate_limit = 0;           // requests per second per client address; 0: no limit
+  double rate_limit_burst = 0;     // requests a client may make at once; 0: rate_limit
   TlsConfig tls;
 };
 
@@ -86,11 +86,11 @@ struct LogConfig {
 // One selector reduced to a number: over time within a trailing window, then across the series
 // it matches. In PromQL terms: across(over_time(selector[window])).
 struct KpiTermConfig {
-  std::string selector;            // a series selector, e.g. http_requests_total{job="api"}
-  std::string over_time;           // avg, min, max, sum, last, rate, increase, quantile
-  double quantile = 0.5;           // for over_time = "quantile"
+  std::string selector;   // a series selector, e.g. http_requests_total{job="api"}
+  std::string over_time;  // avg, min, max, sum, last, rate, increase, quantile
+  double quantile = 0.5;  // for over_time = "quantile"
   DurationMs window = 300'000;
-  std::string across = "sum";      // sum, avg, min, max
+  std::string across = "sum";  // sum, avg, min, max
   SourcePos selector_pos;
 };
 
@@ -119,8 +119,8 @@ struct KpiBaselineConfig {
   DurationMs window = 30 * 86'400'000LL;
   double quantile_low = 0.05;  // quantile: the range between these
   double quantile_high = 0.95;
-  double k = 2;        // stddev, ewma, seasonal: center ± k·σ
-  double alpha = 0.1;  // ewma: weight of each new value
+  double k = 2;                         // stddev, ewma, seasonal: center ± k·σ
+  double alpha = 0.1;                   // ewma: weight of each new value
   DurationMs min_history = 86'400'000;  // trusted once the history spans this long
   DurationMs refresh = 3'600'000;
 };
@@ -134,8 +134,8 @@ struct TemplateConfig {
 
 // One alert rule of a KPI ([[kpi.alert]]): what it fires on and how it is announced.
 struct AlertRuleConfig {
-  std::string condition;  // crit, warn, anomalous, no_data
-  std::string name;       // the alertname; default "<kpi id>_<condition>"
+  std::string condition;        // crit, warn, anomalous, no_data
+  std::string name;             // the alertname; default "<kpi id>_<condition>"
   DurationMs for_duration = 0;  // the `for` key
   DurationMs clear_for = 0;
   double hysteresis = 0;  // in the KPI's unit
@@ -155,9 +155,9 @@ struct KpiOkrConfig {
   std::string objective = "Restore {{kpi.name}} to its healthy range";
   std::string key_result = "{{verb}} {{kpi.name}} from {{start}} {{unit}} to {{target}} {{unit}}";
   std::string guardrail = "Keep {{kpi.name}} {{side}} {{threshold}} {{unit}}";
-  std::string target = "band";  // band (its target) or baseline (its center)
-  std::vector<std::string> related;  // KPI ids: the guardrail key results (1-4)
-  std::string period = "quarter";    // month, quarter, half, year
+  std::string target = "band";                   // band (its target) or baseline (its center)
+  std::vector<std::string> related;              // KPI ids: the guardrail key results (1-4)
+  std::string period = "quarter";                // month, quarter, half, year
   DurationMs graduate_after = 7 * 86'400'000LL;  // healthy this long with every KR met: achieved
   SourcePos pos;
   SourcePos objective_pos;
@@ -189,8 +189,8 @@ struct AlertingConfig {
   std::string external_url;
   DurationMs repeat_interval = 4 * 3'600'000;  // a firing, unacknowledged alert is re-notified
   DurationMs notification_max_age = 24 * 3'600'000;  // an undelivered notification is dropped
-  DurationMs retry_initial = 1'000;    // first retry delay; doubles per failure
-  DurationMs retry_max = 5 * 60'000;   // longest retry delay
+  DurationMs retry_initial = 1'000;                  // first retry delay; doubles per failure
+  DurationMs retry_max = 5 * 60'000;                 // longest retry delay
   DurationMs resolved_retention = 7 * 86'400'000LL;  // resolved alerts, expired silences
   SourcePos external_url_pos;
 };
@@ -229,9 +229,9 @@ struct ReceiverConfig {
   std::vector<std::string> severities;  // empty: all
   std::vector<std::string> owners;      // empty: all
   DurationMs timeout = 10'000;
-  std::string ca_file;      // PEM bundle for https; "" = the system's
-  std::string routing_key;  // pagerduty
-  std::string secret;       // webhook: HMAC-SHA256 key for X-Kpid-Signature
+  std::string ca_file;                  // PEM bundle for https; "" = the system's
+  std::string routing_key;              // pagerduty
+  std::string secret;                   // webhook: HMAC-SHA256 key for X-Kpid-Signature
   DurationMs resend_interval = 60'000;  // alertmanager: re-sent this often while firing
   SourcePos pos;
   SourcePos url_pos;
@@ -265,7 +265,7 @@ struct ConfigError {
   std::string file;  // "" or "command line"
   int line = 0;      // 1-based; 0 when unknown
   int column = 0;
-  std::string key;   // dotted path, e.g. "http.max_body_bytes"
+  std::string key;  // dotted path, e.g. "http.max_body_bytes"
   std::string message;
   // "FILE:LINE:COL: KEY: message" (parts that are unknown are left out).
   std::string to_string() const;

@@ -12,13 +12,13 @@ namespace kpid {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // the caller's input is malformed (bad config, bad query, bad line)
-  kNotFound,          // the named thing does not exist
-  kAlreadyExists,     // creating something that is already there
-  kResourceExhausted, // a limit was hit (body size, cardinality)
-  kUnavailable,       // temporarily unable (not ready, shutting down); retrying may succeed
-  kIoError,           // storage or network failure
-  kInternal,          // a broken invariant
+  kInvalidArgument,    // the caller's input is malformed (bad config, bad query, bad line)
+  kNotFound,           // the named thing does not exist
+  kAlreadyExists,      // creating something that is already there
+  kResourceExhausted,  // a limit was hit (body size, cardinality)
+  kUnavailable,        // temporarily unable (not ready, shutting down); retrying may succeed
+  kIoError,            // storage or network failure
+  kInternal,           // a broken invariant
 };
 
 // Short lower-case name of a code, e.g. "invalid_argument".
@@ -30,7 +30,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status ok() { return {}; }
-  static Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status invalid_argument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status resource_exhausted(std::string m) {
     return {StatusCode::kResourceExhausted, std::move(m)};
@@ -55,7 +57,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : state_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(state_).is_ok());
   }

@@ -2,8 +2,8 @@
 // LEB128 varints and zigzag encoding, shared by every binary format kpid writes (label sets,
 // chunks, sketches).
 
-#include <cstddef>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -64,7 +64,8 @@ inline void append_f64(std::string& out, double d) {
 inline bool read_f64(std::string_view in, size_t& pos, double& out) {
   if (pos > in.size() || in.size() - pos < 8) return false;
   uint64_t bits = 0;
-  for (size_t i = 0; i < 8; ++i) bits |= static_cast<uint64_t>(static_cast<uint8_t>(in[pos + i])) << (8 * i);
+  for (size_t i = 0; i < 8; ++i)
+    bits |= static_cast<uint64_t>(static_cast<uint8_t>(in[pos + i])) << (8 * i);
   pos += 8;
   out = std::bit_cast<double>(bits);
   return true;

@@ -47,9 +47,9 @@ class ApiClient {
                                   const boost::json::value* body);
 
   // A request whose answer is not the JSON envelope (line-protocol writes, markdown).
-  Result<net::OutboundResponse> raw(std::string_view method, std::string_view path,
-                                    std::string_view body,
-                                    const std::vector<std::pair<std::string, std::string>>& headers);
+  Result<net::OutboundResponse> raw(
+      std::string_view method, std::string_view path, std::string_view body,
+      const std::vector<std::pair<std::string, std::string>>& headers);
 
   // The server's root URL as given, for messages ("cannot reach kpid at ...").
   const std::string& base_url() const { return base_url_; }

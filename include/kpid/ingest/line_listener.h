@@ -30,9 +30,9 @@ struct LineListenerOptions {
   uint16_t port = 0;  // 0: the kernel picks one; see local_port()
   size_t max_line_bytes = 64 << 10;
   DurationMs error_log_interval = 10'000;
-  std::optional<net::TlsOptions> tls;  // TLS when set
+  std::optional<net::TlsOptions> tls;     // TLS when set
   DurationMs handshake_timeout = 30'000;  // a TLS client still handshaking then is dropped
-  size_t max_connections = 1024;  // live connections; more are closed at once (0: none)
+  size_t max_connections = 1024;          // live connections; more are closed at once (0: none)
 };
 
 class LineListener {

@@ -61,9 +61,9 @@ struct ParseError {
 // they are valid until the next parse() call on the same parser.
 struct ParsedLine {
   std::string_view measurement;
-  std::span<const Tag> tags;      // in input order
-  std::span<const Field> fields;  // numeric fields only, in input order
-  uint32_t string_fields = 0;     // string fields seen and skipped
+  std::span<const Tag> tags;         // in input order
+  std::span<const Field> fields;     // numeric fields only, in input order
+  uint32_t string_fields = 0;        // string fields seen and skipped
   std::optional<int64_t> timestamp;  // raw, in the writer's precision unit
 };
 
@@ -99,7 +99,7 @@ class LineParser {
   std::vector<Field> fields_;
   std::vector<size_t> tag_columns_;  // 0-based position of each tag key, for messages
   std::vector<uint32_t> order_;      // tag indexes, sorted when checking many tags for duplicates
-  std::string scratch_;  // unescaped keys and values; sized to the line before parsing
+  std::string scratch_;              // unescaped keys and values; sized to the line before parsing
   std::string message_;
 };
 

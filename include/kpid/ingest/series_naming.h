@@ -21,8 +21,7 @@ class SeriesNamer {
   // Fills `builder` (cleared first, then finished) with the labels of `field` of `line`.
   // Returns "" on success, or an error message (valid until the next call) when two tags map to
   // the same label name after sanitizing, or a tag key maps to the reserved "__name__".
-  std::string_view name(const ParsedLine& line, std::string_view field_key,
-                        LabelsBuilder& builder);
+  std::string_view name(const ParsedLine& line, std::string_view field_key, LabelsBuilder& builder);
 
  private:
   std::string scratch_;  // sanitized names; reserved for the whole point before writing

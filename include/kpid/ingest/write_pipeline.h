@@ -61,12 +61,12 @@ struct LineError {
 };
 
 struct WriteResult {
-  size_t lines_accepted = 0;    // points (non-blank, non-comment lines) stored
-  size_t lines_rejected = 0;    // lines that were not stored because they are malformed
-  size_t samples_written = 0;   // samples stored (0 when storage failed)
-  size_t string_fields = 0;     // string fields skipped
+  size_t lines_accepted = 0;      // points (non-blank, non-comment lines) stored
+  size_t lines_rejected = 0;      // lines that were not stored because they are malformed
+  size_t samples_written = 0;     // samples stored (0 when storage failed)
+  size_t string_fields = 0;       // string fields skipped
   std::vector<LineError> errors;  // the first `max_errors` rejected lines, in order
-  Status storage;  // not ok when the store failed: none of the body was stored
+  Status storage;                 // not ok when the store failed: none of the body was stored
 };
 
 // Parses and stores bodies of line protocol. Reuses its buffers, so steady state does not
@@ -100,7 +100,7 @@ class WritePipeline {
   std::string error_;
   std::string_view error_reason_;
   size_t string_fields_ = 0;
-  size_t points_ = 0;  // valid lines in the current body
+  size_t points_ = 0;       // valid lines in the current body
   Status storage_failure_;  // set when the store failed while resolving a series
 };
 

@@ -73,7 +73,8 @@ Result<Baseline> ewma_baseline(std::span<const store::Point> history, double alp
 
 // Seasonal: for each week the history covers, the mean of the values in the same hour of the
 // week as `at` (a value stamped T describes the step ending at T, so it counts for the hour of
-// T - 1ms), in completed hours only (not the one `at` is in); mean ± k·σ of those weekly means. Fails (not_found) with fewer than 2 such weeks.
+// T - 1ms), in completed hours only (not the one `at` is in); mean ± k·σ of those weekly means.
+// Fails (not_found) with fewer than 2 such weeks.
 Result<Baseline> seasonal_baseline(std::span<const store::Point> history, TimestampMs at,
                                    double k = 2);
 

@@ -5,10 +5,10 @@
 // Event-driven: the ingest pipeline hands each stored batch to observe(), which marks the KPIs
 // whose selectors match a sample's series (a hash lookup per sample) and wakes the evaluator
 // thread; that thread re-evaluates them at once through the query engine, at the current time
-// (or at the newest sample's time when it is ahead of the clock, at most 10 s ahead). A timer re-evaluates
-// every KPI at least every `reevaluate_interval`, so windows move forward and no_data is seen
-// when samples stop; those evaluations come after the sample-triggered ones, a slice at a time.
-// Baselines and suggestions are recomputed from the KPI's value history (5m or 1h rollups) on
+// (or at the newest sample's time when it is ahead of the clock, at most 10 s ahead). A timer
+// re-evaluates every KPI at least every `reevaluate_interval`, so windows move forward and no_data
+// is seen when samples stop; those evaluations come after the sample-triggered ones, a slice at a
+// time. Baselines and suggestions are recomputed from the KPI's value history (5m or 1h rollups) on
 // a second thread, every baseline refresh and whenever the definition changes.
 //
 // Status: crit or warn from the band; else anomalous when outside a trusted baseline on the bad
@@ -57,7 +57,7 @@ struct StatusChange {
 
 struct BaselineState {
   Baseline range;
-  bool trusted = false;         // the history spans at least min_history
+  bool trusted = false;  // the history spans at least min_history
   TimestampMs computed_at = 0;
 };
 
@@ -67,7 +67,7 @@ struct KpiView {
   double value = 0;              // NaN when there is none
   TimestampMs evaluated_at = 0;  // 0 before the first evaluation
   Health status = Health::kNoData;
-  TimestampMs since = 0;         // when the status last changed (kept across restarts)
+  TimestampMs since = 0;                  // when the status last changed (kept across restarts)
   std::optional<BaselineState> baseline;  // only for KPIs with a [kpi.baseline]
   std::optional<Band> suggested;          // once the history spans min_history
   TimestampMs history_start = 0;          // first value of the history (0: none)
@@ -86,13 +86,11 @@ struct KpiSeries {
 // The KPI's value evaluated every step over [start, end] from 5m rollups (1h when the range
 // holds more than 10,000 5-minute steps, or for quantiles), each term's window rounded up to
 // whole steps. Points where the value is undefined (no samples, zero denominator) are left out.
-Result<std::vector<store::Point>> value_history(const query::Engine& engine,
-                                                const Definition& kpi, TimestampMs start,
-                                                TimestampMs end);
+Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
+                                                TimestampMs start, TimestampMs end);
 
 // The value at `time` as the evaluator computes it: NaN when undefined.
-Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
-                              TimestampMs time);
+Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi, TimestampMs time);
 
 // What recomputing a KPI's history found (baseline, suggestion, breach share); computed
 // without the evaluator's locks, then applied.
@@ -154,7 +152,7 @@ class Evaluator final : public store::SampleObserver {
  private:
   struct Round {
     std::chrono::steady_clock::duration sample_work{};  // evaluating KPIs with new samples
-    bool more_due = false;  // timer work left for the next round
+    bool more_due = false;                              // timer work left for the next round
   };
   void run();          // the evaluation thread
   void run_refresh();  // the history thread

@@ -31,7 +31,8 @@ class Acceptor {
  public:
   // Builds and starts a connection for an accepted socket (which is bound to a fresh strand).
   // The connection must call connection_ended() exactly once when it is over.
-  using OnAccept = std::function<std::shared_ptr<StoppableConnection>(boost::asio::ip::tcp::socket)>;
+  using OnAccept =
+      std::function<std::shared_ptr<StoppableConnection>(boost::asio::ip::tcp::socket)>;
 
   // `what` names the listener in logs and errors ("HTTP", "line protocol").
   Acceptor(boost::asio::io_context& io, std::string what);

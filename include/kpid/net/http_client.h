@@ -16,11 +16,11 @@ namespace kpid::net {
 
 // A parsed http:// or https:// URL.
 struct Url {
-  bool tls = false;       // https
-  std::string host;       // a name, an IPv4 address or an IPv6 address without brackets
-  uint16_t port = 0;      // explicit, or 80/443 by scheme
+  bool tls = false;          // https
+  std::string host;          // a name, an IPv4 address or an IPv6 address without brackets
+  uint16_t port = 0;         // explicit, or 80/443 by scheme
   std::string target = "/";  // path and query as given ("/" when the path is empty); no fragment
-  std::string text;       // the text as given, for messages
+  std::string text;          // the text as given, for messages
 };
 
 // Parses an absolute http:// or https:// URL (scheme case-insensitive). IPv6 literals go in
@@ -43,8 +43,8 @@ struct HttpClientOptions {
 };
 
 struct OutboundResponse {
-  int status = 0;     // any status the server sent; non-2xx is not an error
-  std::string body;   // at most options.max_response_bytes bytes
+  int status = 0;               // any status the server sent; non-2xx is not an error
+  std::string body;             // at most options.max_response_bytes bytes
   bool body_truncated = false;  // the body was longer and was cut (the connection is closed)
 };
 
@@ -69,7 +69,6 @@ struct OutboundResponse {
 //   invalid_argument  the request itself is unusable (bad header, unreadable ca_file).
 class HttpClient {
  public:
-
   // Connects lazily, on the first send(). A ca_file that cannot be loaded makes every send()
   // fail with that error; ready() reports it up front.
   HttpClient(Url origin, HttpClientOptions options);

@@ -28,8 +28,8 @@ enum class TlsFile { kNone, kCert, kKey };
 // the message names the file and what is wrong with it ("cannot read key file /k.pem: No such
 // file or directory", "private key /k.pem does not match the certificate in /c.pem", OpenSSL's
 // reason for a bad PEM), and `*failed`, when given, says which of the two files it was.
-Result<std::shared_ptr<boost::asio::ssl::context>> load_server_context(
-    const TlsOptions& options, TlsFile* failed = nullptr);
+Result<std::shared_ptr<boost::asio::ssl::context>> load_server_context(const TlsOptions& options,
+                                                                       TlsFile* failed = nullptr);
 
 // The context a listener hands to each new connection. Thread-safe.
 class ServerTls {

@@ -79,7 +79,7 @@ struct Okr {
   std::vector<KeyResult> key_results;
   std::string owner;
   TimestampMs period_start = 0;
-  TimestampMs period_end = 0;  // due
+  TimestampMs period_end = 0;       // due
   std::vector<std::string> alerts;  // ids of the alerts that led to it
   TimestampMs created_at = 0;
   TimestampMs accepted_at = 0;

@@ -21,12 +21,12 @@
 
 #include "kpid/alert/alerter.h"
 #include "kpid/auth/auth.h"
-#include "kpid/okr/planner.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/net/rate_limiter.h"
+#include "kpid/okr/planner.h"
 #include "kpid/query/engine.h"
 #include "kpid/server/http_server.h"
 #include "kpid/store/sample_store.h"

@@ -97,12 +97,12 @@ class RocksDbStore final : public SampleStore, public StateStore {
   Status write_state(std::span<const std::pair<std::string, std::string>> puts,
                      std::span<const std::string> erase = {}) override;
   Result<std::optional<std::string>> get_state(std::string_view key) const override;
-  Status scan_state(std::string_view prefix,
-                    const std::function<bool(std::string_view, std::string_view)>& visit)
-      const override;
-  Status scan_state_reverse(std::string_view prefix,
-                            const std::function<bool(std::string_view, std::string_view)>& visit)
-      const override;
+  Status scan_state(
+      std::string_view prefix,
+      const std::function<bool(std::string_view, std::string_view)>& visit) const override;
+  Status scan_state_reverse(
+      std::string_view prefix,
+      const std::function<bool(std::string_view, std::string_view)>& visit) const override;
 
   // One round of background work, now: a checkpoint of every head, then the rollups of every
   // dirty window.

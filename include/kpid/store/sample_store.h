@@ -90,7 +90,7 @@ struct Pushback {
     kWriteError,   // a write failed with another I/O error; retried in the background
   };
   Reason reason = Reason::kNone;
-  std::string message;       // for the client and the log
+  std::string message;         // for the client and the log
   DurationMs retry_after = 0;  // a hint for clients
 
   explicit operator bool() const { return reason != Reason::kNone; }
@@ -130,9 +130,8 @@ class SampleStore {
   // the answer always equals aggregating the raw samples that exist. Fails (invalid_argument)
   // on any other width.
   // Without `with_sketches` the buckets' sketches are left empty (much cheaper to read).
-  virtual Status read_rollups(SeriesId series, DurationMs width, TimestampMs start,
-                              TimestampMs end, std::vector<Rollup>& out,
-                              bool with_sketches = true) const = 0;
+  virtual Status read_rollups(SeriesId series, DurationMs width, TimestampMs start, TimestampMs end,
+                              std::vector<Rollup>& out, bool with_sketches = true) const = 0;
 
   // Samples older than this may already be gone (now - retention.raw); rollups still cover them.
   virtual TimestampMs raw_horizon() const = 0;

@@ -165,15 +165,15 @@ struct Rig {
   }
 
   void start() {
-    outbox = std::make_unique<Outbox>(
-        *store, receivers, &metrics, clock,
-        OutboxOptions{cfg.alerting.notification_max_age, cfg.alerting.retry_initial,
-                      cfg.alerting.retry_max},
-        &transport);
+    outbox =
+        std::make_unique<Outbox>(*store, receivers, &metrics, clock,
+                                 OutboxOptions{cfg.alerting.notification_max_age,
+                                               cfg.alerting.retry_initial, cfg.alerting.retry_max},
+                                 &transport);
     REQUIRE(outbox->load().is_ok());
-    alerter = std::make_unique<Alerter>(*store, *outbox, &metrics, clock,
-                                        AlerterOptions{"http://kpid.test:9470", 1'000,
-                                                       cfg.alerting.resolved_retention, false});
+    alerter = std::make_unique<Alerter>(
+        *store, *outbox, &metrics, clock,
+        AlerterOptions{"http://kpid.test:9470", 1'000, cfg.alerting.resolved_retention, false});
     REQUIRE(alerter->load().is_ok());
     alerter->set_rules(rules);
   }
@@ -245,8 +245,7 @@ TEST_CASE("alerter: a breach is pending for `for`, then fires and is delivered t
   CHECK(a.labels.at("severity") == "critical");
   CHECK(a.labels.at("owner") == "payments");
   CHECK(a.labels.at("team") == "payments-oncall");
-  CHECK(a.annotations.at("summary") ==
-        "Checkout latency is 250 ms, beyond its crit threshold 200");
+  CHECK(a.annotations.at("summary") == "Checkout latency is 250 ms, beyond its crit threshold 200");
   CHECK(a.annotations.at("dashboard") == "https://dash/latency");
   CHECK(a.threshold == 200);
 
@@ -518,7 +517,7 @@ TEST_CASE("outbox: Alertmanager coalescing keeps one waiting notification per al
   rig.transport.down = true;
   rig.evaluate(150, Health::kWarn);  // firing: in flight and failing
   rig.at(kStart + kSecond);
-  rig.evaluate(50, Health::kOk);     // resolved
+  rig.evaluate(50, Health::kOk);  // resolved
   CHECK(rig.outbox->depth("am") == 1);
   CHECK(rig.outbox->depth("hook") == 2);
   rig.transport.down = false;
@@ -548,22 +547,30 @@ direction = "lower_is_better"
 selector = "lat"
 over_time = "last"
 )toml";
-  auto e = errors_of(kpi + "[[kpi.alert]]\ncondition = \"crit\"\nannotations = { summary = \"{{nope}}\" }\n");
+  auto e = errors_of(
+      kpi + "[[kpi.alert]]\ncondition = \"crit\"\nannotations = { summary = \"{{nope}}\" }\n");
   REQUIRE(e.size() == 2);
-  CHECK(e[0] == "kpid.toml:8:1: kpi.lat.alert.crit.condition: condition \"crit\" needs a [kpi.band] on KPI lat");
-  CHECK(e[1].find("kpid.toml:10:27: kpi.lat.alert.crit.annotations.summary: unknown variable") == 0);
+  CHECK(e[0] ==
+        "kpid.toml:8:1: kpi.lat.alert.crit.condition: condition \"crit\" needs a [kpi.band] on KPI "
+        "lat");
+  CHECK(e[1].find("kpid.toml:10:27: kpi.lat.alert.crit.annotations.summary: unknown variable") ==
+        0);
 
   e = errors_of(kpi + "[[kpi.alert]]\ncondition = \"boom\"\nfor = 5\n");
   REQUIRE(e.size() == 2);
   CHECK(e[0].find("kpi.lat.alert[0].condition: unknown value \"boom\"") != std::string::npos);
   CHECK(e[1].find(".for: expected a duration string") != std::string::npos);
 
-  e = errors_of(kpi + "[[kpi.alert]]\ncondition = \"no_data\"\n[[kpi.alert]]\ncondition = \"no_data\"\n");
+  e = errors_of(kpi +
+                "[[kpi.alert]]\ncondition = \"no_data\"\n[[kpi.alert]]\ncondition = \"no_data\"\n");
   REQUIRE(e.size() == 1);
-  CHECK(e[0] == "kpid.toml:11:13: kpi.lat.alert.no_data.condition: a KPI has at most one alert "
-               "rule per condition; another is at line 8");
+  CHECK(e[0] ==
+        "kpid.toml:11:13: kpi.lat.alert.no_data.condition: a KPI has at most one alert "
+        "rule per condition; another is at line 8");
 
-  e = errors_of(kpi + "[[kpi.alert]]\ncondition = \"no_data\"\nlabels = { kpi = \"x\", \"bad-name\" = \"y\" }\n");
+  e = errors_of(
+      kpi +
+      "[[kpi.alert]]\ncondition = \"no_data\"\nlabels = { kpi = \"x\", \"bad-name\" = \"y\" }\n");
   REQUIRE(e.size() == 2);
   CAPTURE(e[0], e[1]);
   CHECK(e[0].find("labels.kpi: kpid sets this label itself") != std::string::npos);
@@ -633,9 +640,12 @@ TEST_CASE("alerter: resolved alerts and expired silences are forgotten after res
   CHECK(rig.alerts().empty());
   CHECK(rig.alerter->silences().empty());
   size_t left = 0;
-  REQUIRE(rig.store->scan_state("alertev/", [&](std::string_view, std::string_view) {
-    ++left;
-    return true;
-  }).is_ok());
+  REQUIRE(rig.store
+              ->scan_state("alertev/",
+                           [&](std::string_view, std::string_view) {
+                             ++left;
+                             return true;
+                           })
+              .is_ok());
   CHECK(left == 0);
 }

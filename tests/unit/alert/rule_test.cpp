@@ -62,8 +62,8 @@ TEST_CASE("alert: conditions and the statuses that breach them") {
   CHECK(breaches(Condition::kAnomalous, Health::kAnomalous));
   CHECK(breaches(Condition::kNoData, Health::kNoData));
   CHECK_FALSE(breaches(Condition::kNoData, Health::kOk));
-  for (Condition c : {Condition::kCrit, Condition::kWarn, Condition::kAnomalous,
-                      Condition::kNoData}) {
+  for (Condition c :
+       {Condition::kCrit, Condition::kWarn, Condition::kAnomalous, Condition::kNoData}) {
     CHECK(parse_condition(condition_name(c)) == c);
   }
   CHECK_FALSE(parse_condition("critical").has_value());
@@ -124,8 +124,7 @@ TEST_CASE("alert: pending, firing and resolved follow for and clear_for") {
   // Breach for 4 minutes: pending at 0, firing at 3 (held `for`), resolved 2 minutes after
   // it recovered.
   CHECK(run({600, 600, 600, 600, 100, 100, 100, 100}, timing, 0) ==
-        std::vector<Transition>{Transition::kPending, Transition::kFiring,
-                                Transition::kResolved});
+        std::vector<Transition>{Transition::kPending, Transition::kFiring, Transition::kResolved});
   // A breach in the middle of recovery restarts clear_for.
   RuleState s;
   const TimestampMs t0 = 1'700'000'000'000;
@@ -162,8 +161,8 @@ TEST_CASE("alert: a value flapping around the threshold gives one alert with hys
 
 TEST_CASE("alert: templates replace known variables and reject the rest at parse time") {
   constexpr std::array<std::string_view, 4> known = {"kpi", "value", "threshold", "baseline.lower"};
-  auto t = Template::parse("{{kpi}} is {{ value }} (threshold {{threshold}}, low {{baseline.lower}})",
-                           known);
+  auto t = Template::parse(
+      "{{kpi}} is {{ value }} (threshold {{threshold}}, low {{baseline.lower}})", known);
   REQUIRE(t.is_ok());
   auto text = t->render([](std::string_view name) -> std::string {
     if (name == "kpi") return "checkout_latency";
@@ -181,6 +180,5 @@ TEST_CASE("alert: templates replace known variables and reject the rest at parse
   CHECK(unknown.status().message().find("unknown variable \"{{ownr}}\" at offset 8") !=
         std::string::npos);
   CHECK(Template::parse("{{kpi", known).status().message().find("unclosed") != std::string::npos);
-  CHECK(Template::parse("a {{ }} b", known).status().message().find("empty") !=
-        std::string::npos);
+  CHECK(Template::parse("a {{ }} b", known).status().message().find("empty") != std::string::npos);
 }

@@ -104,8 +104,9 @@ TEST_CASE("unknown keys and sections name the file, line and key") {
 }
 
 TEST_CASE("wrong types are errors") {
-  auto r = parse("[storage]\nsync = \"yes\"\n[http]\nthreads = \"2\"\nlisten = 9470\n"
-                 "[query]\nlookback_delta = 300\n");
+  auto r = parse(
+      "[storage]\nsync = \"yes\"\n[http]\nthreads = \"2\"\nlisten = 9470\n"
+      "[query]\nlookback_delta = 300\n");
   CHECK(has_error(r, "storage.sync", 2, "expected a boolean"));
   CHECK(has_error(r, "http.threads", 4, "expected an integer"));
   CHECK(has_error(r, "http.listen", 5, "expected a string"));

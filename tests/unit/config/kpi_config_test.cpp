@@ -26,9 +26,7 @@ std::string dump(const LoadResult& r) {
   return out;
 }
 
-void write(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 const char* kLatency = R"toml([[kpi]]
 id = "checkout_latency"
@@ -285,7 +283,8 @@ sync = true
     }
     return false;
   };
-  CHECK(has("kpi.from_a.id", 2, "duplicate KPI id; first defined at " + dir.path() + "/kpis.d/a.toml:1"));
+  CHECK(has("kpi.from_a.id", 2,
+            "duplicate KPI id; first defined at " + dir.path() + "/kpis.d/a.toml:1"));
   CHECK(has("kpi.from_a.value.window", 7, "duration"));
   CHECK(has("storage", 9, "only hold [[kpi]] tables"));
 

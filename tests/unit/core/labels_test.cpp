@@ -85,30 +85,53 @@ TEST_CASE("Labels encode/decode round-trips", "[labels]") {
 
 TEST_CASE("Labels encoding is varint-length-prefixed and canonical", "[labels]") {
   CHECK(Labels{}.encode().empty());
-  CHECK(make({{"a", "bc"}}).encode() == "\x01" "a" "\x02" "bc");
+  CHECK(make({{"a", "bc"}}).encode() ==
+        "\x01"
+        "a"
+        "\x02"
+        "bc");
   // Lengths >= 128 take two varint bytes.
   const std::string v(200, 'x');
-  CHECK(make({{"a", v}}).encode() == "\x01" "a" "\xc8\x01"s + v);
+  CHECK(make({{"a", v}}).encode() ==
+        "\x01"
+        "a"
+        "\xc8\x01"s +
+            v);
   // Different label sets never share an encoding, even when concatenations agree.
   CHECK(make({{"a", "bc"}}).encode() != make({{"ab", "c"}}).encode());
   CHECK(make({{"b", "1"}, {"a", "2"}}).encode() == make({{"a", "2"}, {"b", "1"}}).encode());
 }
 
 TEST_CASE("Labels::decode rejects corrupt input", "[labels]") {
-  for (const std::string& bad : {"\x05" "ab"s,               // length past the end
-                                 "\x01" "a"s,                // name without value
-                                 "\x01" "a" "\x03" "xy"s,    // value truncated
-                                 "\x80"s,                    // unterminated varint
-                                 "\x00\x00"s}) {             // empty name
+  for (const std::string& bad : {"\x05"
+                                 "ab"s,  // length past the end
+                                 "\x01"
+                                 "a"s,  // name without value
+                                 "\x01"
+                                 "a"
+                                 "\x03"
+                                 "xy"s,           // value truncated
+                                 "\x80"s,         // unterminated varint
+                                 "\x00\x00"s}) {  // empty name
     INFO(bad.size());
     auto r = Labels::decode(bad);
     CHECK_FALSE(r.is_ok());
   }
-  auto trunc = Labels::decode("\x01" "a"s);
+  auto trunc = Labels::decode(
+      "\x01"
+      "a"s);
   REQUIRE_FALSE(trunc.is_ok());
   CHECK(trunc.status().code() == StatusCode::kInternal);
   // Duplicate names in an encoding are rejected too.
-  CHECK_FALSE(Labels::decode("\x01" "a" "\x01" "1" "\x01" "a" "\x01" "2"s).is_ok());
+  CHECK_FALSE(Labels::decode("\x01"
+                             "a"
+                             "\x01"
+                             "1"
+                             "\x01"
+                             "a"
+                             "\x01"
+                             "2"s)
+                  .is_ok());
 }
 
 TEST_CASE("append_varint writes LEB128", "[labels]") {

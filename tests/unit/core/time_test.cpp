@@ -48,11 +48,21 @@ std::string rfc3339(TimestampMs ms) {
 
 TEST_CASE("parse_duration accepts every unit", "[time]") {
   const std::vector<std::pair<std::string, int64_t>> cases = {
-      {"250ms", 250},        {"1s", kSecond},        {"15s", 15 * kSecond},
-      {"5m", 5 * kMinute},   {"2h", 2 * kHour},      {"3d", 3 * kDay},
-      {"4w", 4 * kWeek},     {"1y", kYear},          {"0s", 0},
-      {"0ms", 0},            {"0", 0},               {"007s", 7 * kSecond},
-      {"90d", 90 * kDay},    {"1000ms", kSecond},    {"61m", 61 * kMinute},
+      {"250ms", 250},
+      {"1s", kSecond},
+      {"15s", 15 * kSecond},
+      {"5m", 5 * kMinute},
+      {"2h", 2 * kHour},
+      {"3d", 3 * kDay},
+      {"4w", 4 * kWeek},
+      {"1y", kYear},
+      {"0s", 0},
+      {"0ms", 0},
+      {"0", 0},
+      {"007s", 7 * kSecond},
+      {"90d", 90 * kDay},
+      {"1000ms", kSecond},
+      {"61m", 61 * kMinute},
   };
   for (const auto& [text, want] : cases) {
     INFO(text);
@@ -82,8 +92,8 @@ TEST_CASE("parse_duration rejects malformed text and names it", "[time]") {
   CHECK(error_of(parse_duration("1hm")).find("unknown unit \"hm\"") != std::string::npos);
   CHECK(error_of(parse_duration("5mss")).find("unknown unit") != std::string::npos);
   CHECK(error_of(parse_duration("5S")).find("unknown unit \"S\"") != std::string::npos);
-  for (const char* bad : {"-5m", "+5m", "1.5h", "5 m", " 5m", "5m ", "1h 30m", "5µs", "5ns",
-                          "5us", "0x10s", "-0", "00"}) {
+  for (const char* bad : {"-5m", "+5m", "1.5h", "5 m", " 5m", "5m ", "1h 30m", "5µs", "5ns", "5us",
+                          "0x10s", "-0", "00"}) {
     INFO(bad);
     auto r = parse_duration(bad);
     CHECK_FALSE(r.is_ok());
@@ -111,8 +121,7 @@ TEST_CASE("parse_duration detects int64 overflow", "[time]") {
   CHECK(error_of(parse_duration("300000000y")).find("overflow") != std::string::npos);
   CHECK(*parse_duration("292471y") == 292471 * kYear);
   // Each term fits but the sum does not.
-  CHECK(error_of(parse_duration("9223372036854775s1000ms")).find("overflow") !=
-        std::string::npos);
+  CHECK(error_of(parse_duration("9223372036854775s1000ms")).find("overflow") != std::string::npos);
   CHECK(*parse_duration("9223372036854775s807ms") == max);
 }
 
@@ -124,7 +133,7 @@ TEST_CASE("parse_step accepts float seconds", "[time]") {
   CHECK(*parse_step("+2") == 2 * kSecond);
   CHECK(*parse_step(".25") == 250);
   CHECK(*parse_step("3.") == 3 * kSecond);
-  CHECK(*parse_step("0.0015") == 2);    // rounds to the nearest millisecond
+  CHECK(*parse_step("0.0015") == 2);  // rounds to the nearest millisecond
   CHECK(*parse_step("0.0014") == 1);
   CHECK(*parse_step("0.0005") == 1);
   CHECK(*parse_step("1.2345") == 1235);
@@ -224,8 +233,8 @@ TEST_CASE("parse_time rejects invalid timestamps", "[time]") {
            "2023-01-01T00:00:00+24:00",  // offset hour out of range
            "2023-01-01T00:00:00+01:60",  // offset minute out of range
            "2023-01-01T00:00:00Zjunk",
-           "23-01-01T00:00:00Z",         // two-digit year
-           "12023-01-01T00:00:00Z",      // five-digit year
+           "23-01-01T00:00:00Z",     // two-digit year
+           "12023-01-01T00:00:00Z",  // five-digit year
            "2023-1-01T00:00:00Z",
            "2023-01-01",
            "1e",

@@ -74,8 +74,10 @@ TEST_CASE("command line: usage errors exit 2 before any request", "[ctl]") {
   };
   CHECK(std::get<0>(run_ctl({})) == 2);
   CHECK(std::get<0>(run_ctl({"help"})) == 0);
-  CHECK(std::get<2>(run_ctl({"silence"})).find("needs a subcommand: add list rm") != std::string::npos);
-  CHECK(std::get<2>(run_ctl({"status", "--color", "sometimes"})).find("--color") != std::string::npos);
+  CHECK(std::get<2>(run_ctl({"silence"})).find("needs a subcommand: add list rm") !=
+        std::string::npos);
+  CHECK(std::get<2>(run_ctl({"status", "--color", "sometimes"})).find("--color") !=
+        std::string::npos);
   CHECK(std::get<0>(run_ctl({"status", "--timeout", "0s"})) == 2);
   CHECK(std::get<0>(run_ctl({"okr", "checkin", "1", "kr1"})) == 2);
   CHECK(std::get<0>(run_ctl({"okr", "checkin", "1", "kr1", "abc"})) == 2);

@@ -55,10 +55,10 @@ TEST_CASE("demo: checkout latency peaks by day and eases at night") {
     // Local afternoon vs local small hours: EU is UTC+1, US UTC-5.
     const TimestampMs shift = region == Region::kEu ? 0 : 6 * kHour;
     auto sample = [&](TimestampMs t) { return m.latency_sample_ms(Route::kCheckout, region, t); };
-    const double day = mean_over(kWednesday + 14 * kHour + shift, kWednesday + 16 * kHour + shift,
-                                 sample);
-    const double night = mean_over(kWednesday + 2 * kHour + shift, kWednesday + 4 * kHour + shift,
-                                   sample);
+    const double day =
+        mean_over(kWednesday + 14 * kHour + shift, kWednesday + 16 * kHour + shift, sample);
+    const double night =
+        mean_over(kWednesday + 2 * kHour + shift, kWednesday + 4 * kHour + shift, sample);
     INFO("region " << static_cast<int>(region) << ": day " << day << " ms, night " << night);
     CHECK(day > night + 30);
     CHECK(night > 170);
@@ -81,8 +81,10 @@ TEST_CASE("demo: checkout latency peaks by day and eases at night") {
 TEST_CASE("demo: signup conversion is lower at night and at weekends") {
   const Model m(1);
   auto conversion = [&](TimestampMs t) { return m.signup_conversion(t); };
-  const double weekday_day = mean_over(kWednesday + 13 * kHour, kWednesday + 17 * kHour, conversion);
-  const double weekday_night = mean_over(kWednesday + 1 * kHour, kWednesday + 5 * kHour, conversion);
+  const double weekday_day =
+      mean_over(kWednesday + 13 * kHour, kWednesday + 17 * kHour, conversion);
+  const double weekday_night =
+      mean_over(kWednesday + 1 * kHour, kWednesday + 5 * kHour, conversion);
   const double weekend_day = mean_over(kSaturday + 13 * kHour, kSaturday + 17 * kHour, conversion);
   CHECK(weekday_night < weekday_day - 0.004);
   CHECK(weekend_day < weekday_day - 0.002);

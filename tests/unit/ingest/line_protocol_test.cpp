@@ -12,8 +12,8 @@
 using kpid::ingest::FieldType;
 using kpid::ingest::LineKind;
 using kpid::ingest::LineParser;
-using kpid::ingest::ParseErrorCode;
 using kpid::ingest::parse_error_reason;
+using kpid::ingest::ParseErrorCode;
 
 namespace {
 
@@ -92,12 +92,11 @@ TEST_CASE("timestamp is optional and may be negative or at the int64 limits", "[
 }
 
 TEST_CASE("bad timestamps are rejected as invalid_timestamp", "[lineproto]") {
-  for (const char* line : {"cpu value=1 12a", "cpu value=1 1.5", "cpu value=1 1e9",
-                           "cpu value=1 +5", "cpu value=1 -", "cpu value=1 --5",
-                           "cpu value=1 0x10", "cpu value=1 9223372036854775808",
-                           "cpu value=1 -9223372036854775809",
-                           "cpu value=1 99999999999999999999999", "cpu value=1 1 2",
-                           "cpu value=1 1 x", "cpu value=1 123 456 789", "cpu value=1 now"}) {
+  for (const char* line :
+       {"cpu value=1 12a", "cpu value=1 1.5", "cpu value=1 1e9", "cpu value=1 +5", "cpu value=1 -",
+        "cpu value=1 --5", "cpu value=1 0x10", "cpu value=1 9223372036854775808",
+        "cpu value=1 -9223372036854775809", "cpu value=1 99999999999999999999999",
+        "cpu value=1 1 2", "cpu value=1 1 x", "cpu value=1 123 456 789", "cpu value=1 now"}) {
     INFO(line);
     CHECK(error_of(line) == ParseErrorCode::kInvalidTimestamp);
   }
@@ -160,8 +159,7 @@ TEST_CASE("escaped commas, equals signs and spaces in field keys", "[lineproto]"
   CHECK(p.line().timestamp == 5);
 }
 
-TEST_CASE("a backslash before a character that needs no escape is kept literally",
-          "[lineproto]") {
+TEST_CASE("a backslash before a character that needs no escape is kept literally", "[lineproto]") {
   LineParser p;
   REQUIRE(p.parse("m\\x,path=C:\\dir\\file,two=a\\\\b f\\n=1") == LineKind::kPoint);
   CHECK(p.line().measurement == "m\\x");
@@ -194,8 +192,7 @@ TEST_CASE("elements without escapes are views into the input, escaped ones are c
   CHECK(points_into(l.fields[1].key, input));
 }
 
-TEST_CASE("string fields may hold spaces, commas, equals signs and escaped quotes",
-          "[lineproto]") {
+TEST_CASE("string fields may hold spaces, commas, equals signs and escaped quotes", "[lineproto]") {
   LineParser p;
   SECTION("string field followed by a numeric field") {
     REQUIRE(p.parse("log,app=web msg=\"a b, c=d \\\"quoted\\\" \\\\\",count=3i 42") ==
@@ -247,8 +244,8 @@ TEST_CASE("malformed string fields are invalid_field", "[lineproto]") {
 }
 
 TEST_CASE("a measurement without a field set is missing_fields", "[lineproto]") {
-  for (const char* line : {"cpu", "cpu ", "cpu     ", "cpu,host=a", "cpu,host=a   ",
-                           "cpu,host=a\r", "cpu\\ "}) {
+  for (const char* line :
+       {"cpu", "cpu ", "cpu     ", "cpu,host=a", "cpu,host=a   ", "cpu,host=a\r", "cpu\\ "}) {
     INFO(line);
     CHECK(error_of(line) == ParseErrorCode::kMissingFields);
   }
@@ -268,9 +265,9 @@ TEST_CASE("a line starting with a comma is missing_measurement", "[lineproto]") 
 }
 
 TEST_CASE("tags without key, '=' or value are missing_tag_value", "[lineproto]") {
-  for (const char* line : {"cpu,host value=1", "cpu,host= value=1", "cpu,=a value=1",
-                           "cpu, value=1", "cpu,host=a, value=1", "cpu,,host=a value=1",
-                           "cpu,host=a,zone value=1", "cpu,host"}) {
+  for (const char* line :
+       {"cpu,host value=1", "cpu,host= value=1", "cpu,=a value=1", "cpu, value=1",
+        "cpu,host=a, value=1", "cpu,,host=a value=1", "cpu,host=a,zone value=1", "cpu,host"}) {
     INFO(line);
     CHECK(error_of(line) == ParseErrorCode::kMissingTagValue);
   }
@@ -315,13 +312,15 @@ TEST_CASE("the same tag key twice is duplicate_tag", "[lineproto]") {
 
 TEST_CASE("malformed field sets are invalid_field", "[lineproto]") {
   for (const char* line :
-       {"cpu value", "cpu value=", "cpu =1", "cpu value=1,", "cpu value=1,,b=2", "cpu ,value=1",
-        "cpu value=1,b", "cpu value=abc", "cpu value=1.2.3", "cpu value=12x", "cpu value=1i2",
-        "cpu value=1.5i", "cpu value=1e5i", "cpu value=+1i", "cpu value=1.5u", "cpu value=+1u",
-        "cpu value=0x10", "cpu value=0x1p3", "cpu value=1e", "cpu value=1e+", "cpu value=--1",
-        "cpu value=-", "cpu value=.", "cpu value=i", "cpu value=u", "cpu value=-i",
-        "cpu value=tRUE", "cpu value=yes", "cpu value=1_000", "cpu value=1,2",
-        "cpu value=info", "cpu value=nanny", "cpu value=e5", "cpu value=+1", "cpu value=+.5"}) {
+       {"cpu value",        "cpu value=",      "cpu =1",         "cpu value=1,",
+        "cpu value=1,,b=2", "cpu ,value=1",    "cpu value=1,b",  "cpu value=abc",
+        "cpu value=1.2.3",  "cpu value=12x",   "cpu value=1i2",  "cpu value=1.5i",
+        "cpu value=1e5i",   "cpu value=+1i",   "cpu value=1.5u", "cpu value=+1u",
+        "cpu value=0x10",   "cpu value=0x1p3", "cpu value=1e",   "cpu value=1e+",
+        "cpu value=--1",    "cpu value=-",     "cpu value=.",    "cpu value=i",
+        "cpu value=u",      "cpu value=-i",    "cpu value=tRUE", "cpu value=yes",
+        "cpu value=1_000",  "cpu value=1,2",   "cpu value=info", "cpu value=nanny",
+        "cpu value=e5",     "cpu value=+1",    "cpu value=+.5"}) {
     INFO(line);
     CHECK(error_of(line) == ParseErrorCode::kInvalidField);
   }
@@ -352,9 +351,9 @@ TEST_CASE("invalid field messages name the field and the column", "[lineproto]")
 }
 
 TEST_CASE("NaN and infinities in every spelling are unsupported_value", "[lineproto]") {
-  for (const char* value : {"NaN", "nan", "NAN", "-NaN", "+NaN", "nan(123)", "Inf", "inf",
-                            "INF", "+Inf", "-Inf", "-inf", "infinity", "Infinity",
-                            "-Infinity", "+INFINITY"}) {
+  for (const char* value :
+       {"NaN", "nan", "NAN", "-NaN", "+NaN", "nan(123)", "Inf", "inf", "INF", "+Inf", "-Inf",
+        "-inf", "infinity", "Infinity", "-Infinity", "+INFINITY"}) {
     INFO(value);
     CHECK(error_of(std::string("cpu x=") + value) == ParseErrorCode::kUnsupportedValue);
   }
@@ -366,9 +365,9 @@ TEST_CASE("NaN and infinities in every spelling are unsupported_value", "[linepr
 
 TEST_CASE("numbers outside their type's range are value_out_of_range", "[lineproto]") {
   for (const char* value :
-       {"1e400", "-1e400", "1.8e308", "1000e306", "1e99999999999999999999",
-        "9223372036854775808i", "-9223372036854775809i", "99999999999999999999i",
-        "18446744073709551616u", "99999999999999999999999u", "-1u", "-0u"}) {
+       {"1e400", "-1e400", "1.8e308", "1000e306", "1e99999999999999999999", "9223372036854775808i",
+        "-9223372036854775809i", "99999999999999999999i", "18446744073709551616u",
+        "99999999999999999999999u", "-1u", "-0u"}) {
     INFO(value);
     CHECK(error_of(std::string("cpu x=") + value) == ParseErrorCode::kValueOutOfRange);
   }
@@ -410,10 +409,11 @@ TEST_CASE("float syntax follows strconv.ParseFloat without '+' prefix or hex", "
     const char* text;
     double value;
   };
-  for (const Case& c : {Case{"1", 1.0}, Case{"1.5", 1.5}, Case{"-1.5e10", -1.5e10},
-                        Case{".5", 0.5}, Case{"-.5", -0.5}, Case{"1.", 1.0}, Case{"1E3", 1000.0},
-                        Case{"1e+3", 1000.0}, Case{"1e-3", 0.001}, Case{"-0", 0.0},
-                        Case{"007", 7.0}, Case{"0.000", 0.0}, Case{"123456789012345678901234567890", 1.2345678901234568e29}}) {
+  for (const Case& c :
+       {Case{"1", 1.0}, Case{"1.5", 1.5}, Case{"-1.5e10", -1.5e10}, Case{".5", 0.5},
+        Case{"-.5", -0.5}, Case{"1.", 1.0}, Case{"1E3", 1000.0}, Case{"1e+3", 1000.0},
+        Case{"1e-3", 0.001}, Case{"-0", 0.0}, Case{"007", 7.0}, Case{"0.000", 0.0},
+        Case{"123456789012345678901234567890", 1.2345678901234568e29}}) {
     INFO(c.text);
     const auto f = single_field(p, std::string("cpu x=") + c.text);
     CHECK(f.type == FieldType::kFloat);
@@ -476,15 +476,15 @@ TEST_CASE("invalid UTF-8 in names and tag values is invalid_utf8", "[lineproto]"
     size_t column;
   };
   for (const Case& c : {
-           Case{"cp\xff value=1", 3},                    // not a UTF-8 byte
-           Case{"cpu,\xc3=a value=1", 5},                // truncated 2-byte sequence in tag key
-           Case{"cpu,host=ab\xc3 value=1", 12},          // truncated sequence in tag value
-           Case{"cpu,host=\xe2\x82 value=1", 10},        // truncated 3-byte sequence
-           Case{"cpu,host=a v\xc0\xaf=1", 13},           // overlong '/'
-           Case{"cpu,host=\xe0\x80\xaf value=1", 10},    // overlong 3-byte form
-           Case{"cpu,host=\xed\xa0\x80 value=1", 10},    // UTF-16 surrogate
+           Case{"cp\xff value=1", 3},                      // not a UTF-8 byte
+           Case{"cpu,\xc3=a value=1", 5},                  // truncated 2-byte sequence in tag key
+           Case{"cpu,host=ab\xc3 value=1", 12},            // truncated sequence in tag value
+           Case{"cpu,host=\xe2\x82 value=1", 10},          // truncated 3-byte sequence
+           Case{"cpu,host=a v\xc0\xaf=1", 13},             // overlong '/'
+           Case{"cpu,host=\xe0\x80\xaf value=1", 10},      // overlong 3-byte form
+           Case{"cpu,host=\xed\xa0\x80 value=1", 10},      // UTF-16 surrogate
            Case{"cpu,host=\xf4\x90\x80\x80 value=1", 10},  // above U+10FFFF
-           Case{"cpu,host=\x80 value=1", 10},            // stray continuation byte
+           Case{"cpu,host=\x80 value=1", 10},              // stray continuation byte
            Case{"cpu,host=\xf8\x88\x80\x80\x80 value=1", 10},  // 5-byte form
        }) {
     INFO(c.line);
@@ -503,8 +503,8 @@ TEST_CASE("invalid UTF-8 in names and tag values is invalid_utf8", "[lineproto]"
 
 TEST_CASE("blank and comment lines are empty, not errors", "[lineproto]") {
   LineParser p;
-  for (const char* line : {"", " ", "   \t  ", "\t", "\r", "  \r", "# a comment",
-                           "#cpu value=1", "   # indented comment", "\t#x"}) {
+  for (const char* line : {"", " ", "   \t  ", "\t", "\r", "  \r", "# a comment", "#cpu value=1",
+                           "   # indented comment", "\t#x"}) {
     INFO(line);
     CHECK(p.parse(line) == LineKind::kEmpty);
     CHECK(p.error().code == ParseErrorCode::kNone);
@@ -594,16 +594,12 @@ TEST_CASE("reason names are stable snake_case", "[lineproto]") {
   CHECK(std::string(parse_error_reason(ParseErrorCode::kNone)) == "none");
   CHECK(std::string(parse_error_reason(ParseErrorCode::kMissingMeasurement)) ==
         "missing_measurement");
-  CHECK(std::string(parse_error_reason(ParseErrorCode::kMissingTagValue)) ==
-        "missing_tag_value");
+  CHECK(std::string(parse_error_reason(ParseErrorCode::kMissingTagValue)) == "missing_tag_value");
   CHECK(std::string(parse_error_reason(ParseErrorCode::kMissingFields)) == "missing_fields");
   CHECK(std::string(parse_error_reason(ParseErrorCode::kInvalidField)) == "invalid_field");
-  CHECK(std::string(parse_error_reason(ParseErrorCode::kUnsupportedValue)) ==
-        "unsupported_value");
-  CHECK(std::string(parse_error_reason(ParseErrorCode::kValueOutOfRange)) ==
-        "value_out_of_range");
-  CHECK(std::string(parse_error_reason(ParseErrorCode::kInvalidTimestamp)) ==
-        "invalid_timestamp");
+  CHECK(std::string(parse_error_reason(ParseErrorCode::kUnsupportedValue)) == "unsupported_value");
+  CHECK(std::string(parse_error_reason(ParseErrorCode::kValueOutOfRange)) == "value_out_of_range");
+  CHECK(std::string(parse_error_reason(ParseErrorCode::kInvalidTimestamp)) == "invalid_timestamp");
   CHECK(std::string(parse_error_reason(ParseErrorCode::kInvalidUtf8)) == "invalid_utf8");
   CHECK(std::string(parse_error_reason(ParseErrorCode::kDuplicateTag)) == "duplicate_tag");
 }

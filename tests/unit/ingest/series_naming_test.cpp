@@ -135,10 +135,9 @@ TEST_CASE("tag keys are sanitized and tag values kept verbatim", "[naming]") {
   LabelsBuilder b;
   Naming name_of;
   REQUIRE(name_of("m,host-name=a\\ b\\,c,1zone=eu-1,dc:x=Zürich f=1", "f", b).empty());
-  CHECK(b.to_labels() == expected({{"__name__", "m_f"},
-                                   {"host_name", "a b,c"},
-                                   {"_1zone", "eu-1"},
-                                   {"dc_x", "Zürich"}}));
+  CHECK(b.to_labels() ==
+        expected(
+            {{"__name__", "m_f"}, {"host_name", "a b,c"}, {"_1zone", "eu-1"}, {"dc_x", "Zürich"}}));
 }
 
 TEST_CASE("tag keys that collide after sanitizing are an error", "[naming]") {
@@ -170,9 +169,8 @@ TEST_CASE("the namer can be reused across points and after errors", "[naming]") 
   for (int round = 0; round < 100; ++round) {
     REQUIRE(parser.parse("net.io,if-name=eth0,host=a rx-bytes=1,value=2") == LineKind::kPoint);
     REQUIRE(namer.name(parser.line(), "rx-bytes", b).empty());
-    REQUIRE(b.to_labels() == expected({{"__name__", "net_io_rx_bytes"},
-                                        {"if_name", "eth0"},
-                                        {"host", "a"}}));
+    REQUIRE(b.to_labels() ==
+            expected({{"__name__", "net_io_rx_bytes"}, {"if_name", "eth0"}, {"host", "a"}}));
     REQUIRE(namer.name(parser.line(), "value", b).empty());
     REQUIRE(b.to_labels() ==
             expected({{"__name__", "net_io"}, {"if_name", "eth0"}, {"host", "a"}}));

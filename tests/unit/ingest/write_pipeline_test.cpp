@@ -16,7 +16,8 @@ struct Fixture {
   testing::TempDir dir;
   metrics::Metrics metrics;
   std::unique_ptr<store::RocksDbStore> store =
-      std::move(store::RocksDbStore::open(store::StoreOptions{.data_dir = dir.path()}, &metrics)).value();
+      std::move(store::RocksDbStore::open(store::StoreOptions{.data_dir = dir.path()}, &metrics))
+          .value();
   IngestMetrics ingest_metrics{metrics.registry()};
   testing::FakeClock clock;
   WritePipeline pipeline{*store, ingest_metrics, clock};
@@ -26,12 +27,14 @@ struct Fixture {
                                    const char* value = nullptr) {
     std::vector<LabelMatcher> m = {
         std::move(LabelMatcher::create(MatchType::kEqual, "__name__", name)).value()};
-    if (label) m.push_back(std::move(LabelMatcher::create(MatchType::kEqual, label, value)).value());
+    if (label)
+      m.push_back(std::move(LabelMatcher::create(MatchType::kEqual, label, value)).value());
     auto refs = store->select(m);
     std::vector<store::Point> out;
     for (auto& r : refs) {
-      REQUIRE(store->read(r.id, std::numeric_limits<int64_t>::min(),
-                          std::numeric_limits<int64_t>::max(), out)
+      REQUIRE(store
+                  ->read(r.id, std::numeric_limits<int64_t>::min(),
+                         std::numeric_limits<int64_t>::max(), out)
                   .is_ok());
     }
     return out;
@@ -111,8 +114,9 @@ TEST_CASE("bad lines are reported by line number while good lines are stored") {
   CHECK(r.errors[1].message.find("NaN") != std::string::npos);
   CHECK(f.points("ok") == std::vector<store::Point>{{1, 1}, {3, 3}, {5, 5}});
   auto text = f.metrics.scrape();
-  CHECK(text.find("kpid_ingest_lines_rejected_total{protocol=\"tcp\",reason=\"missing_fields\"} 1")
-        != std::string::npos);
+  CHECK(
+      text.find("kpid_ingest_lines_rejected_total{protocol=\"tcp\",reason=\"missing_fields\"} 1") !=
+      std::string::npos);
   CHECK(text.find(
             "kpid_ingest_lines_rejected_total{protocol=\"tcp\",reason=\"unsupported_value\"} 1") !=
         std::string::npos);
@@ -147,21 +151,22 @@ TEST_CASE("a tag that collides with another after sanitizing rejects the whole l
   auto r = f.pipeline.write("m,a-b=1,a_b=2 x=1,y=2 1", Precision::kSeconds, Protocol::kHttp);
   CHECK(r.lines_rejected == 1);
   CHECK(r.samples_written == 0);
-  CHECK(f.store->select(std::vector<LabelMatcher>{std::move(
-                            LabelMatcher::create(MatchType::kRegexMatch, "__name__", "m_.*"))
-                                                      .value()})
-            .size() <= 2);  // series may exist, but no samples
+  CHECK(
+      f.store
+          ->select(std::vector<LabelMatcher>{
+              std::move(LabelMatcher::create(MatchType::kRegexMatch, "__name__", "m_.*")).value()})
+          .size() <= 2);  // series may exist, but no samples
   CHECK(f.points("m_x").empty());
 }
 
 TEST_CASE("out-of-order writes, backfill and overwrites") {
   Fixture f;
-  REQUIRE(f.pipeline.write("m value=3 3000\nm value=1 1000", Precision::kMilliseconds,
-                           Protocol::kHttp)
-              .storage.is_ok());
-  REQUIRE(f.pipeline.write("m value=2 2000\nm value=10 1000", Precision::kMilliseconds,
-                           Protocol::kHttp)
-              .storage.is_ok());
+  REQUIRE(
+      f.pipeline.write("m value=3 3000\nm value=1 1000", Precision::kMilliseconds, Protocol::kHttp)
+          .storage.is_ok());
+  REQUIRE(
+      f.pipeline.write("m value=2 2000\nm value=10 1000", Precision::kMilliseconds, Protocol::kHttp)
+          .storage.is_ok());
   REQUIRE(f.pipeline.write("m value=-1 -31536000000", Precision::kMilliseconds, Protocol::kHttp)
               .storage.is_ok());
   CHECK(f.points("m") ==
@@ -176,9 +181,12 @@ class FailingStore final : public store::SampleStore {
   Result<store::SeriesId> resolve(std::string_view) override {
     return Status::unavailable("disk full");
   }
-  Status append(std::span<const store::Sample>) override { return Status::unavailable("disk full"); }
+  Status append(std::span<const store::Sample>) override {
+    return Status::unavailable("disk full");
+  }
   std::vector<store::SeriesRef> select(std::span<const LabelMatcher>) const override { return {}; }
-  Status read(store::SeriesId, TimestampMs, TimestampMs, std::vector<store::Point>&) const override {
+  Status read(store::SeriesId, TimestampMs, TimestampMs,
+              std::vector<store::Point>&) const override {
     return Status::ok();
   }
   Result<bool> has_samples(store::SeriesId, TimestampMs, TimestampMs) const override {
@@ -236,8 +244,8 @@ TEST_CASE("a series refused by the cardinality guard rejects its line only") {
 
 TEST_CASE("timestamps beyond the store's range reject their line") {
   Fixture f;
-  auto r = f.pipeline.write("a value=1 4611686018427387905\na value=2 2\n", Precision::kMilliseconds,
-                            Protocol::kHttp);
+  auto r = f.pipeline.write("a value=1 4611686018427387905\na value=2 2\n",
+                            Precision::kMilliseconds, Protocol::kHttp);
   CHECK(r.lines_rejected == 1);
   CHECK(r.lines_accepted == 1);
 }
@@ -251,7 +259,7 @@ TEST_CASE("the series cache maps repeated lines to the same series, and differen
               std::to_string(1000 + round) + "\n";
     }
     body += "  \tm,host=h7 a=9 " + std::to_string(2000 + round) + "\n";  // leading blanks
-    body += "m,host=h\\ 7 a=8 " + std::to_string(2000 + round) + "\n";    // escaped space
+    body += "m,host=h\\ 7 a=8 " + std::to_string(2000 + round) + "\n";   // escaped space
     REQUIRE(f.pipeline.write(body, Precision::kSeconds, Protocol::kHttp).storage.is_ok());
   }
   CHECK(f.store->series_count() == 101);  // 50 hosts x 2 fields, plus "h 7"'s a
@@ -272,8 +280,8 @@ TEST_CASE("lines of a cached series still report field errors and take new field
   auto first = f.pipeline.write("m,host=a x=1 1\n", Precision::kSeconds, Protocol::kHttp);
   REQUIRE(first.lines_accepted == 1);
   // Same series text: the fast path parses only fields, errors come from the full parse.
-  auto bad = f.pipeline.write("m,host=a x=1 1\nm,host=a x= 2\n", Precision::kSeconds,
-                              Protocol::kHttp);
+  auto bad =
+      f.pipeline.write("m,host=a x=1 1\nm,host=a x= 2\n", Precision::kSeconds, Protocol::kHttp);
   CHECK(bad.lines_accepted == 1);
   REQUIRE(bad.errors.size() == 1);
   CHECK(bad.errors[0].line == 2);

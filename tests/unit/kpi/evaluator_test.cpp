@@ -88,10 +88,10 @@ struct Rig {
 };
 
 // A KPI over metric m: `head` goes into [[kpi]], `extra` after the value's keys.
-std::string kpi_toml(const std::string& id, const std::string& direction,
-                     const std::string& extra, const std::string& head = "") {
-  return "[[kpi]]\nid = \"" + id + "\"\nowner = \"team\"\ndirection = \"" + direction +
-         "\"\n" + head + "[kpi.value]\nselector = \"m\"\nover_time = \"avg\"\n" + extra;
+std::string kpi_toml(const std::string& id, const std::string& direction, const std::string& extra,
+                     const std::string& head = "") {
+  return "[[kpi]]\nid = \"" + id + "\"\nowner = \"team\"\ndirection = \"" + direction + "\"\n" +
+         head + "[kpi.value]\nselector = \"m\"\nover_time = \"avg\"\n" + extra;
 }
 
 // The 5-minute averages of `points` at each 5-minute boundary in (start, end]: what the
@@ -155,7 +155,8 @@ selector = "requests_total"
 over_time = "increase"
 )toml");
   REQUIRE(kpis.size() == 2);
-  CHECK(kpis[0].promql() == R"(max(quantile_over_time(0.94999999999999996, latency{route="/a"}[5m])))");
+  CHECK(kpis[0].promql() ==
+        R"(max(quantile_over_time(0.94999999999999996, latency{route="/a"}[5m])))");
   CHECK(kpis[0].stale_after == 5 * kMinute);  // the value window by default
   CHECK(kpis[1].promql() ==
         "(sum(increase(errors_total[10m]))) / (sum(increase(requests_total[5m]))) * 100");
@@ -194,8 +195,9 @@ crit_high = 30
   std::vector<std::string> lines;
   for (const auto& e : compiled.errors) lines.push_back(e.to_string());
   std::sort(lines.begin(), lines.end());
-  CHECK(lines[0].starts_with("kpis.toml:17:1: kpi.b.band: for in_range, warn_high (14) must be "
-                             "above warn_low (15)"));
+  CHECK(
+      lines[0].starts_with("kpis.toml:17:1: kpi.b.band: for in_range, warn_high (14) must be "
+                           "above warn_low (15)"));
   CHECK(lines[1].starts_with("kpis.toml:5:12: kpi.a.value.selector: invalid selector"));
   CHECK(lines[2].starts_with(
       "kpis.toml:7:1: kpi.a.band: for higher_is_better, warn (90) must be above crit (95)"));
@@ -204,10 +206,12 @@ crit_high = 30
 TEST_CASE("kpi: lint warns about owners with too many KPIs and KPIs without owner or band") {
   std::string toml;
   for (int i = 0; i < 11; ++i) {
-    toml += kpi_toml("k" + std::to_string(i), "lower_is_better", "[kpi.band]\nwarn = 1\ncrit = 2\n");
+    toml +=
+        kpi_toml("k" + std::to_string(i), "lower_is_better", "[kpi.band]\nwarn = 1\ncrit = 2\n");
   }
-  toml += "[[kpi]]\nid = \"orphan\"\ndirection = \"lower_is_better\"\n[kpi.value]\nselector = "
-          "\"m\"\nover_time = \"avg\"\n";
+  toml +=
+      "[[kpi]]\nid = \"orphan\"\ndirection = \"lower_is_better\"\n[kpi.value]\nselector = "
+      "\"m\"\nover_time = \"avg\"\n";
   auto loaded = config::parse_config(toml, "kpis.toml", {});
   REQUIRE(loaded.ok());
   auto warnings = lint(loaded.config.kpis);
@@ -282,8 +286,7 @@ TEST_CASE("kpi: no data when samples stop, and a zero denominator is no data, ne
   const TimestampMs now = kMonday + 10 * kDay;
   Rig rig(now);
   rig.evaluator->set_kpis(compile_toml(
-      kpi_toml("lat", "lower_is_better",
-               "window = \"10m\"\n[kpi.band]\nwarn = 200\ncrit = 500\n",
+      kpi_toml("lat", "lower_is_better", "window = \"10m\"\n[kpi.band]\nwarn = 200\ncrit = 500\n",
                "stale_after = \"1m\"\n") +
       R"toml(
 [[kpi]]
@@ -615,10 +618,10 @@ over_time = "last"
 TEST_CASE("kpi: a reload recomputes baselines, so a backfill is read at once") {
   const TimestampMs now = kMonday + 10 * kDay;
   Rig rig(now);
-  const std::string toml = kpi_toml(
-      "lower", "lower_is_better",
-      "[kpi.baseline]\nmethod = \"stddev\"\nwindow = \"2d\"\nmin_history = \"1d\"\n"
-      "refresh = \"1h\"\n");
+  const std::string toml =
+      kpi_toml("lower", "lower_is_better",
+               "[kpi.baseline]\nmethod = \"stddev\"\nwindow = \"2d\"\nmin_history = \"1d\"\n"
+               "refresh = \"1h\"\n");
   rig.evaluator->set_kpis(compile_toml(toml));
   rig.write("m", {{now, 100}});
   rig.evaluator->run_once();

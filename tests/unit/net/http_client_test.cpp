@@ -1,8 +1,8 @@
 #include "kpid/net/http_client.h"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
@@ -14,9 +14,9 @@
 
 using namespace kpid;
 using namespace kpid::net;
+using Catch::Contains;
 using kpid::testing::ReceiverOptions;
 using kpid::testing::RecordingReceiver;
-using Catch::Contains;
 using tcp = boost::asio::ip::tcp;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
@@ -150,10 +150,9 @@ TEST_CASE("POST over http delivers method, target, headers and body", "[http_cli
   CHECK(got.headers["content-length"] == std::to_string(got.body.size()));
 
   // An explicit target, a caller's User-Agent and Host win; a wrong Content-Length does not.
-  r = client.send("PUT", "/other?q=1", "abc",
-                  {{"User-Agent", "custom/1"},
-                   {"Host", "alerts.example"},
-                   {"Content-Length", "99"}});
+  r = client.send(
+      "PUT", "/other?q=1", "abc",
+      {{"User-Agent", "custom/1"}, {"Host", "alerts.example"}, {"Content-Length", "99"}});
   REQUIRE(r.is_ok());
   REQUIRE(receiver.wait_for(2, std::chrono::seconds(5)));
   got = receiver.requests().at(1);
@@ -235,8 +234,8 @@ TEST_CASE("connection refused names the method, origin and what failed", "[http_
   HttpClient client(url_of("http://" + address + "/secret/path"), {});
   auto status = error_of(client.send("POST", "", "{}", {}));
   CHECK(status.code() == StatusCode::kUnavailable);
-  CHECK(status.message() == "POST http://" + address + ": connect to " + address +
-                                " failed: Connection refused");
+  CHECK(status.message() ==
+        "POST http://" + address + ": connect to " + address + " failed: Connection refused");
 }
 
 TEST_CASE("a server that never answers times out within the deadline", "[http_client]") {
@@ -270,7 +269,8 @@ TEST_CASE("a server that never answers times out within the deadline", "[http_cl
 TEST_CASE("a response body beyond the cap is cut and the connection dropped", "[http_client]") {
   RecordingReceiver receiver;
   HttpClient client(url_of(receiver.url()), {});
-  receiver.respond_with(200, std::string(HttpClientOptions{}.max_response_bytes + 100, 'x'), "text/plain");
+  receiver.respond_with(200, std::string(HttpClientOptions{}.max_response_bytes + 100, 'x'),
+                        "text/plain");
   auto r = client.send("POST", "/", "{}", {});
   REQUIRE(r.is_ok());
   CHECK(r->status == 200);

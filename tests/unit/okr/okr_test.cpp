@@ -58,8 +58,8 @@ TEST_CASE("okr: a guardrail scores 1 while held and 0 when broken") {
 TEST_CASE("okr: the score is the mean of the key results; grades follow 0.7 / 0.4") {
   Okr o;
   CHECK(score(o) == 0);
-  o.key_results = {kr(KrDirection::kDecrease, 870, 200, 535),   // 0.5
-                   kr(KrDirection::kStayBelow, 0.5, 1, 0.5)};   // 1
+  o.key_results = {kr(KrDirection::kDecrease, 870, 200, 535),  // 0.5
+                   kr(KrDirection::kStayBelow, 0.5, 1, 0.5)};  // 1
   CHECK(score(o) == Approx(0.75));
   CHECK(grade(1.0) == "green");
   CHECK(grade(0.7) == "green");
@@ -74,8 +74,8 @@ TEST_CASE("okr: periods follow the UTC calendar") {
   const TimestampMs nov22 = 1'795'392'000'000;  // 2026-11-22T00:00:00Z
   auto q = period_of("quarter", nov22);
   REQUIRE(q.is_ok());
-  CHECK(q->start == 1'790'812'800'000);  // 2026-10-01
-  CHECK(q->end == 1'798'761'600'000);    // 2027-01-01
+  CHECK(q->start == 1'790'812'800'000);                          // 2026-10-01
+  CHECK(q->end == 1'798'761'600'000);                            // 2027-01-01
   CHECK(period_of("month", nov22)->start == 1'793'491'200'000);  // 2026-11-01
   CHECK(period_of("half", nov22)->start == 1'782'864'000'000);   // 2026-07-01
   CHECK(period_of("year", nov22)->end == 1'798'761'600'000);
@@ -114,7 +114,8 @@ TEST_CASE("okr: records survive JSON, and the API's key results are checked") {
   CHECK(score(*back) == Approx(0.5));
 
   auto ok = key_result_from_json(
-      boost::json::parse(R"({"description":"Cut p99","kpi":"lat","target":300,"direction":"decrease","start":900})")
+      boost::json::parse(
+          R"({"description":"Cut p99","kpi":"lat","target":300,"direction":"decrease","start":900})")
           .as_object());
   REQUIRE(ok.is_ok());
   CHECK(ok->kind == KrKind::kKpi);
@@ -166,7 +167,8 @@ over_time = "last"
   REQUIRE(no_related.errors.size() == 1);
   CHECK(no_related.errors[0].key == "kpi.lat.okr.related");
 
-  auto unknown = load("[kpi.okr]\nrelated = [\"nope\", \"lat\"]\nobjective = \"Fix {{kpi.nam}}\"\n");
+  auto unknown =
+      load("[kpi.okr]\nrelated = [\"nope\", \"lat\"]\nobjective = \"Fix {{kpi.nam}}\"\n");
   REQUIRE(unknown.ok());
   auto errors = compile_policies(unknown.config).errors;
   REQUIRE(errors.size() == 3);

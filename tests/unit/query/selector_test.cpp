@@ -73,15 +73,13 @@ TEST_CASE("selector: bare metric names", "[selector]") {
 TEST_CASE("selector: every matcher type", "[selector]") {
   check_matchers(R"(up{job="api"})",
                  {{"__name__", MatchType::kEqual, "up"}, {"job", MatchType::kEqual, "api"}});
-  check_matchers(R"({a="b", c!="d", e=~"f.*", g!~"h",})",
-                 {{"a", MatchType::kEqual, "b"},
-                  {"c", MatchType::kNotEqual, "d"},
-                  {"e", MatchType::kRegexMatch, "f.*"},
-                  {"g", MatchType::kRegexNoMatch, "h"}});
-  check_matchers(R"(x{a!="", b=~".+"})",
-                 {{"__name__", MatchType::kEqual, "x"},
-                  {"a", MatchType::kNotEqual, ""},
-                  {"b", MatchType::kRegexMatch, ".+"}});
+  check_matchers(R"({a="b", c!="d", e=~"f.*", g!~"h",})", {{"a", MatchType::kEqual, "b"},
+                                                           {"c", MatchType::kNotEqual, "d"},
+                                                           {"e", MatchType::kRegexMatch, "f.*"},
+                                                           {"g", MatchType::kRegexNoMatch, "h"}});
+  check_matchers(R"(x{a!="", b=~".+"})", {{"__name__", MatchType::kEqual, "x"},
+                                          {"a", MatchType::kNotEqual, ""},
+                                          {"b", MatchType::kRegexMatch, ".+"}});
   // Matchers keep their source order; repeats are allowed.
   check_matchers(R"({z="1", a="2", z!="3"})", {{"z", MatchType::kEqual, "1"},
                                                {"a", MatchType::kEqual, "2"},
@@ -104,8 +102,9 @@ TEST_CASE("selector: label names", "[selector]") {
 
 TEST_CASE("selector: __name__ matchers", "[selector]") {
   check_matchers(R"({__name__="up"})", {{"__name__", MatchType::kEqual, "up"}});
-  check_matchers(R"({__name__=~"up|down", job="a"})",
-                 {{"__name__", MatchType::kRegexMatch, "up|down"}, {"job", MatchType::kEqual, "a"}});
+  check_matchers(
+      R"({__name__=~"up|down", job="a"})",
+      {{"__name__", MatchType::kRegexMatch, "up|down"}, {"job", MatchType::kEqual, "a"}});
   CHECK(parse_error(R"(name{__name__="y"})") ==
         R"(1:1: metric name must not be set twice: "name" or "y")");
   CHECK(parse_error(R"(  name{a="b", __name__=~"y.*"})") ==
@@ -128,8 +127,7 @@ TEST_CASE("selector: quoting styles", "[selector]") {
   CHECK(value_of("{a=`raw`}") == "raw");
   CHECK(value_of(R"({a="it's"})") == "it's");
   CHECK(value_of(R"({a='say "hi"'})") == "say \"hi\"");
-  CHECK(value_of(R"({a=`no \n escapes "here" 'at all'`})") ==
-        R"(no \n escapes "here" 'at all')");
+  CHECK(value_of(R"({a=`no \n escapes "here" 'at all'`})") == R"(no \n escapes "here" 'at all')");
   CHECK(value_of("{a=`multi\nline`}") == "multi\nline");
   CHECK(value_of(R"({a=~"\\d+"})") == "\\d+");
   CHECK(value_of(R"({a=~`\d+`})") == "\\d+");
@@ -152,17 +150,16 @@ TEST_CASE("selector: Go escapes in quoted strings", "[selector]") {
 
 TEST_CASE("selector: invalid escapes are errors", "[selector]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {R"({a="\q"})", "1:5: "},        // unknown escape
-      {R"({a="\'"})", "1:5: "},        // \' only inside single quotes (as in Go)
-      {R"({a='\"'})", "1:5: "},        // \" only inside double quotes
-      {R"({a="\x4"})", "1:5: "},       // \x needs two hex digits
-      {R"({a="\xg0"})", "1:5: "},
-      {R"({a="\u123"})", "1:5: "},     // \u needs four
-      {R"({a="\U0001F60"})", "1:5: "}, // \U needs eight
-      {R"({a="\uD800"})", "1:5: "},    // surrogate
-      {R"({a="\U00110000"})", "1:5: "},// beyond Unicode
-      {R"({a="\12"})", "1:5: "},       // octal needs three digits
-      {R"({a="\400"})", "1:5: "},      // octal above 255
+      {R"({a="\q"})", "1:5: "},   // unknown escape
+      {R"({a="\'"})", "1:5: "},   // \' only inside single quotes (as in Go)
+      {R"({a='\"'})", "1:5: "},   // \" only inside double quotes
+      {R"({a="\x4"})", "1:5: "},  // \x needs two hex digits
+      {R"({a="\xg0"})", "1:5: "},       {R"({a="\u123"})", "1:5: "},  // \u needs four
+      {R"({a="\U0001F60"})", "1:5: "},                                // \U needs eight
+      {R"({a="\uD800"})", "1:5: "},                                   // surrogate
+      {R"({a="\U00110000"})", "1:5: "},                               // beyond Unicode
+      {R"({a="\12"})", "1:5: "},                                      // octal needs three digits
+      {R"({a="\400"})", "1:5: "},                                     // octal above 255
       {R"({a="\8"})", "1:5: "},
   };
   for (const auto& [text, prefix] : cases) {
@@ -177,8 +174,8 @@ TEST_CASE("selector: unicode values", "[selector]") {
   CHECK(value_of(R"({a="Grüße, 世界 🚀"})") == "Grüße, 世界 🚀");
   CHECK(value_of("{a='日本'}") == "日本");
   CHECK(value_of("{a=`ß`}") == "ß");
-  check_matchers(R"(m{city=~"Zür.ch"})",
-                 {{"__name__", MatchType::kEqual, "m"}, {"city", MatchType::kRegexMatch, "Zür.ch"}});
+  check_matchers(R"(m{city=~"Zür.ch"})", {{"__name__", MatchType::kEqual, "m"},
+                                          {"city", MatchType::kRegexMatch, "Zür.ch"}});
   // Malformed UTF-8 in the source text is rejected.
   CHECK(parse_error("{a=\"x\xff\"}").find("UTF-8") != std::string::npos);
   CHECK(parse_error("{a=`\xc3`}").find("UTF-8") != std::string::npos);
@@ -199,7 +196,8 @@ TEST_CASE("selector: whitespace between tokens", "[selector]") {
 
 TEST_CASE("selector: trailing comma", "[selector]") {
   check_matchers(R"({a="b",})", {{"a", MatchType::kEqual, "b"}});
-  check_matchers(R"(m{a="b" , })", {{"__name__", MatchType::kEqual, "m"}, {"a", MatchType::kEqual, "b"}});
+  check_matchers(R"(m{a="b" , })",
+                 {{"__name__", MatchType::kEqual, "m"}, {"a", MatchType::kEqual, "b"}});
   CHECK(starts_with(parse_error(R"({a="b",,})"), "1:8: "));
   CHECK(starts_with(parse_error(R"(m{,})"), "1:3: "));
 }

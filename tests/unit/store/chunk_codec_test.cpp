@@ -148,7 +148,8 @@ TEST_CASE("codec: random doubles and integers near 2^53", "[codec]") {
   round_trip(ints);
 
   // Every bit differing forces the 64-meaningful-bit window.
-  round_trip({{1, std::bit_cast<double>(uint64_t{0})}, {2, std::bit_cast<double>(~uint64_t{0})},
+  round_trip({{1, std::bit_cast<double>(uint64_t{0})},
+              {2, std::bit_cast<double>(~uint64_t{0})},
               {3, std::bit_cast<double>(uint64_t{0x8000000000000001})},
               {4, std::bit_cast<double>(uint64_t{0x7ffffffffffffffe})}});
 }
@@ -157,18 +158,28 @@ TEST_CASE("codec: special values round-trip bit-exactly", "[codec]") {
   const double inf = std::numeric_limits<double>::infinity();
   const double nan_payload = std::bit_cast<double>(uint64_t{0x7ff8dead0000beef});
   const double neg_nan = std::bit_cast<double>(uint64_t{0xfff0000000000001});  // signalling
-  std::vector<Point> pts = {
-      {0, std::numeric_limits<double>::quiet_NaN()}, {1, nan_payload}, {2, neg_nan},
-      {3, inf}, {4, -inf}, {5, 0.0}, {6, -0.0}, {7, 0.0},
-      {8, std::numeric_limits<double>::denorm_min()}, {9, -std::numeric_limits<double>::denorm_min()},
-      {10, std::numeric_limits<double>::min()}, {11, std::numeric_limits<double>::max()},
-      {12, std::numeric_limits<double>::lowest()}, {13, 1e-310}, {14, nan_payload}};
+  std::vector<Point> pts = {{0, std::numeric_limits<double>::quiet_NaN()},
+                            {1, nan_payload},
+                            {2, neg_nan},
+                            {3, inf},
+                            {4, -inf},
+                            {5, 0.0},
+                            {6, -0.0},
+                            {7, 0.0},
+                            {8, std::numeric_limits<double>::denorm_min()},
+                            {9, -std::numeric_limits<double>::denorm_min()},
+                            {10, std::numeric_limits<double>::min()},
+                            {11, std::numeric_limits<double>::max()},
+                            {12, std::numeric_limits<double>::lowest()},
+                            {13, 1e-310},
+                            {14, nan_payload}};
   round_trip(pts);
 }
 
 TEST_CASE("codec: equal timestamps are kept", "[codec]") {
-  std::vector<Point> pts = {{kStart, 1}, {kStart, 2}, {kStart, 3}, {kStart + 1, 4},
-                            {kStart + 1, 5}, {kStart + 10'000, 6}, {kStart + 10'000, 6}};
+  std::vector<Point> pts = {{kStart, 1},         {kStart, 2},     {kStart, 3},
+                            {kStart + 1, 4},     {kStart + 1, 5}, {kStart + 10'000, 6},
+                            {kStart + 10'000, 6}};
   round_trip(pts);
 }
 
@@ -203,17 +214,33 @@ TEST_CASE("codec: negative timestamps", "[codec]") {
 TEST_CASE("codec: timestamps at the int64 limits", "[codec]") {
   round_trip({{kMin, 1}, {kMax, 2}});
   round_trip({{kMax, 1}, {kMin, 2}, {kMax, 3}, {kMin, 4}});
-  round_trip({{kMin, 1}, {kMin + 1, 2}, {kMin + 2, 3}, {0, 4}, {kMax - 2, 5}, {kMax - 1, 6},
-              {kMax, 7}});
+  round_trip(
+      {{kMin, 1}, {kMin + 1, 2}, {kMin + 2, 3}, {0, 4}, {kMax - 2, 5}, {kMax - 1, 6}, {kMax, 7}});
   round_trip({{kMax - 20'000, 1}, {kMax - 10'000, 2}, {kMax, 3}});
   round_trip({{kMin, 1}, {kMin + 10'000, 2}, {kMin + 20'000, 3}});
 }
 
 TEST_CASE("codec: bucket boundaries of the delta-of-delta", "[codec]") {
   // Each delta-of-delta d is produced from a regular base, exercising both sides of each bucket.
-  const int64_t edges[] = {1, 2, 63, 64, 65, 255, 256, 257, 2047, 2048, 2049, (1 << 19) - 1,
-                           1 << 19, (1 << 19) + 1, (int64_t{1} << 31) - 1, int64_t{1} << 31,
-                           (int64_t{1} << 31) + 1, int64_t{1} << 40, int64_t{1} << 62};
+  const int64_t edges[] = {1,
+                           2,
+                           63,
+                           64,
+                           65,
+                           255,
+                           256,
+                           257,
+                           2047,
+                           2048,
+                           2049,
+                           (1 << 19) - 1,
+                           1 << 19,
+                           (1 << 19) + 1,
+                           (int64_t{1} << 31) - 1,
+                           int64_t{1} << 31,
+                           (int64_t{1} << 31) + 1,
+                           int64_t{1} << 40,
+                           int64_t{1} << 62};
   for (int64_t e : edges) {
     for (int64_t d : {e, -e}) {
       INFO("dod " << d);
@@ -244,12 +271,14 @@ TEST_CASE("codec: structural corruption is rejected", "[codec]") {
   std::string bad_version = good;
   bad_version[0] = 9;
   CHECK_FALSE(decode_chunk(bad_version).is_ok());
-  CHECK_FALSE(decode_chunk(good + '\0').is_ok());  // trailing byte
+  CHECK_FALSE(decode_chunk(good + '\0').is_ok());                     // trailing byte
   CHECK_FALSE(decode_chunk(std::string("\x02\x00\x00", 3)).is_ok());  // empty chunk + trailing
   // A count far beyond the limit must fail before allocating.
-  CHECK_FALSE(decode_chunk(std::string("\x02\xff\xff\xff\xff\xff\xff\xff\xff\x7f\x00", 11)).is_ok());
+  CHECK_FALSE(
+      decode_chunk(std::string("\x02\xff\xff\xff\xff\xff\xff\xff\xff\x7f\x00", 11)).is_ok());
   // Overlong varint.
-  CHECK_FALSE(decode_chunk(std::string("\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12)).is_ok());
+  CHECK_FALSE(
+      decode_chunk(std::string("\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12)).is_ok());
   // A version 1 (Gorilla-only) chunk is not read by this engine.
   CHECK_FALSE(decode_chunk(std::string("\x01\x00", 2)).is_ok());
   for (size_t len = 0; len < good.size(); ++len) {
@@ -270,7 +299,8 @@ TEST_CASE("codec: random and mutated input never crashes", "[codec]") {
   TimestampMs t = kStart;
   for (int i = 0; i < 200; ++i) {
     t += (rng() % 4 == 0) ? static_cast<int64_t>(rng() % 100'000) : 10'000;
-    pts.push_back({t, (rng() % 3 == 0) ? std::bit_cast<double>(rng()) : static_cast<double>(i % 7)});
+    pts.push_back(
+        {t, (rng() % 3 == 0) ? std::bit_cast<double>(rng()) : static_cast<double>(i % 7)});
   }
   const std::string good = encode(pts);
   size_t ok = 0;
@@ -298,7 +328,8 @@ TEST_CASE("codec: random and mutated input never crashes", "[codec]") {
   for (int i = 0; i < 3000; ++i) {
     std::string b(rng() % 64, '\0');
     for (auto& c : b) c = static_cast<char>(rng());
-    if (!b.empty() && rng() % 2 == 0) b[0] = static_cast<char>(kChunkFormatVersion);  // get past the version check
+    if (!b.empty() && rng() % 2 == 0)
+      b[0] = static_cast<char>(kChunkFormatVersion);  // get past the version check
     probe(b);
   }
   WARN("fuzz: " << ok << " decoded, " << failed << " rejected");

@@ -318,7 +318,7 @@ TEST_CASE("engine: retention expires raw chunks and rollups by their own periods
   f.append(old);
   REQUIRE(f.store->compact().is_ok());
   CHECK(f.all(id).size() == 12);  // only the last hour is within raw retention
-  CHECK(f.rollups(id, kRollup5m, INT64_MIN / 2, now).size() == 24);   // 5 days and 1 hour ago
+  CHECK(f.rollups(id, kRollup5m, INT64_MIN / 2, now).size() == 24);  // 5 days and 1 hour ago
   CHECK(f.rollups(id, kRollup1h, INT64_MIN / 2, now).size() >= 3);   // all three hours
   CHECK(f.store->raw_horizon() == now - 2 * kDay);
   f.clock.set_ms(now + 20 * kDay);
@@ -390,7 +390,8 @@ TEST_CASE("engine: one metric name cannot take more than max_series_per_metric s
   // Other metrics and the metric's existing series are not affected.
   CHECK(f.store->resolve(key("mem", "c")).is_ok());
   CHECK(*f.store->resolve(key("cpu", "a")) == *a1);
-  CHECK(metrics.scrape().find("kpid_store_series_refused_total{reason=\"max_series_per_metric\"} 1") !=
+  CHECK(metrics.scrape().find(
+            "kpid_store_series_refused_total{reason=\"max_series_per_metric\"} 1") !=
         std::string::npos);
   // The count is rebuilt from the index on open.
   REQUIRE(f.store->close().is_ok());

@@ -31,9 +31,9 @@ SeriesId series(SampleStore& store, std::initializer_list<std::pair<const char*,
 
 std::vector<Point> read_all(const SampleStore& store, SeriesId id) {
   std::vector<Point> out;
-  REQUIRE(store.read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
-                     out)
-              .is_ok());
+  REQUIRE(
+      store.read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), out)
+          .is_ok());
   return out;
 }
 
@@ -59,11 +59,10 @@ TEST_CASE("samples read back in time order within the requested range, inclusive
   auto store = open_store(dir.path());
   SeriesId id = series(*store, {{"__name__", "m"}});
   SeriesId other = series(*store, {{"__name__", "n"}});
-  std::vector<Sample> samples = {{id, 3000, 3}, {id, 1000, 1}, {id, 2000, 2}, {other, 1500, 9},
-                                 {id, -5000, -5}};
+  std::vector<Sample> samples = {
+      {id, 3000, 3}, {id, 1000, 1}, {id, 2000, 2}, {other, 1500, 9}, {id, -5000, -5}};
   REQUIRE(store->append(samples).is_ok());
-  CHECK(read_all(*store, id) ==
-        std::vector<Point>{{-5000, -5}, {1000, 1}, {2000, 2}, {3000, 3}});
+  CHECK(read_all(*store, id) == std::vector<Point>{{-5000, -5}, {1000, 1}, {2000, 2}, {3000, 3}});
   std::vector<Point> window;
   REQUIRE(store->read(id, 1000, 2000, window).is_ok());
   CHECK(window == std::vector<Point>{{1000, 1}, {2000, 2}});
@@ -176,8 +175,9 @@ TEST_CASE("opening a store where a file blocks the directory fails with a clear 
   CHECK(s.status().message().find(blocker) != std::string::npos);
 }
 
-TEST_CASE("the store pushes back while heads hold twice head_max_samples, and not after a "
-          "checkpoint") {
+TEST_CASE(
+    "the store pushes back while heads hold twice head_max_samples, and not after a "
+    "checkpoint") {
   testing::TempDir dir;
   StoreOptions options;
   options.data_dir = dir.path();
