@@ -23,6 +23,7 @@
 #include "kpid/alert/alerter.h"
 #include "kpid/alert/outbox.h"
 #include "kpid/app/systemd.h"
+#include "kpid/core/deadline.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/definition.h"
@@ -34,6 +35,7 @@
 #include "kpid/server/routes.h"
 #include "kpid/store/rocksdb_store.h"
 #include "kpid/version.h"
+#include "shutdown_backstop.h"
 
 namespace kpid::app {
 
@@ -445,35 +447,45 @@ class Daemon {
     return true;
   }
 
-  // Stops accepting, lets in-flight requests finish, then closes the store. Returns false if
-  // something could not be finished cleanly.
+  // The stop, against one deadline (shutdown_timeout) for all of it: stop accepting, let
+  // in-flight requests finish (a write that cannot finish is not acknowledged), stop the
+  // background modules and deliveries (undelivered notifications stay in the outbox), then
+  // checkpoint and close storage. Each step logs how long it took. Returns false if something
+  // could not be finished cleanly; whatever happens, the process is gone by the deadline.
   bool shutdown() {
     bool clean = true;
     const auto started = std::chrono::steady_clock::now();
-    // Each step that takes a while says so, so a slow stop shows where it waited.
-    auto timed = [](const char* what, auto&& step) {
+    const Deadline deadline = Deadline::after(config_.shutdown_timeout);
+    ShutdownBackstop backstop(deadline, config_.shutdown_timeout);
+    // Storage and the background modules need time after the network has drained: the
+    // draining steps leave them this much of the deadline.
+    const DurationMs closing_reserve =
+        std::clamp<DurationMs>(config_.shutdown_timeout * 2 / 5, 100, 4'000);
+    auto step = [&](const char* what, auto&& run) {
+      backstop.entering(what);
       const auto begin = std::chrono::steady_clock::now();
-      step();
+      run();
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - begin;
-      if (took >= std::chrono::milliseconds(500)) {
-        spdlog::info("shutdown: {} took {:.1f} s", what, took.count());
-      }
+      spdlog::info("shutdown: {} took {:.3f} s", what, took.count());
     };
-    notifier_.stopping();
-    ready_.store(false);
-    if (http_) http_->stop();
-    if (line_) line_->stop();
-    DurationMs timeout = config_.http.shutdown_timeout;
-    timed("finishing in-flight requests", [&] {
-      if (http_ && !http_->wait_idle(timeout)) {
-        spdlog::warn("HTTP connections still busy after {}; closing them",
-                     format_duration(timeout));
+    step("stop accepting", [&] {
+      notifier_.stopping();
+      ready_.store(false);
+      if (http_) http_->stop();
+      if (line_) line_->stop();
+    });
+    step("finish in-flight requests", [&] {
+      const Deadline drain = deadline.leaving(closing_reserve);
+      if (http_ && !http_->wait_idle(drain.remaining_ms())) {
+        spdlog::warn(
+            "shutdown: HTTP connections still busy at the deadline; closing them "
+            "(their requests are not acknowledged)");
       }
-      if (line_ && !line_->wait_idle(timeout)) {
-        spdlog::warn("TCP connections still busy after {}; closing them", format_duration(timeout));
+      if (line_ && !line_->wait_idle(drain.remaining_ms())) {
+        spdlog::warn("shutdown: TCP connections still busy at the deadline; closing them");
       }
     });
-    timed("stopping the network threads", [&] {
+    step("stop network threads", [&] {
       work_.reset();
       io_.stop();
       for (auto& t : threads_) t.join();
@@ -484,16 +496,16 @@ class Daemon {
     });
     // The planner reads the evaluator and alerter; the evaluator tells the alerter, which feeds
     // the outbox: stopped in that order.
-    timed("stopping OKR planning", [&] {
+    step("stop OKR planning", [&] {
       if (planner_) planner_->stop();
     });
-    timed("stopping KPI evaluation", [&] {
+    step("stop KPI evaluation", [&] {
       if (evaluator_) evaluator_->stop();
     });
-    timed("stopping alerting", [&] {
+    step("stop alerting", [&] {
       if (alerter_) alerter_->stop();
     });
-    timed("stopping notification delivery", [&] {
+    step("stop notification delivery", [&] {
       if (outbox_) outbox_->stop();
     });
     planner_.reset();
@@ -501,15 +513,17 @@ class Daemon {
     alerter_.reset();
     outbox_.reset();
     if (store_) {
-      timed("closing storage (checkpoint, flush, RocksDB close)", [&] {
+      step("close storage", [&] {
         if (auto s = store_->close(); !s) {
           spdlog::error("closing storage: {}", s.to_string());
           clean = false;
         }
       });
     }
+    backstop.finished();
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
-    spdlog::info("kpid stopped ({:.1f} s after the signal)", took.count());
+    spdlog::info("kpid stopped in {:.3f} s (shutdown_timeout {})", took.count(),
+                 format_duration(config_.shutdown_timeout));
     spdlog::default_logger()->flush();
     return clean;
   }
@@ -616,7 +630,7 @@ class Daemon {
     config_.http.max_body_bytes = next.http.max_body_bytes;
     config_.http.rate_limit = next.http.rate_limit;
     config_.http.rate_limit_burst = next.http.rate_limit_burst;
-    config_.http.shutdown_timeout = next.http.shutdown_timeout;
+    config_.shutdown_timeout = next.shutdown_timeout;
     config_.line.max_line_bytes = next.line.max_line_bytes;
     config_.query = next.query;
     spdlog::info("configuration reloaded from {}", command_line_.config_path);

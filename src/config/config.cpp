@@ -25,9 +25,9 @@ class Loader {
       : file_(file), errors_(errors) {}
 
   void load(const toml::table& root, Config& c) {
-    static constexpr std::array kSections = {"storage",  "retention", "http",    "line",
-                                             "query",    "log",       "include", "kpi",
-                                             "alerting", "receiver",  "okr",     "auth"};
+    static constexpr std::array kSections = {
+        "storage",  "retention", "http", "line", "query",           "log", "include", "kpi",
+        "alerting", "receiver",  "okr",  "auth", "shutdown_timeout"};
     for (const auto& [key, node] : root) {
       std::string name(key.str());
       bool known = false;
@@ -48,6 +48,11 @@ class Loader {
         load_receivers(node, c.receivers);
         continue;
       }
+      if (name == "shutdown_timeout") {
+        get_duration(root, "", "shutdown_timeout", 100, c.shutdown_timeout);
+        shutdown_timeout_set_ = true;
+        continue;
+      }
       const toml::table* table = node.as_table();
       if (table == nullptr) {
         error(node, name, "expected a table ([" + name + "])");
@@ -62,6 +67,15 @@ class Loader {
       if (name == "alerting") load_alerting(*table, c.alerting);
       if (name == "okr") load_okr(*table, c.okr);
       if (name == "auth") load_auth(*table, c.auth);
+    }
+    // http.shutdown_timeout is the key's older name, from when it bounded only HTTP draining.
+    if (const toml::node* older = root.at_path("http.shutdown_timeout").node()) {
+      if (shutdown_timeout_set_) {
+        error(*older, "http.shutdown_timeout",
+              "give shutdown_timeout once: the top-level key replaces this older name");
+      } else if (const toml::table* http = root["http"].as_table()) {
+        get_duration(*http, "http", "shutdown_timeout", 100, c.shutdown_timeout);
+      }
     }
   }
 
@@ -174,17 +188,18 @@ class Loader {
                     DurationMs min, DurationMs& out) {
     const toml::node* n = t.get(key);
     if (n == nullptr) return;
+    const std::string path = section.empty() ? std::string(key) : section + "." + key;
     if (!n->is_string()) {
-      error(*n, section + "." + key, "expected a duration string such as \"30s\" or \"5m\"");
+      error(*n, path, "expected a duration string such as \"30s\" or \"5m\"");
       return;
     }
     auto d = parse_duration(*n->value<std::string>());
     if (!d) {
-      error(*n, section + "." + key, d.status().message());
+      error(*n, path, d.status().message());
       return;
     }
     if (*d < min) {
-      error(*n, section + "." + key, "must be at least " + format_duration(min));
+      error(*n, path, "must be at least " + format_duration(min));
       return;
     }
     out = *d;
@@ -272,7 +287,6 @@ class Loader {
     get_size(t, "http", "max_body_bytes", 1, c.max_body_bytes);
     get_duration(t, "http", "request_timeout", 1, c.request_timeout);
     get_duration(t, "http", "idle_timeout", 1, c.idle_timeout);
-    get_duration(t, "http", "shutdown_timeout", 0, c.shutdown_timeout);
     get_int(t, "http", "max_connections", 1, 1'000'000, c.max_connections);
     get_rate(t, "http", "rate_limit", c.rate_limit);
     get_rate(t, "http", "rate_limit_burst", c.rate_limit_burst);
@@ -926,6 +940,7 @@ class Loader {
 
   const std::string& file_;
   std::vector<ConfigError>& errors_;
+  bool shutdown_timeout_set_ = false;  // the top-level key was given
 };
 
 void apply_overrides(const Overrides& o, Config& c, std::vector<ConfigError>& errors) {

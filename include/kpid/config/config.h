@@ -59,7 +59,6 @@ struct HttpConfig {
   uint64_t max_body_bytes = 25ull << 20;
   DurationMs request_timeout = 30'000;
   DurationMs idle_timeout = 120'000;
-  DurationMs shutdown_timeout = 10'000;
   int64_t max_connections = 1024;  // live connections; more are closed as soon as accepted
   double rate_limit = 0;           // requests per second per client address; 0: no limit
   double rate_limit_burst = 0;     // requests a client may make at once; 0: rate_limit
@@ -250,6 +249,9 @@ struct Config {
   std::vector<ReceiverConfig> receivers;
   OkrConfig okr;
   AuthConfig auth;
+  // SIGTERM/SIGINT: the whole stop (draining connections, cancelling queries and background
+  // work, stopping deliveries, the checkpoint, closing RocksDB) ends within this.
+  DurationMs shutdown_timeout = 10'000;
   std::string source;  // the file it came from, "" for defaults only
 };
 

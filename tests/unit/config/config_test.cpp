@@ -65,13 +65,28 @@ level = "debug"
   CHECK(r.config.http.max_body_bytes == 1048576);
   CHECK(r.config.http.request_timeout == 5000);
   CHECK(r.config.http.idle_timeout == 60000);
-  CHECK(r.config.http.shutdown_timeout == 3000);
+  CHECK(r.config.shutdown_timeout == 3000);
   CHECK(r.config.line.listen.empty());
   CHECK(r.config.line.max_line_bytes == 1024);
   CHECK(r.config.line.error_log_interval == 60000);
   CHECK(r.config.query.lookback_delta == 600000);
   CHECK(r.config.query.max_points_per_series == 500);
   CHECK(r.config.log.level == "debug");
+}
+
+TEST_CASE("shutdown_timeout is a top-level key; http.shutdown_timeout is its older name") {
+  CHECK(parse("").config.shutdown_timeout == 10'000);
+  auto top = parse("shutdown_timeout = \"4s\"\n[http]\nthreads = 2\n");
+  REQUIRE(top.ok());
+  CHECK(top.config.shutdown_timeout == 4000);
+  auto both = parse("shutdown_timeout = \"4s\"\n[http]\nshutdown_timeout = \"5s\"\n");
+  REQUIRE(both.errors.size() == 1);
+  CHECK(both.errors[0].to_string() ==
+        "kpid.toml:3:20: http.shutdown_timeout: give shutdown_timeout once: the top-level key "
+        "replaces this older name");
+  auto bad = parse("shutdown_timeout = \"10ms\"\n");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].to_string() == "kpid.toml:1:20: shutdown_timeout: must be at least 100ms");
 }
 
 TEST_CASE("the shipped config/kpid.toml is valid") {
