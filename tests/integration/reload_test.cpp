@@ -167,7 +167,7 @@ TEST_CASE("reload: kpictl reload prints what was loaded, or the errors with exit
                                std::to_string(k.http_port()) + "/-/reload (POST): "));
 }
 
-TEST_CASE("reload: --pid-file holds kpid's pid from ready until it exits; SIGHUP through it",
+TEST_CASE("reload: --pid-file holds the pid from ready until exit, and SIGHUP through it works",
           "[reload][lifecycle]") {
   TempDir dir;
   const std::string pid_file = dir.file("kpid.pid");
