@@ -2,7 +2,7 @@
 # The one-command demo: installs what is missing, builds, starts kpid on config/demo/kpid.toml
 # with a fresh temporary data dir, and runs kpid-demo, which backfills 30 days of a web shop's
 # business metrics and then plays an incident live (alert, then OKR draft, within a minute).
-# Ctrl-C stops both and removes the data dir.
+# Ctrl-C or SIGTERM stops both and removes the data dir.
 #
 # Usage: scripts/demo.sh [kpid-demo options]   (e.g. --days 7, --incident-after 30s; see
 #        build/src/kpid-demo --help)
@@ -26,11 +26,11 @@ done
 
 if [[ "${KPID_SKIP_BUILD:-}" != 1 ]]; then
   scripts/install-deps.sh
-  echo "demo: building kpid, kpid-demo and kpictl in $build_dir/ (the first build takes minutes)"
   if [[ "$build_dir" == build ]]; then
     scripts/build.sh -DKPID_BUILD_TESTS=OFF -DKPID_BUILD_BENCH=OFF
   else
     # Someone's own, already configured build dir: build what the demo runs, keep its options.
+    echo "demo: building kpid, kpid-demo and kpictl in $build_dir/"
     cmake --build "$build_dir" -j2 --target kpid kpid-demo kpictl
   fi
 fi
@@ -52,17 +52,23 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/kpid-demo-XXXXXX")"
 kpid_pid=""
+demo_pid=""
+# Stops kpid-demo, then kpid (each gets SIGTERM and is waited for), and removes the data dir.
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  if [[ -n "$kpid_pid" ]] && kill -0 "$kpid_pid" 2>/dev/null; then
-    kill -TERM "$kpid_pid" 2>/dev/null || true
-    wait "$kpid_pid" 2>/dev/null || true
-  fi
+  for pid in "$demo_pid" "$kpid_pid"; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$work"
   exit "$status"
 }
 trap cleanup EXIT
+# The children run in the background and the script waits for them with `wait`, which a trapped
+# signal interrupts at once (a foreground child would hold the trap until it exited).
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -98,14 +104,16 @@ cat <<EOF
 
   kpid-demo now backfills 30 days of history, then writes live data; about 10 s later an
   incident starts, and within a minute you see the breach, the alert and the OKR draft.
-  Ctrl-C stops everything.
+  Ctrl-C (or SIGTERM) stops everything.
 
 EOF
-# kpid-demo stops cleanly on Ctrl-C (it gets the SIGINT too); then the trap stops kpid.
-set +e
-"$demo" --url "$url" --reload-pid "$kpid_pid" "$@"
-status=$?
-set -e
+# Ctrl-C reaches kpid-demo too (it is in the terminal's foreground process group); SIGTERM
+# reaches only this script, whose trap then stops kpid-demo and kpid.
+"$demo" --url "$url" --reload-pid "$kpid_pid" "$@" &
+demo_pid=$!
+status=0
+wait "$demo_pid" || status=$?
+demo_pid=""
 if ((status != 0)) && ! kill -0 "$kpid_pid" 2>/dev/null; then
   echo "demo: kpid stopped; its log:" >&2
   tail -n 20 "$work/kpid.log" >&2

@@ -4,7 +4,7 @@
 #        scripts/format.sh --check  change nothing; list the files that differ and exit 1 if any
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cpp' '*.h')
+mapfile -t files < <(git ls-files '*.cpp' '*.h' | sort -u)
 if [[ "${1:-}" == --check ]]; then
   bad=()
   for f in "${files[@]}"; do

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "kpid/ctl/cli.h"
@@ -17,6 +18,9 @@ int main(int argc, char** argv) {
   terminal.no_color = env("NO_COLOR");
   terminal.user = env("USER");
   terminal.token_env = env("KPID_TOKEN");
+  terminal.path_env = env("PATH");
+  std::error_code ec;
+  terminal.self_path = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   std::ios::sync_with_stdio(false);
   const int code = kpid::ctl::run(std::vector<std::string>(argv + 1, argv + argc), std::cin,
                                   std::cout, std::cerr, terminal);

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -35,6 +36,7 @@
 #include "kpid/server/routes.h"
 #include "kpid/store/rocksdb_store.h"
 #include "kpid/version.h"
+#include "pid_file.h"
 #include "shutdown_backstop.h"
 
 namespace kpid::app {
@@ -309,9 +311,7 @@ class Daemon {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0) continue;
       if (sig == SIGHUP) {
-        notifier_.reloading();
-        reload();
-        notifier_.ready(status_line());
+        std::ignore = reload_now();
         continue;
       }
       spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -353,6 +353,7 @@ class Daemon {
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
         [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_, *audit_,
         config_.http.rate_limit, config_.http.rate_limit_burst});
+    router_->set_reloader([this] { return reload_now(); });
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host,
                                            http_address->port,
@@ -398,6 +399,15 @@ class Daemon {
       threads_.emplace_back([this] { io_.run(); });
     }
     ready_.store(true);
+    if (!command_line_.pid_file.empty()) {
+      auto pid_file = PidFile::write(command_line_.pid_file);
+      if (!pid_file) {
+        spdlog::critical("{}", pid_file.status().message());
+        ready_.store(false);
+        return false;
+      }
+      pid_file_.emplace(std::move(*pid_file));
+    }
     spdlog::info("kpid ready");
     notifier_.ready(status_line());
     return true;
@@ -455,12 +465,15 @@ class Daemon {
   bool shutdown() {
     bool clean = true;
     const auto started = std::chrono::steady_clock::now();
-    const Deadline deadline = Deadline::after(config_.shutdown_timeout);
-    ShutdownBackstop backstop(deadline, config_.shutdown_timeout);
+    const DurationMs timeout = [&] {
+      std::lock_guard lock(reload_mutex_);  // an HTTP reload may still be changing config_
+      return config_.shutdown_timeout;
+    }();
+    const Deadline deadline = Deadline::after(timeout);
+    ShutdownBackstop backstop(deadline, timeout);
     // Storage and the background modules need time after the network has drained: the
     // draining steps leave them this much of the deadline.
-    const DurationMs closing_reserve =
-        std::clamp<DurationMs>(config_.shutdown_timeout * 2 / 5, 100, 4'000);
+    const DurationMs closing_reserve = std::clamp<DurationMs>(timeout * 2 / 5, 100, 4'000);
     auto step = [&](const char* what, auto&& run) {
       backstop.entering(what);
       const auto begin = std::chrono::steady_clock::now();
@@ -520,10 +533,11 @@ class Daemon {
         }
       });
     }
+    pid_file_.reset();  // gone once the store is closed
     backstop.finished();
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
     spdlog::info("kpid stopped in {:.3f} s (shutdown_timeout {})", took.count(),
-                 format_duration(config_.shutdown_timeout));
+                 format_duration(timeout));
     spdlog::default_logger()->flush();
     return clean;
   }
@@ -544,23 +558,42 @@ class Daemon {
     });
   }
 
-  void reload() {
+  // SIGHUP and POST /-/reload: one reload at a time, each told to systemd.
+  server::ReloadOutcome reload_now() {
+    std::lock_guard lock(reload_mutex_);
+    notifier_.reloading();
+    auto outcome = reload();
+    notifier_.ready(status_line());
+    return outcome;
+  }
+
+  server::ReloadOutcome reload() {
+    server::ReloadOutcome outcome;
+    outcome.config_path = command_line_.config_path;
     if (command_line_.config_path.empty()) {
-      spdlog::info("SIGHUP: no config file given (--config); nothing to reload");
-      return;
+      outcome.error = "kpid was started without --config: there is no file to reload";
+      spdlog::info("reload: no config file given (--config); nothing to reload");
+      return outcome;
     }
     auto loaded = load_all(command_line_);
     // A certificate pair that does not load keeps the running one (below); any other error
     // refuses the whole reload.
     if (loaded.errors.size() > loaded.tls_file_errors.size()) {
-      for (const auto& e : loaded.errors) spdlog::error("reload: {}", e.to_string());
-      spdlog::error("reload rejected: {} error(s) in {}; the running configuration is kept",
-                    loaded.errors.size(), command_line_.config_path);
-      return;
+      for (const auto& e : loaded.errors) {
+        spdlog::error("reload: {}", e.to_string());
+        outcome.errors.push_back(e.to_string());
+      }
+      outcome.error = "reload rejected: " + std::to_string(loaded.errors.size()) + " error" +
+                      (loaded.errors.size() == 1 ? "" : "s") + " in " + command_line_.config_path +
+                      "; the running configuration is kept";
+      spdlog::error("{}", outcome.error);
+      return outcome;
     }
     const config::Config& next = loaded.config;
-    auto restart_needed = [](const char* key, bool changed) {
-      if (changed) spdlog::warn("reload: {} changed; it takes effect after a restart", key);
+    auto restart_needed = [&](const char* key, bool changed) {
+      if (!changed) return;
+      spdlog::warn("reload: {} changed; it takes effect after a restart", key);
+      outcome.restart_needed.emplace_back(key);
     };
     restart_needed("storage.data_dir", next.storage.data_dir != config_.storage.data_dir);
     restart_needed("storage.sync", next.storage.sync != config_.storage.sync);
@@ -584,6 +617,7 @@ class Daemon {
                    next.line.tls.min_version != config_.line.tls.min_version);
     for (const auto& e : loaded.tls_file_errors) {
       spdlog::error("reload: {}; the running certificate and key are kept", e.to_string());
+      outcome.warnings.push_back(e.to_string() + "; the running certificate and key are kept");
     }
     // New connections get the re-read pair, open ones keep theirs.
     auto reload_tls = [&](auto& listener, std::string_view section, config::TlsConfig& running,
@@ -594,6 +628,7 @@ class Daemon {
       }
       if (auto s = listener.reload_tls(wanted.cert_file, wanted.key_file); !s) {
         spdlog::error("reload: {}; the running certificate and key are kept", s.message());
+        outcome.warnings.push_back(s.message() + "; the running certificate and key are kept");
         return;
       }
       running.cert_file = wanted.cert_file;
@@ -610,6 +645,7 @@ class Daemon {
     if (line_) line_->set_max_line_bytes(next.line.max_line_bytes);
     engine_->set_options(query_options(next.query));
     log_warnings(loaded.warnings);
+    for (const auto& w : loaded.warnings) outcome.warnings.push_back(w.to_string());
     const size_t kpi_count = loaded.kpis.size();
     const size_t rule_count = loaded.rules.size();
     restart_needed("[[receiver]]", !same_receivers(next.receivers, config_.receivers));
@@ -634,6 +670,10 @@ class Daemon {
     config_.line.max_line_bytes = next.line.max_line_bytes;
     config_.query = next.query;
     spdlog::info("configuration reloaded from {}", command_line_.config_path);
+    outcome.reloaded = true;
+    outcome.kpis = kpi_count;
+    outcome.alert_rules = rule_count;
+    return outcome;
   }
 
   const CommandLine& command_line_;
@@ -664,6 +704,8 @@ class Daemon {
   std::unique_ptr<server::Router> router_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;
+  std::mutex reload_mutex_;          // SIGHUP (main thread) and POST /-/reload (HTTP threads)
+  std::optional<PidFile> pid_file_;  // --pid-file, from ready until stopped
 };
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include <iostream>
 
 #include "kpid/app/app.h"
+#include "kpid/core/json.h"
 #include "kpid/version.h"
 
 namespace kpid::app {
+
+namespace json = boost::json;
 
 std::string usage() {
   return R"(Usage: kpid [OPTIONS]
@@ -18,15 +21,49 @@ Options (flags override the config file):
   --http-listen HOST:PORT  HTTP API address (http.listen); port 0 picks a free one
   --line-listen HOST:PORT  TCP line-protocol address (line.listen); "" disables it
   --log-level LEVEL        trace, debug, info, warn, error, critical or off (log.level)
+  --pid-file FILE          write kpid's process id to FILE once it is ready, for
+                           kill -HUP `cat FILE`; removed when kpid exits
   --check-config           validate the config and flags; exit 0, or print every error
                            and exit 1
+  --json                   with --check-config: print the result as one JSON object
   --hash-token             read a token on stdin, print its SHA-256 for [[auth.token]]
                            sha256 or a tokens file, and exit
   --version                print the version and exit
   --help                   print this help and exit
 
-Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file, as
+POST /-/reload (kpictl reload) does.
 )";
+}
+
+namespace {
+
+json::array errors_json(const std::vector<config::ConfigError>& errors) {
+  json::array out;
+  for (const auto& e : errors) {
+    out.push_back(json::object{{"file", e.file},
+                               {"line", e.line},
+                               {"column", e.column},
+                               {"key", e.key},
+                               {"message", e.message},
+                               {"text", e.to_string()}});
+  }
+  return out;
+}
+
+}  // namespace
+
+int check_config_json(const CommandLine& command_line, std::ostream& out) {
+  const auto loaded = load_and_check(command_line);
+  out << to_json_text(json::object{{"ok", loaded.errors.empty()},
+                                   {"file", command_line.config_path},
+                                   {"kpis", loaded.kpis.size()},
+                                   {"alert_rules", loaded.rules.size()},
+                                   {"receivers", loaded.receivers.size()},
+                                   {"errors", errors_json(loaded.errors)},
+                                   {"warnings", errors_json(loaded.warnings)}})
+      << "\n";
+  return loaded.errors.empty() ? 0 : 1;
 }
 
 Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
@@ -51,6 +88,11 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       auto v = value();
       if (!v) return v.status();
       cl.config_path = *v;
+    } else if (flag == "--pid-file") {
+      auto v = value();
+      if (!v) return v.status();
+      if (v->empty()) return Status::invalid_argument("--pid-file needs a file name");
+      cl.pid_file = *v;
     } else if (flag == "--data-dir" || flag == "--http-listen" || flag == "--line-listen" ||
                flag == "--log-level") {
       auto v = value();
@@ -60,8 +102,9 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       if (flag == "--line-listen") cl.overrides.line_listen = *v;
       if (flag == "--log-level") cl.overrides.log_level = *v;
     } else if (flag == "--check-config" || flag == "--version" || flag == "--help" ||
-               flag == "-h" || flag == "--hash-token") {
+               flag == "-h" || flag == "--hash-token" || flag == "--json") {
       if (auto s = no_value(); !s) return s;
+      if (flag == "--json") cl.json = true;
       if (flag == "--check-config") cl.check_config = true;
       if (flag == "--hash-token") cl.hash_token = true;
       if (flag == "--version") cl.version = true;
@@ -69,6 +112,9 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
     } else {
       return Status::invalid_argument("unknown option " + args[i] + " (see kpid --help)");
     }
+  }
+  if (cl.json && !cl.check_config) {
+    return Status::invalid_argument("--json goes with --check-config");
   }
   return cl;
 }
@@ -89,7 +135,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl->hash_token) return hash_token(std::cin, std::cout, std::cerr);
-  if (cl->check_config) return check_config(*cl, std::cout, std::cerr);
+  if (cl->check_config) {
+    return cl->json ? check_config_json(*cl, std::cout) : check_config(*cl, std::cout, std::cerr);
+  }
   return run(*cl);
 }
 

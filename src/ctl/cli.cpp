@@ -1,6 +1,7 @@
 // kpictl's command table, argument parsing, help and dispatch, and what the commands share.
 #include "kpid/ctl/cli.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -176,12 +177,26 @@ const std::vector<Command>& commands() {
        cmd_push},
       {"check-config",
        "FILE",
-       "validate a kpid config file and its KPI files, locally",
+       "validate a kpid config file and its KPI files, locally (runs kpid --check-config)",
        1,
        1,
        {{"data-dir", 0, true, "DIR",
          "data dir whose history checks the bands (default: the config's)"}},
        cmd_check_config},
+      {"wait",
+       "",
+       "wait until kpid is ready (GET /readyz answers 200), for scripts that start it",
+       0,
+       0,
+       {{"timeout", 0, true, "DURATION", "give up after this long, exit 3 (default 1m)"}},
+       cmd_wait},
+      {"reload",
+       "",
+       "reload kpid's config file as SIGHUP does (POST /-/reload): what it loaded, or its errors",
+       0,
+       0,
+       {},
+       cmd_reload},
   };
   return table;
 }
@@ -220,6 +235,12 @@ std::string overview() {
   return s;
 }
 
+// The command has a flag of its own with this name.
+bool shadows(const Command& c, std::string_view name) {
+  return std::any_of(c.flags.begin(), c.flags.end(),
+                     [&](const FlagSpec& f) { return f.name == name; });
+}
+
 std::string command_help(const Command& c) {
   std::string s = "usage: kpictl " + std::string(c.name);
   if (!c.synopsis.empty()) s += " " + std::string(c.synopsis);
@@ -229,7 +250,9 @@ std::string command_help(const Command& c) {
     for (const auto& f : c.flags) s += flag_line(f);
   }
   s += "\nflags for every command:\n";
-  for (const auto& f : global_flags()) s += flag_line(f);
+  for (const auto& f : global_flags()) {
+    if (!shadows(c, f.name)) s += flag_line(f);
+  }
   return s;
 }
 
@@ -283,9 +306,10 @@ std::vector<std::string> leading_words(const std::vector<std::string>& args, siz
 
 Result<Args> parse_args(const std::vector<std::string>& args, const Command& command,
                         size_t command_words) {
+  // A command's own flag wins over a global one of the same name (wait --timeout).
   std::vector<const FlagSpec*> specs;
-  for (const auto& f : global_flags()) specs.push_back(&f);
   for (const auto& f : command.flags) specs.push_back(&f);
+  for (const auto& f : global_flags()) specs.push_back(&f);
   Args parsed;
   size_t skipped = 0;
   bool flags_done = false;
@@ -495,6 +519,7 @@ int run(const std::vector<std::string>& args, std::istream& in, std::ostream& ou
   Context context(*parsed, in, out, err);
   context.json = parsed->has("json");
   context.stderr_is_tty = terminal.stderr_is_tty;
+  context.terminal = terminal;
   context.user = terminal.user;
   context.now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
@@ -515,7 +540,9 @@ int run(const std::vector<std::string>& args, std::istream& in, std::ostream& ou
     err << "kpictl: --color: expected auto, always or never, not \"" << color << "\"\n";
     return kExitUsage;
   }
-  auto timeout = duration_flag(*parsed, "timeout", 10'000);
+  // A command with its own --timeout (wait) bounds its requests itself.
+  auto timeout = shadows(*command, "timeout") ? Result<DurationMs>(10'000)
+                                              : duration_flag(*parsed, "timeout", 10'000);
   if (!timeout) {
     err << "kpictl: " << timeout.status().message() << "\n";
     return kExitUsage;

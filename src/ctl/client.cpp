@@ -65,15 +65,36 @@ Status status_of_answer(int http_status, std::string_view body) {
 Result<net::OutboundResponse> ApiClient::raw(
     std::string_view method, std::string_view path, std::string_view body,
     const std::vector<std::pair<std::string, std::string>>& headers) {
+  auto answer = send(method, path, body, headers);
+  if (!answer) {
+    std::string text = "cannot reach kpid at " + url_of(path) + " (" + std::string(method) +
+                       "): " + answer.status().message();
+    if (text.find("connect to ") != std::string::npos) {
+      text += " (is kpid running there? 'kpictl wait' waits until it is ready)";
+    }
+    return Status(answer.status().code(), text);
+  }
+  return answer;
+}
+
+Result<net::OutboundResponse> ApiClient::send(
+    std::string_view method, std::string_view path, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
   auto all = headers;
   all.emplace_back("User-Agent", std::string("kpictl/") + kVersion);
   if (!token_.empty()) all.emplace_back("Authorization", "Bearer " + token_);
   auto answer = http_.send(method, prefix_ + std::string(path), body, all);
-  if (!answer) {
-    return Status(answer.status().code(),
-                  "cannot reach kpid at " + base_url_ + ": " + answer.status().message());
-  }
-  return answer;
+  if (answer) return answer;
+  // The HTTP client's errors start with the method and the origin only (webhook paths may hold
+  // secrets); callers here name the whole URL themselves.
+  std::string detail = answer.status().message();
+  const std::string said = std::string(method) + " " + net::origin_of(http_.origin()) + ": ";
+  if (detail.starts_with(said)) detail.erase(0, said.size());
+  return Status(answer.status().code(), detail);
+}
+
+std::string ApiClient::url_of(std::string_view path) const {
+  return net::origin_of(http_.origin()) + prefix_ + std::string(path);
 }
 
 Result<json::value> ApiClient::get(std::string_view path) { return call("GET", path, nullptr); }

@@ -14,6 +14,7 @@
 #include "kpid/core/json.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/ctl/cli.h"
 #include "kpid/ctl/client.h"
 #include "kpid/ctl/render.h"
 
@@ -49,7 +50,8 @@ struct Context {
   Style style;        // for out
   bool json = false;  // --json: print the API's data as JSON instead of tables
   bool stderr_is_tty = false;
-  std::string user;  // default author
+  Terminal terminal;  // what main() learnt of the environment
+  std::string user;   // default author
   TimestampMs now = 0;
   ClientOptions client_options;
   std::string url;
@@ -79,6 +81,10 @@ std::string age_of(const Context& c, const boost::json::value& o, std::string_vi
 std::string when_of(const boost::json::value& o, std::string_view key);
 std::string format_time(TimestampMs t);
 
+// The kpid executable: beside kpictl's own (terminal.self_path), else the first on
+// terminal.path_env; not_found saying where it looked.
+Result<std::string> find_kpid(const Terminal& terminal);
+
 // A duration flag ("6h"), or its default.
 Result<DurationMs> duration_flag(const Args& args, std::string_view name, DurationMs fallback);
 // A number argument or flag value, with the name in the error.
@@ -101,5 +107,7 @@ int cmd_okr_edit(Context& c);
 int cmd_okr_checkin(Context& c);
 int cmd_push(Context& c);
 int cmd_check_config(Context& c);
+int cmd_wait(Context& c);
+int cmd_reload(Context& c);
 
 }  // namespace kpid::ctl

@@ -19,26 +19,25 @@ std::string seconds_param(TimestampMs ms) {
 }
 
 // The breach conditions of a band, the way an on-call reader checks them:
-// "warn >500, crit >1000", "warn <3, crit <2", "warn outside 10..90, crit outside 5..95".
+// "warn >500, crit >1000", "warn <3, crit <2", "warn <10 or >90, crit <5 or >95".
 std::string band_text(const json::value& kpi) {
   const json::value* band = field_of(kpi, "band");
   if (band == nullptr) return "-";
   const std::string direction = text_of(kpi, "direction");
   std::string out;
-  auto add = [&](std::string_view level, const std::string& text) {
-    if (!out.empty()) out += ", ";
-    out += std::string(level) + " " + text;
-  };
   for (std::string_view level : {"warn", "crit"}) {
+    std::string when;
     if (direction == "in_range") {
-      auto low = number_of(*band, std::string(level) + "_low");
-      auto high = number_of(*band, std::string(level) + "_high");
-      if (low || high) {
-        add(level, "outside " + human_number(low) + ".." + human_number(high));
-      }
-    } else if (auto v = number_of(*band, level)) {
-      add(level, (direction == "higher_is_better" ? "<" : ">") + human_number(v));
+      when = breach_condition(number_of(*band, std::string(level) + "_low"),
+                              number_of(*band, std::string(level) + "_high"));
+    } else if (direction == "higher_is_better") {
+      when = breach_condition(number_of(*band, level), std::nullopt);
+    } else {
+      when = breach_condition(std::nullopt, number_of(*band, level));
     }
+    if (when.empty()) continue;
+    if (!out.empty()) out += ", ";
+    out += std::string(level) + " " + when;
   }
   return out.empty() ? "-" : out;
 }

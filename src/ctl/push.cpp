@@ -179,8 +179,9 @@ int cmd_push(Context& c) {
   } else {
     char elapsed[32];
     std::snprintf(elapsed, sizeof elapsed, "%.2f s", seconds);
-    c.out << "pushed " << grouped(lines) << " lines from " << name << " in " << elapsed << ": "
-          << grouped(stored) << " stored, " << grouped(rejected) << " rejected\n";
+    c.out << "pushed " << grouped(lines) << (lines == 1 ? " line" : " lines") << " from " << name
+          << " in " << elapsed << ": " << grouped(stored) << " stored, " << grouped(rejected)
+          << " rejected\n";
   }
   return rejected > 0 ? kExitRefused : kExitOk;
 }

@@ -115,6 +115,13 @@ std::string human_number(std::optional<double> v) {
   return buffer;
 }
 
+std::string breach_condition(std::optional<double> low, std::optional<double> high) {
+  std::string out;
+  if (low) out = "<" + human_number(low);
+  if (high) out += (out.empty() ? ">" : " or >") + human_number(high);
+  return out;
+}
+
 std::string with_unit(std::optional<double> v, std::string_view unit) {
   std::string text = human_number(v);
   if (text == "-" || unit.empty()) return text;

@@ -280,14 +280,20 @@ class Kpid {
  public:
   explicit Kpid(const net::Url& url)
       : url_(url.text),
+        origin_(net::origin_of(url)),
         api_(url, client_options(30'000)),
         // A full compaction of a month of data takes a while.
         admin_(url, client_options(600'000)) {}
 
   const std::string& url() const { return url_; }
 
-  Status unreachable(const Status& s) const {
-    return Status(s.code(), "cannot reach kpid at " + url_ + ": " + s.message());
+  // A request that got no answer: the whole URL with its path, the method, what failed.
+  Status unreachable(std::string_view method, std::string_view target, const Status& s) const {
+    std::string detail = s.message();
+    const std::string said = std::string(method) + " " + origin_ + ": ";
+    if (detail.starts_with(said)) detail.erase(0, said.size());
+    return Status(s.code(), "cannot reach kpid at " + origin_ + std::string(target) + " (" +
+                                std::string(method) + "): " + detail);
   }
 
   // Waits until GET /readyz answers 200, at most `wait`.
@@ -299,7 +305,7 @@ class Kpid {
           r ? Status::unavailable("GET /readyz answered " + std::to_string(r->status)) : r.status();
       if (r && r->status == 200) return Status::ok();
       if (std::chrono::steady_clock::now() >= deadline || signals.wait(200)) {
-        return unreachable(last);
+        return unreachable("GET", "/readyz", last);
       }
       api_.close();
     }
@@ -309,7 +315,7 @@ class Kpid {
   Status write(std::string_view body) {
     auto r = api_.send("POST", "/write?precision=ms", body,
                        {{"Content-Type", "text/plain; charset=utf-8"}});
-    if (!r) return unreachable(r.status());
+    if (!r) return unreachable("POST", "/write?precision=ms", r.status());
     if (r->status != 204) {
       return Status::io_error("kpid at " + url_ + " refused the write (HTTP " +
                               std::to_string(r->status) + "): " + r->body.substr(0, 600));
@@ -320,7 +326,7 @@ class Kpid {
   // POST /api/v1/admin/compact: checkpoints heads and computes the rollups of backfilled windows.
   Status compact() {
     auto r = admin_.send("POST", "/api/v1/admin/compact", "", {});
-    if (!r) return unreachable(r.status());
+    if (!r) return unreachable("POST", "/api/v1/admin/compact", r.status());
     if (r->status != 204) {
       return Status::io_error("POST /api/v1/admin/compact answered " + std::to_string(r->status) +
                               ": " + r->body.substr(0, 600));
@@ -331,7 +337,7 @@ class Kpid {
   // GET `target`: the "data" of a {"status":"success","data":...} answer.
   Result<json::value> get(const std::string& target) {
     auto r = api_.send("GET", target, "", {});
-    if (!r) return unreachable(r.status());
+    if (!r) return unreachable("GET", target, r.status());
     if (r->status != 200) {
       return Status::io_error("GET " + target + " answered " + std::to_string(r->status) + ": " +
                               r->body.substr(0, 300));
@@ -345,6 +351,7 @@ class Kpid {
 
  private:
   std::string url_;
+  std::string origin_;  // "http://host:port", to name whole URLs in messages
   net::HttpClient api_;
   net::HttpClient admin_;
 };

@@ -1,6 +1,7 @@
 #pragma once
 // Route handlers, one function per endpoint family; private to the server module.
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -60,6 +61,10 @@ Response handle_silence_api(const Request& request, std::string_view rest, alert
 
 // The OKR API; `rest` is the path after /api/v1/okrs ("", "/ID" or "/ID/ACTION").
 Response handle_okr_api(const Request& request, std::string_view rest, okr::Planner& okrs);
+
+// POST (or PUT) /-/reload: runs `reload` and answers what it did: 200 with the outcome, 422
+// bad_data with the errors when the configuration was refused.
+Response handle_reload(const Request& request, const std::function<ReloadOutcome()>& reload);
 
 // The dashboard: GET or HEAD `path` "/" (the page) or "/ui/FILE" (its CSS and JavaScript), from
 // the files built into kpid; 404 for other files, 405 for other methods.

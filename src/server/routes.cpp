@@ -31,6 +31,7 @@ enum class Route {
   kHealthz,
   kReadyz,
   kAdminCompact,
+  kReload,
   kKpis,
   kKpi,
   kKpiSeries,
@@ -59,6 +60,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/healthz",
     "/readyz",
     "/api/v1/admin/compact",
+    "/-/reload",
     "/api/v1/kpis",
     "/api/v1/kpis/:id",
     "/api/v1/kpis/:id/series",
@@ -86,6 +88,7 @@ Route route_of(std::string_view path) {
   if (path == "/healthz") return Route::kHealthz;
   if (path == "/readyz") return Route::kReadyz;
   if (path == "/api/v1/admin/compact") return Route::kAdminCompact;
+  if (path == "/-/reload") return Route::kReload;
   if (path == "/api/v1/kpis") return Route::kKpis;
   if (path.starts_with("/api/v1/kpis/")) {
     return path.ends_with("/series") ? Route::kKpiSeries : Route::kKpi;
@@ -106,14 +109,15 @@ Route route_of(std::string_view path) {
 }
 
 // The role a request needs; nullopt for none (the dashboard's static files, unknown paths).
-// Reading needs read; writing samples write; anything that changes alerts, silences, OKRs or
-// storage admin.
+// Reading needs read; writing samples write; anything that changes alerts, silences, OKRs,
+// storage or the configuration admin.
 std::optional<auth::Role> required_role(Route route, http::verb method) {
   const bool reading = method == http::verb::get || method == http::verb::head;
   switch (route) {
     case Route::kWriteV1:
     case Route::kWriteV2: return auth::Role::kWrite;
     case Route::kAdminCompact:
+    case Route::kReload:
     case Route::kAlertAck:
     case Route::kOkrAction: return auth::Role::kAdmin;
     case Route::kOkr:
@@ -206,6 +210,7 @@ struct Router::Impl {
           pipelines, services.max_body_bytes());
     }
     if (route == Route::kAdminCompact) return compact(request);
+    if (route == Route::kReload) return detail::handle_reload(request, reloader);
     if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
       return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
                                     services.kpis, services.clock);
@@ -247,6 +252,7 @@ struct Router::Impl {
   }
 
   RouterServices services;
+  std::function<ReloadOutcome()> reloader;
   detail::PipelinePool pipelines;
   net::RateLimiter limiter;
   prometheus::Counter* rate_limited;
@@ -332,6 +338,10 @@ std::optional<Response> Router::admit(const Request& header, std::string_view cl
 }
 
 void Router::set_rate_limit(double rate, double burst) { impl_->limiter.set_limits(rate, burst); }
+
+void Router::set_reloader(std::function<ReloadOutcome()> reload) {
+  impl_->reloader = std::move(reload);
+}
 
 Response Router::too_large(const Request& header, uint64_t limit) {
   auto response = json_error(header, http::status::payload_too_large,

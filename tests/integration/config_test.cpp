@@ -82,7 +82,7 @@ TEST_CASE("config: --version and --help", "[config]") {
   CHECK(h.exit_code == 0);
   const std::string help = h.out + h.err;
   for (const char* flag : {"--config", "--data-dir", "--http-listen", "--line-listen",
-                           "--log-level", "--check-config", "--version"}) {
+                           "--log-level", "--check-config", "--version", "--pid-file", "--json"}) {
     INFO("flag " << flag);
     CHECK(contains(help, flag));
   }
@@ -90,6 +90,10 @@ TEST_CASE("config: --version and --help", "[config]") {
   const auto bad = kpid({"--no-such-flag"});
   INFO(describe(bad));
   CHECK(bad.exit_code != 0);
+  const auto json_alone = kpid({"--json"});
+  CHECK(json_alone.exit_code == 2);
+  CHECK(contains(json_alone.err, "--json goes with --check-config"));
+  CHECK(kpid({"--pid-file", ""}).exit_code == 2);
 }
 
 TEST_CASE("config: --check-config accepts the documented example", "[config]") {

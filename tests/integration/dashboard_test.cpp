@@ -281,7 +281,7 @@ class Browser {
 
 // What the page shows of each KPI tile.
 struct Tile {
-  std::string name, status, status_text, owner, value;
+  std::string name, status, status_text, owner, value, band;
 };
 
 std::map<std::string, Tile> tiles(Browser& b) {
@@ -291,12 +291,13 @@ std::map<std::string, Tile> tiles(Browser& b) {
       " status: t.dataset.status,"
       " status_text: t.querySelector('.tile-status').textContent,"
       " owner: t.querySelector('.tile-owner').textContent,"
-      " value: t.querySelector('.tile-value').textContent}))");
+      " value: t.querySelector('.tile-value').textContent,"
+      " band: t.querySelector('.tile-band').textContent}))");
   std::map<std::string, Tile> out;
   for (const auto& t : v.as_array()) {
-    out[json_str(t, "id")] = {json_str(t, "name"), json_str(t, "status"),
+    out[json_str(t, "id")] = {json_str(t, "name"),        json_str(t, "status"),
                               json_str(t, "status_text"), json_str(t, "owner"),
-                              json_str(t, "value")};
+                              json_str(t, "value"),       json_str(t, "band")};
   }
   return out;
 }
@@ -472,6 +473,12 @@ TEST_CASE(
     }
     CHECK(shown.at("lat").value == "870ms");  // number and unit, in two elements
     CHECK(shown.at("signup").value == "–");
+    // Each band level as the values that breach it: in_range on both sides, never "5–90",
+    // which would read as the healthy range.
+    CHECK(shown.at("lat").band == "target 200 · warn >500 · crit >800 ms");
+    CHECK(shown.at("err").band == "warn >1 · crit >5%");
+    CHECK(shown.at("cpu").band == "warn <15 or >75 · crit <5 or >90%");
+    CHECK(shown.at("signup").band == "target 5 · warn <3 · crit <2%");
   }
   // The charts: a value line where there is data, thresholds, lat's breach shaded.
   CHECK(browser

@@ -186,7 +186,7 @@ TEST_CASE("demo: kpid-demo says what is wrong when kpid is not there or a flag i
   const CommandResult down = run_command({kDemoBinary, "--url", nowhere, "--wait", "300ms"});
   INFO("stdout: " << down.out << "\nstderr: " << down.err);
   CHECK(down.exit_code == 1);
-  CHECK(contains(down.err, "cannot reach kpid at " + nowhere));
+  CHECK(contains(down.err, "cannot reach kpid at " + nowhere + "/readyz (GET): "));
 
   const CommandResult bad = run_command({kDemoBinary, "--incident-after", "soon"});
   INFO("stderr: " << bad.err);

@@ -41,8 +41,8 @@ void stop_within_deadline(Kpid& k) {
   const int64_t took = ms_since(t0);
   INFO("kpid exited with " << status << " after " << took << " ms; log:\n" << k.log_tail(6000));
   CHECK(status == 0);
-  CHECK(took <= std::chrono::duration_cast<std::chrono::milliseconds>(kDeadline + kExitSlack)
-                    .count());
+  CHECK(took <=
+        std::chrono::duration_cast<std::chrono::milliseconds>(kDeadline + kExitSlack).count());
   const std::string log = k.log();
   CHECK(contains(log, "shutdown: stop accepting took"));
   CHECK(contains(log, "shutdown: close storage took"));
@@ -115,8 +115,8 @@ std::string alert_kpi_toml(const std::string& id, bool okr = false) {
 }
 
 std::string webhook_toml(const std::string& url, const std::string& timeout = "30s") {
-  return "[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" + url +
-         "\"\ntimeout = \"" + timeout + "\"\n";
+  return "[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" + url + "\"\ntimeout = \"" +
+         timeout + "\"\n";
 }
 
 const std::string kAlertingToml =
@@ -156,8 +156,7 @@ double stored_count(const Kpid& k, const std::string& metric, int64_t at_ms,
 
 }  // namespace
 
-TEST_CASE("shutdown: idle kpid exits 0 within shutdown_timeout and logs every step",
-          "[shutdown]") {
+TEST_CASE("shutdown: idle kpid exits 0 within shutdown_timeout and logs every step", "[shutdown]") {
   Kpid k({.config_toml = kDeadlineToml});
   k.start();
   stop_within_deadline(k);
@@ -180,8 +179,8 @@ TEST_CASE("shutdown: mid-ingest at full rate, every acknowledged batch is there 
       while (!stop.load()) {
         std::string body;
         for (int i = 0; i < kLines; ++i) {
-          body += "burst,w=" + std::to_string(w) + ",s=" + std::to_string(i % 50) +
-                  " value=1 " + std::to_string(base + next + i / 50) + "\n";
+          body += "burst,w=" + std::to_string(w) + ",s=" + std::to_string(i % 50) + " value=1 " +
+                  std::to_string(base + next + i / 50) + "\n";
         }
         HttpResponse r;
         try {
@@ -248,8 +247,8 @@ TEST_CASE("shutdown: while RocksDB compacts, the stop cancels the compaction", "
     std::string body;
     for (int i = 0; i < 25'000; ++i) {
       const int64_t t = base + (static_cast<int64_t>(batch) * 25'000 + i) / 200 * 60'000;
-      body += "compacted,s=" + std::to_string(i % 200) + " value=" + std::to_string(i % 97) +
-              " " + std::to_string(t) + "\n";
+      body += "compacted,s=" + std::to_string(i % 200) + " value=" + std::to_string(i % 97) + " " +
+              std::to_string(t) + "\n";
     }
     write_slowly(k, body);
     written += 25'000;
@@ -257,8 +256,8 @@ TEST_CASE("shutdown: while RocksDB compacts, the stop cancels the compaction", "
   std::atomic<int> compact_status{0};
   std::jthread compactor([&] {
     try {
-      compact_status = http_request(k.http_port(), "POST", "/api/v1/admin/compact", "", {}, 120s)
-                           .status;
+      compact_status =
+          http_request(k.http_port(), "POST", "/api/v1/admin/compact", "", {}, 120s).status;
     } catch (const std::exception&) {
       compact_status = -1;  // the connection closed as kpid stopped
     }
@@ -298,8 +297,7 @@ TEST_CASE("shutdown: with a long query running, the query is cancelled", "[shutd
     try {
       query_status = http_request(k.http_port(), "GET",
                                   "/api/v1/query_range?query=" + url_encode(q) + "&start=" +
-                                      fmt_seconds(start) + "&end=" + fmt_seconds(end) +
-                                      "&step=15",
+                                      fmt_seconds(start) + "&end=" + fmt_seconds(end) + "&step=15",
                                   "", {}, 120s)
                          .status;
     } catch (const std::exception&) {
@@ -314,14 +312,15 @@ TEST_CASE("shutdown: with a long query running, the query is cancelled", "[shutd
   CHECK(query_status.load() != 200);
 }
 
-TEST_CASE("shutdown: a receiver that never answers does not hold the stop; the notification "
-          "is delivered once after the next start",
-          "[shutdown][alert]") {
+TEST_CASE(
+    "shutdown: a receiver that never answers does not hold the stop; the notification "
+    "is delivered once after the next start",
+    "[shutdown][alert]") {
   SilentServer silent;
-  Kpid k({.config_toml = kDeadlineToml + kAlertingToml +
-                         webhook_toml("http://127.0.0.1:" + std::to_string(silent.port()) +
-                                      "/hook") +
-                         alert_kpi_toml("latency", /*okr=*/true)});
+  Kpid k(
+      {.config_toml = kDeadlineToml + kAlertingToml +
+                      webhook_toml("http://127.0.0.1:" + std::to_string(silent.port()) + "/hook") +
+                      alert_kpi_toml("latency", /*okr=*/true)});
   k.start();
   write_value_now(k, "latency", 500);
   const std::string id = alert_id_when_firing(k, "latency");
@@ -367,9 +366,10 @@ TEST_CASE("shutdown: a receiver that never answers does not hold the stop; the n
   stop_within_deadline(k);
 }
 
-TEST_CASE("shutdown: thousands of undelivered notifications stay in the outbox for the next "
-          "start",
-          "[shutdown][alert]") {
+TEST_CASE(
+    "shutdown: thousands of undelivered notifications stay in the outbox for the next "
+    "start",
+    "[shutdown][alert]") {
   constexpr int kKpis = 1000;
   // The receiver is down (nothing listens on its port) while the alerts fire.
   const uint16_t port = free_port();
@@ -380,8 +380,8 @@ TEST_CASE("shutdown: thousands of undelivered notifications stay in the outbox f
   k.start();
   std::string body;
   const int64_t t = unique_now_ms();
-  for (int i = 0; i < kKpis; ++i) body += "lat" + std::to_string(i) + " value=500 " +
-                                          std::to_string(t) + "\n";
+  for (int i = 0; i < kKpis; ++i)
+    body += "lat" + std::to_string(i) + " value=500 " + std::to_string(t) + "\n";
   k.write_ok(body, "ms");
   REQUIRE(eventually(
       [&] {

@@ -20,6 +20,8 @@ struct CommandLine {
   std::string config_path;  // "" when --config was not given
   config::Overrides overrides;
   bool check_config = false;
+  bool json = false;        // --json: --check-config prints one JSON object
+  std::string pid_file;     // --pid-file: "" for none
   bool hash_token = false;  // --hash-token: print the SHA-256 of the token on stdin
   bool version = false;
   bool help = false;
@@ -56,6 +58,11 @@ LoadedConfig load_and_check(const CommandLine& command_line);
 // "configuration OK: FILE (N KPIs, ...)" to `out`; returns 0 when there are no errors
 // (warnings included), else 1.
 int check_config(const CommandLine& command_line, std::ostream& out, std::ostream& err);
+
+// kpid --check-config --json (and kpictl check-config --json): {"ok", "file", "kpis",
+// "alert_rules", "receivers", "errors", "warnings"} on one line, each error and warning
+// {"file", "line", "column", "key", "message", "text"}; returns 0 when ok, else 1.
+int check_config_json(const CommandLine& command_line, std::ostream& out);
 
 // kpid --hash-token: reads a token from `in`, prints its SHA-256 (what [[auth.token]] sha256
 // and token files hold); 1 when the token is missing or shorter than 16 characters.

@@ -27,8 +27,8 @@ class Deadline {
   // What is left, 0 once expired.
   DurationMs remaining_ms() const {
     if (when_ == SteadyClock::time_point::max()) return INT64_MAX;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        when_ - SteadyClock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(when_ - SteadyClock::now());
     return std::max<DurationMs>(0, left.count());
   }
   // A deadline `reserve` earlier (but not before now): for a step that must leave time for the

@@ -16,6 +16,8 @@ struct Terminal {
   std::string no_color;   // $NO_COLOR: set and non-empty turns color off
   std::string user;       // $USER, the default author of acks, silences and OKR changes
   std::string token_env;  // $KPID_TOKEN: the bearer token, when kpid requires one
+  std::string self_path;  // kpictl's own executable (/proc/self/exe), to find kpid beside it
+  std::string path_env;   // $PATH, to find kpid otherwise
 };
 
 // Runs one kpictl command line (argv without argv[0]); returns the exit code (client.h).

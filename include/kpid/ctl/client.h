@@ -46,10 +46,25 @@ class ApiClient {
   Result<boost::json::value> call(std::string_view method, std::string_view path,
                                   const boost::json::value* body);
 
-  // A request whose answer is not the JSON envelope (line-protocol writes, markdown).
+  // A request whose answer is not the JSON envelope (line-protocol writes, markdown). A request
+  // that got no answer fails with the full URL, path included, the method and what failed:
+  // "cannot reach kpid at http://127.0.0.1:9470/write?precision=ns (POST): connect to
+  // 127.0.0.1:9470 failed: Connection refused (is kpid running there? ...)".
   Result<net::OutboundResponse> raw(
       std::string_view method, std::string_view path, std::string_view body,
       const std::vector<std::pair<std::string, std::string>>& headers);
+
+  // raw(), but the error of an unanswered request says only what failed ("connect to
+  // 127.0.0.1:9470 failed: Connection refused"), for callers that retry and word their own.
+  Result<net::OutboundResponse> send(
+      std::string_view method, std::string_view path, std::string_view body,
+      const std::vector<std::pair<std::string, std::string>>& headers);
+
+  // The whole URL of an API path, as requests go to it ("http://127.0.0.1:9470/readyz").
+  std::string url_of(std::string_view path) const;
+
+  // Closes the kept-alive connection; the next request connects again.
+  void close() { http_.close(); }
 
   // The server's root URL as given, for messages ("cannot reach kpid at ...").
   const std::string& base_url() const { return base_url_; }

@@ -41,6 +41,10 @@ std::string progress_bar(double fraction, size_t width);
 // magnitudes ("1300", "0.312", "12.5"), thousands as "12.3k" / "4.56M" above 99,999; "-" when
 // absent or not finite.
 std::string human_number(std::optional<double> v);
+// When a band level is breached, in words: below `low` and/or above `high` (a value strictly
+// beyond a threshold is in that level): "<2", ">500", "<1 or >300"; "" when neither is given.
+std::string breach_condition(std::optional<double> low, std::optional<double> high);
+
 // human_number with the unit: "870 ms", "0.42 %", "3.1" (no unit).
 std::string with_unit(std::optional<double> v, std::string_view unit);
 

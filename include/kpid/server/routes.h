@@ -5,6 +5,7 @@
 //   GET|POST /api/v1/series, labels, label/NAME/values
 //   GET /metrics, /healthz, /readyz
 //   POST /api/v1/admin/compact           seal heads, compute rollups, compact storage
+//   POST /-/reload                       reload the config file, as SIGHUP does
 //   GET /api/v1/kpis, /api/v1/kpis/ID, /api/v1/kpis/ID/series   KPIs, status history, charts
 //   /api/v1/alerts, /api/v1/silences, /api/v1/okrs (and below)    alerts, silences, OKRs
 //   GET / and /ui/FILE                   the dashboard (compiled in)
@@ -13,7 +14,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -61,6 +64,18 @@ struct RouterServices {
   double rate_limit_burst = 0;
 };
 
+// What a configuration reload did (POST /-/reload and SIGHUP run the same reload).
+struct ReloadOutcome {
+  bool reloaded = false;    // false: nothing was applied, the running configuration is kept
+  std::string config_path;  // the file that was read
+  std::string error;        // why it was not reloaded ("2 errors in kpid.toml"); "" when it was
+  std::vector<std::string> errors;          // each "file:line:column: key: message"
+  std::vector<std::string> warnings;        // applied all the same (also certificate pairs kept)
+  std::vector<std::string> restart_needed;  // changed keys that keep their running value
+  size_t kpis = 0;                          // after the reload
+  size_t alert_rules = 0;
+};
+
 class Router {
  public:
   explicit Router(RouterServices services);
@@ -75,6 +90,9 @@ class Router {
   std::optional<Response> admit(const Request& header, std::string_view client);
   // New rate limits (config reload).
   void set_rate_limit(double rate, double burst);
+  // What POST /-/reload runs (blocking, on the request's thread); until it is set, that endpoint
+  // answers 503. Call before the server takes requests.
+  void set_reloader(std::function<ReloadOutcome()> reload);
 
   struct Impl;
 

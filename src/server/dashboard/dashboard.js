@@ -180,20 +180,33 @@
     return 'status-' + (STATUS_ORDER.includes(status) ? status : 'no_data');
   }
 
-  // The band in words: "target 200 · warn 500 · crit 800 ms".
+  // When a level is breached: "<2", ">500", "<1 or >300" (never "1–300", which reads as the
+  // healthy range when it is the one outside which the level starts).
+  function breachText(low, high) {
+    const parts = [];
+    if (isNum(low)) parts.push('<' + formatNumber(low));
+    if (isNum(high)) parts.push('>' + formatNumber(high));
+    return parts.join(' or ');
+  }
+
+  // The band in words: "target 200 · warn >500 · crit >800 ms", "warn <5 or >120 · crit <1 or
+  // >300 tickets".
   function bandText(kpi) {
     const b = kpi.band;
     if (!b) return 'no band';
     const u = kpi.unit ? (kpi.unit === '%' ? '%' : ' ' + kpi.unit) : '';
     const parts = [];
     if (isNum(b.target)) parts.push('target ' + formatNumber(b.target));
-    if (kpi.direction === 'in_range') {
-      parts.push('warn ' + formatNumber(b.warn_low) + '–' + formatNumber(b.warn_high));
-      parts.push('crit ' + formatNumber(b.crit_low) + '–' + formatNumber(b.crit_high));
-    } else {
-      const op = kpi.direction === 'higher_is_better' ? '<' : '>';
-      parts.push('warn ' + op + formatNumber(b.warn));
-      parts.push('crit ' + op + formatNumber(b.crit));
+    for (const level of ['warn', 'crit']) {
+      let when;
+      if (kpi.direction === 'in_range') {
+        when = breachText(b[level + '_low'], b[level + '_high']);
+      } else if (kpi.direction === 'higher_is_better') {
+        when = breachText(b[level], null);
+      } else {
+        when = breachText(null, b[level]);
+      }
+      if (when) parts.push(level + ' ' + when);
     }
     return parts.join(' · ') + u;
   }

@@ -44,6 +44,14 @@ TEST_CASE("numbers, ages and counts for people", "[ctl]") {
   CHECK(progress_bar(2, 4) == "[####]");
 }
 
+TEST_CASE("band levels say when they are breached, in_range on both sides", "[ctl]") {
+  CHECK(breach_condition(std::nullopt, 500) == ">500");
+  CHECK(breach_condition(2, std::nullopt) == "<2");
+  CHECK(breach_condition(1, 300) == "<1 or >300");  // not "1-300", which reads as the range
+  CHECK(breach_condition(0.5, 1500000) == "<0.5 or >1.5M");
+  CHECK(breach_condition(std::nullopt, std::nullopt).empty());
+}
+
 TEST_CASE("tables align by display width and colors do not count", "[ctl]") {
   Table t;
   t.column("KPI");
@@ -85,8 +93,42 @@ TEST_CASE("command line: usage errors exit 2 before any request", "[ctl]") {
   CHECK(std::get<0>(run_ctl({"silence", "add", "novalue"})) == 2);
   CHECK(std::get<0>(run_ctl({"push", "--batch", "0"})) == 2);
   CHECK(std::get<0>(run_ctl({"status", "--json=yes"})) == 2);
+  CHECK(std::get<0>(run_ctl({"wait", "--timeout", "soon"})) == 2);
+  CHECK(std::get<0>(run_ctl({"reload", "extra"})) == 2);
+  // wait's --timeout is the whole wait, documented once in its help.
+  const std::string wait_help = std::get<1>(run_ctl({"wait", "--help"}));
+  CHECK(wait_help.find("give up after this long") != std::string::npos);
+  CHECK(wait_help.find("bound on each request") == std::string::npos);
   // Flags may come before the command and take --name=value.
   auto [code, out, err] = run_ctl({"--url=http://127.0.0.1:9", "kpi", "show", "--help"});
   CHECK(code == 0);
   CHECK(out.find("usage: kpictl kpi show ID") != std::string::npos);
+}
+
+TEST_CASE("wait gives up after --timeout with exit 3, saying what it waited for", "[ctl]") {
+  std::istringstream in;
+  std::ostringstream out, err;
+  Terminal terminal;
+  // Nothing listens on port 9 (discard) here: every probe is refused.
+  const int code =
+      run({"--url", "http://127.0.0.1:9", "wait", "--timeout", "600ms"}, in, out, err, terminal);
+  INFO(err.str());
+  CHECK(code == 3);
+  CHECK(err.str().find("waiting up to 600ms for kpid at http://127.0.0.1:9/readyz: ") !=
+        std::string::npos);
+  CHECK(err.str().find("is not ready after 600ms") != std::string::npos);
+}
+
+TEST_CASE("check-config without a kpid beside kpictl or on PATH says so, exit 3", "[ctl]") {
+  std::istringstream in;
+  std::ostringstream out, err;
+  Terminal terminal;
+  terminal.self_path = "/nonexistent/bin/kpictl";
+  terminal.path_env = "/nonexistent/a:/nonexistent/b";
+  const int code = run({"check-config", "kpid.toml"}, in, out, err, terminal);
+  CHECK(code == 3);
+  CHECK(err.str() ==
+        "kpictl: check-config runs kpid --check-config, but found no kpid executable beside "
+        "kpictl (/nonexistent/bin/kpid) nor on PATH: install kpid beside kpictl or put it on "
+        "PATH\n");
 }
