@@ -461,17 +461,23 @@ class Daemon {
     };
     notifier_.stopping();
     ready_.store(false);
-    if (http_) http_->stop();
-    if (line_) line_->stop();
-    DurationMs timeout = config_.http.shutdown_timeout;
+    // Idle connections close now; requests and batches in flight get until the deadline, then
+    // their connections are closed unanswered.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.http.shutdown_timeout);
+    if (http_) http_->listener().stop();
+    if (line_) line_->listener().stop();
     timed("finishing in-flight requests", [&] {
-      if (http_ && !http_->wait_idle(timeout)) {
-        spdlog::warn("HTTP connections still busy after {}; closing them",
-                     format_duration(timeout));
-      }
-      if (line_ && !line_->wait_idle(timeout)) {
-        spdlog::warn("TCP connections still busy after {}; closing them", format_duration(timeout));
-      }
+      const bool http_done = !http_ || http_->listener().drain(deadline);
+      const bool line_done = !line_ || line_->listener().drain(deadline);
+      if (http_done && line_done) return;
+      spdlog::warn("{} connections still busy after {}; closing them",
+                   http_done ? "TCP" : (line_done ? "HTTP" : "HTTP and TCP"),
+                   format_duration(config_.http.shutdown_timeout));
+      // The closes run on the network threads, at once unless one is stuck in a request.
+      const auto grace = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      if (http_) http_->listener().abort(grace);
+      if (line_) line_->listener().abort(grace);
     });
     timed("stopping the network threads", [&] {
       work_.reset();
@@ -525,8 +531,8 @@ class Daemon {
     auto* http = &family.Add({{"listener", "http"}});
     auto* line = &family.Add({{"listener", "line"}});
     metrics_.on_scrape([this, http, line] {
-      if (http_) http->Increment(static_cast<double>(http_->connections_refused()) - http->Value());
-      if (line_) line->Increment(static_cast<double>(line_->connections_refused()) - line->Value());
+      if (http_) http->Increment(static_cast<double>(http_->listener().refused()) - http->Value());
+      if (line_) line->Increment(static_cast<double>(line_->listener().refused()) - line->Value());
     });
   }
 
@@ -587,8 +593,8 @@ class Daemon {
       spdlog::info("reload: {} certificate and key re-read from {} and {}", section,
                    wanted.cert_file, wanted.key_file);
     };
-    reload_tls(*http_, "http.tls", config_.http.tls, next.http.tls);
-    if (line_) reload_tls(*line_, "line.tls", config_.line.tls, next.line.tls);
+    reload_tls(http_->listener(), "http.tls", config_.http.tls, next.http.tls);
+    if (line_) reload_tls(line_->listener(), "line.tls", config_.line.tls, next.line.tls);
 
     spdlog::set_level(spdlog::level::from_str(next.log.level));
     http_->set_max_body_bytes(next.http.max_body_bytes);
