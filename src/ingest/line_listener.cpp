@@ -21,13 +21,14 @@ constexpr std::chrono::milliseconds kFirstPause{20};
 constexpr std::chrono::milliseconds kLongestPause{1000};
 
 net::ListenerOptions listener_options(const LineListenerOptions& o) {
-  // A line protocol connection may idle indefinitely: no idle_timeout.
   return {.name = "line protocol",
           .host = o.host,
           .port = o.port,
           .tls = o.tls,
           .handshake_timeout = o.handshake_timeout,
-          .max_connections = o.max_connections};
+          .idle_timeout = 0,  // a line protocol connection may idle indefinitely
+          .max_connections = o.max_connections,
+          .plain_http_reply = {}};
 }
 }  // namespace
 
