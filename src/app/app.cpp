@@ -484,19 +484,23 @@ class Daemon {
     step("stop accepting", [&] {
       notifier_.stopping();
       ready_.store(false);
-      if (http_) http_->stop();
-      if (line_) line_->stop();
+      if (http_) http_->listener().stop();
+      if (line_) line_->listener().stop();
     });
+    // Idle connections closed at once; requests and batches in flight get until the drain
+    // deadline, then their connections are closed unanswered (a write that did not finish is
+    // not acknowledged).
     step("finish in-flight requests", [&] {
       const Deadline drain = deadline.leaving(closing_reserve);
-      if (http_ && !http_->wait_idle(drain.remaining_ms())) {
-        spdlog::warn(
-            "shutdown: HTTP connections still busy at the deadline; closing them "
-            "(their requests are not acknowledged)");
-      }
-      if (line_ && !line_->wait_idle(drain.remaining_ms())) {
-        spdlog::warn("shutdown: TCP connections still busy at the deadline; closing them");
-      }
+      const bool http_done = !http_ || http_->listener().drain(drain.when());
+      const bool line_done = !line_ || line_->listener().drain(drain.when());
+      if (http_done && line_done) return;
+      spdlog::warn("shutdown: {} connections still busy at the drain deadline; closing them",
+                   http_done ? "TCP" : (line_done ? "HTTP" : "HTTP and TCP"));
+      // The closes run on the network threads, at once unless one is stuck in a request.
+      const auto grace = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      if (http_) http_->listener().abort(grace);
+      if (line_) line_->listener().abort(grace);
     });
     step("stop network threads", [&] {
       work_.reset();
@@ -553,8 +557,8 @@ class Daemon {
     auto* http = &family.Add({{"listener", "http"}});
     auto* line = &family.Add({{"listener", "line"}});
     metrics_.on_scrape([this, http, line] {
-      if (http_) http->Increment(static_cast<double>(http_->connections_refused()) - http->Value());
-      if (line_) line->Increment(static_cast<double>(line_->connections_refused()) - line->Value());
+      if (http_) http->Increment(static_cast<double>(http_->listener().refused()) - http->Value());
+      if (line_) line->Increment(static_cast<double>(line_->listener().refused()) - line->Value());
     });
   }
 
@@ -636,8 +640,8 @@ class Daemon {
       spdlog::info("reload: {} certificate and key re-read from {} and {}", section,
                    wanted.cert_file, wanted.key_file);
     };
-    reload_tls(*http_, "http.tls", config_.http.tls, next.http.tls);
-    if (line_) reload_tls(*line_, "line.tls", config_.line.tls, next.line.tls);
+    reload_tls(http_->listener(), "http.tls", config_.http.tls, next.http.tls);
+    if (line_) reload_tls(line_->listener(), "line.tls", config_.line.tls, next.line.tls);
 
     spdlog::set_level(spdlog::level::from_str(next.log.level));
     http_->set_max_body_bytes(next.http.max_body_bytes);

@@ -2,67 +2,35 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <algorithm>
+#include <boost/asio/buffer.hpp>
 #include <chrono>
 #include <cstring>
 #include <optional>
-#include <type_traits>
 #include <vector>
 
 namespace kpid::ingest {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
 
 namespace {
 constexpr size_t kReadChunk = 64 << 10;
-// How long a closing TLS connection waits for the client's close_notify after sending its own.
-constexpr std::chrono::milliseconds kTlsShutdownWait{1000};
 // While the store pushes back, a connection stops reading and looks again after these waits,
 // doubling; the kernel's buffers then hold the sender (TCP flow control).
 constexpr std::chrono::milliseconds kFirstPause{20};
 constexpr std::chrono::milliseconds kLongestPause{1000};
+
+net::ListenerOptions listener_options(const LineListenerOptions& o) {
+  return {.name = "line protocol",
+          .host = o.host,
+          .port = o.port,
+          .tls = o.tls,
+          .handshake_timeout = o.handshake_timeout,
+          .idle_timeout = 0,  // a line protocol connection may idle indefinitely
+          .max_connections = o.max_connections,
+          .plain_http_reply = {}};
+}
 }  // namespace
-
-struct LineListener::Connection final : kpid::net::StoppableConnection,
-                                        std::enable_shared_from_this<LineListener::Connection> {
-  Connection(tcp::socket s, std::shared_ptr<ssl::context> tls_context)
-      : tls(std::move(tls_context)) {
-    if (tls) {
-      secure.emplace(std::move(s), *tls);
-    } else {
-      plain.emplace(std::move(s));
-    }
-  }
-  void request_stop() override {
-    // On the connection's strand, so a batch being stored completes before the cancel.
-    asio::post(transport().get_executor(), [self = shared_from_this()] {
-      self->stopping = true;
-      if (self->pause_timer) self->pause_timer->cancel();
-      self->transport().cancel();
-    });
-  }
-  // The TCP layer under either stream: it carries the handshake timeout and is what a stop
-  // cancels.
-  beast::tcp_stream& transport() { return secure ? secure->next_layer() : *plain; }
-
-  std::shared_ptr<ssl::context> tls;  // the pair this connection was accepted with; null: plain
-  std::optional<beast::tcp_stream> plain;
-  std::optional<ssl::stream<beast::tcp_stream>> secure;
-  std::string peer;
-  // Set while reads are paused for the store; only touched on the connection's strand.
-  asio::steady_timer* pause_timer = nullptr;
-  bool stopping = false;
-};
 
 LineListener::LineListener(asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
                            const Clock& clock, LineListenerOptions options,
@@ -73,77 +41,14 @@ LineListener::LineListener(asio::io_context& io, store::SampleStore& store, Inge
       observer_(observer),
       options_(std::move(options)),
       max_line_bytes_(options_.max_line_bytes),
-      acceptor_(io, "line protocol") {}
-
-Status LineListener::start() {
-  if (options_.tls) {
-    tls_ = std::make_unique<net::ServerTls>(options_.tls->min_version);
-    if (auto s = tls_->load(options_.tls->cert_file, options_.tls->key_file); !s) {
-      return Status(s.code(), "line protocol TLS: " + s.message());
-    }
-    spdlog::info("line protocol TLS: certificate {}, TLS {} or newer", options_.tls->cert_file,
-                 options_.tls->min_version == net::TlsVersion::kTls13 ? "1.3" : "1.2");
-  }
-  if (auto s = acceptor_.listen(options_.host, options_.port); !s) return s;
-  acceptor_.set_max_connections(options_.max_connections);
-  acceptor_.start([this](tcp::socket socket) {
-    auto connection =
-        std::make_shared<Connection>(std::move(socket), tls_ ? tls_->context() : nullptr);
-    boost::system::error_code ec;
-    auto remote = connection->transport().socket().remote_endpoint(ec);
-    connection->peer =
-        ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
-    run(connection);
-    return connection;
-  });
-  return Status::ok();
-}
-
-Status LineListener::reload_tls(const std::string& cert_file, const std::string& key_file) {
-  if (!tls_) return Status::ok();
-  if (auto s = tls_->load(cert_file, key_file); !s) {
-    return Status(s.code(), "line protocol TLS: " + s.message());
-  }
-  return Status::ok();
-}
-
-void LineListener::run(std::shared_ptr<Connection> connection) {
-  auto done = [this](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("tcp connection failed: {}", ex.what());
-      }
-    }
-    acceptor_.connection_ended();
-  };
-  auto executor = connection->transport().get_executor();
-  if (connection->secure) {
-    asio::co_spawn(executor, serve(connection, *connection->secure), std::move(done));
-  } else {
-    asio::co_spawn(executor, serve(connection, *connection->plain), std::move(done));
-  }
-}
+      listener_(io, listener_options(options_),
+                [this](net::Connection& connection) { return serve(connection); }) {}
 
 // GCC 12 pairs the coroutine frame's inlined aligned_alloc with its class operator delete and
 // warns, though that delete frees with the matching function (a false positive).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-template <typename Stream>
-asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection, Stream& stream) {
-  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
-  beast::tcp_stream& lowest = connection->transport();
-  bool handshake_done = !kTls;
-  if constexpr (kTls) {
-    // A line protocol connection may idle indefinitely, but not before its handshake is done.
-    lowest.expires_after(std::chrono::milliseconds(options_.handshake_timeout));
-    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server,
-                                                asio::as_tuple(asio::use_awaitable));
-    lowest.expires_never();
-    handshake_done = !ec;
-    if (ec) spdlog::debug("tcp {}: TLS handshake failed: {}", connection->peer, ec.message());
-  }
+asio::awaitable<void> LineListener::serve(net::Connection& connection) {
   WritePipeline pipeline(store_, metrics_, clock_, observer_);
   std::vector<char> buffer;
   size_t filled = 0;
@@ -167,12 +72,12 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
       WriteResult r = pipeline.write(body, Precision::kNanoseconds, Protocol::kTcp, 1, line_number);
       if (!r.storage) {
         if (r.storage.code() == StatusCode::kUnavailable) return false;
-        spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection->peer,
+        spdlog::error("tcp {}: storing lines failed, closing connection: {}", connection.peer(),
                       r.storage.to_string());
         failed = true;
         return false;
       }
-      if (!r.errors.empty()) log_bad_line(connection->peer, r.errors.front());
+      if (!r.errors.empty()) log_bad_line(connection.peer(), r.errors.front());
       for (const char* p = segment; p < upto; ++p) line_number += (*p == '\n');
       segment = upto;
       return true;
@@ -187,7 +92,7 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
         }
         metrics_.rejected(Protocol::kTcp, "line_too_long");
         log_bad_line(
-            connection->peer,
+            connection.peer(),
             {line_number, "line longer than " + std::to_string(max_line) + " bytes skipped"});
         ++line_number;
         segment = nl ? nl + 1 : end;
@@ -201,7 +106,6 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
 
   // Offers [data, data+size) to consume() until all of it is taken, pausing (not reading)
   // while the store pushes back. False when the connection must close.
-  asio::steady_timer timer(lowest.get_executor());
   auto store_all = [&](const char* data, size_t size) -> asio::awaitable<bool> {
     size_t taken = 0;
     auto pause = kFirstPause;
@@ -215,25 +119,21 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
         counted = true;
         auto why = store_.pushback();
         metrics_.pushback(Protocol::kTcp, why ? why.reason : store::Pushback::Reason::kWriteError);
-        spdlog::debug("tcp {}: reads paused: {}", connection->peer,
+        spdlog::debug("tcp {}: reads paused: {}", connection.peer(),
                       why ? why.message : std::string("storage unavailable"));
       }
-      if (connection->stopping) co_return false;
-      timer.expires_after(pause);
-      connection->pause_timer = &timer;
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      connection->pause_timer = nullptr;
-      if (connection->stopping) co_return false;
+      if (!co_await connection.pause(pause)) co_return false;
       pause = std::min(pause * 2, kLongestPause);
     }
   };
 
-  while (handshake_done) {
+  for (;;) {
     size_t max_line = max_line_bytes_.load();
     if (buffer.size() < max_line + kReadChunk) buffer.resize(max_line + kReadChunk);
-    auto [ec, n] = co_await stream.async_read_some(
-        asio::buffer(buffer.data() + filled, buffer.size() - filled),
-        asio::as_tuple(asio::use_awaitable));
+    // Idle while reading: a stop ends the read at once, dropping an incomplete line. Storing
+    // is synchronous on the strand, so a batch being stored always completes first.
+    auto [ec, n] =
+        co_await connection.read_idle(asio::buffer(buffer.data() + filled, buffer.size() - filled));
     if (ec) {
       // At EOF a last line without its newline is still a complete line.
       if (ec == asio::error::eof && filled > 0 && !discarding) {
@@ -273,22 +173,12 @@ asio::awaitable<void> LineListener::serve(std::shared_ptr<Connection> connection
     if (filled > max_line) {
       // The incomplete line is already over the limit: skip it without buffering more.
       metrics_.rejected(Protocol::kTcp, "line_too_long");
-      log_bad_line(connection->peer, {line_number, "line longer than " + std::to_string(max_line) +
-                                                       " bytes skipped"});
+      log_bad_line(connection.peer(), {line_number, "line longer than " + std::to_string(max_line) +
+                                                        " bytes skipped"});
       filled = 0;
       discarding = true;
     }
   }
-  if constexpr (kTls) {
-    // close_notify tells the client its data was taken in full; its own is awaited only briefly.
-    if (handshake_done) {
-      lowest.expires_after(kTlsShutdownWait);
-      co_await stream.async_shutdown(asio::as_tuple(asio::use_awaitable));
-    }
-  }
-  boost::system::error_code ignored;
-  lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  lowest.close();
 }
 #pragma GCC diagnostic pop
 

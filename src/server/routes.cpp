@@ -263,7 +263,7 @@ struct Router::Impl {
 Router::Router(RouterServices services) : impl_(std::make_unique<Impl>(std::move(services))) {}
 Router::~Router() = default;
 
-Response Router::handle(const Request& request) {
+boost::asio::awaitable<Response> Router::handle(const Request& request) {
   auto started = std::chrono::steady_clock::now();
   Route route = route_of(detail::request_path(request));
   Response response;
@@ -298,7 +298,7 @@ Response Router::handle(const Request& request) {
         impl_->services.clock.now_ms(), decision.who.name.empty() ? "-" : decision.who.name,
         request.method_string(), request.target(), response.result_int(), author_of(request));
   }
-  return response;
+  co_return response;
 }
 
 std::optional<Response> Router::admit(const Request& header, std::string_view client) {

@@ -75,9 +75,8 @@ std::string breach_lat(const Kpid& k) {
   write_value_now(k, "err", 0.3);
   write_value_now(k, "lat", 300);
   // The evaluator takes the newest value of a burst, so ok is recorded only if seen first.
-  REQUIRE(eventually([&] {
-    return json_str(require_api_data(k.get("/api/v1/kpis/lat")), "status") == "ok";
-  }));
+  REQUIRE(eventually(
+      [&] { return json_str(require_api_data(k.get("/api/v1/kpis/lat")), "status") == "ok"; }));
   write_value_now(k, "lat", 900);
   std::string alert_id;
   REQUIRE(eventually([&] {

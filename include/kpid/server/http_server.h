@@ -1,25 +1,24 @@
 #pragma once
-// HTTP/1.1 server on Boost.Beast: an acceptor and one coroutine per connection on its own
-// strand, keep-alive, header/idle and request timeouts, a request body limit (413 past it),
-// and a graceful stop that lets in-flight requests finish. Optionally TLS: every connection
-// then starts with a handshake, bounded by the request timeout, and is served the same way.
+// HTTP/1.1 on Boost.Beast, a protocol on the net connection layer (net::Listener): keep-alive,
+// header/idle and request timeouts, a request body limit (413 past it), admission before the
+// body, and a stop in three steps (stop, drain, abort). Optionally TLS, which the layer does.
+// The handler is asynchronous: it runs on the connection's strand and may hand heavy work to
+// another executor (net::run_on) without holding the network thread.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
-#include "kpid/net/acceptor.h"
+#include "kpid/net/listener.h"
 #include "kpid/net/tls.h"
 
 namespace kpid::server {
@@ -28,23 +27,29 @@ using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
 // Looks at a request's header before its body is read, with the client's address; a response
-// refuses the request (429, 503) without reading the body, nullopt lets it through. Called
-// like Handler; must not throw.
+// refuses the request (429, 503) without reading the body, nullopt lets it through. Called on
+// the connection's strand, possibly from several threads at once for different connections;
+// must not throw.
 using Admission =
     std::function<std::optional<Response>(const Request& header, std::string_view client)>;
 
-// Turns a complete request into a response. Called on the connection's strand, possibly from
-// several threads at once for different connections; must not throw.
-using Handler = std::function<Response(const Request&)>;
+// Turns a complete request into a response. The coroutine starts on the connection's strand,
+// possibly on several threads at once for different connections; it may co_await work on
+// another executor (net::run_on), and the connection waits for it without holding its thread.
+// The request lives until the coroutine completes. Must not throw (an exception closes the
+// connection without an answer).
+using Handler = std::function<boost::asio::awaitable<Response>(const Request&)>;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: the kernel picks one; see local_port()
   uint64_t max_body_bytes = 25ull << 20;
-  DurationMs request_timeout = 30'000;  // to read a request once its first byte arrived
-  DurationMs idle_timeout = 120'000;    // a keep-alive connection with no request is closed
-  std::optional<net::TlsOptions> tls;   // HTTPS when set
-  size_t max_connections = 1024;        // live connections; more are closed at once (0: none)
+  // To read a request once its first byte arrived (header, then body), and to write the answer;
+  // also bounds a TLS handshake.
+  DurationMs request_timeout = 30'000;
+  DurationMs idle_timeout = 120'000;   // a keep-alive connection with no request is closed
+  std::optional<net::TlsOptions> tls;  // HTTPS when set
+  size_t max_connections = 1024;       // live connections; more are closed at once (0: none)
 };
 
 class HttpServer {
@@ -57,41 +62,30 @@ class HttpServer {
 
   // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
   // returned, never just logged.
-  Status start();
-  // Connections closed at once because max_connections were open.
-  uint64_t connections_refused() const { return acceptor_.refused(); }
-  uint16_t local_port() const { return acceptor_.local_port(); }
+  Status start() { return listener_.start(); }
+  uint16_t local_port() const { return listener_.local_port(); }
 
   // The body limit for requests read from now on (config reload). Thread-safe.
   void set_max_body_bytes(uint64_t bytes) { max_body_bytes_.store(bytes); }
   uint64_t max_body_bytes() const { return max_body_bytes_.load(); }
 
-  // Re-reads the certificate chain and key (config reload): connections accepted from now on
-  // use the new pair, open ones keep theirs. On error the running pair stays. Thread-safe;
-  // a no-op without TLS.
-  Status reload_tls(const std::string& cert_file, const std::string& key_file);
-
-  // Stops accepting; idle connections close now, busy ones after their current response.
-  void stop() { acceptor_.stop(); }
-  // Waits until every connection has closed or `timeout` passed; returns whether all closed.
-  bool wait_idle(DurationMs timeout) { return acceptor_.wait_idle(timeout); }
-
-  struct Connection;
+  // The connection layer under the server: TLS reload, refused connections, and the stop
+  // (stop, drain, abort). For HTTP, a request is in flight from its first byte to its answer:
+  // a stop lets it finish (answered with Connection: close), an abort closes it unanswered.
+  net::Listener& listener() { return listener_; }
+  const net::Listener& listener() const { return listener_; }
 
  private:
-  void run(std::shared_ptr<Connection> connection);
-  // One coroutine for both kinds of connection: Stream is beast::tcp_stream or an SSL stream
-  // over one, owned by `connection`.
-  template <typename Stream>
-  boost::asio::awaitable<void> serve(std::shared_ptr<Connection> connection, Stream& stream);
+  // The HTTP session of one connection: requests in turn until one is not keep-alive, an error,
+  // a timeout or a stop.
+  boost::asio::awaitable<void> serve(net::Connection& connection);
 
   HttpServerOptions options_;
   Handler handler_;
   TooLargeHandler on_too_large_;
   Admission admission_;
   std::atomic<uint64_t> max_body_bytes_;
-  std::unique_ptr<net::ServerTls> tls_;  // null: plain HTTP
-  net::Acceptor acceptor_;
+  net::Listener listener_;
 };
 
 }  // namespace kpid::server

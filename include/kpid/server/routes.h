@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
@@ -80,8 +82,9 @@ class Router {
  public:
   explicit Router(RouterServices services);
   ~Router();
-  // Dispatches a request; never throws (an unexpected exception becomes a 500).
-  Response handle(const Request& request);
+  // Dispatches a request (HttpServer's Handler); never throws (an unexpected exception becomes
+  // a 500). Every route answers synchronously on the calling strand for now.
+  boost::asio::awaitable<Response> handle(const Request& request);
   // The 413 answer for a body over `limit`, counted like any other response.
   Response too_large(const Request& header, uint64_t limit);
   // Admission before the body is read (HttpServer's Admission): 429 past the client's request
