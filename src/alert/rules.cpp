@@ -42,7 +42,7 @@ bool valid_label_name(std::string_view name) {
   });
 }
 
-config::ConfigError error_at(const config::SourcePos& pos, std::string key, std::string message) {
+config::ConfigError error_at(const SourcePos& pos, std::string key, std::string message) {
   return {pos.file, pos.line, pos.column, std::move(key), std::move(message)};
 }
 
@@ -91,7 +91,7 @@ AlertingSetup compile_alerting(const config::Config& config) {
             error_at(rc.pos, section + ".condition",
                      "condition \"anomalous\" needs a [kpi.baseline] on KPI " + kpi.id));
       }
-      auto compile_templates = [&](const std::vector<config::TemplateConfig>& in, const char* what,
+      auto compile_templates = [&](const std::vector<kpi::TemplateOptions>& in, const char* what,
                                    std::vector<std::pair<std::string, Template>>& out) {
         for (const auto& tc : in) {
           const std::string key = section + "." + what + "." + tc.name;

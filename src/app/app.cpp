@@ -52,26 +52,6 @@ void setup_logging(const std::string& level) {
   spdlog::flush_on(spdlog::level::info);
 }
 
-query::QueryOptions query_options(const config::QueryConfig& c) {
-  return {c.lookback_delta, c.max_points_per_series};
-}
-
-store::StoreOptions store_options(const config::Config& c) {
-  store::StoreOptions o;
-  o.data_dir = c.storage.data_dir;
-  o.sync = c.storage.sync;
-  o.retention = {c.retention.raw, c.retention.rollup_5m, c.retention.rollup_1h};
-  o.limits.max_series = static_cast<uint64_t>(c.storage.max_series);
-  o.limits.max_series_per_metric = static_cast<uint64_t>(c.storage.max_series_per_metric);
-  o.limits.max_labels_per_series = static_cast<uint32_t>(c.storage.max_labels_per_series);
-  o.limits.max_label_name_bytes = static_cast<uint32_t>(c.storage.max_label_name_bytes);
-  o.limits.max_label_value_bytes = static_cast<uint32_t>(c.storage.max_label_value_bytes);
-  o.checkpoint_interval = c.storage.checkpoint_interval;
-  o.head_max_samples = static_cast<uint64_t>(c.storage.head_max_samples);
-  o.min_free_bytes = c.storage.min_free_bytes;
-  return o;
-}
-
 // Where people reach this kpid, for links in notifications: alerting.external_url, else the
 // HTTP listener's host and the port it bound.
 // Admin actions are recorded beside the data unless auth.audit_log says where.
@@ -81,41 +61,15 @@ std::string audit_log_path(const config::Config& c) {
 
 std::string external_url(const config::Config& c, uint16_t bound_port) {
   if (!c.alerting.external_url.empty()) return c.alerting.external_url;
-  auto address = config::parse_host_port(c.http.listen);
+  auto address = parse_host_port(c.http.listen);
   std::string host = address ? address->host : "127.0.0.1";
   if (host == "0.0.0.0" || host == "::") host = "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return (c.http.tls.enabled() ? "https://" : "http://") + host + ":" + std::to_string(bound_port);
 }
 
-bool same_receivers(const std::vector<config::ReceiverConfig>& a,
-                    const std::vector<config::ReceiverConfig>& b) {
-  auto fields = [](const config::ReceiverConfig& r) {
-    return std::tie(r.name, r.type, r.url, r.severities, r.owners, r.timeout, r.ca_file,
-                    r.routing_key, r.secret, r.resend_interval);
-  };
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [&](const auto& x, const auto& y) { return fields(x) == fields(y); });
-}
-
-bool same_alerting(const config::AlertingConfig& a, const config::AlertingConfig& b) {
-  auto fields = [](const config::AlertingConfig& c) {
-    return std::tie(c.external_url, c.notification_max_age, c.retry_initial, c.retry_max,
-                    c.resolved_retention);
-  };
-  return fields(a) == fields(b);
-}
-
 void log_warnings(const std::vector<config::ConfigError>& warnings) {
   for (const auto& w : warnings) spdlog::warn("config: {}", w.to_string());
-}
-
-// A listener's TLS settings for net, or nullopt when its TLS is off.
-std::optional<kpid::net::TlsOptions> tls_options(const config::TlsConfig& c) {
-  if (!c.enabled()) return std::nullopt;
-  return kpid::net::TlsOptions{
-      c.cert_file, c.key_file,
-      c.min_version == "1.3" ? kpid::net::TlsVersion::kTls13 : kpid::net::TlsVersion::kTls12};
 }
 
 // Loads each configured certificate and key as the listener will, so a missing file, a bad PEM
@@ -124,13 +78,12 @@ std::vector<config::ConfigError> check_tls_files(const config::Config& c) {
   std::vector<config::ConfigError> errors;
   for (const auto& [section, tls] :
        {std::pair{"http.tls", &c.http.tls}, std::pair{"line.tls", &c.line.tls}}) {
-    auto options = tls_options(*tls);
-    if (!options) continue;
+    if (!tls->enabled()) continue;
     kpid::net::TlsFile failed = kpid::net::TlsFile::kNone;
-    auto context = kpid::net::load_server_context(*options, &failed);
+    auto context = kpid::net::load_server_context(*tls, &failed);
     if (context) continue;
     const bool key = failed == kpid::net::TlsFile::kKey;
-    const config::SourcePos& pos = key ? tls->key_file_pos : tls->cert_file_pos;
+    const SourcePos& pos = key ? tls->key_file_pos : tls->cert_file_pos;
     errors.push_back({pos.file, pos.line, pos.column,
                       std::string(section) + (key ? ".key_file" : ".cert_file"),
                       context.status().message()});
@@ -153,7 +106,7 @@ bool is_loopback(const std::string& host) {
 void check_exposure(const config::Config& c, const auth::TokenSet& tokens,
                     std::vector<config::ConfigError>& errors) {
   if (c.auth.allow_unauthenticated) return;
-  auto http = config::parse_host_port(c.http.listen);
+  auto http = parse_host_port(c.http.listen);
   if (http && !is_loopback(http->host) && tokens.empty()) {
     errors.push_back({c.source, 0, 0, "http.listen",
                       "listens on " + c.http.listen +
@@ -161,7 +114,7 @@ void check_exposure(const config::Config& c, const auth::TokenSet& tokens,
                           "add [[auth.token]] tables or auth.tokens_file, or set "
                           "auth.allow_unauthenticated = true for a network you trust"});
   }
-  auto line = config::parse_host_port(c.line.listen);
+  auto line = parse_host_port(c.line.listen);
   if (!c.line.listen.empty() && line && !is_loopback(line->host)) {
     errors.push_back({c.source, 0, 0, "line.listen",
                       "listens on " + c.line.listen +
@@ -207,7 +160,7 @@ namespace {
 // A band its own recent history would put in warn or crit more than half the time is a band
 // that will page people for business as usual.
 void warn_about_breached_bands(const LoadedConfig& loaded, std::vector<config::ConfigError>& out) {
-  store::StoreOptions options = store_options(loaded.config);
+  store::StoreOptions options = loaded.config.storage;
   options.read_only = true;
   options.background = false;
   std::error_code ec;
@@ -218,7 +171,7 @@ void warn_about_breached_bands(const LoadedConfig& loaded, std::vector<config::C
         {"", 0, 0, "storage.data_dir", "history not checked: " + store.status().message()});
     return;
   }
-  query::Engine engine(**store, query_options(loaded.config.query));
+  query::Engine engine(**store, loaded.config.query);
   const TimestampMs now = SystemClock().now_ms();
   for (const auto& kpi : loaded.kpis) {
     if (!kpi.band) continue;
@@ -227,7 +180,7 @@ void warn_about_breached_bands(const LoadedConfig& loaded, std::vector<config::C
     if (!history) continue;
     auto fraction = kpi::breach_fraction(kpi.direction, *kpi.band, *history);
     if (!fraction || *fraction <= 0.5) continue;
-    config::SourcePos pos;
+    SourcePos pos;
     for (const auto& c : loaded.config.kpis) {
       if (c.id == kpi.id) pos = c.band ? c.band->pos : c.pos;
     }
@@ -322,7 +275,7 @@ class Daemon {
 
  private:
   bool start() {
-    auto store = store::RocksDbStore::open(store_options(config_), &metrics_);
+    auto store = store::RocksDbStore::open(config_.storage, &metrics_);
     if (!store) {
       spdlog::critical("cannot open storage: {}", store.status().message());
       return false;
@@ -330,7 +283,7 @@ class Daemon {
     store_ = std::move(store).value();
     spdlog::info("storage open in {} ({} series, sync={})", config_.storage.data_dir,
                  store_->series_count(), config_.storage.sync);
-    engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query), &metrics_);
+    engine_ = std::make_unique<query::Engine>(*store_, config_.query, &metrics_);
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;
@@ -354,16 +307,8 @@ class Daemon {
         [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_, *audit_,
         config_.http.rate_limit, config_.http.rate_limit_burst});
     router_->set_reloader([this] { return reload_now(); });
-    auto http_address = config::parse_host_port(config_.http.listen);
-    server::HttpServerOptions http_options{http_address->host,
-                                           http_address->port,
-                                           config_.http.max_body_bytes,
-                                           config_.http.request_timeout,
-                                           config_.http.idle_timeout,
-                                           tls_options(config_.http.tls),
-                                           static_cast<size_t>(config_.http.max_connections)};
     http_ = std::make_unique<server::HttpServer>(
-        io_, http_options, [this](const server::Request& r) { return router_->handle(r); },
+        io_, config_.http, [this](const server::Request& r) { return router_->handle(r); },
         [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); },
         [this](const server::Request& h, std::string_view client) {
           return router_->admit(h, client);
@@ -380,15 +325,10 @@ class Daemon {
     planner_->start();
     spdlog::info("alerting: {} receivers", receivers_.size());
     if (!config_.line.listen.empty()) {
-      auto line_address = config::parse_host_port(config_.line.listen);
-      line_ = std::make_unique<ingest::LineListener>(
-          io_, *store_, *ingest_metrics_, clock_,
-          // TLS handshakes are bounded alike on both listeners.
-          ingest::LineListenerOptions{line_address->host, line_address->port,
-                                      config_.line.max_line_bytes, config_.line.error_log_interval,
-                                      tls_options(config_.line.tls), config_.http.request_timeout,
-                                      static_cast<size_t>(config_.line.max_connections)},
-          evaluator_.get());
+      // TLS handshakes are bounded alike on both listeners.
+      line_ = std::make_unique<ingest::LineListener>(io_, *store_, *ingest_metrics_, clock_,
+                                                     config_.line, config_.http.request_timeout,
+                                                     evaluator_.get());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
         return false;
@@ -594,38 +534,27 @@ class Daemon {
       return outcome;
     }
     const config::Config& next = loaded.config;
-    auto restart_needed = [&](const char* key, bool changed) {
-      if (!changed) return;
-      spdlog::warn("reload: {} changed; it takes effect after a restart", key);
-      outcome.restart_needed.emplace_back(key);
-    };
-    restart_needed("storage.data_dir", next.storage.data_dir != config_.storage.data_dir);
-    restart_needed("storage.sync", next.storage.sync != config_.storage.sync);
-    restart_needed("http.listen", next.http.listen != config_.http.listen);
-    restart_needed("http.threads", next.http.threads != config_.http.threads);
-    restart_needed("http.request_timeout",
-                   next.http.request_timeout != config_.http.request_timeout);
-    restart_needed("http.idle_timeout", next.http.idle_timeout != config_.http.idle_timeout);
-    restart_needed("http.max_connections",
-                   next.http.max_connections != config_.http.max_connections);
-    restart_needed("line.max_connections",
-                   next.line.max_connections != config_.line.max_connections);
-    restart_needed("line.listen", next.line.listen != config_.line.listen);
-    restart_needed("line.error_log_interval",
-                   next.line.error_log_interval != config_.line.error_log_interval);
-    restart_needed("http.tls (on or off)", next.http.tls.enabled() != config_.http.tls.enabled());
-    restart_needed("http.tls.min_version",
-                   next.http.tls.min_version != config_.http.tls.min_version);
-    restart_needed("line.tls (on or off)", next.line.tls.enabled() != config_.line.tls.enabled());
-    restart_needed("line.tls.min_version",
-                   next.line.tls.min_version != config_.line.tls.min_version);
+    // Each module decides which of its keys a reload may change; the others are named here
+    // and keep their running values until a restart.
+    for (auto keys : {store::keys_needing_restart(config_.storage, next.storage),
+                      server::keys_needing_restart(config_.http, next.http),
+                      ingest::keys_needing_restart(config_.line, next.line),
+                      alert::keys_needing_restart(config_.alerting, config_.receivers,
+                                                  next.alerting, next.receivers),
+                      okr::keys_needing_restart(config_.okr, next.okr),
+                      auth::keys_needing_restart(config_.auth, next.auth)}) {
+      for (auto& key : keys) {
+        spdlog::warn("reload: {} changed; it takes effect after a restart", key);
+        outcome.restart_needed.push_back(std::move(key));
+      }
+    }
     for (const auto& e : loaded.tls_file_errors) {
       spdlog::error("reload: {}; the running certificate and key are kept", e.to_string());
       outcome.warnings.push_back(e.to_string() + "; the running certificate and key are kept");
     }
     // New connections get the re-read pair, open ones keep theirs.
-    auto reload_tls = [&](auto& listener, std::string_view section, config::TlsConfig& running,
-                          const config::TlsConfig& wanted) {
+    auto reload_tls = [&](auto& listener, std::string_view section, kpid::net::TlsOptions& running,
+                          const kpid::net::TlsOptions& wanted) {
       if (!running.enabled() || !wanted.enabled()) return;  // on or off needs a restart
       for (const auto& e : loaded.tls_file_errors) {
         if (e.key.starts_with(section)) return;  // logged above
@@ -647,18 +576,11 @@ class Daemon {
     http_->set_max_body_bytes(next.http.max_body_bytes);
     router_->set_rate_limit(next.http.rate_limit, next.http.rate_limit_burst);
     if (line_) line_->set_max_line_bytes(next.line.max_line_bytes);
-    engine_->set_options(query_options(next.query));
+    engine_->set_options(next.query);
     log_warnings(loaded.warnings);
     for (const auto& w : loaded.warnings) outcome.warnings.push_back(w.to_string());
     const size_t kpi_count = loaded.kpis.size();
     const size_t rule_count = loaded.rules.size();
-    restart_needed("[[receiver]]", !same_receivers(next.receivers, config_.receivers));
-    restart_needed("[alerting]", !same_alerting(next.alerting, config_.alerting));
-    restart_needed("okr.max_open_per_owner",
-                   next.okr.max_open_per_owner != config_.okr.max_open_per_owner);
-    restart_needed("auth.audit_log", next.auth.audit_log != config_.auth.audit_log);
-    restart_needed("auth.allow_unauthenticated",
-                   next.auth.allow_unauthenticated != config_.auth.allow_unauthenticated);
     spdlog::info("reload: {} tokens", loaded.tokens.size());
     access_->set(std::move(loaded.tokens), next.auth.open);
     alerter_->set_rules(std::move(loaded.rules));
@@ -667,11 +589,9 @@ class Daemon {
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
-    config_.http.max_body_bytes = next.http.max_body_bytes;
-    config_.http.rate_limit = next.http.rate_limit;
-    config_.http.rate_limit_burst = next.http.rate_limit_burst;
+    config_.http = server::reloaded(config_.http, next.http);
+    config_.line = ingest::reloaded(config_.line, next.line);
     config_.shutdown_timeout = next.shutdown_timeout;
-    config_.line.max_line_bytes = next.line.max_line_bytes;
     config_.query = next.query;
     spdlog::info("configuration reloaded from {}", command_line_.config_path);
     outcome.reloaded = true;

@@ -91,7 +91,7 @@ bool Identity::may(Role role) const {
   return (granted & static_cast<uint8_t>(role)) != 0;
 }
 
-Result<TokenSet> TokenSet::load(const config::AuthConfig& config,
+Result<TokenSet> TokenSet::load(const auth::AuthOptions& config,
                                 std::vector<config::ConfigError>& errors) {
   TokenSet set;
   const size_t errors_before = errors.size();

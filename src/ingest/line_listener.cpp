@@ -9,6 +9,8 @@
 #include <optional>
 #include <vector>
 
+#include "kpid/core/host_port.h"
+
 namespace kpid::ingest {
 
 namespace asio = boost::asio;
@@ -20,28 +22,30 @@ constexpr size_t kReadChunk = 64 << 10;
 constexpr std::chrono::milliseconds kFirstPause{20};
 constexpr std::chrono::milliseconds kLongestPause{1000};
 
-net::ListenerOptions listener_options(const LineListenerOptions& o) {
+net::ListenerOptions listener_options(const LineOptions& o, DurationMs handshake_timeout) {
+  // The config checked the address; one that does not parse fails at start, naming it.
+  auto address = parse_host_port(o.listen);
   return {.name = "line protocol",
-          .host = o.host,
-          .port = o.port,
-          .tls = o.tls,
-          .handshake_timeout = o.handshake_timeout,
+          .host = address ? address->host : o.listen,
+          .port = address ? address->port : uint16_t{0},
+          .tls = o.tls.enabled() ? std::optional(o.tls) : std::nullopt,
+          .handshake_timeout = handshake_timeout,
           .idle_timeout = 0,  // a line protocol connection may idle indefinitely
-          .max_connections = o.max_connections,
+          .max_connections = static_cast<size_t>(o.max_connections),
           .plain_http_reply = {}};
 }
 }  // namespace
 
 LineListener::LineListener(asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
-                           const Clock& clock, LineListenerOptions options,
-                           store::SampleObserver* observer)
+                           const Clock& clock, const LineOptions& options,
+                           DurationMs handshake_timeout, store::SampleObserver* observer)
     : store_(store),
       metrics_(metrics),
       clock_(clock),
       observer_(observer),
-      options_(std::move(options)),
+      options_(options),
       max_line_bytes_(options_.max_line_bytes),
-      listener_(io, listener_options(options_),
+      listener_(io, listener_options(options_, handshake_timeout),
                 [this](net::Connection& connection) { return serve(connection); }) {}
 
 // GCC 12 pairs the coroutine frame's inlined aligned_alloc with its class operator delete and

@@ -24,12 +24,12 @@ std::optional<BaselineMethod> parse_method(std::string_view text) {
   return std::nullopt;
 }
 
-config::ConfigError error_at(const config::SourcePos& pos, std::string key, std::string message) {
+config::ConfigError error_at(const SourcePos& pos, std::string key, std::string message) {
   return {pos.file, pos.line, pos.column, std::move(key), std::move(message)};
 }
 
 // Parses a term's selector; the error points at the selector's position in the file.
-bool compile_term(const config::KpiTermConfig& c, const std::string& key, Term& term,
+bool compile_term(const kpi::TermOptions& c, const std::string& key, Term& term,
                   std::vector<config::ConfigError>& errors) {
   auto matchers = query::parse_selector(c.selector);
   if (!matchers) {
@@ -96,7 +96,7 @@ bool operator==(const Band& a, const Band& b) {
          a.crit_low == b.crit_low && a.warn_high == b.warn_high && a.crit_high == b.crit_high;
 }
 
-CompileResult compile(const std::vector<config::KpiConfig>& kpis) {
+CompileResult compile(const std::vector<kpi::KpiOptions>& kpis) {
   CompileResult result;
   for (const auto& c : kpis) {
     const size_t errors_before = result.errors.size();
@@ -159,10 +159,10 @@ CompileResult compile(const std::vector<config::KpiConfig>& kpis) {
   return result;
 }
 
-std::vector<config::ConfigError> lint(const std::vector<config::KpiConfig>& kpis,
+std::vector<config::ConfigError> lint(const std::vector<kpi::KpiOptions>& kpis,
                                       size_t max_per_owner) {
   std::vector<config::ConfigError> warnings;
-  std::map<std::string, std::vector<const config::KpiConfig*>> by_owner;
+  std::map<std::string, std::vector<const kpi::KpiOptions*>> by_owner;
   for (const auto& c : kpis) {
     const std::string key = "kpi." + c.id;
     if (c.owner.empty()) {

@@ -108,7 +108,11 @@ Result<std::shared_ptr<ssl::context>> load_server_context(const TlsOptions& opti
 }
 
 Status ServerTls::load(const std::string& cert_file, const std::string& key_file) {
-  auto context = load_server_context({cert_file, key_file, min_version_});
+  TlsOptions options;
+  options.cert_file = cert_file;
+  options.key_file = key_file;
+  options.min_version = min_version_;
+  auto context = load_server_context(options);
   if (!context) return context.status();
   std::lock_guard lock(mutex_);
   context_ = std::move(*context);

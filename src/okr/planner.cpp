@@ -74,11 +74,11 @@ PolicySetup compile_policies(const config::Config& config) {
   for (const auto& k : config.kpis) ids.insert(k.id);
   for (const auto& k : config.kpis) {
     if (!k.okr || !k.okr->enabled) continue;
-    const config::KpiOkrConfig& c = *k.okr;
+    const kpi::OkrDraftOptions& c = *k.okr;
     const std::string section = "kpi." + k.id + ".okr";
     const size_t before = setup.errors.size();
-    auto error = [&](const config::SourcePos& pos, const std::string& key, std::string message) {
-      const config::SourcePos& at = pos.line ? pos : c.pos;
+    auto error = [&](const SourcePos& pos, const std::string& key, std::string message) {
+      const SourcePos& at = pos.line ? pos : c.pos;
       setup.errors.push_back(
           {at.file, at.line, at.column, section + "." + key, std::move(message)});
     };
@@ -89,7 +89,7 @@ PolicySetup compile_policies(const config::Config& config) {
     p.target_baseline = c.target == "baseline";
     p.period = c.period;
     p.graduate_after = c.graduate_after;
-    auto compile = [&](const std::string& text, const config::SourcePos& pos, const char* key,
+    auto compile = [&](const std::string& text, const SourcePos& pos, const char* key,
                        alert::Template& out) {
       auto t = alert::Template::parse(text, kVariables);
       if (!t) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kpid/core/host_port.h"
+
 namespace kpid::server {
 
 namespace asio = boost::asio;
@@ -26,23 +28,25 @@ constexpr std::string_view kPlainHttpToTls =
     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
     "Content-Length: 33\r\nConnection: close\r\n\r\nthis port speaks HTTPS, not HTTP\n";
 
-net::ListenerOptions listener_options(const HttpServerOptions& o) {
+net::ListenerOptions listener_options(const HttpOptions& o) {
+  // The config checked the address; one that does not parse fails at start, naming it.
+  auto address = parse_host_port(o.listen);
   return {.name = "HTTP",
-          .host = o.host,
-          .port = o.port,
-          .tls = o.tls,
+          .host = address ? address->host : o.listen,
+          .port = address ? address->port : uint16_t{0},
+          .tls = o.tls.enabled() ? std::optional(o.tls) : std::nullopt,
           // Bounded like a request, so a client that connects and stalls holds nothing for long.
           .handshake_timeout = o.request_timeout,
           .idle_timeout = o.idle_timeout,
-          .max_connections = o.max_connections,
+          .max_connections = static_cast<size_t>(o.max_connections),
           .plain_http_reply = std::string(kPlainHttpToTls)};
 }
 
 }  // namespace
 
-HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler,
+HttpServer::HttpServer(asio::io_context& io, const HttpOptions& options, Handler handler,
                        TooLargeHandler on_too_large, Admission admission)
-    : options_(std::move(options)),
+    : options_(options),
       handler_(std::move(handler)),
       on_too_large_(std::move(on_too_large)),
       admission_(std::move(admission)),

@@ -121,14 +121,14 @@ bool finite(double v) { return std::isfinite(v); }
 // The ranges config.h and README document, for a config that loaded without error.
 void check_ranges(const config::Config& c) {
   check(!c.storage.data_dir.empty(), "empty data_dir accepted");
-  check(c.storage.max_series >= 1 && c.storage.checkpoint_interval >= 1000 &&
+  check(c.storage.limits.max_series >= 1 && c.storage.checkpoint_interval >= 1000 &&
             c.storage.head_max_samples >= 1000,
         "storage limit out of range accepted");
-  check(c.retention.raw >= 2 * kHour && c.retention.rollup_5m >= 2 * kHour &&
-            c.retention.rollup_1h >= 2 * kHour,
+  check(c.storage.retention.raw >= 2 * kHour && c.storage.retention.rollup_5m >= 2 * kHour &&
+            c.storage.retention.rollup_1h >= 2 * kHour,
         "retention shorter than a chunk window accepted");
-  check(config::parse_host_port(c.http.listen).is_ok(), "bad http.listen accepted");
-  check(c.line.listen.empty() || config::parse_host_port(c.line.listen).is_ok(),
+  check(parse_host_port(c.http.listen).is_ok(), "bad http.listen accepted");
+  check(c.line.listen.empty() || parse_host_port(c.line.listen).is_ok(),
         "bad line.listen accepted");
   check(c.http.threads >= 1 && c.http.max_body_bytes >= 1 && c.line.max_line_bytes >= 16,
         "http/line limit out of range accepted");
@@ -136,7 +136,7 @@ void check_ranges(const config::Config& c) {
         "query limit out of range accepted");
   for (const auto& k : c.kpis) {
     check(!k.id.empty() && k.id.size() <= 128, "bad KPI id accepted", k.id);
-    const std::vector<const config::KpiTermConfig*> terms =
+    const std::vector<const kpi::TermOptions*> terms =
         k.value.ratio ? std::vector{&k.value.term, &k.value.denominator}
                       : std::vector{&k.value.term};
     for (const auto* t : terms) {

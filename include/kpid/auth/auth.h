@@ -50,7 +50,7 @@ class TokenSet {
  public:
   // From [[auth.token]] tables and auth.tokens_file. Errors name the file, line and key:
   // "tokens:3: auth.tokens_file: unknown role \"root\"; expected write, read or admin".
-  static Result<TokenSet> load(const config::AuthConfig& config,
+  static Result<TokenSet> load(const auth::AuthOptions& config,
                                std::vector<config::ConfigError>& errors);
 
   bool empty() const { return tokens_.empty(); }

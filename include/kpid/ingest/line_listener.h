@@ -17,6 +17,7 @@
 
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/ingest/options.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/net/listener.h"
 #include "kpid/net/tls.h"
@@ -24,22 +25,12 @@
 
 namespace kpid::ingest {
 
-struct LineListenerOptions {
-  std::string host = "127.0.0.1";
-  uint16_t port = 0;  // 0: the kernel picks one; see local_port()
-  size_t max_line_bytes = 64 << 10;
-  DurationMs error_log_interval = 10'000;
-  std::optional<net::TlsOptions> tls;     // TLS when set
-  DurationMs handshake_timeout = 30'000;  // a TLS client still handshaking then is dropped
-  size_t max_connections = 1024;          // live connections; more are closed at once (0: none)
-};
-
 class LineListener {
  public:
   // The store, metrics, clock and observer (may be null) must outlive the listener; `io` runs
   // its connections.
   LineListener(boost::asio::io_context& io, store::SampleStore& store, IngestMetrics& metrics,
-               const Clock& clock, LineListenerOptions options,
+               const Clock& clock, const LineOptions& options, DurationMs handshake_timeout,
                store::SampleObserver* observer = nullptr);
 
   // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
@@ -67,7 +58,7 @@ class LineListener {
   IngestMetrics& metrics_;
   const Clock& clock_;
   store::SampleObserver* observer_;
-  LineListenerOptions options_;
+  LineOptions options_;
   std::atomic<size_t> max_line_bytes_;
   net::Listener listener_;
 

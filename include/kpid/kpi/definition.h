@@ -77,11 +77,11 @@ struct CompileResult {
 
 // Checks what the config loader cannot (band order for the direction, selector syntax) and
 // builds the definitions. Definitions with errors are left out.
-CompileResult compile(const std::vector<config::KpiConfig>& kpis);
+CompileResult compile(const std::vector<kpi::KpiOptions>& kpis);
 
 // Where practice says a KPI set is going wrong; warnings, not errors: more than
 // `max_per_owner` KPIs for one owner, a KPI without owner or without band.
-std::vector<config::ConfigError> lint(const std::vector<config::KpiConfig>& kpis,
+std::vector<config::ConfigError> lint(const std::vector<kpi::KpiOptions>& kpis,
                                       size_t max_per_owner = 10);
 
 bool operator==(const Band& a, const Band& b);

@@ -10,16 +10,9 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "kpid/core/status.h"
+#include "kpid/net/tls_options.h"
 
 namespace kpid::net {
-
-enum class TlsVersion { kTls12, kTls13 };
-
-struct TlsOptions {
-  std::string cert_file;  // PEM: the server certificate first, then any intermediates
-  std::string key_file;   // PEM private key matching it, unencrypted
-  TlsVersion min_version = TlsVersion::kTls12;
-};
 
 // Which file a failed load was about, so a config error can point at the right key.
 enum class TlsFile { kNone, kCert, kKey };

@@ -41,6 +41,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/metrics/metrics.h"
+#include "kpid/query/options.h"
 #include "kpid/query/promql.h"
 #include "kpid/store/sample_store.h"
 
@@ -49,11 +50,6 @@ class Counter;
 }
 
 namespace kpid::query {
-
-struct QueryOptions {
-  DurationMs lookback_delta = 300'000;
-  int64_t max_points_per_series = 11'000;
-};
 
 // Series reads done by one query, by resolution. Widened reads (unaligned windows served from
 // rollups because raw samples may have expired) are also counted in their resolution.

@@ -20,6 +20,7 @@
 #include "kpid/core/time.h"
 #include "kpid/net/listener.h"
 #include "kpid/net/tls.h"
+#include "kpid/server/options.h"
 
 namespace kpid::server {
 
@@ -40,24 +41,12 @@ using Admission =
 // connection without an answer).
 using Handler = std::function<boost::asio::awaitable<Response>(const Request&)>;
 
-struct HttpServerOptions {
-  std::string host = "127.0.0.1";
-  uint16_t port = 0;  // 0: the kernel picks one; see local_port()
-  uint64_t max_body_bytes = 25ull << 20;
-  // To read a request once its first byte arrived (header, then body), and to write the answer;
-  // also bounds a TLS handshake.
-  DurationMs request_timeout = 30'000;
-  DurationMs idle_timeout = 120'000;   // a keep-alive connection with no request is closed
-  std::optional<net::TlsOptions> tls;  // HTTPS when set
-  size_t max_connections = 1024;       // live connections; more are closed at once (0: none)
-};
-
 class HttpServer {
  public:
   // `on_too_large` builds the 413 response for a body over the limit, given the request's
   // header (its body is empty).
   using TooLargeHandler = std::function<Response(const Request& header, uint64_t limit)>;
-  HttpServer(boost::asio::io_context& io, HttpServerOptions options, Handler handler,
+  HttpServer(boost::asio::io_context& io, const HttpOptions& options, Handler handler,
              TooLargeHandler on_too_large, Admission admission = {});
 
   // Loads the TLS pair (when configured), binds and starts accepting. A failure of either is
@@ -80,7 +69,7 @@ class HttpServer {
   // a timeout or a stop.
   boost::asio::awaitable<void> serve(net::Connection& connection);
 
-  HttpServerOptions options_;
+  HttpOptions options_;
   Handler handler_;
   TooLargeHandler on_too_large_;
   Admission admission_;

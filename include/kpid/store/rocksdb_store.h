@@ -25,6 +25,7 @@
 
 #include "kpid/core/time.h"
 #include "kpid/metrics/metrics.h"
+#include "kpid/store/options.h"
 #include "kpid/store/sample_store.h"
 #include "kpid/store/state_store.h"
 
@@ -32,37 +33,6 @@ namespace kpid::store {
 
 // The span of one chunk; a multiple of 1h so rollup buckets never straddle chunks.
 inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
-
-// Caps that protect memory from a flood of new series. Existing series are never refused.
-struct SeriesLimits {
-  uint64_t max_series = 1'000'000;
-  // Per metric name (a line-protocol measurement's field): one runaway measurement cannot use
-  // up the global limit.
-  uint64_t max_series_per_metric = 100'000;
-  uint32_t max_labels_per_series = 30;  // including __name__
-  uint32_t max_label_name_bytes = 256;
-  uint32_t max_label_value_bytes = 4096;
-};
-
-struct StoreOptions {
-  std::string data_dir;
-  bool sync = false;  // fsync the WAL on every write: survives power loss, not only kill -9
-  RetentionPolicy retention{};
-  SeriesLimits limits{};
-  // A checkpoint writes heads to chunks after this long, or once heads hold head_max_samples.
-  DurationMs checkpoint_interval = 60'000;
-  uint64_t head_max_samples = 4'000'000;
-  // Writes are refused (Pushback::kDiskFull) while the data dir's filesystem has less free
-  // space than this, so RocksDB never runs out of it mid-write; 0: no check.
-  uint64_t min_free_bytes = 100ull << 20;
-  // Where "now" comes from for retention; SystemClock when null. Must outlive the store.
-  const Clock* clock = nullptr;
-  // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
-  bool background = true;
-  // Open for reading only (kpid --check-config beside a running kpid): no background work, no
-  // checkpoint on close; writes fail with unavailable. The head log is replayed in memory.
-  bool read_only = false;
-};
 
 class RocksDbStore final : public SampleStore, public StateStore {
  public:

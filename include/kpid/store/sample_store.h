@@ -12,6 +12,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/store/ddsketch.h"
+#include "kpid/store/options.h"
 
 namespace kpid::store {
 
@@ -60,13 +61,6 @@ struct Rollup {
   // (the new value counts whole), as PromQL's increase() corrects it.
   double increase = 0;
   DDSketch sketch;
-};
-
-// How long each resolution is kept, measured back from the store clock's now.
-struct RetentionPolicy {
-  DurationMs raw = 30 * 86'400'000LL;
-  DurationMs rollup_5m = 400 * 86'400'000LL;
-  DurationMs rollup_1h = 5 * 365 * 86'400'000LL;
 };
 
 // Told of every batch right after it is stored (the KPI evaluator, handed to the ingest

@@ -7,8 +7,8 @@ using namespace kpid::auth;
 
 namespace {
 
-config::AuthConfig with_tokens(std::initializer_list<std::pair<std::string, std::string>> tokens) {
-  config::AuthConfig c;
+auth::AuthOptions with_tokens(std::initializer_list<std::pair<std::string, std::string>> tokens) {
+  auth::AuthOptions c;
   for (const auto& [name, role] : tokens) {
     c.tokens.push_back({name, {role}, hash_token(name + "-secret-token-text"), {}});
   }

@@ -38,9 +38,9 @@ std::vector<std::string> split_lines(const std::string& text) {
 }
 
 // The demo config's KPI `id`; REQUIREs it is there.
-const config::KpiConfig& demo_kpi(const config::Config& c, const std::string& id) {
+const kpi::KpiOptions& demo_kpi(const config::Config& c, const std::string& id) {
   auto it = std::find_if(c.kpis.begin(), c.kpis.end(),
-                         [&](const config::KpiConfig& k) { return k.id == id; });
+                         [&](const kpi::KpiOptions& k) { return k.id == id; });
   INFO("KPI " << id << " in config/demo");
   REQUIRE(it != c.kpis.end());
   REQUIRE(it->band);
@@ -241,7 +241,7 @@ TEST_CASE("demo: the incident breaches config/demo's crit, normal weeks stay ins
   const auto& conversion = demo_kpi(c, "signup_conversion");
   const auto& support = demo_kpi(c, "support_first_response");
   const auto& churn = demo_kpi(c, "monthly_churn");
-  CHECK(c.retention.raw > 30 * kDay);  // the backfill is kept whole
+  CHECK(c.storage.retention.raw > 30 * kDay);  // the backfill is kept whole
 
   // Five weeks without an incident, any noise seed: nothing reaches warn. Latency samples are
   // bounded by their expectation plus 5 sigma (7 ms); the other KPIs average over minutes.

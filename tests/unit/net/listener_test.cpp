@@ -38,7 +38,9 @@ long long ms_since(SteadyClock::time_point t0) {
 
 net::ListenerOptions tls_options(const std::string& pair = "receiver") {
   net::ListenerOptions o;
-  o.tls = net::TlsOptions{kTlsDir + "/" + pair + ".crt", kTlsDir + "/" + pair + ".key"};
+  o.tls.emplace();
+  o.tls->cert_file = kTlsDir + "/" + pair + ".crt";
+  o.tls->key_file = kTlsDir + "/" + pair + ".key";
   return o;
 }
 

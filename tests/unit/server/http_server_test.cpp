@@ -47,7 +47,9 @@ std::string get(const std::string& target, bool keep_alive = true) {
 //   /timer?MS     waits MS on a timer of the connection's strand, then answers "timer"
 class Server {
  public:
-  explicit Server(server::HttpServerOptions options = {}) {
+  Server() {
+    server::HttpOptions options;
+    options.listen = "127.0.0.1:0";  // the kernel picks a free port
     server_.emplace(
         io_, options, [this](const server::Request& r) { return handle(r); },
         [](const server::Request&, uint64_t) {
