@@ -32,6 +32,7 @@
 #include "kpid/metrics/metrics.h"
 #include "kpid/net/tls.h"
 #include "kpid/query/engine.h"
+#include "kpid/query/work_pool.h"
 #include "kpid/server/http_server.h"
 #include "kpid/server/routes.h"
 #include "kpid/store/rocksdb_store.h"
@@ -53,7 +54,15 @@ void setup_logging(const std::string& level) {
 }
 
 query::QueryOptions query_options(const config::QueryConfig& c) {
-  return {c.lookback_delta, c.max_points_per_series};
+  return {c.lookback_delta, c.max_points_per_series, c.timeout,
+          static_cast<uint64_t>(c.max_samples)};
+}
+
+// The query pool: query.max_concurrency workers (0: one per core), query.max_queued waiting.
+query::WorkPoolOptions query_pool_options(const config::QueryConfig& c) {
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return {c.max_concurrency > 0 ? static_cast<size_t>(c.max_concurrency) : cores,
+          static_cast<size_t>(c.max_queued)};
 }
 
 store::StoreOptions store_options(const config::Config& c) {
@@ -331,6 +340,10 @@ class Daemon {
     spdlog::info("storage open in {} ({} series, sync={})", config_.storage.data_dir,
                  store_->series_count(), config_.storage.sync);
     engine_ = std::make_unique<query::Engine>(*store_, query_options(config_.query), &metrics_);
+    query_pool_ = std::make_unique<query::WorkPool>(query_pool_options(config_.query), &metrics_);
+    // Compactions run apart from queries: they hold no query slot for minutes, and closing the
+    // store (not the pool's cancel flag) is what stops one.
+    maintenance_pool_ = std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4});
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;
@@ -351,8 +364,9 @@ class Daemon {
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_, *audit_,
-        config_.http.rate_limit, config_.http.rate_limit_burst});
+        [this] { return store_->compact(); }, *query_pool_, *maintenance_pool_, *evaluator_,
+        *alerter_, *planner_, *access_, *audit_, config_.http.rate_limit,
+        config_.http.rate_limit_burst});
     router_->set_reloader([this] { return reload_now(); });
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host,
@@ -486,6 +500,15 @@ class Daemon {
       ready_.store(false);
       if (http_) http_->listener().stop();
       if (line_) line_->listener().stop();
+    });
+    // Running queries stop at their next check (the pool's cancel flag) and answer 503; queued
+    // ones are answered 503 unrun. A compaction goes on until closing the store cancels it.
+    step("cancel queries and background work", [&] {
+      if (maintenance_pool_) maintenance_pool_->stop(std::chrono::steady_clock::now());
+      if (!query_pool_ || query_pool_->stop(deadline.leaving(closing_reserve).when())) return;
+      spdlog::warn("shutdown: work on the query pool is still running; waiting for it");
+      // What it runs uses the modules stopped below: they wait for it (or the deadline's end).
+      query_pool_->stop(deadline.when());
     });
     // Idle connections closed at once; requests and batches in flight get until the drain
     // deadline, then their connections are closed unanswered (a write that did not finish is
@@ -672,7 +695,13 @@ class Daemon {
     config_.http.rate_limit_burst = next.http.rate_limit_burst;
     config_.shutdown_timeout = next.shutdown_timeout;
     config_.line.max_line_bytes = next.line.max_line_bytes;
-    config_.query = next.query;
+    restart_needed("query.max_concurrency",
+                   next.query.max_concurrency != config_.query.max_concurrency);
+    restart_needed("query.max_queued", next.query.max_queued != config_.query.max_queued);
+    config_.query.lookback_delta = next.query.lookback_delta;
+    config_.query.max_points_per_series = next.query.max_points_per_series;
+    config_.query.timeout = next.query.timeout;
+    config_.query.max_samples = next.query.max_samples;
     spdlog::info("configuration reloaded from {}", command_line_.config_path);
     outcome.reloaded = true;
     outcome.kpis = kpi_count;
@@ -692,6 +721,9 @@ class Daemon {
   std::vector<std::thread> threads_;
   std::unique_ptr<store::RocksDbStore> store_;
   std::unique_ptr<query::Engine> engine_;
+  // After io_ and store_: destroyed (their workers joined) before them.
+  std::unique_ptr<query::WorkPool> query_pool_;
+  std::unique_ptr<query::WorkPool> maintenance_pool_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them

@@ -334,9 +334,15 @@ class Loader {
   }
 
   void load_query(const toml::table& t, QueryConfig& c) {
-    check_keys(t, "query", std::array{"lookback_delta", "max_points_per_series"});
+    check_keys(t, "query",
+               std::array{"lookback_delta", "max_points_per_series", "timeout", "max_samples",
+                          "max_concurrency", "max_queued"});
     get_duration(t, "query", "lookback_delta", 1, c.lookback_delta);
     get_int(t, "query", "max_points_per_series", 1, 10'000'000, c.max_points_per_series);
+    get_duration(t, "query", "timeout", 1, c.timeout);
+    get_int(t, "query", "max_samples", 1, int64_t{1} << 40, c.max_samples);
+    get_int(t, "query", "max_concurrency", 0, 1024, c.max_concurrency);
+    get_int(t, "query", "max_queued", 0, 100'000, c.max_queued);
   }
 
   void load_log(const toml::table& t, LogConfig& c) {

@@ -76,6 +76,14 @@ struct LineConfig {
 struct QueryConfig {
   DurationMs lookback_delta = 300'000;
   int64_t max_points_per_series = 11'000;
+  // Each API query's limits: its deadline (the `timeout` parameter may shorten it) and how many
+  // samples it may hold at once (Prometheus' query.timeout and query.max-samples).
+  DurationMs timeout = 120'000;
+  int64_t max_samples = 50'000'000;
+  // The query pool: queries (and other heavy requests) running at once (0: one per core) and
+  // how many more may wait for a worker before kpid answers 503.
+  int64_t max_concurrency = 0;
+  int64_t max_queued = 64;
 };
 
 struct LogConfig {
