@@ -120,8 +120,8 @@ TEST_CASE("query limits: over the query pool's queue limit, 503 unavailable at o
   k.start();
   const Day day = write_day(k, 40);
   // One query runs, one waits; each gives up after a few seconds (its timeout parameter).
-  std::vector<std::jthread> clients;
   std::atomic<int> answered{0};
+  std::vector<std::jthread> clients;  // joined before `answered` goes
   for (int i = 0; i < 2; ++i) {
     clients.emplace_back([&] {
       try {
