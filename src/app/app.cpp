@@ -32,6 +32,7 @@
 #include "kpid/metrics/metrics.h"
 #include "kpid/net/tls.h"
 #include "kpid/query/engine.h"
+#include "kpid/query/work_pool.h"
 #include "kpid/server/http_server.h"
 #include "kpid/server/routes.h"
 #include "kpid/store/rocksdb_store.h"
@@ -284,6 +285,10 @@ class Daemon {
     spdlog::info("storage open in {} ({} series, sync={})", config_.storage.data_dir,
                  store_->series_count(), config_.storage.sync);
     engine_ = std::make_unique<query::Engine>(*store_, config_.query, &metrics_);
+    query_pool_ = std::make_unique<query::WorkPool>(query::pool_options(config_.query), &metrics_);
+    // Compactions run apart from queries: they hold no query slot for minutes, and closing the
+    // store (not the pool's cancel flag) is what stops one.
+    maintenance_pool_ = std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4});
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;
@@ -304,8 +309,9 @@ class Daemon {
     router_ = std::make_unique<server::Router>(server::RouterServices{
         *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_, *audit_,
-        config_.http.rate_limit, config_.http.rate_limit_burst});
+        [this] { return store_->compact(); }, *query_pool_, *maintenance_pool_, *evaluator_,
+        *alerter_, *planner_, *access_, *audit_, config_.http.rate_limit,
+        config_.http.rate_limit_burst});
     router_->set_reloader([this] { return reload_now(); });
     http_ = std::make_unique<server::HttpServer>(
         io_, config_.http, [this](const server::Request& r) { return router_->handle(r); },
@@ -427,6 +433,15 @@ class Daemon {
       if (http_) http_->listener().stop();
       if (line_) line_->listener().stop();
     });
+    // Running queries stop at their next check (the pool's cancel flag) and answer 503; queued
+    // ones are answered 503 unrun. A compaction goes on until closing the store cancels it.
+    step("cancel queries and background work", [&] {
+      if (maintenance_pool_) maintenance_pool_->stop(std::chrono::steady_clock::now());
+      if (!query_pool_ || query_pool_->stop(deadline.leaving(closing_reserve).when())) return;
+      spdlog::warn("shutdown: work on the query pool is still running; waiting for it");
+      // What it runs uses the modules stopped below: they wait for it (or the deadline's end).
+      query_pool_->stop(deadline.when());
+    });
     // Idle connections closed at once; requests and batches in flight get until the drain
     // deadline, then their connections are closed unanswered (a write that did not finish is
     // not acknowledged).
@@ -541,6 +556,7 @@ class Daemon {
                       ingest::keys_needing_restart(config_.line, next.line),
                       alert::keys_needing_restart(config_.alerting, config_.receivers,
                                                   next.alerting, next.receivers),
+                      query::keys_needing_restart(config_.query, next.query),
                       okr::keys_needing_restart(config_.okr, next.okr),
                       auth::keys_needing_restart(config_.auth, next.auth)}) {
       for (auto& key : keys) {
@@ -592,7 +608,7 @@ class Daemon {
     config_.http = server::reloaded(config_.http, next.http);
     config_.line = ingest::reloaded(config_.line, next.line);
     config_.shutdown_timeout = next.shutdown_timeout;
-    config_.query = next.query;
+    config_.query = query::reloaded(config_.query, next.query);
     spdlog::info("configuration reloaded from {}", command_line_.config_path);
     outcome.reloaded = true;
     outcome.kpis = kpi_count;
@@ -612,6 +628,9 @@ class Daemon {
   std::vector<std::thread> threads_;
   std::unique_ptr<store::RocksDbStore> store_;
   std::unique_ptr<query::Engine> engine_;
+  // After io_ and store_: destroyed (their workers joined) before them.
+  std::unique_ptr<query::WorkPool> query_pool_;
+  std::unique_ptr<query::WorkPool> maintenance_pool_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them

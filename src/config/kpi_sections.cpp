@@ -111,7 +111,7 @@ bool Loader::load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k) {
 }
 
 void Loader::load_alert_rules(const toml::node& node, const std::string& kpi_section,
-                      std::vector<kpi::AlertRuleOptions>& out) {
+                              std::vector<kpi::AlertRuleOptions>& out) {
   const toml::array* tables = node.as_array();
   if (tables == nullptr || !tables->is_array_of_tables()) {
     error(node, kpi_section + ".alert", "expected [[kpi.alert]] tables");
@@ -157,7 +157,7 @@ void Loader::load_alert_rules(const toml::node& node, const std::string& kpi_sec
 }
 
 void Loader::load_templates(const toml::table& t, const std::string& section, const char* key,
-                    std::vector<kpi::TemplateOptions>& out) {
+                            std::vector<kpi::TemplateOptions>& out) {
   const toml::table* table = table_at(t, section, key);
   if (table == nullptr) return;
   for (const auto& [name, value] : *table) {
@@ -170,7 +170,8 @@ void Loader::load_templates(const toml::table& t, const std::string& section, co
   }
 }
 
-void Loader::load_kpi_okr(const toml::table& t, const std::string& section, kpi::OkrDraftOptions& c) {
+void Loader::load_kpi_okr(const toml::table& t, const std::string& section,
+                          kpi::OkrDraftOptions& c) {
   c.pos = pos_of(t);
   check_keys(t, section,
              std::array{"enabled", "after", "severities", "objective", "key_result", "guardrail",
@@ -263,14 +264,13 @@ void Loader::load_term(const toml::table& t, const std::string& section, kpi::Te
 }
 
 void Loader::load_band(const toml::table& t, const std::string& section, bool in_range,
-               kpi::BandOptions& b) {
+                       kpi::BandOptions& b) {
   b.pos = pos_of(t);
   bool present = false;
   double target = get_number(t, section, "target", 0, &present);
   if (present) b.target = target;
   if (in_range) {
-    check_keys(t, section,
-               std::array{"target", "warn_low", "crit_low", "warn_high", "crit_high"});
+    check_keys(t, section, std::array{"target", "warn_low", "crit_low", "warn_high", "crit_high"});
     for (const char* key : {"warn_low", "crit_low", "warn_high", "crit_high"}) {
       if (!t.contains(key)) {
         error(t, section + "." + key, "is required for direction = \"in_range\"");
@@ -290,11 +290,11 @@ void Loader::load_band(const toml::table& t, const std::string& section, bool in
   }
 }
 
-void Loader::load_baseline(const toml::table& t, const std::string& section, kpi::BaselineOptions& b) {
+void Loader::load_baseline(const toml::table& t, const std::string& section,
+                           kpi::BaselineOptions& b) {
   check_keys(t, section,
              std::array{"method", "window", "quantiles", "k", "alpha", "min_history", "refresh"});
-  get_choice(t, section, "method", std::array{"quantile", "stddev", "ewma", "seasonal"},
-             b.method);
+  get_choice(t, section, "method", std::array{"quantile", "stddev", "ewma", "seasonal"}, b.method);
   constexpr DurationMs kHour = 3'600'000;
   constexpr DurationMs kDay = 24 * kHour;
   get_duration(t, section, "window", kHour, b.window);

@@ -49,7 +49,6 @@ class Loader {
     return best ? std::string("; did you mean \"") + best + "\"?" : std::string();
   }
 
-
   template <size_t N>
   void check_keys(const toml::table& table, const std::string& section,
                   const std::array<const char*, N>& known) {
@@ -62,7 +61,6 @@ class Loader {
       }
     }
   }
-
 
   // An integer key into a field of another integer type, within [min, max].
   template <typename T>
@@ -94,7 +92,6 @@ class Loader {
           "unknown value \"" + value + "\"; expected one of " + list + suggest(value, allowed));
     return false;
   }
-
 
   static constexpr std::array kSeverities = {"critical", "error", "warning", "info"};
   static constexpr std::array kConditions = {"crit", "warn", "anomalous", "no_data"};

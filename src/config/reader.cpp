@@ -40,7 +40,7 @@ size_t Loader::edit_distance(std::string_view a, std::string_view b) {
 }
 
 void Loader::get_string(const toml::table& t, const std::string& section, const char* key,
-                std::string& out) {
+                        std::string& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return;
   if (auto v = n->value<std::string>(); v && n->is_string()) {
@@ -50,7 +50,8 @@ void Loader::get_string(const toml::table& t, const std::string& section, const 
   }
 }
 
-void Loader::get_bool(const toml::table& t, const std::string& section, const char* key, bool& out) {
+void Loader::get_bool(const toml::table& t, const std::string& section, const char* key,
+                      bool& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return;
   if (n->is_boolean()) {
@@ -61,7 +62,7 @@ void Loader::get_bool(const toml::table& t, const std::string& section, const ch
 }
 
 void Loader::get_int(const toml::table& t, const std::string& section, const char* key, int64_t min,
-             int64_t max, int64_t& out) {
+                     int64_t max, int64_t& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return;
   if (!n->is_integer()) {
@@ -79,7 +80,7 @@ void Loader::get_int(const toml::table& t, const std::string& section, const cha
 }
 
 void Loader::get_duration(const toml::table& t, const std::string& section, const char* key,
-                  DurationMs min, DurationMs& out) {
+                          DurationMs min, DurationMs& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return;
   const std::string path = section.empty() ? std::string(key) : section + "." + key;
@@ -99,8 +100,8 @@ void Loader::get_duration(const toml::table& t, const std::string& section, cons
   out = *d;
 }
 
-void Loader::get_size(const toml::table& t, const std::string& section, const char* key, uint64_t min,
-              uint64_t& out) {
+void Loader::get_size(const toml::table& t, const std::string& section, const char* key,
+                      uint64_t min, uint64_t& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return;
   Result<uint64_t> size = Status::invalid_argument(
@@ -123,7 +124,7 @@ void Loader::get_size(const toml::table& t, const std::string& section, const ch
 }
 
 void Loader::get_listen(const toml::table& t, const std::string& section, bool allow_empty,
-                std::string& out) {
+                        std::string& out) {
   const toml::node* n = t.get("listen");
   if (n == nullptr) return;
   std::string value;
@@ -145,7 +146,7 @@ double Loader::number_of(const toml::node& n) {
 }
 
 double Loader::get_number(const toml::table& t, const std::string& section, const char* key,
-                  double fallback, bool* present) {
+                          double fallback, bool* present) {
   const toml::node* n = t.get(key);
   if (present != nullptr) *present = false;
   if (n == nullptr) return fallback;
@@ -163,7 +164,8 @@ double Loader::get_number(const toml::table& t, const std::string& section, cons
 }
 
 // A non-negative number of requests (per second, or at once); 0 turns the limit off.
-void Loader::get_rate(const toml::table& t, const std::string& section, const char* key, double& out) {
+void Loader::get_rate(const toml::table& t, const std::string& section, const char* key,
+                      double& out) {
   bool present = false;
   const double v = get_number(t, section, key, out, &present);
   if (!present) return;
@@ -175,7 +177,7 @@ void Loader::get_rate(const toml::table& t, const std::string& section, const ch
 }
 
 bool Loader::require(const toml::table& t, const toml::node& at, const std::string& section,
-             const char* key) {
+                     const char* key) {
   if (t.contains(key)) return true;
   error(at, section + "." + key, "is required");
   return false;
@@ -187,7 +189,7 @@ SourcePos Loader::pos_of(const toml::node& n) const {
 }
 
 void Loader::get_strings(const toml::table& t, const std::string& section, const char* key,
-                 std::vector<std::string>& out) {
+                         std::vector<std::string>& out) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return;
   const toml::array* a = n->as_array();
@@ -204,7 +206,8 @@ void Loader::get_strings(const toml::table& t, const std::string& section, const
   }
 }
 
-const toml::table* Loader::table_at(const toml::table& t, const std::string& section, const char* key) {
+const toml::table* Loader::table_at(const toml::table& t, const std::string& section,
+                                    const char* key) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return nullptr;
   if (const toml::table* table = n->as_table()) return table;

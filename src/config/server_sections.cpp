@@ -144,7 +144,8 @@ void Loader::load_line(const toml::table& t, ingest::LineOptions& c) {
 
 // [http.tls] / [line.tls]. Whether the files load and the key matches the certificate is
 // checked where they can be loaded (app::load_all), at the positions kept here.
-void Loader::load_tls(const toml::table& parent, const std::string& parent_section, net::TlsOptions& c) {
+void Loader::load_tls(const toml::table& parent, const std::string& parent_section,
+                      net::TlsOptions& c) {
   const toml::table* t = table_at(parent, parent_section, "tls");
   if (t == nullptr) return;
   const std::string section = parent_section + ".tls";
@@ -174,9 +175,15 @@ void Loader::load_tls(const toml::table& parent, const std::string& parent_secti
 }
 
 void Loader::load_query(const toml::table& t, query::QueryOptions& c) {
-  check_keys(t, "query", std::array{"lookback_delta", "max_points_per_series"});
+  check_keys(t, "query",
+             std::array{"lookback_delta", "max_points_per_series", "timeout", "max_samples",
+                        "max_concurrency", "max_queued"});
   get_duration(t, "query", "lookback_delta", 1, c.lookback_delta);
   get_int(t, "query", "max_points_per_series", 1, 10'000'000, c.max_points_per_series);
+  get_duration(t, "query", "timeout", 1, c.timeout);
+  get_count(t, "query", "max_samples", 1, int64_t{1} << 40, c.max_samples);
+  get_int(t, "query", "max_concurrency", 0, 1024, c.max_concurrency);
+  get_int(t, "query", "max_queued", 0, 100'000, c.max_queued);
 }
 
 void Loader::load_log(const toml::table& t, LogConfig& c) {

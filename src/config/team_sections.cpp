@@ -83,8 +83,8 @@ void Loader::load_auth(const toml::table& t, auth::AuthOptions& c) {
 
 void Loader::load_alerting(const toml::table& t, alert::AlertingOptions& c) {
   check_keys(t, "alerting",
-             std::array{"external_url", "repeat_interval", "notification_max_age",
-                        "retry_initial", "retry_max", "resolved_retention"});
+             std::array{"external_url", "repeat_interval", "notification_max_age", "retry_initial",
+                        "retry_max", "resolved_retention"});
   get_string(t, "alerting", "external_url", c.external_url);
   if (const toml::node* n = t.get("external_url")) c.external_url_pos = pos_of(*n);
   get_duration(t, "alerting", "repeat_interval", 60'000, c.repeat_interval);
@@ -116,9 +116,8 @@ void Loader::load_receivers(const toml::node& node, std::vector<alert::ReceiverO
       if (at.is_string() && r.name.empty()) error(at, section + ".name", "must not be empty");
       for (const auto& other : out) {
         if (!r.name.empty() && other.name == r.name) {
-          error(
-              at, section + ".name",
-              "duplicate receiver name; first defined at line " + std::to_string(other.pos.line));
+          error(at, section + ".name",
+                "duplicate receiver name; first defined at line " + std::to_string(other.pos.line));
         }
       }
     }
@@ -131,8 +130,8 @@ void Loader::load_receivers(const toml::node& node, std::vector<alert::ReceiverO
     get_string(t, section, "url", r.url);
     if (const toml::node* n = t.get("url")) r.url_pos = pos_of(*n);
     if (r.url.empty() && (r.type == "alertmanager" || r.type == "webhook")) {
-      error(t.contains("url") ? *t.get("url") : static_cast<const toml::node&>(t),
-            section + ".url", "is required for type = \"" + r.type + "\"");
+      error(t.contains("url") ? *t.get("url") : static_cast<const toml::node&>(t), section + ".url",
+            "is required for type = \"" + r.type + "\"");
     }
     get_strings(t, section, "severities", r.severities);
     for (const auto& s : r.severities) {
@@ -152,8 +151,7 @@ void Loader::load_receivers(const toml::node& node, std::vector<alert::ReceiverO
       }
       return true;
     };
-    if (only_for("routing_key", "pagerduty"))
-      get_string(t, section, "routing_key", r.routing_key);
+    if (only_for("routing_key", "pagerduty")) get_string(t, section, "routing_key", r.routing_key);
     if (r.type == "pagerduty" && r.routing_key.empty()) {
       error(t.contains("routing_key") ? *t.get("routing_key") : static_cast<const toml::node&>(t),
             section + ".routing_key", "is required for type = \"pagerduty\"");

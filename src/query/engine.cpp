@@ -7,13 +7,16 @@
 
 #include "evaluator.h"
 #include "kpid/query/selector.h"
+#include "query_guard.h"
 
 namespace kpid::query {
 
 Engine::Engine(const store::SampleStore& store, QueryOptions options, metrics::Metrics* metrics)
     : store_(store),
       lookback_delta_(options.lookback_delta),
-      max_points_(options.max_points_per_series) {
+      max_points_(options.max_points_per_series),
+      timeout_(options.timeout),
+      max_samples_(options.max_samples) {
   if (metrics != nullptr) {
     auto& family = prometheus::BuildCounter()
                        .Name("kpid_query_reads_total")
@@ -30,9 +33,13 @@ Engine::Engine(const store::SampleStore& store, QueryOptions options, metrics::M
 void Engine::set_options(QueryOptions options) {
   lookback_delta_.store(options.lookback_delta);
   max_points_.store(options.max_points_per_series);
+  timeout_.store(options.timeout);
+  max_samples_.store(options.max_samples);
 }
 
-QueryOptions Engine::options() const { return {lookback_delta_.load(), max_points_.load()}; }
+QueryOptions Engine::options() const {
+  return {lookback_delta_.load(), max_points_.load(), timeout_.load(), max_samples_.load()};
+}
 
 Status Engine::check_range(TimestampMs start, TimestampMs end, DurationMs step) const {
   if (end < start) {
@@ -61,34 +68,38 @@ Status Engine::check_range_expr(const Expr& expr) {
   return Status::ok();
 }
 
-Result<QueryResult> Engine::instant(std::string_view query, TimestampMs time,
-                                    QueryStats* stats) const {
+Result<QueryResult> Engine::instant(std::string_view query, TimestampMs time, QueryStats* stats,
+                                    const QueryLimits& limits) const {
   auto expr = parse_promql(query);
   if (!expr) return expr.status();
-  return instant(**expr, time, stats);
+  return instant(**expr, time, stats, limits);
 }
 
-Result<QueryResult> Engine::instant(const Expr& expr, TimestampMs time, QueryStats* stats) const {
-  return evaluate(expr, time, time, 1, false, stats);
+Result<QueryResult> Engine::instant(const Expr& expr, TimestampMs time, QueryStats* stats,
+                                    const QueryLimits& limits) const {
+  return evaluate(expr, time, time, 1, false, stats, limits);
 }
 
 Result<QueryResult> Engine::range(std::string_view query, TimestampMs start, TimestampMs end,
-                                  DurationMs step, QueryStats* stats) const {
+                                  DurationMs step, QueryStats* stats,
+                                  const QueryLimits& limits) const {
   if (auto st = check_range(start, end, step); !st) return st;
   auto expr = parse_promql(query);
   if (!expr) return expr.status();
-  return range(**expr, start, end, step, stats);
+  return range(**expr, start, end, step, stats, limits);
 }
 
 Result<QueryResult> Engine::range(const Expr& expr, TimestampMs start, TimestampMs end,
-                                  DurationMs step, QueryStats* stats) const {
+                                  DurationMs step, QueryStats* stats,
+                                  const QueryLimits& limits) const {
   if (auto st = check_range(start, end, step); !st) return st;
   if (auto st = check_range_expr(expr); !st) return st;
-  return evaluate(expr, start, end, step, true, stats);
+  return evaluate(expr, start, end, step, true, stats, limits);
 }
 
 Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, TimestampMs end,
-                                     DurationMs step, bool range_query, QueryStats* stats) const {
+                                     DurationMs step, bool range_query, QueryStats* stats,
+                                     const QueryLimits& limits) const {
   // Far beyond any real timestamp; keeps time - offset - range - lookback within int64.
   constexpr TimestampMs kMaxTime = TimestampMs{1} << 61;
   if (start < -kMaxTime || end > kMaxTime) {
@@ -100,7 +111,7 @@ Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, Timest
   grid.count = static_cast<size_t>((end - start) / step) + 1;
   grid.range_query = range_query;
   QueryStats local;
-  detail::Evaluator evaluator(store_, grid, lookback_delta_.load(), local);
+  detail::Evaluator evaluator(store_, grid, lookback_delta_.load(), local, limits);
   auto value = evaluator.eval(expr);
 
   if (raw_reads_ != nullptr) {
@@ -140,13 +151,16 @@ Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, Timest
 }
 
 Result<std::vector<store::SeriesRef>> Engine::series(std::span<const std::string> selectors,
-                                                     TimestampMs start, TimestampMs end) const {
+                                                     TimestampMs start, TimestampMs end,
+                                                     const QueryLimits& limits) const {
   std::set<store::SeriesId> seen;
   std::vector<store::SeriesRef> out;
+  detail::QueryGuard guard(limits);
   for (const auto& selector : selectors) {
     auto matchers = parse_selector(selector);
     if (!matchers) return matchers.status();
     for (const auto& ref : store_.select(*matchers)) {
+      if (auto st = guard.tick(); !st) return st;
       if (seen.count(ref.id) != 0) continue;
       auto has = store_.has_samples(ref.id, start, end);
       if (!has) return has.status();
@@ -161,9 +175,10 @@ Result<std::vector<store::SeriesRef>> Engine::series(std::span<const std::string
 }
 
 Result<std::vector<std::string>> Engine::label_names(std::span<const std::string> selectors,
-                                                     TimestampMs start, TimestampMs end) const {
+                                                     TimestampMs start, TimestampMs end,
+                                                     const QueryLimits& limits) const {
   if (selectors.empty()) return store_.label_names();
-  auto refs = series(selectors, start, end);
+  auto refs = series(selectors, start, end, limits);
   if (!refs) return refs.status();
   std::set<std::string> names;
   for (const auto& ref : *refs) {
@@ -174,9 +189,10 @@ Result<std::vector<std::string>> Engine::label_names(std::span<const std::string
 
 Result<std::vector<std::string>> Engine::label_values(std::string_view name,
                                                       std::span<const std::string> selectors,
-                                                      TimestampMs start, TimestampMs end) const {
+                                                      TimestampMs start, TimestampMs end,
+                                                      const QueryLimits& limits) const {
   if (selectors.empty()) return store_.label_values(name);
-  auto refs = series(selectors, start, end);
+  auto refs = series(selectors, start, end, limits);
   if (!refs) return refs.status();
   std::set<std::string> values;
   for (const auto& ref : *refs) {

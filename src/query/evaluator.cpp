@@ -241,10 +241,23 @@ void count_read(QueryStats& stats, DurationMs width, bool widened) {
   if (widened) ++stats.widened_reads;
 }
 
+uint64_t points_of(const std::vector<Series>& series) {
+  uint64_t n = 0;
+  for (const auto& s : series) n += s.points.size();
+  return n;
+}
+
 }  // namespace
 
 Result<Value> Evaluator::eval(const Expr& expr) {
-  return std::visit([&](const auto& node) { return eval_node(node); }, expr.node);
+  if (auto st = guard_.check(); !st) return st;
+  const uint64_t before = guard_.held();
+  auto value = std::visit([&](const auto& node) { return eval_node(node); }, expr.node);
+  if (!value) return value;
+  // The children's values are gone once this node is computed; its own stay until its parent
+  // has computed from them.
+  if (auto st = guard_.hold_exactly(before + points_of(value->series)); !st) return st;
+  return value;
 }
 
 Result<Value> Evaluator::eval_node(const NumberLiteral& n) {
@@ -275,7 +288,9 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
                             grid_.step % store::kRollup5m == 0 &&
                             multiple_of(first, store::kRollup5m);
   for (const auto& ref : store_.select(n.matchers)) {
+    if (auto st = guard_.check(); !st) return st;
     Series s{borrow(ref.labels), {}};
+    uint64_t read = 0;  // samples or buckets held while this series is evaluated
     if (from_rollups) {
       rollups_.clear();
       if (auto st = store_.read_rollups(ref.id, store::kRollup5m, first - store::kRollup5m, last,
@@ -284,6 +299,8 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
         return st;
       }
       count_read(stats_, store::kRollup5m, false);
+      read = rollups_.size();
+      if (auto st = guard_.hold(read); !st) return st;
       for (const auto& b : rollups_) {
         if ((b.end - first) % grid_.step == 0) s.points.push_back({b.end + off, b.last});
       }
@@ -292,14 +309,19 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
       if (lookback_ < grid_.step) {
         // Steps far apart: read each lookback window rather than everything in between.
         for (size_t k = 0; k < grid_.count; ++k) {
+          if (auto st = guard_.tick(); !st) return st;
           const TimestampMs t = grid_.at(k) - off;
           samples_.clear();
           if (auto st = store_.read(ref.id, t - lookback_ + 1, t, samples_); !st) return st;
+          if (auto st = guard_.hold(samples_.size()); !st) return st;
+          guard_.release(samples_.size());
           if (!samples_.empty()) s.points.push_back({grid_.at(k), samples_.back().value});
         }
       } else {
         samples_.clear();
         if (auto st = store_.read(ref.id, first - lookback_ + 1, last, samples_); !st) return st;
+        read = samples_.size();
+        if (auto st = guard_.hold(read); !st) return st;
         // Walk steps and samples together: the latest sample at or before t, within lookback.
         size_t next = 0;
         for (size_t k = 0; k < grid_.count; ++k) {
@@ -311,6 +333,8 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
         }
       }
     }
+    guard_.release(read);
+    if (auto st = guard_.hold(s.points.size()); !st) return st;
     if (!s.points.empty()) v.series.push_back(std::move(s));
   }
   return v;
@@ -323,8 +347,10 @@ Result<Value> Evaluator::eval_node(const MatrixSelector& n) {
   v.type = ValueType::kMatrix;
   const TimestampMs end = grid_.start - n.selector.offset;
   for (const auto& ref : store_.select(n.selector.matchers)) {
+    if (auto st = guard_.check(); !st) return st;
     Series s{borrow(ref.labels), {}};
     if (auto st = store_.read(ref.id, end - n.range + 1, end, s.points); !st) return st;
+    if (auto st = guard_.hold(s.points.size()); !st) return st;
     count_read(stats_, 0, false);
     if (!s.points.empty()) v.series.push_back(std::move(s));
   }
@@ -435,6 +461,7 @@ Result<Value> Evaluator::vector_vector(const BinaryExpr& n, Value lhs, Value rhs
   std::vector<std::pair<size_t, double>> lnow;
   std::vector<std::pair<size_t, double>> rnow;
   for (size_t k = 0; k < grid_.count; ++k) {
+    if (auto st = guard_.tick(); !st) return st;
     const TimestampMs t = grid_.at(k);
     lnow.clear();
     rnow.clear();
@@ -565,14 +592,19 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
   const RangeWindow span{window(0).start, window(grid_.count - 1).end};
 
   for (const auto& ref : store_.select(ms.selector.matchers)) {
+    if (auto st = guard_.check(); !st) return st;
     Series s{f == Function::kLastOverTime ? borrow(ref.labels) : drop_name(borrow(ref.labels)), {}};
     count_read(stats_, w, plan.widened);
+    uint64_t read = 0;  // samples or buckets held while this series is evaluated
     if (w == 0 && range < grid_.step) {
       // Windows don't overlap: read each one rather than everything in between.
       for (size_t k = 0; k < grid_.count; ++k) {
+        if (auto st = guard_.tick(); !st) return st;
         const RangeWindow win = window(k);
         samples_.clear();
         if (auto st = store_.read(ref.id, win.start + 1, win.end, samples_); !st) return st;
+        if (auto st = guard_.hold(samples_.size()); !st) return st;
+        guard_.release(samples_.size());
         if (samples_.empty()) continue;
         if (auto value = over_raw(f, samples_, win, params[k], scratch_)) {
           s.points.push_back({grid_.at(k), *value});
@@ -581,9 +613,12 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
     } else if (w == 0) {
       samples_.clear();
       if (auto st = store_.read(ref.id, span.start + 1, span.end, samples_); !st) return st;
+      read = samples_.size();
+      if (auto st = guard_.hold(read); !st) return st;
       size_t lo = 0;
       size_t hi = 0;
       for (size_t k = 0; k < grid_.count; ++k) {
+        if (auto st = guard_.tick(); !st) return st;
         const RangeWindow win = window(k);
         while (hi < samples_.size() && samples_[hi].timestamp <= win.end) ++hi;
         while (lo < hi && samples_[lo].timestamp <= win.start) ++lo;
@@ -599,9 +634,12 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
       if (auto st = store_.read_rollups(ref.id, w, span.start, span.end, rollups_, sketches); !st) {
         return st;
       }
+      read = rollups_.size();
+      if (auto st = guard_.hold(read); !st) return st;
       size_t lo = 0;
       size_t hi = 0;
       for (size_t k = 0; k < grid_.count; ++k) {
+        if (auto st = guard_.tick(); !st) return st;
         const RangeWindow win = window(k);
         while (hi < rollups_.size() && rollups_[hi].end <= win.end) ++hi;
         while (lo < hi && rollups_[lo].end <= win.start) ++lo;
@@ -612,6 +650,8 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
         }
       }
     }
+    guard_.release(read);
+    if (auto st = guard_.hold(s.points.size()); !st) return st;
     if (!s.points.empty()) v.series.push_back(std::move(s));
   }
   if (auto st = sort_and_check_unique(v.series); !st) return st;
@@ -645,6 +685,7 @@ Result<Value> Evaluator::eval_node(const AggregateExpr& n) {
   std::vector<size_t> touched;
   auto cs = cursors(in->series);
   for (size_t k = 0; k < grid_.count; ++k) {
+    if (auto st = guard_.tick(); !st) return st;
     const TimestampMs t = grid_.at(k);
     touched.clear();
     for (size_t i = 0; i < cs.size(); ++i) {

@@ -9,6 +9,7 @@
 #include "kpid/query/engine.h"
 #include "kpid/query/promql.h"
 #include "kpid/store/sample_store.h"
+#include "query_guard.h"
 
 namespace kpid::query::detail {
 
@@ -33,12 +34,14 @@ struct Value {
 
 class Evaluator {
  public:
-  // `stats` receives one count per series read. All references must outlive the evaluator.
+  // `stats` receives one count per series read; `limits` stop the evaluation early. All
+  // references must outlive the evaluator.
   Evaluator(const store::SampleStore& store, const StepGrid& grid, DurationMs lookback_delta,
-            QueryStats& stats)
-      : store_(store), grid_(grid), lookback_(lookback_delta), stats_(stats) {}
+            QueryStats& stats, const QueryLimits& limits)
+      : store_(store), grid_(grid), lookback_(lookback_delta), stats_(stats), guard_(limits) {}
 
-  // Errors: evaluation errors (invalid_argument, Prometheus' messages) and storage failures.
+  // Errors: evaluation errors (invalid_argument, Prometheus' messages), storage failures, and
+  // the limits' (deadline_exceeded, cancelled, resource_exhausted).
   Result<Value> eval(const Expr& expr);
 
  private:
@@ -60,6 +63,7 @@ class Evaluator {
   StepGrid grid_;
   DurationMs lookback_;
   QueryStats& stats_;
+  QueryGuard guard_;
   // Reused between series so reads don't allocate once warmed up.
   std::vector<store::Point> samples_;
   std::vector<store::Rollup> rollups_;

@@ -1,6 +1,8 @@
 #pragma once
 // Route handlers, one function per endpoint family; private to the server module.
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,9 +46,21 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
 Response write_pushback(const Request& request, WriteApi api, const store::Pushback& pushback,
                         ingest::IngestMetrics& metrics);
 
-// The Prometheus query API; `endpoint` is the path after /api/v1/.
+// What limits one API query: query.timeout counted from when the request arrived (a `timeout`
+// parameter may shorten it), query.max_samples, and the flag that cancels it (the query pool's,
+// set at shutdown).
+struct QueryBudget {
+  std::chrono::steady_clock::time_point received;
+  DurationMs timeout = 0;
+  uint64_t max_samples = 0;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// The Prometheus query API; `endpoint` is the path after /api/v1/. Queries, series and label
+// scans stop at `budget`'s limits with Prometheus' errors (503 timeout, 422 execution).
 Response handle_prom_api(const Request& request, std::string_view endpoint,
-                         const query::Engine& engine, const Clock& clock);
+                         const query::Engine& engine, const Clock& clock,
+                         const QueryBudget& budget);
 
 // The KPI API; `rest` is the path after /api/v1/kpis ("", "/ID" or "/ID/series").
 Response handle_kpi_api(const Request& request, std::string_view rest, const kpi::Evaluator& kpis,

@@ -1,4 +1,6 @@
 // The Prometheus HTTP API subset Grafana and promtool use, with Prometheus' JSON shapes.
+#include <algorithm>
+#include <chrono>
 #include <limits>
 
 #include "handlers.h"
@@ -55,16 +57,31 @@ void append_string_list(std::string& out, const std::vector<std::string>& items)
 }
 
 // An evaluation error as Prometheus reports it: 422 "execution" for a query that cannot be
-// evaluated (e.g. many-to-many matching), 503 when the store is unavailable, else 500.
+// evaluated (e.g. many-to-many matching) or that is over query.max_samples, 503 "timeout" past
+// its deadline, 503 "canceled" when kpid stops it (shutting down), 503 when the store is
+// unavailable, else 500.
 Response exec_error(const Request& request, const Status& status) {
   http::status code = http::status::internal_server_error;
   const char* type = "internal";
-  if (status.code() == StatusCode::kInvalidArgument) {
-    code = http::status::unprocessable_entity;
-    type = "execution";
-  } else if (status.code() == StatusCode::kUnavailable) {
-    code = http::status::service_unavailable;
-    type = "unavailable";
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kResourceExhausted:
+      code = http::status::unprocessable_entity;
+      type = "execution";
+      break;
+    case StatusCode::kDeadlineExceeded:
+      code = http::status::service_unavailable;
+      type = "timeout";
+      break;
+    case StatusCode::kCancelled:
+      code = http::status::service_unavailable;
+      type = "canceled";
+      break;
+    case StatusCode::kUnavailable:
+      code = http::status::service_unavailable;
+      type = "unavailable";
+      break;
+    default: break;
   }
   std::string body = R"({"status":"error","errorType":")";
   body += type;
@@ -117,22 +134,54 @@ std::string result_data(const query::QueryResult& r) {
   return data;
 }
 
+// The limits of one query: the budget's, with the deadline brought forward by a `timeout`
+// parameter (Prometheus' duration or float seconds) shorter than query.timeout.
+Result<query::QueryLimits> limits_of(const Params& params, const QueryBudget& budget) {
+  DurationMs timeout = budget.timeout;
+  if (const std::string* t = params.get("timeout"); t != nullptr) {
+    auto asked = parse_step(*t);
+    if (!asked)
+      return Status::invalid_argument("invalid parameter \"timeout\": " + asked.status().message());
+    if (*asked <= 0) {
+      return Status::invalid_argument("invalid parameter \"timeout\": must be positive");
+    }
+    timeout = std::min(timeout, *asked);
+  }
+  query::QueryLimits limits;
+  limits.deadline = budget.received + std::chrono::milliseconds(timeout);
+  limits.max_samples = budget.max_samples;
+  limits.cancel = budget.cancel;
+  return limits;
+}
+
+// A query that waited for a pool worker past its deadline does not start.
+Status started_in_time(const query::QueryLimits& limits) {
+  if (std::chrono::steady_clock::now() >= limits.deadline) {
+    return Status::deadline_exceeded("query timed out in query queue");
+  }
+  return Status::ok();
+}
+
 Response query_instant(const Request& request, const Params& params, const query::Engine& engine,
-                       const Clock& clock) {
+                       const Clock& clock, const QueryBudget& budget) {
   const std::string* q = params.get("query");
   if (q == nullptr) return api_error(request, "invalid parameter \"query\": missing parameter");
   auto time = time_param(params, "time", clock.now_ms());
   if (!time) return api_error(request, time.status().message());
+  auto limits = limits_of(params, budget);
+  if (!limits) return api_error(request, limits.status().message());
   auto expr = query::parse_promql(*q);
   if (!expr) {
     return api_error(request, "invalid parameter \"query\": " + expr.status().message());
   }
-  auto result = engine.instant(**expr, *time);
+  if (auto st = started_in_time(*limits); !st) return exec_error(request, st);
+  auto result = engine.instant(**expr, *time, nullptr, *limits);
   if (!result) return exec_error(request, result.status());
   return api_success(request, result_data(*result));
 }
 
-Response query_range(const Request& request, const Params& params, const query::Engine& engine) {
+Response query_range(const Request& request, const Params& params, const query::Engine& engine,
+                     const QueryBudget& budget) {
   const std::string* q = params.get("query");
   if (q == nullptr) return api_error(request, "invalid parameter \"query\": missing parameter");
   for (const char* required : {"start", "end", "step"}) {
@@ -147,6 +196,8 @@ Response query_range(const Request& request, const Params& params, const query::
   if (!end) return api_error(request, end.status().message());
   auto step = parse_step(*params.get("step"));
   if (!step) return api_error(request, "invalid parameter \"step\": " + step.status().message());
+  auto limits = limits_of(params, budget);
+  if (!limits) return api_error(request, limits.status().message());
   if (auto st = engine.check_range(*start, *end, *step); !st) {
     return api_error(request, st.message());
   }
@@ -157,7 +208,8 @@ Response query_range(const Request& request, const Params& params, const query::
   if (auto st = query::Engine::check_range_expr(**expr); !st) {
     return api_error(request, "invalid parameter \"query\": " + st.message());
   }
-  auto result = engine.range(**expr, *start, *end, *step);
+  if (auto st = started_in_time(*limits); !st) return exec_error(request, st);
+  auto result = engine.range(**expr, *start, *end, *step, nullptr, *limits);
   if (!result) return exec_error(request, result.status());
   return api_success(request, result_data(*result));
 }
@@ -178,13 +230,26 @@ Result<Window> window_params(const Params& params) {
   return Window{*start, *end};
 }
 
-Response series(const Request& request, const Params& params, const query::Engine& engine) {
+// A scan's failure: a limit's (timeout, cancelled) or the store's as for queries, else the
+// selectors' fault.
+bool scan_stopped(const Status& status) {
+  return status.code() == StatusCode::kDeadlineExceeded ||
+         status.code() == StatusCode::kCancelled || status.code() == StatusCode::kUnavailable ||
+         status.code() == StatusCode::kIoError;
+}
+
+Response series(const Request& request, const Params& params, const query::Engine& engine,
+                const QueryBudget& budget) {
   auto selectors = params.all("match[]");
   if (selectors.empty()) return api_error(request, "no match[] parameter provided");
   auto window = window_params(params);
   if (!window) return api_error(request, window.status().message());
-  auto result = engine.series(selectors, window->start, window->end);
+  auto limits = limits_of(params, budget);
+  if (!limits) return api_error(request, limits.status().message());
+  if (auto st = started_in_time(*limits); !st) return exec_error(request, st);
+  auto result = engine.series(selectors, window->start, window->end, *limits);
   if (!result) {
+    if (scan_stopped(result.status())) return exec_error(request, result.status());
     return api_error(request, "invalid parameter \"match[]\": " + result.status().message());
   }
   std::string data = "[";
@@ -208,14 +273,19 @@ bool valid_label_name(std::string_view name) {
 }
 
 Response labels(const Request& request, const Params& params, const query::Engine& engine,
-                std::string_view values_of) {
+                std::string_view values_of, const QueryBudget& budget) {
   auto window = window_params(params);
   if (!window) return api_error(request, window.status().message());
+  auto limits = limits_of(params, budget);
+  if (!limits) return api_error(request, limits.status().message());
+  if (auto st = started_in_time(*limits); !st) return exec_error(request, st);
   auto selectors = params.all("match[]");
   Result<std::vector<std::string>> result =
-      values_of.empty() ? engine.label_names(selectors, window->start, window->end)
-                        : engine.label_values(values_of, selectors, window->start, window->end);
+      values_of.empty()
+          ? engine.label_names(selectors, window->start, window->end, *limits)
+          : engine.label_values(values_of, selectors, window->start, window->end, *limits);
   if (!result) {
+    if (scan_stopped(result.status())) return exec_error(request, result.status());
     return api_error(request, "invalid parameter \"match[]\": " + result.status().message());
   }
   std::string data;
@@ -226,7 +296,8 @@ Response labels(const Request& request, const Params& params, const query::Engin
 }  // namespace
 
 Response handle_prom_api(const Request& request, std::string_view endpoint,
-                         const query::Engine& engine, const Clock& clock) {
+                         const query::Engine& engine, const Clock& clock,
+                         const QueryBudget& budget) {
   if (request.method() != http::verb::get && request.method() != http::verb::post) {
     auto r = api_error(request, "method not allowed: use GET or POST");
     r.result(http::status::method_not_allowed);
@@ -234,10 +305,10 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
     return r;
   }
   Params params(request);
-  if (endpoint == "query") return query_instant(request, params, engine, clock);
-  if (endpoint == "query_range") return query_range(request, params, engine);
-  if (endpoint == "series") return series(request, params, engine);
-  if (endpoint == "labels") return labels(request, params, engine, {});
+  if (endpoint == "query") return query_instant(request, params, engine, clock, budget);
+  if (endpoint == "query_range") return query_range(request, params, engine, budget);
+  if (endpoint == "series") return series(request, params, engine, budget);
+  if (endpoint == "labels") return labels(request, params, engine, {}, budget);
   constexpr std::string_view kLabel = "label/";
   constexpr std::string_view kValues = "/values";
   if (endpoint.starts_with(kLabel) && endpoint.ends_with(kValues) &&
@@ -249,7 +320,7 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
       append_json_string(message, name);
       return api_error(request, message);
     }
-    return labels(request, params, engine, name);
+    return labels(request, params, engine, name, budget);
   }
   return make_response(
       request, http::status::not_found,

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "handlers.h"
+#include "kpid/net/run_on.h"
 
 namespace kpid::server {
 
@@ -130,6 +131,57 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
   }
 }
 
+// Routes whose work may be long (evaluating queries, scanning series, reading long histories,
+// compacting): they run on the query pool, never on a network thread.
+bool on_pool(Route route) {
+  switch (route) {
+    case Route::kQuery:
+    case Route::kQueryRange:
+    case Route::kSeries:
+    case Route::kLabels:
+    case Route::kLabelValues:
+    case Route::kKpi:
+    case Route::kKpiSeries:
+    case Route::kAdminCompact: return true;
+    default: return false;
+  }
+}
+
+// Writes the heads to chunks, recomputes pending rollups and compacts every column family,
+// so retention applies at once and disk usage reflects the data. Blocks until done (or until
+// the store closes, which cancels it).
+Response compact(const Request& request, const std::function<Status()>& run_compaction) {
+  if (request.method() != http::verb::post) {
+    auto r =
+        json_error(request, http::status::method_not_allowed, "use POST for /api/v1/admin/compact");
+    r.set(http::field::allow, "POST");
+    return r;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  if (auto s = run_compaction(); !s) {
+    return json_error(request, http::status::internal_server_error,
+                      "compaction failed: " + s.message());
+  }
+  spdlog::info("compaction requested over HTTP finished in {:.1f} s",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return make_response(request, http::status::no_content, "", "");
+}
+
+// A pooled route's work, on a pool worker. It uses only what the app owns (`services` is a
+// copy), never the router: a compaction, which no cancel flag stops, may outlive the router
+// at shutdown, until closing the store cancels it.
+Response run_pooled(Route route, const Request& request, const RouterServices& services,
+                    const detail::QueryBudget& budget) {
+  std::string_view path = detail::request_path(request);
+  if (route == Route::kAdminCompact) return compact(request, services.compact);
+  if (route == Route::kKpi || route == Route::kKpiSeries) {
+    return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
+                                  services.kpis, services.clock);
+  }
+  return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
+                                 services.engine, services.clock, budget);
+}
+
 // The "author" of a JSON body, for the audit log; "" when there is none.
 std::string author_of(const Request& request) {
   boost::system::error_code ec;
@@ -209,7 +261,7 @@ struct Router::Impl {
           request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
           pipelines, services.max_body_bytes());
     }
-    if (route == Route::kAdminCompact) return compact(request);
+    if (route == Route::kAdminCompact) return compact(request, services.compact);
     if (route == Route::kReload) return detail::handle_reload(request, reloader);
     if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
       return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
@@ -229,26 +281,36 @@ struct Router::Impl {
                                         services.alerts, services.clock);
     }
     return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
-                                   services.engine, services.clock);
+                                   services.engine, services.clock, budget_now());
   }
 
-  // Writes the heads to chunks, recomputes pending rollups and compacts every column family,
-  // so retention applies at once and disk usage reflects the data. Blocks until done.
-  Response compact(const Request& request) {
-    if (request.method() != http::verb::post) {
-      auto r = json_error(request, http::status::method_not_allowed,
-                          "use POST for /api/v1/admin/compact");
-      r.set(http::field::allow, "POST");
-      return r;
+  // A query's budget counted from now, under the current (reloadable) query options.
+  detail::QueryBudget budget_now() const {
+    const query::QueryOptions options = services.engine.options();
+    return {std::chrono::steady_clock::now(), options.timeout, options.max_samples,
+            &services.pool.cancelled()};
+  }
+
+  // Runs a pooled route on the query pool; the connection's strand waits without being held.
+  // A full queue (or a stopping pool) answers 503 at once, as does a queued request the pool
+  // dropped unrun because kpid is stopping.
+  boost::asio::awaitable<Response> dispatch_on_pool(Route route, const Request& request) {
+    const detail::QueryBudget budget = budget_now();  // the timeout counts the wait too
+    std::string refused;
+    try {
+      query::WorkPool& pool = route == Route::kAdminCompact ? services.maintenance : services.pool;
+      co_return co_await net::run_on(pool.executor(), [route, &request, copy = services, budget] {
+        return run_pooled(route, request, copy, budget);
+      });
+    } catch (const query::WorkRejected& e) {
+      refused = e.what();
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != boost::asio::error::operation_aborted) throw;
+      refused = "kpid is shutting down: the request was not run";
     }
-    const auto start = std::chrono::steady_clock::now();
-    if (auto s = services.compact(); !s) {
-      return json_error(request, http::status::internal_server_error,
-                        "compaction failed: " + s.message());
-    }
-    spdlog::info("compaction requested over HTTP finished in {:.1f} s",
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    return make_response(request, http::status::no_content, "", "");
+    auto r = detail::api_error(request, http::status::service_unavailable, "unavailable", refused);
+    r.set(http::field::retry_after, "1");
+    co_return r;
   }
 
   RouterServices services;
@@ -280,6 +342,8 @@ boost::asio::awaitable<Response> Router::handle(const Request& request) {
       response.set(http::field::www_authenticate, "Bearer realm=\"kpid\"");
     } else if (decision.outcome == auth::Access::Outcome::kForbidden) {
       response = detail::api_error(request, http::status::forbidden, "forbidden", decision.message);
+    } else if (on_pool(route) && impl_->services.ready.load()) {
+      response = co_await impl_->dispatch_on_pool(route, request);
     } else {
       response = impl_->dispatch(route, request);
     }

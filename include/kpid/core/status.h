@@ -19,6 +19,8 @@ enum class StatusCode {
   kUnavailable,        // temporarily unable (not ready, shutting down); retrying may succeed
   kIoError,            // storage or network failure
   kInternal,           // a broken invariant
+  kDeadlineExceeded,   // the operation ran out of time (a query past its timeout)
+  kCancelled,          // the operation was stopped from outside (a query at shutdown)
 };
 
 // Short lower-case name of a code, e.g. "invalid_argument".
@@ -40,6 +42,10 @@ class [[nodiscard]] Status {
   static Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status deadline_exceeded(std::string m) {
+    return {StatusCode::kDeadlineExceeded, std::move(m)};
+  }
+  static Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
   bool is_ok() const { return code_ == StatusCode::kOk; }
   explicit operator bool() const { return is_ok(); }

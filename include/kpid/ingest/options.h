@@ -15,8 +15,8 @@ struct LineOptions {
   std::string listen = "127.0.0.1:9471";  // HOST:PORT; "" turns the listener off
   uint64_t max_line_bytes = 64ull << 10;
   DurationMs error_log_interval = 10'000;  // one log line per client per interval for bad lines
-  int64_t max_connections = 1024;  // live connections; more are closed as soon as accepted
-  net::TlsOptions tls;             // TLS when tls.enabled()
+  int64_t max_connections = 1024;          // live connections; more are closed as soon as accepted
+  net::TlsOptions tls;                     // TLS when tls.enabled()
 };
 
 // The [line] keys that differ between the running options and a reloaded config and take

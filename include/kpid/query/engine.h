@@ -31,6 +31,7 @@
 // series read used.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -50,6 +51,28 @@ class Counter;
 }
 
 namespace kpid::query {
+
+// What stops one query before it completes; the default stops nothing (the KPI evaluator's own
+// queries). Evaluation checks these between series and every few steps, so a query past them
+// stops within milliseconds, with:
+//   - deadline_exceeded "query timed out in expression evaluation" once `deadline` has passed;
+//   - cancelled "query was canceled in expression evaluation" once `*cancel` is true;
+//   - resource_exhausted "query processing would load too many samples into memory in query
+//     execution" once the samples it holds exceed `max_samples`: the samples or rollup buckets
+//     read for the series being evaluated plus every point its expression's nodes hold (a
+//     node's points are released once its parent has computed from them), as Prometheus'
+//     query.max-samples counts them.
+struct QueryLimits {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  uint64_t max_samples = 0;                   // 0: no budget
+  const std::atomic<bool>* cancel = nullptr;  // read from the evaluating thread; may be null
+};
+
+// The messages of QueryLimits' errors, as Prometheus words them.
+inline constexpr const char* kQueryTimeoutMessage = "query timed out in expression evaluation";
+inline constexpr const char* kQueryCancelledMessage = "query was canceled in expression evaluation";
+inline constexpr const char* kTooManySamplesMessage =
+    "query processing would load too many samples into memory in query execution";
 
 // Series reads done by one query, by resolution. Widened reads (unaligned windows served from
 // rollups because raw samples may have expired) are also counted in their resolution.
@@ -95,19 +118,20 @@ class Engine {
 
   // Evaluates `query` at `time`. Errors: a parse or type error (invalid_argument, message
   // "LINE:COL: parse error: ..."), an evaluation error (invalid_argument, e.g. many-to-many
-  // matching), or a storage failure (the store's code).
-  Result<QueryResult> instant(std::string_view query, TimestampMs time,
-                              QueryStats* stats = nullptr) const;
-  Result<QueryResult> instant(const Expr& expr, TimestampMs time,
-                              QueryStats* stats = nullptr) const;
+  // matching), a storage failure (the store's code), or a limit's (QueryLimits).
+  Result<QueryResult> instant(std::string_view query, TimestampMs time, QueryStats* stats = nullptr,
+                              const QueryLimits& limits = {}) const;
+  Result<QueryResult> instant(const Expr& expr, TimestampMs time, QueryStats* stats = nullptr,
+                              const QueryLimits& limits = {}) const;
 
   // Evaluates `query` at start, start + step, ... <= end; the result is always a matrix (a
   // scalar becomes one series without labels). Fails as instant() does, and with
   // invalid_argument when check_range() or check_range_expr() does.
   Result<QueryResult> range(std::string_view query, TimestampMs start, TimestampMs end,
-                            DurationMs step, QueryStats* stats = nullptr) const;
+                            DurationMs step, QueryStats* stats = nullptr,
+                            const QueryLimits& limits = {}) const;
   Result<QueryResult> range(const Expr& expr, TimestampMs start, TimestampMs end, DurationMs step,
-                            QueryStats* stats = nullptr) const;
+                            QueryStats* stats = nullptr, const QueryLimits& limits = {}) const;
 
   // The range parameters' checks: end before start, step <= 0, more steps than
   // max_points_per_series (messages as Prometheus').
@@ -115,24 +139,31 @@ class Engine {
   // Only scalars and instant vectors can be range-queried.
   static Status check_range_expr(const Expr& expr);
 
-  // Series matching any of `selectors` with a sample in [start, end], without duplicates.
+  // Series matching any of `selectors` with a sample in [start, end], without duplicates. The
+  // scan stops at `limits`' deadline or cancellation (their errors; max_samples is not used).
   Result<std::vector<store::SeriesRef>> series(std::span<const std::string> selectors,
-                                               TimestampMs start, TimestampMs end) const;
+                                               TimestampMs start, TimestampMs end,
+                                               const QueryLimits& limits = {}) const;
   // Label names (or values of `name`) of the series matching any selector in [start, end];
-  // with no selectors, of every series. Sorted, unique.
+  // with no selectors, of every series. Sorted, unique. Stops as series() does.
   Result<std::vector<std::string>> label_names(std::span<const std::string> selectors,
-                                               TimestampMs start, TimestampMs end) const;
+                                               TimestampMs start, TimestampMs end,
+                                               const QueryLimits& limits = {}) const;
   Result<std::vector<std::string>> label_values(std::string_view name,
                                                 std::span<const std::string> selectors,
-                                                TimestampMs start, TimestampMs end) const;
+                                                TimestampMs start, TimestampMs end,
+                                                const QueryLimits& limits = {}) const;
 
  private:
   Result<QueryResult> evaluate(const Expr& expr, TimestampMs start, TimestampMs end,
-                               DurationMs step, bool range_query, QueryStats* stats) const;
+                               DurationMs step, bool range_query, QueryStats* stats,
+                               const QueryLimits& limits) const;
 
   const store::SampleStore& store_;
   std::atomic<DurationMs> lookback_delta_;
   std::atomic<int64_t> max_points_;
+  std::atomic<DurationMs> timeout_;
+  std::atomic<uint64_t> max_samples_;
   prometheus::Counter* raw_reads_ = nullptr;
   prometheus::Counter* rollup_5m_reads_ = nullptr;
   prometheus::Counter* rollup_1h_reads_ = nullptr;

@@ -33,6 +33,7 @@
 #include "kpid/net/rate_limiter.h"
 #include "kpid/okr/planner.h"
 #include "kpid/query/engine.h"
+#include "kpid/query/work_pool.h"
 #include "kpid/server/http_server.h"
 #include "kpid/store/sample_store.h"
 
@@ -51,6 +52,11 @@ struct RouterServices {
   std::function<uint64_t()> max_body_bytes;
   // Full storage compaction (RocksDbStore::compact).
   std::function<Status()> compact;
+  // Where queries, series and label scans, KPI details and charts, and compactions run (never
+  // on a network thread); its cancel flag stops running queries at shutdown.
+  query::WorkPool& pool;
+  // Where compactions run: apart from queries, since only closing the store stops one.
+  query::WorkPool& maintenance;
   // The KPI evaluator: told of every stored batch, and read by the KPI API.
   kpi::Evaluator& kpis;
   // Alerts, acknowledgements and silences.
@@ -83,7 +89,9 @@ class Router {
   explicit Router(RouterServices services);
   ~Router();
   // Dispatches a request (HttpServer's Handler); never throws (an unexpected exception becomes
-  // a 500). Every route answers synchronously on the calling strand for now.
+  // a 500). Queries, series and label scans, KPI details and charts, and compactions run on
+  // the query pool (503 "unavailable" when its queue is full); the rest answer on the calling
+  // strand.
   boost::asio::awaitable<Response> handle(const Request& request);
   // The 413 answer for a body over `limit`, counted like any other response.
   Response too_large(const Request& header, uint64_t limit);

@@ -31,6 +31,10 @@ TEST_CASE("an empty config gives the documented defaults") {
   CHECK(r.config.line.max_line_bytes == 64u * 1024);
   CHECK(r.config.query.lookback_delta == 300'000);
   CHECK(r.config.query.max_points_per_series == 11'000);
+  CHECK(r.config.query.timeout == 120'000);
+  CHECK(r.config.query.max_samples == 50'000'000);
+  CHECK(r.config.query.max_concurrency == 0);  // one worker per core
+  CHECK(r.config.query.max_queued == 64);
   CHECK(r.config.log.level == "info");
 }
 
@@ -53,6 +57,10 @@ error_log_interval = "1m"
 [query]
 lookback_delta = "10m"
 max_points_per_series = 500
+timeout = "30s"
+max_samples = 1000000
+max_concurrency = 3
+max_queued = 10
 [log]
 level = "debug"
 )");
@@ -71,6 +79,10 @@ level = "debug"
   CHECK(r.config.line.error_log_interval == 60000);
   CHECK(r.config.query.lookback_delta == 600000);
   CHECK(r.config.query.max_points_per_series == 500);
+  CHECK(r.config.query.timeout == 30'000);
+  CHECK(r.config.query.max_samples == 1'000'000);
+  CHECK(r.config.query.max_concurrency == 3);
+  CHECK(r.config.query.max_queued == 10);
   CHECK(r.config.log.level == "debug");
 }
 
@@ -236,4 +248,14 @@ TEST_CASE("retention and storage limits are read and checked") {
   CHECK(has_error(bad, "retention.raw", 2, "at least"));
   CHECK(has_error(bad, "retention.rollup_1m", 3, "did you mean"));
   CHECK(has_error(bad, "storage.max_series", 5, "between 1 and"));
+}
+
+TEST_CASE("query limits out of range are errors") {
+  auto r =
+      parse("[query]\ntimeout = \"0s\"\nmax_samples = 0\nmax_concurrency = -1\nmax_queued = -2\n");
+  CHECK(has_error(r, "query.timeout", 2, "must be at least"));
+  CHECK(has_error(r, "query.max_samples", 3, "must be between 1 and"));
+  CHECK(has_error(r, "query.max_concurrency", 4, "must be between 0 and 1024"));
+  CHECK(has_error(r, "query.max_queued", 5, "must be between 0 and 100000"));
+  CHECK(r.errors.size() == 4);
 }

@@ -1,0 +1,127 @@
+// PromQL's type check after a successful parse, with Prometheus' messages (promql/parser/
+// parse.go checkAST).
+#include <string>
+#include <variant>
+
+#include "kpid/query/promql.h"
+#include "promql_lexer.h"
+
+namespace kpid::query::detail {
+
+namespace {
+
+class TypeChecker {
+ public:
+  explicit TypeChecker(const Lexer& lexer) : lexer_(lexer) {}
+
+  Status expect_type(Expr& e, ValueType want, const std::string& context) {
+    if (auto st = check(e); !st) return st;
+    if (e.type != want) {
+      return lexer_.fail(e.position, std::string("expected type ") + documented_type(want) +
+                                         " in " + context + ", got " + documented_type(e.type));
+    }
+    return Status::ok();
+  }
+
+  Status check(Expr& e) {
+    return std::visit([&](auto& n) { return check_node(e, n); }, e.node);
+  }
+
+  Status check_node(Expr& e, NumberLiteral&) {
+    e.type = ValueType::kScalar;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, StringLiteral&) {
+    e.type = ValueType::kString;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, VectorSelector&) {
+    e.type = ValueType::kVector;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, MatrixSelector&) {
+    e.type = ValueType::kMatrix;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, ParenExpr& n) {
+    if (auto st = check(*n.expr); !st) return st;
+    e.type = n.expr->type;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, UnaryExpr& n) {
+    if (auto st = check(*n.operand); !st) return st;
+    if (n.operand->type != ValueType::kScalar && n.operand->type != ValueType::kVector) {
+      return lexer_.fail(e.position,
+                         std::string("unary expression only allowed on expressions of type "
+                                     "scalar or instant vector, got \"") +
+                             documented_type(n.operand->type) + "\"");
+    }
+    e.type = n.operand->type;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, BinaryExpr& n) {
+    if (auto st = check(*n.lhs); !st) return st;
+    if (auto st = check(*n.rhs); !st) return st;
+    const ValueType lt = n.lhs->type;
+    const ValueType rt = n.rhs->type;
+    const size_t op_pos = n.op_position;
+    if (n.return_bool && !is_comparison(n.op)) {
+      return lexer_.fail(op_pos, "bool modifier can only be used on comparisons");
+    }
+    if (is_comparison(n.op) && !n.return_bool && lt == ValueType::kScalar &&
+        rt == ValueType::kScalar) {
+      return lexer_.fail(op_pos, "comparisons between scalars must use BOOL modifier");
+    }
+    auto operand_ok = [](ValueType t) {
+      return t == ValueType::kScalar || t == ValueType::kVector;
+    };
+    if (!operand_ok(lt) || !operand_ok(rt)) {
+      return lexer_.fail(e.position,
+                         "binary expression must contain only scalar and instant vector types");
+    }
+    if ((lt != ValueType::kVector || rt != ValueType::kVector) && !n.matching_labels.empty()) {
+      return lexer_.fail(e.position, "vector matching only allowed between instant vectors");
+    }
+    e.type = lt == ValueType::kScalar && rt == ValueType::kScalar ? ValueType::kScalar
+                                                                  : ValueType::kVector;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, Call& n) {
+    const FunctionInfo& fn = function_info(n.function);
+    if (n.args.size() != fn.args.size()) {
+      return lexer_.fail(e.position, "expected " + std::to_string(fn.args.size()) +
+                                         " argument(s) in call to \"" + fn.name + "\", got " +
+                                         std::to_string(n.args.size()));
+    }
+    for (size_t i = 0; i < n.args.size(); ++i) {
+      if (auto st = expect_type(*n.args[i], fn.args[i],
+                                std::string("call to function \"") + fn.name + "\"");
+          !st) {
+        return st;
+      }
+    }
+    e.type = fn.result;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, AggregateExpr& n) {
+    if (auto st = expect_type(*n.expr, ValueType::kVector, "aggregation expression"); !st) {
+      return st;
+    }
+    for (const auto& l : n.grouping) {
+      if (l.find(':') != std::string::npos) {
+        return lexer_.fail(e.position, "invalid label name for grouping: " + quote(l));
+      }
+    }
+    e.type = ValueType::kVector;
+    return Status::ok();
+  }
+
+ private:
+  const Lexer& lexer_;
+};
+
+}  // namespace
+
+Status check_types(Expr& e, const Lexer& lexer) { return TypeChecker(lexer).check(e); }
+
+}  // namespace kpid::query::detail

@@ -1,0 +1,272 @@
+// PromQL's names (types, operators, functions) and the formatting of a parsed expression back
+// to text.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <variant>
+
+#include "kpid/core/labels.h"
+#include "kpid/query/promql.h"
+#include "kpid/query/selector.h"
+#include "promql_lexer.h"
+
+namespace kpid::query {
+
+namespace detail {
+
+const std::vector<FunctionInfo>& functions() {
+  using enum ValueType;
+  static const std::vector<FunctionInfo> kFunctions = {
+      {Function::kAvgOverTime, "avg_over_time", {kMatrix}, kVector},
+      {Function::kMinOverTime, "min_over_time", {kMatrix}, kVector},
+      {Function::kMaxOverTime, "max_over_time", {kMatrix}, kVector},
+      {Function::kSumOverTime, "sum_over_time", {kMatrix}, kVector},
+      {Function::kCountOverTime, "count_over_time", {kMatrix}, kVector},
+      {Function::kStddevOverTime, "stddev_over_time", {kMatrix}, kVector},
+      {Function::kStdvarOverTime, "stdvar_over_time", {kMatrix}, kVector},
+      {Function::kQuantileOverTime, "quantile_over_time", {kScalar, kMatrix}, kVector},
+      {Function::kLastOverTime, "last_over_time", {kMatrix}, kVector},
+      {Function::kRate, "rate", {kMatrix}, kVector},
+      {Function::kIncrease, "increase", {kMatrix}, kVector},
+      {Function::kAbs, "abs", {kVector}, kVector},
+      {Function::kScalar, "scalar", {kVector}, kScalar},
+      {Function::kVector, "vector", {kScalar}, kVector},
+      {Function::kTime, "time", {}, kScalar},
+  };
+  return kFunctions;
+}
+
+const FunctionInfo& function_info(Function f) {
+  for (const auto& i : functions()) {
+    if (i.function == f) return i;
+  }
+  return functions().front();  // unreachable: every Function is listed
+}
+
+bool is_prometheus_function(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"absent",
+                                                "absent_over_time",
+                                                "acos",
+                                                "acosh",
+                                                "asin",
+                                                "asinh",
+                                                "atan",
+                                                "atanh",
+                                                "ceil",
+                                                "changes",
+                                                "clamp",
+                                                "clamp_max",
+                                                "clamp_min",
+                                                "cos",
+                                                "cosh",
+                                                "day_of_month",
+                                                "day_of_week",
+                                                "day_of_year",
+                                                "days_in_month",
+                                                "deg",
+                                                "delta",
+                                                "deriv",
+                                                "exp",
+                                                "floor",
+                                                "histogram_count",
+                                                "histogram_fraction",
+                                                "histogram_quantile",
+                                                "histogram_sum",
+                                                "holt_winters",
+                                                "hour",
+                                                "idelta",
+                                                "irate",
+                                                "label_join",
+                                                "label_replace",
+                                                "ln",
+                                                "log10",
+                                                "log2",
+                                                "minute",
+                                                "month",
+                                                "pi",
+                                                "predict_linear",
+                                                "present_over_time",
+                                                "rad",
+                                                "resets",
+                                                "round",
+                                                "sgn",
+                                                "sin",
+                                                "sinh",
+                                                "sort",
+                                                "sort_desc",
+                                                "sqrt",
+                                                "tan",
+                                                "tanh",
+                                                "timestamp",
+                                                "year"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
+}  // namespace detail
+
+const char* documented_type(ValueType type) {
+  switch (type) {
+    case ValueType::kScalar: return "scalar";
+    case ValueType::kVector: return "instant vector";
+    case ValueType::kMatrix: return "range vector";
+    case ValueType::kString: return "string";
+  }
+  return "unknown";
+}
+
+const char* result_type_name(ValueType type) {
+  switch (type) {
+    case ValueType::kScalar: return "scalar";
+    case ValueType::kVector: return "vector";
+    case ValueType::kMatrix: return "matrix";
+    case ValueType::kString: return "string";
+  }
+  return "unknown";
+}
+
+bool is_comparison(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::kEq:
+    case BinaryOp::kNe:
+    case BinaryOp::kGt:
+    case BinaryOp::kLt:
+    case BinaryOp::kGe:
+    case BinaryOp::kLe: return true;
+    default: return false;
+  }
+}
+
+const char* binary_op_text(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::kAdd: return "+";
+    case BinaryOp::kSub: return "-";
+    case BinaryOp::kMul: return "*";
+    case BinaryOp::kDiv: return "/";
+    case BinaryOp::kMod: return "%";
+    case BinaryOp::kPow: return "^";
+    case BinaryOp::kEq: return "==";
+    case BinaryOp::kNe: return "!=";
+    case BinaryOp::kGt: return ">";
+    case BinaryOp::kLt: return "<";
+    case BinaryOp::kGe: return ">=";
+    case BinaryOp::kLe: return "<=";
+  }
+  return "?";
+}
+
+const char* aggregate_op_name(AggregateOp op) {
+  switch (op) {
+    case AggregateOp::kSum: return "sum";
+    case AggregateOp::kAvg: return "avg";
+    case AggregateOp::kMin: return "min";
+    case AggregateOp::kMax: return "max";
+    case AggregateOp::kCount: return "count";
+  }
+  return "?";
+}
+
+namespace {
+
+void format_selector(std::string& out, const VectorSelector& vs, const DurationMs* range) {
+  size_t first = 0;
+  if (!vs.matchers.empty() && vs.matchers[0].name() == kMetricNameLabel &&
+      vs.matchers[0].type() == MatchType::kEqual) {
+    out += vs.matchers[0].value();
+    first = 1;
+  }
+  if (first < vs.matchers.size() || first == 0) {
+    out.push_back('{');
+    for (size_t i = first; i < vs.matchers.size(); ++i) {
+      if (i > first) out += ", ";
+      out += vs.matchers[i].to_string();
+    }
+    out.push_back('}');
+  }
+  if (range != nullptr) out += "[" + format_duration(*range) + "]";
+  if (vs.has_offset) out += " offset " + format_duration(vs.offset);
+}
+
+void format_to(std::string& out, const Expr& e);
+
+void format_labels(std::string& out, const std::vector<std::string>& labels) {
+  out.push_back('(');
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += labels[i];
+  }
+  out.push_back(')');
+}
+
+struct Formatter {
+  std::string& out;
+  void operator()(const NumberLiteral& n) {
+    // Not "+Inf": read back, that sign is a unary operator, and (+Inf ^ 2) would be +(Inf ^ 2).
+    if (std::isinf(n.value) && n.value > 0) {
+      out += "Inf";
+    } else {
+      append_prom_float(out, n.value);
+    }
+  }
+  void operator()(const StringLiteral& n) { append_quoted(out, n.value); }
+  void operator()(const VectorSelector& n) { format_selector(out, n, nullptr); }
+  void operator()(const MatrixSelector& n) { format_selector(out, n.selector, &n.range); }
+  void operator()(const UnaryExpr& n) {
+    out += n.negate ? "(-" : "(+";
+    format_to(out, *n.operand);
+    out.push_back(')');
+  }
+  void operator()(const BinaryExpr& n) {
+    out.push_back('(');
+    format_to(out, *n.lhs);
+    out += " ";
+    out += binary_op_text(n.op);
+    if (n.return_bool) out += " bool";
+    if (n.explicit_matching) {
+      out += n.on ? " on" : " ignoring";
+      format_labels(out, n.matching_labels);
+    }
+    out += " ";
+    format_to(out, *n.rhs);
+    out.push_back(')');
+  }
+  void operator()(const Call& n) {
+    out += function_name(n.function);
+    out.push_back('(');
+    for (size_t i = 0; i < n.args.size(); ++i) {
+      if (i > 0) out += ", ";
+      format_to(out, *n.args[i]);
+    }
+    out.push_back(')');
+  }
+  void operator()(const AggregateExpr& n) {
+    out += aggregate_op_name(n.op);
+    if (n.without || !n.grouping.empty()) {
+      out += n.without ? " without " : " by ";
+      format_labels(out, n.grouping);
+      out.push_back(' ');
+    }
+    out.push_back('(');
+    format_to(out, *n.expr);
+    out.push_back(')');
+  }
+  void operator()(const ParenExpr& n) { format_to(out, *n.expr); }
+};
+
+void format_to(std::string& out, const Expr& e) { std::visit(Formatter{out}, e.node); }
+
+}  // namespace
+
+std::string format_expr(const Expr& expr) {
+  std::string out;
+  format_to(out, expr);
+  return out;
+}
+
+const char* function_name(Function f) { return detail::function_info(f).name; }
+
+bool is_range_function(Function f) {
+  const auto& args = detail::function_info(f).args;
+  return !args.empty() && args.back() == ValueType::kMatrix;
+}
+
+}  // namespace kpid::query
