@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -69,6 +70,7 @@ store::StoreOptions store_options(const config::Config& c) {
   o.checkpoint_interval = c.storage.checkpoint_interval;
   o.head_max_samples = static_cast<uint64_t>(c.storage.head_max_samples);
   o.min_free_bytes = c.storage.min_free_bytes;
+  o.backup_dir = config::backup_dir_of(c.storage);
   return o;
 }
 
@@ -322,7 +324,12 @@ class Daemon {
 
  private:
   bool start() {
-    auto store = store::RocksDbStore::open(store_options(config_), &metrics_);
+    store::StoreOptions options = store_options(config_);
+    // Test-only seam: RocksDB writes fail as a control file says (store/fault_injection.h).
+    if (const char* control = std::getenv(store::kFaultInjectionEnv)) {
+      options.fault_injection_file = control;
+    }
+    auto store = store::RocksDbStore::open(options, &metrics_);
     if (!store) {
       spdlog::critical("cannot open storage: {}", store.status().message());
       return false;
@@ -487,6 +494,9 @@ class Daemon {
       if (http_) http_->listener().stop();
       if (line_) line_->listener().stop();
     });
+    step("cancel queries and background work", [&] {
+      if (store_) store_->cancel_background_work();  // a compaction must not hold the drain
+    });
     // Idle connections closed at once; requests and batches in flight get until the drain
     // deadline, then their connections are closed unanswered (a write that did not finish is
     // not acknowledged).
@@ -531,7 +541,7 @@ class Daemon {
     outbox_.reset();
     if (store_) {
       step("close storage", [&] {
-        if (auto s = store_->close(); !s) {
+        if (auto s = store_->close(deadline); !s) {
           spdlog::error("closing storage: {}", s.to_string());
           clean = false;
         }

@@ -247,10 +247,11 @@ class Loader {
   }
 
   void load_storage(const toml::table& t, StorageConfig& c) {
-    check_keys(t, "storage",
-               std::array{"data_dir", "sync", "max_series", "max_series_per_metric",
-                          "max_labels_per_series", "max_label_name_bytes", "max_label_value_bytes",
-                          "checkpoint_interval", "head_max_samples", "min_free_bytes"});
+    check_keys(
+        t, "storage",
+        std::array{"data_dir", "sync", "max_series", "max_series_per_metric",
+                   "max_labels_per_series", "max_label_name_bytes", "max_label_value_bytes",
+                   "checkpoint_interval", "head_max_samples", "min_free_bytes", "backup_dir"});
     get_string(t, "storage", "data_dir", c.data_dir);
     if (const auto* n = t.get("data_dir"); n && n->is_string() && c.data_dir.empty()) {
       error(*n, "storage.data_dir", "must not be empty");
@@ -264,6 +265,7 @@ class Loader {
     get_duration(t, "storage", "checkpoint_interval", 1000, c.checkpoint_interval);
     get_int(t, "storage", "head_max_samples", 1000, int64_t{1} << 32, c.head_max_samples);
     get_size(t, "storage", "min_free_bytes", 0, c.min_free_bytes);
+    get_string(t, "storage", "backup_dir", c.backup_dir);
   }
 
   void load_retention(const toml::table& t, RetentionConfig& c) {
@@ -974,6 +976,13 @@ void apply_overrides(const Overrides& o, Config& c, std::vector<ConfigError>& er
 }
 
 }  // namespace
+
+std::string backup_dir_of(const StorageConfig& c) {
+  if (!c.backup_dir.empty()) return c.backup_dir;
+  std::filesystem::path data = std::filesystem::absolute(c.data_dir).lexically_normal();
+  if (data.filename().empty()) data = data.parent_path();  // a trailing '/'
+  return (data.parent_path() / "kpid-backups").string();
+}
 
 std::string ConfigError::to_string() const {
   std::string out;

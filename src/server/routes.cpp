@@ -181,11 +181,23 @@ struct Router::Impl {
     switch (route) {
       case Route::kHealthz:
         return make_response(request, http::status::ok, "ok\n", "text/plain; charset=utf-8");
-      case Route::kReadyz:
-        return services.ready.load() ? make_response(request, http::status::ok, "ready\n",
-                                                     "text/plain; charset=utf-8")
-                                     : make_response(request, http::status::service_unavailable,
-                                                     "not ready\n", "text/plain; charset=utf-8");
+      case Route::kReadyz: {
+        if (!services.ready.load()) {
+          return make_response(request, http::status::service_unavailable, "not ready\n",
+                               "text/plain; charset=utf-8");
+        }
+        // Storage that cannot write (disk full, write error) makes kpid unready, saying why;
+        // a write stall or a checkpoint backlog passes within seconds and does not.
+        using Reason = store::Pushback::Reason;
+        if (auto p = services.store.pushback();
+            p.reason == Reason::kDiskFull || p.reason == Reason::kWriteError) {
+          return make_response(
+              request, http::status::service_unavailable,
+              "not ready: " + std::string(store::pushback_name(p.reason)) + ": " + p.message + "\n",
+              "text/plain; charset=utf-8");
+        }
+        return make_response(request, http::status::ok, "ready\n", "text/plain; charset=utf-8");
+      }
       case Route::kMetrics:
         return make_response(request, http::status::ok, services.metrics.scrape(),
                              "text/plain; version=0.0.4; charset=utf-8");
@@ -243,6 +255,13 @@ struct Router::Impl {
     }
     const auto start = std::chrono::steady_clock::now();
     if (auto s = services.compact(); !s) {
+      // Cancelled by a stop, or storage not taking writes: not done, and worth a retry.
+      if (s.code() == StatusCode::kUnavailable) {
+        auto r = json_error(request, http::status::service_unavailable,
+                            "compaction not done: " + s.message());
+        r.set(http::field::retry_after, "10");
+        return r;
+      }
       return json_error(request, http::status::internal_server_error,
                         "compaction failed: " + s.message());
     }

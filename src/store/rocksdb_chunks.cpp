@@ -3,7 +3,8 @@
 namespace kpid::store {
 
 // Reads the stored chunk of (id, window) into `out` (appending).
-Status RocksDbStore::Impl::read_chunk(SeriesId id, TimestampMs window, std::vector<Point>& out) const {
+Status RocksDbStore::Impl::read_chunk(SeriesId id, TimestampMs window,
+                                      std::vector<Point>& out) const {
   std::string value;
   auto s = db->Get(rocksdb::ReadOptions(), chunks_cf, SeriesTimeKey(id, window).slice(), &value);
   if (s.IsNotFound()) return Status::ok();

@@ -9,7 +9,9 @@
 
 #include <sys/statvfs.h>
 
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -21,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -36,6 +39,7 @@
 
 #include "kpid/core/varint.h"
 #include "kpid/store/chunk_codec.h"
+#include "kpid/store/fault_injection.h"
 #include "kpid/store/rollup.h"
 #include "plugins.h"
 
@@ -56,6 +60,7 @@ inline constexpr const char* kStateCf = "state";
 inline constexpr const char* kNextSeqKey = "head_log.next_seq";
 inline constexpr size_t kRollupBatchWindows = 4096;
 inline constexpr int64_t kSpaceCheckIntervalMs = 100;
+inline constexpr double kMiB = 1 << 20;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.
@@ -70,10 +75,9 @@ class StallListener final : public rocksdb::EventListener {
   }
   bool stopped() const { return stopped_.load(std::memory_order_relaxed) > 0; }
 
-  // RocksDB 7.8 aborts on an assertion when it recovers from a failed write-ahead-log write (it
-  // syncs the failed log file again; fixed upstream in 9.x), so kpid never lets it resume: after
-  // a failed write the store refuses writes until a restart. storage.min_free_bytes keeps
-  // a full disk from getting that far.
+  // RocksDB's own recovery runs at once, while the disk is still full; kpid resumes it instead
+  // (try_recover(): once there is room again, from the maintenance thread, with no write in
+  // flight). storage.min_free_bytes keeps a full disk from getting that far most of the time.
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
                             bool* auto_recovery) override {
     bg_error.PermitUncheckedError();
@@ -141,6 +145,9 @@ struct RocksDbStore::Impl {
   SystemClock system_clock;
   const Clock* clock = nullptr;
 
+  // The test-only fault-injecting file system and its Env, when asked for; they outlive db.
+  std::shared_ptr<rocksdb::FileSystem> fault_fs;
+  std::unique_ptr<rocksdb::Env> fault_env;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::ColumnFamilyHandle* default_cf = nullptr;
@@ -191,12 +198,15 @@ struct RocksDbStore::Impl {
   mutable std::atomic<bool> low_space{false};  // for logging the changes only
   // Stopped column families (RocksDB write stalls).
   std::shared_ptr<StallListener> stalls = std::make_shared<StallListener>();
-  // A failed write to RocksDB: no write reaches it again until a restart (see StallListener).
+  // A failed write to RocksDB: no write reaches it until try_recover() (see StallListener).
   std::atomic<bool> write_failed{false};
   mutable std::mutex write_error_mutex;
   rocksdb::Status write_error;  // the failure, guarded by write_error_mutex
 
-  std::mutex maintain_mutex;  // one checkpoint or rollup pass at a time
+  std::mutex backup_mutex;          // one backup at a time
+  std::timed_mutex maintain_mutex;  // one checkpoint, rollup pass or compaction at a time
+  // Set by cancel_background_work(): maintenance and compactions stop at their next step.
+  std::atomic<bool> stopping{false};
   std::thread worker;
   std::mutex worker_mutex;
   std::condition_variable worker_cv;
@@ -210,6 +220,8 @@ struct RocksDbStore::Impl {
   prometheus::Gauge* blocked_gauge = nullptr;
   prometheus::Counter* checkpoints = nullptr;
   prometheus::Family<prometheus::Counter>* refused = nullptr;
+  prometheus::Family<prometheus::Counter>* write_errors = nullptr;  // by cause
+  std::chrono::steady_clock::time_point last_resume_log{};          // worker thread only
 
   void index_series(SeriesId id, Labels labels, std::string key) {
     for (const auto& l : labels.items()) postings[l.name][l.value].push_back(id);
@@ -265,11 +277,27 @@ struct RocksDbStore::Impl {
 
   // The maintenance thread: checkpoints and rollups, woken by writes or every second.
   void run_worker();
+  // True while the data dir's filesystem has less than options.min_free_bytes free (looked at
+  // every kSpaceCheckIntervalMs); logs the changes.
+  bool low_on_space() const;
+  // After a failed write, once the fault has gone: gets RocksDB writing again and lets writes
+  // in. True when writes are taken again.
+  bool try_recover();
   void wake_worker();
-  void stop_worker();
+  void signal_worker_stop();  // returns at once
+  void stop_worker();         // and joins
+  // True while a memtable flush is pending or running in any column family.
+  bool flush_pending() const;
 
   // Counts a refused new series by limit; the caller's error.
   Status refuse(const char* reason, std::string message);
+
+  // A backup into `dir` (rocksdb_backup.cpp).
+  Result<BackupInfo> create_backup(const std::string& dir);
+  // Checks the data dir's format version: refuses a newer one, upgrades an older one (after a
+  // backup into options.backup_dir), records it in a new one. `existed`: the data dir held a
+  // database before this open.
+  Status check_format(bool existed);
 
   // Cardinality guard for a new series.
   Status check_limits(const Labels& labels);

@@ -35,11 +35,11 @@ Status RocksDbStore::Impl::check_limits(const Labels& labels) {
   }
   for (const auto& label : labels.items()) {
     if (label.name.size() > l.max_label_name_bytes) {
-      return refuse("max_label_name_bytes",
-                    "label name \"" + label.name.substr(0, 64) + "...\" is " +
-                        std::to_string(label.name.size()) +
-                        " bytes, more than storage.max_label_name_bytes (" +
-                        std::to_string(l.max_label_name_bytes) + "); new series refused");
+      return refuse("max_label_name_bytes", "label name \"" + label.name.substr(0, 64) +
+                                                "...\" is " + std::to_string(label.name.size()) +
+                                                " bytes, more than storage.max_label_name_bytes (" +
+                                                std::to_string(l.max_label_name_bytes) +
+                                                "); new series refused");
     }
     if (label.value.size() > l.max_label_value_bytes) {
       return refuse("max_label_value_bytes",

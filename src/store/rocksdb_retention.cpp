@@ -9,18 +9,27 @@ TimestampMs RocksDbStore::raw_horizon() const {
 RetentionPolicy RocksDbStore::retention() const { return impl_->options.retention; }
 
 Status RocksDbStore::compact() {
-  if (auto s = maintain(); !s) return s;
-  std::lock_guard serial(impl_->maintain_mutex);
-  if (!impl_->db) return Status::unavailable("store is closed");
-  if (auto st = impl_->writable(); !st) return st;
+  Impl& im = *impl_;
+  const auto cancelled = [] {
+    return Status::unavailable("compaction cancelled: kpid is stopping");
+  };
+  if (im.stopping.load()) return cancelled();
+  if (auto s = maintain(); !s) return im.stopping.load() ? cancelled() : s;
+  std::lock_guard serial(im.maintain_mutex);
+  if (!im.db || im.stopping.load()) return cancelled();
+  if (auto st = im.writable(); !st) return st;
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok()) return from_rocksdb(s, "flushing");
+  if (auto s = im.db->Flush(flush, im.handles); !s.ok()) {
+    return im.stopping.load() ? cancelled() : from_rocksdb(s, "flushing");
+  }
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (auto* cf : impl_->handles) {
-    if (auto s = impl_->db->CompactRange(options, cf, nullptr, nullptr); !s.ok()) {
-      return from_rocksdb(s, "compacting");
+  for (auto* cf : im.handles) {
+    if (im.stopping.load()) return cancelled();
+    // cancel_background_work() makes a running CompactRange return Incomplete.
+    if (auto s = im.db->CompactRange(options, cf, nullptr, nullptr); !s.ok()) {
+      return im.stopping.load() || s.IsIncomplete() ? cancelled() : from_rocksdb(s, "compacting");
     }
   }
   return Status::ok();

@@ -90,6 +90,7 @@ Status RocksDbStore::Impl::maintain(bool force) {
     if (auto s = checkpoint(); !s) return s;
   }
   for (;;) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
     auto done = compute_rollups(force);
     if (!done) return done.status();
     if (*done < kRollupBatchWindows) break;

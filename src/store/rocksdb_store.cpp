@@ -7,13 +7,18 @@ namespace kpid::store {
 // reported as unavailable, not as the caller's fault.
 Status RocksDbStore::Impl::failed_write(const rocksdb::Status& s, const std::string& what) {
   if (!s.IsIOError()) return from_rocksdb(s, what);
+  const bool no_space = s.IsNoSpace();
+  if (write_errors != nullptr) {
+    write_errors->Add({{"cause", no_space ? "no_space" : "io_error"}}).Increment();
+  }
   {
     std::lock_guard lock(write_error_mutex);
     if (!write_failed.load()) {
-      spdlog::critical(
-          "storage: {} failed: {}; kpid takes no more writes until it is "
-          "restarted (free space first if the disk is full); queries go on",
-          what, s.ToString());
+      spdlog::critical("storage: {} failed ({}): {}; writes are refused {}; queries go on", what,
+                       no_space ? "no_space" : "io_error", s.ToString(),
+                       no_space
+                           ? "until space is freed, then kpid resumes by itself"
+                           : "until kpid is restarted (RocksDB cannot resume after this error)");
       write_error = s;
     }
     write_failed.store(true);
@@ -21,12 +26,40 @@ Status RocksDbStore::Impl::failed_write(const rocksdb::Status& s, const std::str
   return Status::unavailable(what + ": " + s.ToString());
 }
 
-// Not ok once a write has failed: nothing may write to RocksDB any more.
+// Not ok once a write has failed, until try_recover(): nothing may write to RocksDB meanwhile.
 Status RocksDbStore::Impl::writable() const {
   if (!write_failed.load(std::memory_order_relaxed)) return Status::ok();
   std::lock_guard lock(write_error_mutex);
-  return Status::unavailable("storage stopped taking writes after a failed write (" +
-                             write_error.ToString() + "); restart kpid");
+  return Status::unavailable(
+      "storage stopped taking writes after a failed write (" + write_error.ToString() + "); " +
+      (write_error.IsNoSpace() ? "they are taken again once space is freed" : "restart kpid"));
+}
+
+bool RocksDbStore::Impl::try_recover() {
+  rocksdb::Status error;
+  {
+    std::lock_guard error_lock(write_error_mutex);
+    error = write_error;
+  }
+  // Only running out of space is resumable in RocksDB 7.8: another I/O error in the write-ahead
+  // log is fatal for the open database.
+  if (!error.IsNoSpace()) return false;
+  // Not before there is room again: each attempt writes (a flush, a new log file).
+  if (options.min_free_bytes > 0 && low_on_space()) return false;
+  std::lock_guard lock(head_mutex);  // no write meanwhile
+  if (!db) return false;
+  if (auto s = db->Resume(); !s.ok()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_resume_log >= std::chrono::seconds(10)) {
+      spdlog::warn("storage: cannot resume writes yet: {}", s.ToString());
+      last_resume_log = now;
+    }
+    return false;
+  }
+  spdlog::info("storage: space is back, RocksDB resumed after \"{}\"; writes are taken again",
+               error.ToString());
+  write_failed.store(false);
+  return true;
 }
 
 void RocksDbStore::Impl::run_worker() {
@@ -39,7 +72,10 @@ void RocksDbStore::Impl::run_worker() {
       if (worker_stop) return;
       worker_wake = false;
     }
-    if (write_failed.load()) continue;  // maintenance writes; nothing may now
+    if (write_failed.load()) {
+      try_recover();  // maintenance writes: nothing else until the store writes again
+      continue;
+    }
     if (auto s = maintain(false); !s) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_error > std::chrono::seconds(10)) {
@@ -58,14 +94,55 @@ void RocksDbStore::Impl::wake_worker() {
   worker_cv.notify_one();
 }
 
-void RocksDbStore::Impl::stop_worker() {
+void RocksDbStore::Impl::signal_worker_stop() {
   {
     std::lock_guard lock(worker_mutex);
     worker_stop = true;
   }
   worker_cv.notify_one();
+}
+
+void RocksDbStore::Impl::stop_worker() {
+  signal_worker_stop();
   if (worker.joinable()) worker.join();
 }
+
+bool RocksDbStore::Impl::flush_pending() const {
+  for (auto* cf : handles) {
+    uint64_t pending = 0;
+    uint64_t running = 0;
+    db->GetIntProperty(cf, "rocksdb.mem-table-flush-pending", &pending);
+    db->GetIntProperty(cf, "rocksdb.num-running-flushes", &running);
+    if (pending > 0 || running > 0) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// After a failed open: an error naming both versions when the data dir's recorded format is
+// newer than this kpid's, else ok. Opens only the default column family, read-only.
+Status newer_format(const rocksdb::Options& db_options, const std::string& dir) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(db_options, dir, families, &handles, &raw).ok()) {
+    return Status::ok();
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  auto s = db->Get(rocksdb::ReadOptions(), handles[0], "kpid.format_version", &value);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  const auto version = s.ok() ? std::strtoul(value.c_str(), nullptr, 10) : 0;
+  if (version <= kFormatVersion) return Status::ok();
+  return Status::invalid_argument("data directory " + dir + " holds data format version " +
+                                  std::to_string(version) +
+                                  ", written by a newer kpid; this kpid reads format version " +
+                                  std::to_string(kFormatVersion) + " at most");
+}
+
+}  // namespace
 
 Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& options,
                                                          metrics::Metrics* metrics) {
@@ -93,6 +170,14 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   db_options.max_open_files = -1;                // periodic compaction (retention) needs file ages
   db_options.max_total_wal_size = 128ull << 20;  // bounds replay time after a crash
   db_options.listeners.push_back(impl->stalls);
+  if (!options.fault_injection_file.empty()) {
+    spdlog::warn("storage: test-only fault injection on, controlled by {}",
+                 options.fault_injection_file);
+    impl->fault_fs = std::make_shared<FaultInjectionFileSystem>(rocksdb::FileSystem::Default(),
+                                                                options.fault_injection_file);
+    impl->fault_env = rocksdb::NewCompositeEnv(impl->fault_fs);
+    db_options.env = impl->fault_env.get();
+  }
 
   auto data_options = [](rocksdb::CompactionFilter* filter) {
     rocksdb::ColumnFamilyOptions o;
@@ -129,12 +214,17 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       {kDirtyCf, index_options},
       {kStateCf, index_options},
   };
+  const bool existed = std::filesystem::exists(options.data_dir + "/CURRENT");
   rocksdb::DB* raw = nullptr;
   auto s = options.read_only
                ? rocksdb::DB::OpenForReadOnly(db_options, options.data_dir, families,
                                               &impl->handles, &raw)
                : rocksdb::DB::Open(db_options, options.data_dir, families, &impl->handles, &raw);
-  if (!s.ok()) return from_rocksdb(s, "opening RocksDB in " + options.data_dir);
+  if (!s.ok()) {
+    // A newer kpid may have added column families: say so rather than RocksDB's message.
+    if (auto newer = newer_format(db_options, options.data_dir); !newer) return newer;
+    return from_rocksdb(s, "opening RocksDB in " + options.data_dir);
+  }
   impl->db.reset(raw);
   auto& h = impl->handles;
   impl->default_cf = h[0];
@@ -147,7 +237,8 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   impl->dirty_cf = h[7];
   impl->state_cf = h[8];
 
-  Status loaded = impl->load_index();
+  Status loaded = impl->check_format(existed);
+  if (loaded) loaded = impl->load_index();
   if (loaded) loaded = impl->load_dirty();
   if (loaded) loaded = impl->replay_head_log();
   if (!loaded) {
@@ -178,6 +269,14 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
                            .Help("Checkpoints that wrote the heads to chunks.")
                            .Register(reg)
                            .Add({});
+    im->write_errors = &prometheus::BuildCounter()
+                            .Name("kpid_store_write_errors_total")
+                            .Help(
+                                "Writes RocksDB failed, by cause (no_space: the disk is full; "
+                                "io_error: another I/O error).")
+                            .Register(reg);
+    im->write_errors->Add({{"cause", "no_space"}});
+    im->write_errors->Add({{"cause", "io_error"}});
     im->refused = &prometheus::BuildCounter()
                        .Name("kpid_store_series_refused_total")
                        .Help("New series refused by the cardinality guard, by limit.")
@@ -203,33 +302,65 @@ RocksDbStore::~RocksDbStore() {
   if (auto s = close(); !s) spdlog::error("closing store: {}", s.to_string());
 }
 
-Status RocksDbStore::close() {
-  impl_->stop_worker();
-  if (!impl_->db) return Status::ok();
-  if (impl_->options.read_only) {
-    for (auto* h : impl_->handles) impl_->db->DestroyColumnFamilyHandle(h);
-    impl_->handles.clear();
-    impl_->db.reset();
+void RocksDbStore::cancel_background_work() {
+  Impl& im = *impl_;
+  if (im.stopping.exchange(true)) return;
+  im.signal_worker_stop();
+  // A manual compaction (compact()) returns at once with Incomplete.
+  if (im.db && !im.options.read_only) im.db->DisableManualCompaction();
+}
+
+Status RocksDbStore::close(Deadline deadline) {
+  Impl& im = *impl_;
+  cancel_background_work();
+  im.stop_worker();  // it looks at `stopping` between rollup batches
+  if (!im.db) return Status::ok();
+  // A compaction being cancelled still holds the DB for a moment; not past the deadline.
+  std::unique_lock serial(im.maintain_mutex, std::defer_lock);
+  if (deadline.when() == Deadline::never().when()) {
+    serial.lock();
+  } else if (!serial.try_lock_until(deadline.when())) {
+    return Status::unavailable(
+        "closing storage: a compaction did not let go of RocksDB by the deadline (nothing is "
+        "lost: the write-ahead log holds every acknowledged write)");
+  }
+  if (im.options.read_only) {
+    for (auto* h : im.handles) im.db->DestroyColumnFamilyHandle(h);
+    im.handles.clear();
+    im.db.reset();
     return Status::ok();
   }
-  Status result = impl_->checkpoint();
-  // After a failed write nothing more is written (the WAL already holds every acknowledged
-  // write; the next open replays it).
-  if (result) {
+  // After a failed write nothing more is written: the WAL already holds every acknowledged
+  // write and the next open replays it, so this is a clean close all the same.
+  const bool failed = im.write_failed.load();
+  if (failed) {
+    spdlog::warn(
+        "storage: closing without a checkpoint after the failed write; the next start replays "
+        "the write-ahead log, which holds every acknowledged write");
+  }
+  Status result = failed ? Status::ok() : im.checkpoint();
+  if (result && !failed) {
+    // Memtables go to table files while time allows (a shorter replay at the next start); what
+    // is left at the deadline stays in the WAL, which the next open replays.
     rocksdb::FlushOptions flush;
-    flush.wait = true;
-    if (auto s = impl_->db->Flush(flush, impl_->handles); !s.ok() && result) {
-      result = from_rocksdb(s, "flushing");
-    }
-    if (auto s = impl_->db->SyncWAL(); !s.ok() && result) {
-      result = from_rocksdb(s, "syncing WAL");
+    flush.wait = false;
+    if (auto s = im.db->Flush(flush, im.handles); s.ok()) {
+      const Deadline flush_by = deadline.leaving(500);
+      while (!flush_by.expired() && im.flush_pending()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     }
   }
-  std::lock_guard lock(impl_->head_mutex);
-  for (auto* h : impl_->handles) impl_->db->DestroyColumnFamilyHandle(h);
-  impl_->handles.clear();
-  if (auto s = impl_->db->Close(); !s.ok() && result) result = from_rocksdb(s, "closing");
-  impl_->db.reset();
+  // Running compactions stop at their next key; Close() waits only for them to notice.
+  rocksdb::CancelAllBackgroundWork(im.db.get(), false);
+  if (result && !failed) {
+    if (auto s = im.db->SyncWAL(); !s.ok()) result = from_rocksdb(s, "syncing WAL");
+  }
+  std::lock_guard lock(im.head_mutex);
+  for (auto* h : im.handles) im.db->DestroyColumnFamilyHandle(h);
+  im.handles.clear();
+  if (auto s = im.db->Close(); !s.ok() && result && !failed) result = from_rocksdb(s, "closing");
+  im.db.reset();
   return result;
 }
 
@@ -252,51 +383,58 @@ Status RocksDbStore::maintain() {
   return impl_->maintain(true);
 }
 
+bool RocksDbStore::Impl::low_on_space() const {
+  // statvfs is cheap, but not on every request.
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  if (now - space_checked_ms.load(std::memory_order_relaxed) >= kSpaceCheckIntervalMs) {
+    space_checked_ms.store(now, std::memory_order_relaxed);
+    struct statvfs fs {};
+    if (statvfs(options.data_dir.c_str(), &fs) == 0) {
+      free_bytes.store(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
+    }
+  }
+  const uint64_t free = free_bytes.load(std::memory_order_relaxed);
+  const bool low = free < options.min_free_bytes;
+  if (low_space.exchange(low) != low) {
+    if (low) {
+      spdlog::error(
+          "storage: {:.1f} MiB free in {}, less than storage.min_free_bytes; "
+          "writes are refused until space is freed",
+          static_cast<double>(free) / kMiB, options.data_dir);
+    } else {
+      spdlog::info("storage: {:.1f} MiB free in {}; writes are taken again",
+                   static_cast<double>(free) / kMiB, options.data_dir);
+    }
+  }
+  return low;
+}
+
 Pushback RocksDbStore::pushback() const {
   const Impl& im = *impl_;
   if (im.write_failed.load(std::memory_order_relaxed)) {
     std::lock_guard lock(im.write_error_mutex);
-    return {
-        im.write_error.IsNoSpace() ? Pushback::Reason::kDiskFull : Pushback::Reason::kWriteError,
-        "storage stopped taking writes after a failed write (" + im.write_error.ToString() +
-            "); they are taken again after kpid is restarted",
-        60'000};
-  }
-  if (im.options.min_free_bytes > 0) {
-    // statvfs is cheap, but not on every request.
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
-    if (now - im.space_checked_ms.load(std::memory_order_relaxed) >= kSpaceCheckIntervalMs) {
-      im.space_checked_ms.store(now, std::memory_order_relaxed);
-      struct statvfs fs {};
-      if (statvfs(im.options.data_dir.c_str(), &fs) == 0) {
-        im.free_bytes.store(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
-      }
-    }
-    const uint64_t free = im.free_bytes.load(std::memory_order_relaxed);
-    const bool low = free < im.options.min_free_bytes;
-    constexpr double kMiB = 1 << 20;
-    if (im.low_space.exchange(low) != low) {
-      if (low) {
-        spdlog::error(
-            "storage: {:.1f} MiB free in {}, less than storage.min_free_bytes; "
-            "writes are refused until space is freed",
-            static_cast<double>(free) / kMiB, im.options.data_dir);
-      } else {
-        spdlog::info("storage: {:.1f} MiB free in {}; writes are taken again",
-                     static_cast<double>(free) / kMiB, im.options.data_dir);
-      }
-    }
-    if (low) {
+    if (im.write_error.IsNoSpace()) {
       return {Pushback::Reason::kDiskFull,
-              fmt::format("the disk is full: {:.1f} MiB free in {}, less than "
-                          "storage.min_free_bytes ({:.1f} MiB); writes are taken again once "
-                          "space is freed",
-                          static_cast<double>(free) / kMiB, im.options.data_dir,
-                          static_cast<double>(im.options.min_free_bytes) / kMiB),
+              "the disk is full: a write failed (" + im.write_error.ToString() +
+                  "); writes are taken again once space is freed",
               10'000};
     }
+    return {Pushback::Reason::kWriteError,
+            "storage stopped taking writes after a write error (" + im.write_error.ToString() +
+                "); they are taken again after kpid is restarted",
+            60'000};
+  }
+  if (im.options.min_free_bytes > 0 && im.low_on_space()) {
+    const uint64_t free = im.free_bytes.load(std::memory_order_relaxed);
+    return {Pushback::Reason::kDiskFull,
+            fmt::format("the disk is full: {:.1f} MiB free in {}, less than "
+                        "storage.min_free_bytes ({:.1f} MiB); writes are taken again once "
+                        "space is freed",
+                        static_cast<double>(free) / kMiB, im.options.data_dir,
+                        static_cast<double>(im.options.min_free_bytes) / kMiB),
+            10'000};
   }
   if (im.stalls->stopped()) {
     return {Pushback::Reason::kWriteStall,

@@ -27,7 +27,13 @@ struct StorageConfig {
   int64_t head_max_samples = 4'000'000;
   // Writes are refused while the data dir's filesystem has less free space than this.
   uint64_t min_free_bytes = 100ull << 20;
+  // Where backups go (POST /api/v1/admin/backup without a dir, and the backup taken before a
+  // format upgrade); empty: kpid-backups beside the data dir.
+  std::string backup_dir;
 };
+
+// storage.backup_dir, or kpid-backups beside the data dir when it is not set.
+std::string backup_dir_of(const StorageConfig& c);
 
 struct RetentionConfig {
   DurationMs raw = 30 * 86'400'000LL;
