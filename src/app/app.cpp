@@ -355,11 +355,28 @@ class Daemon {
                  access_->enabled() ? "tokens required (" + std::to_string(token_count_) + ")"
                                     : std::string("off, no token configured"),
                  audit_->path());
-    router_ = std::make_unique<server::Router>(server::RouterServices{
-        *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
+    server::RouterServices services{
+        *store_,
+        *engine_,
+        *ingest_metrics_,
+        metrics_,
+        clock_,
+        ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *evaluator_, *alerter_, *planner_, *access_, *audit_,
-        config_.http.rate_limit, config_.http.rate_limit_burst});
+        [this] { return store_->compact(); },
+        *evaluator_,
+        *alerter_,
+        *planner_,
+        *access_,
+        *audit_,
+        config_.http.rate_limit,
+        config_.http.rate_limit_burst};
+    services.backup_dir = config::backup_dir_of(config_.storage);
+    services.backup = [this](const std::string& dir) { return store_->backup(dir); };
+    services.list_backups = [](const std::string& dir) {
+      return store::RocksDbStore::list_backups(dir);
+    };
+    router_ = std::make_unique<server::Router>(std::move(services));
     router_->set_reloader([this] { return reload_now(); });
     auto http_address = config::parse_host_port(config_.http.listen);
     server::HttpServerOptions http_options{http_address->host,

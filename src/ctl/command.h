@@ -85,6 +85,11 @@ std::string format_time(TimestampMs t);
 // terminal.path_env; not_found saying where it looked.
 Result<std::string> find_kpid(const Terminal& terminal);
 
+// Runs argv[0] (a path) with stdin closed, copying its stdout and stderr to `out` and `err` as
+// they arrive; returns its exit status.
+Result<int> run_passing_through(const std::vector<std::string>& argv, std::ostream& out,
+                                std::ostream& err);
+
 // A duration flag ("6h"), or its default.
 Result<DurationMs> duration_flag(const Args& args, std::string_view name, DurationMs fallback);
 // A number argument or flag value, with the name in the error.
@@ -109,5 +114,7 @@ int cmd_push(Context& c);
 int cmd_check_config(Context& c);
 int cmd_wait(Context& c);
 int cmd_reload(Context& c);
+int cmd_backup(Context& c);
+int cmd_restore(Context& c);
 
 }  // namespace kpid::ctl

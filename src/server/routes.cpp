@@ -31,6 +31,8 @@ enum class Route {
   kHealthz,
   kReadyz,
   kAdminCompact,
+  kAdminBackup,
+  kAdminBackups,
   kReload,
   kKpis,
   kKpi,
@@ -60,6 +62,8 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/healthz",
     "/readyz",
     "/api/v1/admin/compact",
+    "/api/v1/admin/backup",
+    "/api/v1/admin/backups",
     "/-/reload",
     "/api/v1/kpis",
     "/api/v1/kpis/:id",
@@ -88,6 +92,8 @@ Route route_of(std::string_view path) {
   if (path == "/healthz") return Route::kHealthz;
   if (path == "/readyz") return Route::kReadyz;
   if (path == "/api/v1/admin/compact") return Route::kAdminCompact;
+  if (path == "/api/v1/admin/backup") return Route::kAdminBackup;
+  if (path == "/api/v1/admin/backups") return Route::kAdminBackups;
   if (path == "/-/reload") return Route::kReload;
   if (path == "/api/v1/kpis") return Route::kKpis;
   if (path.starts_with("/api/v1/kpis/")) {
@@ -117,6 +123,8 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
     case Route::kWriteV1:
     case Route::kWriteV2: return auth::Role::kWrite;
     case Route::kAdminCompact:
+    case Route::kAdminBackup:
+    case Route::kAdminBackups:  // backup paths and sizes are the operator's business
     case Route::kReload:
     case Route::kAlertAck:
     case Route::kOkrAction: return auth::Role::kAdmin;
@@ -222,6 +230,9 @@ struct Router::Impl {
           pipelines, services.max_body_bytes());
     }
     if (route == Route::kAdminCompact) return compact(request);
+    if (route == Route::kAdminBackup || route == Route::kAdminBackups) {
+      return detail::handle_backup_api(request, route == Route::kAdminBackups, services);
+    }
     if (route == Route::kReload) return detail::handle_reload(request, reloader);
     if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
       return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),

@@ -67,14 +67,13 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
 
 }  // namespace
 
-FaultInjectionFileSystem::FaultInjectionFileSystem(
-    const std::shared_ptr<rocksdb::FileSystem>& base, std::string control_file)
+FaultInjectionFileSystem::FaultInjectionFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base,
+                                                   std::string control_file)
     : FileSystemWrapper(base), control_file_(std::move(control_file)) {}
 
 rocksdb::IOStatus FaultInjectionFileSystem::injected(const char* what) const {
   switch (read_injected_fault(control_file_)) {
-    case InjectedFault::kNone:
-      return rocksdb::IOStatus::OK();
+    case InjectedFault::kNone: return rocksdb::IOStatus::OK();
     case InjectedFault::kNoSpace:
       return rocksdb::IOStatus::NoSpace(std::string("injected fault on ") + what,
                                         "No space left on device");

@@ -94,14 +94,13 @@ Result<std::vector<BackupInfo>> RocksDbStore::list_backups(const std::string& di
   return list_in(dir);
 }
 
-Result<BackupInfo> RocksDbStore::restore(const std::string& backup_dir,
-                                         const std::string& data_dir,
+Result<BackupInfo> RocksDbStore::restore(const std::string& backup_dir, const std::string& data_dir,
                                          std::optional<uint32_t> backup_id) {
   std::error_code ec;
   if (std::filesystem::exists(data_dir, ec) && !std::filesystem::is_empty(data_dir, ec)) {
     return Status::invalid_argument("data directory " + data_dir +
-                                  " is not empty: restore into a new or empty directory (move "
-                                  "the old one away first; kpid must not be running on it)");
+                                    " is not empty: restore into a new or empty directory (move "
+                                    "the old one away first; kpid must not be running on it)");
   }
   auto backups = list_in(backup_dir);
   if (!backups) return backups.status();
@@ -134,8 +133,8 @@ Result<BackupInfo> RocksDbStore::restore(const std::string& backup_dir,
   if (auto s = engine->VerifyBackup(chosen->id, /*verify_with_checksum=*/true); !s.ok()) {
     return from_io(s, "verifying backup " + std::to_string(chosen->id));
   }
-  if (auto s = engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), chosen->id, data_dir,
-                                           data_dir);
+  if (auto s =
+          engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), chosen->id, data_dir, data_dir);
       !s.ok()) {
     return from_io(s, "restoring backup " + std::to_string(chosen->id) + " into " + data_dir);
   }
@@ -174,8 +173,7 @@ Status RocksDbStore::Impl::check_format(bool existed) {
         version, options.data_dir, options.backup_dir, kFormatVersion);
     auto backup = create_backup(options.backup_dir);
     if (!backup) return backup.status();
-    spdlog::info("storage: backup {} of the format {} data taken; upgrading", backup->id,
-                 version);
+    spdlog::info("storage: backup {} of the format {} data taken; upgrading", backup->id, version);
   }
   // Version 0 to 1 changes no record: the version is all there is to write.
   rocksdb::WriteOptions sync;

@@ -78,8 +78,8 @@ TEST_CASE(
     "[fault][disk]") {
   TempDir control;
   const std::string fault = control.file("fault");
-  Kpid k({.config_toml = "[storage]\nmin_free_bytes = 0\n",
-          .env = {"KPID_FAULT_INJECTION=" + fault}});
+  Kpid k(
+      {.config_toml = "[storage]\nmin_free_bytes = 0\n", .env = {"KPID_FAULT_INJECTION=" + fault}});
   k.start();
   const int64_t base = base_ms();
   int next = 0;
@@ -132,8 +132,8 @@ TEST_CASE(
     "[fault][disk]") {
   TempDir control;
   const std::string fault = control.file("fault");
-  Kpid k({.config_toml = "[storage]\nmin_free_bytes = 0\n",
-          .env = {"KPID_FAULT_INJECTION=" + fault}});
+  Kpid k(
+      {.config_toml = "[storage]\nmin_free_bytes = 0\n", .env = {"KPID_FAULT_INJECTION=" + fault}});
   k.start();
   const int64_t base = base_ms();
   int next = 0;

@@ -32,7 +32,9 @@ SeriesId series(SampleStore& store, const char* name) {
 
 size_t count_all(const SampleStore& store, SeriesId id) {
   std::vector<Point> out;
-  REQUIRE(store.read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), out).is_ok());
+  REQUIRE(
+      store.read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), out)
+          .is_ok());
   return out.size();
 }
 
@@ -116,7 +118,8 @@ TEST_CASE("fault injection: after an I/O error writes are refused until the stor
   CHECK(count_all(**reopened, 1) == 2);
 }
 
-TEST_CASE("backup: taken while writing, restored elsewhere, holds every write acknowledged before") {
+TEST_CASE(
+    "backup: taken while writing, restored elsewhere, holds every write acknowledged before") {
   testing::TempDir dir;
   StoreOptions options;
   options.data_dir = dir.path() + "/data";
@@ -127,7 +130,8 @@ TEST_CASE("backup: taken while writing, restored elsewhere, holds every write ac
   auto store = std::move(opened).value();
   const SeriesId id = series(*store, "m");
   TimestampMs t = 1'700'000'000'000;
-  for (int i = 0; i < 100; ++i) REQUIRE(store->append(std::vector<Sample>{{id, t++, 1.0 * i}}).is_ok());
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(store->append(std::vector<Sample>{{id, t++, 1.0 * i}}).is_ok());
   REQUIRE(store->write_state({{{"alert/1", "firing"}}}).is_ok());
   auto first = store->backup(backups);
   REQUIRE(first.is_ok());
@@ -135,11 +139,13 @@ TEST_CASE("backup: taken while writing, restored elsewhere, holds every write ac
   CHECK(first->format_version == kFormatVersion);
   CHECK(first->files > 0);
   REQUIRE(store->maintain().is_ok());  // the heads into chunks: the second backup differs
-  for (int i = 0; i < 50; ++i) REQUIRE(store->append(std::vector<Sample>{{id, t++, 1.0 * i}}).is_ok());
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(store->append(std::vector<Sample>{{id, t++, 1.0 * i}}).is_ok());
   auto second = store->backup(backups);
   REQUIRE(second.is_ok());
   CHECK(second->id == 2);
-  for (int i = 0; i < 50; ++i) REQUIRE(store->append(std::vector<Sample>{{id, t++, 1.0 * i}}).is_ok());
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(store->append(std::vector<Sample>{{id, t++, 1.0 * i}}).is_ok());
 
   auto list = RocksDbStore::list_backups(backups);
   REQUIRE(list.is_ok());
@@ -173,7 +179,9 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   {
     auto store = RocksDbStore::open(options, nullptr);
     REQUIRE(store.is_ok());
-    REQUIRE((*store)->append(std::vector<Sample>{{series(**store, "m"), 1'700'000'000'000, 1}}).is_ok());
+    REQUIRE((*store)
+                ->append(std::vector<Sample>{{series(**store, "m"), 1'700'000'000'000, 1}})
+                .is_ok());
   }
   // Rewrites the recorded version with RocksDB itself, as another kpid would have left it.
   auto set_version = [&](std::optional<std::string> version) {
@@ -201,8 +209,8 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   auto newer = RocksDbStore::open(options, nullptr);
   REQUIRE_FALSE(newer.is_ok());
   INFO(newer.status().message());
-  CHECK_THAT(newer.status().message(), Catch::Contains("format version 2") &&
-                                           Catch::Contains("reads format version 1"));
+  CHECK_THAT(newer.status().message(),
+             Catch::Contains("format version 2") && Catch::Contains("reads format version 1"));
 
   set_version("1");
   set_version(std::nullopt);  // checks it was 1, makes it a version 0 data dir
