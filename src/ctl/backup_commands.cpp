@@ -99,7 +99,7 @@ int cmd_backup(Context& c) {
 }
 
 int cmd_restore(Context& c) {
-  auto kpid = find_kpid(c.terminal);
+  auto kpid = find_kpid(c.terminal, "restore runs kpid --restore");
   if (!kpid) {
     c.err << "kpictl: " << kpid.status().message() << "\n";
     return kExitUnavailable;

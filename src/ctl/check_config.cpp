@@ -92,7 +92,7 @@ Result<int> run_passing_through(const std::vector<std::string>& argv, std::ostre
   return WEXITSTATUS(status);
 }
 
-Result<std::string> find_kpid(const Terminal& terminal) {
+Result<std::string> find_kpid(const Terminal& terminal, std::string_view purpose) {
   std::string beside;
   if (const auto slash = terminal.self_path.rfind('/'); slash != std::string::npos) {
     beside = terminal.self_path.substr(0, slash + 1) + "kpid";
@@ -108,7 +108,7 @@ Result<std::string> find_kpid(const Terminal& terminal) {
     if (executable(candidate)) return candidate;
   }
   return Status::not_found(
-      "kpictl runs kpid for this, but found no kpid executable " +
+      std::string(purpose) + ", but found no kpid executable " +
       (beside.empty() ? std::string() : "beside kpictl (" + beside + ") nor ") +
       "on PATH: install kpid beside kpictl or put it on PATH");
 }

@@ -83,7 +83,9 @@ std::string format_time(TimestampMs t);
 
 // The kpid executable: beside kpictl's own (terminal.self_path), else the first on
 // terminal.path_env; not_found saying where it looked.
-Result<std::string> find_kpid(const Terminal& terminal);
+// `purpose` starts the message: "check-config runs kpid --check-config".
+Result<std::string> find_kpid(const Terminal& terminal,
+                              std::string_view purpose = "check-config runs kpid --check-config");
 
 // Runs argv[0] (a path) with stdin closed, copying its stdout and stderr to `out` and `err` as
 // they arrive; returns its exit status.

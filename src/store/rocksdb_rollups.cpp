@@ -45,6 +45,10 @@ Result<size_t> RocksDbStore::Impl::compute_rollups(bool all) {
   std::vector<Point> points;
   std::vector<Rollup> rollups;
   for (const auto& t : todo) {
+    // A batch is thousands of windows: a stop must not wait for the rest of it.
+    if (stopping.load(std::memory_order_relaxed)) {
+      return Status::unavailable("cancelled: the store is closing");
+    }
     points.clear();
     if (auto s = read_chunk(t.id, t.window, points); !s) return s;
     SeriesTimeKey key(t.id, t.window);

@@ -104,11 +104,11 @@ TEST_CASE(
   REQUIRE(k.post("/api/v1/alerts/" + alert_id + "/ack", R"({"author":"alice","comment":"on it"})",
                  kJson)
               .status == 200);
-  const json::value silence = require_api_data(k.post(
-      "/api/v1/silences",
-      R"({"matchers":[{"name":"kpi","value":"latency","op":"="}],"duration":"2h",)"
-      R"("author":"bob","comment":"fixing"})",
-      kJson));
+  const json::value silence = require_api_data(
+      k.post("/api/v1/silences",
+             R"({"matchers":[{"name":"kpi","value":"latency","op":"="}],"duration":"2h",)"
+             R"("author":"bob","comment":"fixing"})",
+             kJson));
   json::array okrs;
   REQUIRE(eventually(
       [&] {
@@ -117,8 +117,7 @@ TEST_CASE(
       },
       15s, 50ms));
   const std::string okr_id = json_str(okrs[0], "id");
-  REQUIRE(k.post("/api/v1/okrs/" + okr_id + "/accept", R"({"author":"bob"})", kJson).status ==
-          200);
+  REQUIRE(k.post("/api/v1/okrs/" + okr_id + "/accept", R"({"author":"bob"})", kJson).status == 200);
 
   // Samples stream in throughout; `acknowledged` counts the batches answered 204.
   const int64_t base = base_ms();
@@ -208,8 +207,8 @@ TEST_CASE("format: a newer format is refused naming both versions", "[backup][fo
   const std::string data = dir.file("data");
   copy_fixture(data);
   set_format_version(data, "2");
-  const CommandResult run = run_command({kKpidBinary, "--data-dir", data, "--http-listen",
-                                         "127.0.0.1:0", "--line-listen", ""});
+  const CommandResult run = run_command(
+      {kKpidBinary, "--data-dir", data, "--http-listen", "127.0.0.1:0", "--line-listen", ""});
   INFO(run.out << run.err);
   CHECK(run.exit_code != 0);
   CHECK(contains(run.out + run.err, "format version 2"));
