@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -276,7 +277,12 @@ class Daemon {
 
  private:
   bool start() {
-    auto store = store::RocksDbStore::open(config_.storage, &metrics_);
+    store::StoreOptions options = config_.storage;
+    // Test-only seam: RocksDB writes fail as a control file says (store/fault_injection.h).
+    if (const char* control = std::getenv(store::kFaultInjectionEnv)) {
+      options.fault_injection_file = control;
+    }
+    auto store = store::RocksDbStore::open(options, &metrics_);
     if (!store) {
       spdlog::critical("cannot open storage: {}", store.status().message());
       return false;
@@ -306,12 +312,30 @@ class Daemon {
                  access_->enabled() ? "tokens required (" + std::to_string(token_count_) + ")"
                                     : std::string("off, no token configured"),
                  audit_->path());
-    router_ = std::make_unique<server::Router>(server::RouterServices{
-        *store_, *engine_, *ingest_metrics_, metrics_, clock_, ready_,
+    server::RouterServices services{
+        *store_,
+        *engine_,
+        *ingest_metrics_,
+        metrics_,
+        clock_,
+        ready_,
         [this] { return http_ ? http_->max_body_bytes() : config_.http.max_body_bytes; },
-        [this] { return store_->compact(); }, *query_pool_, *maintenance_pool_, *evaluator_,
-        *alerter_, *planner_, *access_, *audit_, config_.http.rate_limit,
-        config_.http.rate_limit_burst});
+        [this] { return store_->compact(); },
+        *query_pool_,
+        *maintenance_pool_,
+        *evaluator_,
+        *alerter_,
+        *planner_,
+        *access_,
+        *audit_,
+        config_.http.rate_limit,
+        config_.http.rate_limit_burst};
+    services.backup_dir = store::backup_dir_of(config_.storage);
+    services.backup = [this](const std::string& dir) { return store_->backup(dir); };
+    services.list_backups = [](const std::string& dir) {
+      return store::RocksDbStore::list_backups(dir);
+    };
+    router_ = std::make_unique<server::Router>(std::move(services));
     router_->set_reloader([this] { return reload_now(); });
     http_ = std::make_unique<server::HttpServer>(
         io_, config_.http, [this](const server::Request& r) { return router_->handle(r); },
@@ -434,8 +458,10 @@ class Daemon {
       if (line_) line_->listener().stop();
     });
     // Running queries stop at their next check (the pool's cancel flag) and answer 503; queued
-    // ones are answered 503 unrun. A compaction goes on until closing the store cancels it.
+    // ones are answered 503 unrun; RocksDB's compactions (an admin compaction's too) are
+    // cancelled, so none of them holds the drain.
     step("cancel queries and background work", [&] {
+      if (store_) store_->cancel_background_work();
       if (maintenance_pool_) maintenance_pool_->stop(std::chrono::steady_clock::now());
       if (!query_pool_ || query_pool_->stop(deadline.leaving(closing_reserve).when())) return;
       spdlog::warn("shutdown: work on the query pool is still running; waiting for it");
@@ -486,7 +512,7 @@ class Daemon {
     outbox_.reset();
     if (store_) {
       step("close storage", [&] {
-        if (auto s = store_->close(); !s) {
+        if (auto s = store_->close(deadline); !s) {
           spdlog::error("closing storage: {}", s.to_string());
           clean = false;
         }

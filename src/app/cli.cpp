@@ -1,7 +1,10 @@
+#include <climits>
+#include <cstdlib>
 #include <iostream>
 
 #include "kpid/app/app.h"
 #include "kpid/core/json.h"
+#include "kpid/store/rocksdb_store.h"
 #include "kpid/version.h"
 
 namespace kpid::app {
@@ -26,6 +29,10 @@ Options (flags override the config file):
   --check-config           validate the config and flags; exit 0, or print every error
                            and exit 1
   --json                   with --check-config: print the result as one JSON object
+  --restore BACKUP_DIR     restore the latest backup in BACKUP_DIR (or --backup-id N)
+                           into the data dir (--data-dir, or the config's), which must be
+                           empty or missing, and exit; kpid must not be running on it
+  --backup-id N            with --restore: the backup to restore (kpictl backup --list)
   --hash-token             read a token on stdin, print its SHA-256 for [[auth.token]]
                            sha256 or a tokens file, and exit
   --version                print the version and exit
@@ -52,6 +59,33 @@ json::array errors_json(const std::vector<config::ConfigError>& errors) {
 }
 
 }  // namespace
+
+int restore(const CommandLine& command_line, std::ostream& out, std::ostream& err) {
+  std::string data_dir;
+  if (command_line.overrides.data_dir) {
+    data_dir = *command_line.overrides.data_dir;
+  } else {
+    const auto loaded = load_and_check(command_line);
+    if (!loaded.errors.empty()) {
+      for (const auto& e : loaded.errors) err << e.to_string() << "\n";
+      return 1;
+    }
+    data_dir = loaded.config.storage.data_dir;
+  }
+  auto restored =
+      store::RocksDbStore::restore(command_line.restore_from, data_dir, command_line.backup_id);
+  if (!restored) {
+    err << "kpid: restore failed: " << restored.status().message() << "\n";
+    return 1;
+  }
+  std::string when;
+  append_rfc3339(when, restored->timestamp_s * 1000);
+  out << "restored backup " << restored->id << " (taken " << when << ", " << restored->size_bytes
+      << " bytes, data format version " << restored->format_version << ") from "
+      << command_line.restore_from << " into " << data_dir << "; start kpid on it with --data-dir "
+      << data_dir << "\n";
+  return 0;
+}
 
 int check_config_json(const CommandLine& command_line, std::ostream& out) {
   const auto loaded = load_and_check(command_line);
@@ -101,6 +135,20 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       if (flag == "--http-listen") cl.overrides.http_listen = *v;
       if (flag == "--line-listen") cl.overrides.line_listen = *v;
       if (flag == "--log-level") cl.overrides.log_level = *v;
+    } else if (flag == "--restore" || flag == "--backup-id") {
+      auto v = value();
+      if (!v) return v.status();
+      if (v->empty()) return Status::invalid_argument(flag + " needs a value");
+      if (flag == "--restore") {
+        cl.restore_from = *v;
+      } else {
+        char* end = nullptr;
+        const unsigned long id = std::strtoul(v->c_str(), &end, 10);
+        if (*end != '\0' || id == 0 || id > UINT32_MAX) {
+          return Status::invalid_argument("--backup-id needs a backup number, not " + *v);
+        }
+        cl.backup_id = static_cast<uint32_t>(id);
+      }
     } else if (flag == "--check-config" || flag == "--version" || flag == "--help" ||
                flag == "-h" || flag == "--hash-token" || flag == "--json") {
       if (auto s = no_value(); !s) return s;
@@ -112,6 +160,9 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
     } else {
       return Status::invalid_argument("unknown option " + args[i] + " (see kpid --help)");
     }
+  }
+  if (cl.backup_id && cl.restore_from.empty()) {
+    return Status::invalid_argument("--backup-id goes with --restore");
   }
   if (cl.json && !cl.check_config) {
     return Status::invalid_argument("--json goes with --check-config");
@@ -135,6 +186,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl->hash_token) return hash_token(std::cin, std::cout, std::cerr);
+  if (!cl->restore_from.empty()) return restore(*cl, std::cout, std::cerr);
   if (cl->check_config) {
     return cl->json ? check_config_json(*cl, std::cout) : check_config(*cl, std::cout, std::cerr);
   }

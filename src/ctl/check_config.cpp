@@ -21,8 +21,8 @@ bool executable(const std::string& path) {
   return !path.empty() && ::access(path.c_str(), X_OK) == 0;
 }
 
-// Runs argv[0] (a path) with stdin closed, copying its stdout and stderr to `out` and `err` as
-// they arrive; returns its exit status.
+}  // namespace
+
 Result<int> run_passing_through(const std::vector<std::string>& argv, std::ostream& out,
                                 std::ostream& err) {
   int out_pipe[2], err_pipe[2];
@@ -86,15 +86,13 @@ Result<int> run_passing_through(const std::vector<std::string>& argv, std::ostre
       return Status::io_error("waiting for " + argv[0] + ": " + std::strerror(errno));
   }
   if (WIFSIGNALED(status)) {
-    return Status::unavailable(argv[0] + " --check-config was killed by signal " +
-                               std::to_string(WTERMSIG(status)));
+    return Status::unavailable(argv[0] + " " + (argv.size() > 1 ? argv[1] : std::string()) +
+                               " was killed by signal " + std::to_string(WTERMSIG(status)));
   }
   return WEXITSTATUS(status);
 }
 
-}  // namespace
-
-Result<std::string> find_kpid(const Terminal& terminal) {
+Result<std::string> find_kpid(const Terminal& terminal, std::string_view purpose) {
   std::string beside;
   if (const auto slash = terminal.self_path.rfind('/'); slash != std::string::npos) {
     beside = terminal.self_path.substr(0, slash + 1) + "kpid";
@@ -110,7 +108,7 @@ Result<std::string> find_kpid(const Terminal& terminal) {
     if (executable(candidate)) return candidate;
   }
   return Status::not_found(
-      "check-config runs kpid --check-config, but found no kpid executable " +
+      std::string(purpose) + ", but found no kpid executable " +
       (beside.empty() ? std::string() : "beside kpictl (" + beside + ") nor ") +
       "on PATH: install kpid beside kpictl or put it on PATH");
 }

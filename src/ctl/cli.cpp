@@ -197,6 +197,20 @@ const std::vector<Command>& commands() {
        0,
        {},
        cmd_reload},
+      {"backup",
+       "[DIR]",
+       "take an online backup of kpid's data into DIR (default storage.backup_dir), or list them",
+       0,
+       1,
+       {{"list", 0, false, "", "list the backups in DIR instead of taking one"}},
+       cmd_backup},
+      {"restore",
+       "BACKUP_DIR DATA_DIR",
+       "restore a backup into an empty DATA_DIR, locally (runs kpid --restore; kpid need not run)",
+       2,
+       2,
+       {{"id", 0, true, "N", "the backup to restore (default the latest; see backup --list)"}},
+       cmd_restore},
   };
   return table;
 }

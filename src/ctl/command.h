@@ -83,7 +83,14 @@ std::string format_time(TimestampMs t);
 
 // The kpid executable: beside kpictl's own (terminal.self_path), else the first on
 // terminal.path_env; not_found saying where it looked.
-Result<std::string> find_kpid(const Terminal& terminal);
+// `purpose` starts the message: "check-config runs kpid --check-config".
+Result<std::string> find_kpid(const Terminal& terminal,
+                              std::string_view purpose = "check-config runs kpid --check-config");
+
+// Runs argv[0] (a path) with stdin closed, copying its stdout and stderr to `out` and `err` as
+// they arrive; returns its exit status.
+Result<int> run_passing_through(const std::vector<std::string>& argv, std::ostream& out,
+                                std::ostream& err);
 
 // A duration flag ("6h"), or its default.
 Result<DurationMs> duration_flag(const Args& args, std::string_view name, DurationMs fallback);
@@ -109,5 +116,7 @@ int cmd_push(Context& c);
 int cmd_check_config(Context& c);
 int cmd_wait(Context& c);
 int cmd_reload(Context& c);
+int cmd_backup(Context& c);
+int cmd_restore(Context& c);
 
 }  // namespace kpid::ctl

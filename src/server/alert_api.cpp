@@ -29,6 +29,8 @@ Response error_of(const Request& request, const Status& s) {
     case StatusCode::kNotFound:
       return api_error(request, http::status::not_found, "not_found", s.message());
     case StatusCode::kInvalidArgument: return api_error(request, s.message());
+    case StatusCode::kUnavailable:  // storage not taking writes: nothing was changed
+      return api_error(request, http::status::service_unavailable, "unavailable", s.message());
     default:
       return api_error(request, http::status::internal_server_error, "internal", s.message());
   }

@@ -78,6 +78,11 @@ Response handle_okr_api(const Request& request, std::string_view rest, okr::Plan
 
 // POST (or PUT) /-/reload: runs `reload` and answers what it did: 200 with the outcome, 422
 // bad_data with the errors when the configuration was refused.
+// POST /api/v1/admin/backup (dir in the query or a JSON body {"dir": ...}; default
+// storage.backup_dir): takes an online backup, answers its id, size and time.
+// GET /api/v1/admin/backups (optional dir): lists a backup directory.
+Response handle_backup_api(const Request& request, bool list, const RouterServices& services);
+
 Response handle_reload(const Request& request, const std::function<ReloadOutcome()>& reload);
 
 // The dashboard: GET or HEAD `path` "/" (the page) or "/ui/FILE" (its CSS and JavaScript), from

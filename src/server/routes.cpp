@@ -32,6 +32,8 @@ enum class Route {
   kHealthz,
   kReadyz,
   kAdminCompact,
+  kAdminBackup,
+  kAdminBackups,
   kReload,
   kKpis,
   kKpi,
@@ -61,6 +63,8 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/healthz",
     "/readyz",
     "/api/v1/admin/compact",
+    "/api/v1/admin/backup",
+    "/api/v1/admin/backups",
     "/-/reload",
     "/api/v1/kpis",
     "/api/v1/kpis/:id",
@@ -89,6 +93,8 @@ Route route_of(std::string_view path) {
   if (path == "/healthz") return Route::kHealthz;
   if (path == "/readyz") return Route::kReadyz;
   if (path == "/api/v1/admin/compact") return Route::kAdminCompact;
+  if (path == "/api/v1/admin/backup") return Route::kAdminBackup;
+  if (path == "/api/v1/admin/backups") return Route::kAdminBackups;
   if (path == "/-/reload") return Route::kReload;
   if (path == "/api/v1/kpis") return Route::kKpis;
   if (path.starts_with("/api/v1/kpis/")) {
@@ -118,6 +124,8 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
     case Route::kWriteV1:
     case Route::kWriteV2: return auth::Role::kWrite;
     case Route::kAdminCompact:
+    case Route::kAdminBackup:
+    case Route::kAdminBackups:  // backup paths and sizes are the operator's business
     case Route::kReload:
     case Route::kAlertAck:
     case Route::kOkrAction: return auth::Role::kAdmin;
@@ -132,7 +140,7 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
 }
 
 // Routes whose work may be long (evaluating queries, scanning series, reading long histories,
-// compacting): they run on the query pool, never on a network thread.
+// compacting, backing up): they run on a pool, never on a network thread.
 bool on_pool(Route route) {
   switch (route) {
     case Route::kQuery:
@@ -142,7 +150,9 @@ bool on_pool(Route route) {
     case Route::kLabelValues:
     case Route::kKpi:
     case Route::kKpiSeries:
-    case Route::kAdminCompact: return true;
+    case Route::kAdminCompact:
+    case Route::kAdminBackup:
+    case Route::kAdminBackups: return true;
     default: return false;
   }
 }
@@ -159,6 +169,13 @@ Response compact(const Request& request, const std::function<Status()>& run_comp
   }
   const auto start = std::chrono::steady_clock::now();
   if (auto s = run_compaction(); !s) {
+    // Cancelled by a stop, or storage not taking writes: not done, and worth a retry.
+    if (s.code() == StatusCode::kUnavailable) {
+      auto r = json_error(request, http::status::service_unavailable,
+                          "compaction not done: " + s.message());
+      r.set(http::field::retry_after, "10");
+      return r;
+    }
     return json_error(request, http::status::internal_server_error,
                       "compaction failed: " + s.message());
   }
@@ -174,6 +191,9 @@ Response run_pooled(Route route, const Request& request, const RouterServices& s
                     const detail::QueryBudget& budget) {
   std::string_view path = detail::request_path(request);
   if (route == Route::kAdminCompact) return compact(request, services.compact);
+  if (route == Route::kAdminBackup || route == Route::kAdminBackups) {
+    return detail::handle_backup_api(request, route == Route::kAdminBackups, services);
+  }
   if (route == Route::kKpi || route == Route::kKpiSeries) {
     return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
                                   services.kpis, services.clock);
@@ -233,11 +253,23 @@ struct Router::Impl {
     switch (route) {
       case Route::kHealthz:
         return make_response(request, http::status::ok, "ok\n", "text/plain; charset=utf-8");
-      case Route::kReadyz:
-        return services.ready.load() ? make_response(request, http::status::ok, "ready\n",
-                                                     "text/plain; charset=utf-8")
-                                     : make_response(request, http::status::service_unavailable,
-                                                     "not ready\n", "text/plain; charset=utf-8");
+      case Route::kReadyz: {
+        if (!services.ready.load()) {
+          return make_response(request, http::status::service_unavailable, "not ready\n",
+                               "text/plain; charset=utf-8");
+        }
+        // Storage that cannot write (disk full, write error) makes kpid unready, saying why;
+        // a write stall or a checkpoint backlog passes within seconds and does not.
+        using Reason = store::Pushback::Reason;
+        if (auto p = services.store.pushback();
+            p.reason == Reason::kDiskFull || p.reason == Reason::kWriteError) {
+          return make_response(
+              request, http::status::service_unavailable,
+              "not ready: " + std::string(store::pushback_name(p.reason)) + ": " + p.message + "\n",
+              "text/plain; charset=utf-8");
+        }
+        return make_response(request, http::status::ok, "ready\n", "text/plain; charset=utf-8");
+      }
       case Route::kMetrics:
         return make_response(request, http::status::ok, services.metrics.scrape(),
                              "text/plain; version=0.0.4; charset=utf-8");
@@ -298,7 +330,9 @@ struct Router::Impl {
     const detail::QueryBudget budget = budget_now();  // the timeout counts the wait too
     std::string refused;
     try {
-      query::WorkPool& pool = route == Route::kAdminCompact ? services.maintenance : services.pool;
+      const bool maintenance = route == Route::kAdminCompact || route == Route::kAdminBackup ||
+                               route == Route::kAdminBackups;
+      query::WorkPool& pool = maintenance ? services.maintenance : services.pool;
       co_return co_await net::run_on(pool.executor(), [route, &request, copy = services, budget] {
         return run_pooled(route, request, copy, budget);
       });

@@ -1,6 +1,6 @@
 #include "kpid/store/options.h"
 
-#include <tuple>
+#include <filesystem>
 
 namespace kpid::store {
 
@@ -22,10 +22,18 @@ std::vector<std::string> keys_needing_restart(const StoreOptions& running,
   check("storage.checkpoint_interval", running.checkpoint_interval != next.checkpoint_interval);
   check("storage.head_max_samples", running.head_max_samples != next.head_max_samples);
   check("storage.min_free_bytes", running.min_free_bytes != next.min_free_bytes);
+  check("storage.backup_dir", running.backup_dir != next.backup_dir);
   check("retention.raw", running.retention.raw != next.retention.raw);
   check("retention.rollup_5m", running.retention.rollup_5m != next.retention.rollup_5m);
   check("retention.rollup_1h", running.retention.rollup_1h != next.retention.rollup_1h);
   return keys;
+}
+
+std::string backup_dir_of(const StoreOptions& options) {
+  if (!options.backup_dir.empty()) return options.backup_dir;
+  std::filesystem::path data = std::filesystem::absolute(options.data_dir).lexically_normal();
+  if (data.filename().empty()) data = data.parent_path();  // a trailing '/'
+  return (data.parent_path() / "kpid-backups").string();
 }
 
 }  // namespace kpid::store

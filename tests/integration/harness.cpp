@@ -433,7 +433,8 @@ int decode_status(int status) {
 // posix_spawn with stdin/stdout/stderr from/to files; default signal dispositions and an empty
 // signal mask in the child.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& in_path,
-            const std::string& out_path, const std::string& err_path) {
+            const std::string& out_path, const std::string& err_path,
+            const std::vector<std::string>& extra_env = {}) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, in_path.c_str(), O_RDONLY, 0);
@@ -456,7 +457,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& in_path,
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), environ);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+  const int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + ": " + std::strerror(rc));
@@ -690,7 +695,7 @@ void Kpid::start() {
   if (options_.pass_http_listen) argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0"});
   if (options_.pass_line_listen) argv.insert(argv.end(), {"--line-listen", "127.0.0.1:0"});
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
-  pid_ = spawn(argv, "/dev/null", log_path(), log_path());
+  pid_ = spawn(argv, "/dev/null", log_path(), log_path(), options_.env);
 
   static const std::regex http_re(R"(HTTP listening on 127\.0\.0\.1:(\d+))");
   static const std::regex line_re(R"(line protocol listening on 127\.0\.0\.1:(\d+))");

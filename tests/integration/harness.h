@@ -223,6 +223,7 @@ struct KpidOptions {
   bool pass_http_listen = true;      // --http-listen 127.0.0.1:0
   bool pass_line_listen = true;      // --line-listen 127.0.0.1:0
   bool expect_line_listener = true;  // wait for "line protocol listening on" in the log
+  std::vector<std::string> env{};    // NAME=VALUE added to kpid's environment
 };
 
 class Kpid {

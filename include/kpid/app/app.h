@@ -25,7 +25,15 @@ struct CommandLine {
   bool hash_token = false;  // --hash-token: print the SHA-256 of the token on stdin
   bool version = false;
   bool help = false;
+  // --restore BACKUP_DIR [--backup-id N]: restore a backup into the data dir and exit.
+  std::string restore_from;
+  std::optional<uint32_t> backup_id;
 };
+
+// kpid --restore: restores backup `backup_id` (default the latest) of command_line.restore_from
+// into the data dir (--data-dir, else the config's storage.data_dir), which must be empty or
+// missing; prints what it restored to `out`, errors to `err`. Returns the exit code.
+int restore(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 
 // The configuration with its KPIs compiled: errors (config and KPI) stop a start or reload,
 // warnings do not.

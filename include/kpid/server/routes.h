@@ -35,6 +35,7 @@
 #include "kpid/query/engine.h"
 #include "kpid/query/work_pool.h"
 #include "kpid/server/http_server.h"
+#include "kpid/store/rocksdb_store.h"
 #include "kpid/store/sample_store.h"
 
 namespace kpid::server {
@@ -70,6 +71,12 @@ struct RouterServices {
   // many at once (http.rate_limit_burst; 0: the rate).
   double rate_limit = 0;
   double rate_limit_burst = 0;
+  // Online backups (RocksDbStore::backup) into a directory, and the backups in a directory
+  // (RocksDbStore::list_backups); a request without a directory means backup_dir
+  // (storage.backup_dir). Unset: 503.
+  std::string backup_dir{};
+  std::function<Result<store::BackupInfo>(const std::string& dir)> backup{};
+  std::function<Result<std::vector<store::BackupInfo>>(const std::string& dir)> list_backups{};
 };
 
 // What a configuration reload did (POST /-/reload and SIGHUP run the same reload).

@@ -47,7 +47,17 @@ struct StoreOptions {
   // Open for reading only (kpid --check-config beside a running kpid): no background work, no
   // checkpoint on close; writes fail with unavailable. The head log is replayed in memory.
   bool read_only = false;
+  // Where backups go (POST /api/v1/admin/backup without a dir, and the backup taken before a
+  // format upgrade); empty: kpid-backups beside the data dir (backup_dir_of).
+  std::string backup_dir{};
+  // Test-only seam (fault_injection.h): when set, RocksDB writes through a file system that
+  // fails them as this control file says. kpid sets it from the KPID_FAULT_INJECTION
+  // environment variable only.
+  std::string fault_injection_file{};
 };
+
+// storage.backup_dir, or kpid-backups beside the data dir when it is not set.
+std::string backup_dir_of(const StoreOptions& options);
 
 // The [storage] and [retention] keys that differ between the running options and a reloaded
 // config: none of them changes a running store, so each takes effect after a restart.

@@ -21,8 +21,11 @@
 // drops old windows through compaction filters on the window end.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "kpid/core/deadline.h"
 #include "kpid/core/time.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/store/options.h"
@@ -34,6 +37,23 @@ namespace kpid::store {
 // The span of one chunk; a multiple of 1h so rollup buckets never straddle chunks.
 inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
 
+// The layout of the data a store writes; recorded in the data dir. 0: a data dir from before
+// versions were recorded (the same layout as 1).
+inline constexpr uint32_t kFormatVersion = 1;
+
+// One backup in a backup directory.
+struct BackupInfo {
+  uint32_t id = 0;          // increasing within its directory
+  int64_t timestamp_s = 0;  // when it was taken, Unix seconds
+  uint64_t size_bytes = 0;  // its files' sizes (files shared with other backups included)
+  uint32_t files = 0;
+  uint32_t format_version = 0;  // of the data it holds
+};
+
+// The environment variable of the test-only fault-injection seam (StoreOptions::
+// fault_injection_file, fault_injection.h).
+inline constexpr const char* kFaultInjectionEnv = "KPID_FAULT_INJECTION";
+
 class RocksDbStore final : public SampleStore, public StateStore {
  public:
   // Opens (creating if needed) the store under options.data_dir, loads the series index and
@@ -43,9 +63,16 @@ class RocksDbStore final : public SampleStore, public StateStore {
                                                     metrics::Metrics* metrics);
   ~RocksDbStore() override;
 
-  // Writes the heads to chunks, flushes and closes RocksDB; later calls fail. Called by the
-  // destructor if needed.
-  Status close();
+  // Stops the work that could hold a stop: a running or later compact() returns unavailable
+  // ("cancelled") at once, the maintenance thread's rollups stop at their next batch. Writes and
+  // reads go on. Thread-safe, idempotent, returns at once. Called by close().
+  void cancel_background_work();
+
+  // Cancels background work, writes the heads to chunks, flushes memtables while time allows
+  // before `deadline` (what is left stays in the write-ahead log, replayed at the next open),
+  // cancels RocksDB's own compactions and closes it; later calls do nothing. Called by the
+  // destructor if needed. Every acknowledged write survives however early the deadline is.
+  Status close(Deadline deadline = Deadline::never());
 
   Result<SeriesId> resolve(std::string_view key) override;
   Status append(std::span<const Sample> samples) override;
@@ -80,6 +107,20 @@ class RocksDbStore final : public SampleStore, public StateStore {
   // maintain(), then a full compaction of every column family (applies retention at once and
   // folds chunk pieces), so disk usage reflects the data. For operators and benchmarks.
   Status compact();
+
+  // An online, consistent backup into `dir` (created if needed): every write acknowledged
+  // before the call is in it, writes go on meanwhile. Backups in one directory are
+  // incremental (they share table files). Thread-safe; backups run one at a time.
+  Result<BackupInfo> backup(const std::string& dir);
+  // The backups in `dir`, oldest first (empty when there are none). Needs no open store.
+  static Result<std::vector<BackupInfo>> list_backups(const std::string& dir);
+  // Restores backup `backup_id` (default: the latest) of `backup_dir` into `data_dir`, which
+  // must be empty or missing, after verifying its checksums. Needs no open store; kpid must not
+  // be running on `data_dir`.
+  static Result<BackupInfo> restore(const std::string& backup_dir, const std::string& data_dir,
+                                    std::optional<uint32_t> backup_id = std::nullopt);
+  // kFormatVersion, the format this store reads and writes.
+  static uint32_t format_version();
 
   // Samples held in heads (not yet in chunks), and windows awaiting rollups; for tests/metrics.
   uint64_t head_samples() const;

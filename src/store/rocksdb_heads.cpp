@@ -1,0 +1,235 @@
+#include "rocksdb_impl.h"
+
+namespace kpid::store {
+
+// Rebuilds the heads from the head log. Records are in write order and each holds only
+// samples of its series' open window at the time, so a later window means the earlier one
+// was sealed into a chunk by the same write that logged the record.
+Status RocksDbStore::Impl::replay_head_log() {
+  std::string next;
+  if (auto s = db->Get(rocksdb::ReadOptions(), default_cf, kNextSeqKey, &next);
+      s.ok() && next.size() == 8) {
+    next_seq = get_be64(next.data());
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), head_log_cf));
+  uint64_t records = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return Status::internal("corrupt head log key");
+    next_seq = std::max(next_seq, get_be64(it->key().data()) + 1);
+    std::string_view v = it->value().ToStringView();
+    const auto corrupt = [&] {
+      return Status::internal("corrupt head log record " +
+                              std::to_string(get_be64(it->key().data())));
+    };
+    if (v.empty() || static_cast<uint8_t>(v[0]) != kHeadRecordVersion) return corrupt();
+    size_t pos = 1;
+    SeriesId id = 0;
+    uint64_t ts = 0;
+    while (pos < v.size()) {
+      uint64_t id_delta = 0;
+      uint64_t ts_delta = 0;
+      double value = 0;
+      if (!read_varint(v, pos, id_delta) || !read_varint(v, pos, ts_delta) ||
+          !read_f64(v, pos, value)) {
+        return corrupt();
+      }
+      id += id_delta;
+      ts += static_cast<uint64_t>(unzigzag(ts_delta));
+      if (id == 0 || id > labels_by_index.size()) return corrupt();
+      const Point p{static_cast<TimestampMs>(ts), value};
+      Head& h = head(id);
+      const TimestampMs w = window_of(p.timestamp);
+      if (w > h.window) {
+        head_samples -= h.pending.size();
+        h.pending.clear();
+        h.window = w;
+      }
+      if (w == h.window) {
+        const size_t before = h.pending.size();
+        detail::insert_point(h.pending, p);
+        head_samples += h.pending.size() - before;
+      }
+    }
+    ++records;
+  }
+  head_samples_now.store(head_samples);
+  if (records > 0) {
+    spdlog::info("replayed {} head log records: {} samples in memory", records, head_samples);
+  }
+  return from_rocksdb(it->status(), "replaying head log");
+}
+
+// Writes every head's pending samples as chunk pieces and drops the head log they came from.
+Status RocksDbStore::Impl::checkpoint() {
+  std::lock_guard lock(head_mutex);
+  if (!db) return Status::unavailable("store is closed");
+  rocksdb::WriteBatch batch;
+  const uint64_t seq = next_seq;
+  std::vector<SeriesId> written;
+  for (size_t i = 0; i < heads.size(); ++i) {
+    Head& h = heads[i];
+    if (h.pending.empty()) continue;
+    const SeriesId id = i + 1;
+    batch.Merge(chunks_cf, SeriesTimeKey(id, h.window).slice(), encode_chunk(h.pending));
+    mark_dirty(batch, id, h.window, seq);
+    written.push_back(id);
+  }
+  batch.DeleteRange(head_log_cf, SeqKey(0).slice(), SeqKey(seq + 1).slice());
+  SeqKey next(seq + 1);
+  batch.Put(default_cf, kNextSeqKey, next.slice());
+  if (auto st = writable(); !st) return st;
+  if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "checkpoint");
+  next_seq = seq + 1;
+  for (SeriesId id : written) {
+    Head& h = heads[id - 1];
+    dirty[{id, h.window}] = seq;
+    h.pending.clear();
+    // A burst must not pin its memory: the head holds what arrives between checkpoints.
+    if (h.pending.capacity() > 1024) h.pending.shrink_to_fit();
+  }
+  head_samples = 0;
+  head_samples_now.store(0);
+  last_checkpoint = std::chrono::steady_clock::now();
+  if (checkpoints != nullptr) checkpoints->Increment();
+  return Status::ok();
+}
+
+Status RocksDbStore::append(std::span<const Sample> samples) {
+  if (impl_->options.read_only) return Status::unavailable("the store is open read-only");
+  if (samples.empty()) return Status::ok();
+  Impl& im = *impl_;
+  const size_t known = series_count();
+  for (const auto& s : samples) {
+    if (s.series == 0 || s.series > known) {
+      return Status::invalid_argument("unknown series id " + std::to_string(s.series));
+    }
+    if (s.timestamp > kMaxTimestamp || s.timestamp < kMinTimestamp) {
+      return Status::invalid_argument("timestamp " + std::to_string(s.timestamp) +
+                                      " out of the store's range");
+    }
+  }
+
+  if (auto p = pushback()) return Status::unavailable(std::move(p.message));
+  std::unique_lock lock(im.head_mutex);
+  if (!im.db) return Status::unavailable("store is closed");
+  if (im.heads.size() < known) im.heads.resize(known);
+  const uint64_t seq = im.next_seq;
+
+  // Group the batch by series, keeping each series' samples in arrival order (later wins).
+  auto& order = im.order;
+  order.resize(samples.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return samples[a].series < samples[b].series; });
+  // The chunk window of samples[order[k]], computed once per sample.
+  auto& windows = im.windows;
+  windows.resize(order.size());
+  for (size_t k = 0; k < order.size(); ++k) windows[k] = window_of(samples[order[k]].timestamp);
+
+  struct Plan {
+    SeriesId id;
+    size_t begin;  // range in `order`
+    size_t end;
+    TimestampMs window;  // the head's window after this write
+    bool seal;           // the head's pending samples went into a chunk piece
+  };
+  std::vector<Plan> plans;
+  std::vector<std::pair<SeriesId, TimestampMs>> dirtied;
+  rocksdb::WriteBatch batch;
+  HeadRecordWriter record(im.record);
+
+  // Points of samples[order[b..e)] in window w, sorted by time, later arrivals winning.
+  auto collect = [&](size_t b, size_t e, TimestampMs w) {
+    im.run.clear();
+    for (size_t k = b; k < e; ++k) {
+      const Sample& s = samples[order[k]];
+      if (windows[k] == w) detail::insert_point(im.run, {s.timestamp, s.value});
+    }
+  };
+  auto write_piece = [&](SeriesId id, TimestampMs w, const std::vector<Point>& points) {
+    batch.Merge(im.chunks_cf, SeriesTimeKey(id, w).slice(), encode_chunk(points));
+    im.mark_dirty(batch, id, w, seq);
+    dirtied.emplace_back(id, w);
+  };
+
+  for (size_t b = 0; b < order.size();) {
+    const SeriesId id = samples[order[b]].series;
+    size_t e = b;
+    TimestampMs newest = INT64_MIN;
+    bool single_window = true;
+    while (e < order.size() && samples[order[e]].series == id) {
+      const TimestampMs w = windows[e];
+      if (e > b && w != newest) single_window = false;
+      newest = std::max(newest, w);
+      ++e;
+    }
+    const Head& h = im.heads[id - 1];
+    const TimestampMs window = std::max(h.window, newest);
+    const bool seal = window > h.window && !h.pending.empty();
+    if (!(single_window && newest == window && !seal)) {
+      // Slow path: seal the head and/or write pieces for older windows (backfill).
+      std::vector<TimestampMs> older;
+      for (size_t k = b; k < e; ++k) {
+        const TimestampMs w = windows[k];
+        if (w < window && std::find(older.begin(), older.end(), w) == older.end()) {
+          older.push_back(w);
+        }
+      }
+      if (seal && std::find(older.begin(), older.end(), h.window) == older.end()) {
+        older.push_back(h.window);
+      }
+      for (TimestampMs w : older) {
+        collect(b, e, w);
+        if (seal && w == h.window) {
+          const std::vector<Point> runs[2] = {h.pending, im.run};
+          detail::merge_runs(runs, im.merged);
+          write_piece(id, w, im.merged);
+        } else {
+          write_piece(id, w, im.run);
+        }
+      }
+    }
+    for (size_t k = b; k < e; ++k) {
+      const Sample& s = samples[order[k]];
+      if (windows[k] == window) {
+        record.add(id, {s.timestamp, s.value});
+      }
+    }
+    plans.push_back({id, b, e, window, seal});
+    b = e;
+  }
+  if (!im.record.empty()) batch.Put(im.head_log_cf, SeqKey(seq).slice(), as_slice(im.record));
+  if (auto s = im.db->Write(im.write_options, &batch); !s.ok()) {
+    return im.failed_write(s, "writing samples");
+  }
+
+  // Durable: now the heads may change.
+  im.next_seq = seq + 1;
+  for (const auto& p : plans) {
+    Head& h = im.heads[p.id - 1];
+    if (p.seal) {
+      im.head_samples -= h.pending.size();
+      h.pending.clear();
+    }
+    h.window = p.window;
+    const size_t before = h.pending.size();
+    for (size_t k = p.begin; k < p.end; ++k) {
+      const Sample& s = samples[order[k]];
+      if (windows[k] == h.window) detail::insert_point(h.pending, {s.timestamp, s.value});
+    }
+    im.head_samples += h.pending.size() - before;
+  }
+  for (const auto& d : dirtied) im.dirty[d] = seq;
+  im.head_samples_now.store(im.head_samples);
+  const bool full = im.head_samples >= im.options.head_max_samples;
+  lock.unlock();
+  if (full || !dirtied.empty()) im.wake_worker();
+  return Status::ok();
+}
+
+uint64_t RocksDbStore::head_samples() const {
+  std::lock_guard lock(impl_->head_mutex);
+  return impl_->head_samples;
+}
+
+}  // namespace kpid::store

@@ -1,0 +1,306 @@
+#pragma once
+// Private to the RocksDB store: the state shared by the files that implement it, one per concern
+// (rocksdb_store.cpp: open, close, pushback and background work; rocksdb_index.cpp: the series
+// index and postings; rocksdb_heads.cpp: heads and the head log; rocksdb_chunks.cpp: chunk
+// reads; rocksdb_rollups.cpp: dirty windows and rollups; rocksdb_retention.cpp: retention and
+// compaction; rocksdb_state.cpp: the state column family).
+
+#include "kpid/store/rocksdb_store.h"
+
+#include <sys/statvfs.h>
+
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include "kpid/core/varint.h"
+#include "kpid/store/chunk_codec.h"
+#include "kpid/store/fault_injection.h"
+#include "kpid/store/rollup.h"
+#include "plugins.h"
+
+namespace kpid::store {
+
+using detail::get_be64;
+using detail::put_be64;
+using detail::SeriesTimeKey;
+
+inline constexpr const char* kSeriesCf = "series";
+inline constexpr const char* kSeriesKeyCf = "series_key";
+inline constexpr const char* kChunksCf = "chunks";
+inline constexpr const char* kRollup5mCf = "rollup_5m";
+inline constexpr const char* kRollup1hCf = "rollup_1h";
+inline constexpr const char* kHeadLogCf = "head_log";
+inline constexpr const char* kDirtyCf = "dirty";
+inline constexpr const char* kStateCf = "state";
+inline constexpr const char* kNextSeqKey = "head_log.next_seq";
+inline constexpr size_t kRollupBatchWindows = 4096;
+inline constexpr int64_t kSpaceCheckIntervalMs = 100;
+inline constexpr double kMiB = 1 << 20;
+
+// Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
+// files waiting for flushes and compactions), so ingest can push back instead of blocking.
+class StallListener final : public rocksdb::EventListener {
+ public:
+  void OnStallConditionsChanged(const rocksdb::WriteStallInfo& info) override {
+    using Condition = rocksdb::WriteStallCondition;
+    const bool was = info.condition.prev == Condition::kStopped;
+    const bool is = info.condition.cur == Condition::kStopped;
+    if (is && !was) stopped_.fetch_add(1);
+    if (was && !is) stopped_.fetch_sub(1);
+  }
+  bool stopped() const { return stopped_.load(std::memory_order_relaxed) > 0; }
+
+  // RocksDB's own recovery runs at once, while the disk is still full; kpid resumes it instead
+  // (try_recover(): once there is room again, from the maintenance thread, with no write in
+  // flight). storage.min_free_bytes keeps a full disk from getting that far most of the time.
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+
+ private:
+  std::atomic<int> stopped_{0};
+};
+
+inline Status from_rocksdb(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::ok();
+  if (s.IsNoSpace()) return Status::resource_exhausted(what + ": " + s.ToString());
+  return Status::io_error(what + ": " + s.ToString());
+}
+
+// Heterogeneous lookup so a string_view key needs no std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+inline TimestampMs window_of(TimestampMs t) { return bucket_end(t, kChunkSpan); }
+
+struct SeqKey {
+  char bytes[8];
+  explicit SeqKey(uint64_t seq) { put_be64(bytes, seq); }
+  rocksdb::Slice slice() const { return {bytes, sizeof bytes}; }
+};
+
+// Head log record: a version byte, then per sample varint (series id - previous id), varint
+// zigzag(timestamp - previous timestamp) and the 8-byte value. Samples go in series order, so
+// both deltas are small (about 11 bytes a sample instead of 16).
+inline constexpr uint8_t kHeadRecordVersion = 2;
+
+class HeadRecordWriter {
+ public:
+  explicit HeadRecordWriter(std::string& out) : out_(out) { out_.clear(); }
+  void add(SeriesId id, Point p) {
+    if (out_.empty()) out_.push_back(static_cast<char>(kHeadRecordVersion));
+    append_varint(out_, id - prev_id_);
+    append_varint(out_, zigzag(static_cast<int64_t>(static_cast<uint64_t>(p.timestamp) -
+                                                    static_cast<uint64_t>(prev_ts_))));
+    append_f64(out_, p.value);
+    prev_id_ = id;
+    prev_ts_ = p.timestamp;
+  }
+
+ private:
+  std::string& out_;
+  SeriesId prev_id_ = 0;
+  TimestampMs prev_ts_ = 0;
+};
+
+inline rocksdb::Slice as_slice(const std::string& s) { return {s.data(), s.size()}; }
+
+// The open window of one series: samples that are in the head log but not yet in a chunk.
+struct Head {
+  TimestampMs window = INT64_MIN;  // end of the open window; INT64_MIN before the first sample
+  std::vector<Point> pending;      // sorted, unique timestamps, all inside `window`
+};
+
+struct RocksDbStore::Impl {
+  StoreOptions options;
+  SystemClock system_clock;
+  const Clock* clock = nullptr;
+
+  // The test-only fault-injecting file system and its Env, when asked for; they outlive db.
+  std::shared_ptr<rocksdb::FileSystem> fault_fs;
+  std::unique_ptr<rocksdb::Env> fault_env;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* default_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* series_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* series_key_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* chunks_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* rollup5m_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* rollup1h_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* head_log_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* dirty_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* state_cf = nullptr;
+  rocksdb::WriteOptions write_options;
+  std::unique_ptr<detail::RetentionFilter> raw_filter;
+  std::unique_ptr<detail::RetentionFilter> rollup5m_filter;
+  std::unique_ptr<detail::RetentionFilter> rollup1h_filter;
+
+  // In-memory series index, guarded by index_mutex. Labels live in a deque so pointers handed
+  // out as SeriesRef stay valid as series are added.
+  mutable std::shared_mutex index_mutex;
+  std::deque<Labels> labels_by_index;  // position = id - 1
+  std::unordered_map<std::string, SeriesId, StringHash, std::equal_to<>> id_by_key;
+  // label name -> value -> series ids (sorted, as ids only grow)
+  std::map<std::string, std::map<std::string, std::vector<SeriesId>, std::less<>>, std::less<>>
+      postings;
+  std::mutex create_mutex;  // serialises series creation
+
+  // Heads, the head log sequence and the dirty windows, guarded by head_mutex. Writers hold it
+  // across their RocksDB write so head state and the log always agree.
+  mutable std::mutex head_mutex;
+  std::vector<Head> heads;  // position = id - 1
+  uint64_t head_samples = 0;
+  uint64_t next_seq = 0;
+  std::map<std::pair<SeriesId, TimestampMs>, uint64_t> dirty;  // window -> seq of last piece
+  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
+  // append() scratch, reused under head_mutex so a batch allocates little.
+  std::vector<uint32_t> order;
+  std::vector<TimestampMs> windows;
+  std::string record;
+  std::string piece;
+  std::vector<Point> run;
+  std::vector<Point> merged;
+  std::atomic<uint64_t> head_samples_now{0};  // head_samples, for pushback() without the lock
+
+  // Pushback state. Free space on the data dir's filesystem, looked at most every
+  // kSpaceCheckInterval; writes stop below options.min_free_bytes.
+  mutable std::atomic<int64_t> space_checked_ms{INT64_MIN / 2};  // far past, no overflow
+  mutable std::atomic<uint64_t> free_bytes{UINT64_MAX};
+  mutable std::atomic<bool> low_space{false};  // for logging the changes only
+  // Stopped column families (RocksDB write stalls).
+  std::shared_ptr<StallListener> stalls = std::make_shared<StallListener>();
+  // A failed write to RocksDB: no write reaches it until try_recover() (see StallListener).
+  std::atomic<bool> write_failed{false};
+  mutable std::mutex write_error_mutex;
+  rocksdb::Status write_error;  // the failure, guarded by write_error_mutex
+
+  std::mutex backup_mutex;          // one backup at a time
+  std::timed_mutex maintain_mutex;  // one checkpoint, rollup pass or compaction at a time
+  // Set by cancel_background_work(): maintenance and compactions stop at their next step.
+  std::atomic<bool> stopping{false};
+  std::thread worker;
+  std::mutex worker_mutex;
+  std::condition_variable worker_cv;
+  bool worker_stop = false;
+  bool worker_wake = false;
+
+  prometheus::Gauge* series_gauge = nullptr;
+  prometheus::Gauge* size_gauge = nullptr;
+  prometheus::Gauge* head_gauge = nullptr;
+  prometheus::Gauge* dirty_gauge = nullptr;
+  prometheus::Gauge* blocked_gauge = nullptr;
+  prometheus::Counter* checkpoints = nullptr;
+  prometheus::Family<prometheus::Counter>* refused = nullptr;
+  prometheus::Family<prometheus::Counter>* write_errors = nullptr;  // by cause
+  std::chrono::steady_clock::time_point last_resume_log{};          // worker thread only
+
+  void index_series(SeriesId id, Labels labels, std::string key) {
+    for (const auto& l : labels.items()) postings[l.name][l.value].push_back(id);
+    labels_by_index.push_back(std::move(labels));
+    id_by_key.emplace(std::move(key), id);
+  }
+
+  const Labels& labels_of(SeriesId id) const { return labels_by_index[id - 1]; }
+
+  Status load_index();
+
+  Status load_dirty();
+
+  Head& head(SeriesId id) {
+    if (heads.size() < id) heads.resize(id);
+    return heads[id - 1];
+  }
+
+  // Rebuilds the heads from the head log. Records are in write order and each holds only
+  // samples of its series' open window at the time, so a later window means the earlier one
+  // was sealed into a chunk by the same write that logged the record.
+  Status replay_head_log();
+
+  // Marks (id, window) dirty in `batch`; the caller records it in `dirty` once written.
+  void mark_dirty(rocksdb::WriteBatch& batch, SeriesId id, TimestampMs window, uint64_t seq) {
+    std::string v;
+    append_varint(v, seq);
+    batch.Put(dirty_cf, SeriesTimeKey(id, window).slice(), v);
+  }
+
+  // Writes every head's pending samples as chunk pieces and drops the head log they came from.
+  Status checkpoint();
+
+  // Reads the stored chunk of (id, window) into `out` (appending).
+  Status read_chunk(SeriesId id, TimestampMs window, std::vector<Point>& out) const;
+
+  // Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
+  // Returns how many windows were done. Unless `all`, a window still open in its series' head
+  // and recent is left for later: it will take more samples, readers aggregate it from raw
+  // meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
+  Result<size_t> compute_rollups(bool all);
+
+  // One round of background work; `force` checkpoints now and rolls up every dirty window.
+  Status maintain(bool force);
+
+  // A failed write to RocksDB: notes it so pushback() refuses every later write at once (and
+  // nothing else writes); an I/O error (disk full among them) is the store's condition,
+  // reported as unavailable, not as the caller's fault.
+  Status failed_write(const rocksdb::Status& s, const std::string& what);
+
+  // Not ok once a write has failed: nothing may write to RocksDB any more.
+  Status writable() const;
+
+  // The maintenance thread: checkpoints and rollups, woken by writes or every second.
+  void run_worker();
+  // True while the data dir's filesystem has less than options.min_free_bytes free (looked at
+  // every kSpaceCheckIntervalMs); logs the changes.
+  bool low_on_space() const;
+  // After a failed write, once the fault has gone: gets RocksDB writing again and lets writes
+  // in. True when writes are taken again.
+  bool try_recover();
+  void wake_worker();
+  void signal_worker_stop();  // returns at once
+  void stop_worker();         // and joins
+  // True while a memtable flush is pending or running in any column family.
+  bool flush_pending() const;
+
+  // Counts a refused new series by limit; the caller's error.
+  Status refuse(const char* reason, std::string message);
+
+  // A backup into `dir` (rocksdb_backup.cpp).
+  Result<BackupInfo> create_backup(const std::string& dir);
+  // Checks the data dir's format version: refuses a newer one, upgrades an older one (after a
+  // backup into options.backup_dir), records it in a new one. `existed`: the data dir held a
+  // database before this open.
+  Status check_format(bool existed);
+
+  // Cardinality guard for a new series.
+  Status check_limits(const Labels& labels);
+};
+
+}  // namespace kpid::store

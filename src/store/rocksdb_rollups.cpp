@@ -1,0 +1,177 @@
+#include "rocksdb_impl.h"
+
+namespace kpid::store {
+
+Status RocksDbStore::Impl::load_dirty() {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), dirty_cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 16) return Status::internal("corrupt dirty-window key");
+    uint64_t seq = 0;
+    size_t pos = 0;
+    if (!read_varint(it->value().ToStringView(), pos, seq)) {
+      return Status::internal("corrupt dirty-window value");
+    }
+    dirty[{SeriesTimeKey::series(it->key()), SeriesTimeKey::time(it->key())}] = seq;
+  }
+  return from_rocksdb(it->status(), "loading dirty windows");
+}
+
+// Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
+// Returns how many windows were done. Unless `all`, a window still open in its series' head
+// and recent is left for later: it will take more samples, readers aggregate it from raw
+// meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
+Result<size_t> RocksDbStore::Impl::compute_rollups(bool all) {
+  struct Todo {
+    SeriesId id;
+    TimestampMs window;
+    uint64_t seq;
+  };
+  std::vector<Todo> todo;
+  {
+    std::lock_guard lock(head_mutex);
+    if (!db) return Status::unavailable("store is closed");
+    const TimestampMs recent = clock->now_ms() - kChunkSpan;
+    for (const auto& [key, seq] : dirty) {
+      const auto& [id, window] = key;
+      if (!all && id <= heads.size() && heads[id - 1].window == window && window > recent) {
+        continue;
+      }
+      todo.push_back({id, window, seq});
+      if (todo.size() == kRollupBatchWindows) break;
+    }
+  }
+  if (todo.empty()) return size_t{0};
+  rocksdb::WriteBatch batch;
+  std::vector<Point> points;
+  std::vector<Rollup> rollups;
+  for (const auto& t : todo) {
+    // A batch is thousands of windows: a stop must not wait for the rest of it.
+    if (stopping.load(std::memory_order_relaxed)) {
+      return Status::unavailable("cancelled: the store is closing");
+    }
+    points.clear();
+    if (auto s = read_chunk(t.id, t.window, points); !s) return s;
+    SeriesTimeKey key(t.id, t.window);
+    for (auto [width, cf] :
+         {std::pair{kRollup5m, rollup5m_cf}, std::pair{kRollup1h, rollup1h_cf}}) {
+      rollups.clear();
+      build_rollups(points, width, t.window - kChunkSpan, t.window, rollups);
+      if (rollups.empty()) {
+        batch.Delete(cf, key.slice());
+      } else {
+        batch.Put(cf, key.slice(), encode_rollup_block(rollups, t.window, width));
+      }
+    }
+  }
+  std::lock_guard lock(head_mutex);
+  if (!db) return Status::unavailable("store is closed");
+  // A window written again meanwhile stays dirty (its marker has a newer seq), so the newer
+  // piece gets its own pass. Writing under head_mutex orders this against that writer.
+  std::vector<std::pair<SeriesId, TimestampMs>> cleaned;
+  for (const auto& t : todo) {
+    auto it = dirty.find({t.id, t.window});
+    if (it == dirty.end() || it->second != t.seq) continue;
+    batch.Delete(dirty_cf, SeriesTimeKey(t.id, t.window).slice());
+    cleaned.push_back(it->first);
+  }
+  if (auto st = writable(); !st) return st;
+  if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "rollups");
+  for (const auto& k : cleaned) dirty.erase(k);
+  return todo.size();
+}
+
+// One round of background work; `force` checkpoints now and rolls up every dirty window.
+Status RocksDbStore::Impl::maintain(bool force) {
+  std::lock_guard serial(maintain_mutex);
+  bool due = force;
+  {
+    std::lock_guard lock(head_mutex);
+    due = due || head_samples >= options.head_max_samples ||
+          std::chrono::steady_clock::now() - last_checkpoint >=
+              std::chrono::milliseconds(options.checkpoint_interval);
+  }
+  if (due) {
+    if (auto s = checkpoint(); !s) return s;
+  }
+  for (;;) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+    auto done = compute_rollups(force);
+    if (!done) return done.status();
+    if (*done < kRollupBatchWindows) break;
+  }
+  return Status::ok();
+}
+
+Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs start,
+                                  TimestampMs end, std::vector<Rollup>& out,
+                                  bool with_sketches) const {
+  if (width != kRollup5m && width != kRollup1h) {
+    return Status::invalid_argument("rollup width must be 5m or 1h");
+  }
+  start = std::max(start, kMinTimestamp);
+  end = std::min(end, kMaxTimestamp);
+  if (end <= start) return Status::ok();
+  const TimestampMs first_window = window_of(start + 1);
+  const TimestampMs last_window = window_of(end);
+  // Windows whose stored rollups may lag their raw data: dirty ones and the open head.
+  std::vector<TimestampMs> from_raw;
+  {
+    std::lock_guard lock(impl_->head_mutex);
+    if (!impl_->db) return Status::unavailable("store is closed");
+    for (auto it = impl_->dirty.lower_bound({series, first_window});
+         it != impl_->dirty.end() && it->first.first == series && it->first.second <= last_window;
+         ++it) {
+      from_raw.push_back(it->first.second);
+    }
+    if (series >= 1 && series <= impl_->heads.size()) {
+      const Head& h = impl_->heads[series - 1];
+      if (!h.pending.empty() && h.window >= first_window && h.window <= last_window) {
+        from_raw.push_back(h.window);
+      }
+    }
+  }
+  std::sort(from_raw.begin(), from_raw.end());
+  from_raw.erase(std::unique(from_raw.begin(), from_raw.end()), from_raw.end());
+
+  // At most one bucket per width in range (10,000 caps what a wide, sparse range reserves).
+  out.reserve(out.size() +
+              static_cast<size_t>(std::min<TimestampMs>((end - start) / width + 1, 10'000)));
+  std::vector<Point> points;
+  size_t next_raw = 0;
+  auto emit_raw_until = [&](TimestampMs limit) -> Status {
+    for (; next_raw < from_raw.size() && from_raw[next_raw] < limit; ++next_raw) {
+      const TimestampMs w = from_raw[next_raw];
+      points.clear();
+      if (auto s = read(series, w - kChunkSpan + 1, w, points); !s) return s;
+      build_rollups(points, width, start, end, out);
+    }
+    return Status::ok();
+  };
+
+  auto* cf = width == kRollup5m ? impl_->rollup5m_cf : impl_->rollup1h_cf;
+  SeriesTimeKey first(series, first_window);
+  SeriesTimeKey upper(series, last_window + 1);
+  rocksdb::Slice upper_slice = upper.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
+  for (it->Seek(first.slice()); it->Valid(); it->Next()) {
+    const TimestampMs w = SeriesTimeKey::time(it->key());
+    if (auto s = emit_raw_until(w); !s) return s;
+    if (next_raw < from_raw.size() && from_raw[next_raw] == w) continue;  // emitted from raw
+    if (auto s = decode_rollup_block(it->value().ToStringView(), w, width, start, end, out,
+                                     with_sketches);
+        !s) {
+      return s;
+    }
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading rollups");
+  return emit_raw_until(kMaxTimestamp + 1);
+}
+
+size_t RocksDbStore::dirty_windows() const {
+  std::lock_guard lock(impl_->head_mutex);
+  return impl_->dirty.size();
+}
+
+}  // namespace kpid::store
