@@ -37,6 +37,8 @@ Response error_of(const Request& request, const Status& s, bool conflict_on_inva
         return api_error(request, http::status::conflict, "conflict", s.message());
       }
       return api_error(request, s.message());
+    case StatusCode::kUnavailable:  // storage not taking writes: nothing was changed
+      return api_error(request, http::status::service_unavailable, "unavailable", s.message());
     default:
       return api_error(request, http::status::internal_server_error, "internal", s.message());
   }

@@ -61,6 +61,8 @@ inline constexpr const char* kNextSeqKey = "head_log.next_seq";
 inline constexpr size_t kRollupBatchWindows = 4096;
 inline constexpr int64_t kSpaceCheckIntervalMs = 100;
 inline constexpr double kMiB = 1 << 20;
+// Free space try_recover() waits for before resuming RocksDB after a failed write.
+inline constexpr uint64_t kResumeMinFreeBytes = 16ull << 20;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.

@@ -44,8 +44,13 @@ bool RocksDbStore::Impl::try_recover() {
   // Only running out of space is resumable in RocksDB 7.8: another I/O error in the write-ahead
   // log is fatal for the open database.
   if (!error.IsNoSpace()) return false;
-  // Not before there is room again: each attempt writes (a flush, a new log file).
-  if (options.min_free_bytes > 0 && low_on_space()) return false;
+  // Not before there is room again: each attempt writes (a new log file, a flush), and
+  // RocksDB 7.8 may abort on an assertion of its own when that fails again for lack of space.
+  // So at least kResumeMinFreeBytes free, even with storage.min_free_bytes = 0.
+  struct statvfs fs {};
+  if (statvfs(options.data_dir.c_str(), &fs) != 0) return false;
+  const uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free < std::max(options.min_free_bytes, kResumeMinFreeBytes)) return false;
   std::lock_guard lock(head_mutex);  // no write meanwhile
   if (!db) return false;
   if (auto s = db->Resume(); !s.ok()) {
