@@ -53,16 +53,20 @@ void setup_logging(const std::string& level) {
   spdlog::flush_on(spdlog::level::info);
 }
 
+// Query and compaction workers' nice value: ingest and /healthz first when the cores are busy.
+constexpr int kQueryNice = 10;
+
 query::QueryOptions query_options(const config::QueryConfig& c) {
   return {c.lookback_delta, c.max_points_per_series, c.timeout,
           static_cast<uint64_t>(c.max_samples)};
 }
 
-// The query pool: query.max_concurrency workers (0: one per core), query.max_queued waiting.
+// The query pool: query.max_concurrency workers (0: one per core), query.max_queued waiting,
+// at a lower CPU priority than the threads that serve connections and store samples.
 query::WorkPoolOptions query_pool_options(const config::QueryConfig& c) {
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   return {c.max_concurrency > 0 ? static_cast<size_t>(c.max_concurrency) : cores,
-          static_cast<size_t>(c.max_queued)};
+          static_cast<size_t>(c.max_queued), kQueryNice};
 }
 
 store::StoreOptions store_options(const config::Config& c) {
@@ -343,7 +347,7 @@ class Daemon {
     query_pool_ = std::make_unique<query::WorkPool>(query_pool_options(config_.query), &metrics_);
     // Compactions run apart from queries: they hold no query slot for minutes, and closing the
     // store (not the pool's cancel flag) is what stops one.
-    maintenance_pool_ = std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4});
+    maintenance_pool_ = std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4, kQueryNice});
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;

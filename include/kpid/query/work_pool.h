@@ -38,6 +38,10 @@ namespace kpid::query {
 struct WorkPoolOptions {
   size_t max_concurrency = 1;  // worker threads (tasks running at once), at least 1
   size_t max_queued = 64;      // tasks waiting for a worker; 0: none wait, over capacity refused
+  // The workers' nice value (Linux, per thread; 0 keeps the process's): above 0, the kernel
+  // prefers the network and ingest threads when the cores are busy, so heavy queries take what
+  // ingest leaves rather than slowing it.
+  int nice = 0;
 };
 
 // What the pool's executor throws when it refuses a task (net::run_on rethrows it in the
