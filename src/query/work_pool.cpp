@@ -2,20 +2,24 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
+#include <tuple>
 
 namespace kpid::query {
 
 WorkPoolOptions pool_options(const QueryOptions& options) {
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   return {options.max_concurrency > 0 ? static_cast<size_t>(options.max_concurrency) : cores,
-          static_cast<size_t>(options.max_queued)};
+          static_cast<size_t>(options.max_queued), kQueryNice};
 }
 
 WorkPool::WorkPool(WorkPoolOptions options, metrics::Metrics* metrics)
-    : options_{std::max<size_t>(options.max_concurrency, 1), options.max_queued} {
+    : options_{std::max<size_t>(options.max_concurrency, 1), options.max_queued, options.nice} {
   if (metrics != nullptr) {
     auto& registry = metrics->registry();
     running_gauge_ = &prometheus::BuildGauge()
@@ -77,6 +81,12 @@ Status WorkPool::submit(Task task) {
 }
 
 void WorkPool::work() {
+  if (options_.nice != 0) {
+    // Linux nice values are per thread; lowering one's own priority needs no privilege. If it
+    // fails the worker just runs at the process's priority.
+    const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+    std::ignore = setpriority(PRIO_PROCESS, tid, options_.nice);
+  }
   for (;;) {
     Task task;
     {

@@ -39,9 +39,16 @@ namespace kpid::query {
 struct WorkPoolOptions {
   size_t max_concurrency = 1;  // worker threads (tasks running at once), at least 1
   size_t max_queued = 64;      // tasks waiting for a worker; 0: none wait, over capacity refused
+  // The workers' nice value (Linux, per thread; 0 keeps the process's): above 0, the kernel
+  // prefers the network and ingest threads when the cores are busy, so heavy queries take what
+  // ingest leaves rather than slowing it.
+  int nice = 0;
 };
 
-// The API's query pool as [query] sizes it: max_concurrency workers (0: one per core),
+// Query and compaction workers' nice value: ingest and /healthz first when the cores are busy.
+inline constexpr int kQueryNice = 10;
+
+// The API's query pool as [query] sizes it, at kQueryNice: max_concurrency workers (0: one per core),
 // max_queued waiting.
 WorkPoolOptions pool_options(const QueryOptions& options);
 

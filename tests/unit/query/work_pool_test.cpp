@@ -2,6 +2,10 @@
 // work, drops queued work and joins; and its Asio executor under net::run_on.
 #include "kpid/query/work_pool.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -236,4 +240,17 @@ TEST_CASE("work pool: a task queued when the pool stops resumes its run_on with 
   network.join();
   CHECK(aborted);
   CHECK_FALSE(ran);
+}
+
+TEST_CASE("work pool: workers run at the nice value asked for, other threads keep theirs") {
+  const int own = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  WorkPool pool({1, 0, 10});
+  std::promise<int> seen;
+  REQUIRE(pool.submit(WorkPool::Task([&] {
+                seen.set_value(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))));
+              }))
+              .is_ok());
+  auto worker_nice = seen.get_future().get();
+  if (own <= 10) CHECK(worker_nice == 10);  // raising priority back would need privileges
+  CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))) == own);
 }
