@@ -2,13 +2,13 @@
 
 #include "kpid/core/text.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
+#include "evaluator_internal.h"
+#include "history.h"
+#include "records.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -18,397 +18,21 @@ namespace kpid::kpi {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr DurationMs k5m = 5 * 60'000;
-constexpr DurationMs k1h = 60 * 60'000;
+using detail::history_spec;
+using detail::kNaN;
+using records::append_number;
+using records::encode_band;
+using records::key_prefix;
+using records::parse_health;
+using records::time_of_key;
+
 // A sample stamped ahead of kpid's clock (a client's clock running a little fast) counts at
 // once: the KPI is evaluated at that sample's time, up to this far ahead of now.
 constexpr DurationMs kFutureTolerance = 10'000;
 // How much timer-driven evaluation one round does before it lets new samples' KPIs go first.
 constexpr auto kTimerSlice = std::chrono::milliseconds(1);
 
-// What a KPI without a [kpi.baseline] uses for its history (threshold suggestions only).
-BaselineSpec history_spec(const Definition& d) { return d.baseline ? *d.baseline : BaselineSpec{}; }
-
-// --- state store records --------------------------------------------------------------------
-// Keys: "kpi/<id>/<kind>/" + big-endian time (+ sequence), so a prefix scan is in time order.
-// Values: space-separated numbers in shortest round-trip form ("nan" for none).
-
-std::string key_prefix(std::string_view id, std::string_view kind) {
-  std::string k = "kpi/";
-  k.append(id);
-  k.push_back('/');
-  k.append(kind);
-  k.push_back('/');
-  return k;
-}
-
-TimestampMs time_of_key(std::string_view key, size_t prefix_size) {
-  if (key.size() < prefix_size + 8) return 0;
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(key[prefix_size + i]);
-  return static_cast<TimestampMs>(v);
-}
-
-void append_number(std::string& out, double v) {
-  if (!out.empty()) out.push_back(' ');
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, ec == std::errc() ? end : buf);
-}
-
-std::vector<double> parse_numbers(std::string_view text) {
-  std::vector<double> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find(' ', pos);
-    if (end == std::string_view::npos) end = text.size();
-    double v = kNaN;
-    std::from_chars(text.data() + pos, text.data() + end, v);
-    out.push_back(v);
-    pos = end + 1;
-  }
-  return out;
-}
-
-std::optional<Health> parse_health(std::string_view text) {
-  for (Health h :
-       {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
-    if (health_name(h) == text) return h;
-  }
-  return std::nullopt;
-}
-
-std::string encode_band(const std::optional<Band>& band) {
-  if (!band) return "none";
-  std::string out;
-  append_number(out, band->target ? *band->target : kNaN);
-  for (double v :
-       {band->warn, band->crit, band->warn_low, band->crit_low, band->warn_high, band->crit_high}) {
-    append_number(out, v);
-  }
-  return out;
-}
-
-// A band from its record's numbers (see encode_band); nullopt for "none".
-std::optional<Band> band_from(const std::vector<double>& v) {
-  if (v.size() != 7) return std::nullopt;
-  Band b;
-  if (!std::isnan(v[0])) b.target = v[0];
-  b.warn = v[1];
-  b.crit = v[2];
-  b.warn_low = v[3];
-  b.crit_low = v[4];
-  b.warn_high = v[5];
-  b.crit_high = v[6];
-  return b;
-}
-
-// The thresholds of a band by name, in the order the API lists them.
-std::vector<std::pair<std::string, double>> thresholds_of(Direction d, const Band& b) {
-  std::vector<std::pair<std::string, double>> out;
-  if (b.target) out.emplace_back("target", *b.target);
-  if (d == Direction::kInRange) {
-    out.emplace_back("warn_low", b.warn_low);
-    out.emplace_back("crit_low", b.crit_low);
-    out.emplace_back("warn_high", b.warn_high);
-    out.emplace_back("crit_high", b.crit_high);
-  } else {
-    out.emplace_back("warn", b.warn);
-    out.emplace_back("crit", b.crit);
-  }
-  return out;
-}
-
-// The one value of an across-series aggregation, NaN when no series had samples.
-Result<double> term_value(const query::Engine& engine, const query::Expr& expr, TimestampMs t) {
-  auto result = engine.instant(expr, t);
-  if (!result) return result.status();
-  if (result->series.empty() || result->series.front().points.empty()) return kNaN;
-  return result->series.front().points.front().value;
-}
-
-double ratio(const Definition& d, double numerator, double denominator) {
-  if (std::isnan(numerator) || std::isnan(denominator) || denominator == 0) return kNaN;
-  return numerator / denominator * d.scale;
-}
-
-// Range query of `expr` in pieces the engine's max_points_per_series allows.
-Status range_points(const query::Engine& engine, const query::Expr& expr, TimestampMs first,
-                    TimestampMs last, DurationMs step, std::vector<store::Point>& out) {
-  const int64_t per_query = std::max<int64_t>(1, engine.options().max_points_per_series);
-  for (TimestampMs from = first; from <= last; from += per_query * step) {
-    const TimestampMs to = std::min(last, from + (per_query - 1) * step);
-    auto result = engine.range(expr, from, to, step);
-    if (!result) return result.status();
-    if (!result->series.empty()) {
-      const auto& points = result->series.front().points;
-      out.insert(out.end(), points.begin(), points.end());
-    }
-  }
-  return Status::ok();
-}
-
-// Joins numerator and denominator points by timestamp into ratio points.
-std::vector<store::Point> join_ratio(const Definition& d, const std::vector<store::Point>& num,
-                                     const std::vector<store::Point>& den) {
-  std::vector<store::Point> out;
-  size_t j = 0;
-  for (const auto& p : num) {
-    while (j < den.size() && den[j].timestamp < p.timestamp) ++j;
-    if (j == den.size() || den[j].timestamp != p.timestamp) continue;
-    const double v = ratio(d, p.value, den[j].value);
-    if (!std::isnan(v)) out.push_back({p.timestamp, v});
-  }
-  return out;
-}
-
-Result<query::ExprPtr> term_expr(const Term& term, DurationMs window) {
-  return query::parse_promql(term.promql(window));
-}
-
-// The KPI's value at `time` from its compiled terms (`den` null unless a ratio): NaN when
-// undefined.
-Result<double> value_of(const query::Engine& engine, const Definition& d, const query::Expr& num,
-                        const query::Expr* den, TimestampMs time) {
-  auto n = term_value(engine, num, time);
-  if (!n || den == nullptr) return n;
-  auto v = term_value(engine, *den, time);
-  if (!v) return v.status();
-  return ratio(d, *n, *v);
-}
-
-// The KPI's value at first, first + step, ... <= last, each term's window replaced by the given
-// one; steps where it is undefined (no samples, zero denominator) are left out.
-Result<std::vector<store::Point>> value_points(const query::Engine& engine, const Definition& d,
-                                               DurationMs num_window, DurationMs den_window,
-                                               TimestampMs first, TimestampMs last,
-                                               DurationMs step) {
-  auto points = [&](const Term& term, DurationMs window, std::vector<store::Point>& into) {
-    auto expr = term_expr(term, window);
-    return expr ? range_points(engine, **expr, first, last, step, into) : expr.status();
-  };
-  std::vector<store::Point> num;
-  if (auto s = points(d.numerator, num_window, num); !s) return s;
-  if (!d.denominator) {
-    std::erase_if(num, [](const store::Point& p) { return std::isnan(p.value); });
-    return num;
-  }
-  std::vector<store::Point> den;
-  if (auto s = points(*d.denominator, den_window, den); !s) return s;
-  return join_ratio(d, num, den);
-}
-
-// When a KPI's history is next due for recomputation after one at `now`.
-TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
-  const BaselineSpec spec = history_spec(d);
-  TimestampMs next = now + spec.refresh;
-  // The seasonal range is per hour of the week: recompute as each hour begins.
-  if (d.baseline && spec.method == BaselineMethod::kSeasonal) {
-    next = std::min(next, (now / k1h + 1) * k1h);
-  }
-  return next;
-}
-
 }  // namespace
-
-// --- free functions ---------------------------------------------------------------------------
-
-Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
-                              TimestampMs time) {
-  auto num = term_expr(kpi.numerator, kpi.numerator.window);
-  if (!num) return num.status();
-  query::ExprPtr den;
-  if (kpi.denominator) {
-    auto parsed = term_expr(*kpi.denominator, kpi.denominator->window);
-    if (!parsed) return parsed.status();
-    den = std::move(parsed).value();
-  }
-  return value_of(engine, kpi, **num, den.get(), time);
-}
-
-Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
-                                                TimestampMs start, TimestampMs end) {
-  const bool quantile = kpi.numerator.over_time == "quantile" ||
-                        (kpi.denominator && kpi.denominator->over_time == "quantile");
-  // Quantiles come from sketches only over whole hours; otherwise 5m steps while that keeps
-  // the history at 10,000 values or fewer.
-  const DurationMs step = quantile || (end - start) / k5m > 10'000 ? k1h : k5m;
-  const TimestampMs first = (start >= 0 ? start / step + 1 : start / step) * step;
-  const TimestampMs last = (end >= 0 ? end / step : (end - step + 1) / step) * step;
-  if (first > last) return std::vector<store::Point>();
-  auto whole_steps = [step](DurationMs window) { return (window + step - 1) / step * step; };
-  return value_points(engine, kpi, whole_steps(kpi.numerator.window),
-                      kpi.denominator ? whole_steps(kpi.denominator->window) : 0, first, last,
-                      step);
-}
-
-namespace {
-
-// A KPI's value history over its baseline (or default) window, and what follows from it.
-HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now) {
-  HistoryUpdate update;
-  update.at = now;
-  const BaselineSpec spec = history_spec(d);
-  auto history = value_history(engine, d, now - spec.window, now);
-  if (!history) {
-    update.error = history.status().message();
-    return update;
-  }
-  const auto& points = *history;
-  update.points = points.size();
-  update.history_start = points.empty() ? 0 : points.front().timestamp;
-  const bool enough = !points.empty() && now - update.history_start >= spec.min_history;
-  if (enough) {
-    if (auto range = quantile_baseline(points, 0.05, 0.95)) {
-      update.suggested = suggest_thresholds(d.direction, *range);
-    }
-    if (d.band) {
-      if (auto f = breach_fraction(d.direction, *d.band, points)) update.breach_fraction = *f;
-    }
-  }
-  if (d.baseline) {
-    Result<Baseline> range = Status::not_found("");
-    switch (spec.method) {
-      case BaselineMethod::kQuantile:
-        range = quantile_baseline(points, spec.quantile_low, spec.quantile_high);
-        break;
-      case BaselineMethod::kStddev: range = stddev_baseline(points, spec.k); break;
-      case BaselineMethod::kEwma: range = ewma_baseline(points, spec.alpha, spec.k); break;
-      case BaselineMethod::kSeasonal: range = seasonal_baseline(points, now, spec.k); break;
-    }
-    if (range) update.baseline = BaselineState{*range, enough, now};
-  }
-  return update;
-}
-
-}  // namespace
-
-// --- the evaluator ------------------------------------------------------------------------------
-
-struct Evaluator::Slot {
-  std::shared_ptr<const Definition> definition;
-  query::ExprPtr numerator;
-  query::ExprPtr denominator;
-  std::atomic<bool> dirty{true};
-  std::atomic<TimestampMs> last_sample{0};
-  // Evaluator-thread state (under round_mutex_).
-  bool last_sample_known = false;
-  bool has_record = false;  // a status change is already recorded for this id
-  uint32_t sequence = 0;
-  TimestampMs last_evaluation = std::numeric_limits<TimestampMs>::min();
-  TimestampMs next_refresh = 0;
-  bool breach_checked = false;
-  bool stale_status_possible = false;  // its status is not no_data yet
-  std::optional<Baseline> recorded_baseline;
-  // What readers see, under `mutex`.
-  mutable std::mutex mutex;
-  KpiView view;
-  // Its gauges (owned by the families).
-  prometheus::Gauge* value_gauge = nullptr;
-  prometheus::Gauge* status_gauges[5] = {};
-  prometheus::Gauge* baseline_gauges[3] = {};
-  std::vector<prometheus::Gauge*> threshold_gauges;
-};
-
-struct Evaluator::Metrics {
-  explicit Metrics(prometheus::Registry& r)
-      : value(prometheus::BuildGauge()
-                  .Name("kpid_kpi_value")
-                  .Help("The KPI's current value (NaN while it has none).")
-                  .Register(r)),
-        baseline(prometheus::BuildGauge()
-                     .Name("kpid_kpi_baseline")
-                     .Help("The KPI's baseline (normal operating range) by bound: lower, "
-                           "center, upper.")
-                     .Register(r)),
-        threshold(prometheus::BuildGauge()
-                      .Name("kpid_kpi_threshold")
-                      .Help("The KPI's configured thresholds by level (target, warn, crit); "
-                            "in_range KPIs also carry side=\"low|high\".")
-                      .Register(r)),
-        status(prometheus::BuildGauge()
-                   .Name("kpid_kpi_status")
-                   .Help("1 for the KPI's current status (ok, warn, crit, anomalous, no_data), "
-                         "0 for the others.")
-                   .Register(r)),
-        evaluations(prometheus::BuildCounter()
-                        .Name("kpid_kpi_evaluations_total")
-                        .Help("KPI evaluations by trigger: sample (new data), timer (windows "
-                              "moving on), baseline (a refreshed baseline).")
-                        .Register(r)),
-        by_sample(&evaluations.Add({{"trigger", "sample"}})),
-        by_timer(&evaluations.Add({{"trigger", "timer"}})),
-        by_baseline(&evaluations.Add({{"trigger", "baseline"}})) {}
-
-  prometheus::Family<prometheus::Gauge>& value;
-  prometheus::Family<prometheus::Gauge>& baseline;
-  prometheus::Family<prometheus::Gauge>& threshold;
-  prometheus::Family<prometheus::Gauge>& status;
-  prometheus::Family<prometheus::Counter>& evaluations;
-  prometheus::Counter* by_sample;
-  prometheus::Counter* by_timer;
-  prometheus::Counter* by_baseline;
-
-  void add(Slot& s) {
-    const Definition& d = *s.definition;
-    const std::map<std::string, std::string> labels = {{"kpi", d.id}, {"owner", d.owner}};
-    auto with = [&](const char* name, std::string value) {
-      auto l = labels;
-      l.emplace(name, std::move(value));
-      return l;
-    };
-    s.value_gauge = &value.Add(labels);
-    for (Health h :
-         {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
-      s.status_gauges[static_cast<int>(h)] =
-          &status.Add(with("status", std::string(health_name(h))));
-    }
-    if (d.band) {
-      for (const auto& [name, v] : thresholds_of(d.direction, *d.band)) {
-        auto l = labels;
-        if (auto underscore = name.find('_'); underscore != std::string::npos) {
-          l.emplace("level", name.substr(0, underscore));
-          l.emplace("side", name.substr(underscore + 1));
-        } else {
-          l.emplace("level", name);
-        }
-        auto* g = &threshold.Add(l);
-        g->Set(v);
-        s.threshold_gauges.push_back(g);
-      }
-    }
-  }
-
-  void set_baseline(Slot& s, const Baseline& b) {
-    if (s.baseline_gauges[0] == nullptr) {
-      const Definition& d = *s.definition;
-      int i = 0;
-      for (const char* bound : {"lower", "center", "upper"}) {
-        s.baseline_gauges[i++] =
-            &baseline.Add({{"kpi", d.id}, {"owner", d.owner}, {"bound", bound}});
-      }
-    }
-    s.baseline_gauges[0]->Set(b.lower);
-    s.baseline_gauges[1]->Set(b.center);
-    s.baseline_gauges[2]->Set(b.upper);
-  }
-
-  void remove(Slot& s) {
-    if (s.value_gauge) value.Remove(s.value_gauge);
-    for (auto*& g : s.status_gauges) {
-      if (g) status.Remove(g);
-      g = nullptr;
-    }
-    for (auto*& g : s.baseline_gauges) {
-      if (g) baseline.Remove(g);
-      g = nullptr;
-    }
-    for (auto* g : s.threshold_gauges) threshold.Remove(g);
-    s.threshold_gauges.clear();
-    s.value_gauge = nullptr;
-  }
-};
 
 Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state,
                      const query::Engine& engine, metrics::Metrics* metrics, const Clock& clock,
@@ -457,9 +81,10 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
     slot->definition = std::make_shared<const Definition>(std::move(d));
     const Definition& def = *slot->definition;
     // compile() has parsed these already; a failure here is a broken invariant.
-    slot->numerator = std::move(term_expr(def.numerator, def.numerator.window)).value();
+    slot->numerator = std::move(detail::term_expr(def.numerator, def.numerator.window)).value();
     if (def.denominator) {
-      slot->denominator = std::move(term_expr(*def.denominator, def.denominator->window)).value();
+      slot->denominator =
+          std::move(detail::term_expr(*def.denominator, def.denominator->window)).value();
     }
     slot->view.definition = slot->definition;
     slot->view.value = kNaN;
@@ -748,7 +373,7 @@ void Evaluator::refresh_due() {
     now = clock_.now_ms();
     for (const auto& slot : slots()) {
       if (now < slot->next_refresh) continue;
-      slot->next_refresh = next_refresh_after(*slot->definition, now);
+      slot->next_refresh = detail::next_refresh_after(*slot->definition, now);
       due.push_back(slot);
     }
   }
@@ -758,7 +383,7 @@ void Evaluator::refresh_due() {
       std::lock_guard lock(wake_mutex_);
       if (stopping_) return;
     }
-    HistoryUpdate update = compute_history(engine_, *slot->definition, now);
+    HistoryUpdate update = detail::compute_history(engine_, *slot->definition, now);
     std::lock_guard lock(round_mutex_);
     // A reload meanwhile replaced the slot: the update still holds for its successor when that
     // measures the same value over the same history.
@@ -805,7 +430,7 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
   const TimestampMs newest = slot.last_sample.load();
   // observe() records no sample later than kFutureTolerance ahead.
   const TimestampMs at = std::max(newest, now);
-  auto evaluated = value_of(engine_, d, *slot.numerator, slot.denominator.get(), at);
+  auto evaluated = detail::value_of(engine_, d, *slot.numerator, slot.denominator.get(), at);
   if (!evaluated) {
     spdlog::warn("kpi {}: evaluation failed: {}", d.id, evaluated.status().message());
   }
@@ -916,103 +541,6 @@ void Evaluator::publish(Slot& slot) {
     }
   }
   if (slot.view.baseline) metrics_->set_baseline(slot, slot.view.baseline->range);
-}
-
-std::vector<KpiView> Evaluator::list() const {
-  std::vector<KpiView> out;
-  for (const auto& slot : slots()) {
-    std::lock_guard lock(slot->mutex);
-    out.push_back(slot->view);
-  }
-  return out;
-}
-
-std::optional<KpiView> Evaluator::get(std::string_view id) const {
-  for (const auto& slot : slots()) {
-    if (slot->definition->id != id) continue;
-    std::lock_guard lock(slot->mutex);
-    return slot->view;
-  }
-  return std::nullopt;
-}
-
-Result<std::vector<StatusChange>> Evaluator::history(std::string_view id, size_t limit) const {
-  std::vector<StatusChange> out;
-  const std::string prefix = key_prefix(id, "status");
-  auto s = state_.scan_state_reverse(prefix, [&](std::string_view key, std::string_view value) {
-    if (out.size() >= limit) return false;
-    size_t space = value.find(' ');
-    auto h = parse_health(value.substr(0, space));
-    if (!h) return true;
-    double v = kNaN;
-    if (space != std::string_view::npos) {
-      auto numbers = parse_numbers(value.substr(space + 1));
-      if (!numbers.empty()) v = numbers.front();
-    }
-    out.push_back({time_of_key(key, prefix.size()), *h, v});
-    return true;
-  });
-  if (!s) return s;
-  std::reverse(out.begin(), out.end());
-  return out;
-}
-
-Result<KpiSeries> Evaluator::series(std::string_view id, TimestampMs start, TimestampMs end,
-                                    DurationMs step) const {
-  auto view = get(id);
-  if (!view) return Status::not_found("no KPI with id \"" + std::string(id) + "\"");
-  if (auto s = engine_.check_range(start, end, step); !s) return s;
-  const Definition& d = *view->definition;
-  KpiSeries out;
-  auto value = value_points(engine_, d, d.numerator.window,
-                            d.denominator ? d.denominator->window : 0, start, end, step);
-  if (!value) return value.status();
-  out.value = std::move(value).value();
-
-  // Baseline snapshots and band records: each applies from its time until the next.
-  struct Snapshot {
-    TimestampMs time;
-    std::vector<double> values;
-  };
-  auto load = [&](std::string_view kind, std::vector<Snapshot>& into) -> Status {
-    const std::string prefix = key_prefix(id, kind);
-    return state_.scan_state(prefix, [&](std::string_view key, std::string_view value) {
-      into.push_back({time_of_key(key, prefix.size()), parse_numbers(value)});
-      return true;
-    });
-  };
-  std::vector<Snapshot> baselines;
-  std::vector<Snapshot> bands;
-  if (auto s = load("baseline", baselines); !s) return s;
-  if (auto s = load("band", bands); !s) return s;
-  auto at = [](const std::vector<Snapshot>& list, TimestampMs t) -> const Snapshot* {
-    auto it = std::upper_bound(list.begin(), list.end(), t,
-                               [](TimestampMs x, const Snapshot& s) { return x < s.time; });
-    return it == list.begin() ? nullptr : &*(it - 1);
-  };
-  std::map<std::string, std::vector<store::Point>> thresholds;
-  std::vector<std::string> order;
-  for (TimestampMs t = start; t <= end; t += step) {
-    if (const Snapshot* b = at(baselines, t); b && b->values.size() >= 3) {
-      out.baseline_lower.push_back({t, b->values[0]});
-      out.baseline_center.push_back({t, b->values[1]});
-      out.baseline_upper.push_back({t, b->values[2]});
-    }
-    // Before the first band record, the first one (the band as first configured) applies.
-    const Snapshot* band_record = bands.empty() ? nullptr : at(bands, t);
-    if (band_record == nullptr && !bands.empty()) band_record = &bands.front();
-    auto b = band_record ? band_from(band_record->values) : std::nullopt;
-    if (!b) continue;
-    for (const auto& [name, v] : thresholds_of(d.direction, *b)) {
-      auto& points = thresholds[name];
-      if (points.empty() && std::find(order.begin(), order.end(), name) == order.end()) {
-        order.push_back(name);
-      }
-      points.push_back({t, v});
-    }
-  }
-  for (const auto& name : order) out.thresholds.emplace_back(name, std::move(thresholds[name]));
-  return out;
 }
 
 }  // namespace kpid::kpi
