@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 
@@ -22,6 +23,7 @@ using detail::history_spec;
 using detail::kNaN;
 using records::append_number;
 using records::encode_band;
+using records::first_sample_key;
 using records::key_prefix;
 using records::parse_health;
 using records::time_of_key;
@@ -37,11 +39,16 @@ constexpr auto kTimerSlice = std::chrono::milliseconds(1);
 Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state,
                      const query::Engine& engine, metrics::Metrics* metrics, const Clock& clock,
                      EvaluatorOptions options)
-    : samples_(samples), state_(state), engine_(engine), clock_(clock), options_(options) {
+    : samples_(samples),
+      state_(state),
+      writer_(state, metrics, "kpi"),
+      engine_(engine),
+      clock_(clock),
+      options_(options) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
   if (options_.background) {
-    thread_ = std::thread([this] { run(); });
-    refresh_thread_ = std::thread([this] { run_refresh(); });
+    thread_.start([this] { run(); });
+    refresh_thread_.start([this] { run_refresh(); });
   }
 }
 
@@ -53,15 +60,22 @@ Evaluator::~Evaluator() {
   }
 }
 
-void Evaluator::stop() {
+void Evaluator::stop(Deadline deadline) {
   {
     std::lock_guard lock(wake_mutex_);
     stopping_ = true;
+    stop_source_.request_stop();
   }
   wake_.notify_all();
   refresh_wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  if (refresh_thread_.joinable()) refresh_thread_.join();
+  // Late only while one query piece (a round's KPI, a slice of a history) finishes: nothing
+  // is left to cancel then, it ends by itself.
+  if (!thread_.wait(deadline)) spdlog::warn("kpi evaluation: still running at the stop deadline");
+  if (!refresh_thread_.wait(deadline)) {
+    spdlog::warn("kpi history computation: still running at the stop deadline");
+  }
+  thread_.join();
+  refresh_thread_.join();
 }
 
 std::vector<std::shared_ptr<Evaluator::Slot>> Evaluator::slots() const {
@@ -94,6 +108,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
       std::lock_guard lock(was.mutex);
       slot->has_record = was.has_record;
       slot->sequence = was.sequence;
+      slot->first_sample = was.first_sample;
       slot->view.status = was.view.status;
       slot->view.since = was.view.since;
       if (was.definition->same_value(def)) {
@@ -125,8 +140,12 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
           });
       if (!status)
         spdlog::error("kpi {}: reading its status history: {}", def.id, status.message());
+      slot->first_sample = load_first_sample(def.id);
     }
-    record_band(*slot, now);
+    slot->view.first_sample = slot->first_sample;
+    // The band as configured, for charts: a failure is logged and counted by the writer; the
+    // configuration applies all the same (it is the operator's, not a state change).
+    (void)record_band(*slot, now);
     next.push_back(std::move(slot));
   }
 
@@ -169,7 +188,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
   refresh_wake_.notify_all();
 }
 
-void Evaluator::record_band(const Slot& slot, TimestampMs now) {
+Status Evaluator::record_band(const Slot& slot, TimestampMs now) {
   const Definition& d = *slot.definition;
   const std::string prefix = key_prefix(d.id, "band");
   std::optional<std::string> last;
@@ -177,14 +196,13 @@ void Evaluator::record_band(const Slot& slot, TimestampMs now) {
     last = std::string(value);
     return false;
   });
+  if (!s) return s;
   const std::string encoded = encode_band(d.band);
-  if (!s || last == encoded) return;
+  if (last == encoded) return Status::ok();
   std::string key = prefix;
   append_big_endian(key, static_cast<uint64_t>(now), 8);
-  if (auto w = state_.write_state(std::vector<std::pair<std::string, std::string>>{{key, encoded}});
-      !w) {
-    spdlog::error("kpi {}: recording its band: {}", d.id, w.message());
-  }
+  const std::pair<std::string, std::string> puts[] = {{std::move(key), encoded}};
+  return writer_.write("kpi " + d.id + ": band", puts);
 }
 
 void Evaluator::observe(std::span<const store::Sample> samples) {
@@ -341,7 +359,9 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   Round round;
   // KPIs with new samples first: they are what a waiting breach is in.
   const auto started = std::chrono::steady_clock::now();
+  const std::stop_token stop = stop_source_.get_token();
   for (const auto& slot : all) {
+    if (stop.stop_requested()) return round;
     if (!slot->dirty.exchange(false)) continue;
     evaluate(*slot, now);
     if (metrics_) metrics_->by_sample->Increment();
@@ -352,6 +372,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   // within a second). At most kTimerSlice of them per round; the rest follow at once, after
   // any new samples' KPIs.
   for (const auto& slot : all) {
+    if (stop.stop_requested()) return round;
     const bool went_stale = slot->stale_status_possible &&
                             now - slot->last_sample.load() > slot->definition->stale_after;
     if (!went_stale && now - slot->last_evaluation < options_.reevaluate_interval) continue;
@@ -383,7 +404,15 @@ void Evaluator::refresh_due() {
       std::lock_guard lock(wake_mutex_);
       if (stopping_) return;
     }
-    HistoryUpdate update = detail::compute_history(engine_, *slot->definition, now);
+    HistoryUpdate update =
+        detail::compute_history(engine_, *slot->definition, now, stop_source_.get_token());
+    if (update.cancelled) {
+      spdlog::info(
+          "kpi {}: history computation abandoned as kpid stops (the last recorded "
+          "baseline stands)",
+          slot->definition->id);
+      return;
+    }
     std::lock_guard lock(round_mutex_);
     // A reload meanwhile replaced the slot: the update still holds for its successor when that
     // measures the same value over the same history.
@@ -448,32 +477,53 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     }
   }
 
-  slot.stale_status_possible = health != Health::kNoData;
+  // The first sample ever seen is recorded once: only a KPI that has had data can page about
+  // its absence (a fresh install must not page about data that was never sent).
+  // A failed write is tried again in the next round (due at once for the timer).
+  bool retry = false;
+  if (slot.first_sample == 0 && last_sample != 0) {
+    if (record_first_sample(slot, last_sample)) {
+      slot.first_sample = last_sample;
+    } else {
+      retry = true;
+    }
+  }
+
   bool changed = false;
+  {
+    std::lock_guard lock(slot.mutex);
+    changed = health != slot.view.status || !slot.has_record;
+  }
+  // Write, then apply: a status change is recorded before anyone sees it. When the write
+  // fails the previous status stands (the next evaluation tries again).
+  if (changed) {
+    std::string key = key_prefix(d.id, "status");
+    append_big_endian(key, static_cast<uint64_t>(now), 8);
+    append_big_endian(key, slot.sequence, 4);
+    std::string record(health_name(health));
+    append_number(record, value);
+    const std::pair<std::string, std::string> puts[] = {{std::move(key), std::move(record)}};
+    if (writer_.write("kpi " + d.id + ": status " + std::string(health_name(health)), puts)) {
+      ++slot.sequence;
+      slot.has_record = true;
+      spdlog::info("kpi {}: {} (value {})", d.id, health_name(health), value);
+    } else {
+      changed = false;  // the view keeps its recorded status
+      retry = true;
+    }
+  }
+  if (retry) slot.last_evaluation = now - options_.reevaluate_interval;
   {
     std::lock_guard lock(slot.mutex);
     slot.view.value = value;
     slot.view.evaluated_at = now;
     slot.view.last_sample = last_sample;
-    if (health != slot.view.status || !slot.has_record) {
-      changed = true;
+    slot.view.first_sample = slot.first_sample;
+    if (changed) {
       slot.view.status = health;
       slot.view.since = now;
     }
-  }
-  if (changed) {
-    slot.has_record = true;
-    std::string key = key_prefix(d.id, "status");
-    append_big_endian(key, static_cast<uint64_t>(now), 8);
-    append_big_endian(key, slot.sequence++, 4);
-    std::string record(health_name(health));
-    append_number(record, value);
-    if (auto s = state_.write_state(
-            std::vector<std::pair<std::string, std::string>>{{std::move(key), std::move(record)}});
-        !s) {
-      spdlog::error("kpi {}: recording its status change: {}", d.id, s.message());
-    }
-    spdlog::info("kpi {}: {} (value {})", d.id, health_name(health), value);
+    slot.stale_status_possible = slot.view.status != Health::kNoData;
   }
   publish(slot);
   if (EvaluationListener* listener = listener_.load()) {
@@ -503,12 +553,8 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
           update.points);
     }
   }
-  {
-    std::lock_guard lock(slot.mutex);
-    slot.view.history_start = update.history_start;
-    slot.view.suggested = update.suggested;
-    slot.view.baseline = update.baseline;
-  }
+  // Write, then apply: a changed baseline is recorded before the view shows it; when the write
+  // fails the previous baseline stands and the history is recomputed soon.
   const auto& baseline = update.baseline;
   if (baseline &&
       (!slot.recorded_baseline || slot.recorded_baseline->lower != baseline->range.lower ||
@@ -521,14 +567,45 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
     append_number(record, baseline->range.center);
     append_number(record, baseline->range.upper);
     append_number(record, baseline->trusted ? 1 : 0);
-    if (auto s = state_.write_state(
-            std::vector<std::pair<std::string, std::string>>{{std::move(key), std::move(record)}});
-        !s) {
-      spdlog::error("kpi {}: recording its baseline: {}", d.id, s.message());
-    } else {
-      slot.recorded_baseline = baseline->range;
+    const std::pair<std::string, std::string> puts[] = {{std::move(key), std::move(record)}};
+    if (!writer_.write("kpi " + d.id + ": baseline", puts)) {
+      slot.next_refresh = std::min(slot.next_refresh, update.at + 60'000);
+      return;
     }
+    slot.recorded_baseline = baseline->range;
   }
+  std::lock_guard lock(slot.mutex);
+  slot.view.history_start = update.history_start;
+  slot.view.suggested = update.suggested;
+  slot.view.baseline = update.baseline;
+}
+
+TimestampMs Evaluator::load_first_sample(const std::string& id) const {
+  auto stored = state_.get_state(first_sample_key(id));
+  if (!stored) {
+    spdlog::error("kpi {}: reading its first sample time: {}", id, stored.status().message());
+  } else if (*stored) {
+    return static_cast<TimestampMs>(std::strtod((*stored)->c_str(), nullptr));
+  }
+  // Recorded before first samples were: a status other than no_data says it had data then.
+  TimestampMs first = 0;
+  const std::string prefix = key_prefix(id, "status");
+  auto s = state_.scan_state(prefix, [&](std::string_view key, std::string_view value) {
+    auto h = parse_health(value.substr(0, value.find(' ')));
+    if (!h || *h == Health::kNoData) return true;
+    first = std::max<TimestampMs>(1, time_of_key(key, prefix.size()));
+    return false;
+  });
+  if (!s) spdlog::error("kpi {}: reading its status history: {}", id, s.message());
+  return first;
+}
+
+bool Evaluator::record_first_sample(Slot& slot, TimestampMs time) {
+  std::string record;
+  append_number(record, static_cast<double>(time));
+  const std::pair<std::string, std::string> puts[] = {
+      {first_sample_key(slot.definition->id), std::move(record)}};
+  return writer_.write("kpi " + slot.definition->id + ": first sample", puts).is_ok();
 }
 
 void Evaluator::publish(Slot& slot) {

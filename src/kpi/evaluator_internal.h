@@ -27,7 +27,8 @@ struct Evaluator::Slot {
   std::atomic<TimestampMs> last_sample{0};
   // Evaluator-thread state (under round_mutex_).
   bool last_sample_known = false;
-  bool has_record = false;  // a status change is already recorded for this id
+  bool has_record = false;       // a status change is already recorded for this id
+  TimestampMs first_sample = 0;  // recorded time of the first sample ever seen (0: none yet)
   uint32_t sequence = 0;
   TimestampMs last_evaluation = std::numeric_limits<TimestampMs>::min();
   TimestampMs next_refresh = 0;

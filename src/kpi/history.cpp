@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stop_token>
 
 namespace kpid::kpi {
 
@@ -11,6 +12,10 @@ using detail::kNaN;
 
 constexpr DurationMs k5m = 5 * 60'000;
 constexpr DurationMs k1h = 60 * 60'000;
+// Steps per range query when the computation can be cancelled.
+constexpr int64_t kCancellablePiece = 256;
+
+Status cancelled() { return Status::unavailable("cancelled: kpid is stopping"); }
 
 // The one value of an across-series aggregation, NaN when no series had samples.
 Result<double> term_value(const query::Engine& engine, const query::Expr& expr, TimestampMs t) {
@@ -25,11 +30,16 @@ double ratio(const Definition& d, double numerator, double denominator) {
   return numerator / denominator * d.scale;
 }
 
-// Range query of `expr` in pieces the engine's max_points_per_series allows.
+// Range query of `expr` in pieces the engine's max_points_per_series allows. When `stop` can be
+// requested, in pieces of at most kCancellablePiece steps, checking it before each: a year of
+// history is read in ~35 pieces, so a stop waits for one of them at most.
 Status range_points(const query::Engine& engine, const query::Expr& expr, TimestampMs first,
-                    TimestampMs last, DurationMs step, std::vector<store::Point>& out) {
-  const int64_t per_query = std::max<int64_t>(1, engine.options().max_points_per_series);
+                    TimestampMs last, DurationMs step, std::vector<store::Point>& out,
+                    const std::stop_token& stop) {
+  int64_t per_query = std::max<int64_t>(1, engine.options().max_points_per_series);
+  if (stop.stop_possible()) per_query = std::min(per_query, kCancellablePiece);
   for (TimestampMs from = first; from <= last; from += per_query * step) {
+    if (stop.stop_requested()) return cancelled();
     const TimestampMs to = std::min(last, from + (per_query - 1) * step);
     auto result = engine.range(expr, from, to, step);
     if (!result) return result.status();
@@ -74,11 +84,11 @@ Result<double> value_of(const query::Engine& engine, const Definition& d, const 
 
 Result<std::vector<store::Point>> value_points(const query::Engine& engine, const Definition& d,
                                                DurationMs num_window, DurationMs den_window,
-                                               TimestampMs first, TimestampMs last,
-                                               DurationMs step) {
+                                               TimestampMs first, TimestampMs last, DurationMs step,
+                                               const std::stop_token& stop) {
   auto points = [&](const Term& term, DurationMs window, std::vector<store::Point>& into) {
     auto expr = term_expr(term, window);
-    return expr ? range_points(engine, **expr, first, last, step, into) : expr.status();
+    return expr ? range_points(engine, **expr, first, last, step, into, stop) : expr.status();
   };
   std::vector<store::Point> num;
   if (auto s = points(d.numerator, num_window, num); !s) return s;
@@ -119,7 +129,8 @@ Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi
 }
 
 Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
-                                                TimestampMs start, TimestampMs end) {
+                                                TimestampMs start, TimestampMs end,
+                                                const std::stop_token& stop) {
   const bool quantile = kpi.numerator.over_time == "quantile" ||
                         (kpi.denominator && kpi.denominator->over_time == "quantile");
   // Quantiles come from sketches only over whole hours; otherwise 5m steps while that keeps
@@ -131,17 +142,19 @@ Result<std::vector<store::Point>> value_history(const query::Engine& engine, con
   auto whole_steps = [step](DurationMs window) { return (window + step - 1) / step * step; };
   return detail::value_points(engine, kpi, whole_steps(kpi.numerator.window),
                               kpi.denominator ? whole_steps(kpi.denominator->window) : 0, first,
-                              last, step);
+                              last, step, stop);
 }
 
 namespace detail {
 
-HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now) {
+HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now,
+                              const std::stop_token& stop) {
   HistoryUpdate update;
   update.at = now;
   const BaselineSpec spec = history_spec(d);
-  auto history = value_history(engine, d, now - spec.window, now);
+  auto history = value_history(engine, d, now - spec.window, now, stop);
   if (!history) {
+    update.cancelled = stop.stop_requested();
     update.error = history.status().message();
     return update;
   }

@@ -4,6 +4,7 @@
 // blocks (evaluate_value and value_history in kpid/kpi/evaluator.h are the public ones).
 
 #include <limits>
+#include <stop_token>
 #include <vector>
 
 #include "kpid/core/status.h"
@@ -32,13 +33,15 @@ Result<double> value_of(const query::Engine& engine, const Definition& d, const 
 // one; steps where it is undefined (no samples, zero denominator) are left out.
 Result<std::vector<store::Point>> value_points(const query::Engine& engine, const Definition& d,
                                                DurationMs num_window, DurationMs den_window,
-                                               TimestampMs first, TimestampMs last,
-                                               DurationMs step);
+                                               TimestampMs first, TimestampMs last, DurationMs step,
+                                               const std::stop_token& stop = {});
 
 // When a KPI's history is next due for recomputation after one at `now`.
 TimestampMs next_refresh_after(const Definition& d, TimestampMs now);
 
 // A KPI's value history over its baseline (or default) window, and what follows from it.
-HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now);
+// Abandoned (update.cancelled) once `stop` is requested.
+HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now,
+                              const std::stop_token& stop = {});
 
 }  // namespace kpid::kpi::detail

@@ -19,6 +19,13 @@ std::string key_prefix(std::string_view id, std::string_view kind) {
   return k;
 }
 
+std::string first_sample_key(std::string_view id) {
+  std::string k = "kpi/";
+  k.append(id);
+  k.append("/first_sample");
+  return k;
+}
+
 TimestampMs time_of_key(std::string_view key, size_t prefix_size) {
   if (key.size() < prefix_size + 8) return 0;
   uint64_t v = 0;

@@ -19,6 +19,8 @@ namespace kpid::kpi::records {
 
 // "kpi/<id>/<kind>/"
 std::string key_prefix(std::string_view id, std::string_view kind);
+// "kpi/<id>/first_sample": the time of the first sample the KPI ever had (decimal ms).
+std::string first_sample_key(std::string_view id);
 // The time encoded after a key's prefix (0 when the key is too short).
 TimestampMs time_of_key(std::string_view key, size_t prefix_size);
 // Appends `v` (space-separated after the first).
