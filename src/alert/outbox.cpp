@@ -20,6 +20,8 @@ namespace {
 
 constexpr std::string_view kPrefix = "outbox/";
 constexpr std::string_view kSeqKey = "meta/outbox_seq";
+// How long a stop lets a delivery in flight finish before cancelling it.
+constexpr DurationMs kStopGraceMs = 1'000;
 
 std::string key_of(uint64_t seq) {
   std::string key(kPrefix);
@@ -196,8 +198,13 @@ void Outbox::stop(Deadline deadline) {
     stopping_ = true;
     for (auto& w : workers_) w->wake.notify_all();
   }
-  // A delivery in flight ends at once; its notification stays at the head of its queue.
-  transport_->cancel();
+  // A delivery in flight gets a moment to finish (a receiver that answers promptly is not sent
+  // the notification again after the restart); then it is cancelled and its notification stays
+  // at the head of its queue, in the store.
+  const Deadline grace = deadline.min(Deadline::after(kStopGraceMs));
+  bool all_done = true;
+  for (auto& w : workers_) all_done = w->thread.wait(grace) && all_done;
+  if (!all_done) transport_->cancel();
   for (auto& w : workers_) {
     if (!w->thread.wait(deadline)) {
       spdlog::warn("outbox: delivery to {} still running at the stop deadline", w->receiver->name);

@@ -70,9 +70,10 @@ class Outbox {
   void set_report(DeliveryReport report) { report_ = std::move(report); }
   // Starts one delivery thread per receiver.
   void start();
-  // Stops the delivery threads: a delivery in flight is cancelled (a receiver that accepts the
-  // connection and never answers does not hold the stop) and its notification stays in the
-  // outbox for the next start, as does everything undelivered. Waits for the threads; past
+  // Stops the delivery threads: a delivery in flight gets up to a second to finish, then is
+  // cancelled (a receiver that accepts the connection and never answers does not hold the
+  // stop) and its notification stays in the outbox for the next start, as does everything
+  // undelivered. Waits for the threads; past
   // `deadline` it logs which receiver it still waits for.
   void stop(Deadline deadline = Deadline::never());
 
