@@ -45,8 +45,10 @@ json::object wait_alert(const Kpid& k, const std::string& kpi, const std::string
 
 }  // namespace
 
-TEST_CASE("alerts: notified is true only once a receiver accepted; no receiver says no_receiver",
-          "[alert]") {
+TEST_CASE(
+    "alerts: notified is true only once a receiver accepted it and an unrouted alert says "
+    "no_receiver",
+    "[alert]") {
   RecordingReceiver hook;
   // The webhook takes critical alerts only: lat's crit alert reaches it, its warn alert none.
   Kpid k({.config_toml =
