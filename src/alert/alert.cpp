@@ -68,7 +68,9 @@ json::object to_json(const Alert& a) {
   } else {
     o["acknowledged"] = nullptr;
   }
+  o["announced"] = a.announced;
   o["notified"] = a.notified;
+  o["notification"] = a.notification.empty() ? json::value(nullptr) : json::value(a.notification);
   o["last_notified"] = rfc3339_value(a.last_notified);
   return o;
 }
@@ -113,6 +115,11 @@ Result<Alert> alert_from_json(const json::object& o) {
     if (auto s = ack.status(); !s) r.fail("acknowledged", s.message());
   }
   a.notified = r.boolean("notified");
+  // Records from before "announced" existed: "notified" meant announced then.
+  a.announced = o.contains("announced") ? r.boolean("announced") : a.notified;
+  if (const json::value* v = o.if_contains("notification"); v && v->is_string()) {
+    a.notification = std::string(v->get_string());
+  }
   a.last_notified = r.time("last_notified");
   if (auto s = r.status(); !s) return s;
   return a;

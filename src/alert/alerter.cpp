@@ -1,4 +1,6 @@
 #include "kpid/alert/alerter.h"
+
+#include "alerter_keys.h"
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
 
@@ -16,13 +18,14 @@ namespace kpid::alert {
 
 namespace json = boost::json;
 
-namespace {
+using keys::event_key;
+using keys::kAlertPrefix;
+using keys::kAlertSeqKey;
+using keys::kEventPrefix;
+using keys::kSilencePrefix;
+using keys::kSilenceSeqKey;
 
-constexpr std::string_view kAlertPrefix = "alert/";
-constexpr std::string_view kEventPrefix = "alertev/";
-constexpr std::string_view kSilencePrefix = "silence/";
-constexpr std::string_view kAlertSeqKey = "meta/alert_seq";
-constexpr std::string_view kSilenceSeqKey = "meta/silence_seq";
+namespace {
 
 std::string open_key(std::string_view kpi, Condition c) {
   return std::string(kpi) + "/" + std::string(condition_name(c));
@@ -51,15 +54,6 @@ std::optional<double> threshold_of(Condition c, const kpi::KpiView& view) {
     }
   }
   return std::nullopt;
-}
-
-std::string event_key(const std::string& alert_id, TimestampMs time, uint32_t seq) {
-  std::string key(kEventPrefix);
-  key += padded_id(parse_id(alert_id).value_or(0));
-  key.push_back('/');
-  append_big_endian(key, static_cast<uint64_t>(time), 8);
-  append_big_endian(key, seq, 4);
-  return key;
 }
 
 }  // namespace
@@ -100,13 +94,15 @@ struct Alerter::Metrics {
 
 Alerter::Alerter(store::StateStore& state, Outbox& outbox, metrics::Metrics* metrics,
                  const Clock& clock, AlerterOptions options)
-    : state_(state), outbox_(outbox), clock_(clock), options_(std::move(options)) {
+    : state_(state),
+      writer_(state, metrics, "alert"),
+      outbox_(outbox),
+      clock_(clock),
+      options_(std::move(options)) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
   set_external_url(options_.external_url);
-  outbox_.set_report(
-      [this](const Notification& n, std::string_view outcome, const std::string& detail) {
-        record_event(n.alert_id, std::string(outcome), n.event + " " + detail);
-      });
+  outbox_.set_report([this](const Notification& n, std::string_view outcome,
+                            const std::string& detail) { delivery_report(n, outcome, detail); });
 }
 
 Alerter::~Alerter() { stop(); }
@@ -164,8 +160,13 @@ void Alerter::set_rules(std::vector<Rule> rules) {
   }
   std::lock_guard lock(mutex_);
   rules_ = std::move(by_kpi);
-  // An open alert whose rule is gone can never resolve by itself.
-  const TimestampMs now = clock_.now_ms();
+  close_orphans(clock_.now_ms());
+  update_gauges();
+}
+
+void Alerter::close_orphans(TimestampMs now) {
+  // An open alert whose rule is gone can never resolve by itself. Should a write fail, the
+  // alert stays open and the next tick tries again.
   std::vector<uint64_t> orphaned;
   for (const auto& [key, id] : open_) {
     const Alert& a = alerts_.at(id);
@@ -176,40 +177,46 @@ void Alerter::set_rules(std::vector<Rule> rules) {
     if (!kept) orphaned.push_back(id);
   }
   for (uint64_t id : orphaned) {
-    Alert& a = alerts_.at(id);
-    open_.erase(open_key(a.kpi, a.condition));
-    if (a.state == State::kPending) {
-      spdlog::info("alert {} ({}): cancelled, its rule was removed", a.id, a.name);
-      erase_alert(id);
+    Alert next = alerts_.at(id);
+    const std::string key = open_key(next.kpi, next.condition);
+    if (next.state == State::kPending) {
+      if (!erase_alert(id)) continue;
+      spdlog::info("alert {} ({}): cancelled, its rule was removed", next.id, next.name);
+      open_.erase(key);
       continue;
     }
-    a.state = State::kResolved;
-    a.resolved_at = now;
-    a.recovering_since.reset();
+    next.state = State::kResolved;
+    next.resolved_at = now;
+    next.recovering_since.reset();
     std::vector<AlertEvent> events{
         {now, "resolved", "its rule was removed from the configuration"}};
-    if (a.notified) {
-      notify(a, kResolvedEvent, now, std::move(events));
-    } else {
-      persist(a, std::move(events));
-    }
-    outbox_.forget(a.id);
+    const Status written = next.announced ? notify(next, kResolvedEvent, now, std::move(events))
+                                          : persist(next, std::move(events));
+    if (!written) continue;
+    outbox_.forget(next.id);
+    open_.erase(key);
+    alerts_[id] = std::move(next);
   }
-  update_gauges();
 }
 
 void Alerter::start() {
-  if (!options_.background || thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  if (!options_.background || thread_.started()) return;
+  thread_.start([this] { run(); });
 }
 
-void Alerter::stop() {
+void Alerter::stop(Deadline deadline) {
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.wait(deadline)) spdlog::warn("alerting: still running at the stop deadline");
+  thread_.join();
+}
+
+bool Alerter::stopping() {
+  std::lock_guard lock(queue_mutex_);
+  return stopping_;
 }
 
 void Alerter::evaluated(const kpi::KpiView& kpi) {
@@ -254,7 +261,11 @@ void Alerter::run() {
       batch.swap(queue_);
     }
     const TimestampMs now = clock_.now_ms();
-    for (const auto& view : batch) process(view, now);
+    for (const auto& view : batch) {
+      // What is left of the batch is dropped: the next start evaluates every KPI afresh.
+      if (stopping()) return;
+      process(view, now);
+    }
     batch.clear();
     if (now >= next_tick) {
       tick(now);
@@ -292,12 +303,14 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
   obs.direction = d.direction;
   obs.band = d.band;
   if (view.baseline && view.baseline->trusted) obs.baseline = view.baseline->range;
-  const bool breach = breaches(rule.condition, view.status);
-  const bool is_recovered = recovered(rule.condition, obs, rule.hysteresis);
+  // A KPI that never had data is not missing any: no_data pages only about data that stopped.
+  const bool never_had_data = rule.condition == Condition::kNoData && view.first_sample == 0;
+  const bool breach = breaches(rule.condition, view.status) && !never_had_data;
+  const bool is_recovered = recovered(rule.condition, obs, rule.hysteresis) || never_had_data;
 
   const std::string key = open_key(rule.kpi, rule.condition);
   auto open = open_.find(key);
-  Alert* alert = open == open_.end() ? nullptr : &alerts_.at(open->second);
+  const Alert* alert = open == open_.end() ? nullptr : &alerts_.at(open->second);
   RuleState rs;
   if (alert != nullptr) {
     rs.state = alert->state;
@@ -306,104 +319,115 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
     rs.recovering_since = alert->recovering_since;
   }
   const Transition t = step(rs, rule.timing, breach, is_recovered, now);
+  const bool creating = alert == nullptr;
+  if (creating && t != Transition::kPending && t != Transition::kFiring) return;
   const std::string value_text = std::isnan(view.value) ? "no value" : format_number(view.value);
 
-  if (alert == nullptr && (t == Transition::kPending || t == Transition::kFiring)) {
-    const uint64_t id = next_alert_++;
-    Alert a;
-    a.id = std::to_string(id);
-    a.kpi = rule.kpi;
-    a.kpi_name = d.name;
-    a.condition = rule.condition;
-    a.name = rule.name;
-    a.severity = rule.severity;
-    a.owner = d.owner;
-    a.unit = d.unit;
-    a.runbook_url = rule.runbook_url;
-    a.state = State::kPending;
-    a.pending_since = rs.pending_since;
-    alert = &alerts_.emplace(id, std::move(a)).first->second;
-    open_[key] = id;
-    if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
-            {std::string(kAlertSeqKey), std::to_string(next_alert_)}});
-        !s) {
-      spdlog::error("alerts: recording the alert sequence: {}", s.message());
-    }
+  // Write, then apply: the change is made on a copy, written, and installed only once the
+  // write succeeded; otherwise nothing changes and the next evaluation or tick tries again.
+  const uint64_t id = creating ? next_alert_ : open->second;
+  Alert next;
+  Outbox::Records extra;
+  if (creating) {
+    next.id = std::to_string(id);
+    next.kpi = rule.kpi;
+    next.kpi_name = d.name;
+    next.condition = rule.condition;
+    next.name = rule.name;
+    next.severity = rule.severity;
+    next.owner = d.owner;
+    next.unit = d.unit;
+    next.runbook_url = rule.runbook_url;
+    next.state = State::kPending;
+    next.pending_since = rs.pending_since;
+    // The id sequence in the same write: an id is never handed out twice.
+    extra.emplace_back(std::string(kAlertSeqKey), std::to_string(id + 1));
+  } else {
+    next = *alert;
   }
-  if (alert == nullptr) return;
 
+  Status written;
   switch (t) {
     case Transition::kNone:
-      if (alert->recovering_since != rs.recovering_since) {
-        alert->recovering_since = rs.recovering_since;
-        persist(*alert, {});
-      }
-      return;
+      if (next.recovering_since == rs.recovering_since) return;
+      next.recovering_since = rs.recovering_since;
+      written = persist(next, {}, extra);
+      break;
     case Transition::kPending:
-      alert->value = view.value;
-      alert->threshold = threshold_of(rule.condition, view);
-      render(*alert, rule, view);
-      spdlog::info("alert {} ({}): pending, value {}", alert->id, alert->name, value_text);
-      persist(*alert, {{now, "pending",
-                        std::string(kpi::health_name(view.status)) + ", value " + value_text}});
-      return;
+      next.value = view.value;
+      next.threshold = threshold_of(rule.condition, view);
+      render(next, rule, view);
+      written = persist(
+          next,
+          {{now, "pending", std::string(kpi::health_name(view.status)) + ", value " + value_text}},
+          extra);
+      if (written) spdlog::info("alert {} ({}): pending, value {}", next.id, next.name, value_text);
+      break;
     case Transition::kCancelled:
-      spdlog::info("alert {} ({}): cancelled before firing", alert->id, alert->name);
-      erase_alert(open_.at(key));
+      if (!erase_alert(id)) return;
+      spdlog::info("alert {} ({}): cancelled before firing", next.id, next.name);
       open_.erase(key);
       return;
     case Transition::kFiring: {
-      alert->state = State::kFiring;
-      alert->pending_since = rs.pending_since;
-      alert->firing_since = rs.firing_since;
-      alert->recovering_since.reset();
-      alert->value = view.value;
-      alert->threshold = threshold_of(rule.condition, view);
-      render(*alert, rule, view);
-      spdlog::warn("alert {} ({}): firing, value {}", alert->id, alert->name, value_text);
+      next.state = State::kFiring;
+      next.pending_since = rs.pending_since;
+      next.firing_since = rs.firing_since;
+      next.recovering_since.reset();
+      next.value = view.value;
+      next.threshold = threshold_of(rule.condition, view);
+      render(next, rule, view);
       std::vector<AlertEvent> events;
       if (rs.pending_since == now && rule.timing.for_duration == 0) {
         events.push_back(
             {now, "pending", std::string(kpi::health_name(view.status)) + ", value " + value_text});
       }
       events.push_back({now, "firing",
-                        alert->annotations.count("summary") ? alert->annotations.at("summary")
-                                                            : "value " + value_text});
-      notify(*alert, kFiringEvent, now, std::move(events));
-      return;
+                        next.annotations.count("summary") ? next.annotations.at("summary")
+                                                          : "value " + value_text});
+      written = notify(next, kFiringEvent, now, std::move(events), extra);
+      if (written) spdlog::warn("alert {} ({}): firing, value {}", next.id, next.name, value_text);
+      break;
     }
     case Transition::kResolved: {
-      alert->state = State::kResolved;
-      alert->resolved_at = now;
-      alert->recovering_since.reset();
-      alert->value = view.value;
-      spdlog::info("alert {} ({}): resolved, value {}", alert->id, alert->name, value_text);
+      next.state = State::kResolved;
+      next.resolved_at = now;
+      next.recovering_since.reset();
+      next.value = view.value;
       std::vector<AlertEvent> events{
           {now, "resolved", std::string(kpi::health_name(view.status)) + ", value " + value_text}};
       // Only receivers that heard it fire hear it end.
-      if (alert->notified) {
-        notify(*alert, kResolvedEvent, now, std::move(events));
-      } else {
-        persist(*alert, std::move(events));
-      }
-      outbox_.forget(alert->id);
-      open_.erase(key);
-      return;
+      written = next.announced ? notify(next, kResolvedEvent, now, std::move(events))
+                               : persist(next, std::move(events));
+      if (written)
+        spdlog::info("alert {} ({}): resolved, value {}", next.id, next.name, value_text);
+      break;
     }
   }
+  if (!written) return;
+  if (creating) {
+    next_alert_ = id + 1;
+    open_[key] = id;
+  }
+  if (t == Transition::kResolved) {
+    outbox_.forget(next.id);
+    open_.erase(key);
+  }
+  alerts_[id] = std::move(next);
 }
 
-void Alerter::erase_alert(uint64_t id) {
+Status Alerter::erase_alert(uint64_t id) {
   std::vector<std::string> erase{std::string(kAlertPrefix) + padded_id(id)};
   const std::string prefix = std::string(kEventPrefix) + padded_id(id) + "/";
   auto scanned = state_.scan_state(prefix, [&](std::string_view k, std::string_view) {
     erase.emplace_back(k);
     return true;
   });
-  if (auto s = scanned ? state_.write_state({}, erase) : scanned; !s) {
-    spdlog::error("alert {}: removing it: {}", id, s.message());
+  if (!scanned) return writer_.check("alert " + std::to_string(id) + ": removing it", scanned);
+  if (auto s = writer_.write("alert " + std::to_string(id) + ": removing it", {}, erase); !s) {
+    return s;
   }
   alerts_.erase(id);
+  return Status::ok();
 }
 
 void Alerter::render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const {
@@ -451,42 +475,41 @@ std::vector<std::string> Alerter::silenced_by(const Alert& alert, TimestampMs no
   return ids;
 }
 
-void Alerter::notify(Alert& alert, std::string_view event, TimestampMs now,
-                     std::vector<AlertEvent> events) {
+Status Alerter::notify(Alert& alert, std::string_view event, TimestampMs now,
+                       std::vector<AlertEvent> events, const Outbox::Records& extra) {
   const bool announcing = event == kFiringEvent || event == kRepeatEvent;
   if (announcing) {
     if (auto silenced = silenced_by(alert, now); !silenced.empty()) {
-      if (metrics_) metrics_->suppressed.Increment();
       std::string list;
       for (const auto& id : silenced) list += (list.empty() ? "" : ", ") + id;
       events.push_back({now, "silenced", std::string(event) + " not sent: silence " + list});
-      persist(alert, std::move(events));
-      return;
+      if (!alert.announced) alert.notification = "silenced";
+      auto s = persist(alert, std::move(events), extra);
+      if (s && metrics_) metrics_->suppressed.Increment();
+      return s;
     }
-  }
-  // The alert as it will be once the event is queued, recorded in the same write.
-  const bool was_notified = alert.notified;
-  const TimestampMs was_last_notified = alert.last_notified;
-  if (announcing) {
-    alert.notified = true;
+    alert.announced = true;
     alert.last_notified = now;
   }
-  auto queued = outbox_.enqueue(event, alert, snapshot(alert, now), {}, records(alert, events));
-  if (!queued) {
-    spdlog::error("alert {}: queueing {}: {}", alert.id, event, queued.status().message());
-    alert.notified = was_notified;
-    alert.last_notified = was_last_notified;
-    persist(alert, std::move(events));
-    return;
-  }
-  std::string names;
-  for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
+  // The alert as it will be once the event is queued, its timeline line and the notifications
+  // in one write.
+  const std::vector<std::string> names = outbox_.routes(event, alert);
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  if (announcing) alert.notification = names.empty() ? "no_receiver" : "queued";
+  events.push_back(
+      {now, "queued",
+       std::string(event) + (names.empty() ? " (no receiver routes it)" : " for " + list)});
+  Outbox::Records with = records(alert, events);
+  with.insert(with.end(), extra.begin(), extra.end());
+  auto queued = outbox_.enqueue(event, alert, snapshot(alert, now), {}, with);
+  if (!queued)
+    return writer_.check("alert " + alert.id + ": " + std::string(event), queued.status());
   if (metrics_ && !queued->empty()) {
     metrics_->notifications.Add({{"event", std::string(event)}})
         .Increment(static_cast<double>(queued->size()));
   }
-  record_event(alert.id, "queued",
-               std::string(event) + (names.empty() ? " (no receiver routes it)" : " for " + names));
+  return Status::ok();
 }
 
 Outbox::Records Alerter::records(const Alert& alert, const std::vector<AlertEvent>& events) {
@@ -499,54 +522,48 @@ Outbox::Records Alerter::records(const Alert& alert, const std::vector<AlertEven
   return puts;
 }
 
-void Alerter::persist(const Alert& alert, std::vector<AlertEvent> events) {
-  if (auto s = state_.write_state(records(alert, events)); !s) {
-    spdlog::error("alert {}: recording it: {}", alert.id, s.message());
-  }
+Status Alerter::persist(const Alert& alert, std::vector<AlertEvent> events,
+                        const Outbox::Records& extra) {
+  Outbox::Records puts = records(alert, events);
+  puts.insert(puts.end(), extra.begin(), extra.end());
+  const std::string what =
+      "alert " + alert.id + ": " +
+      (events.empty() ? std::string(state_name(alert.state)) : events.back().kind);
+  return writer_.write(what, puts);
 }
 
-Status Alerter::annotate(std::string_view id_text, const std::string& name,
-                         const std::string& value) {
-  std::lock_guard lock(mutex_);
-  auto id = parse_id(id_text);
-  auto it = id ? alerts_.find(*id) : alerts_.end();
-  if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
-  Alert& a = it->second;
-  if (auto existing = a.annotations.find(name);
-      existing != a.annotations.end() && existing->second == value) {
-    return Status::ok();
-  }
-  a.annotations[name] = value;
-  persist(a, {{clock_.now_ms(), "annotated", name + " = " + value}});
-  return Status::ok();
-}
-
-Status Alerter::notify_about(std::string_view id_text, std::string_view event,
-                             const json::object& okr, const Outbox::Records& with) {
-  std::lock_guard lock(mutex_);
-  auto id = parse_id(id_text);
-  auto it = id ? alerts_.find(*id) : alerts_.end();
-  if (it == alerts_.end()) return with.empty() ? Status::ok() : state_.write_state(with);
-  const TimestampMs now = clock_.now_ms();
-  auto queued = outbox_.enqueue(event, it->second, snapshot(it->second, now), okr, with);
-  if (!queued) {
-    spdlog::error("alert {}: queueing {}: {}", it->second.id, event, queued.status().message());
-    return queued.status();
-  }
-  std::string names;
-  for (const auto& n : *queued) names += (names.empty() ? "" : ", ") + n;
-  record_event(it->second.id, "queued",
-               std::string(event) + (names.empty() ? " (no receiver takes it)" : " for " + names));
-  return Status::ok();
-}
-
-void Alerter::record_event(const std::string& alert_id, std::string kind, std::string detail) {
+Status Alerter::record_event(const std::string& alert_id, std::string kind, std::string detail) {
   AlertEvent e{clock_.now_ms(), std::move(kind), std::move(detail)};
-  if (auto s = state_.write_state(std::vector<std::pair<std::string, std::string>>{
-          {event_key(alert_id, e.time, event_seq_++), to_json_text(to_json(e))}});
-      !s) {
-    spdlog::error("alert {}: recording an event: {}", alert_id, s.message());
+  const std::pair<std::string, std::string> puts[] = {
+      {event_key(alert_id, e.time, event_seq_++), to_json_text(to_json(e))}};
+  return writer_.write("alert " + alert_id + ": " + e.kind, puts);
+}
+
+void Alerter::delivery_report(const Notification& n, std::string_view outcome,
+                              const std::string& detail) {
+  std::lock_guard lock(mutex_);
+  const std::string line = n.event + " " + detail;
+  auto id = parse_id(n.alert_id);
+  auto it = id ? alerts_.find(*id) : alerts_.end();
+  const bool announcement = n.event == kFiringEvent || n.event == kRepeatEvent;
+  if (it != alerts_.end() && announcement) {
+    // What became of the announcement, with its timeline line in one write.
+    Alert next = it->second;
+    if (outcome == "delivered") {
+      next.notified = true;
+      next.notification = "delivered";
+    } else if (outcome == "expired" && next.notification == "queued") {
+      next.notification = "expired";
+    }
+    if (next.notified != it->second.notified || next.notification != it->second.notification) {
+      if (persist(next, {{clock_.now_ms(), std::string(outcome), line}})) {
+        it->second = std::move(next);
+      }
+      return;
+    }
   }
+  // Only a timeline line: a failure is logged and counted by the writer.
+  (void)record_event(n.alert_id, std::string(outcome), line);
 }
 
 void Alerter::tick(TimestampMs now) {
@@ -563,12 +580,18 @@ void Alerter::tick(TimestampMs now) {
       if (rule.condition == condition) step_rule(rule, view->second, now);
     }
   }
+  close_orphans(now);
   for (const auto& [key, id] : open_) {
     Alert& a = alerts_.at(id);
     if (a.state != State::kFiring) continue;
-    if (!a.notified) {
+    // Write, then apply: each announcement is made on a copy, installed once written.
+    auto announce = [&](std::string_view event) {
+      Alert next = a;
+      if (notify(next, event, now)) a = std::move(next);
+    };
+    if (!a.announced) {
       // Silenced when it fired; announce it once no silence matches.
-      if (silenced_by(a, now).empty()) notify(a, kFiringEvent, now);
+      if (silenced_by(a, now).empty()) announce(kFiringEvent);
       continue;
     }
     if (!silenced_by(a, now).empty()) continue;
@@ -580,7 +603,7 @@ void Alerter::tick(TimestampMs now) {
       }
     }
     if (rule != nullptr && !a.acknowledged && now - a.last_notified >= rule->repeat_interval) {
-      notify(a, kRepeatEvent, now);
+      announce(kRepeatEvent);
     }
   }
   // Forget what is past keeping.
@@ -590,20 +613,18 @@ void Alerter::tick(TimestampMs now) {
       expired.push_back(id);
     }
   }
-  for (uint64_t id : expired) erase_alert(id);
+  // A failed removal (logged and counted) is tried again at the next tick.
+  for (uint64_t id : expired) (void)erase_alert(id);
   std::vector<std::string> erase;
-  for (auto it = silences_.begin(); it != silences_.end();) {
-    if (now - it->second.ends_at > options_.resolved_retention) {
-      erase.push_back(std::string(kSilencePrefix) + padded_id(it->first));
-      it = silences_.erase(it);
-    } else {
-      ++it;
+  std::vector<uint64_t> old_silences;
+  for (const auto& [id, s] : silences_) {
+    if (now - s.ends_at > options_.resolved_retention) {
+      erase.push_back(std::string(kSilencePrefix) + padded_id(id));
+      old_silences.push_back(id);
     }
   }
-  if (!erase.empty()) {
-    if (auto s = state_.write_state({}, erase); !s) {
-      spdlog::error("alerts: removing old records: {}", s.message());
-    }
+  if (!erase.empty() && writer_.write("removing expired silences", {}, erase)) {
+    for (uint64_t id : old_silences) silences_.erase(id);
   }
   update_gauges();
 }
@@ -626,7 +647,9 @@ std::string Alerter::url_of(const std::string& id) const {
 json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
   json::object o = to_json(alert);
   // Bookkeeping of kpid's own, not news for a receiver.
+  o.erase("announced");
   o.erase("notified");
+  o.erase("notification");
   o.erase("last_notified");
   o.erase("recovering_since");
   o["url"] = url_of(alert.id);
@@ -634,121 +657,6 @@ json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
   for (const auto& id : silenced_by(alert, now)) silenced.push_back(json::string(id));
   o["silenced_by"] = std::move(silenced);
   return o;
-}
-
-AlertView Alerter::view_of(const Alert& alert, TimestampMs now) const {
-  return {alert, silenced_by(alert, now), url_of(alert.id)};
-}
-
-std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
-  std::lock_guard lock(mutex_);
-  const TimestampMs now = clock_.now_ms();
-  std::vector<AlertView> out;
-  for (auto it = alerts_.rbegin(); it != alerts_.rend(); ++it) {
-    const Alert& a = it->second;
-    if (!f.state.empty() && state_name(a.state) != f.state) continue;
-    if (!f.kpi.empty() && a.kpi != f.kpi) continue;
-    if (!f.owner.empty() && a.owner != f.owner) continue;
-    if (!f.severity.empty() && a.severity != f.severity) continue;
-    if (f.acknowledged && a.acknowledged.has_value() != *f.acknowledged) continue;
-    AlertView view = view_of(a, now);
-    if (f.silenced && view.silenced_by.empty() == *f.silenced) continue;
-    out.push_back(std::move(view));
-  }
-  return out;
-}
-
-Result<AlertDetail> Alerter::get(std::string_view id_text) const {
-  auto id = parse_id(id_text);
-  AlertDetail detail;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = id ? alerts_.find(*id) : alerts_.end();
-    if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
-    detail.view = view_of(it->second, clock_.now_ms());
-  }
-  const std::string prefix = std::string(kEventPrefix) + padded_id(*id) + "/";
-  auto s = state_.scan_state(prefix, [&](std::string_view, std::string_view value) {
-    auto record = parse_record(value);
-    if (!record) return true;
-    if (auto e = event_from_json(*record)) detail.timeline.push_back(std::move(*e));
-    return true;
-  });
-  if (!s) return s;
-  return detail;
-}
-
-Result<AlertView> Alerter::acknowledge(std::string_view id_text, std::string author,
-                                       std::string comment) {
-  std::lock_guard lock(mutex_);
-  auto id = parse_id(id_text);
-  auto it = id ? alerts_.find(*id) : alerts_.end();
-  if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
-  Alert& a = it->second;
-  if (a.state == State::kResolved) {
-    return Status::invalid_argument("alert " + a.id + " is already resolved");
-  }
-  if (a.acknowledged) {
-    return Status::invalid_argument("alert " + a.id + " was already acknowledged by " +
-                                    a.acknowledged->author);
-  }
-  const TimestampMs now = clock_.now_ms();
-  a.acknowledged = Acknowledgement{author, now, comment};
-  spdlog::info("alert {} ({}): acknowledged by {}", a.id, a.name, author);
-  std::vector<AlertEvent> events{
-      {now, "acknowledged", "by " + author + (comment.empty() ? "" : ": " + comment)}};
-  // Receivers that heard it fire hear who took it (PagerDuty stops escalating).
-  if (a.notified) {
-    notify(a, kAcknowledgedEvent, now, std::move(events));
-  } else {
-    persist(a, std::move(events));
-  }
-  return view_of(a, now);
-}
-
-std::vector<Silence> Alerter::silences() const {
-  std::lock_guard lock(mutex_);
-  std::vector<Silence> out;
-  for (auto it = silences_.rbegin(); it != silences_.rend(); ++it) out.push_back(it->second);
-  return out;
-}
-
-Result<Silence> Alerter::add_silence(Silence s) {
-  std::lock_guard lock(mutex_);
-  const TimestampMs now = clock_.now_ms();
-  if (s.starts_at == 0) s.starts_at = now;
-  if (s.ends_at <= s.starts_at) {
-    return Status::invalid_argument("ends_at must be after starts_at");
-  }
-  if (s.ends_at <= now) return Status::invalid_argument("ends_at is in the past");
-  const uint64_t id = next_silence_++;
-  s.id = std::to_string(id);
-  s.created_at = now;
-  std::vector<std::pair<std::string, std::string>> puts{
-      {std::string(kSilencePrefix) + padded_id(id), to_json_text(to_json(s, now))},
-      {std::string(kSilenceSeqKey), std::to_string(next_silence_)}};
-  if (auto st = state_.write_state(puts); !st) return st;
-  spdlog::info("silence {} by {} until {}: {}", s.id, s.author, s.ends_at, s.comment);
-  silences_.emplace(id, s);
-  return s;
-}
-
-Result<Silence> Alerter::expire_silence(std::string_view id_text) {
-  std::lock_guard lock(mutex_);
-  auto id = parse_id(id_text);
-  auto it = id ? silences_.find(*id) : silences_.end();
-  if (it == silences_.end()) return Status::not_found("no silence " + std::string(id_text));
-  const TimestampMs now = clock_.now_ms();
-  Silence& s = it->second;
-  if (s.ends_at > now) {
-    s.ends_at = now;
-    if (s.starts_at > now) s.starts_at = now;
-    std::vector<std::pair<std::string, std::string>> puts{
-        {std::string(kSilencePrefix) + padded_id(*id), to_json_text(to_json(s, now))}};
-    if (auto st = state_.write_state(puts); !st) return st;
-    spdlog::info("silence {} expired", s.id);
-  }
-  return s;
 }
 
 }  // namespace kpid::alert

@@ -1,6 +1,7 @@
 #include "kpid/alert/outbox.h"
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
+#include "kpid/core/worker_thread.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +20,8 @@ namespace {
 
 constexpr std::string_view kPrefix = "outbox/";
 constexpr std::string_view kSeqKey = "meta/outbox_seq";
+// How long a stop lets a delivery in flight finish before cancelling it.
+constexpr DurationMs kStopGraceMs = 1'000;
 
 std::string key_of(uint64_t seq) {
   std::string key(kPrefix);
@@ -45,6 +48,10 @@ class HttpTransport final : public Transport {
   Result<net::OutboundResponse> send(const Receiver& receiver,
                                      const OutboundRequest& request) override {
     return clients_.at(receiver.name)->send("POST", request.target, request.body, request.headers);
+  }
+
+  void cancel() override {
+    for (auto& [name, client] : clients_) client->cancel();
   }
 
  private:
@@ -94,7 +101,7 @@ struct Outbox::Worker {
   TimestampMs next_attempt = 0;
   std::map<std::string, TimestampMs> lease_sent;  // Alertmanager: alert id -> last queued
   std::condition_variable wake;
-  std::thread thread;
+  WorkerThread thread;
   prometheus::Gauge* depth = nullptr;
   prometheus::Counter* delivered = nullptr;
   prometheus::Counter* failures = nullptr;
@@ -109,6 +116,7 @@ struct Outbox::Worker {
 Outbox::Outbox(store::StateStore& state, std::vector<Receiver> receivers, metrics::Metrics* metrics,
                const Clock& clock, OutboxOptions options, Transport* transport)
     : state_(state),
+      writer_(state, metrics, "outbox"),
       receivers_(std::move(receivers)),
       clock_(clock),
       options_(options),
@@ -172,26 +180,37 @@ Status Outbox::load() {
   });
   if (!s) return s;
   for (auto& w : workers_) w->update_depth();
-  if (!orphans.empty()) return state_.write_state({}, orphans);
+  if (!orphans.empty())
+    return writer_.write("dropping unreadable or orphaned entries", {}, orphans);
   return Status::ok();
 }
 
 void Outbox::start() {
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    w->thread = std::thread([this, worker] { run(*worker); });
+    w->thread.start([this, worker] { run(*worker); });
   }
 }
 
-void Outbox::stop() {
+void Outbox::stop(Deadline deadline) {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    for (auto& w : workers_) w->wake.notify_all();
   }
+  // A delivery in flight gets a moment to finish (a receiver that answers promptly is not sent
+  // the notification again after the restart); then it is cancelled and its notification stays
+  // at the head of its queue, in the store.
+  const Deadline grace = deadline.min(Deadline::after(kStopGraceMs));
+  bool all_done = true;
+  for (auto& w : workers_) all_done = w->thread.wait(grace) && all_done;
+  if (!all_done) transport_->cancel();
   for (auto& w : workers_) {
-    w->wake.notify_all();
-    if (w->thread.joinable()) w->thread.join();
+    if (!w->thread.wait(deadline)) {
+      spdlog::warn("outbox: delivery to {} still running at the stop deadline", w->receiver->name);
+    }
   }
+  for (auto& w : workers_) w->thread.join();
 }
 
 Result<std::vector<std::string>> Outbox::enqueue(std::string_view event, const Alert& alert,
@@ -205,6 +224,14 @@ void Outbox::refresh_leases(const Alert& alert, const json::object& snapshot) {
     spdlog::error("outbox: queueing lease renewals of alert {}: {}", alert.id,
                   r.status().message());
   }
+}
+
+std::vector<std::string> Outbox::routes(std::string_view event, const Alert& alert) const {
+  std::vector<std::string> names;
+  for (const auto& r : receivers_) {
+    if (r.routes(alert.severity, alert.owner) && takes(r.type, event)) names.push_back(r.name);
+  }
+  return names;
 }
 
 void Outbox::forget(const std::string& alert_id) {
@@ -253,14 +280,15 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
     added.emplace_back(w.get(), std::move(n));
   }
   puts.insert(puts.end(), with.begin(), with.end());
+  const std::string what = std::string(event) + " of alert " + alert.id;
   if (added.empty()) {
     if (!with.empty()) {
-      if (auto s = state_.write_state(with); !s) return s;
+      if (auto s = writer_.write(what, with); !s) return s;
     }
     return names;
   }
   puts.emplace_back(std::string(kSeqKey), std::to_string(seq));
-  if (auto s = state_.write_state(puts, erase); !s) return s;
+  if (auto s = writer_.write(what, puts, erase); !s) return s;
   next_seq_ = seq;
   for (auto& [w, n] : added) {
     if (w->receiver->type == ReceiverType::kAlertmanager) {
@@ -307,9 +335,10 @@ void Outbox::remove_head(Worker& w, const char* what) {
     std::lock_guard lock(mutex_);
     seq = w.queue.front().seq;
   }
-  if (auto s = state_.write_state({}, std::vector<std::string>{key_of(seq)}); !s) {
-    spdlog::error("outbox: {}: {}", what, s.message());
-  }
+  // Should the erase fail (logged and counted), the notification is sent again after a restart;
+  // its idempotency key lets receivers drop it.
+  const std::string erase[] = {key_of(seq)};
+  (void)writer_.write(what, {}, erase);
   std::lock_guard lock(mutex_);
   w.queue.pop_front();
   w.in_flight = false;
@@ -352,6 +381,15 @@ Outbox::Outcome Outbox::deliver_one(Worker& w) {
     return Outcome::kDelivered;
   }
 
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) {
+      // Cancelled as the outbox stops, not the receiver's fault: the notification stays at the
+      // head of the queue, in the store, for the next start.
+      w.in_flight = false;
+      return Outcome::kStopped;
+    }
+  }
   std::string detail;
   if (!response) {
     detail = response.status().message();

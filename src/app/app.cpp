@@ -495,16 +495,16 @@ class Daemon {
     // The planner reads the evaluator and alerter; the evaluator tells the alerter, which feeds
     // the outbox: stopped in that order.
     step("stop OKR planning", [&] {
-      if (planner_) planner_->stop();
+      if (planner_) planner_->stop(deadline);
     });
     step("stop KPI evaluation", [&] {
-      if (evaluator_) evaluator_->stop();
+      if (evaluator_) evaluator_->stop(deadline);
     });
     step("stop alerting", [&] {
-      if (alerter_) alerter_->stop();
+      if (alerter_) alerter_->stop(deadline);
     });
     step("stop notification delivery", [&] {
-      if (outbox_) outbox_->stop();
+      if (outbox_) outbox_->stop(deadline);
     });
     planner_.reset();
     evaluator_.reset();

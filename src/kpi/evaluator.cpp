@@ -2,15 +2,16 @@
 
 #include "kpid/core/text.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
+#include "evaluator_internal.h"
+#include "history.h"
+#include "records.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 
@@ -18,406 +19,36 @@ namespace kpid::kpi {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr DurationMs k5m = 5 * 60'000;
-constexpr DurationMs k1h = 60 * 60'000;
+using detail::history_spec;
+using detail::kNaN;
+using records::append_number;
+using records::encode_band;
+using records::first_sample_key;
+using records::key_prefix;
+using records::parse_health;
+using records::time_of_key;
+
 // A sample stamped ahead of kpid's clock (a client's clock running a little fast) counts at
 // once: the KPI is evaluated at that sample's time, up to this far ahead of now.
 constexpr DurationMs kFutureTolerance = 10'000;
 // How much timer-driven evaluation one round does before it lets new samples' KPIs go first.
 constexpr auto kTimerSlice = std::chrono::milliseconds(1);
 
-// What a KPI without a [kpi.baseline] uses for its history (threshold suggestions only).
-BaselineSpec history_spec(const Definition& d) { return d.baseline ? *d.baseline : BaselineSpec{}; }
-
-// --- state store records --------------------------------------------------------------------
-// Keys: "kpi/<id>/<kind>/" + big-endian time (+ sequence), so a prefix scan is in time order.
-// Values: space-separated numbers in shortest round-trip form ("nan" for none).
-
-std::string key_prefix(std::string_view id, std::string_view kind) {
-  std::string k = "kpi/";
-  k.append(id);
-  k.push_back('/');
-  k.append(kind);
-  k.push_back('/');
-  return k;
-}
-
-TimestampMs time_of_key(std::string_view key, size_t prefix_size) {
-  if (key.size() < prefix_size + 8) return 0;
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(key[prefix_size + i]);
-  return static_cast<TimestampMs>(v);
-}
-
-void append_number(std::string& out, double v) {
-  if (!out.empty()) out.push_back(' ');
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, ec == std::errc() ? end : buf);
-}
-
-std::vector<double> parse_numbers(std::string_view text) {
-  std::vector<double> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find(' ', pos);
-    if (end == std::string_view::npos) end = text.size();
-    double v = kNaN;
-    std::from_chars(text.data() + pos, text.data() + end, v);
-    out.push_back(v);
-    pos = end + 1;
-  }
-  return out;
-}
-
-std::optional<Health> parse_health(std::string_view text) {
-  for (Health h :
-       {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
-    if (health_name(h) == text) return h;
-  }
-  return std::nullopt;
-}
-
-std::string encode_band(const std::optional<Band>& band) {
-  if (!band) return "none";
-  std::string out;
-  append_number(out, band->target ? *band->target : kNaN);
-  for (double v :
-       {band->warn, band->crit, band->warn_low, band->crit_low, band->warn_high, band->crit_high}) {
-    append_number(out, v);
-  }
-  return out;
-}
-
-// A band from its record's numbers (see encode_band); nullopt for "none".
-std::optional<Band> band_from(const std::vector<double>& v) {
-  if (v.size() != 7) return std::nullopt;
-  Band b;
-  if (!std::isnan(v[0])) b.target = v[0];
-  b.warn = v[1];
-  b.crit = v[2];
-  b.warn_low = v[3];
-  b.crit_low = v[4];
-  b.warn_high = v[5];
-  b.crit_high = v[6];
-  return b;
-}
-
-// The thresholds of a band by name, in the order the API lists them.
-std::vector<std::pair<std::string, double>> thresholds_of(Direction d, const Band& b) {
-  std::vector<std::pair<std::string, double>> out;
-  if (b.target) out.emplace_back("target", *b.target);
-  if (d == Direction::kInRange) {
-    out.emplace_back("warn_low", b.warn_low);
-    out.emplace_back("crit_low", b.crit_low);
-    out.emplace_back("warn_high", b.warn_high);
-    out.emplace_back("crit_high", b.crit_high);
-  } else {
-    out.emplace_back("warn", b.warn);
-    out.emplace_back("crit", b.crit);
-  }
-  return out;
-}
-
-// The one value of an across-series aggregation, NaN when no series had samples.
-Result<double> term_value(const query::Engine& engine, const query::Expr& expr, TimestampMs t) {
-  auto result = engine.instant(expr, t);
-  if (!result) return result.status();
-  if (result->series.empty() || result->series.front().points.empty()) return kNaN;
-  return result->series.front().points.front().value;
-}
-
-double ratio(const Definition& d, double numerator, double denominator) {
-  if (std::isnan(numerator) || std::isnan(denominator) || denominator == 0) return kNaN;
-  return numerator / denominator * d.scale;
-}
-
-// Range query of `expr` in pieces the engine's max_points_per_series allows.
-Status range_points(const query::Engine& engine, const query::Expr& expr, TimestampMs first,
-                    TimestampMs last, DurationMs step, std::vector<store::Point>& out) {
-  const int64_t per_query = std::max<int64_t>(1, engine.options().max_points_per_series);
-  for (TimestampMs from = first; from <= last; from += per_query * step) {
-    const TimestampMs to = std::min(last, from + (per_query - 1) * step);
-    auto result = engine.range(expr, from, to, step);
-    if (!result) return result.status();
-    if (!result->series.empty()) {
-      const auto& points = result->series.front().points;
-      out.insert(out.end(), points.begin(), points.end());
-    }
-  }
-  return Status::ok();
-}
-
-// Joins numerator and denominator points by timestamp into ratio points.
-std::vector<store::Point> join_ratio(const Definition& d, const std::vector<store::Point>& num,
-                                     const std::vector<store::Point>& den) {
-  std::vector<store::Point> out;
-  size_t j = 0;
-  for (const auto& p : num) {
-    while (j < den.size() && den[j].timestamp < p.timestamp) ++j;
-    if (j == den.size() || den[j].timestamp != p.timestamp) continue;
-    const double v = ratio(d, p.value, den[j].value);
-    if (!std::isnan(v)) out.push_back({p.timestamp, v});
-  }
-  return out;
-}
-
-Result<query::ExprPtr> term_expr(const Term& term, DurationMs window) {
-  return query::parse_promql(term.promql(window));
-}
-
-// The KPI's value at `time` from its compiled terms (`den` null unless a ratio): NaN when
-// undefined.
-Result<double> value_of(const query::Engine& engine, const Definition& d, const query::Expr& num,
-                        const query::Expr* den, TimestampMs time) {
-  auto n = term_value(engine, num, time);
-  if (!n || den == nullptr) return n;
-  auto v = term_value(engine, *den, time);
-  if (!v) return v.status();
-  return ratio(d, *n, *v);
-}
-
-// The KPI's value at first, first + step, ... <= last, each term's window replaced by the given
-// one; steps where it is undefined (no samples, zero denominator) are left out.
-Result<std::vector<store::Point>> value_points(const query::Engine& engine, const Definition& d,
-                                               DurationMs num_window, DurationMs den_window,
-                                               TimestampMs first, TimestampMs last,
-                                               DurationMs step) {
-  auto points = [&](const Term& term, DurationMs window, std::vector<store::Point>& into) {
-    auto expr = term_expr(term, window);
-    return expr ? range_points(engine, **expr, first, last, step, into) : expr.status();
-  };
-  std::vector<store::Point> num;
-  if (auto s = points(d.numerator, num_window, num); !s) return s;
-  if (!d.denominator) {
-    std::erase_if(num, [](const store::Point& p) { return std::isnan(p.value); });
-    return num;
-  }
-  std::vector<store::Point> den;
-  if (auto s = points(*d.denominator, den_window, den); !s) return s;
-  return join_ratio(d, num, den);
-}
-
-// When a KPI's history is next due for recomputation after one at `now`.
-TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
-  const BaselineSpec spec = history_spec(d);
-  TimestampMs next = now + spec.refresh;
-  // The seasonal range is per hour of the week: recompute as each hour begins.
-  if (d.baseline && spec.method == BaselineMethod::kSeasonal) {
-    next = std::min(next, (now / k1h + 1) * k1h);
-  }
-  return next;
-}
-
 }  // namespace
-
-// --- free functions ---------------------------------------------------------------------------
-
-Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
-                              TimestampMs time) {
-  auto num = term_expr(kpi.numerator, kpi.numerator.window);
-  if (!num) return num.status();
-  query::ExprPtr den;
-  if (kpi.denominator) {
-    auto parsed = term_expr(*kpi.denominator, kpi.denominator->window);
-    if (!parsed) return parsed.status();
-    den = std::move(parsed).value();
-  }
-  return value_of(engine, kpi, **num, den.get(), time);
-}
-
-Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
-                                                TimestampMs start, TimestampMs end) {
-  const bool quantile = kpi.numerator.over_time == "quantile" ||
-                        (kpi.denominator && kpi.denominator->over_time == "quantile");
-  // Quantiles come from sketches only over whole hours; otherwise 5m steps while that keeps
-  // the history at 10,000 values or fewer.
-  const DurationMs step = quantile || (end - start) / k5m > 10'000 ? k1h : k5m;
-  const TimestampMs first = (start >= 0 ? start / step + 1 : start / step) * step;
-  const TimestampMs last = (end >= 0 ? end / step : (end - step + 1) / step) * step;
-  if (first > last) return std::vector<store::Point>();
-  auto whole_steps = [step](DurationMs window) { return (window + step - 1) / step * step; };
-  return value_points(engine, kpi, whole_steps(kpi.numerator.window),
-                      kpi.denominator ? whole_steps(kpi.denominator->window) : 0, first, last,
-                      step);
-}
-
-namespace {
-
-// A KPI's value history over its baseline (or default) window, and what follows from it.
-HistoryUpdate compute_history(const query::Engine& engine, const Definition& d, TimestampMs now) {
-  HistoryUpdate update;
-  update.at = now;
-  const BaselineSpec spec = history_spec(d);
-  auto history = value_history(engine, d, now - spec.window, now);
-  if (!history) {
-    update.error = history.status().message();
-    return update;
-  }
-  const auto& points = *history;
-  update.points = points.size();
-  update.history_start = points.empty() ? 0 : points.front().timestamp;
-  const bool enough = !points.empty() && now - update.history_start >= spec.min_history;
-  if (enough) {
-    if (auto range = quantile_baseline(points, 0.05, 0.95)) {
-      update.suggested = suggest_thresholds(d.direction, *range);
-    }
-    if (d.band) {
-      if (auto f = breach_fraction(d.direction, *d.band, points)) update.breach_fraction = *f;
-    }
-  }
-  if (d.baseline) {
-    Result<Baseline> range = Status::not_found("");
-    switch (spec.method) {
-      case BaselineMethod::kQuantile:
-        range = quantile_baseline(points, spec.quantile_low, spec.quantile_high);
-        break;
-      case BaselineMethod::kStddev: range = stddev_baseline(points, spec.k); break;
-      case BaselineMethod::kEwma: range = ewma_baseline(points, spec.alpha, spec.k); break;
-      case BaselineMethod::kSeasonal: range = seasonal_baseline(points, now, spec.k); break;
-    }
-    if (range) update.baseline = BaselineState{*range, enough, now};
-  }
-  return update;
-}
-
-}  // namespace
-
-// --- the evaluator ------------------------------------------------------------------------------
-
-struct Evaluator::Slot {
-  std::shared_ptr<const Definition> definition;
-  query::ExprPtr numerator;
-  query::ExprPtr denominator;
-  std::atomic<bool> dirty{true};
-  std::atomic<TimestampMs> last_sample{0};
-  // Evaluator-thread state (under round_mutex_).
-  bool last_sample_known = false;
-  bool has_record = false;  // a status change is already recorded for this id
-  uint32_t sequence = 0;
-  TimestampMs last_evaluation = std::numeric_limits<TimestampMs>::min();
-  TimestampMs next_refresh = 0;
-  bool breach_checked = false;
-  bool stale_status_possible = false;  // its status is not no_data yet
-  std::optional<Baseline> recorded_baseline;
-  // What readers see, under `mutex`.
-  mutable std::mutex mutex;
-  KpiView view;
-  // Its gauges (owned by the families).
-  prometheus::Gauge* value_gauge = nullptr;
-  prometheus::Gauge* status_gauges[5] = {};
-  prometheus::Gauge* baseline_gauges[3] = {};
-  std::vector<prometheus::Gauge*> threshold_gauges;
-};
-
-struct Evaluator::Metrics {
-  explicit Metrics(prometheus::Registry& r)
-      : value(prometheus::BuildGauge()
-                  .Name("kpid_kpi_value")
-                  .Help("The KPI's current value (NaN while it has none).")
-                  .Register(r)),
-        baseline(prometheus::BuildGauge()
-                     .Name("kpid_kpi_baseline")
-                     .Help("The KPI's baseline (normal operating range) by bound: lower, "
-                           "center, upper.")
-                     .Register(r)),
-        threshold(prometheus::BuildGauge()
-                      .Name("kpid_kpi_threshold")
-                      .Help("The KPI's configured thresholds by level (target, warn, crit); "
-                            "in_range KPIs also carry side=\"low|high\".")
-                      .Register(r)),
-        status(prometheus::BuildGauge()
-                   .Name("kpid_kpi_status")
-                   .Help("1 for the KPI's current status (ok, warn, crit, anomalous, no_data), "
-                         "0 for the others.")
-                   .Register(r)),
-        evaluations(prometheus::BuildCounter()
-                        .Name("kpid_kpi_evaluations_total")
-                        .Help("KPI evaluations by trigger: sample (new data), timer (windows "
-                              "moving on), baseline (a refreshed baseline).")
-                        .Register(r)),
-        by_sample(&evaluations.Add({{"trigger", "sample"}})),
-        by_timer(&evaluations.Add({{"trigger", "timer"}})),
-        by_baseline(&evaluations.Add({{"trigger", "baseline"}})) {}
-
-  prometheus::Family<prometheus::Gauge>& value;
-  prometheus::Family<prometheus::Gauge>& baseline;
-  prometheus::Family<prometheus::Gauge>& threshold;
-  prometheus::Family<prometheus::Gauge>& status;
-  prometheus::Family<prometheus::Counter>& evaluations;
-  prometheus::Counter* by_sample;
-  prometheus::Counter* by_timer;
-  prometheus::Counter* by_baseline;
-
-  void add(Slot& s) {
-    const Definition& d = *s.definition;
-    const std::map<std::string, std::string> labels = {{"kpi", d.id}, {"owner", d.owner}};
-    auto with = [&](const char* name, std::string value) {
-      auto l = labels;
-      l.emplace(name, std::move(value));
-      return l;
-    };
-    s.value_gauge = &value.Add(labels);
-    for (Health h :
-         {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
-      s.status_gauges[static_cast<int>(h)] =
-          &status.Add(with("status", std::string(health_name(h))));
-    }
-    if (d.band) {
-      for (const auto& [name, v] : thresholds_of(d.direction, *d.band)) {
-        auto l = labels;
-        if (auto underscore = name.find('_'); underscore != std::string::npos) {
-          l.emplace("level", name.substr(0, underscore));
-          l.emplace("side", name.substr(underscore + 1));
-        } else {
-          l.emplace("level", name);
-        }
-        auto* g = &threshold.Add(l);
-        g->Set(v);
-        s.threshold_gauges.push_back(g);
-      }
-    }
-  }
-
-  void set_baseline(Slot& s, const Baseline& b) {
-    if (s.baseline_gauges[0] == nullptr) {
-      const Definition& d = *s.definition;
-      int i = 0;
-      for (const char* bound : {"lower", "center", "upper"}) {
-        s.baseline_gauges[i++] =
-            &baseline.Add({{"kpi", d.id}, {"owner", d.owner}, {"bound", bound}});
-      }
-    }
-    s.baseline_gauges[0]->Set(b.lower);
-    s.baseline_gauges[1]->Set(b.center);
-    s.baseline_gauges[2]->Set(b.upper);
-  }
-
-  void remove(Slot& s) {
-    if (s.value_gauge) value.Remove(s.value_gauge);
-    for (auto*& g : s.status_gauges) {
-      if (g) status.Remove(g);
-      g = nullptr;
-    }
-    for (auto*& g : s.baseline_gauges) {
-      if (g) baseline.Remove(g);
-      g = nullptr;
-    }
-    for (auto* g : s.threshold_gauges) threshold.Remove(g);
-    s.threshold_gauges.clear();
-    s.value_gauge = nullptr;
-  }
-};
 
 Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state,
                      const query::Engine& engine, metrics::Metrics* metrics, const Clock& clock,
                      EvaluatorOptions options)
-    : samples_(samples), state_(state), engine_(engine), clock_(clock), options_(options) {
+    : samples_(samples),
+      state_(state),
+      writer_(state, metrics, "kpi"),
+      engine_(engine),
+      clock_(clock),
+      options_(options) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
   if (options_.background) {
-    thread_ = std::thread([this] { run(); });
-    refresh_thread_ = std::thread([this] { run_refresh(); });
+    thread_.start([this] { run(); });
+    refresh_thread_.start([this] { run_refresh(); });
   }
 }
 
@@ -429,15 +60,22 @@ Evaluator::~Evaluator() {
   }
 }
 
-void Evaluator::stop() {
+void Evaluator::stop(Deadline deadline) {
   {
     std::lock_guard lock(wake_mutex_);
     stopping_ = true;
+    stop_source_.request_stop();
   }
   wake_.notify_all();
   refresh_wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  if (refresh_thread_.joinable()) refresh_thread_.join();
+  // Late only while one query piece (a round's KPI, a slice of a history) finishes: nothing
+  // is left to cancel then, it ends by itself.
+  if (!thread_.wait(deadline)) spdlog::warn("kpi evaluation: still running at the stop deadline");
+  if (!refresh_thread_.wait(deadline)) {
+    spdlog::warn("kpi history computation: still running at the stop deadline");
+  }
+  thread_.join();
+  refresh_thread_.join();
 }
 
 std::vector<std::shared_ptr<Evaluator::Slot>> Evaluator::slots() const {
@@ -457,9 +95,10 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
     slot->definition = std::make_shared<const Definition>(std::move(d));
     const Definition& def = *slot->definition;
     // compile() has parsed these already; a failure here is a broken invariant.
-    slot->numerator = std::move(term_expr(def.numerator, def.numerator.window)).value();
+    slot->numerator = std::move(detail::term_expr(def.numerator, def.numerator.window)).value();
     if (def.denominator) {
-      slot->denominator = std::move(term_expr(*def.denominator, def.denominator->window)).value();
+      slot->denominator =
+          std::move(detail::term_expr(*def.denominator, def.denominator->window)).value();
     }
     slot->view.definition = slot->definition;
     slot->view.value = kNaN;
@@ -469,6 +108,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
       std::lock_guard lock(was.mutex);
       slot->has_record = was.has_record;
       slot->sequence = was.sequence;
+      slot->first_sample = was.first_sample;
       slot->view.status = was.view.status;
       slot->view.since = was.view.since;
       if (was.definition->same_value(def)) {
@@ -500,8 +140,12 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
           });
       if (!status)
         spdlog::error("kpi {}: reading its status history: {}", def.id, status.message());
+      slot->first_sample = load_first_sample(def.id);
     }
-    record_band(*slot, now);
+    slot->view.first_sample = slot->first_sample;
+    // The band as configured, for charts: a failure is logged and counted by the writer; the
+    // configuration applies all the same (it is the operator's, not a state change).
+    (void)record_band(*slot, now);
     next.push_back(std::move(slot));
   }
 
@@ -544,7 +188,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
   refresh_wake_.notify_all();
 }
 
-void Evaluator::record_band(const Slot& slot, TimestampMs now) {
+Status Evaluator::record_band(const Slot& slot, TimestampMs now) {
   const Definition& d = *slot.definition;
   const std::string prefix = key_prefix(d.id, "band");
   std::optional<std::string> last;
@@ -552,14 +196,13 @@ void Evaluator::record_band(const Slot& slot, TimestampMs now) {
     last = std::string(value);
     return false;
   });
+  if (!s) return s;
   const std::string encoded = encode_band(d.band);
-  if (!s || last == encoded) return;
+  if (last == encoded) return Status::ok();
   std::string key = prefix;
   append_big_endian(key, static_cast<uint64_t>(now), 8);
-  if (auto w = state_.write_state(std::vector<std::pair<std::string, std::string>>{{key, encoded}});
-      !w) {
-    spdlog::error("kpi {}: recording its band: {}", d.id, w.message());
-  }
+  const std::pair<std::string, std::string> puts[] = {{std::move(key), encoded}};
+  return writer_.write("kpi " + d.id + ": band", puts);
 }
 
 void Evaluator::observe(std::span<const store::Sample> samples) {
@@ -716,7 +359,9 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   Round round;
   // KPIs with new samples first: they are what a waiting breach is in.
   const auto started = std::chrono::steady_clock::now();
+  const std::stop_token stop = stop_source_.get_token();
   for (const auto& slot : all) {
+    if (stop.stop_requested()) return round;
     if (!slot->dirty.exchange(false)) continue;
     evaluate(*slot, now);
     if (metrics_) metrics_->by_sample->Increment();
@@ -727,6 +372,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   // within a second). At most kTimerSlice of them per round; the rest follow at once, after
   // any new samples' KPIs.
   for (const auto& slot : all) {
+    if (stop.stop_requested()) return round;
     const bool went_stale = slot->stale_status_possible &&
                             now - slot->last_sample.load() > slot->definition->stale_after;
     if (!went_stale && now - slot->last_evaluation < options_.reevaluate_interval) continue;
@@ -748,7 +394,7 @@ void Evaluator::refresh_due() {
     now = clock_.now_ms();
     for (const auto& slot : slots()) {
       if (now < slot->next_refresh) continue;
-      slot->next_refresh = next_refresh_after(*slot->definition, now);
+      slot->next_refresh = detail::next_refresh_after(*slot->definition, now);
       due.push_back(slot);
     }
   }
@@ -758,7 +404,15 @@ void Evaluator::refresh_due() {
       std::lock_guard lock(wake_mutex_);
       if (stopping_) return;
     }
-    HistoryUpdate update = compute_history(engine_, *slot->definition, now);
+    HistoryUpdate update =
+        detail::compute_history(engine_, *slot->definition, now, stop_source_.get_token());
+    if (update.cancelled) {
+      spdlog::info(
+          "kpi {}: history computation abandoned as kpid stops (the last recorded "
+          "baseline stands)",
+          slot->definition->id);
+      return;
+    }
     std::lock_guard lock(round_mutex_);
     // A reload meanwhile replaced the slot: the update still holds for its successor when that
     // measures the same value over the same history.
@@ -805,7 +459,7 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
   const TimestampMs newest = slot.last_sample.load();
   // observe() records no sample later than kFutureTolerance ahead.
   const TimestampMs at = std::max(newest, now);
-  auto evaluated = value_of(engine_, d, *slot.numerator, slot.denominator.get(), at);
+  auto evaluated = detail::value_of(engine_, d, *slot.numerator, slot.denominator.get(), at);
   if (!evaluated) {
     spdlog::warn("kpi {}: evaluation failed: {}", d.id, evaluated.status().message());
   }
@@ -823,32 +477,53 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     }
   }
 
-  slot.stale_status_possible = health != Health::kNoData;
+  // The first sample ever seen is recorded once: only a KPI that has had data can page about
+  // its absence (a fresh install must not page about data that was never sent).
+  // A failed write is tried again in the next round (due at once for the timer).
+  bool retry = false;
+  if (slot.first_sample == 0 && last_sample != 0) {
+    if (record_first_sample(slot, last_sample)) {
+      slot.first_sample = last_sample;
+    } else {
+      retry = true;
+    }
+  }
+
   bool changed = false;
+  {
+    std::lock_guard lock(slot.mutex);
+    changed = health != slot.view.status || !slot.has_record;
+  }
+  // Write, then apply: a status change is recorded before anyone sees it. When the write
+  // fails the previous status stands (the next evaluation tries again).
+  if (changed) {
+    std::string key = key_prefix(d.id, "status");
+    append_big_endian(key, static_cast<uint64_t>(now), 8);
+    append_big_endian(key, slot.sequence, 4);
+    std::string record(health_name(health));
+    append_number(record, value);
+    const std::pair<std::string, std::string> puts[] = {{std::move(key), std::move(record)}};
+    if (writer_.write("kpi " + d.id + ": status " + std::string(health_name(health)), puts)) {
+      ++slot.sequence;
+      slot.has_record = true;
+      spdlog::info("kpi {}: {} (value {})", d.id, health_name(health), value);
+    } else {
+      changed = false;  // the view keeps its recorded status
+      retry = true;
+    }
+  }
+  if (retry) slot.last_evaluation = now - options_.reevaluate_interval;
   {
     std::lock_guard lock(slot.mutex);
     slot.view.value = value;
     slot.view.evaluated_at = now;
     slot.view.last_sample = last_sample;
-    if (health != slot.view.status || !slot.has_record) {
-      changed = true;
+    slot.view.first_sample = slot.first_sample;
+    if (changed) {
       slot.view.status = health;
       slot.view.since = now;
     }
-  }
-  if (changed) {
-    slot.has_record = true;
-    std::string key = key_prefix(d.id, "status");
-    append_big_endian(key, static_cast<uint64_t>(now), 8);
-    append_big_endian(key, slot.sequence++, 4);
-    std::string record(health_name(health));
-    append_number(record, value);
-    if (auto s = state_.write_state(
-            std::vector<std::pair<std::string, std::string>>{{std::move(key), std::move(record)}});
-        !s) {
-      spdlog::error("kpi {}: recording its status change: {}", d.id, s.message());
-    }
-    spdlog::info("kpi {}: {} (value {})", d.id, health_name(health), value);
+    slot.stale_status_possible = slot.view.status != Health::kNoData;
   }
   publish(slot);
   if (EvaluationListener* listener = listener_.load()) {
@@ -878,12 +553,8 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
           update.points);
     }
   }
-  {
-    std::lock_guard lock(slot.mutex);
-    slot.view.history_start = update.history_start;
-    slot.view.suggested = update.suggested;
-    slot.view.baseline = update.baseline;
-  }
+  // Write, then apply: a changed baseline is recorded before the view shows it; when the write
+  // fails the previous baseline stands and the history is recomputed soon.
   const auto& baseline = update.baseline;
   if (baseline &&
       (!slot.recorded_baseline || slot.recorded_baseline->lower != baseline->range.lower ||
@@ -896,14 +567,45 @@ void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
     append_number(record, baseline->range.center);
     append_number(record, baseline->range.upper);
     append_number(record, baseline->trusted ? 1 : 0);
-    if (auto s = state_.write_state(
-            std::vector<std::pair<std::string, std::string>>{{std::move(key), std::move(record)}});
-        !s) {
-      spdlog::error("kpi {}: recording its baseline: {}", d.id, s.message());
-    } else {
-      slot.recorded_baseline = baseline->range;
+    const std::pair<std::string, std::string> puts[] = {{std::move(key), std::move(record)}};
+    if (!writer_.write("kpi " + d.id + ": baseline", puts)) {
+      slot.next_refresh = std::min(slot.next_refresh, update.at + 60'000);
+      return;
     }
+    slot.recorded_baseline = baseline->range;
   }
+  std::lock_guard lock(slot.mutex);
+  slot.view.history_start = update.history_start;
+  slot.view.suggested = update.suggested;
+  slot.view.baseline = update.baseline;
+}
+
+TimestampMs Evaluator::load_first_sample(const std::string& id) const {
+  auto stored = state_.get_state(first_sample_key(id));
+  if (!stored) {
+    spdlog::error("kpi {}: reading its first sample time: {}", id, stored.status().message());
+  } else if (*stored) {
+    return static_cast<TimestampMs>(std::strtod((*stored)->c_str(), nullptr));
+  }
+  // Recorded before first samples were: a status other than no_data says it had data then.
+  TimestampMs first = 0;
+  const std::string prefix = key_prefix(id, "status");
+  auto s = state_.scan_state(prefix, [&](std::string_view key, std::string_view value) {
+    auto h = parse_health(value.substr(0, value.find(' ')));
+    if (!h || *h == Health::kNoData) return true;
+    first = std::max<TimestampMs>(1, time_of_key(key, prefix.size()));
+    return false;
+  });
+  if (!s) spdlog::error("kpi {}: reading its status history: {}", id, s.message());
+  return first;
+}
+
+bool Evaluator::record_first_sample(Slot& slot, TimestampMs time) {
+  std::string record;
+  append_number(record, static_cast<double>(time));
+  const std::pair<std::string, std::string> puts[] = {
+      {first_sample_key(slot.definition->id), std::move(record)}};
+  return writer_.write("kpi " + slot.definition->id + ": first sample", puts).is_ok();
 }
 
 void Evaluator::publish(Slot& slot) {
@@ -916,103 +618,6 @@ void Evaluator::publish(Slot& slot) {
     }
   }
   if (slot.view.baseline) metrics_->set_baseline(slot, slot.view.baseline->range);
-}
-
-std::vector<KpiView> Evaluator::list() const {
-  std::vector<KpiView> out;
-  for (const auto& slot : slots()) {
-    std::lock_guard lock(slot->mutex);
-    out.push_back(slot->view);
-  }
-  return out;
-}
-
-std::optional<KpiView> Evaluator::get(std::string_view id) const {
-  for (const auto& slot : slots()) {
-    if (slot->definition->id != id) continue;
-    std::lock_guard lock(slot->mutex);
-    return slot->view;
-  }
-  return std::nullopt;
-}
-
-Result<std::vector<StatusChange>> Evaluator::history(std::string_view id, size_t limit) const {
-  std::vector<StatusChange> out;
-  const std::string prefix = key_prefix(id, "status");
-  auto s = state_.scan_state_reverse(prefix, [&](std::string_view key, std::string_view value) {
-    if (out.size() >= limit) return false;
-    size_t space = value.find(' ');
-    auto h = parse_health(value.substr(0, space));
-    if (!h) return true;
-    double v = kNaN;
-    if (space != std::string_view::npos) {
-      auto numbers = parse_numbers(value.substr(space + 1));
-      if (!numbers.empty()) v = numbers.front();
-    }
-    out.push_back({time_of_key(key, prefix.size()), *h, v});
-    return true;
-  });
-  if (!s) return s;
-  std::reverse(out.begin(), out.end());
-  return out;
-}
-
-Result<KpiSeries> Evaluator::series(std::string_view id, TimestampMs start, TimestampMs end,
-                                    DurationMs step) const {
-  auto view = get(id);
-  if (!view) return Status::not_found("no KPI with id \"" + std::string(id) + "\"");
-  if (auto s = engine_.check_range(start, end, step); !s) return s;
-  const Definition& d = *view->definition;
-  KpiSeries out;
-  auto value = value_points(engine_, d, d.numerator.window,
-                            d.denominator ? d.denominator->window : 0, start, end, step);
-  if (!value) return value.status();
-  out.value = std::move(value).value();
-
-  // Baseline snapshots and band records: each applies from its time until the next.
-  struct Snapshot {
-    TimestampMs time;
-    std::vector<double> values;
-  };
-  auto load = [&](std::string_view kind, std::vector<Snapshot>& into) -> Status {
-    const std::string prefix = key_prefix(id, kind);
-    return state_.scan_state(prefix, [&](std::string_view key, std::string_view value) {
-      into.push_back({time_of_key(key, prefix.size()), parse_numbers(value)});
-      return true;
-    });
-  };
-  std::vector<Snapshot> baselines;
-  std::vector<Snapshot> bands;
-  if (auto s = load("baseline", baselines); !s) return s;
-  if (auto s = load("band", bands); !s) return s;
-  auto at = [](const std::vector<Snapshot>& list, TimestampMs t) -> const Snapshot* {
-    auto it = std::upper_bound(list.begin(), list.end(), t,
-                               [](TimestampMs x, const Snapshot& s) { return x < s.time; });
-    return it == list.begin() ? nullptr : &*(it - 1);
-  };
-  std::map<std::string, std::vector<store::Point>> thresholds;
-  std::vector<std::string> order;
-  for (TimestampMs t = start; t <= end; t += step) {
-    if (const Snapshot* b = at(baselines, t); b && b->values.size() >= 3) {
-      out.baseline_lower.push_back({t, b->values[0]});
-      out.baseline_center.push_back({t, b->values[1]});
-      out.baseline_upper.push_back({t, b->values[2]});
-    }
-    // Before the first band record, the first one (the band as first configured) applies.
-    const Snapshot* band_record = bands.empty() ? nullptr : at(bands, t);
-    if (band_record == nullptr && !bands.empty()) band_record = &bands.front();
-    auto b = band_record ? band_from(band_record->values) : std::nullopt;
-    if (!b) continue;
-    for (const auto& [name, v] : thresholds_of(d.direction, *b)) {
-      auto& points = thresholds[name];
-      if (points.empty() && std::find(order.begin(), order.end(), name) == order.end()) {
-        order.push_back(name);
-      }
-      points.push_back({t, v});
-    }
-  }
-  for (const auto& name : order) out.thresholds.emplace_back(name, std::move(thresholds[name]));
-  return out;
 }
 
 }  // namespace kpid::kpi

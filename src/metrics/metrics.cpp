@@ -19,4 +19,19 @@ std::string Metrics::scrape() {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
+prometheus::Counter& Metrics::state_write_failures(const std::string& module) {
+  std::lock_guard lock(families_mutex_);
+  if (state_write_failures_ == nullptr) {
+    state_write_failures_ =
+        &prometheus::BuildCounter()
+             .Name("kpid_state_write_failures_total")
+             .Help(
+                 "State changes (KPI status records, alert transitions, acks, silences, OKR "
+                 "changes, outbox entries) not applied because their write to the state store "
+                 "failed, by module.")
+             .Register(*registry_);
+  }
+  return state_write_failures_->Add({{"module", module}});
+}
+
 }  // namespace kpid::metrics

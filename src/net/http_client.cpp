@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -236,6 +238,9 @@ struct HttpClient::Impl {
   void drive(const std::optional<Outcome>& outcome) {
     while (!outcome) {
       if (io.stopped()) io.restart();
+      // cancel() from another thread: abort what is under way (it completes with
+      // operation_aborted, at once).
+      if (cancelled.load()) abort_operations();
       if (io.run_one() == 0 && !outcome) {
         throw std::logic_error("HttpClient: waiting for an operation that was never started");
       }
@@ -253,6 +258,12 @@ struct HttpClient::Impl {
   Status timed_out(const std::string& doing) const {
     return Status::unavailable("timed out after " + std::to_string(options.timeout) + " ms (" +
                                doing + ")");
+  }
+
+  // Cancels the stream's and the resolver's operations (on the thread driving `io`).
+  void abort_operations() {
+    resolver.cancel();
+    if (plain || secure) lowest().cancel();
   }
 
   void close_connection() {
@@ -290,6 +301,10 @@ struct HttpClient::Impl {
                            });
     while (!lookup->done) {
       if (io.stopped()) io.restart();
+      if (cancelled.load()) {
+        resolver.cancel();
+        return Status::unavailable("cancelled while resolving " + origin.host);
+      }
       if (io.run_one_until(deadline) == 0 && !lookup->done && SteadyClock::now() >= deadline) {
         resolver.cancel();
         return timed_out("resolving " + origin.host);
@@ -487,16 +502,22 @@ struct HttpClient::Impl {
 
     const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options.timeout);
     bool head = method == "HEAD";
+    auto cancelled_status = [&] {
+      close_connection();
+      return fail(Status::unavailable("cancelled: the client is stopping"));
+    };
     for (int attempt = 0;; ++attempt) {
+      if (cancelled.load()) return cancelled_status();
       bool reused = plain || secure;
       if (!reused) {
-        if (auto s = connect(deadline); !s) return fail(s);
+        if (auto s = connect(deadline); !s) return cancelled.load() ? cancelled_status() : fail(s);
       }
       // A connection idle since the last request had its deadline pass long ago.
       lowest().expires_at(deadline);
       auto outcome = exchange(request, reused, head);
       if (auto* response = std::get_if<OutboundResponse>(&outcome)) return std::move(*response);
       auto& failure = std::get<Failure>(outcome);
+      if (cancelled.load()) return cancelled_status();
       close_connection();
       // The server closed the kept-alive connection before we used it: not an error.
       if (failure.stale && attempt == 0) continue;
@@ -510,6 +531,7 @@ struct HttpClient::Impl {
   std::string address;      // "host:port"
   bool ip_literal = false;
   Status setup;
+  std::atomic<bool> cancelled{false};  // set by cancel(), from any thread
 
   // io and tls are declared before the resolver and streams that use them, so they outlive them.
   asio::io_context io{1};
@@ -539,6 +561,12 @@ Result<OutboundResponse> HttpClient::send(
 }
 
 void HttpClient::close() { impl_->close_connection(); }
+
+void HttpClient::cancel() {
+  impl_->cancelled.store(true);
+  // Wakes a send() waiting in the event loop, which then aborts its operations.
+  asio::post(impl_->io, [] {});
+}
 
 const Url& HttpClient::origin() const { return impl_->origin; }
 

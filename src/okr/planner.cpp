@@ -137,7 +137,12 @@ struct Planner::Metrics {
 
 Planner::Planner(store::StateStore& state, const kpi::Evaluator& kpis, alert::Alerter& alerts,
                  metrics::Metrics* metrics, const Clock& clock, PlannerOptions options)
-    : state_(state), kpis_(kpis), alerts_(alerts), clock_(clock), options_(options) {
+    : state_(state),
+      writer_(state, metrics, "okr"),
+      kpis_(kpis),
+      alerts_(alerts),
+      clock_(clock),
+      options_(options) {
   if (metrics != nullptr) metrics_ = std::make_unique<Metrics>(metrics->registry());
 }
 
@@ -180,17 +185,18 @@ std::string Planner::url_of(std::string_view id) const {
 }
 
 void Planner::start() {
-  if (!options_.background || thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  if (!options_.background || thread_.started()) return;
+  thread_.start([this] { run(); });
 }
 
-void Planner::stop() {
+void Planner::stop(Deadline deadline) {
   {
     std::lock_guard lock(wake_mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.wait(deadline)) spdlog::warn("OKR planning: still running at the stop deadline");
+  thread_.join();
 }
 
 void Planner::run() {
@@ -228,14 +234,17 @@ void Planner::open_or_link(const alert::AlertView& view, TimestampMs now) {
     if (std::find(okr.alerts.begin(), okr.alerts.end(), alert.id) != okr.alerts.end()) return;
   }
   // One open OKR per KPI: a later alert joins it.
-  for (auto& [id, okr] : okrs_) {
-    if (okr.kpi != alert.kpi || !okr.open()) continue;
+  for (auto& [id, current] : okrs_) {
+    if (current.kpi != alert.kpi || !current.open()) continue;
+    Okr okr = current;
     okr.alerts.push_back(alert.id);
     okr.history.push_back({now, "kpid", "linked alert " + alert.id + " (" + alert.name + ")"});
-    persist(okr);
-    spdlog::info("okr {}: linked alert {}", okr.id, alert.id);
-    if (auto s = alerts_.annotate(alert.id, "okr_url", url_of(okr.id)); !s) {
-      spdlog::warn("okr {}: annotating alert {}: {}", okr.id, alert.id, s.message());
+    if (!persist(okr)) return;  // tried again next round
+    current = std::move(okr);
+    const Okr& linked = current;
+    spdlog::info("okr {}: linked alert {}", linked.id, alert.id);
+    if (auto s = alerts_.annotate(alert.id, "okr_url", url_of(linked.id)); !s) {
+      spdlog::warn("okr {}: annotating alert {}: {}", linked.id, alert.id, s.message());
     }
     return;
   }
@@ -245,21 +254,25 @@ void Planner::open_or_link(const alert::AlertView& view, TimestampMs now) {
   Okr okr = draft_for(p, *kpi, alert, now);
   const std::string url = url_of(okr.id);
   // The draft, the id sequence and okr.draft_opened in one write: a crash keeps all or none.
+  const uint64_t id = *parse_id(okr.id);
   const alert::Outbox::Records records{
-      {std::string(kPrefix) + padded_id(*parse_id(okr.id)), to_json_text(to_json(okr))},
-      {std::string(kSeqKey), std::to_string(next_id_)}};
+      {std::string(kPrefix) + padded_id(id), to_json_text(to_json(okr))},
+      {std::string(kSeqKey), std::to_string(id + 1)}};
+  // Write, then apply: the draft exists only once written (else the next round tries again).
   if (auto s =
           alerts_.notify_about(alert.id, alert::kOkrDraftOpenedEvent, okr_json(okr, url), records);
       !s) {
-    spdlog::error("okr {}: recording the draft: {}", okr.id, s.message());
+    // Logged and counted where the write failed (the alerter's or the outbox's writer).
+    spdlog::error("okr {}: draft not opened: {}", okr.id, s.message());
+    return;
   }
+  next_id_ = id + 1;
   spdlog::warn("okr {}: draft opened for KPI {} from alert {}: {}", okr.id, okr.kpi, alert.id,
                okr.objective);
   for (const auto& w : okr.warnings) spdlog::warn("okr {}: {}", okr.id, w);
   if (auto s = alerts_.annotate(alert.id, "okr_url", url); !s) {
     spdlog::warn("okr {}: annotating alert {}: {}", okr.id, alert.id, s.message());
   }
-  const uint64_t id = *parse_id(okr.id);
   okrs_.emplace(id, std::move(okr));
 }
 
@@ -267,7 +280,7 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
                        TimestampMs now) {
   const kpi::Definition& d = *kpi.definition;
   Okr okr;
-  okr.id = std::to_string(next_id_++);
+  okr.id = std::to_string(next_id_);  // taken once the draft is written
   okr.kpi = d.id;
   okr.state = OkrState::kDraft;
   okr.owner = d.owner;
@@ -376,10 +389,7 @@ void Planner::refresh(Okr& okr, TimestampMs now) {
   if (view && view->evaluated_at == 0) return;
   const bool healthy = view && view->status == kpi::Health::kOk;
   const TimestampMs healthy_since = healthy ? (okr.healthy_since ? okr.healthy_since : now) : 0;
-  if (healthy_since != okr.healthy_since) {
-    okr.healthy_since = healthy_since;
-    persist(okr);
-  }
+  okr.healthy_since = healthy_since;
 }
 
 void Planner::publish(const Okr& okr) {
@@ -402,9 +412,13 @@ void Planner::publish(const Okr& okr) {
 }
 
 void Planner::score_all(TimestampMs now) {
-  for (auto& [id, okr] : okrs_) {
-    if (!okr.open()) continue;
+  for (auto& [id, current] : okrs_) {
+    if (!current.open()) continue;
+    // Live values, health, graduation and closing on a copy: a change of record (healthy_since,
+    // state) is written, then applied; on a failure the next round tries again.
+    Okr okr = current;
     refresh(okr, now);
+    bool changed = okr.healthy_since != current.healthy_since;
     const auto policy = policies_.find(okr.kpi);
     const DurationMs graduate_after =
         policy != policies_.end() ? policy->second.graduate_after : 7 * 86'400'000LL;
@@ -419,8 +433,7 @@ void Planner::score_all(TimestampMs now) {
                              "achieved: every key result met and " + okr.kpi + " healthy for " +
                                  format_duration(now - okr.healthy_since) +
                                  "; back to plain monitoring"});
-      spdlog::info("okr {}: achieved (score {:.2f})", okr.id, score(okr));
-      persist(okr);
+      changed = true;
     } else if (now >= okr.period_end) {
       const bool draft = okr.state == OkrState::kDraft;
       okr.state = OkrState::kClosed;
@@ -430,19 +443,30 @@ void Planner::score_all(TimestampMs now) {
                              std::string("period ended: ") +
                                  std::string(outcome_name(okr.outcome)) + " with score " +
                                  format_number(std::round(score(okr) * 100) / 100)});
-      spdlog::info("okr {}: period ended, {}", okr.id, outcome_name(okr.outcome));
-      persist(okr);
+      changed = true;
     }
-    publish(okr);
+    if (changed && !persist(okr)) continue;
+    if (okr.state == OkrState::kClosed && current.state != OkrState::kClosed) {
+      spdlog::info("okr {}: {}", okr.id, okr.history.back().what);
+    }
+    current = std::move(okr);
+    publish(current);
   }
 }
 
-void Planner::persist(const Okr& okr) {
-  std::vector<std::pair<std::string, std::string>> puts{
+Status Planner::persist(const Okr& okr) {
+  const std::pair<std::string, std::string> puts[] = {
       {std::string(kPrefix) + padded_id(*parse_id(okr.id)), to_json_text(to_json(okr))}};
-  if (auto s = state_.write_state(puts); !s) {
-    spdlog::error("okr {}: recording it: {}", okr.id, s.message());
-  }
+  const std::string what = "okr " + okr.id + ": " +
+                           (okr.history.empty() ? std::string("update") : okr.history.back().what);
+  return writer_.write(what, puts);
+}
+
+Result<Okr> Planner::install(Okr& current, Okr next) {
+  if (auto s = persist(next); !s) return s;
+  current = std::move(next);
+  publish(current);
+  return current;
 }
 
 Okr* Planner::find(std::string_view id_text) {
@@ -485,12 +509,11 @@ Result<Okr> Planner::accept(std::string_view id, const std::string& author) {
   if (okr == nullptr) return Status::not_found("no OKR " + std::string(id));
   if (okr->state != OkrState::kDraft) return not_open(*okr, "a draft can be accepted");
   const TimestampMs now = clock_.now_ms();
-  okr->state = OkrState::kActive;
-  okr->accepted_at = now;
-  okr->history.push_back({now, author, "accepted"});
-  persist(*okr);
-  publish(*okr);
-  return *okr;
+  Okr next = *okr;
+  next.state = OkrState::kActive;
+  next.accepted_at = now;
+  next.history.push_back({now, author, "accepted"});
+  return install(*okr, std::move(next));
 }
 
 Result<Okr> Planner::dismiss(std::string_view id, const std::string& author,
@@ -500,12 +523,11 @@ Result<Okr> Planner::dismiss(std::string_view id, const std::string& author,
   if (okr == nullptr) return Status::not_found("no OKR " + std::string(id));
   if (okr->state != OkrState::kDraft) return not_open(*okr, "a draft can be dismissed");
   const TimestampMs now = clock_.now_ms();
-  okr->state = OkrState::kDismissed;
-  okr->closed_at = now;
-  okr->history.push_back({now, author, "dismissed" + (comment.empty() ? "" : ": " + comment)});
-  persist(*okr);
-  publish(*okr);
-  return *okr;
+  Okr next = *okr;
+  next.state = OkrState::kDismissed;
+  next.closed_at = now;
+  next.history.push_back({now, author, "dismissed" + (comment.empty() ? "" : ": " + comment)});
+  return install(*okr, std::move(next));
 }
 
 Result<Okr> Planner::close(std::string_view id, const std::string& author, Outcome outcome) {
@@ -514,21 +536,20 @@ Result<Okr> Planner::close(std::string_view id, const std::string& author, Outco
   if (okr == nullptr) return Status::not_found("no OKR " + std::string(id));
   if (!okr->open()) return not_open(*okr, "a draft or an active OKR can be closed");
   const TimestampMs now = clock_.now_ms();
-  refresh(*okr, now);
+  Okr next = *okr;
+  refresh(next, now);
   if (outcome == Outcome::kNone) {
-    const bool all_met = std::all_of(okr->key_results.begin(), okr->key_results.end(),
+    const bool all_met = std::all_of(next.key_results.begin(), next.key_results.end(),
                                      [](const KeyResult& kr) { return met(kr); });
     outcome = all_met ? Outcome::kAchieved : Outcome::kMissed;
   }
-  okr->state = OkrState::kClosed;
-  okr->outcome = outcome;
-  okr->closed_at = now;
-  okr->history.push_back({now, author,
+  next.state = OkrState::kClosed;
+  next.outcome = outcome;
+  next.closed_at = now;
+  next.history.push_back({now, author,
                           "closed: " + std::string(outcome_name(outcome)) + " with score " +
-                              format_number(std::round(score(*okr) * 100) / 100)});
-  persist(*okr);
-  publish(*okr);
-  return *okr;
+                              format_number(std::round(score(next) * 100) / 100)});
+  return install(*okr, std::move(next));
 }
 
 Result<Okr> Planner::edit(std::string_view id, const std::string& author,
@@ -652,10 +673,7 @@ Result<Okr> Planner::edit(std::string_view id, const std::string& author,
   if (what.empty()) return Status::invalid_argument("nothing to change");
   for (auto& w : what) okr.history.push_back({now, author, std::move(w)});
   refresh(okr, now);
-  *found = std::move(okr);
-  persist(*found);
-  publish(*found);
-  return *found;
+  return install(*found, std::move(okr));
 }
 
 Result<Okr> Planner::check_in(std::string_view id, const std::string& author,
@@ -679,12 +697,12 @@ Result<Okr> Planner::check_in(std::string_view id, const std::string& author,
     return Status::invalid_argument("confidence: must be between 0 and 1");
   }
   const TimestampMs now = clock_.now_ms();
-  it->checkins.push_back({now, author, value, note, confidence});
-  it->current = value;
-  okr->history.push_back({now, author, "check-in on " + kr_id + ": " + format_number(value)});
-  persist(*okr);
-  publish(*okr);
-  return *okr;
+  Okr next = *okr;
+  KeyResult& kr = next.key_results[static_cast<size_t>(it - okr->key_results.begin())];
+  kr.checkins.push_back({now, author, value, note, confidence});
+  kr.current = value;
+  next.history.push_back({now, author, "check-in on " + kr_id + ": " + format_number(value)});
+  return install(*okr, std::move(next));
 }
 
 }  // namespace kpid::okr

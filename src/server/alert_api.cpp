@@ -7,7 +7,8 @@
 //                                                       "comment"}
 //   DELETE /api/v1/silences/{id}                       expires it
 // Times are RFC 3339. Errors: 400 bad_data (with the field at fault), 404 not_found,
-// 409 conflict (acknowledging a resolved or acknowledged alert), 405 with Allow.
+// 409 conflict (acknowledging a resolved or acknowledged alert), 405 with Allow, 503
+// unavailable when the change could not be written (nothing changed).
 #include <boost/json.hpp>
 
 #include "handlers.h"
@@ -29,8 +30,7 @@ Response error_of(const Request& request, const Status& s) {
     case StatusCode::kNotFound:
       return api_error(request, http::status::not_found, "not_found", s.message());
     case StatusCode::kInvalidArgument: return api_error(request, s.message());
-    case StatusCode::kUnavailable:  // storage not taking writes: nothing was changed
-      return api_error(request, http::status::service_unavailable, "unavailable", s.message());
+    case StatusCode::kUnavailable: return state_unavailable(request, s);
     default:
       return api_error(request, http::status::internal_server_error, "internal", s.message());
   }
@@ -38,6 +38,7 @@ Response error_of(const Request& request, const Status& s) {
 
 json::object alert_json(const alert::AlertView& v) {
   json::object o = alert::to_json(v.alert);
+  o.erase("announced");  // bookkeeping: "notification" says what became of the announcement
   json::array silenced;
   for (const auto& id : v.silenced_by) silenced.push_back(json::string(id));
   o["silenced_by"] = std::move(silenced);

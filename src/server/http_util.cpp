@@ -150,6 +150,12 @@ Response api_error(const Request& request, http::status status, std::string_view
   return json_response(request, status, std::move(body));
 }
 
+Response state_unavailable(const Request& request, const Status& status) {
+  auto r = api_error(request, http::status::service_unavailable, "unavailable", status.message());
+  r.set(http::field::retry_after, "5");
+  return r;
+}
+
 Response method_not_allowed(const Request& request, std::string_view allow) {
   auto r = api_error(request, http::status::method_not_allowed, "method_not_allowed",
                      "use " + std::string(allow) + " for " + std::string(request_path(request)));

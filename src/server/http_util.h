@@ -46,6 +46,9 @@ Response api_error(const Request& request, std::string_view message);
 Response api_error(const Request& request, boost::beast::http::status status,
                    std::string_view error_type, std::string_view message);
 Response api_success(const Request& request, std::string_view data);
+// A state change that could not be written (Status unavailable from a module's write, then
+// apply): 503 "unavailable" with the reason and Retry-After; nothing was changed.
+Response state_unavailable(const Request& request, const Status& status);
 
 // Reads an optional time parameter (RFC 3339 or Unix seconds); `fallback` when absent.
 Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback);

@@ -83,6 +83,8 @@ void append_kpi(std::string& out, const kpi::KpiView& v) {
   append_time(out, v.evaluated_at);
   append_field(out, "last_sample");
   append_time(out, v.last_sample);
+  append_field(out, "first_sample");
+  append_time(out, v.first_sample);
   append_field(out, "band");
   if (d.band) {
     append_band(out, d.direction, *d.band);

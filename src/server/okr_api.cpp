@@ -8,7 +8,8 @@
 //   POST  /api/v1/okrs/{id}/checkins                 {"author", "kr", "value", "note",
 //                                                     "confidence"}
 // Errors: 400 bad_data naming the field, 404 not_found, 409 conflict (the state does not
-// allow it), 405 with Allow.
+// allow it), 405 with Allow, 503 unavailable when the change could not be written (nothing
+// changed).
 #include <boost/json.hpp>
 
 #include "handlers.h"
@@ -37,8 +38,7 @@ Response error_of(const Request& request, const Status& s, bool conflict_on_inva
         return api_error(request, http::status::conflict, "conflict", s.message());
       }
       return api_error(request, s.message());
-    case StatusCode::kUnavailable:  // storage not taking writes: nothing was changed
-      return api_error(request, http::status::service_unavailable, "unavailable", s.message());
+    case StatusCode::kUnavailable: return state_unavailable(request, s);
     default:
       return api_error(request, http::status::internal_server_error, "internal", s.message());
   }

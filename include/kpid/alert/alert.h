@@ -45,8 +45,16 @@ struct Alert {
   std::map<std::string, std::string> labels;  // alertname, kpi, condition, severity, owner, ...
   std::map<std::string, std::string> annotations;
   std::optional<Acknowledgement> acknowledged;
-  bool notified = false;          // receivers were told it fires (it was not silenced then)
-  TimestampMs last_notified = 0;  // the last firing or repeat notification
+  // Its firing was announced (queued for its receivers, or found no receiver), not held back
+  // by a silence: later events (acknowledged, resolved) go to receivers too.
+  bool announced = false;
+  // A receiver accepted (2xx) a firing or repeat notification of it.
+  bool notified = false;
+  // What became of the latest firing or repeat announcement: "" (none yet), "silenced",
+  // "no_receiver" (no receiver routes its severity and owner), "queued" (waiting in the
+  // outbox), "delivered" (a receiver accepted it), "expired" (dropped undelivered).
+  std::string notification;
+  TimestampMs last_notified = 0;  // the last firing or repeat announcement
 };
 
 // A line of an alert's timeline.

@@ -10,7 +10,10 @@
 //
 // Every alert, timeline event and silence is in the state store ("alert/", "alertev/",
 // "silence/"), written before anything is sent, so a restart neither loses a firing alert nor
-// announces it again.
+// announces it again. Write, then apply: every change (transition, ack, silence, annotation) is
+// made on a copy, written, and installed in memory only once the write succeeded; a failed
+// write changes nothing and returns unavailable (the API answers 503), and a transition the
+// evaluations drive is tried again at the next evaluation or tick.
 
 #include <condition_variable>
 #include <cstdint>
@@ -29,11 +32,14 @@
 #include "kpid/alert/alert.h"
 #include "kpid/alert/outbox.h"
 #include "kpid/alert/rules.h"
+#include "kpid/core/deadline.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/core/worker_thread.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/store/state_store.h"
+#include "kpid/store/state_writer.h"
 
 namespace kpid::alert {
 
@@ -80,7 +86,9 @@ class Alerter final : public kpi::EvaluationListener {
   // Installs the rules (at start and on reload). Open alerts of rules that are gone resolve.
   void set_rules(std::vector<Rule> rules);
   void start();
-  void stop();
+  // Stops the thread: it ends after the step it is in (one alert's write, one KPI's
+  // evaluation); waits for it, and past `deadline` logs that it is late.
+  void stop(Deadline deadline = Deadline::never());
 
   void evaluated(const kpi::KpiView& kpi) override;
   // Processes queued evaluations and one tick on the calling thread (tests).
@@ -107,23 +115,33 @@ class Alerter final : public kpi::EvaluationListener {
   Status notify_about(std::string_view id, std::string_view event, const boost::json::object& okr,
                       const Outbox::Records& with = {});
 
-  // Appends a line to an alert's timeline (used for delivery reports; any thread).
-  void record_event(const std::string& alert_id, std::string kind, std::string detail);
+  // Appends a line to an alert's timeline (any thread).
+  Status record_event(const std::string& alert_id, std::string kind, std::string detail);
 
  private:
   struct Metrics;
   void run();
+  bool stopping();
   void process(const kpi::KpiView& view, TimestampMs now);
   void tick(TimestampMs now);
   void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
-  // Queues `event` and records the alert with `events` (the change the event announces) in the
-  // same write: a crash cannot keep the change and lose its notification.
-  void notify(Alert& alert, std::string_view event, TimestampMs now,
-              std::vector<AlertEvent> events = {});
-  void persist(const Alert& alert, std::vector<AlertEvent> events);
+  // Queues `event` and records `alert` (a copy the caller installs once this returns ok) with
+  // `events` (the change the event announces), its "queued" line and `extra` in one write: a
+  // crash cannot keep the change and lose its notification. Sets the copy's announcement
+  // fields (announced, notification, last_notified) for firing and repeat events.
+  Status notify(Alert& alert, std::string_view event, TimestampMs now,
+                std::vector<AlertEvent> events = {}, const Outbox::Records& extra = {});
+  // Records the alert with `events` and `extra` in one write.
+  Status persist(const Alert& alert, std::vector<AlertEvent> events,
+                 const Outbox::Records& extra = {});
   Outbox::Records records(const Alert& alert, const std::vector<AlertEvent>& events);
-  // Deletes the alert and its timeline, from memory and the store.
-  void erase_alert(uint64_t id);
+  // Deletes the alert and its timeline from the store, then from memory.
+  Status erase_alert(uint64_t id);
+  // Resolves (or cancels) open alerts whose rule is gone.
+  void close_orphans(TimestampMs now);
+  // The outbox's word on a notification: its timeline line, and for a firing or repeat event
+  // the alert's notified/notification fields.
+  void delivery_report(const Notification& n, std::string_view outcome, const std::string& detail);
   std::vector<std::string> silenced_by(const Alert& alert, TimestampMs now) const;
   void render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const;
   AlertView view_of(const Alert& alert, TimestampMs now) const;
@@ -132,6 +150,7 @@ class Alerter final : public kpi::EvaluationListener {
   void update_gauges();
 
   store::StateStore& state_;
+  store::StateWriter writer_;  // every change: written before it is applied
   Outbox& outbox_;
   const Clock& clock_;
   AlerterOptions options_;
@@ -154,7 +173,7 @@ class Alerter final : public kpi::EvaluationListener {
   std::condition_variable wake_;
   std::vector<kpi::KpiView> queue_;
   bool stopping_ = false;
-  std::thread thread_;
+  WorkerThread thread_;
 };
 
 }  // namespace kpid::alert

@@ -24,11 +24,13 @@
 #include "kpid/alert/alert.h"
 #include "kpid/alert/notification.h"
 #include "kpid/alert/rules.h"
+#include "kpid/core/deadline.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/net/http_client.h"
 #include "kpid/store/state_store.h"
+#include "kpid/store/state_writer.h"
 
 namespace kpid::alert {
 
@@ -45,6 +47,9 @@ class Transport {
   virtual ~Transport() = default;
   virtual Result<net::OutboundResponse> send(const Receiver& receiver,
                                              const OutboundRequest& request) = 0;
+  // Thread-safe: ends sends in flight at once (with an error) and fails later ones; the outbox
+  // calls it as it stops. The default does nothing (a transport whose sends are short).
+  virtual void cancel() {}
 };
 
 // What happened to a notification, for the alert's timeline: "delivered", "failed" (with the
@@ -65,7 +70,12 @@ class Outbox {
   void set_report(DeliveryReport report) { report_ = std::move(report); }
   // Starts one delivery thread per receiver.
   void start();
-  void stop();
+  // Stops the delivery threads: a delivery in flight gets up to a second to finish, then is
+  // cancelled (a receiver that accepts the connection and never answers does not hold the
+  // stop) and its notification stays in the outbox for the next start, as does everything
+  // undelivered. Waits for the threads; past
+  // `deadline` it logs which receiver it still waits for.
+  void stop(Deadline deadline = Deadline::never());
 
   // State records to write in the same atomic batch as the notifications (the alert or OKR
   // the event is about), so a crash leaves both or neither.
@@ -73,11 +83,15 @@ class Outbox {
 
   // Writes `event` for the alert to every receiver that routes its severity and owner and takes
   // the event, together with `with` (written even when no receiver takes the event); durable
-  // when it returns. Returns the receivers' names.
+  // when it returns, and queued in memory only then. Returns the receivers' names, or
+  // unavailable when the write failed (nothing queued, nothing written).
   Result<std::vector<std::string>> enqueue(std::string_view event, const Alert& alert,
                                            const boost::json::object& snapshot,
                                            const boost::json::object& okr = {},
                                            const Records& with = {});
+  // The receivers that take `event` for the alert (its severity and owner routed, the event
+  // one the receiver's type takes), as enqueue() would queue it.
+  std::vector<std::string> routes(std::string_view event, const Alert& alert) const;
   // Re-sends a firing alert to each Alertmanager receiver it routes to whose resend_interval
   // has passed since it last got it.
   void refresh_leases(const Alert& alert, const boost::json::object& snapshot);
@@ -101,7 +115,7 @@ class Outbox {
                                               const boost::json::object& snapshot,
                                               const boost::json::object& okr, bool leases_only,
                                               const Records& with);
-  enum class Outcome { kEmpty, kDelivered, kExpired, kFailed };
+  enum class Outcome { kEmpty, kDelivered, kExpired, kFailed, kStopped };
   Outcome deliver_one(Worker& w);
   // Erases the in-flight head of `w`'s queue from the store and the queue.
   void remove_head(Worker& w, const char* what);
@@ -109,6 +123,7 @@ class Outbox {
   DurationMs backoff(int attempts);
 
   store::StateStore& state_;
+  store::StateWriter writer_;  // outbox entries: written before they are queued in memory
   std::vector<Receiver> receivers_;
   const Clock& clock_;
   OutboxOptions options_;

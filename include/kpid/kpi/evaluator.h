@@ -15,7 +15,9 @@
 // side; else ok; no_data when the value cannot be computed (no samples in the window, a zero
 // denominator) or the newest sample is older than stale_after. Every status change is written
 // to the state store ("kpi/<id>/status/..."), and so are baseline snapshots and band changes,
-// for charts; they survive restarts and reloads.
+// for charts; they survive restarts and reloads. Write, then apply: a status or baseline shows
+// only once its record is written; when the write fails the previous one stands (counted in
+// kpid_state_write_failures_total{module="kpi"}) and the next evaluation tries again.
 
 #include <atomic>
 #include <chrono>
@@ -26,19 +28,23 @@
 #include <optional>
 #include <shared_mutex>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "kpid/core/deadline.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/core/worker_thread.h"
 #include "kpid/kpi/band.h"
 #include "kpid/kpi/definition.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/query/engine.h"
 #include "kpid/store/sample_store.h"
 #include "kpid/store/state_store.h"
+#include "kpid/store/state_writer.h"
 
 namespace kpid::kpi {
 
@@ -72,6 +78,9 @@ struct KpiView {
   std::optional<Band> suggested;          // once the history spans min_history
   TimestampMs history_start = 0;          // first value of the history (0: none)
   TimestampMs last_sample = 0;            // newest sample seen for its series (0: none)
+  // The first sample it ever had (recorded, so kept across restarts); 0 while it never had
+  // data: such a KPI shows no_data but raises no no_data alert.
+  TimestampMs first_sample = 0;
 };
 
 // A KPI over time, for charts: points at each step of [start, end].
@@ -86,8 +95,10 @@ struct KpiSeries {
 // The KPI's value evaluated every step over [start, end] from 5m rollups (1h when the range
 // holds more than 10,000 5-minute steps, or for quantiles), each term's window rounded up to
 // whole steps. Points where the value is undefined (no samples, zero denominator) are left out.
+// Once `stop` is requested it gives up (unavailable, "cancelled") within one query piece.
 Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
-                                                TimestampMs start, TimestampMs end);
+                                                TimestampMs start, TimestampMs end,
+                                                const std::stop_token& stop = {});
 
 // The value at `time` as the evaluator computes it: NaN when undefined.
 Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi, TimestampMs time);
@@ -96,7 +107,8 @@ Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi
 // without the evaluator's locks, then applied.
 struct HistoryUpdate {
   TimestampMs at = 0;
-  std::string error;  // the history could not be read
+  std::string error;       // the history could not be read
+  bool cancelled = false;  // given up as the evaluator stops: nothing of it is applied
   size_t points = 0;
   TimestampMs history_start = 0;
   std::optional<Band> suggested;
@@ -144,8 +156,11 @@ class Evaluator final : public store::SampleObserver {
   Result<KpiSeries> series(std::string_view id, TimestampMs start, TimestampMs end,
                            DurationMs step) const;
 
-  // Stops the thread (also done by the destructor).
-  void stop();
+  // Stops the threads (also done by the destructor): evaluation rounds and baseline
+  // computations in flight are abandoned at their next check (between KPIs, between query
+  // pieces of a history), so nothing half-computed is applied and the last recorded baseline
+  // stands. Waits for the threads; past `deadline` it logs what it still waits for.
+  void stop(Deadline deadline = Deadline::never());
 
   struct Slot;
 
@@ -163,12 +178,15 @@ class Evaluator final : public store::SampleObserver {
   std::vector<std::shared_ptr<Slot>> slots() const;
   void evaluate(Slot& slot, TimestampMs now);
   void apply_history(Slot& slot, const HistoryUpdate& update);
-  void record_band(const Slot& slot, TimestampMs now);
+  Status record_band(const Slot& slot, TimestampMs now);
+  bool record_first_sample(Slot& slot, TimestampMs time);
+  TimestampMs load_first_sample(const std::string& id) const;
   void publish(Slot& slot);
   void match_series(std::span<const store::SeriesId> ids);
 
   const store::SampleStore& samples_;
   store::StateStore& state_;
+  store::StateWriter writer_;  // every record: written before it is applied
   const query::Engine& engine_;
   const Clock& clock_;
   EvaluatorOptions options_;
@@ -193,8 +211,9 @@ class Evaluator final : public store::SampleObserver {
   std::atomic<EvaluationListener*> listener_{nullptr};
   bool refresh_pending_ = false;  // under wake_mutex_
   bool stopping_ = false;
-  std::thread thread_;
-  std::thread refresh_thread_;
+  std::stop_source stop_source_;  // requested by stop(): cancels work in flight
+  WorkerThread thread_;
+  WorkerThread refresh_thread_;
 };
 
 }  // namespace kpid::kpi

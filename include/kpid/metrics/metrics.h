@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
 #include <prometheus/registry.h>
 
 namespace kpid::metrics {
@@ -23,10 +25,16 @@ class Metrics {
   // Runs the hooks and renders every family in the Prometheus text format 0.0.4. Thread-safe.
   std::string scrape();
 
+  // kpid_state_write_failures_total{module}: one family shared by every module that writes
+  // state (kpi, alert, okr, outbox). Thread-safe; the counter lives as long as this object.
+  prometheus::Counter& state_write_failures(const std::string& module);
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::mutex hooks_mutex_;
   std::vector<std::function<void()>> hooks_;
+  std::mutex families_mutex_;
+  prometheus::Family<prometheus::Counter>* state_write_failures_ = nullptr;
 };
 
 }  // namespace kpid::metrics

@@ -95,6 +95,12 @@ class HttpClient {
   // Closes the kept-alive connection, if any; the next send() connects again.
   void close();
 
+  // Thread-safe: aborts a send() in flight at once and makes every later one fail, both with
+  // unavailable "cancelled: the client is stopping" (for a stop that must not wait for a
+  // receiver that never answers). A lookup already inside getaddrinfo is abandoned, as on a
+  // timeout.
+  void cancel();
+
   const Url& origin() const;
 
  private:

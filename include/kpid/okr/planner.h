@@ -24,12 +24,15 @@
 #include "kpid/alert/outbox.h"
 #include "kpid/alert/template.h"
 #include "kpid/config/config.h"
+#include "kpid/core/deadline.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/core/worker_thread.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/okr/okr.h"
 #include "kpid/store/state_store.h"
+#include "kpid/store/state_writer.h"
 
 namespace kpid::okr {
 
@@ -81,7 +84,9 @@ class Planner {
   void set_policies(std::vector<Policy> policies);
   void set_external_url(std::string url);
   void start();
-  void stop();
+  // Stops the thread: it ends after the round it is in; waits for it, and past `deadline`
+  // logs that it is late.
+  void stop(Deadline deadline = Deadline::never());
   // One round on the calling thread: open and link drafts, score, graduate, close.
   void run_once();
 
@@ -91,7 +96,8 @@ class Planner {
   std::string url_of(std::string_view id) const;
 
   // Lifecycle, each recorded with its author. not_found, or invalid_argument when the state
-  // does not allow it (e.g. accepting a closed OKR).
+  // does not allow it (e.g. accepting a closed OKR). Write, then apply: every change is
+  // written first and applied only then; unavailable when the write failed (nothing changed).
   Result<Okr> accept(std::string_view id, const std::string& author);
   Result<Okr> dismiss(std::string_view id, const std::string& author, const std::string& comment);
   // outcome none: achieved when every key result is met, else missed.
@@ -110,12 +116,16 @@ class Planner {
   void score_all(TimestampMs now);
   Okr draft_for(const Policy& policy, const kpi::KpiView& kpi, const alert::Alert& alert,
                 TimestampMs now);
-  void persist(const Okr& okr);
+  Status persist(const Okr& okr);
+  // Write, then apply: records `next`, then makes it `current` (and publishes its gauges).
+  // unavailable when the write failed, `current` unchanged.
+  Result<Okr> install(Okr& current, Okr next);
   void refresh(Okr& okr, TimestampMs now);  // live values, health, metrics
   void publish(const Okr& okr);
   Okr* find(std::string_view id);
 
   store::StateStore& state_;
+  store::StateWriter writer_;  // every change: written before it is applied
   const kpi::Evaluator& kpis_;
   alert::Alerter& alerts_;
   const Clock& clock_;
@@ -131,7 +141,7 @@ class Planner {
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  std::thread thread_;
+  WorkerThread thread_;
 };
 
 }  // namespace kpid::okr

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -264,6 +265,30 @@ TEST_CASE("a server that never answers times out within the deadline", "[http_cl
                Contains("timed out after 300 ms (TLS handshake with " + origin + ")"));
     CHECK(elapsed < std::chrono::seconds(3));
   }
+}
+
+TEST_CASE("cancel ends a send waiting for a silent server at once, and later sends too",
+          "[http_client]") {
+  boost::asio::io_context io;
+  tcp::acceptor silent(io, tcp::endpoint(boost::asio::ip::address_v4::loopback(), 0));
+  std::string origin = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  HttpClient client(url_of("http://" + origin), {.timeout = 30'000, .ca_file = ""});
+  std::atomic<bool> sending{false};
+  Status status;
+  auto start = std::chrono::steady_clock::now();
+  std::thread sender([&] {
+    sending = true;
+    status = error_of(client.send("POST", "/", "{}", {}));
+  });
+  while (!sending) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // waiting for the response
+  client.cancel();
+  sender.join();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  CHECK(status.code() == StatusCode::kUnavailable);
+  CHECK_THAT(status.message(), Contains("cancelled"));
+  // Cancelled for good: the next send fails at once.
+  CHECK_THAT(error_of(client.send("POST", "/", "{}", {})).message(), Contains("cancelled"));
 }
 
 TEST_CASE("a response body beyond the cap is cut and the connection dropped", "[http_client]") {
