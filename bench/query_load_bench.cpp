@@ -221,7 +221,6 @@ double tcp_samples(const std::string& metrics) {
 
 void run_phase(const Options& o, const char* name, bool query_load, int64_t& next_step) {
   PhaseResult r;
-  std::atomic<bool> stop{false};
   std::atomic<bool> queries_stop{false};
   std::vector<std::thread> threads;
   const int64_t step_base = next_step;

@@ -294,7 +294,8 @@ class Daemon {
     query_pool_ = std::make_unique<query::WorkPool>(query::pool_options(config_.query), &metrics_);
     // Compactions run apart from queries: they hold no query slot for minutes, and closing the
     // store (not the pool's cancel flag) is what stops one.
-    maintenance_pool_ = std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4, query::kQueryNice});
+    maintenance_pool_ =
+        std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4, query::kQueryNice});
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;

@@ -48,8 +48,8 @@ struct WorkPoolOptions {
 // Query and compaction workers' nice value: ingest and /healthz first when the cores are busy.
 inline constexpr int kQueryNice = 10;
 
-// The API's query pool as [query] sizes it, at kQueryNice: max_concurrency workers (0: one per core),
-// max_queued waiting.
+// The API's query pool as [query] sizes it, at kQueryNice: max_concurrency workers (0: one per
+// core), max_queued waiting.
 WorkPoolOptions pool_options(const QueryOptions& options);
 
 // What the pool's executor throws when it refuses a task (net::run_on rethrows it in the
