@@ -304,7 +304,7 @@ TEST_CASE("lifecycle: a huge Content-Length is refused with 413 before the body 
   }
 }
 
-TEST_CASE("lifecycle: POST /api/v1/admin/compact seals heads and rollups; the data stays",
+TEST_CASE("lifecycle: POST /api/v1/admin/compact seals heads and rollups, the data stays",
           "[lifecycle][store]") {
   Kpid k;
   k.start();

@@ -123,7 +123,7 @@ TEST_CASE("alerter: hysteresis and clear_for turn a flapping value into one aler
   CHECK(hook[1].event() == "alert.resolved");
 }
 
-TEST_CASE("alerter: a firing alert is repeated until acknowledged; acknowledging tells PagerDuty") {
+TEST_CASE("alerter: a firing alert is repeated until acknowledged, acknowledging tells PagerDuty") {
   Rig rig;
   rig.evaluate(250, Health::kCrit);
   rig.at(kStart + kMinute);
@@ -162,7 +162,7 @@ TEST_CASE("alerter: a firing alert is repeated until acknowledged; acknowledging
   CHECK(rig.transport.to("hook").size() == before);  // no repeats once acknowledged
 }
 
-TEST_CASE("alerter: a silence holds notifications back; the alert is announced when it ends") {
+TEST_CASE("alerter: a silence holds notifications back, the alert is announced when it ends") {
   Rig rig;
   Silence s;
   s.matchers.push_back(LabelMatcher::create(MatchType::kEqual, "kpi", "latency").value());
@@ -223,7 +223,7 @@ TEST_CASE("alerter: a restart keeps a firing alert and does not announce it agai
   CHECK(rig.alerts("pending").at(0).alert.id != before.id);
 }
 
-TEST_CASE("alerter: routing by severity; warn rule alerts on crit too") {
+TEST_CASE("alerter: routing by severity, warn rule alerts on crit too") {
   Rig rig(kBothConfig);
   rig.evaluate(150, Health::kWarn);  // the warn rule has no `for`
   auto firing = rig.alerts("firing");
@@ -291,7 +291,7 @@ TEST_CASE("outbox: retries with backoff while a receiver is down, in order, acro
   CHECK(rig.transport.to("hook").size() == 2);  // delivered ones are gone for good
 }
 
-TEST_CASE("outbox: Alertmanager gets the newest state only; old notifications expire") {
+TEST_CASE("outbox: Alertmanager gets the newest state only, old notifications expire") {
   Rig rig(kWarnConfig);
   rig.transport.down = true;
   rig.evaluate(150, Health::kWarn);

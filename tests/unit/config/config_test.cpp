@@ -86,7 +86,7 @@ level = "debug"
   CHECK(r.config.log.level == "debug");
 }
 
-TEST_CASE("shutdown_timeout is a top-level key; http.shutdown_timeout is its older name") {
+TEST_CASE("shutdown_timeout is a top-level key, http.shutdown_timeout is its older name") {
   CHECK(parse("").config.shutdown_timeout == 10'000);
   auto top = parse("shutdown_timeout = \"4s\"\n[http]\nthreads = 2\n");
   REQUIRE(top.ok());

@@ -56,7 +56,7 @@ TEST_CASE("kpi: bands are checked against their direction") {
   CHECK(!parse_direction("up"));
 }
 
-TEST_CASE("kpi: a value beyond a threshold takes its level; NaN is no data") {
+TEST_CASE("kpi: a value beyond a threshold takes its level, NaN is no data") {
   const Band b = lower_band();
   CHECK(classify(Direction::kLowerIsBetter, b, 1.5) == Health::kOk);
   CHECK(classify(Direction::kLowerIsBetter, b, 2) == Health::kOk);  // at warn: not beyond

@@ -221,7 +221,7 @@ TEST_CASE("kpi: lint warns about owners with too many KPIs and KPIs without owne
   CHECK(keys == std::vector<std::string>{"kpi.k10.owner", "kpi.orphan.band", "kpi.orphan.owner"});
 }
 
-TEST_CASE("kpi: a sample for a KPI's series re-evaluates it at once; others wait for the timer") {
+TEST_CASE("kpi: a sample for a KPI's series re-evaluates it at once, others wait for the timer") {
   const TimestampMs now = kMonday + 10 * kDay;
   Rig rig(now);
   rig.start_evaluator(kHour);  // the timer would not fire during this test
@@ -481,7 +481,7 @@ TEST_CASE("kpi: thresholds are suggested from the normal operating range") {
   CHECK_FALSE(young.view("churn").suggested.has_value());
 }
 
-TEST_CASE("kpi: reload and restart keep status history; changed bands apply at once") {
+TEST_CASE("kpi: reload and restart keep status history, changed bands apply at once") {
   const TimestampMs now = kMonday + 10 * kDay;
   Rig rig(now);
   const std::string band_a = "window = \"1m\"\n[kpi.band]\nwarn = 200\ncrit = 500\n";

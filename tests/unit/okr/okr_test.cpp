@@ -55,7 +55,7 @@ TEST_CASE("okr: a guardrail scores 1 while held and 0 when broken") {
   CHECK_FALSE(met(kr(KrDirection::kStayAbove, 99.9, 99.5, 99.4)));
 }
 
-TEST_CASE("okr: the score is the mean of the key results; grades follow 0.7 / 0.4") {
+TEST_CASE("okr: the score is the mean of the key results, grades follow 0.7 / 0.4") {
   Okr o;
   CHECK(score(o) == 0);
   o.key_results = {kr(KrDirection::kDecrease, 870, 200, 535),  // 0.5

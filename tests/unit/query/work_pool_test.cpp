@@ -165,7 +165,7 @@ TEST_CASE("work pool: stop() gives up at its deadline on work that ignores the c
   pool.reset();
 }
 
-TEST_CASE("work pool: net::run_on through its executor; a full queue throws WorkRejected") {
+TEST_CASE("work pool: net::run_on through its executor, a full queue throws WorkRejected") {
   WorkPool pool({1, 0});
   asio::io_context io;
   std::string answer;

@@ -155,7 +155,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "http server: stop() closes idle connections at once; a request whose work runs "
+    "http server: stop() closes idle connections at once, a request whose work runs "
     "elsewhere is answered, with Connection: close") {
   Server server;
   RawClient idle(server.port());
@@ -216,7 +216,7 @@ TEST_CASE(
 
 TEST_CASE(
     "http server: a keep-alive connection's requests are answered in turn when one waits "
-    "on the pool; HEAD gets GET's Content-Length") {
+    "on the pool, HEAD gets GET's Content-Length") {
   Server server;
   RawClient client(server.port());
   client.send(get("/sleep?50") + get("/healthz"));  // pipelined
