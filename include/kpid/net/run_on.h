@@ -30,7 +30,8 @@ namespace kpid::net {
 
 namespace detail {
 
-// What run_on hands back: fn's result, or a placeholder when fn returns void.
+// What run_on hands back: fn's result, or std::monostate when fn returns void (an awaited
+// value needs a type).
 template <typename R>
 using RunOnValue = std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>>;
 
