@@ -3,10 +3,11 @@
 # Usage: scripts/install-deps.sh [--test] [--fuzz]
 #   --test adds the tools the test suite talks to, and what --fuzz adds (the suite is built
 #          with clang and its sanitizers, scripts/test.sh)
-#   --fuzz adds clang and the libFuzzer runtime for scripts/fuzz.sh
+#   --fuzz adds clang's libFuzzer and sanitizer runtimes for scripts/fuzz.sh
 set -euo pipefail
 
-packages=(g++ cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
+# clang builds kpid (CMakeLists.txt picks it: GCC 12 miscompiles coroutine temporaries).
+packages=(clang cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
           prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev libssl-dev
           libsystemd-dev pkg-config)
 test=0
@@ -27,9 +28,9 @@ if ((test)); then
   fuzz=1
 fi
 if ((fuzz)); then
-  # clang with its libFuzzer, ASan and UBSan runtimes (libclang-rt-dev is only recommended by
-  # clang, so --no-install-recommends would skip it) and llvm-symbolizer for readable reports.
-  packages+=(clang libclang-rt-dev llvm)
+  # clang's libFuzzer, ASan and UBSan runtimes (libclang-rt-dev is only recommended by clang,
+  # so --no-install-recommends would skip it) and llvm-symbolizer for readable reports.
+  packages+=(libclang-rt-dev llvm)
 fi
 if ((test)); then
   packages+=(clang-format)  # scripts/format.sh --check: the code matches .clang-format

@@ -4,8 +4,14 @@
 // pool, and its connection's strand stays free for other requests meanwhile:
 //
 //   asio::awaitable<Response> handle(const Request& r) {
-//     co_return co_await net::run_on(pool_executor, [&] { return evaluate(r); });
+//     auto work = [&r, options = options_] { return evaluate(r, options); };
+//     co_return co_await net::run_on(pool_executor, std::move(work));
 //   }
+//
+// The callable is a named local, never a lambda written inside the co_await expression: GCC 12
+// destroys a temporary closure (or aggregate) of a co_await's full-expression twice, so one that
+// owns anything (a std::function, a string) is freed twice. CMakeLists.txt refuses a compiler
+// that does so (cmake/coroutine_temporaries_probe.cpp); the rule keeps the code correct anyway.
 
 #include <atomic>
 #include <exception>
@@ -114,18 +120,18 @@ requires(boost::asio::execution::is_executor<Executor>::value ||
     boost::asio::awaitable<std::invoke_result_t<Fn&>> run_on(Executor executor, Fn fn) {
   using R = std::invoke_result_t<Fn&>;
   using Value = detail::RunOnValue<R>;
+  auto initiation = [executor](auto handler, Fn f) mutable {
+    using Op = detail::RunOnOp<decltype(handler), Fn, R>;
+    auto op = std::make_shared<Op>(std::move(handler), std::move(f));
+    try {
+      boost::asio::post(executor, [op] { op->run(); });
+    } catch (...) {
+      op->finish(std::current_exception(), {});
+    }
+  };
   Value value = co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
                                                      void(std::exception_ptr, Value)>(
-      [executor](auto handler, Fn f) mutable {
-        using Op = detail::RunOnOp<decltype(handler), Fn, R>;
-        auto op = std::make_shared<Op>(std::move(handler), std::move(f));
-        try {
-          boost::asio::post(executor, [op] { op->run(); });
-        } catch (...) {
-          op->finish(std::current_exception(), {});
-        }
-      },
-      boost::asio::use_awaitable, std::move(fn));
+      std::move(initiation), boost::asio::use_awaitable, std::move(fn));
   if constexpr (!std::is_void_v<R>) co_return std::move(*value);
 }
 
