@@ -69,8 +69,10 @@ bench_rc=0
 echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 start=$(date +%s.%N)
-kill -TERM "$kpid_pid"
 kpid_rc=0
+if ! kill -TERM "$kpid_pid" 2>/dev/null; then
+  echo "query_load.sh: kpid (pid $kpid_pid) died during the run" >&2
+fi
 for _ in $(seq 1 300); do kill -0 "$kpid_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$kpid_pid" 2>/dev/null; then
   echo "query_load.sh: kpid did not exit within 30 s of SIGTERM; killing it" >&2
@@ -80,4 +82,8 @@ fi
 wait "$kpid_pid" || kpid_rc=$?
 kpid_pid=""
 echo "RESULT kpid exit $kpid_rc after SIGTERM in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}') s"
+if [[ $bench_rc -ne 0 || $kpid_rc -ne 0 ]]; then
+  echo "query_load.sh: the last 40 lines of kpid's log:" >&2
+  tail -n 40 "$tmp/kpid.log" >&2
+fi
 [[ $bench_rc -eq 0 && $kpid_rc -eq 0 ]]

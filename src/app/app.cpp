@@ -296,6 +296,11 @@ class Daemon {
     // store (not the pool's cancel flag) is what stops one.
     maintenance_pool_ =
         std::make_unique<query::WorkPool>(query::WorkPoolOptions{1, 4, query::kQueryNice});
+    // HTTP writes, at the network threads' priority: one worker per core, and a queue as long as
+    // the connections that may each have a write in flight.
+    ingest_pool_ = std::make_unique<query::WorkPool>(query::WorkPoolOptions{
+        std::max(1u, std::thread::hardware_concurrency()),
+        static_cast<size_t>(std::max<int64_t>(config_.http.max_connections, 1024)), 0});
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;
@@ -324,6 +329,7 @@ class Daemon {
         [this] { return store_->compact(); },
         *query_pool_,
         *maintenance_pool_,
+        *ingest_pool_,
         *evaluator_,
         *alerter_,
         *planner_,
@@ -485,6 +491,9 @@ class Daemon {
       if (line_) line_->listener().abort(grace);
     });
     step("stop network threads", [&] {
+      // The writes it runs use the router (destroyed below); after the drain, none is left
+      // unless a connection was aborted, and a write that did not finish was not acknowledged.
+      if (ingest_pool_) ingest_pool_->stop(deadline.when());
       work_.reset();
       io_.stop();
       for (auto& t : threads_) t.join();
@@ -658,6 +667,7 @@ class Daemon {
   // After io_ and store_: destroyed (their workers joined) before them.
   std::unique_ptr<query::WorkPool> query_pool_;
   std::unique_ptr<query::WorkPool> maintenance_pool_;
+  std::unique_ptr<query::WorkPool> ingest_pool_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them

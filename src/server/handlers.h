@@ -37,6 +37,11 @@ class PipelinePool {
 
 enum class WriteApi { kV1, kV2 };
 
+// A write's error answer in the shape InfluxDB clients of `api` read; `extra` is appended to
+// the JSON object (",\"field\":...").
+Response write_error(const Request& request, WriteApi api, boost::beast::http::status status,
+                     std::string_view message, std::string_view extra = {});
+
 // POST /write and /api/v2/write.
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
                       uint64_t max_body_bytes);

@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <optional>
+#include <utility>
 
 #include <boost/json.hpp>
 
@@ -323,26 +324,49 @@ struct Router::Impl {
             &services.pool.cancelled()};
   }
 
-  // Runs a pooled route on the query pool; the connection's strand waits without being held.
-  // A full queue (or a stopping pool) answers 503 at once, as does a queued request the pool
-  // dropped unrun because kpid is stopping.
+  // Runs a pooled route on the query (or maintenance) pool.
   boost::asio::awaitable<Response> dispatch_on_pool(Route route, const Request& request) {
     const detail::QueryBudget budget = budget_now();  // the timeout counts the wait too
+    const bool maintenance = route == Route::kAdminCompact || route == Route::kAdminBackup ||
+                             route == Route::kAdminBackups;
+    // Named, not a temporary of the co_await expression: see net::run_on.
+    auto work = [route, &request, copy = services, budget] {
+      return run_pooled(route, request, copy, budget);
+    };
+    co_return co_await answer_on(maintenance ? services.maintenance : services.pool,
+                                 std::move(work), route, request);
+  }
+
+  // Runs a write on the ingest pool. The app stops that pool before it destroys the router, so
+  // the work may use the router's write pipelines.
+  boost::asio::awaitable<Response> dispatch_write(Route route, const Request& request) {
+    auto work = [this, route, &request] { return dispatch(route, request); };
+    co_return co_await answer_on(services.ingest, std::move(work), route, request);
+  }
+
+  // Runs `work` on `pool` and answers what it returns; the connection's strand waits without
+  // being held. A full queue (or a stopping pool) answers 503 at once, as does a queued request
+  // the pool dropped unrun because kpid is stopping.
+  template <typename Work>
+  static boost::asio::awaitable<Response> answer_on(query::WorkPool& pool, Work work, Route route,
+                                                    const Request& request) {
     std::string refused;
     try {
-      const bool maintenance = route == Route::kAdminCompact || route == Route::kAdminBackup ||
-                               route == Route::kAdminBackups;
-      query::WorkPool& pool = maintenance ? services.maintenance : services.pool;
-      co_return co_await net::run_on(pool.executor(), [route, &request, copy = services, budget] {
-        return run_pooled(route, request, copy, budget);
-      });
+      co_return co_await net::run_on(pool.executor(), std::move(work));
     } catch (const query::WorkRejected& e) {
       refused = e.what();
     } catch (const boost::system::system_error& e) {
       if (e.code() != boost::asio::error::operation_aborted) throw;
       refused = "kpid is shutting down: the request was not run";
     }
-    auto r = detail::api_error(request, http::status::service_unavailable, "unavailable", refused);
+    Response r;
+    if (route == Route::kWriteV1 || route == Route::kWriteV2) {
+      r = detail::write_error(
+          request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
+          http::status::service_unavailable, "write not taken, nothing was stored: " + refused);
+    } else {
+      r = detail::api_error(request, http::status::service_unavailable, "unavailable", refused);
+    }
     r.set(http::field::retry_after, "1");
     co_return r;
   }
@@ -378,6 +402,9 @@ boost::asio::awaitable<Response> Router::handle(const Request& request) {
       response = detail::api_error(request, http::status::forbidden, "forbidden", decision.message);
     } else if (on_pool(route) && impl_->services.ready.load()) {
       response = co_await impl_->dispatch_on_pool(route, request);
+    } else if ((route == Route::kWriteV1 || route == Route::kWriteV2) &&
+               impl_->services.ready.load()) {
+      response = co_await impl_->dispatch_write(route, request);
     } else {
       response = impl_->dispatch(route, request);
     }

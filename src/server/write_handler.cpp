@@ -45,8 +45,10 @@ InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out
   return result;
 }
 
+}  // namespace
+
 Response write_error(const Request& request, WriteApi api, http::status status,
-                     std::string_view message, std::string_view extra = {}) {
+                     std::string_view message, std::string_view extra) {
   std::string body = "{\"error\":";
   append_json_string(body, message);
   if (api == WriteApi::kV2) {
@@ -63,8 +65,6 @@ Response write_error(const Request& request, WriteApi api, http::status status,
   body.push_back('}');
   return json_response(request, status, std::move(body));
 }
-
-}  // namespace
 
 std::unique_ptr<ingest::WritePipeline> PipelinePool::acquire() {
   {

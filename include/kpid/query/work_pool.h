@@ -1,9 +1,9 @@
 #pragma once
 // A bounded pool of worker threads for the work the network threads must not do themselves:
-// PromQL evaluation, long KPI histories and charts, label scans, admin compaction. A request
-// handler hands its work over with net::run_on(pool.executor(), fn) and its connection stays
-// free meanwhile; at most max_concurrency tasks run at once, at most max_queued wait, and a task
-// over that is refused at once (the handler answers 503) rather than queued without bound.
+// PromQL evaluation, long KPI histories and charts, label scans, admin compaction, HTTP writes. A
+// request handler hands its work over with net::run_on(pool.executor(), fn) and its connection
+// stays free meanwhile; at most max_concurrency tasks run at once, at most max_queued wait, and a
+// task over that is refused at once (the handler answers 503) rather than queued without bound.
 //
 // Metrics (when given): kpid_query_pool_running and kpid_query_pool_queued (gauges),
 // kpid_query_rejected_total (tasks refused because the queue was full or the pool stopping).
@@ -46,7 +46,7 @@ struct WorkPoolOptions {
 };
 
 // Query and compaction workers' nice value: ingest and /healthz first when the cores are busy.
-inline constexpr int kQueryNice = 10;
+inline constexpr int kQueryNice = 19;
 
 // The API's query pool as [query] sizes it, at kQueryNice: max_concurrency workers (0: one per
 // core), max_queued waiting.

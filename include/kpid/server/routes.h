@@ -58,6 +58,10 @@ struct RouterServices {
   query::WorkPool& pool;
   // Where compactions run: apart from queries, since only closing the store stops one.
   query::WorkPool& maintenance;
+  // Where HTTP writes are parsed and stored: a write waiting for storage (a checkpoint holds
+  // the heads for a moment) holds one of its workers, never a network thread, so health checks
+  // and other requests are answered meanwhile.
+  query::WorkPool& ingest;
   // The KPI evaluator: told of every stored batch, and read by the KPI API.
   kpi::Evaluator& kpis;
   // Alerts, acknowledgements and silences.
