@@ -2,6 +2,8 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,11 +17,12 @@ namespace kpid::query {
 WorkPoolOptions pool_options(const QueryOptions& options) {
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   return {options.max_concurrency > 0 ? static_cast<size_t>(options.max_concurrency) : cores,
-          static_cast<size_t>(options.max_queued), kQueryNice};
+          static_cast<size_t>(options.max_queued), 0, true};
 }
 
 WorkPool::WorkPool(WorkPoolOptions options, metrics::Metrics* metrics)
-    : options_{std::max<size_t>(options.max_concurrency, 1), options.max_queued, options.nice} {
+    : options_{std::max<size_t>(options.max_concurrency, 1), options.max_queued, options.nice,
+               options.idle} {
   if (metrics != nullptr) {
     auto& registry = metrics->registry();
     running_gauge_ = &prometheus::BuildGauge()
@@ -86,6 +89,11 @@ void WorkPool::work() {
     // fails the worker just runs at the process's priority.
     const auto tid = static_cast<id_t>(syscall(SYS_gettid));
     std::ignore = setpriority(PRIO_PROCESS, tid, options_.nice);
+  }
+  if (options_.idle) {
+    // Lowering one's own policy to SCHED_IDLE needs no privilege either.
+    sched_param param{};
+    std::ignore = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
   }
   for (;;) {
     Task task;

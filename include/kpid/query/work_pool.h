@@ -43,12 +43,17 @@ struct WorkPoolOptions {
   // prefers the network and ingest threads when the cores are busy, so heavy queries take what
   // ingest leaves rather than slowing it.
   int nice = 0;
+  // Linux's SCHED_IDLE for the workers: they run on cores nothing else wants, and a waking
+  // network or ingest thread takes the core from them at once (a nice value only weighs their
+  // share). For work that holds no lock the store's own threads wait for.
+  bool idle = false;
 };
 
-// Query and compaction workers' nice value: ingest and /healthz first when the cores are busy.
-inline constexpr int kQueryNice = 19;
+// Compaction workers' nice value: ingest and /healthz first when the cores are busy. Not
+// SCHED_IDLE: a compaction holds the store's maintenance lock, which checkpoints wait for.
+inline constexpr int kQueryNice = 10;
 
-// The API's query pool as [query] sizes it, at kQueryNice: max_concurrency workers (0: one per
+// The API's query pool as [query] sizes it, SCHED_IDLE: max_concurrency workers (0: one per
 // core), max_queued waiting.
 WorkPoolOptions pool_options(const QueryOptions& options);
 

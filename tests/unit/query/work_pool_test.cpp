@@ -2,6 +2,7 @@
 // work, drops queued work and joins; and its Asio executor under net::run_on.
 #include "kpid/query/work_pool.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -253,4 +254,21 @@ TEST_CASE("work pool: workers run at the nice value asked for, other threads kee
   auto worker_nice = seen.get_future().get();
   if (own <= 10) CHECK(worker_nice == 10);  // raising priority back would need privileges
   CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))) == own);
+}
+
+TEST_CASE("work pool: idle workers run under SCHED_IDLE, other threads keep their policy") {
+  const int own = sched_getscheduler(0);
+  WorkPoolOptions options{1, 0, 0};
+  options.idle = true;
+  WorkPool pool(options);
+  std::promise<int> seen;
+  REQUIRE(pool.submit(WorkPool::Task([&] { seen.set_value(sched_getscheduler(0)); })).is_ok());
+  CHECK(seen.get_future().get() == SCHED_IDLE);
+  CHECK(sched_getscheduler(0) == own);
+}
+
+TEST_CASE("work pool: the API's query pool is SCHED_IDLE, one worker per core by default") {
+  const WorkPoolOptions options = pool_options(QueryOptions{});
+  CHECK(options.idle);
+  CHECK(options.max_concurrency == std::max(1u, std::thread::hardware_concurrency()));
 }
