@@ -17,7 +17,9 @@ namespace kpid::query {
 WorkPoolOptions pool_options(const QueryOptions& options) {
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   return {options.max_concurrency > 0 ? static_cast<size_t>(options.max_concurrency) : cores,
-          static_cast<size_t>(options.max_queued), 0, true};
+          static_cast<size_t>(options.max_queued),
+          options.worker_priority == WorkerPriority::kLow ? kQueryNice : 0,
+          options.worker_priority == WorkerPriority::kIdle};
 }
 
 WorkPool::WorkPool(WorkPoolOptions options, metrics::Metrics* metrics)

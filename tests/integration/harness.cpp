@@ -431,7 +431,9 @@ int decode_status(int status) {
 }
 
 // posix_spawn with stdin/stdout/stderr from/to files; default signal dispositions and an empty
-// signal mask in the child.
+// signal mask in the child, which leads a session of its own, as a daemon does: the scheduler
+// then weighs it against the other tests' processes as its own group (as systemd's cgroup per
+// service does), so kpid's SCHED_IDLE query workers yield to kpid's threads, not to theirs.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& in_path,
             const std::string& out_path, const std::string& err_path,
             const std::vector<std::string>& extra_env = {}) {
@@ -451,7 +453,8 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& in_path,
   sigemptyset(&none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));

@@ -10,6 +10,13 @@
 
 namespace kpid::query {
 
+// How the query pool's workers share the cores with ingest and the network threads.
+enum class WorkerPriority {
+  kIdle,    // Linux SCHED_IDLE: only cores nothing else wants; a waking thread preempts at once
+  kLow,     // nice 10: a small share when the cores are busy
+  kNormal,  // the process's own priority
+};
+
 struct QueryOptions {
   DurationMs lookback_delta = 300'000;     // how far back an instant selector looks for a sample
   int64_t max_points_per_series = 11'000;  // a range query's (end - start) / step + 1, at most
@@ -22,10 +29,12 @@ struct QueryOptions {
   // how many more may wait for a worker before kpid answers 503.
   int64_t max_concurrency = 0;
   int64_t max_queued = 64;
+  WorkerPriority worker_priority = WorkerPriority::kIdle;
 };
 
 // The [query] keys that differ between the running options and a reloaded config and take
-// effect only after a restart: the pool's size and queue (the limits and lookback reload).
+// effect only after a restart: the pool's size, queue and priority (the limits and lookback
+// reload).
 std::vector<std::string> keys_needing_restart(const QueryOptions& running,
                                               const QueryOptions& next);
 

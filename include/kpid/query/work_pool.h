@@ -49,12 +49,13 @@ struct WorkPoolOptions {
   bool idle = false;
 };
 
-// Compaction workers' nice value: ingest and /healthz first when the cores are busy. Not
-// SCHED_IDLE: a compaction holds the store's maintenance lock, which checkpoints wait for.
+// The nice value of compaction workers, and of query workers at worker_priority "low": ingest
+// and /healthz first when the cores are busy. Compactions are never SCHED_IDLE: one holds the
+// store's maintenance lock, which checkpoints wait for.
 inline constexpr int kQueryNice = 10;
 
-// The API's query pool as [query] sizes it, SCHED_IDLE: max_concurrency workers (0: one per
-// core), max_queued waiting.
+// The API's query pool as [query] sets it: max_concurrency workers (0: one per core),
+// max_queued waiting, at worker_priority (SCHED_IDLE, kQueryNice or the process's).
 WorkPoolOptions pool_options(const QueryOptions& options);
 
 // What the pool's executor throws when it refuses a task (net::run_on rethrows it in the

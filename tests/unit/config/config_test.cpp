@@ -35,6 +35,7 @@ TEST_CASE("an empty config gives the documented defaults") {
   CHECK(r.config.query.max_samples == 50'000'000);
   CHECK(r.config.query.max_concurrency == 0);  // one worker per core
   CHECK(r.config.query.max_queued == 64);
+  CHECK(r.config.query.worker_priority == query::WorkerPriority::kIdle);
   CHECK(r.config.log.level == "info");
 }
 
@@ -61,6 +62,7 @@ timeout = "30s"
 max_samples = 1000000
 max_concurrency = 3
 max_queued = 10
+worker_priority = "low"
 [log]
 level = "debug"
 )");
@@ -83,6 +85,7 @@ level = "debug"
   CHECK(r.config.query.max_samples == 1'000'000);
   CHECK(r.config.query.max_concurrency == 3);
   CHECK(r.config.query.max_queued == 10);
+  CHECK(r.config.query.worker_priority == query::WorkerPriority::kLow);
   CHECK(r.config.log.level == "debug");
 }
 
@@ -258,4 +261,18 @@ TEST_CASE("query limits out of range are errors") {
   CHECK(has_error(r, "query.max_concurrency", 4, "must be between 0 and 1024"));
   CHECK(has_error(r, "query.max_queued", 5, "must be between 0 and 100000"));
   CHECK(r.errors.size() == 4);
+}
+
+TEST_CASE("query.worker_priority is idle, low or normal, and needs a restart") {
+  CHECK(parse("[query]\nworker_priority = \"normal\"\n").config.query.worker_priority ==
+        query::WorkerPriority::kNormal);
+  auto r = parse("[query]\nworker_priority = \"lowest\"\n");
+  CHECK(has_error(r, "query.worker_priority", 2,
+                  "unknown value \"lowest\"; expected one of idle, low, normal"));
+  query::QueryOptions running;
+  query::QueryOptions next;
+  next.worker_priority = query::WorkerPriority::kNormal;
+  CHECK(query::keys_needing_restart(running, next) ==
+        std::vector<std::string>{"query.worker_priority"});
+  CHECK(query::reloaded(running, next).worker_priority == query::WorkerPriority::kIdle);
 }
