@@ -263,16 +263,10 @@ TEST_CASE("query limits out of range are errors") {
   CHECK(r.errors.size() == 4);
 }
 
-TEST_CASE("query.worker_priority is idle, low or normal, and needs a restart") {
+TEST_CASE("query.worker_priority is idle, low or normal") {
   CHECK(parse("[query]\nworker_priority = \"normal\"\n").config.query.worker_priority ==
         query::WorkerPriority::kNormal);
   auto r = parse("[query]\nworker_priority = \"lowest\"\n");
   CHECK(has_error(r, "query.worker_priority", 2,
                   "unknown value \"lowest\"; expected one of idle, low, normal"));
-  query::QueryOptions running;
-  query::QueryOptions next;
-  next.worker_priority = query::WorkerPriority::kNormal;
-  CHECK(query::keys_needing_restart(running, next) ==
-        std::vector<std::string>{"query.worker_priority"});
-  CHECK(query::reloaded(running, next).worker_priority == query::WorkerPriority::kIdle);
 }

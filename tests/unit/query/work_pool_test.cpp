@@ -270,5 +270,22 @@ TEST_CASE("work pool: idle workers run under SCHED_IDLE, other threads keep thei
 TEST_CASE("work pool: the API's query pool is SCHED_IDLE, one worker per core by default") {
   const WorkPoolOptions options = pool_options(QueryOptions{});
   CHECK(options.idle);
+  CHECK(options.nice == 0);
   CHECK(options.max_concurrency == std::max(1u, std::thread::hardware_concurrency()));
+  QueryOptions low;
+  low.worker_priority = WorkerPriority::kLow;
+  CHECK_FALSE(pool_options(low).idle);
+  CHECK(pool_options(low).nice == kQueryNice);
+  QueryOptions normal;
+  normal.worker_priority = WorkerPriority::kNormal;
+  CHECK_FALSE(pool_options(normal).idle);
+  CHECK(pool_options(normal).nice == 0);
+}
+
+TEST_CASE("work pool: query.worker_priority takes effect after a restart, not a reload") {
+  QueryOptions running;
+  QueryOptions next;
+  next.worker_priority = WorkerPriority::kNormal;
+  CHECK(keys_needing_restart(running, next) == std::vector<std::string>{"query.worker_priority"});
+  CHECK(reloaded(running, next).worker_priority == WorkerPriority::kIdle);
 }
