@@ -3,8 +3,9 @@
 // within seconds and with nothing left running; scripts/run.sh --wait returns once kpid is ready,
 // leaving it running in the background with its pid file, and says why when kpid cannot start.
 //
-// Each script runs in a session of its own (setsid), so every process it starts is found by its
-// process group, and a guard SIGKILLs whatever of that group is left should the test fail.
+// Each script runs in a session of its own (the harness starts every child so), so every process
+// it starts is found by its process group, and a guard SIGKILLs whatever of that group is left
+// should the test fail.
 
 #include <dirent.h>
 #include <signal.h>
@@ -80,7 +81,7 @@ void demo_stops_on(int sig, bool whole_group, const std::string& stage, int expe
   const std::string line_port = std::to_string(free_port());
   BackgroundProcess demo(
       "demo.sh",
-      {"/usr/bin/setsid", "/usr/bin/env", env_arg("TMPDIR", tmp.path()), "KPID_SKIP_BUILD=1",
+      {"/usr/bin/env", env_arg("TMPDIR", tmp.path()), "KPID_SKIP_BUILD=1",
        env_arg("KPID_BUILD_DIR", kBuildDir), env_arg("KPID_DEMO_HTTP_PORT", http_port),
        env_arg("KPID_DEMO_LINE_PORT", line_port), "/bin/bash",
        std::string(kSourceDir) + "/scripts/demo.sh", "--days", "3"},
@@ -128,8 +129,7 @@ TEST_CASE("scripts: run.sh --wait returns once kpid is ready and leaves it runni
   const uint16_t http_port = free_port();
   const std::string run_dir = tmp.file("run");
   auto run = [&](std::vector<std::string> kpid_args) {
-    std::vector<std::string> argv = {"/usr/bin/setsid",
-                                     "/usr/bin/env",
+    std::vector<std::string> argv = {"/usr/bin/env",
                                      "KPID_SKIP_BUILD=1",
                                      env_arg("KPID_BUILD_DIR", kBuildDir),
                                      env_arg("KPID_RUN_DIR", run_dir),
