@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(line_protocol selector config chunk)
+all_targets=(line_protocol selector config chunk remote_write)
 targets=()
 seconds=""
 jobs=1

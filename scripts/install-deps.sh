@@ -9,7 +9,8 @@ set -euo pipefail
 # clang builds kpid (CMakeLists.txt picks it: GCC 12 miscompiles coroutine temporaries).
 packages=(clang cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
           prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev libssl-dev
-          libsystemd-dev pkg-config)
+          libsystemd-dev pkg-config
+          libprotobuf-dev protobuf-compiler libsnappy-dev)  # Prometheus remote write bodies
 test=0
 fuzz=0
 for flag in "$@"; do

@@ -4,6 +4,8 @@
 #include <array>
 #include <set>
 
+#include "kpid/core/labels.h"
+
 namespace kpid::alert {
 
 namespace {
@@ -31,15 +33,6 @@ std::string default_summary(Condition c, bool has_unit) {
     case Condition::kNoData: return "{{kpi.name}} has no data";
   }
   return {};
-}
-
-bool valid_label_name(std::string_view name) {
-  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) {
-    return false;
-  }
-  return std::all_of(name.begin(), name.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
-  });
 }
 
 config::ConfigError error_at(const SourcePos& pos, std::string key, std::string message) {
@@ -95,7 +88,7 @@ AlertingSetup compile_alerting(const config::Config& config) {
                                    std::vector<std::pair<std::string, Template>>& out) {
         for (const auto& tc : in) {
           const std::string key = section + "." + what + "." + tc.name;
-          if (!valid_label_name(tc.name)) {
+          if (!is_label_name(tc.name)) {
             setup.errors.push_back(error_at(
                 tc.pos, key, "names must match [a-zA-Z_][a-zA-Z0-9_]* (Alertmanager's rule)"));
             continue;

@@ -28,6 +28,23 @@ void append_label(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
+namespace {
+
+bool name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9'); }
+
+}  // namespace
+
+bool is_label_name(std::string_view name) {
+  return !name.empty() && name_start(name[0]) && std::all_of(name.begin(), name.end(), name_char);
+}
+
+bool is_metric_name(std::string_view name) {
+  auto start = [](char c) { return name_start(c) || c == ':'; };
+  auto rest = [](char c) { return name_char(c) || c == ':'; };
+  return !name.empty() && start(name[0]) && std::all_of(name.begin(), name.end(), rest);
+}
+
 void append_quoted(std::string& out, std::string_view value) {
   out.push_back('"');
   for (char c : value) {

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "handlers.h"
+#include "kpid/core/labels.h"
 
 namespace kpid::server::detail {
 
@@ -261,17 +262,6 @@ Response series(const Request& request, const Params& params, const query::Engin
   return api_success(request, data);
 }
 
-bool valid_label_name(std::string_view name) {
-  if (name.empty()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Response labels(const Request& request, const Params& params, const query::Engine& engine,
                 std::string_view values_of, const QueryBudget& budget) {
   auto window = window_params(params);
@@ -315,7 +305,7 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
       endpoint.size() > kLabel.size() + kValues.size()) {
     std::string name = std::string(
         endpoint.substr(kLabel.size(), endpoint.size() - kLabel.size() - kValues.size()));
-    if (!valid_label_name(name)) {
+    if (!is_label_name(name)) {
       std::string message = "invalid label name: ";
       append_json_string(message, name);
       return api_error(request, message);

@@ -76,6 +76,11 @@ class LabelsBuilder {
   std::string key_;
 };
 
+// Whether `name` may name a label in Prometheus' classic charset: [a-zA-Z_][a-zA-Z0-9_]*.
+bool is_label_name(std::string_view name);
+// Whether `name` may name a metric: [a-zA-Z_:][a-zA-Z0-9_:]*.
+bool is_metric_name(std::string_view name);
+
 // Appends `value` in double quotes with quotes, backslashes and newlines escaped, as
 // Prometheus prints label values.
 void append_quoted(std::string& out, std::string_view value);

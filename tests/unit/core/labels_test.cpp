@@ -318,3 +318,18 @@ TEST_CASE("matches_all treats absent labels as empty", "[labels]") {
   ms.push_back(matcher(MatchType::kEqual, "job", "web"));
   CHECK_FALSE(matches_all(l, ms));
 }
+
+TEST_CASE("label and metric names: Prometheus' classic charsets") {
+  CHECK(is_label_name("job"));
+  CHECK(is_label_name("_private9"));
+  CHECK_FALSE(is_label_name(""));
+  CHECK_FALSE(is_label_name("9lives"));
+  CHECK_FALSE(is_label_name("a:b"));
+  CHECK_FALSE(is_label_name("a-b"));
+  CHECK(is_metric_name("http_requests_total"));
+  CHECK(is_metric_name("job:rate5m:sum"));
+  CHECK(is_metric_name(":leading_colon"));
+  CHECK_FALSE(is_metric_name(""));
+  CHECK_FALSE(is_metric_name("5xx"));
+  CHECK_FALSE(is_metric_name("a-b"));
+}
