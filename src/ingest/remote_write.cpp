@@ -132,7 +132,7 @@ Status RemoteWriteDecoder::decode(std::string_view body, size_t max_bytes,
     }
     const size_t first_sample = im.samples.size();
     for (const auto& s : ts.samples()) im.samples.push_back({s.timestamp(), s.value()});
-    out.series.push_back({std::span(im.labels).subspan(first_label),
+    out.series.push_back({static_cast<size_t>(i), std::span(im.labels).subspan(first_label),
                           std::span(im.samples).subspan(first_sample)});
     out.samples += static_cast<size_t>(ts.samples_size());
   }

@@ -1,12 +1,17 @@
 #include "kpid/ingest/write_pipeline.h"
 
+#include <algorithm>
+#include <iterator>
+
+#include "kpid/ingest/remote_write.h"
+
 #include "kpid/store/rollup.h"
 
 namespace kpid::ingest {
 
 namespace {
 
-constexpr const char* kProtocolNames[] = {"http", "tcp"};
+constexpr const char* kProtocolNames[] = {"http", "tcp", "remote_write"};
 
 // Floor division, so -1 ns is in millisecond -1, not 0.
 int64_t floor_div(int64_t a, int64_t b) {
@@ -64,7 +69,7 @@ IngestMetrics::IngestMetrics(prometheus::Registry& registry) {
                        "Writes turned away (HTTP 503) or paused (TCP) because storage could "
                        "not take them, by protocol and reason.")
                    .Register(registry);
-  for (size_t i = 0; i < 2; ++i) {
+  for (size_t i = 0; i < std::size(kProtocolNames); ++i) {
     samples_[i] = &samples.Add({{"protocol", kProtocolNames[i]}});
     string_fields_[i] = &strings.Add({{"protocol", kProtocolNames[i]}});
   }
@@ -192,6 +197,84 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
     if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));
   } else {
     metrics_.rejected(protocol, "storage_error", static_cast<double>(points_));
+  }
+  return result;
+}
+
+WritePipeline::~WritePipeline() = default;
+
+Result<WriteResult> WritePipeline::write_remote_body(std::string_view body, size_t max_bytes,
+                                                     size_t max_errors) {
+  if (!remote_decoder_) {
+    remote_decoder_ = std::make_unique<RemoteWriteDecoder>();
+    remote_request_ = std::make_unique<RemoteWriteRequest>();
+  }
+  if (auto s = remote_decoder_->decode(body, max_bytes, *remote_request_); !s) {
+    metrics_.rejected(Protocol::kRemoteWrite, "undecodable_body");
+    return s;
+  }
+  return write_remote(*remote_request_, max_errors);
+}
+
+WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, size_t max_errors) {
+  constexpr Protocol kProtocol = Protocol::kRemoteWrite;
+  WriteResult result;
+  result.histograms = request.histograms;
+  if (request.histograms > 0) {
+    metrics_.rejected(kProtocol, "native_histogram", static_cast<double>(request.histograms));
+  }
+  batch_.clear();
+  storage_failure_ = Status::ok();
+  auto reject = [&](size_t position, std::string message, std::string_view reason) {
+    ++result.lines_rejected;
+    metrics_.rejected(kProtocol, reason);
+    if (result.errors.size() < max_errors) result.errors.push_back({position, std::move(message)});
+  };
+  // Positions among the request's series: the decoder's rejections interleave with the kept.
+  for (const auto& r : request.rejected) {
+    reject(r.index + 1, r.series + ": " + r.reason, "invalid_series_name");
+  }
+  for (const RemoteSeries& series : request.series) {
+    const size_t position = series.index + 1;
+    labels_.clear();
+    for (const RemoteLabel& l : series.labels) labels_.add(l.name, l.value);
+    if (auto dup = labels_.finish(); !dup.empty()) {
+      reject(position, "label \"" + std::string(dup) + "\" appears twice", "invalid_series_name");
+      continue;
+    }
+    const auto out_of_range =
+        std::find_if(series.samples.begin(), series.samples.end(), [](const RemoteSample& s) {
+          return s.timestamp_ms > store::kMaxTimestamp || s.timestamp_ms < store::kMinTimestamp;
+        });
+    if (out_of_range != series.samples.end()) {
+      reject(position,
+             labels_.to_labels().to_string() + ": timestamp " +
+                 std::to_string(out_of_range->timestamp_ms) + " is out of the store's range",
+             "invalid_timestamp");
+      continue;
+    }
+    Result<store::SeriesId> id = store_.resolve(labels_.key());
+    if (!id) {
+      const StatusCode code = id.status().code();
+      if (code != StatusCode::kResourceExhausted && code != StatusCode::kInvalidArgument) {
+        storage_failure_ = id.status();  // the store failed: no later series would fare better
+        break;
+      }
+      reject(position, labels_.to_labels().to_string() + ": " + id.status().message(),
+             code == StatusCode::kResourceExhausted ? "series_limit" : "invalid_series_name");
+      continue;
+    }
+    for (const RemoteSample& s : series.samples) batch_.push_back({*id, s.timestamp_ms, s.value});
+    ++result.lines_accepted;
+  }
+  result.storage = storage_failure_.is_ok() ? store_.append(batch_) : storage_failure_;
+  if (result.storage) {
+    if (observer_ != nullptr) observer_->observe(batch_);
+    result.samples_written = batch_.size();
+    if (!batch_.empty()) metrics_.samples(kProtocol, static_cast<double>(batch_.size()));
+  } else {
+    result.lines_accepted = 0;
+    metrics_.rejected(kProtocol, "storage_error", static_cast<double>(request.series.size()));
   }
   return result;
 }

@@ -35,12 +35,18 @@ class PipelinePool {
   std::vector<std::unique_ptr<ingest::WritePipeline>> free_;
 };
 
-enum class WriteApi { kV1, kV2 };
+// Which write API a request came in by: InfluxDB 1.x (/write), 2.x (/api/v2/write), or
+// Prometheus remote write (/api/v1/write, plain-text errors as Prometheus answers them).
+enum class WriteApi { kV1, kV2, kRemote };
 
 // A write's error answer in the shape InfluxDB clients of `api` read; `extra` is appended to
 // the JSON object (",\"field\":...").
 Response write_error(const Request& request, WriteApi api, boost::beast::http::status status,
                      std::string_view message, std::string_view extra = {});
+
+// POST /api/v1/write: Prometheus remote write 1.0.
+Response handle_remote_write(const Request& request, PipelinePool& pipelines,
+                             uint64_t max_body_bytes);
 
 // POST /write and /api/v2/write.
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,

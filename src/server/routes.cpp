@@ -24,6 +24,7 @@ namespace {
 enum class Route {
   kWriteV1,
   kWriteV2,
+  kRemoteWrite,
   kQuery,
   kQueryRange,
   kSeries,
@@ -55,6 +56,7 @@ enum class Route {
 constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteNames = {
     "/write",
     "/api/v2/write",
+    "/api/v1/write",
     "/api/v1/query",
     "/api/v1/query_range",
     "/api/v1/series",
@@ -85,6 +87,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
 Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
   if (path == "/api/v2/write") return Route::kWriteV2;
+  if (path == "/api/v1/write") return Route::kRemoteWrite;
   if (path == "/api/v1/query") return Route::kQuery;
   if (path == "/api/v1/query_range") return Route::kQueryRange;
   if (path == "/api/v1/series") return Route::kSeries;
@@ -123,7 +126,8 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
   const bool reading = method == http::verb::get || method == http::verb::head;
   switch (route) {
     case Route::kWriteV1:
-    case Route::kWriteV2: return auth::Role::kWrite;
+    case Route::kWriteV2:
+    case Route::kRemoteWrite: return auth::Role::kWrite;
     case Route::kAdminCompact:
     case Route::kAdminBackup:
     case Route::kAdminBackups:  // backup paths and sizes are the operator's business
@@ -137,6 +141,16 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
     case Route::kDashboardAsset:
     case Route::kOther: return std::nullopt;
     default: return auth::Role::kRead;
+  }
+}
+
+// The write API a route serves, if it is a write route.
+std::optional<detail::WriteApi> write_api(Route route) {
+  switch (route) {
+    case Route::kWriteV1: return detail::WriteApi::kV1;
+    case Route::kWriteV2: return detail::WriteApi::kV2;
+    case Route::kRemoteWrite: return detail::WriteApi::kRemote;
+    default: return std::nullopt;
   }
 }
 
@@ -289,6 +303,9 @@ struct Router::Impl {
       r.set(http::field::retry_after, "1");
       return r;
     }
+    if (route == Route::kRemoteWrite) {
+      return detail::handle_remote_write(request, pipelines, services.max_body_bytes());
+    }
     if (route == Route::kWriteV1 || route == Route::kWriteV2) {
       return detail::handle_write(
           request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
@@ -360,10 +377,9 @@ struct Router::Impl {
       refused = "kpid is shutting down: the request was not run";
     }
     Response r;
-    if (route == Route::kWriteV1 || route == Route::kWriteV2) {
-      r = detail::write_error(
-          request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
-          http::status::service_unavailable, "write not taken, nothing was stored: " + refused);
+    if (auto api = write_api(route)) {
+      r = detail::write_error(request, *api, http::status::service_unavailable,
+                              "write not taken, nothing was stored: " + refused);
     } else {
       r = detail::api_error(request, http::status::service_unavailable, "unavailable", refused);
     }
@@ -402,8 +418,7 @@ boost::asio::awaitable<Response> Router::handle(const Request& request) {
       response = detail::api_error(request, http::status::forbidden, "forbidden", decision.message);
     } else if (on_pool(route) && impl_->services.ready.load()) {
       response = co_await impl_->dispatch_on_pool(route, request);
-    } else if ((route == Route::kWriteV1 || route == Route::kWriteV2) &&
-               impl_->services.ready.load()) {
+    } else if (write_api(route) && impl_->services.ready.load()) {
       response = co_await impl_->dispatch_write(route, request);
     } else {
       response = impl_->dispatch(route, request);
@@ -444,17 +459,15 @@ std::optional<Response> Router::admit(const Request& header, std::string_view cl
       return r;
     }
   }
-  const bool write = route == Route::kWriteV1 || route == Route::kWriteV2;
-  if (write && header.method() == http::verb::post && impl_->services.ready.load()) {
+  const auto api = write_api(route);
+  if (api && header.method() == http::verb::post && impl_->services.ready.load()) {
     auto pushback = impl_->services.store.pushback();
     // A writer without the right token hears 401/403 as usual, not about storage.
     if (pushback && impl_->services.access
                             .check(detail::request_path(header), header[http::field::authorization],
                                    auth::Role::kWrite)
                             .outcome == auth::Access::Outcome::kAllowed) {
-      auto r = detail::write_pushback(
-          header, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
-          pushback, impl_->services.ingest_metrics);
+      auto r = detail::write_pushback(header, *api, pushback, impl_->services.ingest_metrics);
       impl_->count(route, 503);
       return r;
     }

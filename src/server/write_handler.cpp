@@ -1,5 +1,9 @@
 #include <zlib.h>
 
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
 #include "handlers.h"
 
 namespace kpid::server::detail {
@@ -49,6 +53,9 @@ InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out
 
 Response write_error(const Request& request, WriteApi api, http::status status,
                      std::string_view message, std::string_view extra) {
+  if (api == WriteApi::kRemote) {
+    return make_response(request, status, std::string(message) + "\n", "text/plain; charset=utf-8");
+  }
   std::string body = "{\"error\":";
   append_json_string(body, message);
   if (api == WriteApi::kV2) {
@@ -85,13 +92,35 @@ void PipelinePool::release(std::unique_ptr<ingest::WritePipeline> pipeline) {
 
 Response write_pushback(const Request& request, WriteApi api, const store::Pushback& pushback,
                         ingest::IngestMetrics& metrics) {
-  metrics.pushback(ingest::Protocol::kHttp, pushback.reason);
+  metrics.pushback(
+      api == WriteApi::kRemote ? ingest::Protocol::kRemoteWrite : ingest::Protocol::kHttp,
+      pushback.reason);
   auto r = write_error(request, api, http::status::service_unavailable,
                        "write not taken, nothing was stored: " + pushback.message);
   const DurationMs seconds = std::max<DurationMs>(1, (pushback.retry_after + 999) / 1000);
   r.set(http::field::retry_after, std::to_string(seconds));
   return r;
 }
+
+namespace {
+
+// A write the store did not take, nothing of it stored: the store pushing back (disk full,
+// stalled) is told as such, with its Retry-After; otherwise 503 (retry) or 500.
+Response storage_failed(const Request& request, WriteApi api, const Status& storage,
+                        PipelinePool& pipelines) {
+  if (auto pushback = pipelines.store().pushback()) {
+    return write_pushback(request, api, pushback, pipelines.metrics());
+  }
+  const bool retry = storage.code() == StatusCode::kUnavailable ||
+                     storage.code() == StatusCode::kResourceExhausted;
+  auto r = write_error(
+      request, api, retry ? http::status::service_unavailable : http::status::internal_server_error,
+      "storing the write failed, nothing was stored: " + storage.message());
+  if (retry) r.set(http::field::retry_after, "1");
+  return r;
+}
+
+}  // namespace
 
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
                       uint64_t max_body_bytes) {
@@ -133,20 +162,7 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
       pipeline->write(body, *precision, ingest::Protocol::kHttp, kErrorsListed);
   pipelines.release(std::move(pipeline));
 
-  if (!result.storage) {
-    // The store pushing back (disk full, stalled) is told as such, with its Retry-After.
-    if (auto pushback = pipelines.store().pushback()) {
-      return write_pushback(request, api, pushback, pipelines.metrics());
-    }
-    bool retry = result.storage.code() == StatusCode::kUnavailable ||
-                 result.storage.code() == StatusCode::kResourceExhausted;
-    auto r =
-        write_error(request, api,
-                    retry ? http::status::service_unavailable : http::status::internal_server_error,
-                    "storing the write failed, nothing was stored: " + result.storage.message());
-    if (retry) r.set(http::field::retry_after, "1");
-    return r;
-  }
+  if (!result.storage) return storage_failed(request, api, result.storage, pipelines);
   if (result.lines_rejected == 0) return make_response(request, http::status::no_content, "", "");
 
   std::string message = "partial write: " + std::to_string(result.lines_rejected) + " of " +
@@ -167,6 +183,99 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
   }
   extra.push_back(']');
   return write_error(request, api, http::status::bad_request, message, extra);
+}
+
+namespace {
+
+// "application/x-protobuf;proto=prometheus.WriteRequest" -> its media type and proto parameter.
+std::pair<std::string, std::string> protobuf_content_type(std::string_view value) {
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+  };
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  const size_t semi = value.find(';');
+  std::string media = lower(trim(value.substr(0, semi)));
+  std::string proto;
+  for (size_t at = semi; at != std::string_view::npos;) {
+    const size_t next = value.find(';', at + 1);
+    std::string_view param = trim(value.substr(
+        at + 1, next == std::string_view::npos ? std::string_view::npos : next - at - 1));
+    if (lower(param.substr(0, 6)) == "proto=") proto = std::string(trim(param.substr(6)));
+    at = next;
+  }
+  return {std::move(media), std::move(proto)};
+}
+
+}  // namespace
+
+Response handle_remote_write(const Request& request, PipelinePool& pipelines,
+                             uint64_t max_body_bytes) {
+  constexpr WriteApi api = WriteApi::kRemote;
+  if (request.method() != http::verb::post) {
+    auto r =
+        write_error(request, api, http::status::method_not_allowed, "method not allowed: use POST");
+    r.set(http::field::allow, "POST");
+    return r;
+  }
+  // A sender that speaks remote write 2.0 falls back to 1.0 on 415.
+  const auto [media, proto] = protobuf_content_type(request[http::field::content_type]);
+  if (!media.empty() && media != "application/x-protobuf") {
+    return write_error(
+        request, api, http::status::unsupported_media_type,
+        "unsupported Content-Type \"" + media + "\": remote write sends application/x-protobuf");
+  }
+  if (!proto.empty() && proto != "prometheus.WriteRequest") {
+    return write_error(request, api, http::status::unsupported_media_type,
+                       "unsupported remote write message proto=" + proto +
+                           ": kpid takes remote write 1.0 (proto=prometheus.WriteRequest)");
+  }
+  const std::string_view encoding = request[http::field::content_encoding];
+  if (!encoding.empty() && encoding != "snappy") {
+    return write_error(request, api, http::status::unsupported_media_type,
+                       "unsupported Content-Encoding \"" + std::string(encoding) +
+                           "\": remote write bodies are snappy-compressed");
+  }
+
+  auto pipeline = pipelines.acquire();
+  Result<ingest::WriteResult> written =
+      pipeline->write_remote_body(request.body(), max_body_bytes, kErrorsListed);
+  pipelines.release(std::move(pipeline));
+  if (!written) {
+    return write_error(
+        request, api, http::status::bad_request,
+        "remote write body not decoded, nothing was stored: " + written.status().message());
+  }
+  const ingest::WriteResult& result = *written;
+  if (!result.storage) return storage_failed(request, api, result.storage, pipelines);
+  if (result.lines_rejected == 0 && result.histograms == 0) {
+    return make_response(request, http::status::no_content, "", "");
+  }
+  if (result.lines_rejected == 0) {
+    // Not acknowledged as stored: the sender logs the 400 (and does not retry it).
+    return write_error(request, api, http::status::bad_request,
+                       std::to_string(result.histograms) +
+                           " native histogram samples not stored: kpid does not take native "
+                           "histograms yet; the request's float samples were stored");
+  }
+  // The others are stored; a sender does not retry a 400, and the refused would fail again.
+  std::string message = "partial write: " + std::to_string(result.lines_rejected) + " of " +
+                        std::to_string(result.lines_rejected + result.lines_accepted) +
+                        " series not stored, the others were";
+  for (size_t i = 0; i < result.errors.size() && i < kErrorsInMessage; ++i) {
+    message +=
+        "\nseries " + std::to_string(result.errors[i].line) + ": " + result.errors[i].message;
+  }
+  if (result.lines_rejected > kErrorsInMessage) {
+    message += "\n... and " + std::to_string(result.lines_rejected - kErrorsInMessage) + " more";
+  }
+  return write_error(request, api, http::status::bad_request, message);
 }
 
 }  // namespace kpid::server::detail

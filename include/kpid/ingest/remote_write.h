@@ -33,6 +33,7 @@ struct RemoteSample {
 
 // One series of a request: views into the decoder's buffers, valid until its next decode().
 struct RemoteSeries {
+  size_t index = 0;                     // 0-based position among the request's series
   std::span<const RemoteLabel> labels;  // non-empty values only, as the sender ordered them
   std::span<const RemoteSample> samples;
 };

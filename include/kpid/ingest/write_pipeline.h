@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,7 +36,7 @@ Result<Precision> parse_precision(std::string_view text);
 Result<TimestampMs> to_milliseconds(int64_t raw, Precision precision);
 
 // Where a write came from; a label of the ingest metrics.
-enum class Protocol { kHttp, kTcp };
+enum class Protocol { kHttp, kTcp, kRemoteWrite };
 
 // Ingest counters, registered once per process; thread-safe.
 class IngestMetrics {
@@ -48,9 +49,9 @@ class IngestMetrics {
   void pushback(Protocol p, store::Pushback::Reason reason);
 
  private:
-  static size_t index(Protocol p) { return p == Protocol::kHttp ? 0 : 1; }
-  prometheus::Counter* samples_[2];
-  prometheus::Counter* string_fields_[2];
+  static size_t index(Protocol p) { return static_cast<size_t>(p); }
+  prometheus::Counter* samples_[3];
+  prometheus::Counter* string_fields_[3];
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Counter>* pushback_;
 };
@@ -60,11 +61,15 @@ struct LineError {
   std::string message;
 };
 
+struct RemoteWriteRequest;
+class RemoteWriteDecoder;
+
 struct WriteResult {
   size_t lines_accepted = 0;      // points (non-blank, non-comment lines) stored
   size_t lines_rejected = 0;      // lines that were not stored because they are malformed
   size_t samples_written = 0;     // samples stored (0 when storage failed)
   size_t string_fields = 0;       // string fields skipped
+  size_t histograms = 0;          // remote write: native histogram samples, not stored (yet)
   std::vector<LineError> errors;  // the first `max_errors` rejected lines, in order
   Status storage;                 // not ok when the store failed: none of the body was stored
 };
@@ -77,12 +82,24 @@ class WritePipeline {
   // `observer` (may be null) is told of each stored batch.
   WritePipeline(store::SampleStore& store, IngestMetrics& metrics, const Clock& clock,
                 store::SampleObserver* observer = nullptr);
+  ~WritePipeline();
 
   // Parses every line of `body` (split on '\n'; a trailing '\r' is ignored) and stores every
   // valid sample in one atomic append. Lines without a timestamp get the current time.
   // `first_line` numbers the first line of `body` in error messages.
   WriteResult write(std::string_view body, Precision precision, Protocol protocol,
                     size_t max_errors = 100, size_t first_line = 1);
+
+  // Stores a decoded remote write request's series in one atomic append. A series is stored
+  // whole or not at all: one the store refuses (series limit, a sample out of the store's time
+  // range) is counted in lines_rejected with an error whose `line` is its 1-based position in
+  // the request. Metrics under protocol "remote_write".
+  WriteResult write_remote(const RemoteWriteRequest& request, size_t max_errors = 100);
+
+  // Decodes a remote write 1.0 body (RemoteWriteDecoder, reused) and stores it as
+  // write_remote() does. An undecodable body is the decoder's error, with nothing stored.
+  Result<WriteResult> write_remote_body(std::string_view body, size_t max_bytes,
+                                        size_t max_errors = 100);
 
  private:
   // Adds one line's samples to batch_; returns false (with the reason in error_) if rejected.
@@ -102,6 +119,9 @@ class WritePipeline {
   size_t string_fields_ = 0;
   size_t points_ = 0;       // valid lines in the current body
   Status storage_failure_;  // set when the store failed while resolving a series
+  // Remote write's decoder and its output, made at the first remote write body.
+  std::unique_ptr<RemoteWriteDecoder> remote_decoder_;
+  std::unique_ptr<RemoteWriteRequest> remote_request_;
 };
 
 }  // namespace kpid::ingest
