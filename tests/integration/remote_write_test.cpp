@@ -51,8 +51,8 @@ pb::TimeSeries* add_series(pb::WriteRequest& request,
 // An instant query's result as "labels -> value", from kpid's or Prometheus' API.
 std::map<std::string, std::string> instant(uint16_t port, const std::string& query, int64_t t_ms) {
   const HttpResponse r = http_request(
-      port, "GET", "/api/v1/query?" + form({{"query", query}, {"time", fmt_seconds(t_ms)}}), {},
-      {}, 10s);
+      port, "GET", "/api/v1/query?" + form({{"query", query}, {"time", fmt_seconds(t_ms)}}), {}, {},
+      10s);
   INFO(r.body);
   REQUIRE(r.status == 200);
   std::map<std::string, std::string> out;
@@ -82,8 +82,8 @@ TEST_CASE("remote write: a real Prometheus remote-writes, kpid answers as Promet
   TempDir prom_dir;
   const uint16_t prom_port = free_port();
   const std::string config = prom_dir.file("prometheus.yml");
-  const std::string targets =
-      "['127.0.0.1:" + std::to_string(k.http_port()) + "', '127.0.0.1:" + std::to_string(prom_port) + "']";
+  const std::string targets = "['127.0.0.1:" + std::to_string(k.http_port()) +
+                              "', '127.0.0.1:" + std::to_string(prom_port) + "']";
   write_file(config,
              "global:\n"
              "  scrape_interval: 1s\n"
@@ -127,8 +127,8 @@ TEST_CASE("remote write: a real Prometheus remote-writes, kpid answers as Promet
   std::this_thread::sleep_for(4s);
   const int64_t t = now_ms() - 3000;
   for (const std::string query :
-       {"up", "scrape_samples_scraped", "scrape_series_added",
-        R"(prometheus_build_info)", R"(kpid_ingest_samples_total{protocol="remote_write"})"}) {
+       {"up", "scrape_samples_scraped", "scrape_series_added", R"(prometheus_build_info)",
+        R"(kpid_ingest_samples_total{protocol="remote_write"})"}) {
     const auto from_prometheus = instant(prom_port, query, t);
     const auto from_kpid = instant(k.http_port(), query, t);
     INFO(query << "\nPrometheus:\n" << printed(from_prometheus) << "kpid:\n" << printed(from_kpid));
