@@ -26,6 +26,7 @@ if ((test)); then
   packages+=(openssl)  # the test suite's TLS receiver uses certificates made with it
   packages+=(systemd)  # systemd-analyze verifies the unit
   packages+=(chromium)  # a real headless browser loads the dashboard (tests talk CDP to it)
+  packages+=(python3-influxdb)  # a real InfluxDB 1.x client pings, creates databases, writes
   fuzz=1
 fi
 if ((fuzz)); then

@@ -44,6 +44,16 @@ enum class WriteApi { kV1, kV2, kRemote };
 Response write_error(const Request& request, WriteApi api, boost::beast::http::status status,
                      std::string_view message, std::string_view extra = {});
 
+// The InfluxDB version kpid's /ping reports (X-Influxdb-Version): 1.x clients accept it.
+inline constexpr const char* kInfluxVersion = "1.8.10";
+
+// GET|HEAD /ping: 204 with X-Influxdb-Version (200 with {"version"} when ?verbose=true).
+Response handle_influx_ping(const Request& request);
+
+// GET|POST /query: the InfluxQL handshake clients send (SHOW DATABASES, CREATE DATABASE) in
+// InfluxDB's JSON shape; any other statement is a 400 naming it.
+Response handle_influx_query(const Request& request);
+
 // POST /api/v1/write: Prometheus remote write 1.0.
 Response handle_remote_write(const Request& request, PipelinePool& pipelines,
                              uint64_t max_body_bytes);

@@ -25,6 +25,8 @@ enum class Route {
   kWriteV1,
   kWriteV2,
   kRemoteWrite,
+  kInfluxPing,
+  kInfluxQuery,
   kQuery,
   kQueryRange,
   kSeries,
@@ -57,6 +59,8 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/write",
     "/api/v2/write",
     "/api/v1/write",
+    "/ping",
+    "/query",
     "/api/v1/query",
     "/api/v1/query_range",
     "/api/v1/series",
@@ -88,6 +92,8 @@ Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
   if (path == "/api/v2/write") return Route::kWriteV2;
   if (path == "/api/v1/write") return Route::kRemoteWrite;
+  if (path == "/ping") return Route::kInfluxPing;
+  if (path == "/query") return Route::kInfluxQuery;
   if (path == "/api/v1/query") return Route::kQuery;
   if (path == "/api/v1/query_range") return Route::kQueryRange;
   if (path == "/api/v1/series") return Route::kSeries;
@@ -127,7 +133,8 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
   switch (route) {
     case Route::kWriteV1:
     case Route::kWriteV2:
-    case Route::kRemoteWrite: return auth::Role::kWrite;
+    case Route::kRemoteWrite:
+    case Route::kInfluxQuery: return auth::Role::kWrite;  // the handshake of writing clients
     case Route::kAdminCompact:
     case Route::kAdminBackup:
     case Route::kAdminBackups:  // backup paths and sizes are the operator's business
@@ -139,6 +146,7 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
     case Route::kSilence: return reading ? auth::Role::kRead : auth::Role::kAdmin;
     case Route::kDashboard:
     case Route::kDashboardAsset:
+    case Route::kInfluxPing:  // unauthenticated in InfluxDB too
     case Route::kOther: return std::nullopt;
     default: return auth::Role::kRead;
   }
@@ -291,6 +299,8 @@ struct Router::Impl {
       // Static, so served while starting too: the page itself says kpid is not ready yet.
       case Route::kDashboard:
       case Route::kDashboardAsset: return detail::handle_dashboard(request, path);
+      case Route::kInfluxPing: return detail::handle_influx_ping(request);
+      case Route::kInfluxQuery: return detail::handle_influx_query(request);
       case Route::kOther:
         return make_response(request, http::status::not_found,
                              "404 page not found: " + std::string(path) + "\n",
