@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -234,6 +235,29 @@ bool Access::is_open(std::string_view path) const {
          state->open_paths.end();
 }
 
+namespace {
+
+// The password of "Basic base64(user:password)", as InfluxDB 1.x clients send their
+// credentials; "" when `credentials` is not such base64.
+std::string basic_password(std::string_view credentials) {
+  while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
+  while (!credentials.empty() && credentials.back() == ' ') credentials.remove_suffix(1);
+  if (credentials.empty() || credentials.size() % 4 != 0) return {};
+  std::string decoded(credentials.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                                reinterpret_cast<const unsigned char*>(credentials.data()),
+                                static_cast<int>(credentials.size()));
+  if (n < 0) return {};
+  // EVP_DecodeBlock counts the padding's zero bytes too.
+  size_t size = static_cast<size_t>(n);
+  for (size_t pad = credentials.size(); pad > 0 && credentials[pad - 1] == '='; --pad) --size;
+  decoded.resize(size);
+  const size_t colon = decoded.find(':');
+  return colon == std::string::npos ? std::string() : decoded.substr(colon + 1);
+}
+
+}  // namespace
+
 Access::Decision Access::check(std::string_view path, std::string_view authorization,
                                Role required) const {
   std::shared_ptr<const State> state;
@@ -247,6 +271,13 @@ Access::Decision Access::check(std::string_view path, std::string_view authoriza
     return d;
   }
   std::string_view token;
+  std::string password;  // Basic credentials: the password is the token, the user a label
+  if (authorization.size() > 6 &&
+      std::equal(authorization.begin(), authorization.begin() + 6, "basic ",
+                 [](char a, char b) { return std::tolower(a) == b; })) {
+    password = basic_password(authorization.substr(6));
+    token = password;
+  }
   for (std::string_view scheme : {"Bearer ", "Token "}) {
     if (authorization.size() > scheme.size() &&
         std::equal(scheme.begin(), scheme.end(), authorization.begin(),
@@ -265,9 +296,9 @@ Access::Decision Access::check(std::string_view path, std::string_view authoriza
       return d;
     }
     d.outcome = Outcome::kUnauthenticated;
-    d.message = token.empty()
-                    ? "this endpoint needs a token: send \"Authorization: Bearer <token>\""
-                    : "unknown token";
+    d.message = token.empty() ? "this endpoint needs a token: send \"Authorization: Bearer "
+                                "<token>\" (InfluxDB clients: the token as password)"
+                              : "unknown token";
     return d;
   }
   d.who = *who;

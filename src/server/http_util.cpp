@@ -74,10 +74,10 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-Params::Params(const Request& request) {
+Params::Params(const Request& request, bool query_only) {
   std::string_view target = request.target();
   if (auto q = target.find('?'); q != std::string_view::npos) parse(target.substr(q + 1));
-  if (request.method() == http::verb::post) {
+  if (!query_only && request.method() == http::verb::post) {
     std::string_view type = request[http::field::content_type];
     if (type.substr(0, 33) == "application/x-www-form-urlencoded") parse(request.body());
   }

@@ -21,8 +21,8 @@ void append_json_string(std::string& out, std::string_view s);
 class Params {
  public:
   // Parses the target's query string, plus the body when the request is a
-  // application/x-www-form-urlencoded POST.
-  explicit Params(const Request& request);
+  // application/x-www-form-urlencoded POST (unless `query_only`: a write's body is data).
+  explicit Params(const Request& request, bool query_only = false);
   // The first value of `key`, or nullptr.
   const std::string* get(std::string_view key) const;
   // Every value of `key`, in order.

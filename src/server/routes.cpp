@@ -152,6 +152,18 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
   }
 }
 
+// The credentials a request carries: its Authorization header, or for InfluxDB 1.x routes the
+// `p` (password) parameter of the query string, the token, as InfluxDB 1.x clients may send it.
+std::string authorization_of(Route route, const Request& request) {
+  const std::string_view header = request[http::field::authorization];
+  if (!header.empty() || (route != Route::kWriteV1 && route != Route::kInfluxQuery)) {
+    return std::string(header);
+  }
+  const detail::Params params(request, true);
+  const std::string* password = params.get("p");
+  return password != nullptr && !password->empty() ? "Bearer " + *password : std::string();
+}
+
 // The write API a route serves, if it is a write route.
 std::optional<detail::WriteApi> write_api(Route route) {
   switch (route) {
@@ -417,7 +429,7 @@ boost::asio::awaitable<Response> Router::handle(const Request& request) {
   auth::Access::Decision decision;
   if (role) {
     decision = impl_->services.access.check(detail::request_path(request),
-                                            request[http::field::authorization], *role);
+                                            authorization_of(route, request), *role);
   }
   try {
     if (decision.outcome == auth::Access::Outcome::kUnauthenticated) {
@@ -474,7 +486,7 @@ std::optional<Response> Router::admit(const Request& header, std::string_view cl
     auto pushback = impl_->services.store.pushback();
     // A writer without the right token hears 401/403 as usual, not about storage.
     if (pushback && impl_->services.access
-                            .check(detail::request_path(header), header[http::field::authorization],
+                            .check(detail::request_path(header), authorization_of(route, header),
                                    auth::Role::kWrite)
                             .outcome == auth::Access::Outcome::kAllowed) {
       auto r = detail::write_pushback(header, *api, pushback, impl_->services.ingest_metrics);

@@ -69,3 +69,51 @@ TEST_CASE("influx clients: /ping answers 204 with the version, HEAD too, verbose
   CHECK(r.status == 400);
   CHECK(contains(r.body, "missing required parameter \\\"q\\\""));
 }
+
+TEST_CASE("influx clients: credentials as InfluxDB 1.x sends them (Basic auth, u and p) are tokens",
+          "[influx][auth]") {
+  const std::string token = "w-influx-0123456789abcdef0123456789ab";
+  const CommandResult hashed = run_command({KPID_BINARY, "--hash-token"}, token + "\n");
+  REQUIRE(hashed.exit_code == 0);
+  const std::string digest = hashed.out.substr(0, 64);
+  // Reads open, so the checks below need no token of their own.
+  Kpid k({.config_toml = "[auth]\nopen = [\"/healthz\", \"/readyz\", \"/metrics\", "
+                         "\"/api/v1/query\"]\n[[auth.token]]\nname = "
+                         "\"telegraf\"\nroles = [\"write\"]\nsha256 = \"" +
+                         digest + "\"\n"});
+  k.start();
+  const int64_t t_ms = now_ms() - 2000;
+  auto script = [&](const std::string& password) {
+    return "from influxdb import InfluxDBClient\n"
+           "c = InfluxDBClient(host='127.0.0.1', port=" +
+           std::to_string(k.http_port()) + ", username='telegraf', password='" + password +
+           "', database='db')\n"
+           "print('version', c.ping())\n"
+           "try:\n"
+           "    c.write_points([{'measurement': 'auth_temp', 'fields': {'value': 3.5}, 'time': " +
+           std::to_string(t_ms) +
+           "}], time_precision='ms')\n"
+           "    print('written')\n"
+           "except Exception as e:\n"
+           "    print('refused:', e)\n";
+  };
+  // The client sends Basic auth; the password is the token.
+  CommandResult r = run_command({"/usr/bin/python3", "-c", script(token)}, {}, 60s);
+  INFO("python3: exit " << r.exit_code << "\n" << r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.out, "version 1.8.10\n"));  // /ping needs no token, as in InfluxDB
+  CHECK(contains(r.out, "written\n"));
+  REQUIRE(k.query_at_ms("auth_temp", t_ms).size() == 1);
+
+  r = run_command({"/usr/bin/python3", "-c", script("wrong")}, {}, 60s);
+  INFO("python3: exit " << r.exit_code << "\n" << r.out << r.err);
+  CHECK(contains(r.out, "refused: 401: "));
+  CHECK(contains(r.out, "unknown token"));
+
+  // u and p in the query string, as the influx CLI and older clients send them.
+  const std::string line = "auth_temp,via=params value=4.5 " + std::to_string(t_ms);
+  CHECK(k.post("/write?db=db&precision=ms&u=telegraf&p=" + url_encode(token), line).status == 204);
+  CHECK(k.post("/write?db=db&precision=ms&u=telegraf&p=nope", line).status == 401);
+  CHECK(k.post("/write?db=db&precision=ms", line).status == 401);
+  CHECK(k.query_at_ms(R"(auth_temp{via="params"})", t_ms).size() == 1);
+}
