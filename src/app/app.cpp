@@ -27,6 +27,7 @@
 #include "kpid/app/systemd.h"
 #include "kpid/core/deadline.h"
 #include "kpid/ingest/line_listener.h"
+#include "kpid/ingest/metric_metadata.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/definition.h"
 #include "kpid/kpi/evaluator.h"
@@ -302,6 +303,11 @@ class Daemon {
         std::max(1u, std::thread::hardware_concurrency()),
         static_cast<size_t>(std::max<int64_t>(config_.http.max_connections, 1024)), 0});
     ingest_metrics_ = std::make_unique<ingest::IngestMetrics>(metrics_.registry());
+    metric_metadata_ = std::make_unique<ingest::MetricMetadataStore>(*store_);
+    if (auto s = metric_metadata_->load(); !s) {
+      spdlog::critical("cannot read metric metadata: {}", s.message());
+      return false;
+    }
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;
     evaluator_->set_listener(alerter_.get());
@@ -330,6 +336,7 @@ class Daemon {
         *query_pool_,
         *maintenance_pool_,
         *ingest_pool_,
+        *metric_metadata_,
         *evaluator_,
         *alerter_,
         *planner_,
@@ -669,6 +676,7 @@ class Daemon {
   std::unique_ptr<query::WorkPool> maintenance_pool_;
   std::unique_ptr<query::WorkPool> ingest_pool_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
+  std::unique_ptr<ingest::MetricMetadataStore> metric_metadata_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them
   std::vector<alert::Receiver> receivers_;

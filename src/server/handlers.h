@@ -10,6 +10,7 @@
 
 #include "http_util.h"
 #include "kpid/alert/alerter.h"
+#include "kpid/ingest/metric_metadata.h"
 #include "kpid/okr/planner.h"
 #include "kpid/server/routes.h"
 
@@ -54,9 +55,12 @@ Response handle_influx_ping(const Request& request);
 // InfluxDB's JSON shape; any other statement is a 400 naming it.
 Response handle_influx_query(const Request& request);
 
-// POST /api/v1/write: Prometheus remote write 1.0.
+// POST /api/v1/write: Prometheus remote write 1.0; the request's metadata goes to `metadata`.
 Response handle_remote_write(const Request& request, PipelinePool& pipelines,
-                             uint64_t max_body_bytes);
+                             ingest::MetricMetadataStore& metadata, uint64_t max_body_bytes);
+
+// GET /api/v1/metadata (`metric`, `limit`), in Prometheus' shape.
+Response handle_metadata(const Request& request, const ingest::MetricMetadataStore& metadata);
 
 // POST /write and /api/v2/write.
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,

@@ -27,6 +27,7 @@ enum class Route {
   kRemoteWrite,
   kInfluxPing,
   kInfluxQuery,
+  kMetadata,
   kQuery,
   kQueryRange,
   kSeries,
@@ -61,6 +62,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/write",
     "/ping",
     "/query",
+    "/api/v1/metadata",
     "/api/v1/query",
     "/api/v1/query_range",
     "/api/v1/series",
@@ -94,6 +96,7 @@ Route route_of(std::string_view path) {
   if (path == "/api/v1/write") return Route::kRemoteWrite;
   if (path == "/ping") return Route::kInfluxPing;
   if (path == "/query") return Route::kInfluxQuery;
+  if (path == "/api/v1/metadata") return Route::kMetadata;
   if (path == "/api/v1/query") return Route::kQuery;
   if (path == "/api/v1/query_range") return Route::kQueryRange;
   if (path == "/api/v1/series") return Route::kSeries;
@@ -326,8 +329,10 @@ struct Router::Impl {
       return r;
     }
     if (route == Route::kRemoteWrite) {
-      return detail::handle_remote_write(request, pipelines, services.max_body_bytes());
+      return detail::handle_remote_write(request, pipelines, services.metadata,
+                                         services.max_body_bytes());
     }
+    if (route == Route::kMetadata) return detail::handle_metadata(request, services.metadata);
     if (route == Route::kWriteV1 || route == Route::kWriteV2) {
       return detail::handle_write(
           request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,

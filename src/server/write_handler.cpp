@@ -216,7 +216,7 @@ std::pair<std::string, std::string> protobuf_content_type(std::string_view value
 }  // namespace
 
 Response handle_remote_write(const Request& request, PipelinePool& pipelines,
-                             uint64_t max_body_bytes) {
+                             ingest::MetricMetadataStore& metadata, uint64_t max_body_bytes) {
   constexpr WriteApi api = WriteApi::kRemote;
   if (request.method() != http::verb::post) {
     auto r =
@@ -246,6 +246,10 @@ Response handle_remote_write(const Request& request, PipelinePool& pipelines,
   auto pipeline = pipelines.acquire();
   Result<ingest::WriteResult> written =
       pipeline->write_remote_body(request.body(), max_body_bytes, kErrorsListed);
+  // Metadata once the samples are stored (a request may carry only metadata).
+  Status recorded = Status::ok();
+  if (written && written->storage)
+    recorded = metadata.record(pipeline->last_remote_request()->metadata);
   pipelines.release(std::move(pipeline));
   if (!written) {
     return write_error(
@@ -254,6 +258,13 @@ Response handle_remote_write(const Request& request, PipelinePool& pipelines,
   }
   const ingest::WriteResult& result = *written;
   if (!result.storage) return storage_failed(request, api, result.storage, pipelines);
+  if (!recorded) {
+    // The samples are stored; a retry stores them again (the same values) and the metadata.
+    auto r = write_error(request, api, http::status::service_unavailable,
+                         "samples stored, metadata not recorded: " + recorded.message());
+    r.set(http::field::retry_after, "5");
+    return r;
+  }
   if (result.lines_rejected == 0 && result.histograms == 0) {
     return make_response(request, http::status::no_content, "", "");
   }

@@ -100,7 +100,9 @@ TEST_CASE("remote write: a real Prometheus remote-writes, kpid answers as Promet
                  "/api/v1/write\n"
                  "    queue_config:\n"
                  "      batch_send_deadline: 1s\n"
-                 "      max_samples_per_send: 2000\n");
+                 "      max_samples_per_send: 2000\n"
+                 "    metadata_config:\n"
+                 "      send_interval: 1s\n");
   std::filesystem::create_directories(prom_dir.file("data"));
   BackgroundProcess prometheus(
       "prometheus",
@@ -134,6 +136,24 @@ TEST_CASE("remote write: a real Prometheus remote-writes, kpid answers as Promet
     INFO(query << "\nPrometheus:\n" << printed(from_prometheus) << "kpid:\n" << printed(from_kpid));
     CHECK_FALSE(from_prometheus.empty());
     CHECK(from_kpid == from_prometheus);
+  }
+  // The metadata Prometheus sends, as Prometheus serves it.
+  for (const std::string metric : {"prometheus_build_info", "prometheus_http_requests_total"}) {
+    std::string from_prometheus;
+    std::string from_kpid;
+    const bool same = eventually(
+        [&] {
+          const std::string target = "/api/v1/metadata?" + form({{"metric", metric}});
+          const HttpResponse p = http_request(prom_port, "GET", target);
+          const HttpResponse q = http_request(k.http_port(), "GET", target);
+          if (p.status != 200 || q.status != 200) return false;
+          from_prometheus = json::serialize(p.json().at("data"));
+          from_kpid = json::serialize(q.json().at("data"));
+          return from_prometheus != "{}" && from_kpid == from_prometheus;
+        },
+        20s, 250ms);
+    INFO(metric << "\nPrometheus: " << from_prometheus << "\nkpid: " << from_kpid);
+    CHECK(same);
   }
   // Samples arrived under their own protocol in kpid's metrics, with no rejection.
   const std::string metrics = k.metrics();
@@ -204,4 +224,53 @@ TEST_CASE("remote write: 204 stores, 400 says what was wrong, 415 for remote wri
   CHECK(k.query_at_ms("rw_float", t).size() == 1);
 
   CHECK(k.get("/api/v1/write").status == 405);
+}
+
+TEST_CASE("remote write: metadata is kept across restarts and served as Prometheus serves it",
+          "[remote_write]") {
+  Kpid k;
+  k.start();
+  pb::WriteRequest request;  // metadata only, as Prometheus sends it apart from samples
+  auto add = [&](const char* family, pb::MetricMetadata::MetricType type, const char* help,
+                 const char* unit) {
+    auto* m = request.add_metadata();
+    m->set_metric_family_name(family);
+    m->set_type(type);
+    m->set_help(help);
+    m->set_unit(unit);
+  };
+  add("http_requests_total", pb::MetricMetadata::COUNTER, "Requests served.", "");
+  add("room_temperature_celsius", pb::MetricMetadata::GAUGE, "Room temperature.", "celsius");
+  add("checkout_seconds", pb::MetricMetadata::HISTOGRAM, "Checkout latency.", "seconds");
+  REQUIRE(k.post("/api/v1/write", snappy_body(request), kRemoteWriteHeaders).status == 204);
+
+  auto data = [&](const std::string& params) {
+    const HttpResponse r = k.get("/api/v1/metadata" + params);
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    return json::serialize(r.json().at("data"));
+  };
+  CHECK(
+      data("?metric=room_temperature_celsius") ==
+      R"({"room_temperature_celsius":[{"type":"gauge","help":"Room temperature.","unit":"celsius"}]})");
+  CHECK(
+      data("?limit=1") ==
+      R"({"checkout_seconds":[{"type":"histogram","help":"Checkout latency.","unit":"seconds"}]})");
+  CHECK(data("?metric=unknown_metric") == "{}");
+
+  // A family's newer metadata replaces the older; everything survives a restart.
+  pb::WriteRequest update;
+  auto* m = update.add_metadata();
+  m->set_metric_family_name("http_requests_total");
+  m->set_type(pb::MetricMetadata::COUNTER);
+  m->set_help("HTTP requests served.");
+  REQUIRE(k.post("/api/v1/write", snappy_body(update), kRemoteWriteHeaders).status == 204);
+  k.kill9();  // acknowledged, so durable
+  k.start();
+  CHECK(data("?metric=http_requests_total") ==
+        R"({"http_requests_total":[{"type":"counter","help":"HTTP requests served.","unit":""}]})");
+  CHECK(
+      data("?metric=checkout_seconds") ==
+      R"({"checkout_seconds":[{"type":"histogram","help":"Checkout latency.","unit":"seconds"}]})");
+  CHECK(k.get("/api/v1/metadata?limit=x").status == 400);
 }

@@ -100,6 +100,9 @@ class WritePipeline {
   // write_remote() does. An undecodable body is the decoder's error, with nothing stored.
   Result<WriteResult> write_remote_body(std::string_view body, size_t max_bytes,
                                         size_t max_errors = 100);
+  // The request the last write_remote_body() decoded (null before the first); its views are
+  // valid until the next call.
+  const RemoteWriteRequest* last_remote_request() const { return remote_request_.get(); }
 
  private:
   // Adds one line's samples to batch_; returns false (with the reason in error_) if rejected.

@@ -27,6 +27,7 @@
 #include "kpid/alert/alerter.h"
 #include "kpid/auth/auth.h"
 #include "kpid/core/time.h"
+#include "kpid/ingest/metric_metadata.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
@@ -62,6 +63,8 @@ struct RouterServices {
   // the heads for a moment) holds one of its workers, never a network thread, so health checks
   // and other requests are answered meanwhile.
   query::WorkPool& ingest;
+  // Metric metadata from remote write, served by GET /api/v1/metadata.
+  ingest::MetricMetadataStore& metadata;
   // The KPI evaluator: told of every stored batch, and read by the KPI API.
   kpi::Evaluator& kpis;
   // Alerts, acknowledgements and silences.
