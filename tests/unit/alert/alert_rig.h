@@ -19,6 +19,7 @@
 #include "support/failing_state_store.h"
 #include "support/fake_clock.h"
 #include "support/temp_dir.h"
+#include "support/test_store.h"
 
 namespace kpid::alert::test_rig {
 
@@ -158,11 +159,7 @@ struct Rig {
     REQUIRE(setup.ok());
     rules = setup.rules;
     receivers = setup.receivers;
-    store::StoreOptions o;
-    o.data_dir = dir.path() + "/data";
-    o.clock = &clock;
-    o.background = false;
-    store = std::move(store::RocksDbStore::open(o, nullptr)).value();
+    store = testing::open_test_store(dir.path() + "/data", clock);
     state = std::make_unique<testing::FailingStateStore>(*store);
     start();
   }

@@ -16,6 +16,7 @@
 #include "support/failing_state_store.h"
 #include "support/fake_clock.h"
 #include "support/temp_dir.h"
+#include "support/test_store.h"
 
 using namespace kpid;
 using namespace kpid::kpi;
@@ -52,11 +53,7 @@ std::vector<Definition> compile_toml(const std::string& toml) {
 struct Rig {
   Rig() {
     clock.set_ms(kNow);
-    store::StoreOptions o;
-    o.data_dir = dir.path() + "/data";
-    o.clock = &clock;
-    o.background = false;
-    store = std::move(store::RocksDbStore::open(o, nullptr)).value();
+    store = testing::open_test_store(dir.path() + "/data", clock);
     state = std::make_unique<testing::FailingStateStore>(*store);
     engine = std::make_unique<query::Engine>(*store, query::QueryOptions{});
     start();

@@ -12,6 +12,7 @@
 #include "kpid/store/rocksdb_store.h"
 #include "support/fake_clock.h"
 #include "support/temp_dir.h"
+#include "support/test_store.h"
 
 using namespace kpid;
 using namespace kpid::kpi;
@@ -47,11 +48,7 @@ struct Rig {
   }
 
   void open_store() {
-    store::StoreOptions o;
-    o.data_dir = dir.path() + "/data";
-    o.clock = &clock;
-    o.background = false;
-    store = std::move(store::RocksDbStore::open(o, nullptr)).value();
+    store = testing::open_test_store(dir.path() + "/data", clock);
     engine = std::make_unique<query::Engine>(*store, query::QueryOptions{});
   }
 

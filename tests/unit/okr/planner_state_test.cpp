@@ -21,6 +21,7 @@
 #include "support/failing_state_store.h"
 #include "support/fake_clock.h"
 #include "support/temp_dir.h"
+#include "support/test_store.h"
 
 using namespace kpid;
 using namespace kpid::okr;
@@ -62,11 +63,7 @@ Okr okr_record(const std::string& id, OkrState state) {
 struct Rig {
   Rig() {
     clock.set_ms(kNow);
-    store::StoreOptions o;
-    o.data_dir = dir.path() + "/data";
-    o.clock = &clock;
-    o.background = false;
-    store = std::move(store::RocksDbStore::open(o, nullptr)).value();
+    store = testing::open_test_store(dir.path() + "/data", clock);
     state = std::make_unique<testing::FailingStateStore>(*store);
     engine = std::make_unique<query::Engine>(*store, query::QueryOptions{});
     auto loaded = config::parse_config(
