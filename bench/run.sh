@@ -22,6 +22,8 @@ done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 build=${BUILD_DIR:-$root/build}
 kpid=${KPID:-$build/src/kpid}
 bench=${KPID_BENCH:-$build/bench/kpid_bench}
@@ -41,12 +43,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/kpid-bench.XXXXXX")
 kpid_pid=""
 
 cleanup() {
-  if [[ -n $kpid_pid ]] && kill -0 "$kpid_pid" 2>/dev/null; then
-    kill -TERM "$kpid_pid" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$kpid_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$kpid_pid" 2>/dev/null && kill -KILL "$kpid_pid" 2>/dev/null || true
-    wait "$kpid_pid" 2>/dev/null || true
-  fi
+  stop_pid "$kpid_pid" 30
   rm -rf "$tmp"
 }
 trap cleanup EXIT

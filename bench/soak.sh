@@ -91,15 +91,8 @@ out=${out:-${TMPDIR:-/tmp}/kpid-soak-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 kpid_pid="" receiver_pid="" sampler_pid=""
 
-# Stops one of our processes by PID: TERM, then KILL after $2 seconds.
-stop_pid() {
-  local pid=$1 wait_s=${2:-30}
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 $((wait_s * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 cleanup() {
   stop_pid "$sampler_pid" 5
   stop_pid "$kpid_pid" 30
