@@ -130,7 +130,11 @@ TEST_CASE("remote write: a real Prometheus remote-writes, kpid answers as Promet
   const int64_t t = now_ms() - 3000;
   for (const std::string query :
        {"up", "scrape_samples_scraped", "scrape_series_added", R"(prometheus_build_info)",
-        R"(kpid_ingest_samples_total{protocol="remote_write"})"}) {
+        R"(kpid_ingest_samples_total{protocol="remote_write"})",
+        // The same data through the parser and evaluator: operators, aggregations, functions.
+        "sum by (job) (scrape_samples_scraped)", "count without (instance) (up)",
+        "max_over_time(scrape_samples_scraped[10s])", "scrape_samples_scraped * 2 - 1", "-up",
+        "up == bool 1", "scrape_series_added > 0", "abs(scrape_samples_scraped - 100)"}) {
     const auto from_prometheus = instant(prom_port, query, t);
     const auto from_kpid = instant(k.http_port(), query, t);
     INFO(query << "\nPrometheus:\n" << printed(from_prometheus) << "kpid:\n" << printed(from_kpid));
