@@ -11,7 +11,7 @@ namespace kpid::ingest {
 
 namespace {
 
-constexpr const char* kProtocolNames[] = {"http", "tcp", "remote_write"};
+constexpr const char* kProtocolNames[] = {"http", "tcp", "remote_write", "otlp"};
 
 // Floor division, so -1 ns is in millisecond -1, not 0.
 int64_t floor_div(int64_t a, int64_t b) {
@@ -213,21 +213,21 @@ Result<WriteResult> WritePipeline::write_remote_body(std::string_view body, size
     metrics_.rejected(Protocol::kRemoteWrite, "undecodable_body");
     return s;
   }
-  return write_remote(*remote_request_, max_errors);
+  return write_remote(*remote_request_, Protocol::kRemoteWrite, max_errors);
 }
 
-WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, size_t max_errors) {
-  constexpr Protocol kProtocol = Protocol::kRemoteWrite;
+WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Protocol protocol,
+                                        size_t max_errors) {
   WriteResult result;
   result.histograms = request.histograms;
   if (request.histograms > 0) {
-    metrics_.rejected(kProtocol, "native_histogram", static_cast<double>(request.histograms));
+    metrics_.rejected(protocol, "native_histogram", static_cast<double>(request.histograms));
   }
   batch_.clear();
   storage_failure_ = Status::ok();
   auto reject = [&](size_t position, std::string message, std::string_view reason) {
     ++result.lines_rejected;
-    metrics_.rejected(kProtocol, reason);
+    metrics_.rejected(protocol, reason);
     if (result.errors.size() < max_errors) result.errors.push_back({position, std::move(message)});
   };
   // Positions among the request's series: the decoder's rejections interleave with the kept.
@@ -271,10 +271,10 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, size_
   if (result.storage) {
     if (observer_ != nullptr) observer_->observe(batch_);
     result.samples_written = batch_.size();
-    if (!batch_.empty()) metrics_.samples(kProtocol, static_cast<double>(batch_.size()));
+    if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));
   } else {
     result.lines_accepted = 0;
-    metrics_.rejected(kProtocol, "storage_error", static_cast<double>(request.series.size()));
+    metrics_.rejected(protocol, "storage_error", static_cast<double>(request.series.size()));
   }
   return result;
 }

@@ -36,7 +36,8 @@ Result<Precision> parse_precision(std::string_view text);
 Result<TimestampMs> to_milliseconds(int64_t raw, Precision precision);
 
 // Where a write came from; a label of the ingest metrics.
-enum class Protocol { kHttp, kTcp, kRemoteWrite };
+enum class Protocol { kHttp, kTcp, kRemoteWrite, kOtlp };
+inline constexpr size_t kProtocolCount = 4;
 
 // Ingest counters, registered once per process; thread-safe.
 class IngestMetrics {
@@ -50,8 +51,8 @@ class IngestMetrics {
 
  private:
   static size_t index(Protocol p) { return static_cast<size_t>(p); }
-  prometheus::Counter* samples_[3];
-  prometheus::Counter* string_fields_[3];
+  prometheus::Counter* samples_[kProtocolCount];
+  prometheus::Counter* string_fields_[kProtocolCount];
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Counter>* pushback_;
 };
@@ -93,8 +94,9 @@ class WritePipeline {
   // Stores a decoded remote write request's series in one atomic append. A series is stored
   // whole or not at all: one the store refuses (series limit, a sample out of the store's time
   // range) is counted in lines_rejected with an error whose `line` is its 1-based position in
-  // the request. Metrics under protocol "remote_write".
-  WriteResult write_remote(const RemoteWriteRequest& request, size_t max_errors = 100);
+  // the request. Metrics under `protocol` ("remote_write" or "otlp": both decode to series).
+  WriteResult write_remote(const RemoteWriteRequest& request, Protocol protocol,
+                           size_t max_errors = 100);
 
   // Decodes a remote write 1.0 body (RemoteWriteDecoder, reused) and stores it as
   // write_remote() does. An undecodable body is the decoder's error, with nothing stored.
