@@ -344,6 +344,7 @@ class Daemon {
         *audit_,
         config_.http.rate_limit,
         config_.http.rate_limit_burst};
+    services.ingest_options = config_.ingest;
     services.backup_dir = store::backup_dir_of(config_.storage);
     services.backup = [this](const std::string& dir) { return store_->backup(dir); };
     services.list_backups = [](const std::string& dir) {
@@ -597,6 +598,7 @@ class Daemon {
     for (auto keys : {store::keys_needing_restart(config_.storage, next.storage),
                       server::keys_needing_restart(config_.http, next.http),
                       ingest::keys_needing_restart(config_.line, next.line),
+                      ingest::keys_needing_restart(config_.ingest, next.ingest),
                       alert::keys_needing_restart(config_.alerting, config_.receivers,
                                                   next.alerting, next.receivers),
                       query::keys_needing_restart(config_.query, next.query),

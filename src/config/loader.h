@@ -144,6 +144,7 @@ class Loader {
   void load_http(const toml::table& t, server::HttpOptions& c);
 
   void load_line(const toml::table& t, ingest::LineOptions& c);
+  void load_ingest(const toml::table& t, ingest::IngestOptions& c);
 
   // [http.tls] / [line.tls]. Whether the files load and the key matches the certificate is
   // checked where they can be loaded (app::load_all), at the positions kept here.

@@ -1,6 +1,8 @@
 // The document's top level and the daemon's own tables: [storage], [retention], [http], [line]
-// (with their [*.tls]), [query] and [log].
+// (with their [*.tls]), [ingest], [query] and [log].
 #include "loader.h"
+
+#include "kpid/core/labels.h"
 
 #include <toml++/toml.h>
 
@@ -17,8 +19,8 @@ namespace kpid::config::detail {
 
 void Loader::load(const toml::table& root, Config& c) {
   static constexpr std::array kSections = {
-      "storage",  "retention", "http", "line", "query",           "log", "include", "kpi",
-      "alerting", "receiver",  "okr",  "auth", "shutdown_timeout"};
+      "storage", "retention", "http",     "line",     "ingest", "query", "log",
+      "include", "kpi",       "alerting", "receiver", "okr",    "auth",  "shutdown_timeout"};
   for (const auto& [key, node] : root) {
     std::string name(key.str());
     bool known = false;
@@ -53,6 +55,7 @@ void Loader::load(const toml::table& root, Config& c) {
     if (name == "retention") load_retention(*table, c.storage.retention);
     if (name == "http") load_http(*table, c.http);
     if (name == "line") load_line(*table, c.line);
+    if (name == "ingest") load_ingest(*table, c.ingest);
     if (name == "query") load_query(*table, c.query);
     if (name == "log") load_log(*table, c.log);
     if (name == "alerting") load_alerting(*table, c.alerting);
@@ -141,6 +144,20 @@ void Loader::load_line(const toml::table& t, ingest::LineOptions& c) {
   get_duration(t, "line", "error_log_interval", 0, c.error_log_interval);
   get_int(t, "line", "max_connections", 1, 1'000'000, c.max_connections);
   load_tls(t, "line", c.tls);
+}
+
+void Loader::load_ingest(const toml::table& t, ingest::IngestOptions& c) {
+  check_keys(t, "ingest", std::array{"native_histogram_max_buckets", "db_label"});
+  get_int(t, "ingest", "native_histogram_max_buckets", 2, 10'000, c.native_histogram_max_buckets);
+  get_string(t, "ingest", "db_label", c.db_label);
+  if (const toml::node* n = t.get("db_label");
+      n != nullptr && !c.db_label.empty() && !is_label_name(c.db_label)) {
+    error(*n, "ingest.db_label",
+          "\"" + c.db_label +
+              "\" is not a label name (letters, digits and _, not starting with a digit)");
+  } else if (n != nullptr && c.db_label.starts_with("__")) {
+    error(*n, "ingest.db_label", "names starting with __ are reserved");
+  }
 }
 
 // [http.tls] / [line.tls]. Whether the files load and the key matches the certificate is

@@ -15,6 +15,16 @@ std::vector<std::string> keys_needing_restart(const LineOptions& running, const 
   return keys;
 }
 
+std::vector<std::string> keys_needing_restart(const IngestOptions& running,
+                                              const IngestOptions& next) {
+  std::vector<std::string> keys;
+  if (running.native_histogram_max_buckets != next.native_histogram_max_buckets) {
+    keys.emplace_back("ingest.native_histogram_max_buckets");
+  }
+  if (running.db_label != next.db_label) keys.emplace_back("ingest.db_label");
+  return keys;
+}
+
 LineOptions reloaded(const LineOptions& running, const LineOptions& next) {
   LineOptions out = running;
   out.max_line_bytes = next.max_line_bytes;

@@ -46,13 +46,16 @@ std::optional<store::SeriesId> SeriesCache::find(std::string_view series, std::s
   return entries_[it->second].id;
 }
 
+void SeriesCache::clear() {
+  entries_.clear();
+  index_.clear();
+  arena_.clear();
+  next_ = 0;
+}
+
 void SeriesCache::remember(std::string_view series, std::string_view field, store::SeriesId id) {
   // Offsets are 32-bit: start over well before the arena could outgrow them.
-  if (entries_.size() >= max_entries_ || arena_.size() > (uint32_t{1} << 31)) {
-    entries_.clear();
-    index_.clear();
-    arena_.clear();
-  }
+  if (entries_.size() >= max_entries_ || arena_.size() > (uint32_t{1} << 31)) clear();
   const auto position = static_cast<uint32_t>(entries_.size());
   if (!index_.emplace(key_of(series, field), position).second) return;
   entries_.push_back(

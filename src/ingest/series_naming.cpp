@@ -62,6 +62,11 @@ void append_sanitized_label_name(std::string& out, std::string_view name) {
   append_sanitized(out, name, label_allowed, true);
 }
 
+void SeriesNamer::set_extra_label(std::string_view name, std::string_view value) {
+  extra_name_.assign(name);
+  extra_value_.assign(value);
+}
+
 std::string_view SeriesNamer::name(const ParsedLine& line, std::string_view field_key,
                                    LabelsBuilder& builder) {
   builder.clear();
@@ -98,11 +103,23 @@ std::string_view SeriesNamer::name(const ParsedLine& line, std::string_view fiel
     label_names_.push_back(label);
     builder.add(label, tag.value);
   }
+  if (!extra_name_.empty()) builder.add(extra_name_, extra_value_);
 
   const std::string_view duplicate = builder.finish();
   if (duplicate.empty()) return {};
 
   const auto& tags = line.tags;
+  if (!extra_name_.empty() && duplicate == extra_name_) {
+    for (size_t i = 0; i < tags.size(); ++i) {
+      if (label_names_[i] != extra_name_) continue;
+      message_.append("tag key ");
+      append_quoted(message_, tags[i].key);
+      message_.append(" maps to label ");
+      append_quoted(message_, extra_name_);
+      message_.append(", which ingest.db_label sets to the write's database");
+      return message_;
+    }
+  }
   if (duplicate == kMetricNameLabel) {
     for (size_t i = 0; i < tags.size(); ++i) {
       if (label_names_[i] == kMetricNameLabel) {

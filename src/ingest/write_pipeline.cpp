@@ -203,13 +203,40 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
 
 WritePipeline::~WritePipeline() = default;
 
-Result<WriteResult> WritePipeline::write_remote_body(std::string_view body, size_t max_bytes,
+void WritePipeline::set_db_label(std::string_view name, std::string_view value) {
+  if (name == db_label_name_ && value == db_label_value_) return;
+  db_label_name_.assign(name);
+  db_label_value_.assign(value);
+  // An empty value is no label, as in Prometheus.
+  namer_.set_extra_label(value.empty() ? std::string_view() : name, value);
+  series_cache_.clear();  // the same text now names other series
+}
+
+void WritePipeline::add_created_zero(store::SeriesId id, const RemoteSeries& series) {
+  const int64_t created = series.created_timestamp;
+  if (created <= 0 || series.samples.empty() || created >= series.samples.front().timestamp_ms ||
+      created < store::kMinTimestamp) {
+    return;
+  }
+  // Prometheus' rule: the 0 goes in only while nothing is stored between the creation and the
+  // first sample, so a counter's start is stored once and never over later samples.
+  auto [seen, inserted] = created_stored_.try_emplace(id, created);
+  if (!inserted && seen->second == created) return;
+  seen->second = created;
+  if (created_stored_.size() > kCreatedRemembered) created_stored_.clear();
+  Result<bool> stored = store_.has_samples(id, created, series.samples.front().timestamp_ms - 1);
+  if (stored && !*stored) batch_.push_back({id, created, 0.0});
+}
+
+Result<WriteResult> WritePipeline::write_remote_body(std::string_view body,
+                                                     RemoteWriteVersion version,
+                                                     const RemoteWriteLimits& limits,
                                                      size_t max_errors) {
   if (!remote_decoder_) {
     remote_decoder_ = std::make_unique<RemoteWriteDecoder>();
     remote_request_ = std::make_unique<RemoteWriteRequest>();
   }
-  if (auto s = remote_decoder_->decode(body, max_bytes, *remote_request_); !s) {
+  if (auto s = remote_decoder_->decode(body, version, limits, *remote_request_); !s) {
     metrics_.rejected(Protocol::kRemoteWrite, "undecodable_body");
     return s;
   }
@@ -219,12 +246,11 @@ Result<WriteResult> WritePipeline::write_remote_body(std::string_view body, size
 WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Protocol protocol,
                                         size_t max_errors) {
   WriteResult result;
-  result.histograms = request.histograms;
-  if (request.histograms > 0) {
-    metrics_.rejected(protocol, "native_histogram", static_cast<double>(request.histograms));
-  }
   batch_.clear();
   storage_failure_ = Status::ok();
+  if (request.exemplars > 0) {
+    metrics_.rejected(protocol, "exemplar_not_stored", static_cast<double>(request.exemplars));
+  }
   auto reject = [&](size_t position, std::string message, std::string_view reason) {
     ++result.lines_rejected;
     metrics_.rejected(protocol, reason);
@@ -264,8 +290,14 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Proto
              code == StatusCode::kResourceExhausted ? "series_limit" : "invalid_series_name");
       continue;
     }
+    add_created_zero(*id, series);
     for (const RemoteSample& s : series.samples) batch_.push_back({*id, s.timestamp_ms, s.value});
     ++result.lines_accepted;
+    if (series.part == RemoteSeries::Part::kSamples) {
+      result.float_samples_written += series.samples.size();
+    } else if (series.part == RemoteSeries::Part::kHistogramCount) {
+      result.histograms_written += series.samples.size();
+    }
   }
   result.storage = storage_failure_.is_ok() ? store_.append(batch_) : storage_failure_;
   if (result.storage) {
@@ -273,7 +305,7 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Proto
     result.samples_written = batch_.size();
     if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));
   } else {
-    result.lines_accepted = 0;
+    result.lines_accepted = result.float_samples_written = result.histograms_written = 0;
     metrics_.rejected(protocol, "storage_error", static_cast<double>(request.series.size()));
   }
   return result;

@@ -55,16 +55,19 @@ Response handle_influx_ping(const Request& request);
 // InfluxDB's JSON shape; any other statement is a 400 naming it.
 Response handle_influx_query(const Request& request);
 
-// POST /api/v1/write: Prometheus remote write 1.0; the request's metadata goes to `metadata`.
+// POST /api/v1/write: Prometheus remote write 1.0 and 2.0 (by Content-Type's proto=); the
+// request's metadata goes to `metadata`. 2.0 answers carry X-Prometheus-Remote-Write-*-Written.
 Response handle_remote_write(const Request& request, PipelinePool& pipelines,
-                             ingest::MetricMetadataStore& metadata, uint64_t max_body_bytes);
+                             ingest::MetricMetadataStore& metadata,
+                             const ingest::RemoteWriteLimits& limits);
 
 // GET /api/v1/metadata (`metric`, `limit`), in Prometheus' shape.
 Response handle_metadata(const Request& request, const ingest::MetricMetadataStore& metadata);
 
-// POST /write and /api/v2/write.
+// POST /write and /api/v2/write. With `db_label` set, the `db` (1.x) or `bucket` (2.x)
+// parameter becomes that label of every point.
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
-                      uint64_t max_body_bytes);
+                      uint64_t max_body_bytes, std::string_view db_label);
 
 // The 503 for a write the store pushes back on (Retry-After from `pushback`); counted in
 // kpid_ingest_pushback_total.

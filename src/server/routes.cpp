@@ -329,14 +329,16 @@ struct Router::Impl {
       return r;
     }
     if (route == Route::kRemoteWrite) {
-      return detail::handle_remote_write(request, pipelines, services.metadata,
-                                         services.max_body_bytes());
+      const ingest::RemoteWriteLimits limits{
+          services.max_body_bytes(),
+          static_cast<size_t>(services.ingest_options.native_histogram_max_buckets)};
+      return detail::handle_remote_write(request, pipelines, services.metadata, limits);
     }
     if (route == Route::kMetadata) return detail::handle_metadata(request, services.metadata);
     if (route == Route::kWriteV1 || route == Route::kWriteV2) {
       return detail::handle_write(
           request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,
-          pipelines, services.max_body_bytes());
+          pipelines, services.max_body_bytes(), services.ingest_options.db_label);
     }
     if (route == Route::kAdminCompact) return compact(request, services.compact);
     if (route == Route::kReload) return detail::handle_reload(request, reloader);

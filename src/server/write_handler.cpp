@@ -123,7 +123,7 @@ Response storage_failed(const Request& request, WriteApi api, const Status& stor
 }  // namespace
 
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
-                      uint64_t max_body_bytes) {
+                      uint64_t max_body_bytes, std::string_view db_label) {
   if (request.method() != http::verb::post) {
     auto r =
         write_error(request, api, http::status::method_not_allowed, "method not allowed: use POST");
@@ -157,7 +157,9 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
         "unsupported Content-Encoding \"" + std::string(encoding) + "\"; use gzip or none");
   }
 
+  const std::string* database = params.get(api == WriteApi::kV2 ? "bucket" : "db");
   auto pipeline = pipelines.acquire();
+  pipeline->set_db_label(db_label, database != nullptr && !db_label.empty() ? *database : "");
   ingest::WriteResult result =
       pipeline->write(body, *precision, ingest::Protocol::kHttp, kErrorsListed);
   pipelines.release(std::move(pipeline));
@@ -186,6 +188,10 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
 }
 
 namespace {
+
+// The messages remote write's Content-Type names in its proto= parameter.
+constexpr const char* kRemoteWriteV1 = "prometheus.WriteRequest";
+constexpr const char* kRemoteWriteV2 = "io.prometheus.write.v2.Request";
 
 // "application/x-protobuf;proto=prometheus.WriteRequest" -> its media type and proto parameter.
 std::pair<std::string, std::string> protobuf_content_type(std::string_view value) {
@@ -216,7 +222,8 @@ std::pair<std::string, std::string> protobuf_content_type(std::string_view value
 }  // namespace
 
 Response handle_remote_write(const Request& request, PipelinePool& pipelines,
-                             ingest::MetricMetadataStore& metadata, uint64_t max_body_bytes) {
+                             ingest::MetricMetadataStore& metadata,
+                             const ingest::RemoteWriteLimits& limits) {
   constexpr WriteApi api = WriteApi::kRemote;
   if (request.method() != http::verb::post) {
     auto r =
@@ -224,17 +231,20 @@ Response handle_remote_write(const Request& request, PipelinePool& pipelines,
     r.set(http::field::allow, "POST");
     return r;
   }
-  // A sender that speaks remote write 2.0 falls back to 1.0 on 415.
   const auto [media, proto] = protobuf_content_type(request[http::field::content_type]);
   if (!media.empty() && media != "application/x-protobuf") {
     return write_error(
         request, api, http::status::unsupported_media_type,
         "unsupported Content-Type \"" + media + "\": remote write sends application/x-protobuf");
   }
-  if (!proto.empty() && proto != "prometheus.WriteRequest") {
+  ingest::RemoteWriteVersion version = ingest::RemoteWriteVersion::kV1;
+  if (proto == kRemoteWriteV2) {
+    version = ingest::RemoteWriteVersion::kV2;
+  } else if (!proto.empty() && proto != kRemoteWriteV1) {
+    // A sender falls back to another version on 415.
     return write_error(request, api, http::status::unsupported_media_type,
-                       "unsupported remote write message proto=" + proto +
-                           ": kpid takes remote write 1.0 (proto=prometheus.WriteRequest)");
+                       "unsupported remote write message proto=" + proto + ": kpid takes proto=" +
+                           kRemoteWriteV1 + " (1.0) and proto=" + kRemoteWriteV2 + " (2.0)");
   }
   const std::string_view encoding = request[http::field::content_encoding];
   if (!encoding.empty() && encoding != "snappy") {
@@ -245,35 +255,40 @@ Response handle_remote_write(const Request& request, PipelinePool& pipelines,
 
   auto pipeline = pipelines.acquire();
   Result<ingest::WriteResult> written =
-      pipeline->write_remote_body(request.body(), max_body_bytes, kErrorsListed);
+      pipeline->write_remote_body(request.body(), version, limits, kErrorsListed);
   // Metadata once the samples are stored (a request may carry only metadata).
   Status recorded = Status::ok();
-  if (written && written->storage)
+  if (written && written->storage) {
     recorded = metadata.record(pipeline->last_remote_request()->metadata);
+  }
   pipelines.release(std::move(pipeline));
+  // 2.0 senders read what was written from these, on every answer.
+  auto respond = [&](Response r) {
+    if (version != ingest::RemoteWriteVersion::kV2) return r;
+    const bool stored = written && written->storage && recorded;
+    r.set("X-Prometheus-Remote-Write-Samples-Written",
+          std::to_string(stored ? written->float_samples_written : 0));
+    r.set("X-Prometheus-Remote-Write-Histograms-Written",
+          std::to_string(stored ? written->histograms_written : 0));
+    r.set("X-Prometheus-Remote-Write-Exemplars-Written", "0");
+    return r;
+  };
   if (!written) {
-    return write_error(
+    return respond(write_error(
         request, api, http::status::bad_request,
-        "remote write body not decoded, nothing was stored: " + written.status().message());
+        "remote write body not decoded, nothing was stored: " + written.status().message()));
   }
   const ingest::WriteResult& result = *written;
-  if (!result.storage) return storage_failed(request, api, result.storage, pipelines);
+  if (!result.storage) return respond(storage_failed(request, api, result.storage, pipelines));
   if (!recorded) {
     // The samples are stored; a retry stores them again (the same values) and the metadata.
     auto r = write_error(request, api, http::status::service_unavailable,
                          "samples stored, metadata not recorded: " + recorded.message());
     r.set(http::field::retry_after, "5");
-    return r;
-  }
-  if (result.lines_rejected == 0 && result.histograms == 0) {
-    return make_response(request, http::status::no_content, "", "");
+    return respond(std::move(r));
   }
   if (result.lines_rejected == 0) {
-    // Not acknowledged as stored: the sender logs the 400 (and does not retry it).
-    return write_error(request, api, http::status::bad_request,
-                       std::to_string(result.histograms) +
-                           " native histogram samples not stored: kpid does not take native "
-                           "histograms yet; the request's float samples were stored");
+    return respond(make_response(request, http::status::no_content, "", ""));
   }
   // The others are stored; a sender does not retry a 400, and the refused would fail again.
   std::string message = "partial write: " + std::to_string(result.lines_rejected) + " of " +
@@ -286,7 +301,7 @@ Response handle_remote_write(const Request& request, PipelinePool& pipelines,
   if (result.lines_rejected > kErrorsInMessage) {
     message += "\n... and " + std::to_string(result.lines_rejected - kErrorsInMessage) + " more";
   }
-  return write_error(request, api, http::status::bad_request, message);
+  return respond(write_error(request, api, http::status::bad_request, message));
 }
 
 }  // namespace kpid::server::detail

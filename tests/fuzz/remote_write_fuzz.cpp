@@ -1,10 +1,12 @@
-// Fuzzes the remote write 1.0 decoder, which reads what any sender POSTs to /api/v1/write. The
-// input is decoded twice: as the body itself (snappy, then protobuf), and compressed first, so
-// the fuzzer reaches the protobuf and validation code with bytes of its own choosing.
+// Fuzzes the remote write decoder, which reads what any sender POSTs to /api/v1/write. The
+// input is decoded as the body itself (snappy, then protobuf), and compressed first, so the
+// fuzzer reaches the protobuf, validation and native histogram code with bytes of its own
+// choosing; each as 1.0 and as 2.0.
 // Checked, besides "no crash, no leak, no undefined behaviour, no exception":
 // - a body that is not decoded fails with invalid_argument and a message;
 // - every series kept has a valid metric name (__name__), valid, unique label names and no
-//   empty value, and at least one sample; out.samples counts them;
+//   empty value, and at least one sample; out.samples counts those sent as samples; a series
+//   made from a native histogram has one sample, and a bucket series an `le` label;
 // - every rejected series says why; kept and rejected series never exceed the request's;
 // - a reused decoder forgets the previous body.
 
@@ -24,7 +26,7 @@
 namespace kpid::fuzz {
 namespace {
 
-constexpr size_t kMaxBytes = 1 << 20;
+const ingest::RemoteWriteLimits kLimits{1 << 20, 20};
 
 void check_request(const Status& st, const ingest::RemoteWriteRequest& out) {
   if (!st.is_ok()) {
@@ -34,9 +36,17 @@ void check_request(const Status& st, const ingest::RemoteWriteRequest& out) {
     return;
   }
   size_t samples = 0;
+  using Part = ingest::RemoteSeries::Part;
   for (const auto& s : out.series) {
     check(!s.samples.empty(), "a kept series has samples");
-    samples += s.samples.size();
+    if (s.part == Part::kSamples) {
+      samples += s.samples.size();
+    } else {
+      check(s.samples.size() == 1, "a histogram part has one sample per histogram");
+    }
+    const bool has_le =
+        std::any_of(s.labels.begin(), s.labels.end(), [](const auto& l) { return l.name == "le"; });
+    if (s.part == Part::kHistogramBucket) check(has_le, "a bucket series has le");
     bool named = false;
     std::vector<std::string_view> names;
     for (const auto& l : s.labels) {
@@ -65,9 +75,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   kpid::ingest::RemoteWriteDecoder decoder;
   kpid::ingest::RemoteWriteRequest out;
-  check_request(decoder.decode(input, kMaxBytes, out), out);
   std::string body;
   snappy::Compress(input.data(), input.size(), &body);
-  check_request(decoder.decode(body, kMaxBytes, out), out);
+  for (auto version :
+       {kpid::ingest::RemoteWriteVersion::kV1, kpid::ingest::RemoteWriteVersion::kV2}) {
+    check_request(decoder.decode(input, version, kLimits, out), out);
+    check_request(decoder.decode(body, version, kLimits, out), out);
+  }
   return 0;
 }

@@ -1,8 +1,10 @@
 // InfluxDB 1.x clients work unchanged: Debian's python3-influxdb pings kpid, creates and lists
-// databases and writes points, and kpid serves them as PromQL series; any other InfluxQL is a
-// 400 that says what kpid answers instead.
+// databases and writes points, the influx CLI imports a file, and kpid serves them as PromQL
+// series; any other InfluxQL is a 400 that says what kpid answers instead. ingest.db_label
+// keeps databases apart.
 
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "harness.h"
 
@@ -47,6 +49,48 @@ TEST_CASE("influx clients: python3-influxdb pings, creates a database and writes
   auto humidity = k.query_at_ms(R"(py_temp_humidity{room="a"})", t_ms);
   REQUIRE(humidity.size() == 1);
   CHECK(humidity[0].value == "40");
+}
+
+TEST_CASE("influx clients: the influx CLI imports a file, each database a label with db_label",
+          "[influx]") {
+  Kpid k({.config_toml = "[ingest]\ndb_label = \"db\"\n"});
+  k.start();
+  const int64_t t_s = now_ms() / 1000 - 5;
+  TempDir dir;
+  const std::string file = dir.file("import.txt");
+  write_file(file, "# DDL\nCREATE DATABASE shop\n# DML\n# CONTEXT-DATABASE: shop\n" +
+                       ("cpu,host=a usage=1.5 " + std::to_string(t_s) + "\n") +
+                       ("cpu,host=b usage=2.5 " + std::to_string(t_s) + "\n") +
+                       ("orders,region=eu count=7i " + std::to_string(t_s) + "\n"));
+  const CommandResult r =
+      run_command({"/usr/bin/influx", "-host", "127.0.0.1", "-port", std::to_string(k.http_port()),
+                   "-import", "-path=" + file, "-precision=s"},
+                  {}, 60s);
+  INFO("influx: exit " << r.exit_code << "\n" << r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.out + r.err, "Processed 3 inserts"));
+  CHECK(contains(r.out + r.err, "Failed 0 inserts"));
+  const int64_t t_ms = t_s * 1000;
+  auto cpu = k.query_at_ms(R"(cpu_usage{db="shop"})", t_ms);
+  REQUIRE(cpu.size() == 2);
+  CHECK(k.query_at_ms(R"(orders_count{db="shop",region="eu"})", t_ms).at(0).value == "7");
+
+  // The same line into two databases: two series. 2.x's bucket is the database too.
+  const std::string line = "rooms,room=a temp=20 " + std::to_string(t_ms) + "\n";
+  CHECK(k.post("/write?db=one&precision=ms", line).status == 204);
+  CHECK(k.post("/write?db=two&precision=ms", line).status == 204);
+  CHECK(k.post("/api/v2/write?bucket=three&org=x&precision=ms", line).status == 204);
+  CHECK(k.post("/write?precision=ms", line).status == 204);  // no database: no label
+  auto rooms = k.query_at_ms("rooms_temp", t_ms);
+  std::set<std::string> dbs;
+  for (const auto& s : rooms) dbs.insert(s.metric.count("db") ? s.metric.at("db") : "(none)");
+  CHECK(dbs == std::set<std::string>{"one", "two", "three", "(none)"});
+  // A tag of the label's name would be ambiguous: that line is refused, saying why.
+  const HttpResponse clash =
+      k.post("/write?db=one&precision=ms", "rooms,db=x temp=1 " + std::to_string(t_ms) + "\n");
+  INFO(clash.body);
+  CHECK(clash.status == 400);
+  CHECK(contains(clash.body, "maps to label \\\"db\\\", which ingest.db_label sets"));
 }
 
 TEST_CASE("influx clients: /ping answers 204 with the version, HEAD too, verbose as JSON",

@@ -35,6 +35,7 @@ struct Config {
   store::StoreOptions storage;  // [storage], and [retention] in storage.retention
   server::HttpOptions http;
   ingest::LineOptions line;
+  ingest::IngestOptions ingest;
   query::QueryOptions query;
   LogConfig log;
   std::vector<std::string> include;   // glob patterns of KPI files, relative to the config file

@@ -1,6 +1,7 @@
 #pragma once
-// The TCP line-protocol listener's options: the [line] table of the config, parsed straight into
-// this struct. What a reload may change is decided here too.
+// Ingest's options: the [line] table (the TCP line-protocol listener) and the [ingest] table
+// (what every write protocol shares), parsed straight into these structs. What a reload may
+// change is decided here too.
 
 #include <cstdint>
 #include <string>
@@ -18,6 +19,19 @@ struct LineOptions {
   int64_t max_connections = 1024;          // live connections; more are closed as soon as accepted
   net::TlsOptions tls;                     // TLS when tls.enabled()
 };
+
+struct IngestOptions {
+  // Finite `le` buckets a native histogram (remote write) or OTLP exponential histogram keeps
+  // at most when stored as classic buckets; past it, adjacent buckets merge.
+  int64_t native_histogram_max_buckets = 160;
+  // When not empty: the label that InfluxDB writes' `db` (1.x) or `bucket` (2.x) parameter
+  // becomes, so several databases written to one kpid stay apart.
+  std::string db_label;
+};
+
+// The [ingest] keys that differ between `running` and `next`: all need a restart.
+std::vector<std::string> keys_needing_restart(const IngestOptions& running,
+                                              const IngestOptions& next);
 
 // The [line] keys that differ between the running options and a reloaded config and take
 // effect only after a restart (the listener and TLS on or off).

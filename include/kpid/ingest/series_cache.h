@@ -32,6 +32,8 @@ class SeriesCache {
   bool expects(std::string_view series) const;
   void remember(std::string_view series, std::string_view field, store::SeriesId id);
   size_t size() const { return entries_.size(); }
+  // Forgets every entry (the text -> series mapping changed, e.g. another database label).
+  void clear();
 
  private:
   struct StringHash {

@@ -23,7 +23,13 @@ class SeriesNamer {
   // the same label name after sanitizing, or a tag key maps to the reserved "__name__".
   std::string_view name(const ParsedLine& line, std::string_view field_key, LabelsBuilder& builder);
 
+  // A label every point named from now on gets (ingest.db_label and the write's database); a
+  // tag mapping to the same name is an error. An empty name removes it.
+  void set_extra_label(std::string_view name, std::string_view value);
+
  private:
+  std::string extra_name_;
+  std::string extra_value_;
   std::string scratch_;  // sanitized names; reserved for the whole point before writing
   std::vector<std::string_view> label_names_;  // label name of each tag, for error messages
   std::string message_;

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -18,6 +19,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/line_protocol.h"
+#include "kpid/ingest/remote_write.h"
 #include "kpid/ingest/series_cache.h"
 #include "kpid/ingest/series_naming.h"
 #include "kpid/store/sample_store.h"
@@ -62,15 +64,15 @@ struct LineError {
   std::string message;
 };
 
-struct RemoteWriteRequest;
-class RemoteWriteDecoder;
-
 struct WriteResult {
-  size_t lines_accepted = 0;      // points (non-blank, non-comment lines) stored
-  size_t lines_rejected = 0;      // lines that were not stored because they are malformed
-  size_t samples_written = 0;     // samples stored (0 when storage failed)
-  size_t string_fields = 0;       // string fields skipped
-  size_t histograms = 0;          // remote write: native histogram samples, not stored (yet)
+  size_t lines_accepted = 0;   // points (non-blank, non-comment lines) stored
+  size_t lines_rejected = 0;   // lines that were not stored because they are malformed
+  size_t samples_written = 0;  // samples stored (0 when storage failed)
+  size_t string_fields = 0;    // string fields skipped
+  // Remote write and OTLP: float samples stored as the sender sent them (not counting the
+  // series made from histograms), and histogram samples stored (as classic bucket series).
+  size_t float_samples_written = 0;
+  size_t histograms_written = 0;
   std::vector<LineError> errors;  // the first `max_errors` rejected lines, in order
   Status storage;                 // not ok when the store failed: none of the body was stored
 };
@@ -91,6 +93,10 @@ class WritePipeline {
   WriteResult write(std::string_view body, Precision precision, Protocol protocol,
                     size_t max_errors = 100, size_t first_line = 1);
 
+  // Gives every line written from now on the label `name`="`value`" (ingest.db_label and the
+  // write's `db` or `bucket`); an empty name stops it. A tag of the same name rejects its line.
+  void set_db_label(std::string_view name, std::string_view value);
+
   // Stores a decoded remote write request's series in one atomic append. A series is stored
   // whole or not at all: one the store refuses (series limit, a sample out of the store's time
   // range) is counted in lines_rejected with an error whose `line` is its 1-based position in
@@ -98,10 +104,10 @@ class WritePipeline {
   WriteResult write_remote(const RemoteWriteRequest& request, Protocol protocol,
                            size_t max_errors = 100);
 
-  // Decodes a remote write 1.0 body (RemoteWriteDecoder, reused) and stores it as
-  // write_remote() does. An undecodable body is the decoder's error, with nothing stored.
-  Result<WriteResult> write_remote_body(std::string_view body, size_t max_bytes,
-                                        size_t max_errors = 100);
+  // Decodes a remote write body (RemoteWriteDecoder, reused) and stores it as write_remote()
+  // does. An undecodable body is the decoder's error, with nothing stored.
+  Result<WriteResult> write_remote_body(std::string_view body, RemoteWriteVersion version,
+                                        const RemoteWriteLimits& limits, size_t max_errors = 100);
   // The request the last write_remote_body() decoded (null before the first); its views are
   // valid until the next call.
   const RemoteWriteRequest* last_remote_request() const { return remote_request_.get(); }
@@ -109,6 +115,9 @@ class WritePipeline {
  private:
   // Adds one line's samples to batch_; returns false (with the reason in error_) if rejected.
   bool add_line(std::string_view line, Precision precision, TimestampMs now);
+  // Adds the 0 sample at a remote series' created timestamp to batch_ when it is due.
+  void add_created_zero(store::SeriesId id, const RemoteSeries& series);
+  static constexpr size_t kCreatedRemembered = 1 << 20;
 
   store::SampleStore& store_;
   IngestMetrics& metrics_;
@@ -117,7 +126,9 @@ class WritePipeline {
   LineParser parser_;
   SeriesNamer namer_;
   LabelsBuilder labels_;
-  SeriesCache series_cache_;
+  SeriesCache series_cache_;  // keyed by line text: valid for one db label only
+  std::string db_label_name_;
+  std::string db_label_value_;
   std::vector<store::Sample> batch_;
   std::string error_;
   std::string_view error_reason_;
@@ -127,6 +138,8 @@ class WritePipeline {
   // Remote write's decoder and its output, made at the first remote write body.
   std::unique_ptr<RemoteWriteDecoder> remote_decoder_;
   std::unique_ptr<RemoteWriteRequest> remote_request_;
+  // Created timestamps already stored as a 0 sample, per series: each request repeats them.
+  std::unordered_map<store::SeriesId, int64_t> created_stored_;
 };
 
 }  // namespace kpid::ingest

@@ -1,6 +1,7 @@
 #pragma once
 // kpid's HTTP API: the routes, their metrics, and the services they call.
 //   POST /write, /api/v2/write           line protocol (InfluxDB 1.x / 2.x)
+//   POST /api/v1/write                   Prometheus remote write 1.0 and 2.0
 //   GET|POST /api/v1/query, query_range  Prometheus instant and range queries
 //   GET|POST /api/v1/series, labels, label/NAME/values
 //   GET /metrics, /healthz, /readyz
@@ -28,6 +29,7 @@
 #include "kpid/auth/auth.h"
 #include "kpid/core/time.h"
 #include "kpid/ingest/metric_metadata.h"
+#include "kpid/ingest/options.h"
 #include "kpid/ingest/write_pipeline.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
@@ -84,6 +86,8 @@ struct RouterServices {
   std::string backup_dir{};
   std::function<Result<store::BackupInfo>(const std::string& dir)> backup{};
   std::function<Result<std::vector<store::BackupInfo>>(const std::string& dir)> list_backups{};
+  // The [ingest] options (a restart changes them).
+  ingest::IngestOptions ingest_options{};
 };
 
 // What a configuration reload did (POST /-/reload and SIGHUP run the same reload).

@@ -166,6 +166,28 @@ level = "loud"
   CHECK(r.errors.size() == 7);
 }
 
+TEST_CASE("ingest table: the native histogram bucket limit and the database label") {
+  auto good = parse(R"([ingest]
+native_histogram_max_buckets = 40
+db_label = "db"
+)");
+  REQUIRE(good.errors.empty());
+  CHECK(good.config.ingest.native_histogram_max_buckets == 40);
+  CHECK(good.config.ingest.db_label == "db");
+  CHECK(parse("").config.ingest.native_histogram_max_buckets == 160);
+  CHECK(parse("").config.ingest.db_label.empty());
+
+  auto r = parse(R"([ingest]
+native_histogram_max_buckets = 1
+db_label = "my-db"
+)");
+  CHECK(has_error(r, "ingest.native_histogram_max_buckets", 2, "between 2 and 10000"));
+  CHECK(has_error(r, "ingest.db_label", 3, "\"my-db\" is not a label name"));
+  CHECK(r.errors.size() == 2);
+  CHECK(has_error(parse("[ingest]\ndb_label = \"__db\"\n"), "ingest.db_label", 2, "reserved"));
+  CHECK(has_error(parse("[ingest]\nbuckets = 3\n"), "ingest.buckets", 2, "unknown key"));
+}
+
 TEST_CASE("a TOML syntax error is reported with its position") {
   auto r = parse("[http]\nlisten = \"127.0.0.1:1\n");
   REQUIRE(r.errors.size() == 1);
