@@ -28,6 +28,7 @@ if ((test)); then
   packages+=(chromium)  # a real headless browser loads the dashboard (tests talk CDP to it)
   packages+=(python3-influxdb)  # a real InfluxDB 1.x client pings, creates databases, writes
   packages+=(influxdb-client)  # the influx CLI imports a file (-import) as InfluxDB users do
+  packages+=(victoria-metrics)  # vmagent remote-writes to kpid; VictoriaMetrics is the bench peer
   fuzz=1
 fi
 if ((fuzz)); then
