@@ -97,6 +97,10 @@ class HttpClient {
 
   bool connected() const { return socket_.is_open(); }
   int reconnects() const { return reconnects_; }
+  // Headers every POST carries instead of the default text Content-Type (a protobuf wire).
+  void set_post_headers(std::vector<std::pair<std::string, std::string>> headers) {
+    post_headers_ = std::move(headers);
+  }
 
   // Sends `body` (not copied) and reads the whole reply.
   Reply request(boost::beast::http::verb verb, const std::string& target,
@@ -109,7 +113,11 @@ class HttpClient {
     http::request<http::span_body<const char>> req{verb, target, 11};
     req.set(http::field::host, "127.0.0.1");
     req.set(http::field::user_agent, user_agent_);
-    if (verb == http::verb::post) req.set(http::field::content_type, "text/plain; charset=utf-8");
+    if (verb == http::verb::post && post_headers_.empty()) {
+      req.set(http::field::content_type, "text/plain; charset=utf-8");
+    } else if (verb == http::verb::post) {
+      for (const auto& [name, value] : post_headers_) req.set(name, value);
+    }
     req.body() = {body.data(), body.size()};
     req.keep_alive(true);
     req.prepare_payload();
@@ -137,6 +145,7 @@ class HttpClient {
   boost::asio::ip::tcp::socket socket_;
   boost::beast::flat_buffer buffer_;
   int reconnects_ = 0;
+  std::vector<std::pair<std::string, std::string>> post_headers_;
 };
 
 // One request body of line protocol.

@@ -2,7 +2,8 @@
 // that all three get the same data, the same batches, the same concurrency and the same
 // client cost. It only talks to 127.0.0.1. Modes:
 //
-//   ingest    generate the data set (deterministic, seeded) and POST it as line protocol;
+//   ingest    generate the data set (deterministic, seeded) and POST it as line protocol, or
+//             (--wire remote_write) as Prometheus remote write 1.0 bodies of the same samples;
 //             every reply must be 2xx; prints the samples/s of the whole send
 //   query     one warm-up + N timed GETs of a query; checks the series count of each reply
 //   request   one request; prints the status and body; exits 1 unless 2xx (or --accept)
@@ -28,8 +29,11 @@
 #include <thread>
 #include <vector>
 
+#include <snappy.h>
+
 #include "bench_common.h"
 #include "bench_text.h"
+#include "prometheus/remote_write_v1.pb.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -74,7 +78,10 @@ Data set (ingest, lines):
   --end T              Unix seconds of the last scrape       (default now - 60, rounded)
   --seed X             PRNG seed                                          (default 1)
   --concurrency C      connections; connection c sends series c, c+C, ... (default 4)
-  --batch-lines B      lines per request body                             (default 5000)
+  --batch-lines B      lines (samples) per request body                   (default 5000)
+  --wire W             line | remote_write: the ingest body format (remote write: snappy
+                       protobuf WriteRequest, one series per sample, built before the clock
+                       starts)                                            (default line)
 
 Query:
   --format prom|influx reply format (Prometheus API JSON or InfluxDB 1.x /query JSON)
@@ -99,6 +106,7 @@ struct Options {
   uint64_t seed = 1;
   int concurrency = 4;
   int batch_lines = 5000;
+  std::string wire = "line";
   std::string format = "prom";
   int expect_series = -1;
   int reps = 20;
@@ -152,6 +160,9 @@ Options parse_options(int argc, char** argv) {
       o.concurrency = f.integer(1, 256);
     } else if (flag == "--batch-lines") {
       o.batch_lines = f.integer(1, 1'000'000);
+    } else if (flag == "--wire") {
+      o.wire = f.value();
+      if (o.wire != "line" && o.wire != "remote_write") f.fail("--wire is line or remote_write");
     } else if (flag == "--format") {
       o.format = f.value();
       if (o.format != "prom" && o.format != "influx") f.fail("--format is prom or influx");
@@ -387,10 +398,61 @@ void append_next(std::string& out, DataSet& d, int i, int k) {
 
 using kpid_bench::Body;
 
+// A body of generated lines ("name,group=g,host=h value=V TS", TS in seconds) as a remote
+// write 1.0 request of the same samples: __name__, group and host labels, one series each.
+std::string remote_write_body(std::string_view lines) {
+  namespace pb = kpid::wire::prometheus::v1;
+  pb::WriteRequest request;
+  while (!lines.empty()) {
+    const size_t nl = lines.find('\n');
+    std::string_view line = lines.substr(0, nl);
+    lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    const size_t last_space = line.rfind(' ');
+    std::string_view series = line.substr(0, space);
+    const std::string_view value = line.substr(space + 7, last_space - space - 7);  // "value="
+    const std::string_view ts = line.substr(last_space + 1);
+    auto* out = request.add_timeseries();
+    auto add_label = [&](std::string_view name, std::string_view v) {
+      auto* l = out->add_labels();
+      l->set_name(std::string(name));
+      l->set_value(std::string(v));
+    };
+    const size_t comma = series.find(',');
+    add_label("__name__", series.substr(0, comma));
+    for (size_t at = comma; at != std::string_view::npos;) {
+      const size_t next = series.find(',', at + 1);
+      const std::string_view tag = series.substr(
+          at + 1, next == std::string_view::npos ? std::string_view::npos : next - at - 1);
+      const size_t eq = tag.find('=');
+      add_label(tag.substr(0, eq), tag.substr(eq + 1));
+      at = next;
+    }
+    double v = 0;
+    int64_t seconds = 0;
+    std::from_chars(value.data(), value.data() + value.size(), v);
+    std::from_chars(ts.data(), ts.data() + ts.size(), seconds);
+    auto* sample = out->add_samples();
+    sample->set_value(v);
+    sample->set_timestamp(seconds * 1000);
+  }
+  const std::string raw = request.SerializeAsString();
+  std::string compressed;
+  snappy::Compress(raw.data(), raw.size(), &compressed);
+  return compressed;
+}
+
 std::vector<std::vector<Body>> generate_bodies(const Options& o, DataSet& d) {
-  return kpid_bench::split_bodies(
+  auto per_conn = kpid_bench::split_bodies(
       o.concurrency, d.points, d.series, o.batch_lines, 64,
       [&](std::string& out, int i, int64_t k) { append_next(out, d, i, static_cast<int>(k)); });
+  if (o.wire == "remote_write") {
+    for (auto& bodies : per_conn) {
+      for (auto& body : bodies) body.text = remote_write_body(body.text);
+    }
+  }
+  return per_conn;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -432,6 +494,11 @@ int run_ingest(const Options& o) {
       std::optional<HttpClient> client;
       try {
         client.emplace(o.port, "peer_load");
+        if (o.wire == "remote_write") {
+          client->set_post_headers({{"Content-Type", "application/x-protobuf"},
+                                    {"Content-Encoding", "snappy"},
+                                    {"X-Prometheus-Remote-Write-Version", "0.1.0"}});
+        }
         client->connect();  // not timed
       } catch (const std::exception& e) {
         r.error = std::string("connect: ") + e.what();
