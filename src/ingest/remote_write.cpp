@@ -4,11 +4,11 @@
 #include <snappy.h>
 
 #include <algorithm>
-#include <bit>
 #include <deque>
 #include <unordered_set>
 
 #include "kpid/core/labels.h"
+#include "kpid/core/stale_marker.h"
 #include "kpid/ingest/native_histogram.h"
 #include "prometheus/remote_write_v1.pb.h"
 #include "prometheus/remote_write_v2.pb.h"
@@ -19,9 +19,6 @@ namespace pb1 = kpid::wire::prometheus::v1;
 namespace pb2 = kpid::wire::prometheus::v2;
 
 namespace {
-
-// Prometheus' stale marker: the NaN a sender writes when a series ends.
-constexpr uint64_t kStaleMarkerBits = 0x7ff0000000000002;
 
 // 1.0 and 2.0 number their metric types alike (2.0 calls 0 "unspecified").
 std::string_view type_name(int type) {
@@ -240,7 +237,7 @@ struct RemoteWriteDecoder::Impl {
       if (std::string problem = native(h, native_histogram); !problem.empty()) return problem;
       const int64_t t = h.timestamp();
       char le_buffer[32];
-      if (std::bit_cast<uint64_t>(h.sum()) == kStaleMarkerBits) {
+      if (is_stale_marker(h.sum())) {
         // The series ended: mark what a query would look up. The other buckets age out of the
         // lookback window.
         const RemoteSample stale{t, h.sum()};

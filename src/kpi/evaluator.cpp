@@ -1,5 +1,6 @@
 #include "kpid/kpi/evaluator.h"
 
+#include "kpid/core/stale_marker.h"
 #include "kpid/core/text.h"
 
 #include "evaluator_internal.h"
@@ -221,6 +222,9 @@ void Evaluator::observe(std::span<const store::Sample> samples) {
     newest.assign(slots_.size(), std::numeric_limits<TimestampMs>::min());
     touched.clear();
     auto mark = [&](const store::Sample& s, const std::vector<uint32_t>& hits) {
+      // A stale marker says the series ended: no data arrived, so it keeps no KPI fresh (and
+      // changes no value: range functions skip it).
+      if (is_stale_marker(s.value)) return;
       for (uint32_t i : hits) {
         if (newest[i] == std::numeric_limits<TimestampMs>::min()) touched.push_back(i);
         newest[i] = std::max(newest[i], std::min(s.timestamp, latest));
@@ -445,9 +449,10 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
       if (term == nullptr) continue;
       for (const auto& ref : samples_.select(term->matchers)) {
         points.clear();
-        if (samples_.read(ref.id, now - d.stale_after, now, points) && !points.empty()) {
-          newest = std::max(newest, points.back().timestamp);
-        }
+        if (!samples_.read(ref.id, now - d.stale_after, now, points)) continue;
+        // A stale marker is no data (see observe()).
+        std::erase_if(points, [](const store::Point& p) { return is_stale_marker(p.value); });
+        if (!points.empty()) newest = std::max(newest, points.back().timestamp);
       }
     }
     TimestampMs seen = slot.last_sample.load();

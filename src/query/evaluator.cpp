@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "functions.h"
+#include "kpid/core/stale_marker.h"
 
 namespace kpid::query::detail {
 
@@ -241,6 +242,12 @@ void count_read(QueryStats& stats, DurationMs width, bool widened) {
   if (widened) ++stats.widened_reads;
 }
 
+// Range selectors see no stale markers, as in Prometheus: they are the end of a series, never a
+// point of it (count_over_time does not count them, rate does not read them as a reset).
+void drop_stale_markers(std::vector<store::Point>& points) {
+  std::erase_if(points, [](const store::Point& p) { return is_stale_marker(p.value); });
+}
+
 uint64_t points_of(const std::vector<Series>& series) {
   uint64_t n = 0;
   for (const auto& s : series) n += s.points.size();
@@ -302,7 +309,10 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
       read = rollups_.size();
       if (auto st = guard_.hold(read); !st) return st;
       for (const auto& b : rollups_) {
-        if ((b.end - first) % grid_.step == 0) s.points.push_back({b.end + off, b.last});
+        // A bucket ending in a stale marker: the series had ended at this step.
+        if ((b.end - first) % grid_.step == 0 && !b.ends_stale) {
+          s.points.push_back({b.end + off, b.last});
+        }
       }
     } else {
       count_read(stats_, 0, false);
@@ -315,19 +325,24 @@ Result<Value> Evaluator::eval_node(const VectorSelector& n) {
           if (auto st = store_.read(ref.id, t - lookback_ + 1, t, samples_); !st) return st;
           if (auto st = guard_.hold(samples_.size()); !st) return st;
           guard_.release(samples_.size());
-          if (!samples_.empty()) s.points.push_back({grid_.at(k), samples_.back().value});
+          // The newest sample a stale marker: the series has no value at t.
+          if (!samples_.empty() && !is_stale_marker(samples_.back().value)) {
+            s.points.push_back({grid_.at(k), samples_.back().value});
+          }
         }
       } else {
         samples_.clear();
         if (auto st = store_.read(ref.id, first - lookback_ + 1, last, samples_); !st) return st;
         read = samples_.size();
         if (auto st = guard_.hold(read); !st) return st;
-        // Walk steps and samples together: the latest sample at or before t, within lookback.
+        // Walk steps and samples together: the latest sample at or before t, within lookback,
+        // unless that is a stale marker (the series has ended).
         size_t next = 0;
         for (size_t k = 0; k < grid_.count; ++k) {
           const TimestampMs t = grid_.at(k) - off;
           while (next < samples_.size() && samples_[next].timestamp <= t) ++next;
-          if (next > 0 && samples_[next - 1].timestamp > t - lookback_) {
+          if (next > 0 && samples_[next - 1].timestamp > t - lookback_ &&
+              !is_stale_marker(samples_[next - 1].value)) {
             s.points.push_back({grid_.at(k), samples_[next - 1].value});
           }
         }
@@ -350,6 +365,7 @@ Result<Value> Evaluator::eval_node(const MatrixSelector& n) {
     if (auto st = guard_.check(); !st) return st;
     Series s{borrow(ref.labels), {}};
     if (auto st = store_.read(ref.id, end - n.range + 1, end, s.points); !st) return st;
+    drop_stale_markers(s.points);
     if (auto st = guard_.hold(s.points.size()); !st) return st;
     count_read(stats_, 0, false);
     if (!s.points.empty()) v.series.push_back(std::move(s));
@@ -605,6 +621,7 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
         if (auto st = store_.read(ref.id, win.start + 1, win.end, samples_); !st) return st;
         if (auto st = guard_.hold(samples_.size()); !st) return st;
         guard_.release(samples_.size());
+        drop_stale_markers(samples_);
         if (samples_.empty()) continue;
         if (auto value = over_raw(f, samples_, win, params[k], scratch_)) {
           s.points.push_back({grid_.at(k), *value});
@@ -613,6 +630,7 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
     } else if (w == 0) {
       samples_.clear();
       if (auto st = store_.read(ref.id, span.start + 1, span.end, samples_); !st) return st;
+      drop_stale_markers(samples_);
       read = samples_.size();
       if (auto st = guard_.hold(read); !st) return st;
       size_t lo = 0;

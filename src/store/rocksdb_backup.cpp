@@ -142,8 +142,8 @@ Result<BackupInfo> RocksDbStore::restore(const std::string& backup_dir, const st
 }
 
 // The data dir's format: recorded in the default column family, so it travels with backups.
-// Versions: 0, a data dir of a kpid from before versions were recorded (today's layout); 1,
-// today's.
+// Versions: 0, a data dir of a kpid from before versions were recorded; 1, the same layout;
+// 2, today's (rollup blocks that may carry the stale-marker flag).
 Status RocksDbStore::Impl::check_format(bool existed) {
   std::string value;
   auto s = db->Get(rocksdb::ReadOptions(), default_cf, kFormatVersionKey, &value);
@@ -170,7 +170,8 @@ Status RocksDbStore::Impl::check_format(bool existed) {
     if (!backup) return backup.status();
     spdlog::info("storage: backup {} of the format {} data taken; upgrading", backup->id, version);
   }
-  // Version 0 to 1 changes no record: the version is all there is to write.
+  // Versions 0 and 1 to 2 change no record (their rollup blocks are still read as they are):
+  // the version is all there is to write.
   rocksdb::WriteOptions sync;
   sync.sync = true;
   if (auto w = db->Put(sync, default_cf, kFormatVersionKey, std::to_string(kFormatVersion));

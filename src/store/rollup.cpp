@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kpid/core/stale_marker.h"
 #include "kpid/core/varint.h"
 #include "kpid/store/chunk_codec.h"
 
@@ -22,6 +23,13 @@ TimestampMs bucket_end(TimestampMs timestamp, DurationMs width) {
 }
 
 void add_to_rollup(Rollup& r, TimestampMs timestamp, double value) {
+  // A stale marker is the end of the series, not a value: counting it would turn sum, min,
+  // max and the sketch into NaN.
+  if (is_stale_marker(value)) {
+    if (r.count != 0) r.ends_stale = true;
+    return;
+  }
+  r.ends_stale = false;
   if (r.count == 0) {
     r.count = 1;
     r.sum = value;
@@ -53,6 +61,7 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
     const TimestampMs e = bucket_end(p.timestamp, width);
     if (e <= start || e > end) continue;
     if (current == nullptr || current->end != e) {
+      if (is_stale_marker(p.value)) continue;  // a bucket holding only markers is empty
       out.emplace_back();
       current = &out.back();
       current->end = e;
@@ -63,8 +72,10 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
 
 namespace {
 
-constexpr uint8_t kBlockVersion = 2;
+constexpr uint8_t kBlockVersion = 3;
+constexpr uint8_t kOldBlockVersion = 2;  // no ends_stale flag; still read
 constexpr uint8_t kSketchOwnTotals = 1;  // the sketch's min/max/sum differ from the rollup's
+constexpr uint8_t kEndsStale = 2;        // Rollup::ends_stale
 
 // The columns of a block after `end` and `count`, in order.
 constexpr double Rollup::*kColumns[] = {&Rollup::sum,         &Rollup::min,   &Rollup::max,
@@ -93,10 +104,11 @@ std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs win
     const auto& k = r.sketch;
     const bool same =
         k.count() == r.count && k.min() == r.min && k.max() == r.max && k.sum() == r.sum;
+    const uint8_t stale = r.ends_stale ? kEndsStale : 0;
     if (same || k.count() == 0) {
-      out.push_back(0);
+      out.push_back(static_cast<char>(stale));
     } else {
-      out.push_back(static_cast<char>(kSketchOwnTotals));
+      out.push_back(static_cast<char>(kSketchOwnTotals | stale));
       append_f64(out, k.min());
       append_f64(out, k.max());
       append_f64(out, k.sum());
@@ -110,9 +122,13 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
                            TimestampMs start, TimestampMs end, std::vector<Rollup>& out,
                            bool with_sketches) {
   size_t pos = 0;
-  if (bytes.empty() || static_cast<uint8_t>(bytes[0]) != kBlockVersion) {
+  if (bytes.empty() || (static_cast<uint8_t>(bytes[0]) != kBlockVersion &&
+                        static_cast<uint8_t>(bytes[0]) != kOldBlockVersion)) {
     return corrupt("unknown block version");
   }
+  const uint8_t known_flags = static_cast<uint8_t>(bytes[0]) == kBlockVersion
+                                  ? static_cast<uint8_t>(kSketchOwnTotals | kEndsStale)
+                                  : kSketchOwnTotals;
   pos = 1;
   uint64_t n = 0;
   if (!read_varint(bytes, pos, n)) return corrupt("bad block count");
@@ -145,15 +161,16 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
     for (auto field : kColumns) r.*field = col(c++, i);
     if (pos >= bytes.size()) return corrupt("truncated sketch");
     const auto flag = static_cast<uint8_t>(bytes[pos++]);
+    if ((flag & ~known_flags) != 0) return corrupt("unknown sketch flag");
+    r.ends_stale = (flag & kEndsStale) != 0;
+    const bool own_totals = (flag & kSketchOwnTotals) != 0;
     double min = r.min;
     double max = r.max;
     double sum = r.sum;
-    if (flag == kSketchOwnTotals) {
+    if (own_totals) {
       if (!read_f64(bytes, pos, min) || !read_f64(bytes, pos, max) || !read_f64(bytes, pos, sum)) {
         return corrupt("truncated sketch totals");
       }
-    } else if (flag != 0) {
-      return corrupt("unknown sketch flag");
     }
     if (!with_sketches) {
       if (auto st = DDSketch::skip_buckets(bytes, pos); !st) return st;
@@ -162,7 +179,7 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
     }
     auto sketch = DDSketch::decode_buckets(bytes, pos, min, max, sum);
     if (!sketch) return sketch.status();
-    if (flag == 0 && sketch->count() != 0 && sketch->count() != r.count) {
+    if (!own_totals && sketch->count() != 0 && sketch->count() != r.count) {
       return corrupt("sketch count differs from the bucket's");
     }
     if (r.end > start && r.end <= end) {

@@ -4,9 +4,10 @@
 //   kpictl restore (kpid --restore, no daemon) makes a data dir on which a second kpid finds
 //   every sample acknowledged before the backup began, the alert with its ack, the silence and
 //   the OKR;
-// - tests/data/format-v1, a data dir written by kpid at format version 1, opens with its
-//   samples and its silence; the same dir marked with a newer version is refused with both
-//   versions named; without a version (a version 0 dir) it is upgraded after a backup.
+// - tests/data/format-v1, a data dir written by kpid at format version 1, is upgraded to
+//   version 2 after a backup and opens with its samples and its silence; the same dir marked
+//   with a newer version is refused with both versions named; without a version (a version 0
+//   dir) it is upgraded after a backup.
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -151,7 +152,7 @@ TEST_CASE(
   CHECK(contains(list.out, "FORMAT"));
   const json::value listed = require_api_data(k.get("/api/v1/admin/backups"));
   REQUIRE(listed.at("backups").as_array().size() == 1);
-  CHECK(listed.at("backups").as_array()[0].at("format_version").to_number<int>() == 1);
+  CHECK(listed.at("backups").as_array()[0].at("format_version").to_number<int>() == 2);
 
   // Restore into a fresh dir with kpictl (kpid --restore), while the first kpid still runs.
   TempDir restored_parent;
@@ -185,15 +186,22 @@ TEST_CASE(
   CHECK(k.stop() == 0);
 }
 
-TEST_CASE("format: the version 1 fixture opens with its samples and state", "[backup][format]") {
+TEST_CASE("format: the version 1 fixture is upgraded and opens with its samples and state",
+          "[backup][format]") {
   Kpid k({.config_toml = kFixtureToml});
   copy_fixture(k.data_dir());
   k.start();
+  CHECK(contains(k.log(), "data format upgraded to version 2"));
   for (const char* s : {"a", "b"}) {
     const auto v = k.query_at_ms(std::string("count_over_time(fixture{s=\"") + s + "\"}[2h])",
                                  kFixtureStartMs + 3'540'000);
     REQUIRE(v.size() == 1);
     CHECK(num(v[0].value) == 60);
+    // From the 1-hour rollups (version 2 blocks, as version 1 wrote them): (00:00, 01:00].
+    const auto r = k.query_at_ms(std::string("count_over_time(fixture{s=\"") + s + "\"}[1h])",
+                                 kFixtureStartMs + 3'600'000);
+    REQUIRE(r.size() == 1);
+    CHECK(num(r[0].value) == 59);
   }
   require_value_at(k, "fixture{s=\"b\"}", kFixtureStartMs + 59 * 60'000, 59);
   const json::value silences = require_api_data(k.get("/api/v1/silences"));
@@ -206,13 +214,13 @@ TEST_CASE("format: a newer format is refused naming both versions", "[backup][fo
   TempDir dir;
   const std::string data = dir.file("data");
   copy_fixture(data);
-  set_format_version(data, "2");
+  set_format_version(data, "3");
   const CommandResult run = run_command(
       {kKpidBinary, "--data-dir", data, "--http-listen", "127.0.0.1:0", "--line-listen", ""});
   INFO(run.out << run.err);
   CHECK(run.exit_code != 0);
-  CHECK(contains(run.out + run.err, "format version 2"));
-  CHECK(contains(run.out + run.err, "reads format version 1"));
+  CHECK(contains(run.out + run.err, "format version 3"));
+  CHECK(contains(run.out + run.err, "reads format version 2"));
 }
 
 TEST_CASE("format: a version 0 data dir is upgraded in place after a backup", "[backup][format]") {
@@ -220,13 +228,13 @@ TEST_CASE("format: a version 0 data dir is upgraded in place after a backup", "[
   copy_fixture(k.data_dir());
   set_format_version(k.data_dir(), std::nullopt);
   k.start();
-  CHECK(contains(k.log(), "before upgrading it to version 1"));
-  CHECK(contains(k.log(), "data format upgraded to version 1"));
+  CHECK(contains(k.log(), "before upgrading it to version 2"));
+  CHECK(contains(k.log(), "data format upgraded to version 2"));
   const json::value listed = require_api_data(k.get("/api/v1/admin/backups"));
   CHECK(listed.at("backups").as_array().size() == 1);
   require_value_at(k, "fixture{s=\"a\"}", kFixtureStartMs + 59 * 60'000, 59);
   CHECK(k.stop() == 0);
-  k.start();  // version 1 now: no second upgrade
+  k.start();  // version 2 now: no second upgrade
   CHECK_FALSE(contains(k.log(), "upgrading"));
   CHECK(k.stop() == 0);
 }

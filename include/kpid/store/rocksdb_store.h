@@ -38,8 +38,10 @@ namespace kpid::store {
 inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
 
 // The layout of the data a store writes; recorded in the data dir. 0: a data dir from before
-// versions were recorded (the same layout as 1).
-inline constexpr uint32_t kFormatVersion = 1;
+// versions were recorded (the same layout as 1). 2: rollup blocks of version 3 (a bucket may
+// end in a stale marker), which a version 1 kpid cannot read; version 2 reads 0 and 1 as they
+// are.
+inline constexpr uint32_t kFormatVersion = 2;
 
 // One backup in a backup directory.
 struct BackupInfo {

@@ -45,7 +45,8 @@ inline constexpr DurationMs kRollup1h = 60 * 60'000;
 
 // Aggregates of one series over one bucket. NaN samples propagate into sum and sum_squares (as
 // they do in PromQL's sum_over_time); min and max skip NaN unless every sample is NaN; the
-// sketch skips NaN and infinities.
+// sketch skips NaN and infinities. Stale markers (core/stale_marker.h) are no samples here:
+// no field counts them, and a bucket holding nothing else does not exist.
 struct Rollup {
   TimestampMs end = 0;
   uint64_t count = 0;
@@ -60,6 +61,9 @@ struct Rollup {
   // Counter increase between consecutive samples of the bucket, a drop read as a counter reset
   // (the new value counts whole), as PromQL's increase() corrects it.
   double increase = 0;
+  // Whether a stale marker is newer than every sample counted: the series had ended at the
+  // bucket's end, so a selector whose lookback is this bucket has no value there.
+  bool ends_stale = false;
   DDSketch sketch;
 };
 

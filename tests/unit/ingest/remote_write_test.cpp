@@ -1,5 +1,7 @@
 #include "kpid/ingest/remote_write.h"
 
+#include "kpid/core/stale_marker.h"
+
 #include <snappy.h>
 
 #include <bit>
@@ -16,9 +18,6 @@ using namespace kpid::ingest;
 namespace pb = kpid::wire::prometheus::v1;
 
 namespace {
-
-// Prometheus' stale marker: a NaN with these exact bits.
-constexpr uint64_t kStaleNaN = 0x7ff0000000000002;
 
 void add_labels(pb::TimeSeries& ts, std::initializer_list<std::pair<const char*, const char*>> ls) {
   for (const auto& [name, value] : ls) {
@@ -121,12 +120,12 @@ TEST_CASE("remote write: the stale marker keeps its bits") {
   pb::WriteRequest request;
   auto* ts = request.add_timeseries();
   add_labels(*ts, {{"__name__", "up"}});
-  add_sample(*ts, 1000, std::bit_cast<double>(kStaleNaN));
+  add_sample(*ts, 1000, kpid::kStaleNaN);
   RemoteWriteDecoder decoder;
   RemoteWriteRequest out;
   REQUIRE(decoder.decode(compressed(request), RemoteWriteVersion::kV1, {}, out).is_ok());
   REQUIRE(out.series.size() == 1);
-  CHECK(std::bit_cast<uint64_t>(out.series[0].samples[0].value) == kStaleNaN);
+  CHECK(std::bit_cast<uint64_t>(out.series[0].samples[0].value) == kStaleNaNBits);
 }
 
 TEST_CASE("remote write: a series that breaks a rule is rejected alone, saying which and why") {
@@ -374,13 +373,13 @@ TEST_CASE("remote write 2.0: a stale native histogram marks its sum, count and +
   symbols.labels(*ts, {{"__name__", "rpc_seconds"}});
   auto* h = ts->add_histograms();
   h->set_timestamp(7000);
-  h->set_sum(std::bit_cast<double>(kStaleNaN));
+  h->set_sum(kpid::kStaleNaN);
   RemoteWriteDecoder decoder;
   RemoteWriteRequest out;
   REQUIRE(decoder.decode(compressed_message(request), RemoteWriteVersion::kV2, {}, out).is_ok());
   REQUIRE(out.series.size() == 3);
   for (const auto& series : out.series) {
-    CHECK(std::bit_cast<uint64_t>(series.samples[0].value) == kStaleNaN);
+    CHECK(std::bit_cast<uint64_t>(series.samples[0].value) == kStaleNaNBits);
   }
   CHECK(labels_of(out.series[0]) == "__name__=rpc_seconds_bucket;le=+Inf;");
 }

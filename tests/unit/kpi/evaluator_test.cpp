@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kpid/config/config.h"
+#include "kpid/core/stale_marker.h"
 #include "kpid/kpi/definition.h"
 #include "kpid/kpi/evaluator.h"
 #include "kpid/query/engine.h"
@@ -544,6 +545,63 @@ TEST_CASE("kpi: the shipped example KPIs compile without warnings") {
   CHECK(compiled.ok());
   CHECK(compiled.kpis.size() == 4);
   CHECK(lint(loaded.config.kpis).empty());
+}
+
+TEST_CASE("kpi: a stale marker is no value and no data: the series ended") {
+  const TimestampMs now = kMonday + 10 * kDay;
+  Rig rig(now);
+  const std::string band = "window = \"10m\"\n[kpi.band]\nwarn = 200\ncrit = 500\n";
+  rig.evaluator->set_kpis(
+      compile_toml(kpi_toml("lat", "lower_is_better", band, "stale_after = \"2m\"\n") +
+                   R"toml(
+[[kpi]]
+id = "last"
+direction = "lower_is_better"
+stale_after = "2m"
+[kpi.value]
+selector = "m"
+over_time = "last"
+window = "10m"
+[[kpi]]
+id = "gone"
+direction = "lower_is_better"
+[kpi.value]
+selector = "g"
+over_time = "last"
+window = "10m"
+)toml"));
+  rig.write("m", {{now - 60'000, 150}, {now - 30'000, 300}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").value == Approx(225));
+  CHECK(rig.view("lat").status == Health::kWarn);
+
+  // The target goes away: Prometheus writes the marker. The window's samples still count (as
+  // in PromQL's range functions), the marker is neither a NaN value nor fresh data.
+  rig.clock.set_ms(now + 10'000);
+  rig.write("m", {{now + 10'000, kStaleNaN}});
+  rig.write("g", {{now + 10'000, kStaleNaN}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").value == Approx(225));
+  CHECK(rig.view("lat").status == Health::kWarn);
+  CHECK(rig.view("lat").last_sample == now - 30'000);
+  CHECK(rig.view("last").value == 300);
+  CHECK(rig.view("gone").status == Health::kNoData);
+  CHECK(rig.view("gone").last_sample == 0);
+
+  // stale_after counts from the last real sample: 2m after it, no data.
+  rig.clock.set_ms(now - 30'000 + 2 * kMinute + 1);
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").status == Health::kNoData);
+  CHECK(rig.view("last").status == Health::kNoData);
+
+  // A restarted evaluator finds the newest stored sample the same way.
+  rig.clock.set_ms(now + 20'000);
+  rig.start_evaluator();
+  rig.evaluator->set_kpis(
+      compile_toml(kpi_toml("lat", "lower_is_better", band, "stale_after = \"2m\"\n")));
+  rig.evaluator->run_once();
+  CHECK(rig.view("lat").last_sample == now - 30'000);
+  CHECK(rig.view("lat").value == Approx(225));
 }
 
 TEST_CASE("kpi: a sample stamped slightly ahead of the clock counts at once") {

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "kpid/core/stale_marker.h"
 #include "kpid/store/rocksdb_store.h"
 #include "kpid/store/rollup.h"
 #include "support/fake_clock.h"
@@ -105,6 +106,7 @@ void require_same_rollups(const std::vector<Rollup>& got, const std::vector<Roll
     CHECK(got[i].last_timestamp == want[i].last_timestamp);
     CHECK(same(got[i].last, want[i].last));
     CHECK(same(got[i].increase, want[i].increase));
+    CHECK(got[i].ends_stale == want[i].ends_stale);
     CHECK(got[i].sketch.count() == want[i].sketch.count());
     CHECK(same(got[i].sketch.quantile(0.5), want[i].sketch.quantile(0.5)));
   }
@@ -279,6 +281,105 @@ TEST_CASE("engine: rollups equal aggregates recomputed from the raw samples") {
       CHECK(without[i].sketch.count() == 0);
     }
   }
+}
+
+TEST_CASE("engine: rollups skip stale markers and flag a bucket that ends in one") {
+  Fixture f;
+  const SeriesId id = f.series("scraped");
+  const SeriesId clean = f.series("clean");  // the same samples without the markers
+  std::vector<Sample> with;
+  std::vector<Sample> without;
+  // 10 s apart through the first hour; a marker 30 s after the sample at 12m (the bucket
+  // (10m, 15m] ends stale), nothing until a marker alone at 27m (bucket (25m, 30m] holds only
+  // it), then samples again from 31m; in (40m, 45m] a marker followed by a sample (not stale).
+  for (TimestampMs t = kBase + 10'000; t <= kBase + kHour; t += 10'000) {
+    const TimestampMs m = (t - kBase) / 60'000;
+    if (t > kBase + 12 * 60'000 && t <= kBase + 31 * 60'000) continue;
+    const double v = static_cast<double>((t - kBase) / 1000 % 97);
+    with.push_back({id, t, v});
+    without.push_back({clean, t, v});
+    if (m == 42 && t % 60'000 == 0) with.push_back({id, t + 5000, kStaleNaN});
+  }
+  with.push_back({id, kBase + 12 * 60'000 + 30'000, kStaleNaN});
+  with.push_back({id, kBase + 27 * 60'000, kStaleNaN});
+  std::sort(with.begin(), with.end(),
+            [](const Sample& a, const Sample& b) { return a.timestamp < b.timestamp; });
+  f.append(with);
+  f.append(without);
+
+  for (int pass = 0; pass < 2; ++pass) {
+    INFO((pass == 0 ? "dirty windows computed from raw" : "stored rollups"));
+    // The raw read keeps the markers, bit for bit.
+    size_t markers = 0;
+    for (const auto& p : f.all(id)) markers += is_stale_marker(p.value) ? 1 : 0;
+    CHECK(markers == 3);
+    for (DurationMs width : {kRollup5m, kRollup1h}) {
+      const auto got = f.rollups(id, width, kBase, kBase + kHour);
+      auto want = f.rollups(clean, width, kBase, kBase + kHour);
+      for (auto& r : want) r.ends_stale = width == kRollup5m && r.end == kBase + 15 * 60'000;
+      require_same_rollups(got, want);
+      for (const auto& r : got) {
+        CHECK_FALSE(std::isnan(r.sum));
+        CHECK(r.sketch.count() == r.count);
+      }
+    }
+    REQUIRE(f.store->maintain().is_ok());
+    CHECK(f.store->dirty_windows() == 0);
+  }
+  f.reopen();
+  const auto five = f.rollups(id, kRollup5m, kBase, kBase + kHour);
+  const auto stale_bucket =
+      std::find_if(five.begin(), five.end(), [](const Rollup& r) { return r.ends_stale; });
+  REQUIRE(stale_bucket != five.end());
+  CHECK(stale_bucket->end == kBase + 15 * 60'000);
+  CHECK(stale_bucket->last_timestamp == kBase + 12 * 60'000);
+}
+
+TEST_CASE("engine: rollup blocks keep ends_stale, and version 2 blocks still read") {
+  std::vector<Point> points = {{kBase + 1000, 1},
+                               {kBase + 2000, 2},
+                               {kBase + 3000, kStaleNaN},
+                               {kBase + 301'000, 4},
+                               {kBase + 302'000, kStaleNaN},
+                               {kBase + 303'000, 5},
+                               {kBase + 601'000, kStaleNaN}};
+  std::vector<Rollup> rollups;
+  build_rollups(points, kRollup5m, kBase - kHour, kBase + kHour, rollups);
+  // The third bucket held only a marker: no bucket.
+  REQUIRE(rollups.size() == 2);
+  CHECK(rollups[0].ends_stale);
+  CHECK(rollups[0].count == 2);
+  CHECK(rollups[0].sum == 3);
+  CHECK_FALSE(rollups[1].ends_stale);  // a sample came after the marker
+  CHECK(rollups[1].count == 2);
+  CHECK(rollups[1].last == 5);
+
+  const TimestampMs window = kBase + 2 * kHour;
+  const std::string block = encode_rollup_block(rollups, window, kRollup5m);
+  CHECK(static_cast<uint8_t>(block[0]) == 3);
+  for (bool sketches : {true, false}) {
+    std::vector<Rollup> decoded;
+    REQUIRE(decode_rollup_block(block, window, kRollup5m, kBase - kHour, window, decoded, sketches)
+                .is_ok());
+    std::vector<Rollup> want = rollups;
+    if (!sketches) {
+      for (auto& r : want) r.sketch = DDSketch();
+    }
+    require_same_rollups(decoded, want);
+  }
+  // A version 2 block (no flag) reads as it did; the stale flag is unknown there.
+  rollups[0].ends_stale = false;
+  std::string old = encode_rollup_block(rollups, window, kRollup5m);
+  old[0] = 2;
+  std::vector<Rollup> decoded;
+  REQUIRE(decode_rollup_block(old, window, kRollup5m, kBase - kHour, window, decoded).is_ok());
+  REQUIRE(decoded.size() == 2);
+  CHECK_FALSE(decoded[0].ends_stale);
+  std::string flagged = block;
+  flagged[0] = 2;
+  decoded.clear();
+  CHECK_FALSE(
+      decode_rollup_block(flagged, window, kRollup5m, kBase - kHour, window, decoded).is_ok());
 }
 
 TEST_CASE("engine: rollup quantiles are within the sketch's relative error") {
