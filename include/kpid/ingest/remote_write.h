@@ -43,6 +43,8 @@ struct RejectedSeries {
   size_t index = 0;    // 0-based position among the request's series
   std::string series;  // its labels as Prometheus prints them, {__name__="x",...}, or "{}"
   std::string reason;
+  // The `reason` label of kpid_ingest_lines_rejected_total it is counted under.
+  std::string_view metric_reason = "invalid_series_name";
 };
 
 // What a request's metadata says of one metric family.
