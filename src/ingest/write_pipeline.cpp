@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "kpid/ingest/otlp.h"
 #include "kpid/ingest/remote_write.h"
 
 #include "kpid/store/rollup.h"
