@@ -301,15 +301,28 @@ std::string DeltaAccumulator::Batch::add(const OtlpDelta& delta, OtlpSeriesBuild
       downscale(s.negative_offset, s.negative, s.scale - scale);
       downscale(pos_offset, pos, delta.scale - scale);
       downscale(neg_offset, neg, delta.scale - scale);
+      // Coarser still while the sum would span too many buckets (far apart offsets), so a
+      // hostile pair of points cannot make the total huge.
+      auto span = [](int32_t a, size_t an, int32_t b, size_t bn) -> int64_t {
+        if (an == 0 || bn == 0) return static_cast<int64_t>(std::max(an, bn));
+        return std::max<int64_t>(a + static_cast<int64_t>(an), b + static_cast<int64_t>(bn)) -
+               std::min(a, b);
+      };
+      while ((span(s.positive_offset, s.positive.size(), pos_offset, pos.size()) >
+                  static_cast<int64_t>(kMaxDenseBuckets) ||
+              span(s.negative_offset, s.negative.size(), neg_offset, neg.size()) >
+                  static_cast<int64_t>(kMaxDenseBuckets)) &&
+             scale > -10) {
+        for (auto [offset, counts] : {std::pair{&s.positive_offset, &s.positive},
+                                      std::pair{&s.negative_offset, &s.negative},
+                                      std::pair{&pos_offset, &pos}, std::pair{&neg_offset, &neg}}) {
+          downscale(*offset, *counts, 1);
+        }
+        --scale;
+      }
       s.scale = scale;
       add_dense(s.positive_offset, s.positive, pos_offset, pos);
       add_dense(s.negative_offset, s.negative, neg_offset, neg);
-      while ((s.positive.size() > kMaxDenseBuckets || s.negative.size() > kMaxDenseBuckets) &&
-             s.scale > -10) {
-        downscale(s.positive_offset, s.positive, 1);
-        downscale(s.negative_offset, s.negative, 1);
-        --s.scale;
-      }
       s.zero_threshold = std::max(s.zero_threshold, delta.zero_threshold);
       s.zero_count += delta.zero_count;
       s.count += delta.count;

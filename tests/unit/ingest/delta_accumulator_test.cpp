@@ -250,4 +250,14 @@ TEST_CASE("delta accumulator: exponential histograms add at the coarser scale") 
   d.zero_count = 0;
   d.count = 2;
   CHECK(add_one(restarted, d).at("size_bytes_count") == 7);
+
+  // Buckets far apart are summed at a scale coarse enough to hold both in few buckets.
+  std::vector<double> far = {1};
+  d.positive_offset = 1 << 29;
+  d.positive_counts = far;
+  d.end_ns = 40'000'000'000;
+  d.count = 1;
+  auto wide = add_one(restarted, d);
+  CHECK(wide.at("size_bytes_count") == 8);
+  CHECK(wide.size() < 200);
 }
