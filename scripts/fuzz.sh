@@ -6,7 +6,8 @@
 # makes the script exit 1, after printing how to reproduce and minimize it.
 #
 # Usage: scripts/fuzz.sh [TARGET...] [--time SECONDS] [--jobs N] [--smoke] [--build-dir DIR]
-#   TARGET     line_protocol, selector, config, chunk (default: all, one after the other)
+#   TARGET     line_protocol, selector, config, chunk, remote_write, otlp_protobuf, otlp_json
+#              (default: all, one after the other)
 #   --time S   seconds per target (default 60)
 #   --jobs N   fuzzing processes per target (libFuzzer -fork=N) and build jobs (default 1 and 2)
 #   --smoke    a short run for CI: 10 seconds per target unless --time says otherwise
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(line_protocol selector config chunk remote_write)
+all_targets=(line_protocol selector config chunk remote_write otlp_protobuf otlp_json)
 targets=()
 seconds=""
 jobs=1

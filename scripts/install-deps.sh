@@ -29,6 +29,9 @@ if ((test)); then
   packages+=(python3-influxdb)  # a real InfluxDB 1.x client pings, creates databases, writes
   packages+=(influxdb-client)  # the influx CLI imports a file (-import) as InfluxDB users do
   packages+=(victoria-metrics)  # vmagent remote-writes to kpid; VictoriaMetrics is the bench peer
+  # The OpenTelemetry JS SDK sends OTLP (tests/integration/otlp, installed with npm below).
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
   fuzz=1
 fi
 if ((fuzz)); then
@@ -46,13 +49,21 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  echo "installing: ${missing[*]}"
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "installing: ${missing[*]}"
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ((test)); then
+  # The versions package-lock.json pins, from the npm registry; node_modules is not committed.
+  sender="$(cd "$(dirname "$0")/.." && pwd)/tests/integration/otlp"
+  if ! npm ci --prefix "$sender" --no-audit --no-fund --loglevel=error >/dev/null; then
+    echo "install-deps.sh: npm ci in $sender failed (is the npm registry reachable?);" \
+      "the OTLP integration test needs the OpenTelemetry JS SDK it installs" >&2
+    exit 1
+  fi
+fi

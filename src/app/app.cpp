@@ -26,6 +26,7 @@
 #include "kpid/alert/outbox.h"
 #include "kpid/app/systemd.h"
 #include "kpid/core/deadline.h"
+#include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/metric_metadata.h"
 #include "kpid/ingest/write_pipeline.h"
@@ -308,6 +309,12 @@ class Daemon {
       spdlog::critical("cannot read metric metadata: {}", s.message());
       return false;
     }
+    otlp_deltas_ = std::make_unique<ingest::DeltaAccumulator>(
+        *store_, static_cast<size_t>(config_.ingest.native_histogram_max_buckets));
+    if (auto s = otlp_deltas_->load(); !s) {
+      spdlog::critical("cannot read OTLP delta totals: {}", s.message());
+      return false;
+    }
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
     if (!start_alerting()) return false;
     evaluator_->set_listener(alerter_.get());
@@ -337,6 +344,7 @@ class Daemon {
         *maintenance_pool_,
         *ingest_pool_,
         *metric_metadata_,
+        *otlp_deltas_,
         *evaluator_,
         *alerter_,
         *planner_,
@@ -679,6 +687,7 @@ class Daemon {
   std::unique_ptr<query::WorkPool> ingest_pool_;
   std::unique_ptr<ingest::IngestMetrics> ingest_metrics_;
   std::unique_ptr<ingest::MetricMetadataStore> metric_metadata_;
+  std::unique_ptr<ingest::DeltaAccumulator> otlp_deltas_;
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them
   std::vector<alert::Receiver> receivers_;

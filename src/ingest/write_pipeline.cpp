@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "kpid/ingest/otlp.h"
 #include "kpid/ingest/remote_write.h"
 
 #include "kpid/store/rollup.h"
@@ -258,7 +259,7 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Proto
   };
   // Positions among the request's series: the decoder's rejections interleave with the kept.
   for (const auto& r : request.rejected) {
-    reject(r.index + 1, r.series + ": " + r.reason, "invalid_series_name");
+    reject(r.index + 1, r.series + ": " + r.reason, r.metric_reason);
   }
   for (const RemoteSeries& series : request.series) {
     const size_t position = series.index + 1;

@@ -6,10 +6,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "http_util.h"
 #include "kpid/alert/alerter.h"
+#include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/metric_metadata.h"
 #include "kpid/okr/planner.h"
 #include "kpid/server/routes.h"
@@ -36,9 +39,17 @@ class PipelinePool {
   std::vector<std::unique_ptr<ingest::WritePipeline>> free_;
 };
 
-// Which write API a request came in by: InfluxDB 1.x (/write), 2.x (/api/v2/write), or
-// Prometheus remote write (/api/v1/write, plain-text errors as Prometheus answers them).
-enum class WriteApi { kV1, kV2, kRemote };
+// Which write API a request came in by: InfluxDB 1.x (/write), 2.x (/api/v2/write),
+// Prometheus remote write (/api/v1/write, plain-text errors as Prometheus answers them), or
+// OTLP (/v1/metrics, errors as a google.rpc.Status in protobuf or JSON, as the request was).
+enum class WriteApi { kV1, kV2, kRemote, kOtlpProtobuf, kOtlpJson };
+
+// The ingest metrics' protocol of a write API.
+ingest::Protocol protocol_of(WriteApi api);
+
+// The OTLP write API of a request: protobuf for Content-Type application/x-protobuf, else
+// JSON (which also answers a wrong Content-Type readably).
+WriteApi otlp_api(const Request& request);
 
 // A write's error answer in the shape InfluxDB clients of `api` read; `extra` is appended to
 // the JSON object (",\"field\":...").
@@ -54,6 +65,27 @@ Response handle_influx_ping(const Request& request);
 // GET|POST /query: the InfluxQL handshake clients send (SHOW DATABASES, CREATE DATABASE) in
 // InfluxDB's JSON shape; any other statement is a 400 naming it.
 Response handle_influx_query(const Request& request);
+
+// "application/x-protobuf;proto=prometheus.WriteRequest" -> its media type (lower case) and
+// proto parameter.
+std::pair<std::string, std::string> protobuf_content_type(std::string_view value);
+
+enum class InflateResult { kOk, kTooLarge, kCorrupt };
+// Decompresses a gzip (or zlib) body into `out`, refusing to grow past `limit` bytes.
+InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out);
+
+// A write the store did not take, nothing of it stored: the store pushing back (disk full,
+// stalled) is told as such, with its Retry-After; otherwise 503 (retry) or 500.
+Response storage_failed(const Request& request, WriteApi api, const Status& storage,
+                        PipelinePool& pipelines);
+
+// POST /v1/metrics: OTLP/HTTP metrics (protobuf or JSON, optionally gzip); delta points are
+// added up by `deltas`, metadata goes to `metadata`. `limits`: the body limit (applied to the
+// inflated body too) and the exponential histograms' bucket limit.
+Response handle_otlp_metrics(const Request& request, PipelinePool& pipelines,
+                             ingest::MetricMetadataStore& metadata,
+                             ingest::DeltaAccumulator& deltas,
+                             const ingest::RemoteWriteLimits& limits);
 
 // POST /api/v1/write: Prometheus remote write 1.0 and 2.0 (by Content-Type's proto=); the
 // request's metadata goes to `metadata`. 2.0 answers carry X-Prometheus-Remote-Write-*-Written.

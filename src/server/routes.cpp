@@ -25,6 +25,7 @@ enum class Route {
   kWriteV1,
   kWriteV2,
   kRemoteWrite,
+  kOtlpMetrics,
   kInfluxPing,
   kInfluxQuery,
   kMetadata,
@@ -60,6 +61,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/write",
     "/api/v2/write",
     "/api/v1/write",
+    "/v1/metrics",
     "/ping",
     "/query",
     "/api/v1/metadata",
@@ -94,6 +96,7 @@ Route route_of(std::string_view path) {
   if (path == "/write") return Route::kWriteV1;
   if (path == "/api/v2/write") return Route::kWriteV2;
   if (path == "/api/v1/write") return Route::kRemoteWrite;
+  if (path == "/v1/metrics") return Route::kOtlpMetrics;
   if (path == "/ping") return Route::kInfluxPing;
   if (path == "/query") return Route::kInfluxQuery;
   if (path == "/api/v1/metadata") return Route::kMetadata;
@@ -137,6 +140,7 @@ std::optional<auth::Role> required_role(Route route, http::verb method) {
     case Route::kWriteV1:
     case Route::kWriteV2:
     case Route::kRemoteWrite:
+    case Route::kOtlpMetrics:
     case Route::kInfluxQuery: return auth::Role::kWrite;  // the handshake of writing clients
     case Route::kAdminCompact:
     case Route::kAdminBackup:
@@ -167,12 +171,14 @@ std::string authorization_of(Route route, const Request& request) {
   return password != nullptr && !password->empty() ? "Bearer " + *password : std::string();
 }
 
-// The write API a route serves, if it is a write route.
-std::optional<detail::WriteApi> write_api(Route route) {
+// The write API a route serves (for OTLP, as the request's Content-Type says), if it is a
+// write route.
+std::optional<detail::WriteApi> write_api(Route route, const Request& request) {
   switch (route) {
     case Route::kWriteV1: return detail::WriteApi::kV1;
     case Route::kWriteV2: return detail::WriteApi::kV2;
     case Route::kRemoteWrite: return detail::WriteApi::kRemote;
+    case Route::kOtlpMetrics: return detail::otlp_api(request);
     default: return std::nullopt;
   }
 }
@@ -328,11 +334,16 @@ struct Router::Impl {
       r.set(http::field::retry_after, "1");
       return r;
     }
+    // Bodies of both are limited once decompressed; histograms become classic buckets.
+    const ingest::RemoteWriteLimits limits{
+        services.max_body_bytes(),
+        static_cast<size_t>(services.ingest_options.native_histogram_max_buckets)};
     if (route == Route::kRemoteWrite) {
-      const ingest::RemoteWriteLimits limits{
-          services.max_body_bytes(),
-          static_cast<size_t>(services.ingest_options.native_histogram_max_buckets)};
       return detail::handle_remote_write(request, pipelines, services.metadata, limits);
+    }
+    if (route == Route::kOtlpMetrics) {
+      return detail::handle_otlp_metrics(request, pipelines, services.metadata,
+                                         services.otlp_deltas, limits);
     }
     if (route == Route::kMetadata) return detail::handle_metadata(request, services.metadata);
     if (route == Route::kWriteV1 || route == Route::kWriteV2) {
@@ -406,7 +417,7 @@ struct Router::Impl {
       refused = "kpid is shutting down: the request was not run";
     }
     Response r;
-    if (auto api = write_api(route)) {
+    if (auto api = write_api(route, request)) {
       r = detail::write_error(request, *api, http::status::service_unavailable,
                               "write not taken, nothing was stored: " + refused);
     } else {
@@ -447,7 +458,7 @@ boost::asio::awaitable<Response> Router::handle(const Request& request) {
       response = detail::api_error(request, http::status::forbidden, "forbidden", decision.message);
     } else if (on_pool(route) && impl_->services.ready.load()) {
       response = co_await impl_->dispatch_on_pool(route, request);
-    } else if (write_api(route) && impl_->services.ready.load()) {
+    } else if (write_api(route, request) && impl_->services.ready.load()) {
       response = co_await impl_->dispatch_write(route, request);
     } else {
       response = impl_->dispatch(route, request);
@@ -488,7 +499,7 @@ std::optional<Response> Router::admit(const Request& header, std::string_view cl
       return r;
     }
   }
-  const auto api = write_api(route);
+  const auto api = write_api(route, header);
   if (api && header.method() == http::verb::post && impl_->services.ready.load()) {
     auto pushback = impl_->services.store.pushback();
     // A writer without the right token hears 401/403 as usual, not about storage.

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "handlers.h"
+#include "kpid/ingest/otlp.h"
 
 namespace kpid::server::detail {
 
@@ -15,9 +16,8 @@ namespace {
 constexpr size_t kErrorsInMessage = 10;
 constexpr size_t kErrorsListed = 100;
 
-enum class InflateResult { kOk, kTooLarge, kCorrupt };
+}  // namespace
 
-// Decompresses a gzip (or zlib) body into `out`, refusing to grow past `limit` bytes.
 InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out) {
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 32) != Z_OK) return InflateResult::kCorrupt;
@@ -49,12 +49,46 @@ InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out
   return result;
 }
 
+ingest::Protocol protocol_of(WriteApi api) {
+  switch (api) {
+    case WriteApi::kRemote: return ingest::Protocol::kRemoteWrite;
+    case WriteApi::kOtlpProtobuf:
+    case WriteApi::kOtlpJson: return ingest::Protocol::kOtlp;
+    default: return ingest::Protocol::kHttp;
+  }
+}
+
+namespace {
+
+// The gRPC status code OTLP/HTTP puts in an error body for an HTTP status.
+int32_t grpc_code(http::status status) {
+  switch (status) {
+    case http::status::bad_request:
+    case http::status::unsupported_media_type: return 3;  // INVALID_ARGUMENT
+    case http::status::unauthorized: return 16;           // UNAUTHENTICATED
+    case http::status::forbidden: return 7;               // PERMISSION_DENIED
+    case http::status::method_not_allowed: return 12;     // UNIMPLEMENTED
+    case http::status::payload_too_large:
+    case http::status::too_many_requests: return 8;     // RESOURCE_EXHAUSTED
+    case http::status::service_unavailable: return 14;  // UNAVAILABLE
+    default: return 13;                                 // INTERNAL
+  }
+}
+
 }  // namespace
 
 Response write_error(const Request& request, WriteApi api, http::status status,
                      std::string_view message, std::string_view extra) {
   if (api == WriteApi::kRemote) {
     return make_response(request, status, std::string(message) + "\n", "text/plain; charset=utf-8");
+  }
+  if (api == WriteApi::kOtlpProtobuf || api == WriteApi::kOtlpJson) {
+    const bool json = api == WriteApi::kOtlpJson;
+    return make_response(
+        request, status,
+        ingest::rpc_status(json ? ingest::OtlpEncoding::kJson : ingest::OtlpEncoding::kProtobuf,
+                           grpc_code(status), message),
+        json ? "application/json" : "application/x-protobuf");
   }
   std::string body = "{\"error\":";
   append_json_string(body, message);
@@ -92,9 +126,7 @@ void PipelinePool::release(std::unique_ptr<ingest::WritePipeline> pipeline) {
 
 Response write_pushback(const Request& request, WriteApi api, const store::Pushback& pushback,
                         ingest::IngestMetrics& metrics) {
-  metrics.pushback(
-      api == WriteApi::kRemote ? ingest::Protocol::kRemoteWrite : ingest::Protocol::kHttp,
-      pushback.reason);
+  metrics.pushback(protocol_of(api), pushback.reason);
   auto r = write_error(request, api, http::status::service_unavailable,
                        "write not taken, nothing was stored: " + pushback.message);
   const DurationMs seconds = std::max<DurationMs>(1, (pushback.retry_after + 999) / 1000);
@@ -102,10 +134,6 @@ Response write_pushback(const Request& request, WriteApi api, const store::Pushb
   return r;
 }
 
-namespace {
-
-// A write the store did not take, nothing of it stored: the store pushing back (disk full,
-// stalled) is told as such, with its Retry-After; otherwise 503 (retry) or 500.
 Response storage_failed(const Request& request, WriteApi api, const Status& storage,
                         PipelinePool& pipelines) {
   if (auto pushback = pipelines.store().pushback()) {
@@ -119,8 +147,6 @@ Response storage_failed(const Request& request, WriteApi api, const Status& stor
   if (retry) r.set(http::field::retry_after, "1");
   return r;
 }
-
-}  // namespace
 
 Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
                       uint64_t max_body_bytes, std::string_view db_label) {
@@ -193,7 +219,8 @@ namespace {
 constexpr const char* kRemoteWriteV1 = "prometheus.WriteRequest";
 constexpr const char* kRemoteWriteV2 = "io.prometheus.write.v2.Request";
 
-// "application/x-protobuf;proto=prometheus.WriteRequest" -> its media type and proto parameter.
+}  // namespace
+
 std::pair<std::string, std::string> protobuf_content_type(std::string_view value) {
   auto lower = [](std::string_view v) {
     std::string out(v);
@@ -218,8 +245,6 @@ std::pair<std::string, std::string> protobuf_content_type(std::string_view value
   }
   return {std::move(media), std::move(proto)};
 }
-
-}  // namespace
 
 Response handle_remote_write(const Request& request, PipelinePool& pipelines,
                              ingest::MetricMetadataStore& metadata,

@@ -19,6 +19,10 @@
 
 namespace kpid::ingest {
 
+// Finite buckets a converted histogram keeps at most unless configured
+// (ingest.native_histogram_max_buckets).
+inline constexpr size_t kDefaultHistogramBuckets = 160;
+
 // Prometheus' schema for histograms with custom bounds (native histograms with custom buckets).
 inline constexpr int32_t kCustomBucketsSchema = -53;
 

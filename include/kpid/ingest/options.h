@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kpid/core/time.h"
+#include "kpid/ingest/native_histogram.h"
 #include "kpid/net/tls_options.h"
 
 namespace kpid::ingest {
@@ -23,7 +24,7 @@ struct LineOptions {
 struct IngestOptions {
   // Finite `le` buckets a native histogram (remote write) or OTLP exponential histogram keeps
   // at most when stored as classic buckets; past it, adjacent buckets merge.
-  int64_t native_histogram_max_buckets = 160;
+  int64_t native_histogram_max_buckets = static_cast<int64_t>(kDefaultHistogramBuckets);
   // When not empty: the label that InfluxDB writes' `db` (1.x) or `bucket` (2.x) parameter
   // becomes, so several databases written to one kpid stay apart.
   std::string db_label;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kpid/core/status.h"
+#include "kpid/ingest/native_histogram.h"
 
 namespace kpid::ingest {
 
@@ -53,6 +54,8 @@ struct RejectedSeries {
   size_t index = 0;    // 0-based position among the request's series
   std::string series;  // its labels as Prometheus prints them, {__name__="x",...}, or "{}"
   std::string reason;
+  // The `reason` label of kpid_ingest_lines_rejected_total it is counted under.
+  std::string_view metric_reason = "invalid_series_name";
 };
 
 // What a request's metadata says of one metric family.
@@ -78,9 +81,6 @@ enum class RemoteWriteVersion {
   kV1,  // prometheus.WriteRequest
   kV2,  // io.prometheus.write.v2.Request
 };
-
-// Buckets a converted native histogram keeps at most (besides +Inf) unless configured.
-inline constexpr size_t kDefaultHistogramBuckets = 160;
 
 struct RemoteWriteLimits {
   size_t max_bytes = 25u << 20;  // decompressed body

@@ -64,6 +64,11 @@ struct LineError {
   std::string message;
 };
 
+struct OtlpRequest;
+class OtlpDecoder;
+class DeltaAccumulator;
+enum class OtlpEncoding;
+
 struct WriteResult {
   size_t lines_accepted = 0;   // points (non-blank, non-comment lines) stored
   size_t lines_rejected = 0;   // lines that were not stored because they are malformed
@@ -75,6 +80,17 @@ struct WriteResult {
   size_t histograms_written = 0;
   std::vector<LineError> errors;  // the first `max_errors` rejected lines, in order
   Status storage;                 // not ok when the store failed: none of the body was stored
+};
+
+// What an OTLP request did: its data points, stored or not.
+struct OtlpWriteResult {
+  WriteResult write;                // samples stored; `storage` not ok: nothing was stored
+  size_t points = 0;                // data points in the request
+  size_t rejected_points = 0;       // points not (wholly) stored: rules, the delta rule, the store
+  std::vector<std::string> errors;  // the first `max_errors` reasons, each naming its point
+  // Not ok when the samples were stored but the delta totals could not be recorded (a retry
+  // stores the same values again).
+  Status deltas;
 };
 
 // Parses and stores bodies of line protocol. Reuses its buffers, so steady state does not
@@ -112,6 +128,18 @@ class WritePipeline {
   // valid until the next call.
   const RemoteWriteRequest* last_remote_request() const { return remote_request_.get(); }
 
+  // Decodes an OTLP metrics body (OtlpDecoder, reused; `body` already decompressed), adds its
+  // delta points to `deltas`' totals, and stores every series as write_remote() does under
+  // Protocol::kOtlp, then records the new totals (write, then apply: see DeltaAccumulator).
+  // Delta points are refused when `deltas` is null. An undecodable body is the decoder's
+  // error, with nothing stored.
+  // Exponential histograms keep at most `max_histogram_buckets` finite buckets.
+  Result<OtlpWriteResult> write_otlp_body(std::string_view body, OtlpEncoding encoding,
+                                          DeltaAccumulator* deltas, size_t max_histogram_buckets,
+                                          size_t max_errors = 100);
+  // The request the last write_otlp_body() decoded (null before the first): its metadata.
+  const OtlpRequest* last_otlp_request() const { return otlp_request_.get(); }
+
  private:
   // Adds one line's samples to batch_; returns false (with the reason in error_) if rejected.
   bool add_line(std::string_view line, Precision precision, TimestampMs now);
@@ -140,6 +168,12 @@ class WritePipeline {
   std::unique_ptr<RemoteWriteRequest> remote_request_;
   // Created timestamps already stored as a 0 sample, per series: each request repeats them.
   std::unordered_map<store::SeriesId, int64_t> created_stored_;
+  // OTLP's, made at the first OTLP body; per-point tallies reused from one body to the next.
+  std::unique_ptr<OtlpDecoder> otlp_decoder_;
+  size_t otlp_max_buckets_ = 0;  // what otlp_decoder_ was made with
+  std::unique_ptr<OtlpRequest> otlp_request_;
+  std::vector<uint32_t> otlp_series_;
+  std::vector<uint32_t> otlp_refused_;
 };
 
 }  // namespace kpid::ingest

@@ -1,7 +1,7 @@
 #pragma once
 // kpid's HTTP API: the routes, their metrics, and the services they call.
 //   POST /write, /api/v2/write           line protocol (InfluxDB 1.x / 2.x)
-//   POST /api/v1/write                   Prometheus remote write 1.0 and 2.0
+//   POST /api/v1/write, /v1/metrics      Prometheus remote write 1.0 and 2.0, OTLP/HTTP metrics
 //   GET|POST /api/v1/query, query_range  Prometheus instant and range queries
 //   GET|POST /api/v1/series, labels, label/NAME/values
 //   GET /metrics, /healthz, /readyz
@@ -28,6 +28,7 @@
 #include "kpid/alert/alerter.h"
 #include "kpid/auth/auth.h"
 #include "kpid/core/time.h"
+#include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/metric_metadata.h"
 #include "kpid/ingest/options.h"
 #include "kpid/ingest/write_pipeline.h"
@@ -67,6 +68,8 @@ struct RouterServices {
   query::WorkPool& ingest;
   // Metric metadata from remote write, served by GET /api/v1/metadata.
   ingest::MetricMetadataStore& metadata;
+  // Running totals of OTLP delta points (POST /v1/metrics).
+  ingest::DeltaAccumulator& otlp_deltas;
   // The KPI evaluator: told of every stored batch, and read by the KPI API.
   kpi::Evaluator& kpis;
   // Alerts, acknowledgements and silences.
