@@ -425,3 +425,110 @@ TEST_CASE("remote write: metadata is kept across restarts and served as Promethe
       R"({"checkout_seconds":[{"type":"histogram","help":"Checkout latency.","unit":"seconds"}]})");
   CHECK(k.get("/api/v1/metadata?limit=x").status == 400);
 }
+
+namespace {
+
+// A native histogram sample of checkout latency (schema 0): `fast` observations in bucket -1,
+// (0.25, 0.5], and `slow` in bucket 2, (2, 4]; cumulative since the service started.
+void add_checkout_histogram(pb::WriteRequest& request, int64_t t, uint64_t fast, uint64_t slow) {
+  auto* ts = request.add_timeseries();
+  auto* name = ts->add_labels();
+  name->set_name("__name__");
+  name->set_value("checkout_seconds");
+  auto* h = ts->add_histograms();
+  h->set_timestamp(t);
+  h->set_schema(0);
+  h->set_count_int(fast + slow);
+  h->set_sum(0.4 * static_cast<double>(fast) + 3.0 * static_cast<double>(slow));
+  auto* span = h->add_positive_spans();
+  span->set_offset(-1);
+  span->set_length(4);
+  // Deltas between consecutive buckets -1, 0, 1, 2.
+  for (int64_t d : {static_cast<int64_t>(fast), -static_cast<int64_t>(fast), int64_t{0},
+                    static_cast<int64_t>(slow)}) {
+    h->add_positive_deltas(d);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("remote write: a KPI on a remote-written native histogram breaches, alerts, opens an OKR",
+          "[remote_write][kpi][okr]") {
+  // The share of checkouts answered within 0.5 s over the last minute, from the histogram's
+  // buckets: increase(bucket{le="0.5"}) / increase(count) in percent.
+  Kpid k({.config_toml = "[alerting]\nexternal_url = \"http://kpid.example:9470\"\n"
+                         "[[kpi]]\nid = \"checkout_fast\"\nname = \"Checkouts within 0.5 s\"\n"
+                         "owner = \"payments\"\nunit = \"%\"\ndirection = \"higher_is_better\"\n"
+                         "[kpi.value]\nscale = 100\n"
+                         "[kpi.value.numerator]\nselector = 'checkout_seconds_bucket{le=\"0.5\"}'\n"
+                         "over_time = \"increase\"\nwindow = \"1m\"\n"
+                         "[kpi.value.denominator]\nselector = 'checkout_seconds_count'\n"
+                         "over_time = \"increase\"\nwindow = \"1m\"\n"
+                         "[kpi.band]\ntarget = 99\nwarn = 95\ncrit = 90\n"
+                         "[[kpi.alert]]\ncondition = \"crit\"\n"
+                         "[kpi.okr]\nenabled = true\nafter = \"0s\"\nseverities = [\"critical\"]\n"
+                         "related = [\"checkout_volume\"]\n"
+                         // The guardrail: checkouts per second, from the same histogram.
+                         "[[kpi]]\nid = \"checkout_volume\"\nname = \"Checkouts\"\n"
+                         "owner = \"payments\"\nunit = \"/s\"\ndirection = \"higher_is_better\"\n"
+                         "[kpi.value]\nselector = 'checkout_seconds_count'\nover_time = \"rate\"\n"
+                         "window = \"1m\"\n[kpi.band]\nwarn = 0.1\ncrit = 0.01\n"});
+  k.start();
+  const int64_t now = now_ms();
+  // Healthy: every checkout fast.
+  pb::WriteRequest healthy;
+  add_checkout_histogram(healthy, now - 50'000, 100, 0);
+  add_checkout_histogram(healthy, now - 25'000, 200, 0);
+  add_checkout_histogram(healthy, now - 1'000, 300, 0);
+  HttpResponse r = k.post("/api/v1/write", snappy_body(healthy), kRemoteWriteHeaders);
+  INFO(r.body);
+  REQUIRE(r.status == 204);
+  auto kpi_status = [&] {
+    const HttpResponse got = k.get("/api/v1/kpis/checkout_fast");
+    if (got.status != 200) return std::string("HTTP ") + std::to_string(got.status);
+    return json_str(got.json().at("data"), "status");
+  };
+  CHECK(eventually([&] { return kpi_status() == "ok"; }, 10s, 100ms));
+
+  // Then 400 slow checkouts: 10 of the last minute's 410 were fast.
+  pb::WriteRequest incident;
+  add_checkout_histogram(incident, now, 310, 400);
+  r = k.post("/api/v1/write", snappy_body(incident), kRemoteWriteHeaders);
+  REQUIRE(r.status == 204);
+  const bool breached = eventually([&] { return kpi_status() == "crit"; }, 10s, 100ms);
+  const HttpResponse detail = k.get("/api/v1/kpis/checkout_fast");
+  INFO(detail.body);
+  REQUIRE(breached);
+  // About a third fast: 210 of 610 in the window, each increase() extrapolated to the window's
+  // edges as Prometheus does (so not exactly 34.4%).
+  const double value = detail.json().at("data").at("value").to_number<double>();
+  CHECK(value > 30);
+  CHECK(value < 40);
+
+  // The alert fires and an OKR draft is opened for the owner, linked to it.
+  json::array alerts;
+  CHECK(eventually(
+      [&] {
+        const HttpResponse a = k.get("/api/v1/alerts?kpi=checkout_fast&state=firing");
+        if (a.status != 200) return false;
+        alerts = a.json().at("data").as_array();
+        return alerts.size() == 1;
+      },
+      10s, 100ms));
+  json::array okrs;
+  CHECK(eventually(
+      [&] {
+        const HttpResponse o = k.get("/api/v1/okrs?kpi=checkout_fast");
+        if (o.status != 200) return false;
+        okrs = o.json().at("data").as_array();
+        return okrs.size() == 1;
+      },
+      10s, 100ms));
+  INFO("alerts: " << json::serialize(alerts) << "\nokrs: " << json::serialize(okrs));
+  REQUIRE(alerts.size() == 1);
+  REQUIRE(okrs.size() == 1);
+  CHECK(json_str(okrs[0], "state") == "draft");
+  CHECK(json_str(okrs[0], "owner") == "payments");
+  REQUIRE(okrs[0].at("alerts").as_array().size() == 1);
+  CHECK(okrs[0].at("alerts").as_array()[0] == alerts[0].at("id"));
+}
