@@ -3,7 +3,8 @@
 // client cost. It only talks to 127.0.0.1. Modes:
 //
 //   ingest    generate the data set (deterministic, seeded) and POST it as line protocol, or
-//             (--wire remote_write) as Prometheus remote write 1.0 bodies of the same samples;
+//             (--wire remote_write|otlp) as Prometheus remote write 1.0 or OTLP protobuf
+//             bodies of the same samples;
 //             every reply must be 2xx; prints the samples/s of the whole send
 //   query     one warm-up + N timed GETs of a query; checks the series count of each reply
 //   request   one request; prints the status and body; exits 1 unless 2xx (or --accept)
@@ -33,6 +34,7 @@
 
 #include "bench_common.h"
 #include "bench_text.h"
+#include "otlp/metrics_service_v1.pb.h"
 #include "prometheus/remote_write_v1.pb.h"
 
 #include <boost/asio/connect.hpp>
@@ -79,9 +81,10 @@ Data set (ingest, lines):
   --seed X             PRNG seed                                          (default 1)
   --concurrency C      connections; connection c sends series c, c+C, ... (default 4)
   --batch-lines B      lines (samples) per request body                   (default 5000)
-  --wire W             line | remote_write: the ingest body format (remote write: snappy
-                       protobuf WriteRequest, one series per sample, built before the clock
-                       starts)                                            (default line)
+  --wire W             line | remote_write | otlp: the ingest body format, built before the
+                       clock starts (remote write: snappy protobuf WriteRequest, one series
+                       per sample; otlp: ExportMetricsServiceRequest, a Gauge per metric name,
+                       a data point per sample)                           (default line)
 
 Query:
   --format prom|influx reply format (Prometheus API JSON or InfluxDB 1.x /query JSON)
@@ -162,7 +165,9 @@ Options parse_options(int argc, char** argv) {
       o.batch_lines = f.integer(1, 1'000'000);
     } else if (flag == "--wire") {
       o.wire = f.value();
-      if (o.wire != "line" && o.wire != "remote_write") f.fail("--wire is line or remote_write");
+      if (o.wire != "line" && o.wire != "remote_write" && o.wire != "otlp") {
+        f.fail("--wire is line, remote_write or otlp");
+      }
     } else if (flag == "--format") {
       o.format = f.value();
       if (o.format != "prom" && o.format != "influx") f.fail("--format is prom or influx");
@@ -398,11 +403,18 @@ void append_next(std::string& out, DataSet& d, int i, int k) {
 
 using kpid_bench::Body;
 
-// A body of generated lines ("name,group=g,host=h value=V TS", TS in seconds) as a remote
-// write 1.0 request of the same samples: __name__, group and host labels, one series each.
-std::string remote_write_body(std::string_view lines) {
-  namespace pb = kpid::wire::prometheus::v1;
-  pb::WriteRequest request;
+// One generated line, "name,tag=v,... value=V TS" (TS in seconds), taken apart.
+struct ParsedSample {
+  std::string_view name;
+  std::vector<std::pair<std::string_view, std::string_view>> tags;
+  double value = 0;
+  int64_t seconds = 0;
+};
+
+// Calls `each(ParsedSample)` for every line of a generated body.
+template <class Each>
+void for_each_sample(std::string_view lines, Each&& each) {
+  ParsedSample p;
   while (!lines.empty()) {
     const size_t nl = lines.find('\n');
     std::string_view line = lines.substr(0, nl);
@@ -410,46 +422,90 @@ std::string remote_write_body(std::string_view lines) {
     if (line.empty()) continue;
     const size_t space = line.find(' ');
     const size_t last_space = line.rfind(' ');
-    std::string_view series = line.substr(0, space);
+    const std::string_view series = line.substr(0, space);
     const std::string_view value = line.substr(space + 7, last_space - space - 7);  // "value="
     const std::string_view ts = line.substr(last_space + 1);
+    const size_t comma = series.find(',');
+    p.name = series.substr(0, comma);
+    p.tags.clear();
+    for (size_t at = comma; at != std::string_view::npos;) {
+      const size_t next = series.find(',', at + 1);
+      const std::string_view tag = series.substr(
+          at + 1, next == std::string_view::npos ? std::string_view::npos : next - at - 1);
+      const size_t eq = tag.find('=');
+      p.tags.emplace_back(tag.substr(0, eq), tag.substr(eq + 1));
+      at = next;
+    }
+    std::from_chars(value.data(), value.data() + value.size(), p.value);
+    std::from_chars(ts.data(), ts.data() + ts.size(), p.seconds);
+    each(p);
+  }
+}
+
+// A body of generated lines as a remote write 1.0 request of the same samples: __name__ and
+// the tags as labels, one series per sample, snappy-compressed.
+std::string remote_write_body(std::string_view lines) {
+  namespace pb = kpid::wire::prometheus::v1;
+  pb::WriteRequest request;
+  for_each_sample(lines, [&](const ParsedSample& p) {
     auto* out = request.add_timeseries();
     auto add_label = [&](std::string_view name, std::string_view v) {
       auto* l = out->add_labels();
       l->set_name(std::string(name));
       l->set_value(std::string(v));
     };
-    const size_t comma = series.find(',');
-    add_label("__name__", series.substr(0, comma));
-    for (size_t at = comma; at != std::string_view::npos;) {
-      const size_t next = series.find(',', at + 1);
-      const std::string_view tag = series.substr(
-          at + 1, next == std::string_view::npos ? std::string_view::npos : next - at - 1);
-      const size_t eq = tag.find('=');
-      add_label(tag.substr(0, eq), tag.substr(eq + 1));
-      at = next;
-    }
-    double v = 0;
-    int64_t seconds = 0;
-    std::from_chars(value.data(), value.data() + value.size(), v);
-    std::from_chars(ts.data(), ts.data() + ts.size(), seconds);
+    add_label("__name__", p.name);
+    for (const auto& [name, v] : p.tags) add_label(name, v);
     auto* sample = out->add_samples();
-    sample->set_value(v);
-    sample->set_timestamp(seconds * 1000);
-  }
+    sample->set_value(p.value);
+    sample->set_timestamp(p.seconds * 1000);
+  });
   const std::string raw = request.SerializeAsString();
   std::string compressed;
   snappy::Compress(raw.data(), raw.size(), &compressed);
   return compressed;
 }
 
+// A body of generated lines as an OTLP ExportMetricsServiceRequest of the same samples: one
+// resource and scope, a Gauge per metric name, a data point per sample with the tags as
+// attributes (kpid names them as the line protocol's series).
+std::string otlp_body(std::string_view lines) {
+  namespace pb = kpid::wire::otlp::v1;
+  pb::ExportMetricsServiceRequest request;
+  auto* scope = request.add_resource_metrics()->add_scope_metrics();
+  std::vector<std::pair<std::string, pb::Gauge*>> gauges;
+  for_each_sample(lines, [&](const ParsedSample& p) {
+    pb::Gauge* gauge = nullptr;
+    for (auto& [name, g] : gauges) {
+      if (name == p.name) gauge = g;
+    }
+    if (gauge == nullptr) {
+      auto* metric = scope->add_metrics();
+      metric->set_name(std::string(p.name));
+      gauge = metric->mutable_gauge();
+      gauges.emplace_back(std::string(p.name), gauge);
+    }
+    auto* point = gauge->add_data_points();
+    for (const auto& [name, v] : p.tags) {
+      auto* kv = point->add_attributes();
+      kv->set_key(std::string(name));
+      kv->mutable_value()->set_string_value(std::string(v));
+    }
+    point->set_time_unix_nano(static_cast<uint64_t>(p.seconds) * 1'000'000'000u);
+    point->set_as_double(p.value);
+  });
+  return request.SerializeAsString();
+}
+
 std::vector<std::vector<Body>> generate_bodies(const Options& o, DataSet& d) {
   auto per_conn = kpid_bench::split_bodies(
       o.concurrency, d.points, d.series, o.batch_lines, 64,
       [&](std::string& out, int i, int64_t k) { append_next(out, d, i, static_cast<int>(k)); });
-  if (o.wire == "remote_write") {
+  if (o.wire != "line") {
     for (auto& bodies : per_conn) {
-      for (auto& body : bodies) body.text = remote_write_body(body.text);
+      for (auto& body : bodies) {
+        body.text = o.wire == "otlp" ? otlp_body(body.text) : remote_write_body(body.text);
+      }
     }
   }
   return per_conn;
@@ -498,6 +554,8 @@ int run_ingest(const Options& o) {
           client->set_post_headers({{"Content-Type", "application/x-protobuf"},
                                     {"Content-Encoding", "snappy"},
                                     {"X-Prometheus-Remote-Write-Version", "0.1.0"}});
+        } else if (o.wire == "otlp") {
+          client->set_post_headers({{"Content-Type", "application/x-protobuf"}});
         }
         client->connect();  // not timed
       } catch (const std::exception& e) {
