@@ -19,7 +19,8 @@ bool SeriesCache::same(const Entry& e, std::string_view series, std::string_view
   const std::string_view k = key(e);
   return k.size() == series.size() + 1 + field.size() &&
          std::memcmp(k.data(), series.data(), series.size()) == 0 && k[series.size()] == '\n' &&
-         std::memcmp(k.data() + series.size() + 1, field.data(), field.size()) == 0;
+         (field.empty() ||  // memcmp's pointers must not be null, even for no bytes
+          std::memcmp(k.data() + series.size() + 1, field.data(), field.size()) == 0);
 }
 
 const std::string& SeriesCache::key_of(std::string_view series, std::string_view field) {

@@ -263,24 +263,43 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Proto
   }
   for (const RemoteSeries& series : request.series) {
     const size_t position = series.index + 1;
-    labels_.clear();
-    for (const RemoteLabel& l : series.labels) labels_.add(l.name, l.value);
-    if (auto dup = labels_.finish(); !dup.empty()) {
-      reject(position, "label \"" + std::string(dup) + "\" appears twice", "invalid_series_name");
-      continue;
-    }
+    // The series' labels sorted and checked; only for a series not seen before, or to name one.
+    auto build_labels = [&] {
+      labels_.clear();
+      for (const RemoteLabel& l : series.labels) labels_.add(l.name, l.value);
+      return labels_.finish();
+    };
     const auto out_of_range =
         std::find_if(series.samples.begin(), series.samples.end(), [](const RemoteSample& s) {
           return s.timestamp_ms > store::kMaxTimestamp || s.timestamp_ms < store::kMinTimestamp;
         });
     if (out_of_range != series.samples.end()) {
+      (void)build_labels();
       reject(position,
              labels_.to_labels().to_string() + ": timestamp " +
                  std::to_string(out_of_range->timestamp_ms) + " is out of the store's range",
              "invalid_timestamp");
       continue;
     }
-    Result<store::SeriesId> id = store_.resolve(labels_.key());
+    // Senders repeat the same series request after request, mostly in the same order: the
+    // labels as sent find the series id without sorting them or the store's shared index.
+    // Names are [a-zA-Z_]... and values valid UTF-8 (protobuf checks it), so 0xFF and 0xFE
+    // cannot occur in them and the key is unambiguous.
+    remote_key_.clear();
+    for (const RemoteLabel& l : series.labels) {
+      remote_key_.append(l.name).push_back('\xff');
+      remote_key_.append(l.value).push_back('\xfe');
+    }
+    std::optional<store::SeriesId> cached = remote_series_cache_.find(remote_key_, {});
+    Result<store::SeriesId> id = cached ? Result<store::SeriesId>(*cached)
+                                        : Result<store::SeriesId>(Status::invalid_argument(""));
+    if (!cached) {
+      if (auto dup = build_labels(); !dup.empty()) {
+        reject(position, "label \"" + std::string(dup) + "\" appears twice", "invalid_series_name");
+        continue;
+      }
+      id = store_.resolve(labels_.key());
+    }
     if (!id) {
       const StatusCode code = id.status().code();
       if (code != StatusCode::kResourceExhausted && code != StatusCode::kInvalidArgument) {
@@ -291,6 +310,7 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Proto
              code == StatusCode::kResourceExhausted ? "series_limit" : "invalid_series_name");
       continue;
     }
+    if (!cached) remote_series_cache_.remember(remote_key_, {}, *id);
     add_created_zero(*id, series);
     for (const RemoteSample& s : series.samples) batch_.push_back({*id, s.timestamp_ms, s.value});
     ++result.lines_accepted;

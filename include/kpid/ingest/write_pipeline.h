@@ -166,6 +166,9 @@ class WritePipeline {
   // Remote write's decoder and its output, made at the first remote write body.
   std::unique_ptr<RemoteWriteDecoder> remote_decoder_;
   std::unique_ptr<RemoteWriteRequest> remote_request_;
+  // Series ids of remote write and OTLP series, by their labels as sent (see write_remote()).
+  SeriesCache remote_series_cache_;
+  std::string remote_key_;
   // Created timestamps already stored as a 0 sample, per series: each request repeats them.
   std::unordered_map<store::SeriesId, int64_t> created_stored_;
   // OTLP's, made at the first OTLP body; per-point tallies reused from one body to the next.

@@ -293,3 +293,27 @@ TEST_CASE("lines of a cached series still report field errors and take new field
   CHECK(f.points("m_y", "host", "a").size() == 2);
   CHECK(f.points("m_x", "host", "a").size() == 3);
 }
+
+TEST_CASE("remote series seen before map to their series, new label sets to new ones") {
+  Fixture f;
+  const RemoteLabel up_a[] = {{"__name__", "up"}, {"job", "a"}};
+  const RemoteLabel up_b[] = {{"job", "b"}, {"__name__", "up"}};  // any order, as sent
+  const RemoteLabel up_ab[] = {{"__name__", "up"}, {"job", "ab"}};
+  const RemoteSample s1[] = {{1000, 1}};
+  const RemoteSample s2[] = {{2000, 2}};
+  RemoteWriteRequest first;
+  first.series = {{0, up_a, s1}, {1, up_b, s1}};
+  WriteResult r = f.pipeline.write_remote(first, Protocol::kRemoteWrite);
+  REQUIRE(r.storage.is_ok());
+  CHECK(r.lines_accepted == 2);
+  // The same series again (cached), and one whose labels run together alike.
+  RemoteWriteRequest second;
+  second.series = {{0, up_a, s2}, {1, up_ab, s2}, {2, up_b, s2}};
+  r = f.pipeline.write_remote(second, Protocol::kRemoteWrite);
+  REQUIRE(r.storage.is_ok());
+  CHECK(r.lines_accepted == 3);
+  CHECK(f.points("up", "job", "a").size() == 2);
+  CHECK(f.points("up", "job", "b").size() == 2);
+  CHECK(f.points("up", "job", "ab").size() == 1);
+  CHECK(f.points("up").size() == 5);
+}
