@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,6 +74,12 @@ std::pair<std::string, std::string> protobuf_content_type(std::string_view value
 enum class InflateResult { kOk, kTooLarge, kCorrupt };
 // Decompresses a gzip (or zlib) body into `out`, refusing to grow past `limit` bytes.
 InflateResult inflate_body(std::string_view in, uint64_t limit, std::string& out);
+
+// The request's body in `body`, inflated into `inflated` when it is gzip-encoded (the limit
+// applies to the inflated size); an error answer for a corrupt or too large gzip body or
+// another Content-Encoding.
+std::optional<Response> request_body(const Request& request, WriteApi api, uint64_t max_body_bytes,
+                                     std::string_view& body, std::string& inflated);
 
 // A write the store did not take, nothing of it stored: the store pushing back (disk full,
 // stalled) is told as such, with its Retry-After; otherwise 503 (retry) or 500.

@@ -42,26 +42,9 @@ Response handle_otlp_metrics(const Request& request, PipelinePool& pipelines,
                        "unsupported Content-Type \"" + media +
                            "\": OTLP/HTTP sends application/x-protobuf or application/json");
   }
-  std::string_view body = request.body();
+  std::string_view body;
   std::string inflated;
-  const std::string_view content_encoding = request[http::field::content_encoding];
-  if (content_encoding == "gzip") {
-    switch (inflate_body(body, max_body_bytes, inflated)) {
-      case InflateResult::kOk: break;
-      case InflateResult::kTooLarge:
-        return write_error(request, api, http::status::payload_too_large,
-                           "decompressed request body exceeds the limit of " +
-                               std::to_string(max_body_bytes) + " bytes (http.max_body_bytes)");
-      case InflateResult::kCorrupt:
-        return write_error(request, api, http::status::bad_request,
-                           "request body is not valid gzip data");
-    }
-    body = inflated;
-  } else if (!content_encoding.empty() && content_encoding != "identity") {
-    return write_error(
-        request, api, http::status::unsupported_media_type,
-        "unsupported Content-Encoding \"" + std::string(content_encoding) + "\": use gzip or none");
-  }
+  if (auto refused = request_body(request, api, max_body_bytes, body, inflated)) return *refused;
 
   auto pipeline = pipelines.acquire();
   Result<ingest::OtlpWriteResult> written = pipeline->write_otlp_body(

@@ -148,23 +148,10 @@ Response storage_failed(const Request& request, WriteApi api, const Status& stor
   return r;
 }
 
-Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
-                      uint64_t max_body_bytes, std::string_view db_label) {
-  if (request.method() != http::verb::post) {
-    auto r =
-        write_error(request, api, http::status::method_not_allowed, "method not allowed: use POST");
-    r.set(http::field::allow, "POST");
-    return r;
-  }
-  Params params(request);
-  const std::string* precision_text = params.get("precision");
-  auto precision = ingest::parse_precision(precision_text ? *precision_text : "");
-  if (!precision)
-    return write_error(request, api, http::status::bad_request, precision.status().message());
-
-  std::string_view body = request.body();
-  std::string inflated;
-  std::string_view encoding = request[http::field::content_encoding];
+std::optional<Response> request_body(const Request& request, WriteApi api, uint64_t max_body_bytes,
+                                     std::string_view& body, std::string& inflated) {
+  body = request.body();
+  const std::string_view encoding = request[http::field::content_encoding];
   if (encoding == "gzip" || encoding == "x-gzip") {
     switch (inflate_body(body, max_body_bytes, inflated)) {
       case InflateResult::kOk: break;
@@ -182,6 +169,26 @@ Response handle_write(const Request& request, WriteApi api, PipelinePool& pipeli
         request, api, http::status::unsupported_media_type,
         "unsupported Content-Encoding \"" + std::string(encoding) + "\"; use gzip or none");
   }
+  return std::nullopt;
+}
+
+Response handle_write(const Request& request, WriteApi api, PipelinePool& pipelines,
+                      uint64_t max_body_bytes, std::string_view db_label) {
+  if (request.method() != http::verb::post) {
+    auto r =
+        write_error(request, api, http::status::method_not_allowed, "method not allowed: use POST");
+    r.set(http::field::allow, "POST");
+    return r;
+  }
+  Params params(request);
+  const std::string* precision_text = params.get("precision");
+  auto precision = ingest::parse_precision(precision_text ? *precision_text : "");
+  if (!precision)
+    return write_error(request, api, http::status::bad_request, precision.status().message());
+
+  std::string_view body;
+  std::string inflated;
+  if (auto refused = request_body(request, api, max_body_bytes, body, inflated)) return *refused;
 
   const std::string* database = params.get(api == WriteApi::kV2 ? "bucket" : "db");
   auto pipeline = pipelines.acquire();
