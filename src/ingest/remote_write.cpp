@@ -177,9 +177,10 @@ struct RemoteWriteDecoder::Impl {
 
   std::string_view own(std::string text) { return strings.emplace_back(std::move(text)); }
 
-  // A native histogram sample -> NativeHistogram over `positive`/`negative`; why not, or "".
-  template <class H>
-  std::string native(const H& h, NativeHistogram& out) {
+  // A native histogram sample (1.0's message, which 2.0 reuses) -> NativeHistogram over
+  // `positive`/`negative`; why not, or "".
+  std::string native(const pb1::Histogram& h, NativeHistogram& out) {
+    using H = pb1::Histogram;
     if (h.schema() != kCustomBucketsSchema && (h.schema() < -4 || h.schema() > 8)) {
       return "native histogram schema " + std::to_string(h.schema()) +
              " is not one kpid knows (-4..8, or -53 for custom buckets)";
@@ -222,8 +223,8 @@ struct RemoteWriteDecoder::Impl {
   }
 
   // The series' native histogram samples as classic bucket, sum and count series.
-  template <class HistogramList>
-  std::string histograms(size_t index, std::string_view metric, const HistogramList& hs,
+  std::string histograms(size_t index, std::string_view metric,
+                         const google::protobuf::RepeatedPtrField<pb1::Histogram>& hs,
                          int64_t created, size_t max_buckets) {
     using Part = RemoteSeries::Part;
     for (const RemoteLabel& l : series_labels) {
