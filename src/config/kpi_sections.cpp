@@ -71,7 +71,7 @@ bool Loader::load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k) {
   }
   check_keys(t, section,
              std::array{"id", "name", "description", "owner", "unit", "review", "direction",
-                        "value", "band", "baseline", "stale_after", "alert", "okr"});
+                        "value", "band", "baseline", "stale_after", "interval", "alert", "okr"});
   get_string(t, section, "name", k.name);
   if (k.name.empty()) k.name = k.id;
   get_string(t, section, "description", k.description);
@@ -100,6 +100,7 @@ bool Loader::load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k) {
     }
   }
   get_duration(t, section, "stale_after", 1000, k.stale_after);
+  get_duration(t, section, "interval", 1000, k.interval);
   if (const toml::node* alerts = t.get("alert")) load_alert_rules(*alerts, section, k.alerts);
   if (t.contains("okr")) {
     if (const toml::table* o = table_at(t, section, "okr")) {
@@ -209,6 +210,16 @@ void Loader::load_kpi_okr(const toml::table& t, const std::string& section,
 }
 
 void Loader::load_value(const toml::table& t, const std::string& section, kpi::ValueOptions& v) {
+  if (t.contains("expr")) {
+    // Any PromQL: the shorthand keys would say something else about the same value.
+    check_keys(t, section, std::array{"expr"});
+    get_string(t, section, "expr", v.expr);
+    v.expr_pos = pos_of(*t.get("expr"));
+    if (t.get("expr")->is_string() && v.expr.empty()) {
+      error(*t.get("expr"), section + ".expr", "must not be empty");
+    }
+    return;
+  }
   if (t.contains("numerator") || t.contains("denominator")) {
     v.ratio = true;
     check_keys(t, section, std::array{"numerator", "denominator", "scale"});

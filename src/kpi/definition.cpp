@@ -52,7 +52,180 @@ bool compile_term(const kpi::TermOptions& c, const std::string& key, Term& term,
   return true;
 }
 
+// How many series an expression can yield, from its shape alone; ordered from fewest.
+enum class Cardinality {
+  kScalar,
+  kOneUnlabeled,  // at most one series, without labels (`sum(x)`, `vector(1)`)
+  kOne,           // at most one series
+  kMany,
+};
+
+bool at_most_one(Cardinality c) { return c != Cardinality::kMany; }
+
+// At most one labelled series when `c` is at most one, else many: for operations that keep
+// the series count but may add labels.
+Cardinality labelled(Cardinality c) { return at_most_one(c) ? Cardinality::kOne : c; }
+
+Cardinality cardinality(const query::Expr& expr);
+
+// An aggregation's grouping is exactly `by (le)` or `by ()` (possibly under functions, unary
+// minus and arithmetic with scalars): histogram_quantile over it yields one series.
+bool grouped_by_le_only(const query::Expr& expr) {
+  using namespace query;
+  if (const auto* a = std::get_if<AggregateExpr>(&expr.node)) {
+    if (a->without) return false;
+    for (const auto& g : a->grouping) {
+      if (g != "le") return false;
+    }
+    return true;
+  }
+  if (const auto* p = std::get_if<ParenExpr>(&expr.node)) return grouped_by_le_only(*p->expr);
+  if (const auto* u = std::get_if<UnaryExpr>(&expr.node)) return grouped_by_le_only(*u->operand);
+  if (const auto* b = std::get_if<BinaryExpr>(&expr.node)) {
+    if (b->lhs->type == ValueType::kScalar) return grouped_by_le_only(*b->rhs);
+    if (b->rhs->type == ValueType::kScalar) return grouped_by_le_only(*b->lhs);
+    return false;
+  }
+  if (const auto* c = std::get_if<Call>(&expr.node)) {
+    for (const auto& arg : c->args) {
+      if (arg->type == ValueType::kVector) return grouped_by_le_only(*arg);
+    }
+  }
+  return false;
+}
+
+Cardinality of_aggregate(const query::AggregateExpr& a) {
+  const std::string_view op = query::aggregate_op_name(a.op);
+  const Cardinality inner = cardinality(*a.expr);
+  if (at_most_one(inner)) return Cardinality::kOne;
+  // Several series in: one out only when there is one group and the operation makes one.
+  const bool one_group = !a.without && a.grouping.empty();
+  if (!one_group) return Cardinality::kMany;
+  if (op == "count_values" || op == "limit_ratio") return Cardinality::kMany;
+  return Cardinality::kOneUnlabeled;
+}
+
+Cardinality of_call(const query::Call& c, const query::Expr& expr) {
+  const std::string_view name = query::function_name(c.function);
+  if (expr.type == query::ValueType::kScalar) return Cardinality::kScalar;
+  if (name == "vector") return Cardinality::kOneUnlabeled;
+  if (name == "absent" || name == "absent_over_time") return Cardinality::kOne;
+  if (name == "histogram_quantile") {
+    const query::Expr& buckets = *c.args.back();
+    if (grouped_by_le_only(buckets)) return Cardinality::kOneUnlabeled;
+    return labelled(cardinality(buckets));
+  }
+  // Otherwise one output series per input series of its vector (or range) argument.
+  for (const auto& arg : c.args) {
+    if (arg->type == query::ValueType::kVector || arg->type == query::ValueType::kMatrix) {
+      const Cardinality in = cardinality(*arg);
+      return name == "label_replace" || name == "label_join" ? labelled(in) : in;
+    }
+  }
+  return Cardinality::kOneUnlabeled;  // time-based functions with no argument: vector(time())
+}
+
+Cardinality of_binary(const query::BinaryExpr& b) {
+  const Cardinality l = cardinality(*b.lhs);
+  const Cardinality r = cardinality(*b.rhs);
+  if (l == Cardinality::kScalar) return r;
+  if (r == Cardinality::kScalar) return l;
+  // One-to-one: each result pairs one series of each side, labelled like the left one.
+  if (l == Cardinality::kOneUnlabeled) return l;
+  return at_most_one(l) || at_most_one(r) ? Cardinality::kOne : Cardinality::kMany;
+}
+
+Cardinality cardinality(const query::Expr& expr) {
+  using namespace query;
+  if (expr.type == ValueType::kScalar) return Cardinality::kScalar;
+  if (const auto* p = std::get_if<ParenExpr>(&expr.node)) return cardinality(*p->expr);
+  if (const auto* u = std::get_if<UnaryExpr>(&expr.node)) return cardinality(*u->operand);
+  if (const auto* b = std::get_if<BinaryExpr>(&expr.node)) return of_binary(*b);
+  if (const auto* c = std::get_if<Call>(&expr.node)) return of_call(*c, expr);
+  if (const auto* a = std::get_if<AggregateExpr>(&expr.node)) return of_aggregate(*a);
+  return Cardinality::kMany;  // selectors
+}
+
+// Calls `f` on every node of `expr`, parents first.
+template <typename F>
+void walk(const query::Expr& expr, F&& f) {
+  using namespace query;
+  f(expr);
+  std::visit(
+      [&](const auto& node) {
+        using T = std::decay_t<decltype(node)>;
+        if constexpr (std::is_same_v<T, UnaryExpr>) {
+          walk(*node.operand, f);
+        } else if constexpr (std::is_same_v<T, BinaryExpr>) {
+          walk(*node.lhs, f);
+          walk(*node.rhs, f);
+        } else if constexpr (std::is_same_v<T, Call>) {
+          for (const auto& arg : node.args) walk(*arg, f);
+        } else if constexpr (std::is_same_v<T, AggregateExpr>) {
+          walk(*node.expr, f);
+        } else if constexpr (std::is_same_v<T, ParenExpr>) {
+          walk(*node.expr, f);
+        }
+      },
+      expr.node);
+}
+
+// [kpi.value] expr: it must parse and be able to yield one number.
+bool compile_expr(const kpi::ValueOptions& c, const std::string& key, Definition& d,
+                  std::vector<config::ConfigError>& errors) {
+  auto parsed = query::parse_promql(c.expr);
+  if (!parsed) {
+    errors.push_back(error_at(c.expr_pos, key, "invalid PromQL: " + parsed.status().message()));
+    return false;
+  }
+  if (std::string problem = value_expr_problem(**parsed); !problem.empty()) {
+    errors.push_back(error_at(c.expr_pos, key, problem));
+    return false;
+  }
+  d.expr = c.expr;
+  d.selectors = expr_selectors(**parsed);
+  const DurationMs longest = expr_longest_range(**parsed);
+  d.expr_window = longest > 0 ? longest : 300'000;
+  return true;
+}
+
 }  // namespace
+
+std::string value_expr_problem(const query::Expr& expr) {
+  if (expr.type != query::ValueType::kVector && expr.type != query::ValueType::kScalar) {
+    return std::string("must be an instant vector or a scalar, got ") +
+           query::documented_type(expr.type);
+  }
+  if (expr_selectors(expr).empty()) {
+    return "reads no series: a KPI's value must come from data";
+  }
+  if (!at_most_one(cardinality(expr))) {
+    return "can yield several series; a KPI's value is one number: aggregate them, e.g. "
+           "sum(...), max(...) or a by (le) aggregation under histogram_quantile";
+  }
+  return {};
+}
+
+std::vector<std::vector<LabelMatcher>> expr_selectors(const query::Expr& expr) {
+  std::vector<std::vector<LabelMatcher>> out;
+  walk(expr, [&](const query::Expr& e) {
+    if (const auto* v = std::get_if<query::VectorSelector>(&e.node)) out.push_back(v->matchers);
+    if (const auto* m = std::get_if<query::MatrixSelector>(&e.node)) {
+      out.push_back(m->selector.matchers);
+    }
+  });
+  return out;
+}
+
+DurationMs expr_longest_range(const query::Expr& expr) {
+  DurationMs longest = 0;
+  walk(expr, [&](const query::Expr& e) {
+    if (const auto* m = std::get_if<query::MatrixSelector>(&e.node)) {
+      longest = std::max(longest, m->range);
+    }
+  });
+  return longest;
+}
 
 std::string_view baseline_method_name(BaselineMethod m) {
   switch (m) {
@@ -78,10 +251,12 @@ std::string Term::promql(DurationMs range) const {
 }
 
 DurationMs Definition::window() const {
+  if (!expr.empty()) return expr_window;
   return denominator ? std::max(numerator.window, denominator->window) : numerator.window;
 }
 
 std::string Definition::promql() const {
+  if (!expr.empty()) return expr;
   if (!denominator) return numerator.promql(numerator.window);
   std::string out = "(" + numerator.promql(numerator.window) + ") / (" +
                     denominator->promql(denominator->window) + ")";
@@ -114,14 +289,19 @@ CompileResult compile(const std::vector<kpi::KpiOptions>& kpis) {
       continue;
     }
     d.direction = *direction;
-    if (c.value.ratio) {
+    if (!c.value.expr.empty()) {
+      compile_expr(c.value, key + ".value.expr", d, result.errors);
+    } else if (c.value.ratio) {
       compile_term(c.value.term, key + ".value.numerator", d.numerator, result.errors);
       d.denominator.emplace();
       compile_term(c.value.denominator, key + ".value.denominator", *d.denominator, result.errors);
       d.scale = c.value.scale;
+      d.selectors = {d.numerator.matchers, d.denominator->matchers};
     } else {
       compile_term(c.value.term, key + ".value", d.numerator, result.errors);
+      d.selectors = {d.numerator.matchers};
     }
+    if (c.interval > 0) d.interval = c.interval;
     if (c.band) {
       Band b;
       b.target = c.band->target;

@@ -96,7 +96,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
     slot->definition = std::make_shared<const Definition>(std::move(d));
     const Definition& def = *slot->definition;
     // compile() has parsed these already; a failure here is a broken invariant.
-    slot->numerator = std::move(detail::term_expr(def.numerator, def.numerator.window)).value();
+    slot->numerator = std::move(detail::value_expr(def)).value();
     if (def.denominator) {
       slot->denominator =
           std::move(detail::term_expr(*def.denominator, def.denominator->window)).value();
@@ -160,10 +160,9 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
   std::vector<uint32_t> unindexed;
   for (uint32_t i = 0; i < next.size(); ++i) {
     const Definition& d = *next[i]->definition;
-    for (const Term* term : {&d.numerator, d.denominator ? &*d.denominator : nullptr}) {
-      if (term == nullptr) continue;
+    for (const auto& selector : d.selectors) {
       const LabelMatcher* key = nullptr;
-      for (const auto& m : term->matchers) {
+      for (const auto& m : selector) {
         if (m.type() != MatchType::kEqual || m.value().empty()) continue;
         if (key == nullptr || key->name() == kMetricNameLabel) key = &m;
       }
@@ -292,8 +291,8 @@ void Evaluator::match_series(std::span<const store::SeriesId> ids) {
         candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
         for (uint32_t i : candidates) {
           const Definition& d = *slots_[i]->definition;
-          if (matches_all(*labels, d.numerator.matchers) ||
-              (d.denominator && matches_all(*labels, d.denominator->matchers))) {
+          if (std::any_of(d.selectors.begin(), d.selectors.end(),
+                          [&](const auto& matchers) { return matches_all(*labels, matchers); })) {
             hits.push_back(i);
           }
         }
@@ -379,7 +378,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
     if (stop.stop_requested()) return round;
     const bool went_stale = slot->stale_status_possible &&
                             now - slot->last_sample.load() > slot->definition->stale_after;
-    if (!went_stale && now - slot->last_evaluation < options_.reevaluate_interval) continue;
+    if (!went_stale && now - slot->last_evaluation < interval_of(*slot->definition)) continue;
     if (sliced && std::chrono::steady_clock::now() - timer_started > kTimerSlice) {
       round.more_due = true;
       break;
@@ -445,9 +444,8 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     // Newest sample already stored within stale_after (before this process saw any).
     TimestampMs newest = 0;
     std::vector<store::Point> points;
-    for (const Term* term : {&d.numerator, d.denominator ? &*d.denominator : nullptr}) {
-      if (term == nullptr) continue;
-      for (const auto& ref : samples_.select(term->matchers)) {
+    for (const auto& selector : d.selectors) {
+      for (const auto& ref : samples_.select(selector)) {
         points.clear();
         if (!samples_.read(ref.id, now - d.stale_after, now, points)) continue;
         // A stale marker is no data (see observe()).
@@ -517,7 +515,7 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
       retry = true;
     }
   }
-  if (retry) slot.last_evaluation = now - options_.reevaluate_interval;
+  if (retry) slot.last_evaluation = now - interval_of(d);
   {
     std::lock_guard lock(slot.mutex);
     slot.view.value = value;

@@ -17,10 +17,18 @@ constexpr int64_t kCancellablePiece = 256;
 
 Status cancelled() { return Status::unavailable("cancelled: kpid is stopping"); }
 
-// The one value of an across-series aggregation, NaN when no series had samples.
+Status several_series(size_t count) {
+  return Status::invalid_argument("the value expression yielded " + std::to_string(count) +
+                                  " series; a KPI's value must be one");
+}
+
+// The one value of a term or value expression: a scalar, or the only series' value; NaN when
+// no series had a value.
 Result<double> term_value(const query::Engine& engine, const query::Expr& expr, TimestampMs t) {
   auto result = engine.instant(expr, t);
   if (!result) return result.status();
+  if (result->type == query::ValueType::kScalar) return result->scalar;
+  if (result->series.size() > 1) return several_series(result->series.size());
   if (result->series.empty() || result->series.front().points.empty()) return kNaN;
   return result->series.front().points.front().value;
 }
@@ -43,6 +51,7 @@ Status range_points(const query::Engine& engine, const query::Expr& expr, Timest
     const TimestampMs to = std::min(last, from + (per_query - 1) * step);
     auto result = engine.range(expr, from, to, step);
     if (!result) return result.status();
+    if (result->series.size() > 1) return several_series(result->series.size());
     if (!result->series.empty()) {
       const auto& points = result->series.front().points;
       out.insert(out.end(), points.begin(), points.end());
@@ -73,6 +82,10 @@ Result<query::ExprPtr> term_expr(const Term& term, DurationMs window) {
   return query::parse_promql(term.promql(window));
 }
 
+Result<query::ExprPtr> value_expr(const Definition& d) {
+  return d.expr.empty() ? term_expr(d.numerator, d.numerator.window) : query::parse_promql(d.expr);
+}
+
 Result<double> value_of(const query::Engine& engine, const Definition& d, const query::Expr& num,
                         const query::Expr* den, TimestampMs time) {
   auto n = term_value(engine, num, time);
@@ -91,7 +104,14 @@ Result<std::vector<store::Point>> value_points(const query::Engine& engine, cons
     return expr ? range_points(engine, **expr, first, last, step, into, stop) : expr.status();
   };
   std::vector<store::Point> num;
-  if (auto s = points(d.numerator, num_window, num); !s) return s;
+  if (!d.expr.empty()) {
+    // An expression's ranges are its own: its history is the expression over time.
+    auto expr = query::parse_promql(d.expr);
+    if (!expr) return expr.status();
+    if (auto s = range_points(engine, **expr, first, last, step, num, stop); !s) return s;
+  } else if (auto s = points(d.numerator, num_window, num); !s) {
+    return s;
+  }
   if (!d.denominator) {
     std::erase_if(num, [](const store::Point& p) { return std::isnan(p.value); });
     return num;
@@ -117,7 +137,7 @@ TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
 
 Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
                               TimestampMs time) {
-  auto num = detail::term_expr(kpi.numerator, kpi.numerator.window);
+  auto num = detail::value_expr(kpi);
   if (!num) return num.status();
   query::ExprPtr den;
   if (kpi.denominator) {
@@ -131,8 +151,7 @@ Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi
 Result<std::vector<store::Point>> value_history(const query::Engine& engine, const Definition& kpi,
                                                 TimestampMs start, TimestampMs end,
                                                 const std::stop_token& stop) {
-  const bool quantile = kpi.numerator.over_time == "quantile" ||
-                        (kpi.denominator && kpi.denominator->over_time == "quantile");
+  const bool quantile = kpi.promql().find("quantile_over_time") != std::string::npos;
   // Quantiles come from sketches only over whole hours; otherwise 5m steps while that keeps
   // the history at 10,000 values or fewer.
   const DurationMs step = quantile || (end - start) / k5m > 10'000 ? k1h : k5m;

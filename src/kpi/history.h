@@ -23,6 +23,8 @@ inline BaselineSpec history_spec(const Definition& d) {
 }
 
 Result<query::ExprPtr> term_expr(const Term& term, DurationMs window);
+// The value's expression ([kpi.value] expr) or its numerator term's.
+Result<query::ExprPtr> value_expr(const Definition& d);
 
 // The KPI's value at `time` from its compiled terms (`den` null unless a ratio): NaN when
 // undefined.

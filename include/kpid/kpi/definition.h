@@ -53,16 +53,25 @@ struct Definition {
   std::string unit;
   std::string review;
   Direction direction = Direction::kLowerIsBetter;
-  Term numerator;                   // the value, or a ratio's numerator
+  // The value: a PromQL expression ([kpi.value] expr), else the shorthand terms.
+  std::string expr;
+  DurationMs expr_window = 0;       // with expr: its longest range, or 5m (the lookback)
+  Term numerator;                   // the value, or a ratio's numerator (unused with expr)
   std::optional<Term> denominator;  // set for a ratio
   double scale = 1;                 // a ratio is numerator / denominator * scale
+  // Every selector the value reads (each a list of matchers): samples of a series any of them
+  // matches mark the KPI for evaluation and keep it fresh.
+  std::vector<std::vector<LabelMatcher>> selectors;
+  std::optional<DurationMs> interval;  // re-evaluated at least this often; unset: the default
   std::optional<Band> band;
   std::optional<BaselineSpec> baseline;
   DurationMs stale_after = 300'000;  // no_data once the newest sample is older than this
 
-  // The longest window of its terms.
+  // The longest window its value reads: of its terms, or of the expression's range selectors
+  // and subqueries (5m, the lookback, when it has none).
   DurationMs window() const;
-  // The value as one PromQL expression, for people (a ratio as "(a) / (b) * scale").
+  // The value as one PromQL expression: `expr`, or the shorthand expanded (a ratio as
+  // "(a) / (b) * scale").
   std::string promql() const;
   // Whether the value (what is measured, not its name or band) is the same: history and
   // baselines carry over a reload only then.
@@ -74,6 +83,16 @@ struct CompileResult {
   std::vector<config::ConfigError> errors;  // with the file, line and key of each problem
   bool ok() const { return errors.empty(); }
 };
+
+// Why `expr` cannot be a KPI's value, or empty when it can: it must be an instant vector or a
+// scalar, and able to yield only one series (no several groups or selected series, e.g.
+// `sum by (route) (...)`, a bare selector, `topk(3, ...)`).
+std::string value_expr_problem(const query::Expr& expr);
+
+// The selectors `expr` reads (each a list of matchers), and the longest range it reads
+// (range selectors, subqueries, offsets aside; 0 when none).
+std::vector<std::vector<LabelMatcher>> expr_selectors(const query::Expr& expr);
+DurationMs expr_longest_range(const query::Expr& expr);
 
 // Checks what the config loader cannot (band order for the direction, selector syntax) and
 // builds the definitions. Definitions with errors are left out.

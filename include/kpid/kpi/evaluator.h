@@ -6,10 +6,11 @@
 // whose selectors match a sample's series (a hash lookup per sample) and wakes the evaluator
 // thread; that thread re-evaluates them at once through the query engine, at the current time
 // (or at the newest sample's time when it is ahead of the clock, at most 10 s ahead). A timer
-// re-evaluates every KPI at least every `reevaluate_interval`, so windows move forward and no_data
-// is seen when samples stop; those evaluations come after the sample-triggered ones, a slice at a
-// time. Baselines and suggestions are recomputed from the KPI's value history (5m or 1h rollups) on
-// a second thread, every baseline refresh and whenever the definition changes.
+// re-evaluates every KPI at least every `interval` (its own, else `reevaluate_interval`), so
+// windows move forward and no_data is seen when samples stop; those evaluations come after the
+// sample-triggered ones, a slice at a time. Baselines and suggestions are recomputed from the KPI's
+// value history (5m or 1h rollups) on a second thread, every baseline refresh and whenever the
+// definition changes.
 //
 // Status: crit or warn from the band; else anomalous when outside a trusted baseline on the bad
 // side; else ok; no_data when the value cannot be computed (no samples in the window, a zero
@@ -183,6 +184,9 @@ class Evaluator final : public store::SampleObserver {
   TimestampMs load_first_sample(const std::string& id) const;
   void publish(Slot& slot);
   void match_series(std::span<const store::SeriesId> ids);
+  DurationMs interval_of(const Definition& d) const {
+    return d.interval.value_or(options_.reevaluate_interval);
+  }
 
   const store::SampleStore& samples_;
   store::StateStore& state_;

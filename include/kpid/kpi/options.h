@@ -24,8 +24,11 @@ struct TermOptions {
   SourcePos selector_pos;
 };
 
-// The KPI's value: one term, or numerator / denominator (times `scale`, e.g. 100 for percent).
+// The KPI's value: any PromQL expression yielding one series or a scalar (`expr`), or the
+// shorthand forms: one term, or numerator / denominator (times `scale`, e.g. 100 for percent).
 struct ValueOptions {
+  std::string expr;  // set: the value is this PromQL expression (no term, no ratio)
+  SourcePos expr_pos;
   TermOptions term;  // the numerator of a ratio
   bool ratio = false;
   TermOptions denominator;
@@ -108,6 +111,7 @@ struct KpiOptions {
   std::optional<BandOptions> band;
   std::optional<BaselineOptions> baseline;
   DurationMs stale_after = 0;  // no data after this long without a sample; 0: the value window
+  DurationMs interval = 0;     // re-evaluated at least this often, samples or not; 0: 5s
   std::vector<AlertRuleOptions> alerts;
   std::optional<OkrDraftOptions> okr;
   SourcePos pos;  // the [[kpi]] header

@@ -692,3 +692,132 @@ TEST_CASE("kpi: a reload recomputes baselines, so a backfill is read at once") {
   rig.evaluator->run_once();
   CHECK(rig.view("lower").baseline->trusted);
 }
+
+// --- [kpi.value] expr ------------------------------------------------------------------------
+
+TEST_CASE("kpi: a value expression compiles with its selectors, longest range and interval") {
+  auto kpis = compile_toml(R"toml([[kpi]]
+id = "availability"
+direction = "higher_is_better"
+interval = "30s"
+[kpi.value]
+expr = 'sum(rate(req_total{code!~"5.."}[5m])) / sum(rate(req_total[10m])) * 100'
+
+[[kpi]]
+id = "p95"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'histogram_quantile(0.95, sum by (le) (rate(lat_bucket{route="/checkout"}[5m])))'
+
+[[kpi]]
+id = "queue"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'scalar(max(queue_depth))'
+)toml");
+  REQUIRE(kpis.size() == 3);
+  CHECK(kpis[0].promql() ==
+        R"(sum(rate(req_total{code!~"5.."}[5m])) / sum(rate(req_total[10m])) * 100)");
+  CHECK(kpis[0].selectors.size() == 2);
+  CHECK(kpis[0].window() == 10 * kMinute);
+  CHECK(kpis[0].stale_after == 10 * kMinute);
+  CHECK(kpis[0].interval == 30'000);
+  CHECK(kpis[1].selectors.size() == 1);
+  CHECK(kpis[1].window() == 5 * kMinute);
+  CHECK_FALSE(kpis[1].interval.has_value());
+  CHECK(kpis[2].window() == 5 * kMinute);  // no range: the lookback
+}
+
+TEST_CASE("kpi: compile rejects value expressions that do not parse or can yield several series") {
+  auto expr_error = [](const std::string& expr) {
+    auto loaded = config::parse_config(
+        "[[kpi]]\nid = \"k\"\ndirection = \"higher_is_better\"\n[kpi.value]\nexpr = '" + expr +
+            "'\n",
+        "kpis.toml", {});
+    REQUIRE(loaded.ok());
+    auto compiled = compile(loaded.config.kpis);
+    CHECK(compiled.kpis.size() + compiled.errors.size() == 1);
+    return compiled.errors.empty() ? std::string() : compiled.errors.front().to_string();
+  };
+  CHECK(expr_error("sum(rate(x[5m])")
+            .starts_with("kpis.toml:5:8: kpi.k.value.expr: invalid PromQL: 1:16: parse error:"));
+  CHECK(expr_error("http_requests_total").find("can yield several series") != std::string::npos);
+  CHECK(expr_error("rate(x[5m])").find("can yield several series") != std::string::npos);
+  CHECK(expr_error("sum by (route) (rate(x[5m]))").find("can yield several series") !=
+        std::string::npos);
+  CHECK(expr_error("x[5m]") ==
+        "kpis.toml:5:8: kpi.k.value.expr: must be an instant vector or a scalar, got range "
+        "vector");
+  CHECK(expr_error("vector(1) * 2").find("reads no series") != std::string::npos);
+  // One series: aggregations without groups, histogram_quantile over by (le), one side of a
+  // one-to-one match being one series, scalars.
+  CHECK(expr_error("sum(x) / sum(y)").empty());
+  CHECK(expr_error("avg without () (sum(x))").empty());
+  CHECK(expr_error("histogram_quantile(0.9, sum by (le) (rate(b[5m])))").empty());
+  CHECK(expr_error("histogram_quantile(0.9, sum by (le, route) (rate(b[5m])))").find("several") !=
+        std::string::npos);
+  CHECK(expr_error("rate(x[5m]) / on() sum(rate(x[5m]))").empty());
+  CHECK(expr_error("scalar(x) * 3").empty());
+  CHECK(expr_error("abs(max(x) - 10)").empty());
+}
+
+TEST_CASE("kpi: a value expression is marked by samples of any series it reads") {
+  const TimestampMs now = kMonday + 10 * kDay;
+  Rig rig(now);
+  rig.start_evaluator(kHour);  // only samples trigger evaluations here
+  rig.evaluator->set_kpis(compile_toml(R"toml([[kpi]]
+id = "error_ratio"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'sum(last_over_time(errors[5m])) / sum(last_over_time(requests[5m])) * 100'
+[kpi.band]
+warn = 1
+crit = 5
+)toml"));
+  rig.evaluator->run_once();
+  CHECK(rig.view("error_ratio").status == Health::kNoData);
+  rig.write("errors", {{now - 2000, 2}});
+  rig.write("requests", {{now - 2000, 100}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("error_ratio").value == Approx(2));
+  CHECK(rig.view("error_ratio").status == Health::kWarn);
+  // A sample of the second selector's series alone re-evaluates it.
+  rig.write("requests", {{now - 1000, 20}});
+  rig.evaluator->run_once();
+  CHECK(rig.view("error_ratio").value == Approx(10));
+  CHECK(rig.view("error_ratio").status == Health::kCrit);
+  // A zero denominator is +Inf in PromQL: that is a value (and a breach), as Prometheus says.
+  rig.write("requests", {{now - 500, 0}});
+  rig.evaluator->run_once();
+  CHECK(std::isinf(rig.view("error_ratio").value));
+}
+
+TEST_CASE("kpi: a KPI's own interval re-evaluates it without samples") {
+  const TimestampMs now = kMonday + 10 * kDay;
+  Rig rig(now);
+  rig.start_evaluator(kHour);
+  rig.evaluator->set_kpis(compile_toml(R"toml([[kpi]]
+id = "fast"
+direction = "lower_is_better"
+interval = "10s"
+stale_after = "1h"
+[kpi.value]
+expr = 'sum(count_over_time(m[1m]))'
+
+[[kpi]]
+id = "slow"
+direction = "lower_is_better"
+stale_after = "1h"
+[kpi.value]
+expr = 'sum(count_over_time(m[1m]))'
+)toml"));
+  rig.write("m", {{now - 1000, 1}, {now - 500, 1}}, {}, false);
+  rig.evaluator->run_once();
+  CHECK(rig.view("fast").value == 2);
+  CHECK(rig.view("slow").value == 2);
+  // Nothing observed; 70 s on, the window has moved past both samples.
+  rig.clock.set_ms(now + 70'000);
+  rig.evaluator->run_once();
+  CHECK(std::isnan(rig.view("fast").value));
+  CHECK(rig.view("slow").value == 2);  // its timer (1h here) has not come round
+}
