@@ -21,6 +21,14 @@ constexpr uint64_t kVisitsStream = 202;
 constexpr uint64_t kSignupsStream = 203;
 constexpr uint64_t kSupportStream = 300;
 constexpr uint64_t kChurnStream = 400;
+constexpr uint64_t kCheckoutCountStream = 500;  // + region
+
+// Checkout latency histogram buckets (upper bounds, seconds), as a Prometheus client sets them.
+constexpr double kLatencyBuckets[] = {0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2.5};
+constexpr std::string_view kLatencyBucketNames[] = {"0.05", "0.1", "0.15", "0.2", "0.25", "0.3",
+                                                    "0.4",  "0.5", "0.75", "1",   "1.5",  "2.5"};
+// The spread of checkout latency (log-normal): its median is the p95 / exp(1.645 sigma).
+constexpr double kLatencySigma = 0.3;
 
 // splitmix64's finalizer: a well-mixed 64-bit hash, so noise is a function of its inputs
 // rather than of a generator's call order.
@@ -179,6 +187,40 @@ double Model::churn_sample(TimestampMs t) const {
   return std::max(0.0, churn_percent(t) + 0.015 * noise(kChurnStream, t));
 }
 
+double Model::latency_share_below(Route route, Region region, TimestampMs t, double ms) const {
+  const double median = latency_p95_ms(route, region, t) / std::exp(1.6448536 * kLatencySigma);
+  return 0.5 * std::erfc(-(std::log(ms / median) / kLatencySigma) / std::sqrt(2.0));
+}
+
+void Generator::append_checkout_histogram(TimestampMs t, double minutes, std::string& out) {
+  static constexpr std::string_view kRegionNames[] = {"eu", "us"};
+  for (Region region : {Region::kEu, Region::kUs}) {
+    const auto r = static_cast<size_t>(region);
+    const int64_t requests = model_.count(kCheckoutCountStream + r, t,
+                                          model_.checkout_requests_per_min(t) * minutes / 2);
+    auto bucket_line = [&](std::string_view le, int64_t total) {
+      out += "http_request_duration_seconds,route=/checkout,region=";
+      out += kRegionNames[r];
+      out += ",le=";
+      out += le;
+      out += " bucket=";
+      append_int(out, total);
+      out += 'i';
+      end_line(out, t);
+    };
+    // Each request lands in the first bucket its latency fits; cumulative counts per bound.
+    for (size_t b = 0; b < std::size(kLatencyBuckets); ++b) {
+      const double share =
+          model_.latency_share_below(Route::kCheckout, region, t, kLatencyBuckets[b] * 1000);
+      checkout_buckets_[r][b] +=
+          static_cast<int64_t>(std::llround(static_cast<double>(requests) * share));
+      bucket_line(kLatencyBucketNames[b], checkout_buckets_[r][b]);
+    }
+    checkout_count_[r] += requests;
+    bucket_line("+Inf", checkout_count_[r]);
+  }
+}
+
 size_t Generator::append_lines(TimestampMs t, DurationMs step, std::string& out) {
   const double minutes = static_cast<double>(std::max<DurationMs>(step, 0)) / 60'000.0;
   static constexpr std::string_view kRouteNames[] = {"/checkout", "/search"};
@@ -226,6 +268,8 @@ size_t Generator::append_lines(TimestampMs t, DurationMs step, std::string& out)
   out += "customers,plan=all churn_monthly_percent=";
   append_fixed(out, model_.churn_sample(t), 3);
   end_line(out, t);
+
+  append_checkout_histogram(t, minutes, out);
   return kLinesPerStep;
 }
 

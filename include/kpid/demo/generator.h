@@ -75,6 +75,9 @@ class Model {
   double latency_sample_ms(Route route, Region region, TimestampMs t) const;
   double first_response_sample(TimestampMs t) const;
   double churn_sample(TimestampMs t) const;
+  // The share of requests of a route in a region at `t` faster than `ms`: latency is
+  // log-normal around latency_p95_ms (so the histogram's p95 is near it).
+  double latency_share_below(Route route, Region region, TimestampMs t, double ms) const;
 
  private:
   uint64_t seed_;
@@ -87,9 +90,12 @@ class Model {
 //   signup_funnel_visits_total{source="web"}, signup_funnel_signups_total{...}  counters
 //   support_first_response_minutes{team="tier1"}                                gauge
 //   customers_churn_monthly_percent{plan="all"}                                 gauge
+//   http_request_duration_seconds_bucket{route="/checkout", region, le}        histogram
+//     buckets (counters): 12 bounds from 0.05 s to 2.5 s and +Inf, per region
 class Generator {
  public:
-  static constexpr size_t kLinesPerStep = 9;
+  static constexpr size_t kLatencyBucketCount = 13;  // with +Inf
+  static constexpr size_t kLinesPerStep = 9 + 2 * kLatencyBucketCount;
 
   explicit Generator(Model model) : model_(std::move(model)) {}
 
@@ -108,7 +114,12 @@ class Generator {
   int64_t signups() const { return signups_; }
 
  private:
+  // Appends the checkout latency histogram's bucket lines of both regions.
+  void append_checkout_histogram(TimestampMs t, double minutes, std::string& out);
+
   Model model_;
+  int64_t checkout_buckets_[2][kLatencyBucketCount - 1] = {};  // cumulative, per region
+  int64_t checkout_count_[2] = {};                             // the +Inf bucket
   int64_t requests_ok_ = 0;
   int64_t requests_failed_ = 0;
   int64_t visits_ = 0;

@@ -287,3 +287,34 @@ TEST_CASE("demo: the incident breaches config/demo's crit, normal weeks stay ins
   CHECK(latency.okr->related ==
         std::vector<std::string>{"checkout_error_rate", "signup_conversion"});
 }
+
+TEST_CASE(
+    "demo: the checkout latency histogram's buckets are cumulative and put the p95 at the "
+    "model's") {
+  const Model m(5);
+  const TimestampMs t = kWednesday + 15 * kHour;
+  const double p95 = m.latency_p95_ms(Route::kCheckout, Region::kEu, t);
+  CHECK(m.latency_share_below(Route::kCheckout, Region::kEu, t, p95) == Approx(0.95).margin(1e-6));
+
+  Generator gen{Model(5)};
+  std::string out;
+  gen.append_lines(t, kMinute, out);
+  gen.append_lines(t + kMinute, kMinute, out);
+  // The second step's bucket lines of the eu region: le ascending, counts not decreasing.
+  std::vector<std::pair<std::string, int64_t>> buckets;
+  const auto lines = split_lines(out);
+  for (size_t i = Generator::kLinesPerStep; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    if (!line.starts_with("http_request_duration_seconds,route=/checkout,region=eu,le=")) continue;
+    const size_t le = line.find("le=") + 3;
+    const size_t space = line.find(' ', le);
+    const size_t eq = line.find("bucket=") + 7;
+    buckets.emplace_back(line.substr(le, space - le), std::stoll(line.substr(eq)));
+  }
+  REQUIRE(buckets.size() == Generator::kLatencyBucketCount);
+  CHECK(buckets.back().first == "+Inf");
+  for (size_t i = 1; i < buckets.size(); ++i) CHECK(buckets[i].second >= buckets[i - 1].second);
+  CHECK(buckets.back().second > 0);
+  // About 95% of requests are faster than the bucket bound just above the p95.
+  CHECK(buckets.front().second < buckets.back().second / 2);
+}
