@@ -1163,3 +1163,116 @@ TEST_CASE(
   require_bad_data(k.get("/api/v1/kpis/" + id + "/series?step=0"));
   CHECK(k.running());
 }
+
+TEST_CASE("kpi: a histogram_quantile KPI over line-protocol buckets breaches, alerts, opens an OKR",
+          "[kpi][okr]") {
+  // p95 checkout latency in ms, from a classic histogram written as line protocol (the
+  // `bucket` field of `lat` is lat_bucket{le}).
+  Kpid k({.config_toml =
+              "[[kpi]]\nid = \"checkout_p95\"\nname = \"Checkout p95\"\nowner = \"payments\"\n"
+              "unit = \"ms\"\ndirection = \"lower_is_better\"\n"
+              "[kpi.value]\nexpr = '''histogram_quantile(0.95, sum by (le) "
+              "(rate(lat_bucket{route=\"/checkout\"}[1m]))) * 1000'''\n"
+              "[kpi.band]\ntarget = 100\nwarn = 250\ncrit = 500\n"
+              "[[kpi.alert]]\ncondition = \"crit\"\n"
+              "[kpi.okr]\nenabled = true\nafter = \"0s\"\nseverities = [\"critical\"]\n"
+              "related = [\"checkout_rate\"]\n"
+              "[[kpi]]\nid = \"checkout_rate\"\nowner = \"payments\"\nunit = \"/s\"\n"
+              "direction = \"higher_is_better\"\n[kpi.value]\n"
+              "expr = 'sum(rate(lat_bucket{route=\"/checkout\", le=\"+Inf\"}[1m]))'\n"
+              "[kpi.band]\nwarn = 0.1\ncrit = 0.01\n"});
+  k.start();
+  const int64_t now = now_ms();
+  // Cumulative bucket counts at one time; the /home route's slow requests must not count.
+  auto buckets = [](int64_t t, std::initializer_list<std::pair<const char*, int>> counts) {
+    std::string lines;
+    for (const auto& [le, n] : counts) {
+      lines += std::string("lat,route=/checkout,le=") + le + " bucket=" + std::to_string(n) + "i " +
+               std::to_string(t) + "\n";
+      lines += std::string("lat,route=/home,le=") + le +
+               " bucket=" + std::to_string(std::string_view(le) == "0.1" ? 0 : 9 * n) + "i " +
+               std::to_string(t) + "\n";
+    }
+    return lines;
+  };
+  // Healthy: 100 requests, all within 0.1 s: the p95 interpolates to 95 ms in the first bucket.
+  k.write_ok(buckets(now - 50'000, {{"0.1", 0}, {"0.25", 0}, {"0.5", 0}, {"1", 0}, {"+Inf", 0}}) +
+                 buckets(now - 25'000,
+                         {{"0.1", 100}, {"0.25", 100}, {"0.5", 100}, {"1", 100}, {"+Inf", 100}}),
+             "ms");
+  auto detail = [&] { return kpi_detail(k, "checkout_p95"); };
+  CHECK(eventually([&] { return str(detail().at("status")) == "ok"; }, 10s, 100ms));
+  CHECK(number_or_null(detail().at("value")).value_or(0) == Approx(95));
+  CHECK(str(detail().at("query")).starts_with("histogram_quantile(0.95"));
+
+  // Then 400 requests between 0.5 and 1 s: rank 475 of 500 falls in (0.5, 1], 375 of its 400,
+  // so the p95 is 0.5 + 0.5 * 375 / 400 s (every bucket's rate extrapolated alike).
+  k.write_ok(buckets(now, {{"0.1", 100}, {"0.25", 100}, {"0.5", 100}, {"1", 500}, {"+Inf", 500}}),
+             "ms");
+  const bool breached =
+      eventually([&] { return str(detail().at("status")) == "crit"; }, 10s, 100ms);
+  INFO(json::serialize(detail()));
+  REQUIRE(breached);
+  CHECK(number_or_null(detail().at("value")).value_or(0) == Approx(968.75));
+
+  json::array alerts;
+  CHECK(eventually(
+      [&] {
+        const HttpResponse a = k.get("/api/v1/alerts?kpi=checkout_p95&state=firing");
+        if (a.status != 200) return false;
+        alerts = a.json().at("data").as_array();
+        return alerts.size() == 1;
+      },
+      10s, 100ms));
+  json::array okrs;
+  CHECK(eventually(
+      [&] {
+        const HttpResponse o = k.get("/api/v1/okrs?kpi=checkout_p95");
+        if (o.status != 200) return false;
+        okrs = o.json().at("data").as_array();
+        return okrs.size() == 1;
+      },
+      10s, 100ms));
+  INFO("alerts: " << json::serialize(alerts) << "\nokrs: " << json::serialize(okrs));
+  REQUIRE(alerts.size() == 1);
+  REQUIRE(okrs.size() == 1);
+  CHECK(json_str(okrs[0], "state") == "draft");
+  CHECK(json_str(okrs[0], "owner") == "payments");
+  REQUIRE(okrs[0].at("alerts").as_array().size() == 1);
+  CHECK(okrs[0].at("alerts").as_array()[0] == alerts[0].at("id"));
+}
+
+TEST_CASE(
+    "kpi: --check-config refuses a value expression that cannot parse or yields several "
+    "series",
+    "[kpi][config]") {
+  TempDir dir;
+  const std::string main = dir.file("kpid.toml");
+  const std::string text = R"([[kpi]]
+id = "by_route"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'sum by (route) (rate(http_requests_total[5m]))'
+
+[[kpi]]
+id = "broken"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'sum(rate(http_requests_total[5m])'
+
+[[kpi]]
+id = "fine"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
+)";
+  write_file(main, text);
+  const auto r = check_config(main);
+  INFO(describe(r));
+  CHECK(r.exit_code == 1);
+  CHECK(has_line(r.err, main, line_of(text, "expr = 'sum by (route)"), "kpi.by_route.value.expr",
+                 "can yield several series"));
+  CHECK(has_line(r.err, main, line_of(text, "expr = 'sum(rate(http_requests_total[5m])'"),
+                 "kpi.broken.value.expr", "invalid PromQL: 1:"));
+  CHECK_FALSE(contains(r.err, "kpi.fine"));
+}
