@@ -727,7 +727,7 @@ TEST_CASE("alerts: --check-config counts the rules and receivers of the shipped 
       {kKpidBinary, "--config", file, "--check-config", "--data-dir", dir.file("d")}, {}, 15s);
   INFO("exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
   CHECK(r.exit_code == 0);
-  CHECK(contains(r.out, "(4 KPIs, 4 alert rules, 3 receivers"));
+  CHECK(contains(r.out, "(5 KPIs, 4 alert rules, 3 receivers"));
 }
 
 TEST_CASE("alerts: SIGHUP applies changed rules and a removed rule resolves its alert", "[alert]") {

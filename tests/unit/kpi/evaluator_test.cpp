@@ -543,7 +543,7 @@ TEST_CASE("kpi: the shipped example KPIs compile without warnings") {
   REQUIRE(loaded.ok());
   auto compiled = compile(loaded.config.kpis);
   CHECK(compiled.ok());
-  CHECK(compiled.kpis.size() == 4);
+  CHECK(compiled.kpis.size() == 5);
   CHECK(lint(loaded.config.kpis).empty());
 }
 
