@@ -637,7 +637,14 @@ Shape shape_of(const Options& o, const std::string& body) {
   if (o.format == "prom") {
     const auto& obj = v.as_object();
     if (obj.at("status").as_string() != "success") throw std::runtime_error("status not success");
-    for (const auto& r : obj.at("data").at("result").as_array()) count(r.at("values"));
+    for (const auto& r : obj.at("data").at("result").as_array()) {
+      // A range query's series hold "values"; an instant query's one "value".
+      if (const auto* values = r.as_object().if_contains("values")) {
+        count(*values);
+      } else {
+        count(json::array{r.at("value")});
+      }
+    }
   } else {
     for (const auto& r : v.at("results").as_array()) {
       if (auto* err = r.as_object().if_contains("error")) {
