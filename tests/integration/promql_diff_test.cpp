@@ -368,7 +368,12 @@ TEST_CASE("promql diff: kpid answers the query battery as Prometheus 2.42 does o
   const diff::DataSet data = diff::generate(start_ms, 3);
   const int64_t end_ms = data.end_ms;
   size_t n_samples = 0;
-  for (const auto& s : data.series) n_samples += s.samples.size();
+  size_t on_whole_second = 0;  // must stay 0: such a sample could sit on a window's edge
+  for (const auto& s : data.series) {
+    n_samples += s.samples.size();
+    for (const auto& sample : s.samples) on_whole_second += sample.t_ms % kSecond == 0 ? 1 : 0;
+  }
+  REQUIRE(on_whole_second == 0);
 
   // --- Prometheus: backfill, then the stale-marker series by remote write -------------------
   PrometheusServer prom;
