@@ -564,10 +564,13 @@ TEST_CASE("promql diff: kpid answers the query battery as Prometheus 2.42 does o
              << " more queries (KPID_PROMQL_DIFF_REPORT=1 for all)\n";
       break;
     }
+    const auto differing = std::count_if(unlisted.begin(), unlisted.end(),
+                                         [&](const Difference& d) { return d.query == qi; });
+    report << "  line " << queries[qi].line << ": " << queries[qi].text << " (" << differing
+           << " of " << evals.size() << " evaluations differ)\n";
     for (const auto& d : unlisted) {
       if (d.query != qi) continue;
-      report << "  line " << queries[qi].line << ": " << queries[qi].text << "\n      " << d.eval
-             << ": " << d.what << "\n";
+      report << "      " << d.eval << ": " << d.what << "\n";
       if (!full) break;
     }
   }
