@@ -472,10 +472,11 @@ TEST_CASE("promql diff: kpid answers the query battery as Prometheus 2.42 does o
   for (const int64_t off : {45 * 60, 2 * 3600, 2 * 3600 + 32 * 60 + 17, 3 * 3600 + 4 * 60}) {
     evals.push_back({"instant @" + rel(at(off), start_ms), false, at(off), 0, 0, 0});
   }
-  // Range: an odd step over everything (every gap, stale pause and reset), half an hour at one
-  // minute around a short stale pause and a gap, and 5m-aligned (kpid's rollup path).
+  // Range: an odd step over resets, gaps, stale pauses and a series' start (S+30m..S+1h45m),
+  // half an hour at one minute around a short stale pause and a gap, and 5m-aligned over
+  // nearly everything (kpid's rollup path).
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> ranges = {
-      {3 * 60, 3 * 3600 + 6 * 60, 37},
+      {30 * 60, 105 * 60, 37},
       {95 * 60 + 13, 125 * 60 + 13, 60},
       {10 * 60, 2 * 3600 + 50 * 60, 300}};
   for (const auto& [from, to, step] : ranges) {
