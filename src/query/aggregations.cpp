@@ -296,6 +296,14 @@ struct Cursor {
 
 Result<Value> Evaluator::aggregate(const AggregateExpr& n, Value in, const Value* param) {
   const AggregateOp op = n.op;
+  // Prometheus aggregates in its input's order: a selector's series sorted by labels (which
+  // decides ties in topk, bottomk and limitk, and the rounding of sums), or an instant topk's
+  // own order.
+  if (!in.keep_order) {
+    std::stable_sort(in.series.begin(), in.series.end(), [](const Series& a, const Series& b) {
+      return a.labels->items() < b.labels->items();
+    });
+  }
   const bool count_values = op == AggregateOp::kCountValues;
   std::string value_label;
   std::vector<std::string> grouping = n.grouping;
