@@ -38,11 +38,12 @@ std::vector<std::string> listing(const QueryResult& r) {
 }
 
 struct Data : QueryFixture {
-  // Series NAME{s="a"...} with one value each at T(), g alternating x (a, c, e...) and y.
+  // Series NAME{s="a"...} with one value each at T(), t alternating x (a, c, e...) and y; in
+  // label order, as the vector()s of the queries run on Prometheus.
   void set(const char* name, std::vector<double> values) {
     for (size_t i = 0; i < values.size(); ++i) {
       const std::string s(1, static_cast<char>('a' + i));
-      add({{"__name__", name}, {"g", i % 2 == 0 ? "x" : "y"}, {"s", s.c_str()}},
+      add({{"__name__", name}, {"s", s.c_str()}, {"t", i % 2 == 0 ? "x" : "y"}},
           {{T(), values[i]}});
     }
   }
@@ -116,62 +117,62 @@ TEST_CASE("aggregations: topk and bottomk select as Prometheus 2.42", "[aggr]") 
   f.set("v", {1, 3, kNaN, 3, 2});
   // Ties keep the first seen; NaN is the lowest for both and listed last.
   CHECK(f.list("topk(2, v)") ==
-        std::vector<std::string>{"__name__=v,g=y,s=b=3", "__name__=v,g=y,s=d=3"});
-  CHECK(f.list("topk(1, v)") == std::vector<std::string>{"__name__=v,g=y,s=b=3"});
+        std::vector<std::string>{"__name__=v,s=b,t=y=3", "__name__=v,s=d,t=y=3"});
+  CHECK(f.list("topk(1, v)") == std::vector<std::string>{"__name__=v,s=b,t=y=3"});
   CHECK(f.list("bottomk(2, v)") ==
-        std::vector<std::string>{"__name__=v,g=x,s=a=1", "__name__=v,g=x,s=e=2"});
+        std::vector<std::string>{"__name__=v,s=a,t=x=1", "__name__=v,s=e,t=x=2"});
   // k is truncated; below 1 nothing; above the group size everything, best first.
-  CHECK(f.list("topk(1.9, v)") == std::vector<std::string>{"__name__=v,g=y,s=b=3"});
+  CHECK(f.list("topk(1.9, v)") == std::vector<std::string>{"__name__=v,s=b,t=y=3"});
   CHECK(f.list("topk(0.9, v)").empty());
   CHECK(f.list("topk(-1, v)").empty());
   CHECK(f.list("topk(100, v)") ==
-        std::vector<std::string>{"__name__=v,g=y,s=d=3", "__name__=v,g=y,s=b=3",
-                                 "__name__=v,g=x,s=e=2", "__name__=v,g=x,s=a=1",
-                                 "__name__=v,g=x,s=c=NaN"});
+        std::vector<std::string>{"__name__=v,s=d,t=y=3", "__name__=v,s=b,t=y=3",
+                                 "__name__=v,s=e,t=x=2", "__name__=v,s=a,t=x=1",
+                                 "__name__=v,s=c,t=x=NaN"});
   CHECK(f.list("bottomk(100, v)") ==
-        std::vector<std::string>{"__name__=v,g=x,s=a=1", "__name__=v,g=x,s=e=2",
-                                 "__name__=v,g=y,s=d=3", "__name__=v,g=y,s=b=3",
-                                 "__name__=v,g=x,s=c=NaN"});
+        std::vector<std::string>{"__name__=v,s=a,t=x=1", "__name__=v,s=e,t=x=2",
+                                 "__name__=v,s=d,t=y=3", "__name__=v,s=b,t=y=3",
+                                 "__name__=v,s=c,t=x=NaN"});
   CHECK(f.list("topk(1, nonexistent)").empty());
 
   f.set("nn", {kNaN, kNaN});
   // A NaN at the heap's root is replaced even by another NaN.
-  CHECK(f.list("topk(1, nn)") == std::vector<std::string>{"__name__=nn,g=y,s=b=NaN"});
-  CHECK(f.list("bottomk(1, nn)") == std::vector<std::string>{"__name__=nn,g=y,s=b=NaN"});
+  CHECK(f.list("topk(1, nn)") == std::vector<std::string>{"__name__=nn,s=b,t=y=NaN"});
+  CHECK(f.list("bottomk(1, nn)") == std::vector<std::string>{"__name__=nn,s=b,t=y=NaN"});
   f.set("n3", {kNaN, kNaN, kNaN, 1});
   CHECK(f.list("topk(2, n3)") ==
-        std::vector<std::string>{"__name__=n3,g=y,s=d=1", "__name__=n3,g=x,s=a=NaN"});
+        std::vector<std::string>{"__name__=n3,s=d,t=y=1", "__name__=n3,s=a,t=x=NaN"});
   f.set("n1", {1, kNaN, 2});
   CHECK(f.list("topk(2, n1)") ==
-        std::vector<std::string>{"__name__=n1,g=x,s=c=2", "__name__=n1,g=x,s=a=1"});
+        std::vector<std::string>{"__name__=n1,s=c,t=x=2", "__name__=n1,s=a,t=x=1"});
   CHECK(f.list("bottomk(2, n1)") ==
-        std::vector<std::string>{"__name__=n1,g=x,s=a=1", "__name__=n1,g=x,s=c=2"});
+        std::vector<std::string>{"__name__=n1,s=a,t=x=1", "__name__=n1,s=c,t=x=2"});
   // Which of equal values stays follows Go's heap.
   f.set("t7", {2, 1, 1, 5, 5, 1, 7});
-  CHECK(f.list("topk(3, t7)") == std::vector<std::string>{"__name__=t7,g=x,s=g=7",
-                                                          "__name__=t7,g=x,s=e=5",
-                                                          "__name__=t7,g=y,s=d=5"});
+  CHECK(f.list("topk(3, t7)") == std::vector<std::string>{"__name__=t7,s=g,t=x=7",
+                                                          "__name__=t7,s=e,t=x=5",
+                                                          "__name__=t7,s=d,t=y=5"});
   f.set("t9", {2, 1, 1, 5, 5, 1, 7, 0, 0});
-  CHECK(f.list("bottomk(3, t9)") == std::vector<std::string>{"__name__=t9,g=y,s=h=0",
-                                                             "__name__=t9,g=x,s=i=0",
-                                                             "__name__=t9,g=y,s=b=1"});
+  CHECK(f.list("bottomk(3, t9)") == std::vector<std::string>{"__name__=t9,s=h,t=y=0",
+                                                             "__name__=t9,s=i,t=x=0",
+                                                             "__name__=t9,s=b,t=y=1"});
   f.set("e16", std::vector<double>(16, 5));
   const auto all = f.list("topk(20, e16)");
   REQUIRE(all.size() == 16);
-  CHECK(all.front() == "__name__=e16,g=x,s=a=5");
-  CHECK(all.back() == "__name__=e16,g=y,s=p=5");
+  CHECK(all.front() == "__name__=e16,s=a,t=x=5");
+  CHECK(all.back() == "__name__=e16,s=p,t=y=5");
   f.set("q", {1, 1, 1, 1});
   CHECK(f.list("topk(2, q)") ==
-        std::vector<std::string>{"__name__=q,g=x,s=a=1", "__name__=q,g=y,s=b=1"});
+        std::vector<std::string>{"__name__=q,s=a,t=x=1", "__name__=q,s=b,t=y=1"});
   // Per group: groups in first-seen order, each best first.
   f.set("w", {1, 2, 4, 8, 3});
-  CHECK(f.list("topk by (g) (1, w)") ==
-        std::vector<std::string>{"__name__=w,g=x,s=c=4", "__name__=w,g=y,s=d=8"});
-  CHECK(f.list("bottomk(2, w) by (g)") ==
-        std::vector<std::string>{"__name__=w,g=x,s=a=1", "__name__=w,g=x,s=e=3",
-                                 "__name__=w,g=y,s=b=2", "__name__=w,g=y,s=d=8"});
+  CHECK(f.list("topk by (t) (1, w)") ==
+        std::vector<std::string>{"__name__=w,s=c,t=x=4", "__name__=w,s=d,t=y=8"});
+  CHECK(f.list("bottomk(2, w) by (t)") ==
+        std::vector<std::string>{"__name__=w,s=a,t=x=1", "__name__=w,s=e,t=x=3",
+                                 "__name__=w,s=b,t=y=2", "__name__=w,s=d,t=y=8"});
   // The selection feeds other operators in Prometheus' order.
-  CHECK(f.list("limitk(1, topk(2, w))") == std::vector<std::string>{"__name__=w,g=y,s=d=8"});
+  CHECK(f.list("limitk(1, topk(2, w))") == std::vector<std::string>{"__name__=w,s=d,t=y=8"});
   CHECK(f.value("sum(topk(2, w))", T()) == 12);
 }
 
@@ -190,10 +191,10 @@ TEST_CASE("aggregations: value aggregations as Prometheus 2.42", "[aggr]") {
   CHECK(f.value("stddev(s)", T()) == std::sqrt(1.5555555555555554));
   CHECK(std::isnan(f.value("stdvar(v)", T())));
   CHECK(f.value("stddev(one)", T()) == 0);  // Welford: one Inf has no spread
-  CHECK(f.list("stddev by (g) (infs)") == std::vector<std::string>{"g=x=NaN", "g=y=3"});
+  CHECK(f.list("stddev by (t) (infs)") == std::vector<std::string>{"t=x=NaN", "t=y=3"});
   CHECK(f.value("min(mn)", T()) == 1);
   CHECK(f.value("max(mx)", T()) == 2);
-  CHECK(f.list("group by (g) (s)") == std::vector<std::string>{"g=x=1", "g=y=1"});
+  CHECK(f.list("group by (t) (s)") == std::vector<std::string>{"t=x=1", "t=y=1"});
   CHECK(f.value("group(v)", T()) == 1);
   // Sorted NaN 1 2 3 3: the middle rank.
   CHECK(f.value("quantile(0.5, v)", T()) == 2);
@@ -205,20 +206,20 @@ TEST_CASE("aggregations: value aggregations as Prometheus 2.42", "[aggr]") {
   CHECK(f.value("quantile(1, p)", T()) == 16);
   CHECK(f.list("count_values(\"v\", v)") ==
         std::vector<std::string>{"v=1=1", "v=2=1", "v=3=2", "v=NaN=1"});
-  CHECK(f.list("count_values by (g) (\"v\", c)") ==
-        std::vector<std::string>{"g=x,v=1=2", "g=x,v=2=1", "g=y,v=1=1", "g=y,v=2=1"});
+  CHECK(f.list("count_values by (t) (\"v\", c)") ==
+        std::vector<std::string>{"t=x,v=1=2", "t=x,v=2=1", "t=y,v=1=1", "t=y,v=2=1"});
   CHECK(f.list("count_values without (s) (\"v\", c)") ==
-        std::vector<std::string>{"g=x,v=1=2", "g=x,v=2=1", "g=y,v=1=1", "g=y,v=2=1"});
+        std::vector<std::string>{"t=x,v=1=2", "t=x,v=2=1", "t=y,v=1=1", "t=y,v=2=1"});
   // Without the value's own label, every series is its own group.
   CHECK(f.list("count_values without (v) (\"v\", c)") ==
-        std::vector<std::string>{"g=x,s=a=1", "g=x,s=c=1", "g=x,s=e=1", "g=y,s=b=1", "g=y,s=d=1"});
+        std::vector<std::string>{"s=a,t=x=1", "s=b,t=y=1", "s=c,t=x=1", "s=d,t=y=1", "s=e,t=x=1"});
   // The value label replaces an existing one.
-  CHECK(f.list("count_values(\"g\", c)") == std::vector<std::string>{"g=1=3", "g=2=2"});
+  CHECK(f.list("count_values(\"t\", c)") == std::vector<std::string>{"t=1=3", "t=2=2"});
   f.set("fmt", {-0.0, 1e-7, 1e21, 0.1 + 0.2, -kInf});
   CHECK(f.list("count_values(\"v\", fmt)") ==
         std::vector<std::string>{"v=-0=1", "v=-Inf=1", "v=0.0000001=1", "v=0.30000000000000004=1",
                                  "v=1000000000000000000000=1"});
-  CHECK(f.list("count(c) without (__name__, s)") == std::vector<std::string>{"g=x=3", "g=y=2"});
+  CHECK(f.list("count(c) without (__name__, s)") == std::vector<std::string>{"t=x=3", "t=y=2"});
   CHECK(f.list("count(v) by (__name__)") == std::vector<std::string>{"__name__=v=5"});
 }
 
@@ -232,7 +233,7 @@ TEST_CASE("aggregations: limitk and limit_ratio as documented", "[aggr]") {
   for (const auto& s : r.series) names.emplace_back(s.labels->get("s"));
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"a", "b"});
-  CHECK(f.instant("limitk by (g) (1, w)", T()).series.size() == 2);
+  CHECK(f.instant("limitk by (t) (1, w)", T()).series.size() == 2);
   CHECK(f.instant("limitk(0, w)", T()).series.empty());
   CHECK(f.instant("limitk(10, w)", T()).series.size() == 5);
 
