@@ -17,7 +17,8 @@
 //   (__name__ too), so in a range query a series appears at the steps where it was selected.
 //   topk/bottomk keep a binary heap exactly as Go's container/heap does, so ties and NaN (lowest
 //   for both, replaced by any later value) select the same series as Prometheus; an instant
-//   query lists groups in first-seen order, each group best first, NaN last. limitk keeps the
+//   query lists groups in first-seen order, each group best first, NaN last, equal values in
+//   the order Go's sort.Sort leaves them. limitk keeps the
 //   first k elements of each group in input (label) order.
 // - limit_ratio(r, v): r per step, NaN an error ("Ratio value NaN is NaN"), clamped to [-1, 1]
 //   (Prometheus also warns; kpid's API has no warnings), 0 selects nothing. An element is kept
@@ -230,22 +231,224 @@ void heap_pop(std::vector<Entry>& h, EntryLess less) {
   h.pop_back();
 }
 
-// sort.Sort(sort.Reverse(heap)): Go sorts up to 12 elements by insertion sort (kept here, as it
-// decides the order of ties); longer heaps by a stable sort, best first and NaN last (Go's
-// pdqsort may order equal values differently).
-void sort_best_first(std::vector<Entry>& h, EntryLess less) {
-  if (h.size() <= 12) {
-    for (size_t i = 1; i < h.size(); ++i) {
-      for (size_t j = i; j > 0 && less(h[j - 1], h[j]); --j) std::swap(h[j], h[j - 1]);
-    }
-    return;
+// Go's sort.Sort (pdqsort since Go 1.19, which built Debian's Prometheus 2.42) over data[a, b)
+// with `less(i, j)`, step for step: it is not stable, and the order it leaves equal values in is
+// the order Prometheus lists them.
+class GoSort {
+ public:
+  GoSort(std::vector<Entry>& data, bool (*less)(const Entry&, const Entry&))
+      : d_(data), less_(less) {}
+
+  void sort() {
+    const size_t n = d_.size();
+    if (n <= 1) return;
+    pdqsort(0, static_cast<long>(n), bit_len(n));
   }
-  const bool top = less == topk_less;
-  std::stable_sort(h.begin(), h.end(), [top](const Entry& a, const Entry& b) {
-    if (std::isnan(a.value) || std::isnan(b.value))
-      return !std::isnan(a.value) && std::isnan(b.value);
-    return top ? a.value > b.value : a.value < b.value;
-  });
+
+ private:
+  enum Hint { kUnknown, kIncreasing, kDecreasing };
+
+  static int bit_len(uint64_t x) { return x == 0 ? 0 : 64 - __builtin_clzll(x); }
+  bool less(long i, long j) const { return less_(d_[i], d_[j]); }
+  void swap(long i, long j) { std::swap(d_[i], d_[j]); }
+
+  void insertion_sort(long a, long b) {
+    for (long i = a + 1; i < b; ++i) {
+      for (long j = i; j > a && less(j, j - 1); --j) swap(j, j - 1);
+    }
+  }
+  void sift_down(long lo, long hi, long first) {
+    long root = lo;
+    while (true) {
+      long child = 2 * root + 1;
+      if (child >= hi) return;
+      if (child + 1 < hi && less(first + child, first + child + 1)) ++child;
+      if (!less(first + root, first + child)) return;
+      swap(first + root, first + child);
+      root = child;
+    }
+  }
+  void heap_sort(long a, long b) {
+    const long first = a;
+    const long hi = b - a;
+    for (long i = (hi - 1) / 2; i >= 0; --i) sift_down(i, hi, first);
+    for (long i = hi - 1; i >= 0; --i) {
+      swap(first, first + i);
+      sift_down(0, i, first);
+    }
+  }
+  void pdqsort(long a, long b, int limit) {
+    constexpr long kMaxInsertion = 12;
+    bool was_balanced = true;
+    bool was_partitioned = true;
+    while (true) {
+      const long length = b - a;
+      if (length <= kMaxInsertion) {
+        insertion_sort(a, b);
+        return;
+      }
+      if (limit == 0) {
+        heap_sort(a, b);
+        return;
+      }
+      if (!was_balanced) {
+        break_patterns(a, b);
+        --limit;
+      }
+      auto [pivot, hint] = choose_pivot(a, b);
+      if (hint == kDecreasing) {
+        reverse_range(a, b);
+        pivot = (b - 1) - (pivot - a);
+        hint = kIncreasing;
+      }
+      if (was_balanced && was_partitioned && hint == kIncreasing) {
+        if (partial_insertion_sort(a, b)) return;
+      }
+      if (a > 0 && !less(a - 1, pivot)) {
+        a = partition_equal(a, b, pivot);
+        continue;
+      }
+      auto [mid, already] = partition(a, b, pivot);
+      was_partitioned = already;
+      const long left = mid - a;
+      const long right = b - mid;
+      const long balance = length / 8;
+      if (left < right) {
+        was_balanced = left >= balance;
+        pdqsort(a, mid, limit);
+        a = mid + 1;
+      } else {
+        was_balanced = right >= balance;
+        pdqsort(mid + 1, b, limit);
+        b = mid;
+      }
+    }
+  }
+  std::pair<long, bool> partition(long a, long b, long pivot) {
+    swap(a, pivot);
+    long i = a + 1;
+    long j = b - 1;
+    while (i <= j && less(i, a)) ++i;
+    while (i <= j && !less(j, a)) --j;
+    if (i > j) {
+      swap(j, a);
+      return {j, true};
+    }
+    swap(i, j);
+    ++i;
+    --j;
+    while (true) {
+      while (i <= j && less(i, a)) ++i;
+      while (i <= j && !less(j, a)) --j;
+      if (i > j) break;
+      swap(i, j);
+      ++i;
+      --j;
+    }
+    swap(j, a);
+    return {j, false};
+  }
+  long partition_equal(long a, long b, long pivot) {
+    swap(a, pivot);
+    long i = a + 1;
+    long j = b - 1;
+    while (true) {
+      while (i <= j && !less(a, i)) ++i;
+      while (i <= j && less(a, j)) --j;
+      if (i > j) break;
+      swap(i, j);
+      ++i;
+      --j;
+    }
+    return i;
+  }
+  bool partial_insertion_sort(long a, long b) {
+    constexpr int kMaxSteps = 5;
+    constexpr long kShortestShifting = 50;
+    long i = a + 1;
+    for (int step = 0; step < kMaxSteps; ++step) {
+      while (i < b && !less(i, i - 1)) ++i;
+      if (i == b) return true;
+      if (b - a < kShortestShifting) return false;
+      swap(i, i - 1);
+      if (i - a >= 2) {
+        for (long j = i - 1; j >= 1; --j) {
+          if (!less(j, j - 1)) break;
+          swap(j, j - 1);
+        }
+      }
+      if (b - i >= 2) {
+        for (long j = i + 1; j < b; ++j) {
+          if (!less(j, j - 1)) break;
+          swap(j, j - 1);
+        }
+      }
+    }
+    return false;
+  }
+  void break_patterns(long a, long b) {
+    const long length = b - a;
+    if (length < 8) return;
+    uint64_t random = static_cast<uint64_t>(length);
+    const uint64_t modulus = uint64_t{1} << bit_len(static_cast<uint64_t>(length));
+    const long idx = a + (length / 4) * 2 - 1;
+    for (long i = 0; i < 3; ++i) {
+      random ^= random << 13;  // Go 1.19's xorshift (later Go uses 13, 7, 17)
+      random ^= random >> 17;
+      random ^= random << 5;
+      auto other = static_cast<long>(random & (modulus - 1));
+      if (other >= length) other -= length;
+      swap(idx + i, a + other);
+    }
+  }
+  std::pair<long, Hint> choose_pivot(long a, long b) {
+    constexpr long kShortestNinther = 50;
+    constexpr int kMaxSwaps = 4 * 3;
+    const long l = b - a;
+    int swaps = 0;
+    long i = a + l / 4 * 1;
+    long j = a + l / 4 * 2;
+    long k = a + l / 4 * 3;
+    if (l >= 8) {
+      if (l >= kShortestNinther) {
+        i = median(i - 1, i, i + 1, swaps);
+        j = median(j - 1, j, j + 1, swaps);
+        k = median(k - 1, k, k + 1, swaps);
+      }
+      j = median(i, j, k, swaps);
+    }
+    if (swaps == 0) return {j, kIncreasing};
+    if (swaps == kMaxSwaps) return {j, kDecreasing};
+    return {j, kUnknown};
+  }
+  void order2(long& a, long& b, int& swaps) {
+    if (less(b, a)) {
+      ++swaps;
+      std::swap(a, b);
+    }
+  }
+  long median(long a, long b, long c, int& swaps) {
+    order2(a, b, swaps);
+    order2(b, c, swaps);
+    order2(a, b, swaps);
+    return b;
+  }
+  void reverse_range(long a, long b) {
+    for (long i = a, j = b - 1; i < j; ++i, --j) swap(i, j);
+  }
+
+  std::vector<Entry>& d_;
+  bool (*less_)(const Entry&, const Entry&);
+};
+
+// sort.Sort(sort.Reverse(heap)): best first, NaN last, equal values as Go leaves them.
+void sort_best_first(std::vector<Entry>& h, EntryLess less) {
+  // Reverse's Less(i, j) is the heap's Less(j, i).
+  if (less == topk_less) {
+    GoSort(h, [](const Entry& a, const Entry& b) { return topk_less(b, a); }).sort();
+  } else {
+    GoSort(h, [](const Entry& a, const Entry& b) { return bottomk_less(b, a); }).sort();
+  }
 }
 
 // Prometheus' quantile(): NaN for a NaN φ, ±Inf outside [0, 1], else interpolated (NaN first).
