@@ -301,3 +301,38 @@ TEST_CASE("aggregations: range queries select at each step", "[aggr]") {
   CHECK(points(f.range("limitk(1, m)", t0, t2, 10 * kSec)) ==
         std::vector<std::string>{"__name__=m,s=a: 0=1 10=5 20=1"});
 }
+
+TEST_CASE("aggregations: sum, avg and stddev at the edges of float64, as Prometheus 2.42",
+          "[aggr]") {
+  Data f;
+  f.set("a", {1, kInf});
+  f.set("b", {kInf, -kInf});
+  f.set("c", {kInf, kInf, 1});
+  f.set("d", {kNaN, 1});
+  f.set("e", {1e308, 1e308});
+  f.set("f", {-1e308, 1e308, 1e308});
+  f.set("g", {1e308, 1e308, -1e308});
+  f.set("h", {0.1, 0.2, 0.3});
+  auto value = [&](const std::string& q) { return f.value(q, T()); };
+  CHECK(value("avg(a)") == kInf);
+  CHECK(value("sum(a)") == kInf);
+  CHECK(std::isnan(value("stddev(a)")));
+  CHECK(std::isnan(value("avg(b)")));
+  CHECK(std::isnan(value("sum(b)")));
+  CHECK(value("avg(c)") == kInf);
+  CHECK(value("sum(c)") == kInf);
+  CHECK(std::isnan(value("stddev(c)")));
+  CHECK(std::isnan(value("avg(d)")));
+  CHECK(std::isnan(value("sum(d)")));
+  CHECK(value("avg(e)") == 1e308);  // no overflow on the way
+  CHECK(value("sum(e)") == kInf);
+  CHECK(value("stddev(e)") == 0);
+  CHECK(value("avg(f)") == Approx(3.333333333333333e+307).epsilon(1e-12));
+  CHECK(value("sum(f)") == 1e308);
+  CHECK(std::isnan(value("stddev(f)")));
+  CHECK(value("avg(g)") == Approx(3.3333333333333337e+307).epsilon(1e-12));
+  CHECK(value("sum(g)") == kInf);
+  CHECK(value("avg(h)") == Approx(0.2).epsilon(1e-15));
+  CHECK(value("sum(h)") == Approx(0.6000000000000001).epsilon(1e-15));
+  CHECK(value("stddev(h)") == Approx(0.08164965809277258).epsilon(1e-12));
+}
