@@ -144,6 +144,7 @@ Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, Timest
   }
   r.type = range_query ? ValueType::kMatrix : value->type;
   r.series = std::move(value->series);
+  if (!range_query && value->keep_order) return r;
   std::stable_sort(r.series.begin(), r.series.end(), [](const Series& a, const Series& b) {
     return a.labels->items() < b.labels->items();
   });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 
@@ -677,78 +678,16 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
 }
 
 Result<Value> Evaluator::eval_node(const AggregateExpr& n) {
+  // Prometheus evaluates the parameter first.
+  std::optional<Value> param;
+  if (n.param) {
+    auto p = eval(*n.param);
+    if (!p) return p;
+    param = std::move(p).value();
+  }
   auto in = eval(*n.expr);
   if (!in) return in;
-
-  // Each input series' group: its by-labels, or its labels without the without-labels and
-  // __name__.
-  Interner keys;
-  std::vector<size_t> group_of;
-  std::vector<Series> groups;
-  for (const auto& s : in->series) {
-    LabelsPtr labels = select_labels(*s.labels, n.grouping, !n.without, n.without);
-    const size_t id = keys.id(labels->encode());
-    if (id == groups.size()) groups.push_back({labels, {}});
-    group_of.push_back(id);
-  }
-
-  struct State {
-    size_t stamp = kNone;  // the step this state belongs to
-    double value = 0;
-    double c = 0;
-    uint64_t count = 0;
-    MeanAccumulator mean;
-  };
-  std::vector<State> states(groups.size());
-  std::vector<size_t> touched;
-  auto cs = cursors(in->series);
-  for (size_t k = 0; k < grid_.count; ++k) {
-    if (auto st = guard_.tick(); !st) return st;
-    const TimestampMs t = grid_.at(k);
-    touched.clear();
-    for (size_t i = 0; i < cs.size(); ++i) {
-      const auto* p = cs[i].at(t);
-      if (p == nullptr) continue;
-      const size_t g = group_of[i];
-      State& st = states[g];
-      const double x = p->value;
-      if (st.stamp != k) {
-        st = State{};
-        st.stamp = k;
-        st.value = x;
-        st.count = 1;
-        if (n.op == AggregateOp::kAvg) st.mean.add(x);
-        touched.push_back(g);
-        continue;
-      }
-      ++st.count;
-      switch (n.op) {
-        case AggregateOp::kSum: kahan_add(x, st.value, st.c); break;
-        case AggregateOp::kAvg: st.mean.add(x); break;
-        case AggregateOp::kMin:
-          if (st.value > x || std::isnan(st.value)) st.value = x;
-          break;
-        case AggregateOp::kMax:
-          if (st.value < x || std::isnan(st.value)) st.value = x;
-          break;
-        case AggregateOp::kCount: break;
-      }
-    }
-    for (size_t g : touched) {
-      const State& st = states[g];
-      double value = st.value;
-      if (n.op == AggregateOp::kSum) value = kahan_value(st.value, st.c);
-      if (n.op == AggregateOp::kAvg) value = st.mean.value();
-      if (n.op == AggregateOp::kCount) value = static_cast<double>(st.count);
-      groups[g].points.push_back({t, value});
-    }
-  }
-  Value v;
-  v.type = ValueType::kVector;
-  v.series = std::move(groups);
-  std::erase_if(v.series, [](const Series& s) { return s.points.empty(); });
-  sort_series(v.series);
-  return v;
+  return aggregate(n, std::move(in).value(), param ? &*param : nullptr);
 }
 
 }  // namespace kpid::query::detail

@@ -30,6 +30,9 @@ struct Value {
   // kVector: points stamped with step times; kMatrix (instant queries only): raw samples.
   std::vector<Series> series;
   std::string string;
+  // kVector of an instant query: the series are in Prometheus' order (topk's, bottomk's), which
+  // the result keeps rather than sorting by labels.
+  bool keep_order = false;
 };
 
 class Evaluator {
@@ -58,6 +61,8 @@ class Evaluator {
   Result<Value> eval_range_function(Function f, const MatrixSelector& ms,
                                     const std::vector<double>& params);
   Result<Value> vector_vector(const BinaryExpr& n, Value lhs, Value rhs);
+  // Every aggregation (aggregations.cpp); `param` is the evaluated parameter, if any.
+  Result<Value> aggregate(const AggregateExpr& n, Value in, const Value* param);
 
   const store::SampleStore& store_;
   StepGrid grid_;

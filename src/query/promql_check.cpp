@@ -107,6 +107,11 @@ class TypeChecker {
     if (auto st = expect_type(*n.expr, ValueType::kVector, "aggregation expression"); !st) {
       return st;
     }
+    if (n.param) {
+      const ValueType want =
+          n.op == AggregateOp::kCountValues ? ValueType::kString : ValueType::kScalar;
+      if (auto st = expect_type(*n.param, want, "aggregation parameter"); !st) return st;
+    }
     for (const auto& l : n.grouping) {
       if (l.find(':') != std::string::npos) {
         return lexer_.fail(e.position, "invalid label name for grouping: " + quote(l));

@@ -161,6 +161,15 @@ const char* aggregate_op_name(AggregateOp op) {
     case AggregateOp::kMin: return "min";
     case AggregateOp::kMax: return "max";
     case AggregateOp::kCount: return "count";
+    case AggregateOp::kGroup: return "group";
+    case AggregateOp::kStddev: return "stddev";
+    case AggregateOp::kStdvar: return "stdvar";
+    case AggregateOp::kTopk: return "topk";
+    case AggregateOp::kBottomk: return "bottomk";
+    case AggregateOp::kQuantile: return "quantile";
+    case AggregateOp::kCountValues: return "count_values";
+    case AggregateOp::kLimitk: return "limitk";
+    case AggregateOp::kLimitRatio: return "limit_ratio";
   }
   return "?";
 }
@@ -246,6 +255,10 @@ struct Formatter {
       out.push_back(' ');
     }
     out.push_back('(');
+    if (n.param) {
+      format_to(out, *n.param);
+      out += ", ";
+    }
     format_to(out, *n.expr);
     out.push_back(')');
   }

@@ -31,7 +31,7 @@ bool is_keyword(std::string_view w) {
 bool is_aggregator(std::string_view w) {
   return w == "sum" || w == "avg" || w == "count" || w == "min" || w == "max" || w == "group" ||
          w == "stddev" || w == "stdvar" || w == "topk" || w == "bottomk" || w == "count_values" ||
-         w == "quantile";
+         w == "quantile" || w == "limitk" || w == "limit_ratio";
 }
 }  // namespace
 

@@ -72,7 +72,9 @@ size_t height_of(const Expr& e) {
           h = std::max(child_height(n.lhs), child_height(n.rhs));
         } else if constexpr (std::is_same_v<T, Call>) {
           for (const auto& a : n.args) h = std::max(h, child_height(a));
-        } else if constexpr (std::is_same_v<T, AggregateExpr> || std::is_same_v<T, ParenExpr>) {
+        } else if constexpr (std::is_same_v<T, AggregateExpr>) {
+          h = std::max(child_height(n.param), child_height(n.expr));
+        } else if constexpr (std::is_same_v<T, ParenExpr>) {
           h = child_height(n.expr);
         }
       },
@@ -390,20 +392,28 @@ class Parser {
   Result<ExprPtr> parse_aggregate() {
     const size_t pos = tok_.pos;
     const std::string name = tok_.lower;
+    static constexpr std::pair<std::string_view, AggregateOp> kOps[] = {
+        {"sum", AggregateOp::kSum},           {"avg", AggregateOp::kAvg},
+        {"min", AggregateOp::kMin},           {"max", AggregateOp::kMax},
+        {"count", AggregateOp::kCount},       {"group", AggregateOp::kGroup},
+        {"stddev", AggregateOp::kStddev},     {"stdvar", AggregateOp::kStdvar},
+        {"topk", AggregateOp::kTopk},         {"bottomk", AggregateOp::kBottomk},
+        {"quantile", AggregateOp::kQuantile}, {"count_values", AggregateOp::kCountValues},
+        {"limitk", AggregateOp::kLimitk},     {"limit_ratio", AggregateOp::kLimitRatio}};
     AggregateExpr agg;
-    if (name == "sum") {
-      agg.op = AggregateOp::kSum;
-    } else if (name == "avg") {
-      agg.op = AggregateOp::kAvg;
-    } else if (name == "min") {
-      agg.op = AggregateOp::kMin;
-    } else if (name == "max") {
-      agg.op = AggregateOp::kMax;
-    } else if (name == "count") {
-      agg.op = AggregateOp::kCount;
-    } else {
-      return lexer_.fail(pos, "aggregation \"" + name + "\" is not supported");
+    bool known = false;
+    for (const auto& [text, op] : kOps) {
+      if (text == name) {
+        agg.op = op;
+        known = true;
+      }
     }
+    if (!known) return lexer_.fail(pos, "aggregation \"" + name + "\" is not supported");
+    // These take a parameter before the vector, as Prometheus' IsAggregatorWithParam.
+    const bool with_param = agg.op == AggregateOp::kTopk || agg.op == AggregateOp::kBottomk ||
+                            agg.op == AggregateOp::kQuantile ||
+                            agg.op == AggregateOp::kCountValues || agg.op == AggregateOp::kLimitk ||
+                            agg.op == AggregateOp::kLimitRatio;
     advance();
     bool grouped = false;
     auto grouping = [&]() -> Status {
@@ -425,13 +435,14 @@ class Parser {
       if (auto st = grouping(); !st) return st;
     }
     if (args->empty()) return lexer_.fail(pos, "no arguments for aggregate expression provided");
-    if (args->size() != 1) {
+    const size_t want = with_param ? 2 : 1;
+    if (args->size() != want) {
       return lexer_.fail(pos,
-                         "wrong number of arguments for aggregate expression provided, expected "
-                         "1, got " +
-                             std::to_string(args->size()));
+                         "wrong number of arguments for aggregate expression provided, expected " +
+                             std::to_string(want) + ", got " + std::to_string(args->size()));
     }
-    agg.expr = std::move((*args)[0]);
+    if (with_param) agg.param = std::move((*args)[0]);
+    agg.expr = std::move(args->back());
     return make(pos, std::move(agg));
   }
 

@@ -7,9 +7,12 @@
 // + - * / % ^ == != > < >= <= (comparisons with optional `bool`) with Prometheus' precedence
 // (^ binds tightest and is right-associative; unary minus binds like *), one-to-one vector
 // matching with on(...) / ignoring(...), the functions of `Function` and the aggregations of
-// `AggregateOp` with by (...) or without (...) before or after the argument.
+// `AggregateOp` with by (...) or without (...) before or after the arguments: sum, avg, min,
+// max, count, group, stddev, stdvar, and with a parameter first topk(k, v), bottomk(k, v),
+// quantile(φ, v), count_values("label", v), limitk(k, v), limit_ratio(r, v) (aggregations.cpp
+// states their semantics).
 // Refused with a "not supported" parse error: group_left/group_right, and/or/unless, atan2,
-// subqueries, the @ modifier, other functions and aggregations.
+// subqueries, the @ modifier, other functions.
 
 #include <memory>
 #include <string>
@@ -34,7 +37,22 @@ enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMod, kPow, kEq, kNe, kGt, kLt, kG
 bool is_comparison(BinaryOp op);
 const char* binary_op_text(BinaryOp op);
 
-enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount };
+enum class AggregateOp {
+  kSum,
+  kAvg,
+  kMin,
+  kMax,
+  kCount,
+  kGroup,
+  kStddev,
+  kStdvar,
+  kTopk,         // (scalar k, v)
+  kBottomk,      // (scalar k, v)
+  kQuantile,     // (scalar φ, v)
+  kCountValues,  // (string label, v)
+  kLimitk,       // (scalar k, v)
+  kLimitRatio,   // (scalar r, v)
+};
 const char* aggregate_op_name(AggregateOp op);
 
 enum class Function {
@@ -100,6 +118,8 @@ struct AggregateExpr {
   AggregateOp op = AggregateOp::kSum;
   bool without = false;
   std::vector<std::string> grouping;
+  ExprPtr param;  // the first argument of topk, bottomk, quantile, count_values, limitk,
+                  // limit_ratio; null for the others
   ExprPtr expr;
 };
 struct ParenExpr {
