@@ -102,6 +102,10 @@ Cardinality of_aggregate(const query::AggregateExpr& a) {
   const bool one_group = !a.without && a.grouping.empty();
   if (!one_group) return Cardinality::kMany;
   if (op == "count_values" || op == "limit_ratio") return Cardinality::kMany;
+  if (op == "topk" || op == "bottomk" || op == "limitk") {
+    const auto* k = a.param ? std::get_if<query::NumberLiteral>(&a.param->node) : nullptr;
+    return k && k->value < 2 ? Cardinality::kOne : Cardinality::kMany;
+  }
   return Cardinality::kOneUnlabeled;
 }
 
@@ -162,6 +166,7 @@ void walk(const query::Expr& expr, F&& f) {
         } else if constexpr (std::is_same_v<T, Call>) {
           for (const auto& arg : node.args) walk(*arg, f);
         } else if constexpr (std::is_same_v<T, AggregateExpr>) {
+          if (node.param) walk(*node.param, f);
           walk(*node.expr, f);
         } else if constexpr (std::is_same_v<T, ParenExpr>) {
           walk(*node.expr, f);

@@ -758,6 +758,10 @@ TEST_CASE("kpi: compile rejects value expressions that do not parse or can yield
         std::string::npos);
   CHECK(expr_error("rate(x[5m]) / on() sum(rate(x[5m]))").empty());
   CHECK(expr_error("scalar(x) * 3").empty());
+  CHECK(expr_error("topk(1, rate(x[5m]))").empty());
+  CHECK(expr_error("topk(3, rate(x[5m]))").find("several") != std::string::npos);
+  CHECK(expr_error("count_values(\"v\", x)").find("several") != std::string::npos);
+  CHECK(expr_error("quantile(0.9, x)").empty());
   CHECK(expr_error("abs(max(x) - 10)").empty());
 }
 
