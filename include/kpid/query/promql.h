@@ -53,9 +53,66 @@ enum class Function {
   kScalar,  // (instant vector) -> scalar
   kVector,  // (scalar) -> instant vector
   kTime,    // () -> scalar
+  // Appended (keep the order above stable for merges).
+  kIrate,
+  kDelta,
+  kIdelta,
+  kDeriv,
+  kPredictLinear,               // (range vector, scalar t)
+  kHoltWinters,                 // (range vector, scalar sf, scalar tf)
+  kDoubleExponentialSmoothing,  // holt_winters' newer name
+  kChanges,
+  kResets,
+  kPresentOverTime,
+  kMadOverTime,
+  kAbsentOverTime,
+  kAbsent,
+  kHistogramQuantile,  // (scalar φ, instant vector)
+  kLabelReplace,       // (v, dst, replacement, src, regex)
+  kLabelJoin,          // (v, dst, separator, src...)
+  kSort,
+  kSortDesc,
+  kSortByLabel,  // (v, label...)
+  kSortByLabelDesc,
+  kTimestamp,
+  kMinute,  // calendar functions: (instant vector), or () for vector(time())
+  kHour,
+  kDayOfWeek,
+  kDayOfMonth,
+  kDayOfYear,
+  kDaysInMonth,
+  kMonth,
+  kYear,
+  kClamp,     // (v, min, max)
+  kClampMin,  // (v, min)
+  kClampMax,  // (v, max)
+  kRound,     // (v), (v, to_nearest)
+  kCeil,
+  kFloor,
+  kExp,
+  kLn,
+  kLog2,
+  kLog10,
+  kSqrt,
+  kSgn,
+  kAcos,
+  kAcosh,
+  kAsin,
+  kAsinh,
+  kAtan,
+  kAtanh,
+  kCos,
+  kCosh,
+  kSin,
+  kSinh,
+  kTan,
+  kTanh,
+  kDeg,
+  kRad,
+  kPi,  // () -> scalar
 };
 const char* function_name(Function f);
-// Whether `f` takes a range vector (its last argument).
+// Whether `f` takes a range vector (one of its arguments).
 bool is_range_function(Function f);
 
 struct Expr;
