@@ -467,3 +467,61 @@ TEST_CASE("functions: argument counts and types as Prometheus words them", "[pro
   CHECK(f.instant("sort_by_label(x)", 0).series.empty());
   CHECK(f.instant("year()", 0).series.size() == 1);
 }
+
+TEST_CASE("functions: answers checked against Prometheus 2.42", "[eval][functions]") {
+  // The same series as a promtool rule test (samples every 10 s from 0); the values below are
+  // what Prometheus 2.42 answered. Evaluation times avoid samples on window starts, where
+  // Prometheus 2's closed windows differ from kpid's left-open ones.
+  QueryFixture f;
+  auto series = [&](LabelList labels, std::initializer_list<double> values, int first = 0) {
+    std::vector<Point> points;
+    int i = first;
+    for (double v : values) points.push_back({at(10.0 * i++), v});
+    f.add(labels, points);
+  };
+  series({{"__name__", "g"}}, {100, 2, 4, 4, 5, 5, 7, 9});
+  series({{"__name__", "c"}, {"job", "a"}}, {10, 20, 30, 5, 15, 25}, 1);
+  series({{"__name__", "n"}}, {1, kNaN, 3}, 1);
+  series({{"__name__", "h_bucket"}, {"le", "0.1"}}, {0, 10, 20, 30, 40, 50, 60});
+  series({{"__name__", "h_bucket"}, {"le", "0.5"}}, {0, 15, 29, 45, 60, 73, 90});
+  series({{"__name__", "h_bucket"}, {"le", "1"}}, {0, 14, 30, 50, 61, 80, 100});
+  series({{"__name__", "h_bucket"}, {"le", "+Inf"}}, {0, 30, 61, 80, 99, 120, 140});
+  const struct {
+    const char* query;
+    double seconds;
+    double want;
+  } cases[] = {
+      {"rate(c[1m])", 65, 0.9},
+      {"increase(c[1m])", 65, 54},
+      {"delta(g[1m])", 65, 6},
+      {"delta(c[1m])", 65, 18},
+      {"delta(g[25s])", 67, 5},
+      {"irate(c[1m])", 45, 0.5},
+      {"idelta(c[1m])", 65, 10},
+      {"deriv(g[1m])", 65, 8.285714285714285E-02},
+      {"deriv(g[2m])", 65, -9.714285714285714E-01},
+      {"predict_linear(g[1m], 30)", 65, 9.471428571428572},
+      {"predict_linear(g[1m] offset 10s, 30)", 65, -73.2},
+      {"holt_winters(g[1m], 0.3, 0.6)", 65, 7.474051199999998},
+      {"holt_winters(g[2m], 0.3, 0.6)", 65, -60.85352},
+      {"changes(n[1m])", 35, 2},
+      {"resets(c[1m])", 65, 1},
+      {"changes(g[2m])", 65, 4},
+      {"histogram_quantile(0.3, rate(h_bucket[1m]))", 65, 0.066},
+      {"histogram_quantile(0.8, rate(h_bucket[1m]))", 65, 1},
+      {"histogram_quantile(0.5, h_bucket)", 35, 3.666666666666667E-01},
+      {"histogram_quantile(0.95, h_bucket)", 35, 1},
+      {"round(vector(-2.5))", 65, -2},
+      {"round(vector(0.15), 0.1)", 65, 0.2},
+      {"round(vector(-7.25), 0.5)", 65, -7},
+      {"clamp_min(vector(NaN), Inf)", 65, kInf},
+      {"quantile_over_time(0.3, g[1m])", 65, 4},
+  };
+  for (const auto& c : cases) {
+    INFO(c.query);
+    CHECK(f.value(c.query, at(c.seconds)) == Approx(c.want).epsilon(1e-9));
+  }
+  CHECK(f.value("timestamp(g offset 10s)", at(65)) == static_cast<double>(at(50)) / 1000);
+  CHECK(std::isnan(f.value("sgn(vector(NaN))", at(65))));
+  CHECK(std::isnan(f.value("clamp(vector(NaN), 0, 1)", at(65))));
+}
