@@ -6,10 +6,11 @@
 // durations such as 1h30m), `offset` (negative too), parentheses, unary + and -, binary
 // + - * / % ^ == != > < >= <= (comparisons with optional `bool`) with Prometheus' precedence
 // (^ binds tightest and is right-associative; unary minus binds like *), one-to-one vector
-// matching with on(...) / ignoring(...), the functions of `Function` and the aggregations of
+// matching with on(...) / ignoring(...), the functions of `Function` (every PromQL function for
+// float samples; string arguments where Prometheus takes them) and the aggregations of
 // `AggregateOp` with by (...) or without (...) before or after the argument.
 // Refused with a "not supported" parse error: group_left/group_right, and/or/unless, atan2,
-// subqueries, the @ modifier, other functions and aggregations.
+// subqueries, the @ modifier, the native-histogram functions, other aggregations.
 
 #include <memory>
 #include <string>
