@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "functions.h"
 
@@ -78,8 +80,9 @@ double double_exponential_smoothing(std::span<const store::Point> samples, doubl
   return s1;
 }
 
-// Go's %f: six decimals.
+// Go's %f: six decimals, infinities as +Inf and -Inf.
 std::string go_fixed(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%f", v);
   return buf;
@@ -91,8 +94,7 @@ Status check_range_params(Function f, std::span<const double> params) {
   if (f != Function::kHoltWinters && f != Function::kDoubleExponentialSmoothing) {
     return Status::ok();
   }
-  // Written so that NaN fails too, as Prometheus' `sf <= 0 || sf >= 1` does not: NaN passes
-  // there. Keep Prometheus' comparison exactly.
+  // A NaN factor passes (every comparison with NaN is false) and yields NaN, as in Prometheus.
   const double sf = params[0];
   const double tf = params[1];
   if (sf <= 0 || sf >= 1) {

@@ -482,6 +482,8 @@ TEST_CASE("functions: answers checked against Prometheus 2.42", "[eval][function
   series({{"__name__", "g"}}, {100, 2, 4, 4, 5, 5, 7, 9});
   series({{"__name__", "c"}, {"job", "a"}}, {10, 20, 30, 5, 15, 25}, 1);
   series({{"__name__", "n"}}, {1, kNaN, 3}, 1);
+  series({{"__name__", "m"}}, {1, kNaN, 3, kInf, 4, -kInf}, 1);
+  series({{"__name__", "k"}}, {kInf, kInf, kInf, kInf, kInf, kInf, kInf});
   series({{"__name__", "h_bucket"}, {"le", "0.1"}}, {0, 10, 20, 30, 40, 50, 60});
   series({{"__name__", "h_bucket"}, {"le", "0.5"}}, {0, 15, 29, 45, 60, 73, 90});
   series({{"__name__", "h_bucket"}, {"le", "1"}}, {0, 14, 30, 50, 61, 80, 100});
@@ -516,11 +518,36 @@ TEST_CASE("functions: answers checked against Prometheus 2.42", "[eval][function
       {"round(vector(-7.25), 0.5)", 65, -7},
       {"clamp_min(vector(NaN), Inf)", 65, kInf},
       {"quantile_over_time(0.3, g[1m])", 65, 4},
+      // NaN and infinities.
+      {"irate(m[1m])", 35, kNaN},
+      {"irate(m[1m])", 45, kInf},
+      {"changes(m[1m])", 65, 5},
+      {"resets(m[1m])", 65, 2},
+      {"deriv(m[1m])", 65, kNaN},
+      {"deriv(k[1m])", 65, kNaN},
+      {"predict_linear(k[1m], 10)", 65, kNaN},
+      {"delta(m[1m])", 65, -kInf},
+      {"idelta(m[1m])", 55, -kInf},
+      {"quantile_over_time(0.5, m[1m])", 65, 2},
+      {"holt_winters(m[1m], 0.5, 0.5)", 65, kNaN},
+      {"holt_winters(g[1m], NaN, 0.5)", 65, kNaN},
+      {"round(m)", 45, kInf},
+      {"day_of_week(m)", 45, 0},
   };
   for (const auto& c : cases) {
     INFO(c.query);
-    CHECK(f.value(c.query, at(c.seconds)) == Approx(c.want).epsilon(1e-9));
+    const double got = f.value(c.query, at(c.seconds));
+    if (std::isnan(c.want)) {
+      CHECK(std::isnan(got));
+    } else if (std::isinf(c.want)) {
+      CHECK(got == c.want);
+    } else {
+      CHECK(got == Approx(c.want).epsilon(1e-9));
+    }
   }
+  CHECK(f.error("holt_winters(g[1m], Inf, 0.5)", at(65)) ==
+        "invalid smoothing factor. Expected: 0 < sf < 1, got: +Inf");
+  CHECK(f.value("timestamp(vector(1))", at(65)) == static_cast<double>(at(65)) / 1000);
   CHECK(f.value("timestamp(g offset 10s)", at(65)) == static_cast<double>(at(50)) / 1000);
   CHECK(std::isnan(f.value("sgn(vector(NaN))", at(65))));
   CHECK(std::isnan(f.value("clamp(vector(NaN), 0, 1)", at(65))));
