@@ -97,6 +97,26 @@ Result<QueryResult> Engine::range(const Expr& expr, TimestampMs start, Timestamp
   return evaluate(expr, start, end, step, true, stats, limits);
 }
 
+namespace {
+
+// Whether `expr` is a call of sort, sort_desc, sort_by_label or sort_by_label_desc (maybe in
+// parentheses), whose instant vector keeps the function's order as in Prometheus.
+bool sorts_result(const Expr& expr) {
+  const Expr* e = &expr;
+  while (const auto* paren = std::get_if<ParenExpr>(&e->node)) e = paren->expr.get();
+  const auto* call = std::get_if<Call>(&e->node);
+  if (call == nullptr) return false;
+  switch (call->function) {
+    case Function::kSort:
+    case Function::kSortDesc:
+    case Function::kSortByLabel:
+    case Function::kSortByLabelDesc: return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
 Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, TimestampMs end,
                                      DurationMs step, bool range_query, QueryStats* stats,
                                      const QueryLimits& limits) const {
@@ -144,7 +164,8 @@ Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, Timest
   }
   r.type = range_query ? ValueType::kMatrix : value->type;
   r.series = std::move(value->series);
-  if (!range_query && value->keep_order) return r;
+  // The order is the answer: topk/bottomk's or a sort function's, as Prometheus keeps it.
+  if (!range_query && (value->keep_order || sorts_result(expr))) return r;
   std::stable_sort(r.series.begin(), r.series.end(), [](const Series& a, const Series& b) {
     return a.labels->items() < b.labels->items();
   });

@@ -204,6 +204,8 @@ ReadPlan plan_read(const store::SampleStore& store, Function f, DurationMs range
     return range % w == 0 && multiple_of(first_end, w) && (grid.count == 1 || grid.step % w == 0);
   };
   ReadPlan exact;
+  // Functions that depend on individual samples (irate, changes, deriv, ...) read them.
+  if (!has_rollup_kernel(f)) return exact;
   // Sketch quantiles don't interpolate like Prometheus; over short ranges (few samples) that
   // shows, so they come from raw samples unless raw is gone.
   if (f != Function::kQuantileOverTime || range >= store::kRollup1h) {
@@ -530,69 +532,28 @@ Result<Value> Evaluator::vector_vector(const BinaryExpr& n, Value lhs, Value rhs
 }
 
 Result<Value> Evaluator::eval_node(const Call& n) {
-  switch (n.function) {
-    case Function::kTime: {
-      Value v;
-      v.type = ValueType::kScalar;
-      for (size_t k = 0; k < grid_.count; ++k) {
-        v.scalars.push_back(static_cast<double>(grid_.at(k)) / 1000);
-      }
-      return v;
+  if (!is_range_function(n.function)) return eval_function(n);
+  // The scalar arguments, one value per step each, in call order; the range vector is the
+  // argument of matrix type (the type check guarantees a range selector, maybe in parentheses).
+  std::vector<std::vector<double>> params;
+  const Expr* matrix = nullptr;
+  for (const auto& a : n.args) {
+    if (a->type == ValueType::kMatrix) {
+      matrix = a.get();
+      continue;
     }
-    case Function::kVector: {
-      auto arg = eval(*n.args[0]);
-      if (!arg) return arg;
-      Value v;
-      v.type = ValueType::kVector;
-      Series s{std::make_shared<const Labels>(), {}};
-      for (size_t k = 0; k < grid_.count; ++k) s.points.push_back({grid_.at(k), arg->scalars[k]});
-      v.series.push_back(std::move(s));
-      return v;
-    }
-    case Function::kScalar: {
-      // The single element's value, NaN when there are none or several.
-      auto arg = eval(*n.args[0]);
-      if (!arg) return arg;
-      Value v;
-      v.type = ValueType::kScalar;
-      v.scalars.assign(grid_.count, kNaN);
-      std::vector<size_t> seen(grid_.count, 0);
-      for (const auto& s : arg->series) {
-        for (const auto& p : s.points) {
-          const auto k = static_cast<size_t>((p.timestamp - grid_.start) / grid_.step);
-          v.scalars[k] = ++seen[k] == 1 ? p.value : kNaN;
-        }
-      }
-      return v;
-    }
-    case Function::kAbs: {
-      auto arg = eval(*n.args[0]);
-      if (!arg) return arg;
-      for (auto& s : arg->series) {
-        s.labels = drop_name(s.labels);
-        for (auto& p : s.points) p.value = std::fabs(p.value);
-      }
-      if (auto st = sort_and_merge(arg->series); !st) return st;
-      return arg;
-    }
-    default: break;
+    auto p = eval(*a);
+    if (!p) return p;
+    params.push_back(std::move(p->scalars));
   }
-  std::vector<double> params;
-  if (n.function == Function::kQuantileOverTime) {
-    auto q = eval(*n.args[0]);
-    if (!q) return q;
-    params = std::move(q->scalars);
-  } else {
-    params.assign(grid_.count, 0);
-  }
-  // The type check guarantees a range selector, possibly in parentheses.
-  const Expr* arg = n.args.back().get();
-  while (const auto* paren = std::get_if<ParenExpr>(&arg->node)) arg = paren->expr.get();
-  return eval_range_function(n.function, std::get<MatrixSelector>(arg->node), params);
+  while (const auto* paren = std::get_if<ParenExpr>(&matrix->node)) matrix = paren->expr.get();
+  auto v = eval_range_function(n.function, std::get<MatrixSelector>(matrix->node), params);
+  if (!v || n.function != Function::kAbsentOverTime) return v;
+  return absent_steps(*v, *matrix);
 }
 
 Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& ms,
-                                             const std::vector<double>& params) {
+                                             std::span<const std::vector<double>> params) {
   Value v;
   v.type = ValueType::kVector;
   const DurationMs off = ms.selector.offset;
@@ -607,6 +568,14 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
     return win;
   };
   const RangeWindow span{window(0).start, window(grid_.count - 1).end};
+  // The scalar arguments at step k, checked as Prometheus does where a window has samples.
+  std::vector<double> step_params(params.size());
+  auto call_kernel = [&](size_t k, std::span<const store::Point> in,
+                         RangeWindow win) -> Result<std::optional<double>> {
+    for (size_t j = 0; j < params.size(); ++j) step_params[j] = params[j][k];
+    if (auto st = check_range_params(f, step_params); !st) return st;
+    return over_raw(f, in, win, grid_.at(k), step_params, scratch_);
+  };
 
   for (const auto& ref : store_.select(ms.selector.matchers)) {
     if (auto st = guard_.check(); !st) return st;
@@ -624,9 +593,9 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
         guard_.release(samples_.size());
         drop_stale_markers(samples_);
         if (samples_.empty()) continue;
-        if (auto value = over_raw(f, samples_, win, params[k], scratch_)) {
-          s.points.push_back({grid_.at(k), *value});
-        }
+        auto value = call_kernel(k, samples_, win);
+        if (!value) return value.status();
+        if (*value) s.points.push_back({grid_.at(k), **value});
       }
     } else if (w == 0) {
       samples_.clear();
@@ -643,9 +612,9 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
         while (lo < hi && samples_[lo].timestamp <= win.start) ++lo;
         if (lo == hi) continue;
         const std::span<const store::Point> in(samples_.data() + lo, hi - lo);
-        if (auto value = over_raw(f, in, win, params[k], scratch_)) {
-          s.points.push_back({grid_.at(k), *value});
-        }
+        auto value = call_kernel(k, in, win);
+        if (!value) return value.status();
+        if (*value) s.points.push_back({grid_.at(k), **value});
       }
     } else {
       rollups_.clear();
@@ -664,7 +633,7 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
         while (lo < hi && rollups_[lo].end <= win.start) ++lo;
         if (lo == hi) continue;
         const std::span<const store::Rollup> in(rollups_.data() + lo, hi - lo);
-        if (auto value = over_rollups(f, in, win, params[k])) {
+        if (auto value = over_rollups(f, in, win, params.empty() ? 0 : params[0][k])) {
           s.points.push_back({grid_.at(k), *value});
         }
       }

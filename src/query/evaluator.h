@@ -3,6 +3,7 @@
 // as Prometheus 2.x does: each node's value covers every step at once, so each series is read
 // from the store once per query. Private to the query module.
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,8 +59,21 @@ class Evaluator {
   Result<Value> eval_node(const AggregateExpr& n);
   Result<Value> eval_node(const ParenExpr& n);
 
+  // `params`: the function's scalar arguments in call order, each with one value per step.
   Result<Value> eval_range_function(Function f, const MatrixSelector& ms,
-                                    const std::vector<double>& params);
+                                    std::span<const std::vector<double>> params);
+  // The functions of instant vectors and scalars (functions_instant.cpp).
+  Result<Value> eval_function(const Call& n);
+  Result<Value> eval_timestamp(const VectorSelector& vs);
+  Result<Value> eval_absent(const Call& n);
+  Result<Value> eval_histogram_quantile(const Call& n);
+  Result<Value> eval_label_function(const Call& n);
+  Result<Value> eval_sort(const Call& n);
+  // absent() and absent_over_time(): 1 at the steps where `in` has no element, labelled from
+  // `arg`'s equality matchers.
+  Value absent_steps(const Value& in, const Expr& arg) const;
+  // The step a point of an instant vector belongs to.
+  size_t step_of(TimestampMs t) const;
   Result<Value> vector_vector(const BinaryExpr& n, Value lhs, Value rhs);
   // Every aggregation (aggregations.cpp); `param` is the evaluated parameter, if any.
   Result<Value> aggregate(const AggregateExpr& n, Value in, const Value* param);

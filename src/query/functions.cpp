@@ -11,25 +11,6 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Prometheus' quantile(): NaN for no values or a NaN φ, -Inf/+Inf for φ outside [0, 1], else
-// linear interpolation between the two closest ranks (NaN samples sort first).
-double quantile_of(double q, std::vector<double>& values) {
-  if (values.empty() || std::isnan(q)) return kNaN;
-  if (q < 0) return -kInf;
-  if (q > 1) return kInf;
-  std::sort(values.begin(), values.end(), [](double a, double b) {
-    if (std::isnan(a)) return !std::isnan(b);
-    return !std::isnan(b) && a < b;
-  });
-  const double n = static_cast<double>(values.size());
-  const double rank = q * (n - 1);
-  const double lower = std::max(0.0, std::floor(rank));
-  const double upper = std::min(n - 1, lower + 1);
-  const double weight = rank - std::floor(rank);
-  return values[static_cast<size_t>(lower)] * (1 - weight) +
-         values[static_cast<size_t>(upper)] * weight;
-}
-
 // The same from merged sketches: each rank's value within the sketch's relative error, the
 // extremes exact.
 double sketch_quantile(double q, std::span<const store::Rollup> buckets) {
@@ -60,6 +41,23 @@ double sketch_quantile(double q, std::span<const store::Rollup> buckets) {
 }
 
 }  // namespace
+
+double quantile_of(double q, std::vector<double>& values) {
+  if (values.empty() || std::isnan(q)) return kNaN;
+  if (q < 0) return -kInf;
+  if (q > 1) return kInf;
+  std::sort(values.begin(), values.end(), [](double a, double b) {
+    if (std::isnan(a)) return !std::isnan(b);
+    return !std::isnan(b) && a < b;
+  });
+  const double n = static_cast<double>(values.size());
+  const double rank = q * (n - 1);
+  const double lower = std::max(0.0, std::floor(rank));
+  const double upper = std::min(n - 1, lower + 1);
+  const double weight = rank - std::floor(rank);
+  return values[static_cast<size_t>(lower)] * (1 - weight) +
+         values[static_cast<size_t>(upper)] * weight;
+}
 
 void kahan_add(double inc, double& sum, double& c) {
   const double t = sum + inc;
@@ -126,8 +124,26 @@ double extrapolated_rate(uint64_t count, TimestampMs first_t, double first_v, Ti
   return delta * factor;
 }
 
+bool has_rollup_kernel(Function f) {
+  switch (f) {
+    case Function::kCountOverTime:
+    case Function::kLastOverTime:
+    case Function::kSumOverTime:
+    case Function::kAvgOverTime:
+    case Function::kMinOverTime:
+    case Function::kMaxOverTime:
+    case Function::kStddevOverTime:
+    case Function::kStdvarOverTime:
+    case Function::kQuantileOverTime:
+    case Function::kRate:
+    case Function::kIncrease: return true;
+    default: return false;
+  }
+}
+
 std::optional<double> over_raw(Function f, std::span<const store::Point> samples,
-                               RangeWindow window, double param, std::vector<double>& scratch) {
+                               RangeWindow window, TimestampMs eval_time,
+                               std::span<const double> params, std::vector<double>& scratch) {
   switch (f) {
     case Function::kCountOverTime: return static_cast<double>(samples.size());
     case Function::kLastOverTime: return samples.back().value;
@@ -176,7 +192,7 @@ std::optional<double> over_raw(Function f, std::span<const store::Point> samples
     case Function::kQuantileOverTime: {
       scratch.clear();
       for (const auto& p : samples) scratch.push_back(p.value);
-      return quantile_of(param, scratch);
+      return quantile_of(params[0], scratch);
     }
     case Function::kRate:
     case Function::kIncrease: {
@@ -190,7 +206,7 @@ std::optional<double> over_raw(Function f, std::span<const store::Point> samples
       return extrapolated_rate(samples.size(), samples.front().timestamp, samples.front().value,
                                samples.back().timestamp, delta, window, true, f == Function::kRate);
     }
-    default: return std::nullopt;
+    default: return over_raw_more(f, samples, window, eval_time, params, scratch);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "kpid/core/status.h"
 #include "kpid/query/promql.h"
 #include "kpid/store/sample_store.h"
 
@@ -41,10 +42,31 @@ struct RangeWindow {
 };
 
 // f over the (non-empty, time-ordered) samples of one window; nullopt when f has no value there
-// (rate and increase need two samples). `param` is quantile_over_time's φ; `scratch` is reused
-// between calls to avoid allocating per window.
+// (rate and increase need two samples). `eval_time` is the step's time (the window's end plus
+// the offset; predict_linear predicts from it). `params` are f's scalar arguments at this step in
+// call order without the range vector (quantile_over_time's φ; predict_linear's t; holt_winters'
+// sf and tf), checked by check_range_params first. `scratch` is reused between calls to avoid
+// allocating per window.
 std::optional<double> over_raw(Function f, std::span<const store::Point> samples,
-                               RangeWindow window, double param, std::vector<double>& scratch);
+                               RangeWindow window, TimestampMs eval_time,
+                               std::span<const double> params, std::vector<double>& scratch);
+
+// The range functions added with all of PromQL (irate ... mad_over_time), for over_raw.
+std::optional<double> over_raw_more(Function f, std::span<const store::Point> samples,
+                                    RangeWindow window, TimestampMs eval_time,
+                                    std::span<const double> params, std::vector<double>& scratch);
+
+// The error Prometheus raises when f is called with these scalar arguments (holt_winters'
+// factors outside (0, 1)); raised only where a series has samples in the window, as Prometheus.
+Status check_range_params(Function f, std::span<const double> params);
+
+// Whether over_rollups computes f (with the answer the raw samples give when the windows are
+// bucket-aligned); other range functions read raw samples.
+bool has_rollup_kernel(Function f);
+
+// Prometheus' quantile(): NaN for no values or a NaN φ, -Inf/+Inf for φ outside [0, 1], else
+// linear interpolation between the two closest ranks (NaN samples sort first). Sorts `values`.
+double quantile_of(double q, std::vector<double>& values);
 
 // f over the (non-empty, time-ordered) rollup buckets covering one window.
 std::optional<double> over_rollups(Function f, std::span<const store::Rollup> buckets,

@@ -1,5 +1,6 @@
 // PromQL's type check after a successful parse, with Prometheus' messages (promql/parser/
 // parse.go checkAST).
+#include <algorithm>
 #include <string>
 #include <variant>
 
@@ -88,14 +89,29 @@ class TypeChecker {
   }
   Status check_node(Expr& e, Call& n) {
     const FunctionInfo& fn = function_info(n.function);
-    if (n.args.size() != fn.args.size()) {
-      return lexer_.fail(e.position, "expected " + std::to_string(fn.args.size()) +
+    const size_t declared = fn.args.size();
+    const size_t given = n.args.size();
+    if (fn.variadic == 0) {
+      if (given != declared) {
+        return lexer_.fail(e.position, "expected " + std::to_string(declared) +
+                                           " argument(s) in call to \"" + fn.name + "\", got " +
+                                           std::to_string(given));
+      }
+    } else if (given < declared - 1) {
+      return lexer_.fail(e.position, "expected at least " + std::to_string(declared - 1) +
                                          " argument(s) in call to \"" + fn.name + "\", got " +
-                                         std::to_string(n.args.size()));
+                                         std::to_string(given));
+    } else if (const size_t most = declared - 1 + static_cast<size_t>(fn.variadic);
+               fn.variadic > 0 && given > most) {
+      return lexer_.fail(e.position, "expected at most " + std::to_string(most) +
+                                         " argument(s) in call to \"" + fn.name + "\", got " +
+                                         std::to_string(given));
     }
-    for (size_t i = 0; i < n.args.size(); ++i) {
-      if (auto st = expect_type(*n.args[i], fn.args[i],
-                                std::string("call to function \"") + fn.name + "\"");
+    for (size_t i = 0; i < given; ++i) {
+      // Arguments past the declared ones repeat the last type (variadic functions).
+      const ValueType want = fn.args[std::min(i, declared - 1)];
+      if (auto st =
+              expect_type(*n.args[i], want, std::string("call to function \"") + fn.name + "\"");
           !st) {
         return st;
       }

@@ -12,18 +12,22 @@
 
 namespace kpid::query::detail {
 
-// A function of the subset: its name, argument types and result type.
+// A function: its name, argument types and result type. `variadic` as Prometheus': 0 for exactly
+// `args`; otherwise at least args.size() - 1 arguments and at most args.size() - 1 + variadic
+// (-1: no limit), those past the end of `args` typed as its last.
 struct FunctionInfo {
   Function function;
   const char* name;
   std::vector<ValueType> args;
   ValueType result;
+  int variadic = 0;
 };
 
 // Every function of the subset.
 const std::vector<FunctionInfo>& functions();
 const FunctionInfo& function_info(Function f);
-// Prometheus 2.x functions outside the subset, to refuse them as unsupported, not unknown.
+// Prometheus functions kpid does not evaluate (those of native histograms), to refuse them as
+// unsupported, not unknown.
 bool is_prometheus_function(std::string_view name);
 
 enum class Tok {

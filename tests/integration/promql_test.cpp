@@ -239,3 +239,48 @@ TEST_CASE("promql: promtool queries expressions", "[promql][promtool]") {
   CHECK(contains(range.out, R"({room="x"} =>)"));
   CHECK(contains(range.out, "22 @[" + fmt_seconds(t + 5 * kMinute) + "]"));
 }
+
+TEST_CASE("promql: histogram_quantile, sort and function errors over HTTP", "[promql]") {
+  Kpid k;
+  k.start();
+  const int64_t t = base_ms();
+  // Latency buckets every 15 s for 10 minutes: +1, +3, +4 per scrape in le 0.1, 1, +Inf.
+  std::string body;
+  for (int64_t i = 0; i <= 40; ++i) {
+    const std::string at = " " + std::to_string(t - 10 * kMinute + i * 15'000) + "\n";
+    body += "lat_bucket,route=/checkout,le=0.1 value=" + std::to_string(i) + at;
+    body += "lat_bucket,route=/checkout,le=1 value=" + std::to_string(3 * i) + at;
+    body += "lat_bucket,route=/checkout,le=+Inf value=" + std::to_string(4 * i) + at;
+  }
+  k.write_ok(body, "ms");
+  // Rank 0.5 * 4 = 2 of the per-second rates lies in (0.1, 1]: 0.1 + 0.9 * (2 - 1) / 2.
+  const auto p50 =
+      k.query_at_ms("histogram_quantile(0.5, sum by (le, route) (rate(lat_bucket[5m])))", t);
+  REQUIRE(p50.size() == 1);
+  CHECK(p50[0].metric.at("route") == "/checkout");
+  CHECK(p50[0].metric.count("le") == 0);
+  CHECK(num(p50[0].value) == Approx(0.55));
+  // sort_desc's order is the answer's order.
+  const auto sorted = k.query_at_ms("sort_desc(lat_bucket)", t);
+  REQUIRE(sorted.size() == 3);
+  CHECK(sorted[0].metric.at("le") == "+Inf");
+  CHECK(sorted[1].metric.at("le") == "1");
+  CHECK(sorted[2].metric.at("le") == "0.1");
+  // Evaluation errors are 422 execution; argument errors are parse errors, 400 bad_data.
+  const auto replace =
+      error_body(k.get("/api/v1/query?" +
+                       form({{"query", "label_replace(lat_bucket, \"x\", \"\", \"le\", \"(\")"},
+                             {"time", fmt_seconds(t)}})),
+                 422, "execution");
+  CHECK(replace.at("error") == "invalid regular expression in label_replace(): (");
+  const auto hw = error_body(
+      k.get("/api/v1/query?" +
+            form({{"query", "holt_winters(lat_bucket[5m], 2, 0.5)"}, {"time", fmt_seconds(t)}})),
+      422, "execution");
+  CHECK(hw.at("error") == "invalid smoothing factor. Expected: 0 < sf < 1, got: 2.000000");
+  const auto args =
+      error_body(k.get("/api/v1/query?" + form({{"query", "round()"}, {"time", fmt_seconds(t)}})),
+                 400, "bad_data");
+  CHECK(contains(std::string(args.at("error").as_string()),
+                 "expected at least 1 argument(s) in call to \"round\", got 0"));
+}

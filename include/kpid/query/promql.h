@@ -6,13 +6,14 @@
 // durations such as 1h30m), `offset` (negative too), parentheses, unary + and -, binary
 // + - * / % ^ == != > < >= <= (comparisons with optional `bool`) with Prometheus' precedence
 // (^ binds tightest and is right-associative; unary minus binds like *), one-to-one vector
-// matching with on(...) / ignoring(...), the functions of `Function` and the aggregations of
+// matching with on(...) / ignoring(...), the functions of `Function` (every PromQL function for
+// float samples; string arguments where Prometheus takes them) and the aggregations of
 // `AggregateOp` with by (...) or without (...) before or after the arguments: sum, avg, min,
 // max, count, group, stddev, stdvar, and with a parameter first topk(k, v), bottomk(k, v),
 // quantile(φ, v), count_values("label", v), limitk(k, v), limit_ratio(r, v) (aggregations.cpp
 // states their semantics).
 // Refused with a "not supported" parse error: group_left/group_right, and/or/unless, atan2,
-// subqueries, the @ modifier, other functions.
+// subqueries, the @ modifier, the native-histogram functions.
 
 #include <memory>
 #include <string>
@@ -71,9 +72,66 @@ enum class Function {
   kScalar,  // (instant vector) -> scalar
   kVector,  // (scalar) -> instant vector
   kTime,    // () -> scalar
+  // Appended (keep the order above stable for merges).
+  kIrate,
+  kDelta,
+  kIdelta,
+  kDeriv,
+  kPredictLinear,               // (range vector, scalar t)
+  kHoltWinters,                 // (range vector, scalar sf, scalar tf)
+  kDoubleExponentialSmoothing,  // holt_winters' newer name
+  kChanges,
+  kResets,
+  kPresentOverTime,
+  kMadOverTime,
+  kAbsentOverTime,
+  kAbsent,
+  kHistogramQuantile,  // (scalar φ, instant vector)
+  kLabelReplace,       // (v, dst, replacement, src, regex)
+  kLabelJoin,          // (v, dst, separator, src...)
+  kSort,
+  kSortDesc,
+  kSortByLabel,  // (v, label...)
+  kSortByLabelDesc,
+  kTimestamp,
+  kMinute,  // calendar functions: (instant vector), or () for vector(time())
+  kHour,
+  kDayOfWeek,
+  kDayOfMonth,
+  kDayOfYear,
+  kDaysInMonth,
+  kMonth,
+  kYear,
+  kClamp,     // (v, min, max)
+  kClampMin,  // (v, min)
+  kClampMax,  // (v, max)
+  kRound,     // (v), (v, to_nearest)
+  kCeil,
+  kFloor,
+  kExp,
+  kLn,
+  kLog2,
+  kLog10,
+  kSqrt,
+  kSgn,
+  kAcos,
+  kAcosh,
+  kAsin,
+  kAsinh,
+  kAtan,
+  kAtanh,
+  kCos,
+  kCosh,
+  kSin,
+  kSinh,
+  kTan,
+  kTanh,
+  kDeg,
+  kRad,
+  kPi,  // () -> scalar
 };
 const char* function_name(Function f);
-// Whether `f` takes a range vector (its last argument).
+// Whether `f` takes a range vector (one of its arguments).
 bool is_range_function(Function f);
 
 struct Expr;
