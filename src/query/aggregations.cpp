@@ -40,8 +40,6 @@ namespace kpid::query::detail {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr size_t kNone = std::numeric_limits<size_t>::max();
 
 bool listed(const std::vector<std::string>& names, std::string_view name) {
@@ -449,24 +447,6 @@ void sort_best_first(std::vector<Entry>& h, EntryLess less) {
   } else {
     GoSort(h, [](const Entry& a, const Entry& b) { return bottomk_less(b, a); }).sort();
   }
-}
-
-// Prometheus' quantile(): NaN for a NaN φ, ±Inf outside [0, 1], else interpolated (NaN first).
-double quantile_of(double q, std::vector<double>& values) {
-  if (values.empty() || std::isnan(q)) return kNaN;
-  if (q < 0) return -kInf;
-  if (q > 1) return kInf;
-  std::sort(values.begin(), values.end(), [](double a, double b) {
-    if (std::isnan(a)) return !std::isnan(b);
-    return !std::isnan(b) && a < b;
-  });
-  const double n = static_cast<double>(values.size());
-  const double rank = q * (n - 1);
-  const double lower = std::max(0.0, std::floor(rank));
-  const double upper = std::min(n - 1, lower + 1);
-  const double weight = rank - std::floor(rank);
-  return values[static_cast<size_t>(lower)] * (1 - weight) +
-         values[static_cast<size_t>(upper)] * weight;
 }
 
 // k of topk/bottomk/limitk at one step, as Go's convertibleToInt64 then int64(v).
