@@ -12,27 +12,37 @@ namespace http = boost::beast::http;
 
 namespace {
 
+// One entry of a top list: `name` (for label pairs, `name`=`value`) and its count.
 struct Stat {
   std::string_view name;
-  uint64_t value;
+  std::string_view value;  // only for label pairs
+  uint64_t count;
 };
 
-// The `limit` largest by value, largest first; ties by name, so the answer is stable (Prometheus
-// leaves ties in its maps' order).
-void append_top(std::string& out, std::vector<Stat>& stats, size_t limit) {
-  const auto by_value = [](const Stat& a, const Stat& b) {
-    return a.value != b.value ? a.value > b.value : a.name < b.name;
+// The `limit` largest by count, largest first; ties by name, so the answer is stable (Prometheus
+// leaves ties in its maps' order). The "name=value" strings of pairs are built only for those
+// kept: an index has as many pairs as it has distinct label values.
+void append_top(std::string& out, std::vector<Stat>& stats, size_t limit, bool pairs) {
+  const auto by_count = [](const Stat& a, const Stat& b) {
+    if (a.count != b.count) return a.count > b.count;
+    return a.name != b.name ? a.name < b.name : a.value < b.value;
   };
   const size_t n = std::min(limit, stats.size());
   std::partial_sort(stats.begin(), stats.begin() + static_cast<std::ptrdiff_t>(n), stats.end(),
-                    by_value);
+                    by_count);
   out.push_back('[');
+  std::string pair;
   for (size_t i = 0; i < n; ++i) {
     if (i > 0) out.push_back(',');
     out.append(R"({"name":)");
-    append_json_string(out, stats[i].name);
+    if (pairs) {
+      pair.assign(stats[i].name).append("=").append(stats[i].value);
+      append_json_string(out, pair);
+    } else {
+      append_json_string(out, stats[i].name);
+    }
     out.append(R"(,"value":)");
-    out.append(std::to_string(stats[i].value));
+    out.append(std::to_string(stats[i].count));
     out.push_back('}');
   }
   out.push_back(']');
@@ -83,23 +93,18 @@ Response handle_tsdb_status(const Request& request, const store::SampleStore& st
       n.value_bytes += l.value.size();
     }
   }
-  std::vector<std::string> pair_names;  // "name=value", owned here for the views below
   size_t pairs = 0;
   for (const auto& [name, n] : by_name) pairs += n.series_by_value.size();
-  pair_names.reserve(pairs);
   std::vector<Stat> metrics, values_per_name, bytes_per_name, series_per_pair;
   values_per_name.reserve(by_name.size());
   bytes_per_name.reserve(by_name.size());
   series_per_pair.reserve(pairs);
   for (const auto& [name, n] : by_name) {
-    values_per_name.push_back({name, n.series_by_value.size()});
-    bytes_per_name.push_back({name, n.value_bytes});
+    values_per_name.push_back({name, {}, n.series_by_value.size()});
+    bytes_per_name.push_back({name, {}, n.value_bytes});
     for (const auto& [value, count] : n.series_by_value) {
-      if (name == kMetricNameLabel) metrics.push_back({value, count});
-      std::string& pair = pair_names.emplace_back();
-      pair.reserve(name.size() + 1 + value.size());
-      pair.append(name).append("=").append(value);
-      series_per_pair.push_back({pair, count});
+      if (name == kMetricNameLabel) metrics.push_back({value, {}, count});
+      series_per_pair.push_back({name, value, count});
     }
   }
   const store::HeadStats head = store.head_stats();
@@ -114,13 +119,13 @@ Response handle_tsdb_status(const Request& request, const store::SampleStore& st
   data += R"(,"maxTime":)";
   data += std::to_string(head.max_time);
   data += R"(},"seriesCountByMetricName":)";
-  append_top(data, metrics, limit);
+  append_top(data, metrics, limit, false);
   data += R"(,"labelValueCountByLabelName":)";
-  append_top(data, values_per_name, limit);
+  append_top(data, values_per_name, limit, false);
   data += R"(,"memoryInBytesByLabelName":)";
-  append_top(data, bytes_per_name, limit);
+  append_top(data, bytes_per_name, limit, false);
   data += R"(,"seriesCountByLabelValuePair":)";
-  append_top(data, series_per_pair, limit);
+  append_top(data, series_per_pair, limit, true);
   data.push_back('}');
   return api_success(request, data);
 }
