@@ -129,6 +129,15 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
                          const query::Engine& engine, const Clock& clock,
                          const QueryBudget& budget);
 
+// GET /api/v1/status/buildinfo: kpid's version, revision, branch, build user and date, and its
+// compiler (in Prometheus' goVersion field). Other methods: Prometheus' 405.
+Response handle_buildinfo(const Request& request);
+
+// GET /api/v1/status/tsdb (`limit`, default 10): the index's cardinality in Prometheus' shape
+// (headStats; the top series counts by metric name and by label pair, label value counts and
+// value bytes by label name). Other methods: Prometheus' 405.
+Response handle_tsdb_status(const Request& request, const store::SampleStore& store);
+
 // The KPI API; `rest` is the path after /api/v1/kpis ("", "/ID" or "/ID/series").
 Response handle_kpi_api(const Request& request, std::string_view rest, const kpi::Evaluator& kpis,
                         const Clock& clock);

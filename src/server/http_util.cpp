@@ -1,10 +1,12 @@
 #include "http_util.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 
 #include "kpid/core/utf8.h"
 
 #include <cstdio>
+#include <limits>
 
 namespace kpid::server::detail {
 
@@ -75,12 +77,17 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 Params::Params(const Request& request, bool query_only) {
+  // As Go's Request.ParseForm, which Prometheus reads parameters with: a form body's values
+  // come before the URL's, so get() prefers the body and all() lists the body's first.
+  if (!query_only && (request.method() == http::verb::post || request.method() == http::verb::put ||
+                      request.method() == http::verb::patch)) {
+    std::string_view type = request[http::field::content_type];
+    type = type.substr(0, type.find(';'));
+    while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+    if (boost::beast::iequals(type, "application/x-www-form-urlencoded")) parse(request.body());
+  }
   std::string_view target = request.target();
   if (auto q = target.find('?'); q != std::string_view::npos) parse(target.substr(q + 1));
-  if (!query_only && request.method() == http::verb::post) {
-    std::string_view type = request[http::field::content_type];
-    if (type.substr(0, 33) == "application/x-www-form-urlencoded") parse(request.body());
-  }
 }
 
 void Params::parse(std::string_view text) {
@@ -177,6 +184,57 @@ Response api_success(const Request& request, std::string_view data) {
   body.append(data);
   body.push_back('}');
   return json_response(request, http::status::ok, std::move(body));
+}
+
+Response api_success(const Request& request, std::string_view data,
+                     const std::vector<std::string>& warnings) {
+  if (warnings.empty()) return api_success(request, data);
+  std::string body = R"({"status":"success","data":)";
+  body.append(data);
+  body.append(R"(,"warnings":[)");
+  for (size_t i = 0; i < warnings.size(); ++i) {
+    if (i > 0) body.push_back(',');
+    append_json_string(body, warnings[i]);
+  }
+  body.append("]}");
+  return json_response(request, http::status::ok, std::move(body));
+}
+
+Response prom_method_not_allowed(const Request& request, std::string_view allow) {
+  auto r = make_response(request, http::status::method_not_allowed, "Method Not Allowed\n",
+                         "text/plain; charset=utf-8");
+  r.set(http::field::allow, allow);
+  return r;
+}
+
+Result<int64_t> parse_go_int(std::string_view text) {
+  auto fail = [&](std::string_view why) {
+    std::string message = "strconv.Atoi: parsing ";
+    append_json_string(message, text);
+    message += ": ";
+    message += why;
+    return Status::invalid_argument(message);
+  };
+  std::string_view digits = text;
+  const bool negative = !digits.empty() && digits.front() == '-';
+  if (!digits.empty() && (digits.front() == '-' || digits.front() == '+')) digits.remove_prefix(1);
+  if (digits.empty()) return fail("invalid syntax");
+  uint64_t magnitude = 0;
+  bool overflow = false;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return fail("invalid syntax");
+    if (magnitude > (std::numeric_limits<uint64_t>::max() - 9) / 10) {
+      overflow = true;
+    } else {
+      magnitude = magnitude * 10 + static_cast<uint64_t>(c - '0');
+    }
+  }
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (overflow || magnitude > kMax + (negative ? 1 : 0)) return fail("value out of range");
+  if (negative)
+    return magnitude == kMax + 1 ? std::numeric_limits<int64_t>::min()
+                                 : -static_cast<int64_t>(magnitude);
+  return static_cast<int64_t>(magnitude);
 }
 
 Result<TimestampMs> time_param(const Params& params, std::string_view name, TimestampMs fallback) {

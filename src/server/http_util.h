@@ -20,8 +20,9 @@ void append_json_string(std::string& out, std::string_view s);
 // Decoded parameters from a query string and, for form POSTs, the body. Keys may repeat.
 class Params {
  public:
-  // Parses the target's query string, plus the body when the request is a
-  // application/x-www-form-urlencoded POST (unless `query_only`: a write's body is data).
+  // Parses the target's query string, plus the body when the request is an
+  // application/x-www-form-urlencoded POST, PUT or PATCH (unless `query_only`: a write's body
+  // is data). As Go's ParseForm (Prometheus' parameters): the body's values come first.
   explicit Params(const Request& request, bool query_only = false);
   // The first value of `key`, or nullptr.
   const std::string* get(std::string_view key) const;
@@ -46,6 +47,18 @@ Response api_error(const Request& request, std::string_view message);
 Response api_error(const Request& request, boost::beast::http::status status,
                    std::string_view error_type, std::string_view message);
 Response api_success(const Request& request, std::string_view data);
+// The success envelope with Prometheus' "warnings" list when `warnings` is not empty.
+Response api_success(const Request& request, std::string_view data,
+                     const std::vector<std::string>& warnings);
+
+// Prometheus' own 405, from its router: "Method Not Allowed" in plain text, with Allow. Grafana
+// falls back from POST to GET on it, so kpid answers it exactly where Prometheus does.
+Response prom_method_not_allowed(const Request& request, std::string_view allow);
+
+// Parses a whole decimal int64 as Go's strconv.Atoi does (optional sign, digits only); on
+// failure the message is Atoi's ("strconv.Atoi: parsing \"x\": invalid syntax" or "value out
+// of range").
+Result<int64_t> parse_go_int(std::string_view text);
 // A state change that could not be written (Status unavailable from a module's write, then
 // apply): 503 "unavailable" with the reason and Retry-After; nothing was changed.
 Response state_unavailable(const Request& request, const Status& status);

@@ -239,8 +239,30 @@ bool scan_stopped(const Status& status) {
          status.code() == StatusCode::kIoError;
 }
 
+// The `limit` of series and label lookups as Prometheus parses it: absent or 0 for none, a
+// negative or non-integer value is bad_data.
+Result<size_t> limit_param(const Params& params) {
+  const std::string* text = params.get("limit");
+  if (text == nullptr || text->empty()) return size_t{0};
+  auto n = parse_go_int(*text);
+  if (!n) return Status::invalid_argument("invalid parameter \"limit\": " + n.status().message());
+  if (*n < 0)
+    return Status::invalid_argument("invalid parameter \"limit\": limit must be non-negative");
+  return static_cast<size_t>(*n);
+}
+
+// Keeps the first `limit` entries (0: all); Prometheus warns when it cut any.
+template <typename T>
+void truncate_to(std::vector<T>& items, size_t limit, std::vector<std::string>& warnings) {
+  if (limit == 0 || items.size() <= limit) return;
+  items.resize(limit);
+  warnings.emplace_back("results truncated due to limit");
+}
+
 Response series(const Request& request, const Params& params, const query::Engine& engine,
                 const QueryBudget& budget) {
+  auto limit = limit_param(params);
+  if (!limit) return api_error(request, limit.status().message());
   auto selectors = params.all("match[]");
   if (selectors.empty()) return api_error(request, "no match[] parameter provided");
   auto window = window_params(params);
@@ -253,17 +275,21 @@ Response series(const Request& request, const Params& params, const query::Engin
     if (scan_stopped(result.status())) return exec_error(request, result.status());
     return api_error(request, "invalid parameter \"match[]\": " + result.status().message());
   }
+  std::vector<std::string> warnings;
+  truncate_to(*result, *limit, warnings);
   std::string data = "[";
   for (size_t i = 0; i < result->size(); ++i) {
     if (i > 0) data.push_back(',');
     append_metric(data, *(*result)[i].labels);
   }
   data.push_back(']');
-  return api_success(request, data);
+  return api_success(request, data, warnings);
 }
 
 Response labels(const Request& request, const Params& params, const query::Engine& engine,
                 std::string_view values_of, const QueryBudget& budget) {
+  auto limit = limit_param(params);
+  if (!limit) return api_error(request, limit.status().message());
   auto window = window_params(params);
   if (!window) return api_error(request, window.status().message());
   auto limits = limits_of(params, budget);
@@ -278,9 +304,27 @@ Response labels(const Request& request, const Params& params, const query::Engin
     if (scan_stopped(result.status())) return exec_error(request, result.status());
     return api_error(request, "invalid parameter \"match[]\": " + result.status().message());
   }
+  std::vector<std::string> warnings;
+  truncate_to(*result, *limit, warnings);
   std::string data;
   append_string_list(data, *result);
-  return api_success(request, data);
+  return api_success(request, data, warnings);
+}
+
+// kpid keeps no exemplars: after checking the parameters as Prometheus does, the answer is the
+// empty list Prometheus gives for series without exemplars.
+Response query_exemplars(const Request& request, const Params& params) {
+  auto start = time_param(params, "start", kMinTime);
+  if (!start) return api_error(request, start.status().message());
+  auto end = time_param(params, "end", kMaxTime);
+  if (!end) return api_error(request, end.status().message());
+  if (*end < *start) {
+    return api_error(request, "end timestamp must not be before start timestamp");
+  }
+  const std::string* q = params.get("query");
+  auto expr = query::parse_promql(q != nullptr ? *q : std::string());
+  if (!expr) return api_error(request, expr.status().message());
+  return api_success(request, "[]");
 }
 
 }  // namespace
@@ -288,21 +332,23 @@ Response labels(const Request& request, const Params& params, const query::Engin
 Response handle_prom_api(const Request& request, std::string_view endpoint,
                          const query::Engine& engine, const Clock& clock,
                          const QueryBudget& budget) {
-  if (request.method() != http::verb::get && request.method() != http::verb::post) {
-    auto r = api_error(request, "method not allowed: use GET or POST");
-    r.result(http::status::method_not_allowed);
-    r.set(http::field::allow, "GET, POST");
-    return r;
-  }
+  constexpr std::string_view kLabel = "label/";
+  constexpr std::string_view kValues = "/values";
+  const bool label_values = endpoint.starts_with(kLabel) && endpoint.ends_with(kValues) &&
+                            endpoint.size() > kLabel.size() + kValues.size();
+  // The methods Prometheus routes: GET and POST, but only GET for label values (so Grafana,
+  // set to POST, falls back to GET there as it does with Prometheus).
+  const bool get = request.method() == http::verb::get;
+  const bool post = request.method() == http::verb::post;
+  if (label_values && !get) return prom_method_not_allowed(request, "GET");
+  if (!get && !post) return prom_method_not_allowed(request, "GET, POST");
   Params params(request);
   if (endpoint == "query") return query_instant(request, params, engine, clock, budget);
   if (endpoint == "query_range") return query_range(request, params, engine, budget);
+  if (endpoint == "query_exemplars") return query_exemplars(request, params);
   if (endpoint == "series") return series(request, params, engine, budget);
   if (endpoint == "labels") return labels(request, params, engine, {}, budget);
-  constexpr std::string_view kLabel = "label/";
-  constexpr std::string_view kValues = "/values";
-  if (endpoint.starts_with(kLabel) && endpoint.ends_with(kValues) &&
-      endpoint.size() > kLabel.size() + kValues.size()) {
+  if (label_values) {
     std::string name = std::string(
         endpoint.substr(kLabel.size(), endpoint.size() - kLabel.size() - kValues.size()));
     if (!is_label_name(name)) {

@@ -54,6 +54,9 @@ enum class Route {
   kOkrAction,
   kDashboard,
   kDashboardAsset,
+  kQueryExemplars,
+  kBuildInfo,
+  kTsdbStatus,
   kOther,
   kCount
 };
@@ -90,6 +93,9 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/okrs/:id/:action",
     "/",
     "/ui/:file",
+    "/api/v1/query_exemplars",
+    "/api/v1/status/buildinfo",
+    "/api/v1/status/tsdb",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -102,6 +108,9 @@ Route route_of(std::string_view path) {
   if (path == "/api/v1/metadata") return Route::kMetadata;
   if (path == "/api/v1/query") return Route::kQuery;
   if (path == "/api/v1/query_range") return Route::kQueryRange;
+  if (path == "/api/v1/query_exemplars") return Route::kQueryExemplars;
+  if (path == "/api/v1/status/buildinfo") return Route::kBuildInfo;
+  if (path == "/api/v1/status/tsdb") return Route::kTsdbStatus;
   if (path == "/api/v1/series") return Route::kSeries;
   if (path == "/api/v1/labels") return Route::kLabels;
   if (path.starts_with("/api/v1/label/") && path.ends_with("/values")) return Route::kLabelValues;
@@ -192,6 +201,8 @@ bool on_pool(Route route) {
     case Route::kSeries:
     case Route::kLabels:
     case Route::kLabelValues:
+    case Route::kQueryExemplars:
+    case Route::kTsdbStatus:
     case Route::kKpi:
     case Route::kKpiSeries:
     case Route::kAdminCompact:
@@ -242,6 +253,7 @@ Response run_pooled(Route route, const Request& request, const RouterServices& s
     return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
                                   services.kpis, services.clock);
   }
+  if (route == Route::kTsdbStatus) return detail::handle_tsdb_status(request, services.store);
   return detail::handle_prom_api(request, path.substr(std::string_view("/api/v1/").size()),
                                  services.engine, services.clock, budget);
 }
@@ -346,6 +358,7 @@ struct Router::Impl {
                                          services.otlp_deltas, limits);
     }
     if (route == Route::kMetadata) return detail::handle_metadata(request, services.metadata);
+    if (route == Route::kBuildInfo) return detail::handle_buildinfo(request);
     if (route == Route::kWriteV1 || route == Route::kWriteV2) {
       return detail::handle_write(
           request, route == Route::kWriteV1 ? detail::WriteApi::kV1 : detail::WriteApi::kV2,

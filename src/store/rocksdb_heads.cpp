@@ -1,5 +1,7 @@
 #include "rocksdb_impl.h"
 
+#include <algorithm>
+
 namespace kpid::store {
 
 // Rebuilds the heads from the head log. Records are in write order and each holds only
@@ -225,6 +227,19 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   lock.unlock();
   if (full || !dirtied.empty()) im.wake_worker();
   return Status::ok();
+}
+
+HeadStats RocksDbStore::head_stats() const {
+  HeadStats stats;
+  std::lock_guard lock(impl_->head_mutex);
+  for (const Head& head : impl_->heads) {
+    if (head.pending.empty()) continue;
+    ++stats.series;
+    stats.samples += head.pending.size();
+    stats.min_time = std::min(stats.min_time, head.pending.front().timestamp);
+    stats.max_time = std::max(stats.max_time, head.pending.back().timestamp);
+  }
+  return stats;
 }
 
 uint64_t RocksDbStore::head_samples() const {

@@ -90,6 +90,7 @@ class RocksDbStore final : public SampleStore, public StateStore {
   std::vector<std::string> label_values(std::string_view name) const override;
   Pushback pushback() const override;
   size_t series_count() const override;
+  HeadStats head_stats() const override;
   uint64_t disk_usage_bytes() const override;
   const Labels* labels(SeriesId series) const override;
 

@@ -3,6 +3,7 @@
 // of raw samples, and reads of the 5-minute and 1-hour rollups kept beside them.
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -97,6 +98,17 @@ struct Pushback {
 // "write_stall", "head_backlog", "disk_full", "write_error" ("" for kNone): a metric label.
 std::string_view pushback_name(Pushback::Reason reason);
 
+// The store's open heads: samples written (durable in the head log) but not yet in chunks.
+// The nearest kpid has to Prometheus' TSDB head, for /api/v1/status/tsdb.
+struct HeadStats {
+  size_t series = 0;     // series with at least one sample in their open head window
+  uint64_t samples = 0;  // samples in all open heads
+  // The oldest and newest head sample; INT64_MAX and INT64_MIN when no head holds one (as
+  // Prometheus reports an empty head).
+  TimestampMs min_time = std::numeric_limits<int64_t>::max();
+  TimestampMs max_time = std::numeric_limits<int64_t>::min();
+};
+
 // Implementations are thread-safe: any number of threads may call any method concurrently.
 class SampleStore {
  public:
@@ -147,6 +159,8 @@ class SampleStore {
   virtual Pushback pushback() const { return {}; }
 
   virtual size_t series_count() const = 0;
+  // What the open heads hold now; a store without heads reports none.
+  virtual HeadStats head_stats() const { return {}; }
   // Bytes on disk (table files and write-ahead log).
   virtual uint64_t disk_usage_bytes() const = 0;
 };
