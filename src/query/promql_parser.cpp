@@ -327,7 +327,7 @@ class Parser {
     if (tok_.type == Tok::kIdentifier && (tok_.text == "start" || tok_.text == "end")) {
       at.kind = tok_.text == "start" ? AtModifier::Kind::kStart : AtModifier::Kind::kEnd;
       advance();
-      if (tok_.type != Tok::kLParen) return unexpected("@", "\"(\"");
+      if (tok_.type != Tok::kLParen) return unexpected("@", "timestamp");
       advance();
       if (tok_.type != Tok::kRParen) return unexpected("@", "\")\"");
       advance();

@@ -1,6 +1,7 @@
 // Evaluation of subqueries, the @ modifier, the set operators and group_left/group_right, with
 // values worked out by hand and checked against Prometheus 2.42 (where they agree: kpid's ranges
 // are left-open, so a subquery step at exactly t - range is left out, as in Prometheus 3).
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
@@ -231,4 +232,31 @@ TEST_CASE_METHOD(SyntaxData, "matching errors read like Prometheus'", "[promql][
   auto r = engine.instant("req * on(i) info", s(305));
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE_METHOD(SyntaxData, "subquery steps are multiples of the step since the epoch",
+                 "[promql][subquery]") {
+  // sum_over_time(m[R:S] offset O) at t, by brute force: every multiple of S (in ms since the
+  // epoch) in (t - O - R, t - O], each with m's latest value (m = seconds / 10 within 0-600 s).
+  // 7 s and 13 s do not divide a day, so steps aligned to the query or the day would differ.
+  auto expected = [&](TimestampMs t, DurationMs range, DurationMs step, DurationMs offset) {
+    double sum = 0;
+    for (TimestampMs u = t - offset - range + 1; u <= t - offset; ++u) {
+      if (u % step != 0 || u < s(0)) continue;
+      sum += static_cast<double>(std::min<TimestampMs>((u - s(0)) / (10 * kSec), 60));
+    }
+    return sum;
+  };
+  CHECK(value("sum_over_time(m[50s:7s])", s(305)) == expected(s(305), 50 * kSec, 7 * kSec, 0));
+  CHECK(value("sum_over_time(m[50s:7s] offset 33s)", s(305)) ==
+        expected(s(305), 50 * kSec, 7 * kSec, 33 * kSec));
+  CHECK(value("sum_over_time(m[2m:13s])", s(400) + 123) ==
+        expected(s(400) + 123, 2 * kMin, 13 * kSec, 0));
+  auto r = range("sum_over_time(m[50s:7s])", s(200), s(300), 11 * kSec);
+  REQUIRE(r.series.size() == 1);
+  REQUIRE(r.series[0].points.size() == 10);
+  for (const auto& p : r.series[0].points) {
+    INFO("at " << p.timestamp - s(0));
+    CHECK(p.value == expected(p.timestamp, 50 * kSec, 7 * kSec, 0));
+  }
 }

@@ -112,6 +112,8 @@ TEST_CASE("promql: @ modifier errors", "[promql][at][errors]") {
   CHECK(error("x @ 1e30") ==
         "1:1: parse error: timestamp out of bounds for @ modifier: "
         "1000000000000000019884624838656.000000");
+  CHECK(error("x @ start") ==
+        "1:10: parse error: unexpected end of input in @, expected timestamp");
   CHECK(error("x @ foo()") ==
         "1:5: parse error: unexpected identifier \"foo\" in @, expected timestamp");
   CHECK(error("x @ \"1\"") ==
