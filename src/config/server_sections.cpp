@@ -193,15 +193,17 @@ void Loader::load_tls(const toml::table& parent, const std::string& parent_secti
 }
 
 void Loader::load_query(const toml::table& t, query::QueryOptions& c) {
-  check_keys(t, "query",
-             std::array{"lookback_delta", "max_points_per_series", "timeout", "max_samples",
-                        "max_concurrency", "max_queued", "worker_priority"});
+  check_keys(
+      t, "query",
+      std::array{"lookback_delta", "max_points_per_series", "timeout", "max_samples",
+                 "max_concurrency", "max_queued", "worker_priority", "default_subquery_step"});
   get_duration(t, "query", "lookback_delta", 1, c.lookback_delta);
   get_int(t, "query", "max_points_per_series", 1, 10'000'000, c.max_points_per_series);
   get_duration(t, "query", "timeout", 1, c.timeout);
   get_count(t, "query", "max_samples", 1, int64_t{1} << 40, c.max_samples);
   get_int(t, "query", "max_concurrency", 0, 1024, c.max_concurrency);
   get_int(t, "query", "max_queued", 0, 100'000, c.max_queued);
+  get_duration(t, "query", "default_subquery_step", 1, c.default_subquery_step);
   constexpr std::array kPriorities{"idle", "low", "normal"};
   std::string priority = kPriorities[static_cast<size_t>(c.worker_priority)];
   get_choice(t, "query", "worker_priority", kPriorities, priority);

@@ -53,20 +53,20 @@ bool compile_term(const kpi::TermOptions& c, const std::string& key, Term& term,
 }
 
 // How many series an expression can yield, from its shape alone; ordered from fewest.
-enum class Cardinality {
+enum class SeriesCount {
   kScalar,
   kOneUnlabeled,  // at most one series, without labels (`sum(x)`, `vector(1)`)
   kOne,           // at most one series
   kMany,
 };
 
-bool at_most_one(Cardinality c) { return c != Cardinality::kMany; }
+bool at_most_one(SeriesCount c) { return c != SeriesCount::kMany; }
 
 // At most one labelled series when `c` is at most one, else many: for operations that keep
 // the series count but may add labels.
-Cardinality labelled(Cardinality c) { return at_most_one(c) ? Cardinality::kOne : c; }
+SeriesCount labelled(SeriesCount c) { return at_most_one(c) ? SeriesCount::kOne : c; }
 
-Cardinality cardinality(const query::Expr& expr);
+SeriesCount series_count(const query::Expr& expr);
 
 // An aggregation's grouping is exactly `by (le)` or `by ()` (possibly under functions, unary
 // minus and arithmetic with scalars): histogram_quantile over it yields one series.
@@ -94,60 +94,73 @@ bool grouped_by_le_only(const query::Expr& expr) {
   return false;
 }
 
-Cardinality of_aggregate(const query::AggregateExpr& a) {
+SeriesCount of_aggregate(const query::AggregateExpr& a) {
   const std::string_view op = query::aggregate_op_name(a.op);
-  const Cardinality inner = cardinality(*a.expr);
-  if (at_most_one(inner)) return Cardinality::kOne;
+  const SeriesCount inner = series_count(*a.expr);
+  if (at_most_one(inner)) return SeriesCount::kOne;
   // Several series in: one out only when there is one group and the operation makes one.
   const bool one_group = !a.without && a.grouping.empty();
-  if (!one_group) return Cardinality::kMany;
-  if (op == "count_values" || op == "limit_ratio") return Cardinality::kMany;
+  if (!one_group) return SeriesCount::kMany;
+  if (op == "count_values" || op == "limit_ratio") return SeriesCount::kMany;
   if (op == "topk" || op == "bottomk" || op == "limitk") {
     const auto* k = a.param ? std::get_if<query::NumberLiteral>(&a.param->node) : nullptr;
-    return k && k->value < 2 ? Cardinality::kOne : Cardinality::kMany;
+    return k && k->value < 2 ? SeriesCount::kOne : SeriesCount::kMany;
   }
-  return Cardinality::kOneUnlabeled;
+  return SeriesCount::kOneUnlabeled;
 }
 
-Cardinality of_call(const query::Call& c, const query::Expr& expr) {
+SeriesCount of_call(const query::Call& c, const query::Expr& expr) {
   const std::string_view name = query::function_name(c.function);
-  if (expr.type == query::ValueType::kScalar) return Cardinality::kScalar;
-  if (name == "vector") return Cardinality::kOneUnlabeled;
-  if (name == "absent" || name == "absent_over_time") return Cardinality::kOne;
+  if (expr.type == query::ValueType::kScalar) return SeriesCount::kScalar;
+  if (name == "vector") return SeriesCount::kOneUnlabeled;
+  if (name == "absent" || name == "absent_over_time") return SeriesCount::kOne;
   if (name == "histogram_quantile") {
     const query::Expr& buckets = *c.args.back();
-    if (grouped_by_le_only(buckets)) return Cardinality::kOneUnlabeled;
-    return labelled(cardinality(buckets));
+    if (grouped_by_le_only(buckets)) return SeriesCount::kOneUnlabeled;
+    return labelled(series_count(buckets));
   }
   // Otherwise one output series per input series of its vector (or range) argument.
   for (const auto& arg : c.args) {
     if (arg->type == query::ValueType::kVector || arg->type == query::ValueType::kMatrix) {
-      const Cardinality in = cardinality(*arg);
+      const SeriesCount in = series_count(*arg);
       return name == "label_replace" || name == "label_join" ? labelled(in) : in;
     }
   }
-  return Cardinality::kOneUnlabeled;  // time-based functions with no argument: vector(time())
+  return SeriesCount::kOneUnlabeled;  // time-based functions with no argument: vector(time())
 }
 
-Cardinality of_binary(const query::BinaryExpr& b) {
-  const Cardinality l = cardinality(*b.lhs);
-  const Cardinality r = cardinality(*b.rhs);
-  if (l == Cardinality::kScalar) return r;
-  if (r == Cardinality::kScalar) return l;
+SeriesCount of_binary(const query::BinaryExpr& b) {
+  const SeriesCount l = series_count(*b.lhs);
+  const SeriesCount r = series_count(*b.rhs);
+  if (l == SeriesCount::kScalar) return r;
+  if (r == SeriesCount::kScalar) return l;
+  switch (b.op) {
+    case query::BinaryOp::kAnd:
+    case query::BinaryOp::kUnless: return l;  // a subset of the left side
+    case query::BinaryOp::kOr:
+      // The right side's series join only where the left has none with their labels.
+      return l == SeriesCount::kOneUnlabeled && r == SeriesCount::kOneUnlabeled
+                 ? SeriesCount::kOneUnlabeled
+                 : SeriesCount::kMany;
+    default: break;
+  }
+  if (b.card == query::Cardinality::kManyToOne) return labelled(l);
+  if (b.card == query::Cardinality::kOneToMany) return labelled(r);
   // One-to-one: each result pairs one series of each side, labelled like the left one.
-  if (l == Cardinality::kOneUnlabeled) return l;
-  return at_most_one(l) || at_most_one(r) ? Cardinality::kOne : Cardinality::kMany;
+  if (l == SeriesCount::kOneUnlabeled) return l;
+  return at_most_one(l) || at_most_one(r) ? SeriesCount::kOne : SeriesCount::kMany;
 }
 
-Cardinality cardinality(const query::Expr& expr) {
+SeriesCount series_count(const query::Expr& expr) {
   using namespace query;
-  if (expr.type == ValueType::kScalar) return Cardinality::kScalar;
-  if (const auto* p = std::get_if<ParenExpr>(&expr.node)) return cardinality(*p->expr);
-  if (const auto* u = std::get_if<UnaryExpr>(&expr.node)) return cardinality(*u->operand);
+  if (expr.type == ValueType::kScalar) return SeriesCount::kScalar;
+  if (const auto* p = std::get_if<ParenExpr>(&expr.node)) return series_count(*p->expr);
+  if (const auto* u = std::get_if<UnaryExpr>(&expr.node)) return series_count(*u->operand);
   if (const auto* b = std::get_if<BinaryExpr>(&expr.node)) return of_binary(*b);
   if (const auto* c = std::get_if<Call>(&expr.node)) return of_call(*c, expr);
   if (const auto* a = std::get_if<AggregateExpr>(&expr.node)) return of_aggregate(*a);
-  return Cardinality::kMany;  // selectors
+  if (const auto* s = std::get_if<SubqueryExpr>(&expr.node)) return series_count(*s->expr);
+  return SeriesCount::kMany;  // selectors
 }
 
 // Calls `f` on every node of `expr`, parents first.
@@ -168,7 +181,7 @@ void walk(const query::Expr& expr, F&& f) {
         } else if constexpr (std::is_same_v<T, AggregateExpr>) {
           if (node.param) walk(*node.param, f);
           walk(*node.expr, f);
-        } else if constexpr (std::is_same_v<T, ParenExpr>) {
+        } else if constexpr (std::is_same_v<T, ParenExpr> || std::is_same_v<T, SubqueryExpr>) {
           walk(*node.expr, f);
         }
       },
@@ -204,7 +217,7 @@ std::string value_expr_problem(const query::Expr& expr) {
   if (expr_selectors(expr).empty()) {
     return "reads no series: a KPI's value must come from data";
   }
-  if (!at_most_one(cardinality(expr))) {
+  if (!at_most_one(series_count(expr))) {
     return "can yield several series; a KPI's value is one number: aggregate them, e.g. "
            "sum(...), max(...) or a by (le) aggregation under histogram_quantile";
   }
@@ -227,6 +240,9 @@ DurationMs expr_longest_range(const query::Expr& expr) {
   walk(expr, [&](const query::Expr& e) {
     if (const auto* m = std::get_if<query::MatrixSelector>(&e.node)) {
       longest = std::max(longest, m->range);
+    }
+    if (const auto* s = std::get_if<query::SubqueryExpr>(&e.node)) {
+      longest = std::max(longest, s->range);
     }
   });
   return longest;

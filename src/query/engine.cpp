@@ -16,7 +16,8 @@ Engine::Engine(const store::SampleStore& store, QueryOptions options, metrics::M
       lookback_delta_(options.lookback_delta),
       max_points_(options.max_points_per_series),
       timeout_(options.timeout),
-      max_samples_(options.max_samples) {
+      max_samples_(options.max_samples),
+      default_subquery_step_(options.default_subquery_step) {
   if (metrics != nullptr) {
     auto& family = prometheus::BuildCounter()
                        .Name("kpid_query_reads_total")
@@ -35,10 +36,13 @@ void Engine::set_options(QueryOptions options) {
   max_points_.store(options.max_points_per_series);
   timeout_.store(options.timeout);
   max_samples_.store(options.max_samples);
+  default_subquery_step_.store(options.default_subquery_step);
 }
 
 QueryOptions Engine::options() const {
-  return {lookback_delta_.load(), max_points_.load(), timeout_.load(), max_samples_.load()};
+  QueryOptions o{lookback_delta_.load(), max_points_.load(), timeout_.load(), max_samples_.load()};
+  o.default_subquery_step = default_subquery_step_.load();
+  return o;
 }
 
 Status Engine::check_range(TimestampMs start, TimestampMs end, DurationMs step) const {
@@ -131,7 +135,8 @@ Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, Timest
   grid.count = static_cast<size_t>((end - start) / step) + 1;
   grid.range_query = range_query;
   QueryStats local;
-  detail::Evaluator evaluator(store_, grid, lookback_delta_.load(), local, limits);
+  detail::Evaluator evaluator(store_, grid, lookback_delta_.load(), local, limits,
+                              default_subquery_step_.load());
   auto value = evaluator.eval(expr);
 
   if (raw_reads_ != nullptr) {

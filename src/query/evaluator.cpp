@@ -124,7 +124,24 @@ Status sort_and_merge(std::vector<Series>& series) {
   return Status::ok();
 }
 
-bool drops_name(BinaryOp op) { return !is_comparison(op); }
+bool drops_name(BinaryOp op) { return !is_comparison(op) && !is_set_operator(op); }
+
+// Labels as Prometheus 2.x's labels.String() prints them: {__name__="x", a="b"}.
+std::string go_labels(const Labels& labels) {
+  std::string out = "{";
+  for (const auto& l : labels.items()) {
+    if (out.size() > 1) out += ", ";
+    out += l.name;
+    out.push_back('=');
+    append_quoted(out, l.value);
+  }
+  out.push_back('}');
+  return out;
+}
+
+bool contains_index(const std::vector<size_t>& indexes, size_t index) {
+  return std::find(indexes.begin(), indexes.end(), index) != indexes.end();
+}
 
 // Prometheus' vectorElemBinop: the value, and whether a comparison keeps the element.
 std::pair<double, bool> apply(BinaryOp op, double l, double r) {
@@ -141,6 +158,9 @@ std::pair<double, bool> apply(BinaryOp op, double l, double r) {
     case BinaryOp::kLt: return {l, l < r};
     case BinaryOp::kGe: return {l, l >= r};
     case BinaryOp::kLe: return {l, l <= r};
+    case BinaryOp::kAnd:
+    case BinaryOp::kOr:
+    case BinaryOp::kUnless: break;  // set operators don't combine values (set_operation)
   }
   return {kNaN, false};
 }
@@ -251,6 +271,8 @@ void drop_stale_markers(std::vector<store::Point>& points) {
   std::erase_if(points, [](const store::Point& p) { return is_stale_marker(p.value); });
 }
 
+bool range_function_keeps_name(Function f) { return f == Function::kLastOverTime; }
+
 uint64_t points_of(const std::vector<Series>& series) {
   uint64_t n = 0;
   for (const auto& s : series) n += s.points.size();
@@ -286,7 +308,104 @@ Result<Value> Evaluator::eval_node(const StringLiteral& n) {
 
 Result<Value> Evaluator::eval_node(const ParenExpr& n) { return eval(*n.expr); }
 
+std::optional<TimestampMs> Evaluator::at_time(const AtModifier& at) const {
+  switch (at.kind) {
+    case AtModifier::Kind::kNone: return std::nullopt;
+    case AtModifier::Kind::kTimestamp: return at.time;
+    case AtModifier::Kind::kStart: return query_start_;
+    case AtModifier::Kind::kEnd: return query_end_;
+  }
+  return std::nullopt;
+}
+
+template <typename F>
+Result<Value> Evaluator::at_fixed(TimestampMs t, F&& compute) {
+  const StepGrid outer = grid_;
+  grid_ = StepGrid{t, 1, 1, false};
+  auto v = compute();
+  grid_ = outer;
+  if (!v) return v;
+  if (v->type == ValueType::kScalar) {
+    v->scalars.assign(outer.count, v->scalars.empty() ? kNaN : v->scalars[0]);
+  } else if (v->type == ValueType::kVector) {
+    if (auto st = guard_.hold(v->series.size() * outer.count); !st) return st;
+    for (auto& s : v->series) {
+      const double x = s.points.front().value;  // series without points are never kept
+      s.points.resize(outer.count);
+      for (size_t k = 0; k < outer.count; ++k) s.points[k] = {outer.at(k), x};
+    }
+  }
+  return v;
+}
+
 Result<Value> Evaluator::eval_node(const VectorSelector& n) {
+  if (auto t = at_time(n.at)) return at_fixed(*t, [&] { return select_vector(n); });
+  return select_vector(n);
+}
+
+Result<Value> Evaluator::eval_node(const SubqueryExpr& n) {
+  // As Prometheus: the operand is evaluated at every multiple of the step after
+  // t - offset - range up to t - offset, for t the first and the last evaluation time (the @
+  // time if set). Ranges are left-open, as for range selectors (Prometheus 3; 2.x also took a
+  // point at exactly t - offset - range).
+  Value v;
+  v.type = ValueType::kMatrix;
+  const DurationMs step = n.step != 0 ? n.step : subquery_step_;
+  const std::optional<TimestampMs> fixed = at_time(n.at);
+  const TimestampMs first_end = fixed.value_or(grid_.start) - n.offset;
+  const TimestampMs last_end = fixed.value_or(grid_.last()) - n.offset;
+  const TimestampMs start = floor_to(first_end - n.range, step) + step;
+  if (start > last_end) return v;
+  const uint64_t count = static_cast<uint64_t>((last_end - start) / step) + 1;
+  // The operand holds at least a value per step; bound that before allocating any of it.
+  constexpr uint64_t kMaxSteps = uint64_t{1} << 27;
+  if (count > kMaxSteps) return Status::resource_exhausted(kTooManySamplesMessage);
+  if (auto st = guard_.hold(count); !st) return st;
+  guard_.release(count);
+  const StepGrid outer = grid_;
+  grid_ = StepGrid{start, step, static_cast<size_t>(count), true};
+  auto inner = eval(*n.expr);
+  grid_ = outer;
+  if (!inner) return inner;
+  v.series = std::move(inner->series);
+  return v;
+}
+
+Result<Value> Evaluator::eval_subquery_function(Function f, const SubqueryExpr& sq,
+                                                std::span<const std::vector<double>> params) {
+  auto sub = eval_node(sq);
+  if (!sub) return sub;
+  Value v;
+  v.type = ValueType::kVector;
+  const std::optional<TimestampMs> fixed = at_time(sq.at);
+  std::vector<double> step_params(params.size());
+  for (auto& in : sub->series) {
+    Series s{range_function_keeps_name(f) ? in.labels : drop_name(in.labels), {}};
+    const std::vector<store::Point>& points = in.points;
+    size_t lo = 0;
+    size_t hi = 0;
+    for (size_t k = 0; k < grid_.count; ++k) {
+      if (auto st = guard_.tick(); !st) return st;
+      const TimestampMs end = fixed.value_or(grid_.at(k)) - sq.offset;
+      const RangeWindow win{end - sq.range, end};
+      while (hi < points.size() && points[hi].timestamp <= win.end) ++hi;
+      while (lo < hi && points[lo].timestamp <= win.start) ++lo;
+      if (lo == hi) continue;
+      const std::span<const store::Point> window(points.data() + lo, hi - lo);
+      for (size_t j = 0; j < params.size(); ++j) step_params[j] = params[j][k];
+      if (auto st = check_range_params(f, step_params); !st) return st;
+      const TimestampMs at = fixed.value_or(grid_.at(k));
+      if (auto value = over_raw(f, window, win, at, step_params, scratch_)) {
+        s.points.push_back({grid_.at(k), *value});
+      }
+    }
+    if (!s.points.empty()) v.series.push_back(std::move(s));
+  }
+  if (auto st = sort_and_check_unique(v.series); !st) return st;
+  return v;
+}
+
+Result<Value> Evaluator::select_vector(const VectorSelector& n) {
   Value v;
   v.type = ValueType::kVector;
   const DurationMs off = n.offset;
@@ -363,7 +482,7 @@ Result<Value> Evaluator::eval_node(const MatrixSelector& n) {
   // with their own timestamps.
   Value v;
   v.type = ValueType::kMatrix;
-  const TimestampMs end = grid_.start - n.selector.offset;
+  const TimestampMs end = at_time(n.selector.at).value_or(grid_.start) - n.selector.offset;
   for (const auto& ref : store_.select(n.selector.matchers)) {
     if (auto st = guard_.check(); !st) return st;
     Series s{borrow(ref.labels), {}};
@@ -439,8 +558,139 @@ Result<Value> Evaluator::eval_node(const BinaryExpr& n) {
 }
 
 Result<Value> Evaluator::vector_vector(const BinaryExpr& n, Value lhs, Value rhs) {
-  // One-to-one matching, evaluated step by step as Prometheus' VectorBinop: at each step the
-  // right side's signatures must be unique, and each signature may match one left element.
+  if (is_set_operator(n.op)) return set_operation(n, lhs, rhs);
+  // Evaluated step by step as Prometheus' VectorBinop: at each step the "one" side's signatures
+  // must be unique; one-to-one, each signature may match one element of the other side;
+  // many-to-one (group_left; group_right swaps the sides), the result labels (the "many"
+  // element's, with the group labels copied from the "one" element) must be unique per
+  // signature.
+  const bool swapped = n.card == Cardinality::kOneToMany;
+  const bool one_to_one = n.card == Cardinality::kOneToOne;
+  const Value& many = swapped ? rhs : lhs;
+  const Value& one = swapped ? lhs : rhs;
+  Interner sigs;
+  std::vector<size_t> msig;
+  std::vector<size_t> osig;
+  for (const auto& s : many.series)
+    msig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+  for (const auto& s : one.series)
+    osig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+
+  // Prometheus' resultMetric: one-to-one, the labels depend on the "many" element alone;
+  // otherwise on the pair, looked up by (many, one) index.
+  Value out;
+  out.type = ValueType::kVector;
+  Interner result_keys;
+  std::unordered_map<uint64_t, size_t> pair_index;
+  auto result_index = [&](size_t i, size_t j) -> size_t {
+    const uint64_t key = one_to_one ? i : (static_cast<uint64_t>(i) << 32) | j;
+    if (auto it = pair_index.find(key); it != pair_index.end()) return it->second;
+    LabelsPtr labels = many.series[i].labels;
+    if (drops_name(n.op)) labels = drop_name(labels);
+    if (one_to_one) {
+      if (n.on) {
+        labels = select_labels(*labels, n.matching_labels, true, false);
+      } else if (!n.matching_labels.empty()) {
+        labels = select_labels(*labels, n.matching_labels, false, false);
+      }
+    } else if (!n.include.empty()) {
+      // Copied from the "one" side; a label it lacks is removed.
+      const Labels& from = *one.series[j].labels;
+      std::vector<Label> items;
+      for (const auto& l : labels->items()) {
+        if (!contains(n.include, l.name)) items.push_back(l);
+      }
+      for (const auto& l : from.items()) {
+        if (contains(n.include, l.name) && !l.value.empty()) items.push_back(l);
+      }
+      std::sort(items.begin(), items.end(),
+                [](const Label& x, const Label& y) { return x.name < y.name; });
+      labels = owned(std::move(items));
+    }
+    if (n.return_bool) labels = drop_name(labels);
+    const size_t id = result_keys.id(labels->encode());
+    if (id == out.series.size()) out.series.push_back({labels, {}});
+    pair_index.emplace(key, id);
+    return id;
+  };
+
+  struct Slot {
+    size_t stamp = kNone;          // step at which `series` was set
+    size_t matched_stamp = kNone;  // step at which a "many" element matched it
+    size_t series = 0;
+    double value = 0;
+    std::vector<size_t> results;  // many-to-one: result series made at matched_stamp
+  };
+  std::vector<Slot> slots(sigs.size());
+  auto mc = cursors(many.series);
+  auto oc = cursors(one.series);
+  std::vector<std::pair<size_t, double>> mnow;
+  std::vector<std::pair<size_t, double>> onow;
+  for (size_t k = 0; k < grid_.count; ++k) {
+    if (auto st = guard_.tick(); !st) return st;
+    const TimestampMs t = grid_.at(k);
+    mnow.clear();
+    onow.clear();
+    for (size_t i = 0; i < mc.size(); ++i) {
+      if (const auto* p = mc[i].at(t)) mnow.emplace_back(i, p->value);
+    }
+    for (size_t j = 0; j < oc.size(); ++j) {
+      if (const auto* p = oc[j].at(t)) onow.emplace_back(j, p->value);
+    }
+    if (mnow.empty() || onow.empty()) continue;
+    for (const auto& [j, value] : onow) {
+      Slot& slot = slots[osig[j]];
+      if (slot.stamp == k) {
+        const auto& a = *one.series[j].labels;
+        const auto& b = *one.series[slot.series].labels;
+        const LabelsPtr group = select_labels(a, n.matching_labels, n.on, !n.on);
+        return Status::invalid_argument(
+            "found duplicate series for the match group " + go_labels(*group) + " on the " +
+            (swapped ? "left" : "right") + " hand-side of the operation: [" + go_labels(a) + ", " +
+            go_labels(b) +
+            "];many-to-many matching not allowed: matching labels must be unique on one side");
+      }
+      slot.stamp = k;
+      slot.series = j;
+      slot.value = value;
+    }
+    for (const auto& [i, mv] : mnow) {
+      Slot& slot = slots[msig[i]];
+      if (slot.stamp != k) continue;
+      auto [value, keep] = swapped ? apply(n.op, slot.value, mv) : apply(n.op, mv, slot.value);
+      if (n.return_bool) {
+        value = keep ? 1.0 : 0.0;
+      } else if (!keep) {
+        continue;
+      }
+      const size_t index = result_index(i, slot.series);
+      if (slot.matched_stamp != k) {
+        slot.matched_stamp = k;
+        slot.results.clear();
+      } else if (one_to_one) {
+        return Status::invalid_argument(
+            "multiple matches for labels: many-to-one matching must be explicit "
+            "(group_left/group_right)");
+      } else if (contains_index(slot.results, index)) {
+        return Status::invalid_argument(
+            "multiple matches for labels: grouping labels must ensure unique matches");
+      }
+      if (!one_to_one) slot.results.push_back(index);
+      auto& points = out.series[index].points;
+      if (!points.empty() && points.back().timestamp == t) return same_labelset_error();
+      points.push_back({t, value});
+    }
+  }
+  std::erase_if(out.series, [](const Series& s) { return s.points.empty(); });
+  sort_series(out.series);
+  return out;
+}
+
+Result<Value> Evaluator::set_operation(const BinaryExpr& n, const Value& lhs, const Value& rhs) {
+  // Step by step as Prometheus' VectorAnd / VectorOr / VectorUnless: `and` keeps the left
+  // elements whose signature the right side has at that step, `unless` those it has not, `or`
+  // every left element and the right ones whose signature the left side has not. Labels are
+  // kept whole (__name__ too); a series of either side with the same labels is one result.
   Interner sigs;
   std::vector<size_t> lsig;
   std::vector<size_t> rsig;
@@ -448,82 +698,54 @@ Result<Value> Evaluator::vector_vector(const BinaryExpr& n, Value lhs, Value rhs
     lsig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
   for (const auto& s : rhs.series)
     rsig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
-
-  // Result labels depend on the left series alone (one-to-one).
   Value out;
   out.type = ValueType::kVector;
-  Interner result_keys;
-  std::vector<size_t> out_index;
-  for (const auto& s : lhs.series) {
-    LabelsPtr labels = s.labels;
-    if (drops_name(n.op)) labels = drop_name(labels);
-    if (n.on) {
-      labels = select_labels(*labels, n.matching_labels, true, false);
-    } else if (!n.matching_labels.empty()) {
-      labels = select_labels(*labels, n.matching_labels, false, false);
-    }
-    if (n.return_bool) labels = drop_name(labels);
-    const size_t id = result_keys.id(labels->encode());
-    if (id == out.series.size()) out.series.push_back({labels, {}});
-    out_index.push_back(id);
-  }
-
-  struct Slot {
-    size_t stamp = kNone;          // step at which `series` was set
-    size_t matched_stamp = kNone;  // step at which a left element matched it
-    size_t series = 0;
-    double value = 0;
+  Interner keys;
+  auto index_of = [&](const Series& s) {
+    const size_t id = keys.id(s.labels->encode());
+    if (id == out.series.size()) out.series.push_back({s.labels, {}});
+    return id;
   };
-  std::vector<Slot> slots(sigs.size());
+  std::vector<size_t> lout;
+  std::vector<size_t> rout;
+  for (const auto& s : lhs.series) lout.push_back(index_of(s));
+  if (n.op == BinaryOp::kOr) {
+    for (const auto& s : rhs.series) rout.push_back(index_of(s));
+  }
+  std::vector<size_t> seen(sigs.size(), kNone);  // step at which a signature was seen
   auto lc = cursors(lhs.series);
   auto rc = cursors(rhs.series);
-  std::vector<std::pair<size_t, double>> lnow;
-  std::vector<std::pair<size_t, double>> rnow;
+  auto add = [&](size_t index, TimestampMs t, double value) -> Status {
+    auto& points = out.series[index].points;
+    if (!points.empty() && points.back().timestamp == t) return same_labelset_error();
+    points.push_back({t, value});
+    return Status::ok();
+  };
   for (size_t k = 0; k < grid_.count; ++k) {
     if (auto st = guard_.tick(); !st) return st;
     const TimestampMs t = grid_.at(k);
-    lnow.clear();
-    rnow.clear();
-    for (size_t i = 0; i < lc.size(); ++i) {
-      if (const auto* p = lc[i].at(t)) lnow.emplace_back(i, p->value);
+    if (n.op == BinaryOp::kOr) {
+      for (size_t i = 0; i < lc.size(); ++i) {
+        const auto* p = lc[i].at(t);
+        if (p == nullptr) continue;
+        seen[lsig[i]] = k;
+        if (auto st = add(lout[i], t, p->value); !st) return st;
+      }
+      for (size_t j = 0; j < rc.size(); ++j) {
+        const auto* p = rc[j].at(t);
+        if (p == nullptr || seen[rsig[j]] == k) continue;
+        if (auto st = add(rout[j], t, p->value); !st) return st;
+      }
+      continue;
     }
     for (size_t j = 0; j < rc.size(); ++j) {
-      if (const auto* p = rc[j].at(t)) rnow.emplace_back(j, p->value);
+      if (rc[j].at(t) != nullptr) seen[rsig[j]] = k;
     }
-    if (lnow.empty() || rnow.empty()) continue;
-    for (const auto& [j, value] : rnow) {
-      Slot& slot = slots[rsig[j]];
-      if (slot.stamp == k) {
-        const auto& a = *rhs.series[j].labels;
-        const auto& b = *rhs.series[slot.series].labels;
-        const LabelsPtr group = select_labels(a, n.matching_labels, n.on, !n.on);
-        return Status::invalid_argument(
-            "found duplicate series for the match group " + group->to_string() +
-            " on the right hand-side of the operation: [" + a.to_string() + ", " + b.to_string() +
-            "];many-to-many matching not allowed: matching labels must be unique on one side");
-      }
-      slot.stamp = k;
-      slot.series = j;
-      slot.value = value;
-    }
-    for (const auto& [i, lv] : lnow) {
-      Slot& slot = slots[lsig[i]];
-      if (slot.stamp != k) continue;
-      auto [value, keep] = apply(n.op, lv, slot.value);
-      if (n.return_bool) {
-        value = keep ? 1.0 : 0.0;
-      } else if (!keep) {
-        continue;
-      }
-      if (slot.matched_stamp == k) {
-        return Status::invalid_argument(
-            "multiple matches for labels: many-to-one matching must be explicit "
-            "(group_left/group_right)");
-      }
-      slot.matched_stamp = k;
-      auto& points = out.series[out_index[i]].points;
-      if (!points.empty() && points.back().timestamp == t) return same_labelset_error();
-      points.push_back({t, value});
+    const bool want = n.op == BinaryOp::kAnd;
+    for (size_t i = 0; i < lc.size(); ++i) {
+      const auto* p = lc[i].at(t);
+      if (p == nullptr || (seen[lsig[i]] == k) != want) continue;
+      if (auto st = add(lout[i], t, p->value); !st) return st;
     }
   }
   std::erase_if(out.series, [](const Series& s) { return s.points.empty(); });
@@ -546,8 +768,11 @@ Result<Value> Evaluator::eval_node(const Call& n) {
     if (!p) return p;
     params.push_back(std::move(p->scalars));
   }
+  // A range selector or a subquery (the type check guarantees one), possibly in parentheses.
   while (const auto* paren = std::get_if<ParenExpr>(&matrix->node)) matrix = paren->expr.get();
-  auto v = eval_range_function(n.function, std::get<MatrixSelector>(matrix->node), params);
+  auto v = std::holds_alternative<SubqueryExpr>(matrix->node)
+               ? eval_subquery_function(n.function, std::get<SubqueryExpr>(matrix->node), params)
+               : eval_range_function(n.function, std::get<MatrixSelector>(matrix->node), params);
   if (!v || n.function != Function::kAbsentOverTime) return v;
   return absent_steps(*v, *matrix);
 }
@@ -558,12 +783,16 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
   v.type = ValueType::kVector;
   const DurationMs off = ms.selector.offset;
   const DurationMs range = ms.range;
-  const TimestampMs first_end = grid_.start - off;
-  const ReadPlan plan = plan_read(store_, f, range, first_end, grid_);
+  // With @ every step's window is the one at the @ time.
+  const std::optional<TimestampMs> fixed = at_time(ms.selector.at);
+  auto end_at = [&](size_t k) { return fixed.value_or(grid_.at(k)) - off; };
+  const TimestampMs first_end = end_at(0);
+  const StepGrid plan_grid = fixed ? StepGrid{*fixed, 1, 1, grid_.range_query} : grid_;
+  const ReadPlan plan = plan_read(store_, f, range, first_end, plan_grid);
   const DurationMs w = plan.width;
   // The window at step k: (end - range, end], widened outward to whole buckets if planned so.
   auto window = [&](size_t k) {
-    RangeWindow win{grid_.at(k) - off - range, grid_.at(k) - off};
+    RangeWindow win{end_at(k) - range, end_at(k)};
     if (plan.widened) win = {floor_to(win.start, w), ceil_to(win.end, w)};
     return win;
   };
@@ -574,15 +803,15 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
                          RangeWindow win) -> Result<std::optional<double>> {
     for (size_t j = 0; j < params.size(); ++j) step_params[j] = params[j][k];
     if (auto st = check_range_params(f, step_params); !st) return st;
-    return over_raw(f, in, win, grid_.at(k), step_params, scratch_);
+    return over_raw(f, in, win, fixed.value_or(grid_.at(k)), step_params, scratch_);
   };
 
   for (const auto& ref : store_.select(ms.selector.matchers)) {
     if (auto st = guard_.check(); !st) return st;
-    Series s{f == Function::kLastOverTime ? borrow(ref.labels) : drop_name(borrow(ref.labels)), {}};
+    Series s{range_function_keeps_name(f) ? borrow(ref.labels) : drop_name(borrow(ref.labels)), {}};
     count_read(stats_, w, plan.widened);
     uint64_t read = 0;  // samples or buckets held while this series is evaluated
-    if (w == 0 && range < grid_.step) {
+    if (w == 0 && range < grid_.step && !fixed) {
       // Windows don't overlap: read each one rather than everything in between.
       for (size_t k = 0; k < grid_.count; ++k) {
         if (auto st = guard_.tick(); !st) return st;

@@ -3,6 +3,7 @@
 // as Prometheus 2.x does: each node's value covers every step at once, so each series is read
 // from the store once per query. Private to the query module.
 
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,9 +41,17 @@ class Evaluator {
  public:
   // `stats` receives one count per series read; `limits` stop the evaluation early. All
   // references must outlive the evaluator.
+  // `subquery_step` is the step of subqueries written without one (`x[5m:]`).
   Evaluator(const store::SampleStore& store, const StepGrid& grid, DurationMs lookback_delta,
-            QueryStats& stats, const QueryLimits& limits)
-      : store_(store), grid_(grid), lookback_(lookback_delta), stats_(stats), guard_(limits) {}
+            QueryStats& stats, const QueryLimits& limits, DurationMs subquery_step = 60'000)
+      : store_(store),
+        grid_(grid),
+        query_start_(grid.start),
+        query_end_(grid.last()),
+        lookback_(lookback_delta),
+        subquery_step_(subquery_step),
+        stats_(stats),
+        guard_(limits) {}
 
   // Errors: evaluation errors (invalid_argument, Prometheus' messages), storage failures, and
   // the limits' (deadline_exceeded, cancelled, resource_exhausted).
@@ -58,6 +67,19 @@ class Evaluator {
   Result<Value> eval_node(const Call& n);
   Result<Value> eval_node(const AggregateExpr& n);
   Result<Value> eval_node(const ParenExpr& n);
+  Result<Value> eval_node(const SubqueryExpr& n);
+
+  Result<Value> select_vector(const VectorSelector& n);
+  // The time an @ modifier fixes (start() and end() are the query's), if any.
+  std::optional<TimestampMs> at_time(const AtModifier& at) const;
+  // `compute` evaluated at time t alone, its value repeated at every step of the grid: how a
+  // step-invariant (@) expression is evaluated.
+  template <typename F>
+  Result<Value> at_fixed(TimestampMs t, F&& compute);
+  // A range function over the series of an evaluated subquery (windows as for a selector).
+  Result<Value> eval_subquery_function(Function f, const SubqueryExpr& sq,
+                                       std::span<const std::vector<double>> params);
+  Result<Value> set_operation(const BinaryExpr& n, const Value& lhs, const Value& rhs);
 
   // `params`: the function's scalar arguments in call order, each with one value per step.
   Result<Value> eval_range_function(Function f, const MatrixSelector& ms,
@@ -79,8 +101,11 @@ class Evaluator {
   Result<Value> aggregate(const AggregateExpr& n, Value in, const Value* param);
 
   const store::SampleStore& store_;
-  StepGrid grid_;
+  StepGrid grid_;  // the current node's steps (a subquery's while its operand is evaluated)
+  TimestampMs query_start_;
+  TimestampMs query_end_;
   DurationMs lookback_;
+  DurationMs subquery_step_;
   QueryStats& stats_;
   QueryGuard guard_;
   // Reused between series so reads don't allocate once warmed up.

@@ -67,21 +67,45 @@ class TypeChecker {
     const ValueType rt = n.rhs->type;
     const size_t op_pos = n.op_position;
     if (n.return_bool && !is_comparison(n.op)) {
-      return lexer_.fail(op_pos, "bool modifier can only be used on comparisons");
+      return lexer_.fail(op_pos, "bool modifier can only be used on comparison operators");
     }
     if (is_comparison(n.op) && !n.return_bool && lt == ValueType::kScalar &&
         rt == ValueType::kScalar) {
       return lexer_.fail(op_pos, "comparisons between scalars must use BOOL modifier");
     }
+    if (n.on) {
+      for (const auto& l : n.matching_labels) {
+        if (std::find(n.include.begin(), n.include.end(), l) != n.include.end()) {
+          return lexer_.fail(
+              op_pos, "label " + quote(l) + " must not occur in ON and GROUP clause at once");
+        }
+      }
+    }
     auto operand_ok = [](ValueType t) {
       return t == ValueType::kScalar || t == ValueType::kVector;
     };
-    if (!operand_ok(lt) || !operand_ok(rt)) {
-      return lexer_.fail(e.position,
+    if (!operand_ok(lt)) {
+      return lexer_.fail(n.lhs->position,
                          "binary expression must contain only scalar and instant vector types");
     }
-    if ((lt != ValueType::kVector || rt != ValueType::kVector) && !n.matching_labels.empty()) {
-      return lexer_.fail(e.position, "vector matching only allowed between instant vectors");
+    if (!operand_ok(rt)) {
+      return lexer_.fail(n.rhs->position,
+                         "binary expression must contain only scalar and instant vector types");
+    }
+    if (lt != ValueType::kVector || rt != ValueType::kVector) {
+      if (!n.matching_labels.empty()) {
+        return lexer_.fail(e.position, "vector matching only allowed between instant vectors");
+      }
+      // As Prometheus drops the matching: group_left/group_right mean nothing with a scalar.
+      n.card = is_set_operator(n.op) ? Cardinality::kManyToMany : Cardinality::kOneToOne;
+      n.include.clear();
+    } else if (is_set_operator(n.op) && n.card != Cardinality::kManyToMany) {
+      return lexer_.fail(e.position, std::string("no grouping allowed for \"") +
+                                         binary_op_text(n.op) + "\" operation");
+    }
+    if ((lt == ValueType::kScalar || rt == ValueType::kScalar) && is_set_operator(n.op)) {
+      return lexer_.fail(e.position, std::string("set operator \"") + binary_op_text(n.op) +
+                                         "\" not allowed in binary scalar expression");
     }
     e.type = lt == ValueType::kScalar && rt == ValueType::kScalar ? ValueType::kScalar
                                                                   : ValueType::kVector;
@@ -117,6 +141,16 @@ class TypeChecker {
       }
     }
     e.type = fn.result;
+    return Status::ok();
+  }
+  Status check_node(Expr& e, SubqueryExpr& n) {
+    if (auto st = check(*n.expr); !st) return st;
+    if (n.expr->type != ValueType::kVector) {
+      return lexer_.fail(e.position,
+                         std::string("subquery is only allowed on instant vector, got ") +
+                             result_type_name(n.expr->type) + " instead");
+    }
+    e.type = ValueType::kMatrix;
     return Status::ok();
   }
   Status check_node(Expr& e, AggregateExpr& n) {

@@ -159,8 +159,15 @@ const char* binary_op_text(BinaryOp op) {
     case BinaryOp::kLt: return "<";
     case BinaryOp::kGe: return ">=";
     case BinaryOp::kLe: return "<=";
+    case BinaryOp::kAnd: return "and";
+    case BinaryOp::kOr: return "or";
+    case BinaryOp::kUnless: return "unless";
   }
   return "?";
+}
+
+bool is_set_operator(BinaryOp op) {
+  return op == BinaryOp::kAnd || op == BinaryOp::kOr || op == BinaryOp::kUnless;
 }
 
 const char* aggregate_op_name(AggregateOp op) {
@@ -185,6 +192,30 @@ const char* aggregate_op_name(AggregateOp op) {
 
 namespace {
 
+// " @ <seconds>" / " @ start()" / " @ end()" then " offset <duration>", as Prometheus prints them.
+void format_modifiers(std::string& out, const AtModifier& at, bool has_offset, DurationMs offset) {
+  switch (at.kind) {
+    case AtModifier::Kind::kNone: break;
+    case AtModifier::Kind::kTimestamp: {
+      // Milliseconds as seconds with exactly the digits needed: 1.5, 100, -0.001.
+      const TimestampMs t = at.time;
+      const uint64_t mag = t < 0 ? ~static_cast<uint64_t>(t) + 1 : static_cast<uint64_t>(t);
+      out += " @ ";
+      if (t < 0) out.push_back('-');
+      out += std::to_string(mag / 1000);
+      if (uint64_t ms = mag % 1000; ms != 0) {
+        std::string frac = std::to_string(ms + 1000).substr(1);
+        while (frac.back() == '0') frac.pop_back();
+        out += "." + frac;
+      }
+      break;
+    }
+    case AtModifier::Kind::kStart: out += " @ start()"; break;
+    case AtModifier::Kind::kEnd: out += " @ end()"; break;
+  }
+  if (has_offset) out += " offset " + format_duration(offset);
+}
+
 void format_selector(std::string& out, const VectorSelector& vs, const DurationMs* range) {
   size_t first = 0;
   if (!vs.matchers.empty() && vs.matchers[0].name() == kMetricNameLabel &&
@@ -201,7 +232,7 @@ void format_selector(std::string& out, const VectorSelector& vs, const DurationM
     out.push_back('}');
   }
   if (range != nullptr) out += "[" + format_duration(*range) + "]";
-  if (vs.has_offset) out += " offset " + format_duration(vs.offset);
+  format_modifiers(out, vs.at, vs.has_offset, vs.offset);
 }
 
 void format_to(std::string& out, const Expr& e);
@@ -243,6 +274,10 @@ struct Formatter {
       out += n.on ? " on" : " ignoring";
       format_labels(out, n.matching_labels);
     }
+    if (n.card == Cardinality::kManyToOne || n.card == Cardinality::kOneToMany) {
+      out += n.card == Cardinality::kManyToOne ? " group_left" : " group_right";
+      format_labels(out, n.include);
+    }
     out += " ";
     format_to(out, *n.rhs);
     out.push_back(')');
@@ -272,6 +307,15 @@ struct Formatter {
     out.push_back(')');
   }
   void operator()(const ParenExpr& n) { format_to(out, *n.expr); }
+  void operator()(const SubqueryExpr& n) {
+    // Unary and binary expressions print their own parentheses; every other operand of a
+    // well-typed subquery reads back as it is.
+    format_to(out, *n.expr);
+    out += "[" + format_duration(n.range) + ":";
+    if (n.step != 0) out += format_duration(n.step);
+    out.push_back(']');
+    format_modifiers(out, n.at, n.has_offset, n.offset);
+  }
 };
 
 void format_to(std::string& out, const Expr& e) { std::visit(Formatter{out}, e.node); }

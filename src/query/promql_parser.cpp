@@ -3,6 +3,7 @@
 // check (promql_check.cpp).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <type_traits>
@@ -46,9 +47,11 @@ int precedence(std::string_view op) {
 
 std::optional<BinaryOp> binary_op(std::string_view op) {
   static constexpr std::pair<std::string_view, BinaryOp> kOps[] = {
-      {"+", BinaryOp::kAdd}, {"-", BinaryOp::kSub}, {"*", BinaryOp::kMul}, {"/", BinaryOp::kDiv},
-      {"%", BinaryOp::kMod}, {"^", BinaryOp::kPow}, {"==", BinaryOp::kEq}, {"!=", BinaryOp::kNe},
-      {">", BinaryOp::kGt},  {"<", BinaryOp::kLt},  {">=", BinaryOp::kGe}, {"<=", BinaryOp::kLe}};
+      {"+", BinaryOp::kAdd},   {"-", BinaryOp::kSub}, {"*", BinaryOp::kMul},
+      {"/", BinaryOp::kDiv},   {"%", BinaryOp::kMod}, {"^", BinaryOp::kPow},
+      {"==", BinaryOp::kEq},   {"!=", BinaryOp::kNe}, {">", BinaryOp::kGt},
+      {"<", BinaryOp::kLt},    {">=", BinaryOp::kGe}, {"<=", BinaryOp::kLe},
+      {"and", BinaryOp::kAnd}, {"or", BinaryOp::kOr}, {"unless", BinaryOp::kUnless}};
   for (const auto& [text, value] : kOps) {
     if (text == op) return value;
   }
@@ -74,7 +77,7 @@ size_t height_of(const Expr& e) {
           for (const auto& a : n.args) h = std::max(h, child_height(a));
         } else if constexpr (std::is_same_v<T, AggregateExpr>) {
           h = std::max(child_height(n.param), child_height(n.expr));
-        } else if constexpr (std::is_same_v<T, ParenExpr>) {
+        } else if constexpr (std::is_same_v<T, ParenExpr> || std::is_same_v<T, SubqueryExpr>) {
           h = child_height(n.expr);
         }
       },
@@ -173,11 +176,10 @@ class Parser {
       const int prec = precedence(op_text);
       if (prec < min_precedence) break;
       const size_t op_pos = tok_.pos;
-      if (is_word_operator(op_text)) {
-        return lexer_.fail(op_pos, "operator \"" + op_text + "\" is not supported");
-      }
+      const std::optional<BinaryOp> op = binary_op(op_text);
+      if (!op) return lexer_.fail(op_pos, "operator \"" + op_text + "\" is not supported");
       BinaryExpr b;
-      b.op = *binary_op(op_text);
+      b.op = *op;
       advance();
       if (at_keyword("bool")) {
         b.return_bool = true;
@@ -191,10 +193,18 @@ class Parser {
         if (!labels) return labels.status();
         b.matching_labels = std::move(labels).value();
         if (at_keyword("group_left") || at_keyword("group_right")) {
-          return lexer_.fail(tok_.pos, tok_.lower +
-                                           " (many-to-one / one-to-many vector matching) is "
-                                           "not supported");
+          b.card = at_keyword("group_left") ? Cardinality::kManyToOne : Cardinality::kOneToMany;
+          advance();
+          // The label list is optional: group_left alone copies no labels.
+          if (tok_.type == Tok::kLParen) {
+            auto include = parse_grouping_labels();
+            if (!include) return include.status();
+            b.include = std::move(include).value();
+          }
         }
+      }
+      if (is_set_operator(b.op) && b.card == Cardinality::kOneToOne) {
+        b.card = Cardinality::kManyToMany;
       }
       // ^ is right-associative; every other operator left-associative.
       auto rhs = parse_expr(b.op == BinaryOp::kPow ? prec : prec + 1);
@@ -229,35 +239,16 @@ class Parser {
     return parse_postfix(std::move(primary).value());
   }
 
-  // Range selectors `[5m]`, `offset 5m` and `@` after an expression.
+  // Range selectors `[5m]`, subqueries `[5m:1m]`, `offset 5m` and `@` after an expression.
   Result<ExprPtr> parse_postfix(ExprPtr e) {
     while (true) {
       if (tok_.type == Tok::kLBracket) {
-        const size_t open = tok_.pos;
-        advance(true);
-        if (tok_.type == Tok::kEnd) return lexer_.fail(tok_.pos, "unclosed left bracket");
-        if (tok_.type != Tok::kDuration) {
-          return unexpected("subquery or range selector", "duration");
-        }
-        const Token duration = tok_;
-        advance(true);
-        if (tok_.type == Tok::kColon) return lexer_.fail(tok_.pos, "subqueries are not supported");
-        if (tok_.type == Tok::kEnd) return lexer_.fail(tok_.pos, "unclosed left bracket");
-        if (tok_.type != Tok::kRBracket) return unexpected("subquery or range", "\":\" or \"]\"");
-        auto* vs = std::get_if<VectorSelector>(&e->node);
-        if (vs == nullptr) return lexer_.fail(open, "ranges only allowed for vector selectors");
-        if (vs->has_offset) return lexer_.fail(open, "no offset modifiers allowed before range");
-        const DurationMs range = *parse_duration(duration.text);
-        if (range <= 0) return lexer_.fail(duration.pos, "duration must be greater than 0");
-        if (range > kMaxDuration) return duration_out_of_range(duration);
-        advance();
-        auto ms = make(e->position, MatrixSelector{std::move(*vs), range});
-        if (!ms) return ms;
-        e = std::move(ms).value();
+        auto next = parse_bracket(std::move(e));
+        if (!next) return next;
+        e = std::move(next).value();
         continue;
       }
       if (at_keyword("offset")) {
-        const size_t at = tok_.pos;
         advance();
         bool negative = false;
         if (tok_.type == Tok::kOperator && tok_.text == "-") {
@@ -267,22 +258,158 @@ class Parser {
         if (tok_.type != Tok::kDuration) return unexpected("offset", "duration");
         const DurationMs offset = *parse_duration(tok_.text);
         if (offset > kMaxDuration) return duration_out_of_range(tok_);
-        VectorSelector* vs = std::get_if<VectorSelector>(&e->node);
-        if (auto* ms = std::get_if<MatrixSelector>(&e->node)) vs = &ms->selector;
-        if (vs == nullptr) {
-          return lexer_.fail(at,
+        auto target = modifier_target(*e);
+        if (!target.offset) {
+          return lexer_.fail(e->position,
                              "offset modifier must be preceded by an instant vector selector or "
                              "range vector selector or a subquery");
         }
-        if (vs->has_offset) return lexer_.fail(at, "offset may not be set multiple times");
-        vs->has_offset = true;
-        vs->offset = negative ? -offset : offset;
+        if (*target.has_offset) {
+          return lexer_.fail(e->position, "offset may not be set multiple times");
+        }
+        *target.has_offset = true;
+        *target.offset = negative ? -offset : offset;
         advance();
         continue;
       }
-      if (tok_.type == Tok::kAt) return lexer_.fail(tok_.pos, "the @ modifier is not supported");
+      if (tok_.type == Tok::kAt) {
+        advance();
+        auto at = parse_at();
+        if (!at) return at.status();
+        auto target = modifier_target(*e);
+        if (!target.at) {
+          return lexer_.fail(e->position,
+                             "@ modifier must be preceded by an instant vector selector or range "
+                             "vector selector or a subquery");
+        }
+        if (target.at->present()) {
+          return lexer_.fail(e->position, "@ <timestamp> may not be set multiple times");
+        }
+        if (at->kind == AtModifier::Kind::kTimestamp && !at_in_bounds_) {
+          return lexer_.fail(e->position,
+                             "timestamp out of bounds for @ modifier: " + go_float_f(at_seconds_));
+        }
+        *target.at = *at;
+        continue;
+      }
       return e;
     }
+  }
+
+  // Where `offset` and `@` go on an expression: a selector's, a range selector's selector's or a
+  // subquery's; null pointers for other expressions.
+  struct ModifierTarget {
+    DurationMs* offset = nullptr;
+    bool* has_offset = nullptr;
+    AtModifier* at = nullptr;
+  };
+  static ModifierTarget modifier_target(Expr& e) {
+    VectorSelector* vs = std::get_if<VectorSelector>(&e.node);
+    if (auto* ms = std::get_if<MatrixSelector>(&e.node)) vs = &ms->selector;
+    if (vs != nullptr) return {&vs->offset, &vs->has_offset, &vs->at};
+    if (auto* sq = std::get_if<SubqueryExpr>(&e.node)) {
+      return {&sq->offset, &sq->has_offset, &sq->at};
+    }
+    return {};
+  }
+
+  // Go's %f: six decimals, "+Inf", "-Inf", "NaN".
+  static std::string go_float_f(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    char buf[400];
+    std::snprintf(buf, sizeof buf, "%f", v);
+    return buf;
+  }
+
+  // After '@': a number of seconds (with an optional sign), start() or end().
+  Result<AtModifier> parse_at() {
+    AtModifier at;
+    if (tok_.type == Tok::kIdentifier && (tok_.text == "start" || tok_.text == "end")) {
+      at.kind = tok_.text == "start" ? AtModifier::Kind::kStart : AtModifier::Kind::kEnd;
+      advance();
+      if (tok_.type != Tok::kLParen) return unexpected("@", "timestamp");
+      advance();
+      if (tok_.type != Tok::kRParen) return unexpected("@", "\")\"");
+      advance();
+      return at;
+    }
+    double sign = 1;
+    if (tok_.type == Tok::kOperator && (tok_.text == "-" || tok_.text == "+")) {
+      sign = tok_.text == "-" ? -1 : 1;
+      advance();
+    }
+    if (tok_.type != Tok::kNumber) return unexpected("@", "timestamp");
+    double v = 0;
+    if (tok_.lower == "inf") {
+      v = std::numeric_limits<double>::infinity();
+    } else if (tok_.lower == "nan") {
+      v = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      auto n = parse_number(tok_.text);
+      if (!n)
+        return lexer_.fail(tok_.pos, "error parsing number: invalid syntax " + quote(tok_.text));
+      v = *n;
+    }
+    advance();
+    v *= sign;
+    // Prometheus refuses what does not fit int64 seconds; the time is kept in ms, bounded far
+    // beyond any stored sample so time arithmetic cannot overflow.
+    constexpr double kTwo63 = 9223372036854775808.0;
+    at_seconds_ = v;
+    at_in_bounds_ = v < kTwo63 && v > -kTwo63;  // false for NaN too
+    at.kind = AtModifier::Kind::kTimestamp;
+    constexpr double kMaxAtMs = static_cast<double>(TimestampMs{1} << 61);
+    if (at_in_bounds_) {
+      at.time = static_cast<TimestampMs>(std::clamp(std::round(v * 1000), -kMaxAtMs, kMaxAtMs));
+    }
+    return at;
+  }
+
+  // '[' range ']' or '[' range ':' [step] ']' after `e`, at '['.
+  Result<ExprPtr> parse_bracket(ExprPtr e) {
+    const size_t open = tok_.pos;
+    advance(true);
+    if (tok_.type == Tok::kEnd) return lexer_.fail(tok_.pos, "unclosed left bracket");
+    if (tok_.type != Tok::kDuration) return unexpected("subquery or range selector", "duration");
+    const Token duration = tok_;
+    const DurationMs range = *parse_duration(duration.text);
+    advance(true);
+    if (tok_.type == Tok::kColon) {
+      advance(true);
+      DurationMs step = 0;
+      if (tok_.type == Tok::kDuration) {
+        const Token step_token = tok_;
+        step = *parse_duration(step_token.text);
+        if (step <= 0) return lexer_.fail(step_token.pos, "duration must be greater than 0");
+        if (step > kMaxDuration) return duration_out_of_range(step_token);
+        advance(true);
+      } else if (tok_.type != Tok::kRBracket && tok_.type != Tok::kEnd) {
+        return unexpected("subquery selector", "duration or \"]\"");
+      }
+      if (tok_.type == Tok::kEnd) return lexer_.fail(tok_.pos, "unclosed left bracket");
+      if (tok_.type == Tok::kColon) return lexer_.fail(tok_.pos, "unexpected colon ':'");
+      if (tok_.type != Tok::kRBracket) return unexpected("subquery selector", "\"]\"");
+      if (range <= 0) return lexer_.fail(duration.pos, "duration must be greater than 0");
+      if (range > kMaxDuration) return duration_out_of_range(duration);
+      advance();
+      const size_t position = e->position;
+      SubqueryExpr sq;
+      sq.expr = std::move(e);
+      sq.range = range;
+      sq.step = step;
+      return make(position, std::move(sq));
+    }
+    if (tok_.type == Tok::kEnd) return lexer_.fail(tok_.pos, "unclosed left bracket");
+    if (tok_.type != Tok::kRBracket) return unexpected("subquery or range", "\":\" or \"]\"");
+    auto* vs = std::get_if<VectorSelector>(&e->node);
+    if (vs == nullptr) return lexer_.fail(open, "ranges only allowed for vector selectors");
+    if (vs->has_offset) return lexer_.fail(open, "no offset modifiers allowed before range");
+    if (vs->at.present()) return lexer_.fail(open, "no @ modifiers allowed before range");
+    if (range <= 0) return lexer_.fail(duration.pos, "duration must be greater than 0");
+    if (range > kMaxDuration) return duration_out_of_range(duration);
+    advance();
+    return make(e->position, MatrixSelector{std::move(*vs), range});
   }
 
   Result<ExprPtr> parse_primary() {
@@ -476,6 +603,8 @@ class Parser {
   size_t pos_ = 0;
   size_t depth_ = 0;
   Token tok_;
+  double at_seconds_ = 0;     // the last @ timestamp read, for the out-of-bounds message
+  bool at_in_bounds_ = true;  // whether it fits int64 seconds
 };
 
 }  // namespace

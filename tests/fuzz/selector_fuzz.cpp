@@ -106,6 +106,9 @@ bool has_number_named_selector(const query::Expr& e) {
       return has_number_named_selector(*a.expr);
     }
     bool operator()(const query::ParenExpr& p) const { return has_number_named_selector(*p.expr); }
+    bool operator()(const query::SubqueryExpr& q) const {
+      return has_number_named_selector(*q.expr);
+    }
   };
   return std::visit(Visitor{}, e.node);
 }

@@ -150,7 +150,7 @@ TEST_CASE("promql: vector matching, comparisons and errors over HTTP", "[promql]
         "invalid parameter \"query\": 1:6: parse error: expected type range vector in call to "
         "function \"rate\", got instant vector");
   error_body(k.get("/api/v1/query?" +
-                   form({{"query", "req_total * on(job) group_left req_total"}, {"time", "1"}})),
+                   form({{"query", "req_total and on(job) group_left req_total"}, {"time", "1"}})),
              400, "bad_data");
   error_body(k.get("/api/v1/query?" + form({{"query", "sum(req_total"}, {"time", "1"}})), 400,
              "bad_data");
@@ -169,8 +169,49 @@ TEST_CASE("promql: vector matching, comparisons and errors over HTTP", "[promql]
             form({{"query", "req_total + on(job) req_total"}, {"time", fmt_seconds(t)}})),
       422, "execution");
   CHECK(contains(std::string(exec.at("error").as_string()), "many-to-many matching not allowed"));
+  // group_left whose "one" side is not unique, and a result labelset made twice.
+  const auto dup = error_body(
+      k.get("/api/v1/query?" + form({{"query", "req_total * on(job) group_left req_total"},
+                                     {"time", fmt_seconds(t)}})),
+      422, "execution");
+  CHECK(dup.at("error") ==
+        "found duplicate series for the match group {job=\"api\"} on the right hand-side of the "
+        "operation: [{__name__=\"req_total\", instance=\"b\", job=\"api\"}, "
+        "{__name__=\"req_total\", instance=\"a\", job=\"api\"}];many-to-many matching not "
+        "allowed: matching labels must be unique on one side");
   // The server is fine afterwards.
   require_value_at(k, "count(req_total)", t, 2);
+}
+
+TEST_CASE("promql: subqueries, @, set operators and group_left over HTTP", "[promql]") {
+  Kpid k;
+  k.start();
+  const int64_t t = base_ms();
+  write_counters(k, t);
+
+  // rate is 1/s and 2/s everywhere: so is its maximum over a subquery.
+  const auto max_rate = by_instance(k.query_at_ms("max_over_time(rate(req_total[5m])[30m:1m])", t));
+  REQUIRE(max_rate.size() == 2);
+  CHECK(max_rate.at("a") == Approx(1));
+  CHECK(max_rate.at("b") == Approx(2));
+  // A bare subquery is a matrix (resultType "matrix"), its steps on multiples of 1m.
+  const auto sub = k.get("/api/v1/query?" + form({{"query", "req_total{instance=\"a\"}[3m:1m]"},
+                                                  {"time", fmt_seconds(t + 30'000)}}));
+  REQUIRE(sub.status == 200);
+  const auto data = sub.json().at("data");
+  CHECK(data.at("resultType") == "matrix");
+  REQUIRE(data.at("result").as_array().size() == 1);
+  CHECK(data.at("result").as_array()[0].at("values").as_array().size() == 3);
+  // @: the value at a fixed time, whatever the query time.
+  CHECK(value_at(k, "req_total{instance=\"a\"} @ " + fmt_seconds(t), t + 10 * kMinute) ==
+        value_at(k, "req_total{instance=\"a\"}", t));
+  // Set operators keep __name__ and labels.
+  const auto both = k.query_at_ms("req_total and on(instance) temp or req_total", t);
+  CHECK(both.size() == 2);
+  // group_left copies the "one" side's labels.
+  const auto joined = k.query_at_ms("req_total * on() group_left(room) (temp * 0 + 1)", t);
+  REQUIRE(joined.size() == 2);
+  for (const auto& s : joined) CHECK(s.metric.at("room") == "x");
 }
 
 TEST_CASE("promql: range queries of functions and aggregations", "[promql]") {

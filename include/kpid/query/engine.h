@@ -164,6 +164,7 @@ class Engine {
   std::atomic<int64_t> max_points_;
   std::atomic<DurationMs> timeout_;
   std::atomic<uint64_t> max_samples_;
+  std::atomic<DurationMs> default_subquery_step_;
   prometheus::Counter* raw_reads_ = nullptr;
   prometheus::Counter* rollup_5m_reads_ = nullptr;
   prometheus::Counter* rollup_1h_reads_ = nullptr;

@@ -30,6 +30,8 @@ struct QueryOptions {
   int64_t max_concurrency = 0;
   int64_t max_queued = 64;
   WorkerPriority worker_priority = WorkerPriority::kIdle;
+  // The step of a subquery written without one (`x[1h:]`): Prometheus' evaluation_interval.
+  DurationMs default_subquery_step = 60'000;
 };
 
 // The [query] keys that differ between the running options and a reloaded config and take

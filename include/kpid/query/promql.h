@@ -1,19 +1,22 @@
 #pragma once
-// The PromQL subset kpid evaluates: its syntax tree and parser.
+// The PromQL kpid evaluates: its syntax tree and parser.
 //
-// Supported: number literals (1, 1.5, .5, 1e3, 0x1f, 0755 octal, Inf, NaN), string literals (as
-// a whole query), vector selectors (selector.h), range selectors `sel[5m]` (Prometheus
-// durations such as 1h30m), `offset` (negative too), parentheses, unary + and -, binary
-// + - * / % ^ == != > < >= <= (comparisons with optional `bool`) with Prometheus' precedence
-// (^ binds tightest and is right-associative; unary minus binds like *), one-to-one vector
-// matching with on(...) / ignoring(...), the functions of `Function` (every PromQL function for
-// float samples; string arguments where Prometheus takes them) and the aggregations of
-// `AggregateOp` with by (...) or without (...) before or after the arguments: sum, avg, min,
-// max, count, group, stddev, stdvar, and with a parameter first topk(k, v), bottomk(k, v),
-// quantile(φ, v), count_values("label", v), limitk(k, v), limit_ratio(r, v) (aggregations.cpp
-// states their semantics).
-// Refused with a "not supported" parse error: group_left/group_right, and/or/unless, atan2,
-// subqueries, the @ modifier, the native-histogram functions.
+// Supported: number literals (1, 1.5, .5, 1e3, 0x1f, 0755 octal, Inf, NaN), string literals
+// ('single', "double" with escapes, `raw`), # comments to the end of a line wherever whitespace
+// may be, vector selectors (selector.h), range selectors `sel[5m]` (Prometheus durations such as
+// 1h30m, 1m0s, 1y, 1w), subqueries `expr[30m:1m]` and `expr[30m:]` (nested too), `offset`
+// (negative too) and the `@` modifier (`@ <unix seconds>`, `@ start()`, `@ end()`, either order
+// with offset) on selectors, range selectors and subqueries, parentheses, unary + and -, binary
+// + - * / % ^ == != > < >= <= (comparisons with optional `bool`) and the set operators and/or/
+// unless, with Prometheus' precedence (^ binds tightest and is right-associative; unary minus
+// binds like *; and/unless bind above or, below comparisons), vector matching with on(...) /
+// ignoring(...) and group_left(...) / group_right(...), the functions of `Function` (every
+// PromQL function for float samples; string arguments where Prometheus takes them) and the
+// aggregations of `AggregateOp` with by (...) or without (...) before or after the arguments:
+// sum, avg, min, max, count, group, stddev, stdvar, and with a parameter first topk(k, v),
+// bottomk(k, v), quantile(φ, v), count_values("label", v), limitk(k, v), limit_ratio(r, v)
+// (aggregations.cpp states their semantics).
+// Refused with a "not supported" parse error: atan2, the native-histogram functions.
 
 #include <memory>
 #include <string>
@@ -34,8 +37,26 @@ const char* documented_type(ValueType type);
 // The API's resultType: "scalar", "vector", "matrix", "string".
 const char* result_type_name(ValueType type);
 
-enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMod, kPow, kEq, kNe, kGt, kLt, kGe, kLe };
+enum class BinaryOp {
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kPow,
+  kEq,
+  kNe,
+  kGt,
+  kLt,
+  kGe,
+  kLe,
+  kAnd,
+  kOr,
+  kUnless
+};
 bool is_comparison(BinaryOp op);
+// and, or, unless.
+bool is_set_operator(BinaryOp op);
 const char* binary_op_text(BinaryOp op);
 
 enum class AggregateOp {
@@ -143,10 +164,19 @@ struct NumberLiteral {
 struct StringLiteral {
   std::string value;
 };
+// The `@` modifier: evaluate at a fixed time instead of each evaluation time.
+struct AtModifier {
+  enum class Kind { kNone, kTimestamp, kStart, kEnd };
+  Kind kind = Kind::kNone;
+  TimestampMs time = 0;  // kTimestamp: the time, in ms (the seconds rounded to ms)
+  bool present() const { return kind != Kind::kNone; }
+};
+
 struct VectorSelector {
   std::vector<LabelMatcher> matchers;
   DurationMs offset = 0;
   bool has_offset = false;
+  AtModifier at;
 };
 struct MatrixSelector {
   VectorSelector selector;
@@ -156,9 +186,15 @@ struct UnaryExpr {
   bool negate = false;  // '-' (else '+')
   ExprPtr operand;
 };
+// Vector matching cardinality; set operators are always many-to-many.
+enum class Cardinality { kOneToOne, kManyToOne, kOneToMany, kManyToMany };
+
 struct BinaryExpr {
   BinaryOp op = BinaryOp::kAdd;
   bool return_bool = false;
+  Cardinality card = Cardinality::kOneToOne;  // kManyToOne: group_left; kOneToMany: group_right
+  std::vector<std::string> include;           // group_left/group_right's labels, copied from
+                                              // the "one" side
   // Vector matching: on(labels) when `on`, else ignoring(labels) (empty by default, i.e. all
   // labels but __name__). `explicit_matching` records that on/ignoring was written.
   bool on = false;
@@ -183,10 +219,20 @@ struct AggregateExpr {
 struct ParenExpr {
   ExprPtr expr;
 };
+// `expr[range:step]`: expr evaluated at every multiple of step in (t - offset - range,
+// t - offset] (t the @ time if any), a range vector. step 0: the engine's default step.
+struct SubqueryExpr {
+  ExprPtr expr;
+  DurationMs range = 0;
+  DurationMs step = 0;
+  DurationMs offset = 0;
+  bool has_offset = false;
+  AtModifier at;
+};
 
 struct Expr {
   std::variant<NumberLiteral, StringLiteral, VectorSelector, MatrixSelector, UnaryExpr, BinaryExpr,
-               Call, AggregateExpr, ParenExpr>
+               Call, AggregateExpr, ParenExpr, SubqueryExpr>
       node;
   size_t position = 0;  // byte offset in the query of the expression's first character
   size_t height = 1;    // levels in this subtree (1 for a leaf); the parser bounds it

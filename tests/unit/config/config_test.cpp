@@ -36,6 +36,7 @@ TEST_CASE("an empty config gives the documented defaults") {
   CHECK(r.config.query.max_concurrency == 0);  // one worker per core
   CHECK(r.config.query.max_queued == 64);
   CHECK(r.config.query.worker_priority == query::WorkerPriority::kIdle);
+  CHECK(r.config.query.default_subquery_step == 60'000);
   CHECK(r.config.log.level == "info");
 }
 
@@ -63,6 +64,7 @@ max_samples = 1000000
 max_concurrency = 3
 max_queued = 10
 worker_priority = "low"
+default_subquery_step = "30s"
 [log]
 level = "debug"
 )");
@@ -86,6 +88,7 @@ level = "debug"
   CHECK(r.config.query.max_concurrency == 3);
   CHECK(r.config.query.max_queued == 10);
   CHECK(r.config.query.worker_priority == query::WorkerPriority::kLow);
+  CHECK(r.config.query.default_subquery_step == 30'000);
   CHECK(r.config.log.level == "debug");
 }
 

@@ -726,6 +726,13 @@ expr = 'scalar(max(queue_depth))'
   CHECK(kpis[1].window() == 5 * kMinute);
   CHECK_FALSE(kpis[1].interval.has_value());
   CHECK(kpis[2].window() == 5 * kMinute);  // no range: the lookback
+  CHECK(compile_toml(R"toml([[kpi]]
+id = "sub"
+direction = "lower_is_better"
+[kpi.value]
+expr = 'max_over_time(sum(rate(x[5m]))[2h:1m])'
+)toml")[0]
+            .window() == 120 * kMinute);
 }
 
 TEST_CASE("kpi: compile rejects value expressions that do not parse or can yield several series") {
@@ -762,6 +769,13 @@ TEST_CASE("kpi: compile rejects value expressions that do not parse or can yield
   CHECK(expr_error("topk(3, rate(x[5m]))").find("several") != std::string::npos);
   CHECK(expr_error("count_values(\"v\", x)").find("several") != std::string::npos);
   CHECK(expr_error("quantile(0.9, x)").empty());
+  CHECK(expr_error("sum(x) or vector(0)").empty());
+  CHECK(expr_error("x or vector(0)").find("several") != std::string::npos);
+  CHECK(expr_error("sum(x) unless on() (sum(y) > 3)").empty());
+  CHECK(expr_error("max(rate(x[5m]) * on(job) group_left(team) info)").empty());
+  CHECK(expr_error("rate(x[5m]) * on(job) group_left(team) sum by (job) (info)").find("several") !=
+        std::string::npos);
+  CHECK(expr_error("max_over_time(sum(rate(x[5m]))[1h:1m])").empty());
   CHECK(expr_error("abs(max(x) - 10)").empty());
 }
 

@@ -277,8 +277,9 @@ TEST_CASE("eval: one-to-one vector matching", "[eval]") {
   // Duplicates on the right are many-to-many.
   CHECK(f.error("cpu + on(dc) mem", f.t) ==
         "found duplicate series for the match group {dc=\"x\"} on the right hand-side of the "
-        "operation: [mem{dc=\"x\", host=\"b\"}, mem{dc=\"x\", host=\"a\"}];many-to-many "
-        "matching not allowed: matching labels must be unique on one side");
+        "operation: [{__name__=\"mem\", dc=\"x\", host=\"b\"}, {__name__=\"mem\", "
+        "dc=\"x\", host=\"a\"}];many-to-many matching not allowed: matching labels must be "
+        "unique on one side");
   // Two left elements for one right element need group_left.
   CHECK(f.error("cpu + on(dc) sum by (dc) (mem)", f.t) ==
         "multiple matches for labels: many-to-one matching must be explicit "
