@@ -134,6 +134,7 @@ Result<QueryResult> Engine::evaluate(const Expr& expr, TimestampMs start, Timest
   grid.step = step;
   grid.count = static_cast<size_t>((end - start) / step) + 1;
   grid.range_query = range_query;
+  grid.end = end;
   QueryStats local;
   detail::Evaluator evaluator(store_, grid, lookback_delta_.load(), local, limits,
                               default_subquery_step_.load());

@@ -151,6 +151,7 @@ std::pair<double, bool> apply(BinaryOp op, double l, double r) {
     case BinaryOp::kMul: return {l * r, true};
     case BinaryOp::kDiv: return {l / r, true};
     case BinaryOp::kMod: return {std::fmod(l, r), true};
+    case BinaryOp::kAtan2: return {std::atan2(l, r), true};
     case BinaryOp::kPow: return {std::pow(l, r), true};
     case BinaryOp::kEq: return {l, l == r};
     case BinaryOp::kNe: return {l, l != r};
@@ -321,7 +322,7 @@ std::optional<TimestampMs> Evaluator::at_time(const AtModifier& at) const {
 template <typename F>
 Result<Value> Evaluator::at_fixed(TimestampMs t, F&& compute) {
   const StepGrid outer = grid_;
-  grid_ = StepGrid{t, 1, 1, false};
+  grid_ = StepGrid{t, 1, 1, false, std::nullopt};
   auto v = compute();
   grid_ = outer;
   if (!v) return v;
@@ -363,7 +364,7 @@ Result<Value> Evaluator::eval_node(const SubqueryExpr& n) {
   if (auto st = guard_.hold(count); !st) return st;
   guard_.release(count);
   const StepGrid outer = grid_;
-  grid_ = StepGrid{start, step, static_cast<size_t>(count), true};
+  grid_ = StepGrid{start, step, static_cast<size_t>(count), true, std::nullopt};
   auto inner = eval(*n.expr);
   grid_ = outer;
   if (!inner) return inner;
@@ -787,7 +788,8 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
   const std::optional<TimestampMs> fixed = at_time(ms.selector.at);
   auto end_at = [&](size_t k) { return fixed.value_or(grid_.at(k)) - off; };
   const TimestampMs first_end = end_at(0);
-  const StepGrid plan_grid = fixed ? StepGrid{*fixed, 1, 1, grid_.range_query} : grid_;
+  const StepGrid plan_grid =
+      fixed ? StepGrid{*fixed, 1, 1, grid_.range_query, std::nullopt} : grid_;
   const ReadPlan plan = plan_read(store_, f, range, first_end, plan_grid);
   const DurationMs w = plan.width;
   // The window at step k: (end - range, end], widened outward to whole buckets if planned so.
@@ -862,6 +864,17 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
         while (lo < hi && rollups_[lo].end <= win.start) ++lo;
         if (lo == hi) continue;
         const std::span<const store::Rollup> in(rollups_.data() + lo, hi - lo);
+        if (!plan.widened && rollups_differ_from_raw(f, in)) {
+          // This window from its raw samples instead (they are still kept: not widened).
+          samples_.clear();
+          if (auto st = store_.read(ref.id, win.start + 1, win.end, samples_); !st) return st;
+          drop_stale_markers(samples_);
+          if (samples_.empty()) continue;
+          auto value = call_kernel(k, samples_, win);
+          if (!value) return value.status();
+          if (*value) s.points.push_back({grid_.at(k), **value});
+          continue;
+        }
         if (auto value = over_rollups(f, in, win, params.empty() ? 0 : params[0][k])) {
           s.points.push_back({grid_.at(k), *value});
         }

@@ -21,6 +21,8 @@ struct StepGrid {
   DurationMs step = 1;
   size_t count = 1;
   bool range_query = false;
+  // The query's `end` parameter, which @ end() means (the last step may come before it).
+  std::optional<TimestampMs> end;
   TimestampMs at(size_t k) const { return start + static_cast<int64_t>(k) * step; }
   TimestampMs last() const { return at(count - 1); }
 };
@@ -47,7 +49,7 @@ class Evaluator {
       : store_(store),
         grid_(grid),
         query_start_(grid.start),
-        query_end_(grid.last()),
+        query_end_(grid.end.value_or(grid.last())),
         lookback_(lookback_delta),
         subquery_step_(subquery_step),
         stats_(stats),

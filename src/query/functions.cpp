@@ -124,6 +124,12 @@ double extrapolated_rate(uint64_t count, TimestampMs first_t, double first_v, Ti
   return delta * factor;
 }
 
+bool rollups_differ_from_raw(Function f, std::span<const store::Rollup> buckets) {
+  if (f != Function::kRate && f != Function::kIncrease) return false;
+  return std::any_of(buckets.begin(), buckets.end(),
+                     [](const store::Rollup& b) { return !std::isfinite(b.sum); });
+}
+
 bool has_rollup_kernel(Function f) {
   switch (f) {
     case Function::kCountOverTime:

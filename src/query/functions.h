@@ -60,6 +60,11 @@ std::optional<double> over_raw_more(Function f, std::span<const store::Point> sa
 // factors outside (0, 1)); raised only where a series has samples in the window, as Prometheus.
 Status check_range_params(Function f, std::span<const double> params);
 
+// Whether over_rollups would answer f over `buckets` differently from the raw samples: rate
+// and increase sum per-bucket increments, which equals Prometheus' last - first + resets only
+// while every value is finite (a NaN or ±Inf sample makes the bucket's sum non-finite).
+bool rollups_differ_from_raw(Function f, std::span<const store::Rollup> buckets);
+
 // Whether over_rollups computes f (with the answer the raw samples give when the windows are
 // bucket-aligned); other range functions read raw samples.
 bool has_rollup_kernel(Function f);

@@ -162,6 +162,7 @@ const char* binary_op_text(BinaryOp op) {
     case BinaryOp::kAnd: return "and";
     case BinaryOp::kOr: return "or";
     case BinaryOp::kUnless: return "unless";
+    case BinaryOp::kAtan2: return "atan2";
   }
   return "?";
 }

@@ -47,11 +47,12 @@ int precedence(std::string_view op) {
 
 std::optional<BinaryOp> binary_op(std::string_view op) {
   static constexpr std::pair<std::string_view, BinaryOp> kOps[] = {
-      {"+", BinaryOp::kAdd},   {"-", BinaryOp::kSub}, {"*", BinaryOp::kMul},
-      {"/", BinaryOp::kDiv},   {"%", BinaryOp::kMod}, {"^", BinaryOp::kPow},
-      {"==", BinaryOp::kEq},   {"!=", BinaryOp::kNe}, {">", BinaryOp::kGt},
-      {"<", BinaryOp::kLt},    {">=", BinaryOp::kGe}, {"<=", BinaryOp::kLe},
-      {"and", BinaryOp::kAnd}, {"or", BinaryOp::kOr}, {"unless", BinaryOp::kUnless}};
+      {"+", BinaryOp::kAdd},      {"-", BinaryOp::kSub}, {"*", BinaryOp::kMul},
+      {"/", BinaryOp::kDiv},      {"%", BinaryOp::kMod}, {"^", BinaryOp::kPow},
+      {"==", BinaryOp::kEq},      {"!=", BinaryOp::kNe}, {">", BinaryOp::kGt},
+      {"<", BinaryOp::kLt},       {">=", BinaryOp::kGe}, {"<=", BinaryOp::kLe},
+      {"and", BinaryOp::kAnd},    {"or", BinaryOp::kOr}, {"unless", BinaryOp::kUnless},
+      {"atan2", BinaryOp::kAtan2}};
   for (const auto& [text, value] : kOps) {
     if (text == op) return value;
   }

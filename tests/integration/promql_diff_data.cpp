@@ -27,8 +27,9 @@ class Rng {
     return z ^ (z >> 31);
   }
   int64_t below(int64_t n) { return static_cast<int64_t>(next() % static_cast<uint64_t>(n)); }
-  // Millisecond jitter in [1, 999]: never a whole second.
-  int64_t jitter() { return 1 + below(999); }
+  // Millisecond jitter in [2, 999]: never a whole second, nor 1 ms past one (subqueries are
+  // compared 1 ms past whole seconds, see promql_diff_test.cpp).
+  int64_t jitter() { return 2 + below(998); }
 
  private:
   uint64_t state_;

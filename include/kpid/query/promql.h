@@ -16,7 +16,8 @@
 // sum, avg, min, max, count, group, stddev, stdvar, and with a parameter first topk(k, v),
 // bottomk(k, v), quantile(φ, v), count_values("label", v), limitk(k, v), limit_ratio(r, v)
 // (aggregations.cpp states their semantics).
-// Refused with a "not supported" parse error: atan2, the native-histogram functions.
+// and atan2 (binding like *). Refused with a "not supported" parse error: the native-histogram
+// functions.
 
 #include <memory>
 #include <string>
@@ -52,7 +53,8 @@ enum class BinaryOp {
   kLe,
   kAnd,
   kOr,
-  kUnless
+  kUnless,
+  kAtan2,
 };
 bool is_comparison(BinaryOp op);
 // and, or, unless.

@@ -260,3 +260,15 @@ TEST_CASE_METHOD(SyntaxData, "subquery steps are multiples of the step since the
     CHECK(p.value == expected(p.timestamp, 50 * kSec, 7 * kSec, 0));
   }
 }
+
+TEST_CASE_METHOD(SyntaxData, "atan2 binds like * and takes y atan2 x element by element",
+                 "[promql][atan2]") {
+  auto got = by_labels(instant("a atan2 on(i) (b + 1)", s(600)));
+  REQUIRE(got.size() == 2);
+  CHECK(got["i=1"] == Approx(std::atan2(1.0, 11.0)));
+  CHECK(got["i=3"] == Approx(std::atan2(3.0, 31.0)));
+  // Precedence: 2 * 1 atan2 -1 is (2 * 1) atan2 -1, and + binds looser.
+  auto scalar = instant("2 * 1 atan2 -1 + 1", s(600));
+  REQUIRE(scalar.type == ValueType::kScalar);
+  CHECK(scalar.scalar == Approx(std::atan2(2.0, -1.0) + 1));
+}
