@@ -17,6 +17,7 @@
 #include "evaluator.h"
 #include "histogram_quantile.h"
 #include "kpid/core/stale_marker.h"
+#include "series_ops.h"
 
 namespace kpid::query::detail {
 
@@ -24,12 +25,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr std::string_view kBucketLabel = "le";
-
-LabelsPtr owned_labels(std::vector<Label> items) {
-  // Names come from existing label sets or are validated, so this cannot fail.
-  auto labels = Labels::from(std::move(items));
-  return std::make_shared<const Labels>(labels ? std::move(labels).value() : Labels());
-}
 
 // The labels without `name` (and `also`, when given).
 LabelsPtr without(const LabelsPtr& labels, std::string_view name, std::string_view also = {}) {
@@ -39,10 +34,8 @@ LabelsPtr without(const LabelsPtr& labels, std::string_view name, std::string_vi
   for (const auto& l : labels->items()) {
     if (l.name != name && (also.empty() || l.name != also)) items.push_back(l);
   }
-  return owned_labels(std::move(items));
+  return owned(std::move(items));
 }
-
-LabelsPtr drop_metric_name(const LabelsPtr& labels) { return without(labels, kMetricNameLabel); }
 
 // `labels` with `name` set to `value`, or removed when `value` is empty (as Prometheus' builder).
 LabelsPtr with_label(const Labels& labels, const std::string& name, std::string value) {
@@ -52,45 +45,7 @@ LabelsPtr with_label(const Labels& labels, const std::string& name, std::string 
     if (l.name != name) items.push_back(l);
   }
   if (!value.empty()) items.push_back({name, std::move(value)});
-  return owned_labels(std::move(items));
-}
-
-Status same_labelset() {
-  return Status::invalid_argument("vector cannot contain metrics with the same labelset");
-}
-
-// After a function that may have made labels equal: series with equal labels become one, an
-// error only where two of them have a value at the same step (Prometheus checks each step).
-Status merge_equal_labels(std::vector<Series>& series) {
-  std::stable_sort(series.begin(), series.end(), [](const Series& a, const Series& b) {
-    return a.labels->items() < b.labels->items();
-  });
-  std::vector<Series> out;
-  out.reserve(series.size());
-  for (auto& s : series) {
-    if (s.points.empty()) continue;
-    if (out.empty() || !(*out.back().labels == *s.labels)) {
-      out.push_back(std::move(s));
-      continue;
-    }
-    auto& into = out.back().points;
-    std::vector<store::Point> merged;
-    merged.reserve(into.size() + s.points.size());
-    size_t i = 0;
-    size_t j = 0;
-    while (i < into.size() || j < s.points.size()) {
-      if (j == s.points.size() || (i < into.size() && into[i].timestamp < s.points[j].timestamp)) {
-        merged.push_back(into[i++]);
-      } else if (i == into.size() || s.points[j].timestamp < into[i].timestamp) {
-        merged.push_back(s.points[j++]);
-      } else {
-        return same_labelset();
-      }
-    }
-    into = std::move(merged);
-  }
-  series = std::move(out);
-  return Status::ok();
+  return owned(std::move(items));
 }
 
 const Expr& unwrap_parens(const Expr& e) {
@@ -406,7 +361,7 @@ LabelsPtr absent_labels(const Expr& arg) {
       }
     }
   }
-  return owned_labels(std::move(items));
+  return owned(std::move(items));
 }
 
 }  // namespace
@@ -462,10 +417,10 @@ Result<Value> Evaluator::eval_function(const Call& n) {
       auto in = eval(arg);
       if (!in) return in;
       for (auto& s : in->series) {
-        s.labels = drop_metric_name(s.labels);
+        s.labels = drop_name(s.labels);
         for (auto& p : s.points) p.value = static_cast<double>(p.timestamp) / 1000;
       }
-      if (auto st = merge_equal_labels(in->series); !st) return st;
+      if (auto st = sort_and_merge(in->series); !st) return st;
       return in;
     }
     case Function::kSort:
@@ -494,7 +449,7 @@ Result<Value> Evaluator::eval_function(const Call& n) {
     scalars.push_back(std::move(a->scalars));
   }
   for (auto& s : in->series) {
-    s.labels = drop_metric_name(s.labels);
+    s.labels = drop_name(s.labels);
     size_t out = 0;
     for (const auto& p : s.points) {
       const size_t k = step_of(p.timestamp);
@@ -521,7 +476,7 @@ Result<Value> Evaluator::eval_function(const Call& n) {
     }
     s.points.resize(out);
   }
-  if (auto st = merge_equal_labels(in->series); !st) return st;
+  if (auto st = sort_and_merge(in->series); !st) return st;
   return in;
 }
 
@@ -533,7 +488,7 @@ Result<Value> Evaluator::eval_timestamp(const VectorSelector& vs) {
   const TimestampMs last = grid_.last() - vs.offset;
   for (const auto& ref : store_.select(vs.matchers)) {
     if (auto st = guard_.check(); !st) return st;
-    Series s{drop_metric_name(LabelsPtr(LabelsPtr(), ref.labels)), {}};
+    Series s{drop_name(LabelsPtr(LabelsPtr(), ref.labels)), {}};
     samples_.clear();
     if (auto st = store_.read(ref.id, first - lookback_ + 1, last, samples_); !st) return st;
     if (auto st = guard_.hold(samples_.size()); !st) return st;
@@ -550,7 +505,7 @@ Result<Value> Evaluator::eval_timestamp(const VectorSelector& vs) {
     ++stats_.raw_reads;
     if (!s.points.empty()) v.series.push_back(std::move(s));
   }
-  if (auto st = merge_equal_labels(v.series); !st) return st;
+  if (auto st = sort_and_merge(v.series); !st) return st;
   return v;
 }
 
@@ -620,7 +575,7 @@ Result<Value> Evaluator::eval_histogram_quantile(const Call& n) {
   Value v;
   v.type = ValueType::kVector;
   v.series = std::move(out);
-  if (auto st = merge_equal_labels(v.series); !st) return st;
+  if (auto st = sort_and_merge(v.series); !st) return st;
   return v;
 }
 
@@ -679,7 +634,7 @@ Result<Value> Evaluator::eval_label_function(const Call& n) {
       s.labels = with_label(*s.labels, dst, std::move(joined));
     }
   }
-  if (auto st = merge_equal_labels(in->series); !st) return st;
+  if (auto st = sort_and_merge(in->series); !st) return st;
   return in;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Evaluation of PromQL-subset queries (promql.h) over the store, with Prometheus' semantics,
+// Evaluation of PromQL queries (promql.h) over the store, with Prometheus' semantics,
 // plus the series and label lookups of the Prometheus API.
 //
 // Semantics: an instant vector selector takes each series' latest sample in
