@@ -22,6 +22,7 @@ std::vector<std::string> keys_needing_restart(const StoreOptions& running,
   check("storage.checkpoint_interval", running.checkpoint_interval != next.checkpoint_interval);
   check("storage.head_max_samples", running.head_max_samples != next.head_max_samples);
   check("storage.min_free_bytes", running.min_free_bytes != next.min_free_bytes);
+  check("storage.block_cache", running.block_cache_bytes != next.block_cache_bytes);
   check("storage.backup_dir", running.backup_dir != next.backup_dir);
   check("retention.raw", running.retention.raw != next.retention.raw);
   check("retention.rollup_5m", running.retention.rollup_5m != next.retention.rollup_5m);

@@ -9,6 +9,7 @@
 
 #include <sys/statvfs.h>
 
+#include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -162,6 +163,7 @@ struct RocksDbStore::Impl {
   rocksdb::ColumnFamilyHandle* dirty_cf = nullptr;
   rocksdb::ColumnFamilyHandle* state_cf = nullptr;
   rocksdb::WriteOptions write_options;
+  std::shared_ptr<rocksdb::Cache> block_cache;  // storage.block_cache, shared by the families
   std::unique_ptr<detail::RetentionFilter> raw_filter;
   std::unique_ptr<detail::RetentionFilter> rollup5m_filter;
   std::unique_ptr<detail::RetentionFilter> rollup1h_filter;

@@ -184,7 +184,14 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
     db_options.env = impl->fault_env.get();
   }
 
-  auto data_options = [](rocksdb::CompactionFilter* filter) {
+  impl->block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  auto table_with_cache = [&](size_t block_size) {
+    rocksdb::BlockBasedTableOptions table;
+    table.block_size = block_size;
+    table.block_cache = impl->block_cache;
+    return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(table));
+  };
+  auto data_options = [&](rocksdb::CompactionFilter* filter) {
     rocksdb::ColumnFamilyOptions o;
     o.compression = rocksdb::kLZ4Compression;
     o.bottommost_compression = rocksdb::kZSTD;
@@ -192,9 +199,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
     // find what repeats across series (shared exponents, regular headers, sketch buckets).
     o.bottommost_compression_opts.level = 9;
     o.bottommost_compression_opts.enabled = true;
-    rocksdb::BlockBasedTableOptions table;
-    table.block_size = 64 << 10;
-    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    o.table_factory = table_with_cache(64 << 10);
     o.level_compaction_dynamic_level_bytes = true;
     o.compaction_filter = filter;
     // Old files get recompacted daily, so expired windows go even where nothing else writes.
@@ -205,6 +210,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   chunk_options.merge_operator = std::make_shared<detail::ChunkMergeOperator>();
   rocksdb::ColumnFamilyOptions index_options;
   index_options.compression = rocksdb::kLZ4Compression;
+  index_options.table_factory = table_with_cache(4 << 10);
   rocksdb::ColumnFamilyOptions log_options;
   log_options.compression = rocksdb::kNoCompression;
 

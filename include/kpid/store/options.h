@@ -40,6 +40,9 @@ struct StoreOptions {
   // Writes are refused (Pushback::kDiskFull) while the data dir's filesystem has less free
   // space than this, so RocksDB never runs out of it mid-write; 0: no check.
   uint64_t min_free_bytes = 100ull << 20;
+  // RocksDB's block cache, shared by chunks, rollups and the series index: uncompressed blocks
+  // that queries read again stay in memory instead of being read and decompressed each time.
+  uint64_t block_cache_bytes = 256ull << 20;
   // Where "now" comes from for retention; SystemClock when null. Must outlive the store.
   const Clock* clock = nullptr;
   // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
