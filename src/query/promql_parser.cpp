@@ -465,6 +465,7 @@ class Parser {
     advance();
     VectorSelector vs;
     vs.matchers = std::move(sel->matchers);
+    if (s_[pos] != '{' && !vs.matchers.empty()) vs.name = vs.matchers.front().value();
     return make(pos, std::move(vs));
   }
 

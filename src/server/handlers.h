@@ -129,6 +129,13 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
                          const query::Engine& engine, const Clock& clock,
                          const QueryBudget& budget);
 
+// /api/v1/format_query: Prometheus' pretty text of `query` (its Pretty(0)); a parse error is
+// 400 bad_data "invalid parameter \"query\": ...".
+Response handle_format_query(const Request& request, const Params& params);
+// /api/v1/parse_query: the syntax tree of `query` as Prometheus' translateAST JSON; errors as
+// format_query's.
+Response handle_parse_query(const Request& request, const Params& params);
+
 // GET /api/v1/status/buildinfo: kpid's version, revision, branch, build user and date, and its
 // compiler (in Prometheus' goVersion field). Other methods: Prometheus' 405.
 Response handle_buildinfo(const Request& request);

@@ -346,6 +346,8 @@ Response handle_prom_api(const Request& request, std::string_view endpoint,
   if (endpoint == "query") return query_instant(request, params, engine, clock, budget);
   if (endpoint == "query_range") return query_range(request, params, engine, budget);
   if (endpoint == "query_exemplars") return query_exemplars(request, params);
+  if (endpoint == "format_query") return handle_format_query(request, params);
+  if (endpoint == "parse_query") return handle_parse_query(request, params);
   if (endpoint == "series") return series(request, params, engine, budget);
   if (endpoint == "labels") return labels(request, params, engine, {}, budget);
   if (label_values) {

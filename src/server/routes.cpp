@@ -57,6 +57,8 @@ enum class Route {
   kQueryExemplars,
   kBuildInfo,
   kTsdbStatus,
+  kFormatQuery,
+  kParseQuery,
   kOther,
   kCount
 };
@@ -96,6 +98,8 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/query_exemplars",
     "/api/v1/status/buildinfo",
     "/api/v1/status/tsdb",
+    "/api/v1/format_query",
+    "/api/v1/parse_query",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -112,6 +116,8 @@ Route route_of(std::string_view path) {
   if (path == "/api/v1/status/buildinfo") return Route::kBuildInfo;
   if (path == "/api/v1/status/tsdb") return Route::kTsdbStatus;
   if (path == "/api/v1/series") return Route::kSeries;
+  if (path == "/api/v1/format_query") return Route::kFormatQuery;
+  if (path == "/api/v1/parse_query") return Route::kParseQuery;
   if (path == "/api/v1/labels") return Route::kLabels;
   if (path.starts_with("/api/v1/label/") && path.ends_with("/values")) return Route::kLabelValues;
   if (path == "/metrics") return Route::kMetrics;
@@ -202,6 +208,8 @@ bool on_pool(Route route) {
     case Route::kLabels:
     case Route::kLabelValues:
     case Route::kQueryExemplars:
+    case Route::kFormatQuery:
+    case Route::kParseQuery:
     case Route::kTsdbStatus:
     case Route::kKpi:
     case Route::kKpiSeries:

@@ -176,6 +176,9 @@ struct AtModifier {
 
 struct VectorSelector {
   std::vector<LabelMatcher> matchers;
+  // The metric name when written before the braces (`foo{...}`; its matcher is matchers[0]),
+  // else empty: Prometheus prints `{__name__="foo"}` as written.
+  std::string name;
   DurationMs offset = 0;
   bool has_offset = false;
   AtModifier at;
@@ -249,5 +252,18 @@ Result<ExprPtr> parse_promql(std::string_view text);
 // The canonical text of `expr` with every unary and binary expression in parentheses, e.g.
 // "(1 + (2 * 3))"; for tests and logs.
 std::string format_expr(const Expr& expr);
+
+// Prometheus' canonical text of `expr` (its AST's String()), as /api/v1/format_query builds on:
+// `sum by (job) (rate(x{a="b"}[5m] @ 100.000 offset 1d))`, `a / on (x) group_left (y) b`;
+// matchers sorted, the metric name outside the braces only when written there, numbers as Go's
+// %v (1e+06, +Inf), strings as Go's strconv.Quote, durations as Prometheus' (1h30m, 1d),
+// parentheses as written.
+std::string print_expr(const Expr& expr);
+// Prometheus' pretty form (Pretty(0)): print_expr where it fits in 100 bytes, else the node is
+// split over lines, its children indented two spaces a level (promql_print.cpp).
+std::string pretty_expr(const Expr& expr);
+// The AST as the JSON object Prometheus' /api/v1/parse_query answers (its translateAST), keys
+// sorted as Go marshals them.
+std::string expr_tree_json(const Expr& expr);
 
 }  // namespace kpid::query
