@@ -141,8 +141,17 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   auto emit_raw_until = [&](TimestampMs limit) -> Status {
     for (; next_raw < from_raw.size() && from_raw[next_raw] < limit; ++next_raw) {
       const TimestampMs w = from_raw[next_raw];
+      // Only the samples of the buckets asked for, (start, end] rounded to whole buckets: a
+      // query at "now" needs the open window's last bucket or two, not its whole span.
+      const TimestampMs from =
+          std::max(w - kChunkSpan + 1, bucket_end(start + 1, width) - width + 1);
+      const TimestampMs last_end =
+          bucket_end(end, width) == end ? end : bucket_end(end, width) - width;
+      const TimestampMs to = std::min(w, last_end);
       points.clear();
-      if (auto s = read(series, w - kChunkSpan + 1, w, points); !s) return s;
+      if (from <= to) {
+        if (auto s = read(series, from, to, points); !s) return s;
+      }
       build_rollups(points, width, start, end, out);
     }
     return Status::ok();

@@ -264,18 +264,24 @@ TEST_CASE("listen addresses") {
 TEST_CASE("retention and storage limits are read and checked") {
   auto r = parse(
       "[storage]\nmax_series = 5\nmax_labels_per_series = 4\ncheckpoint_interval = \"10s\"\n"
+      "block_cache = \"64MiB\"\n"
       "[retention]\nraw = \"7d\"\nrollup_5m = \"90d\"\nrollup_1h = \"2y\"\n");
   REQUIRE(r.ok());
+  CHECK(r.config.storage.block_cache_bytes == 64ull << 20);
+
   CHECK(r.config.storage.limits.max_series == 5);
   CHECK(r.config.storage.limits.max_labels_per_series == 4);
   CHECK(r.config.storage.checkpoint_interval == 10'000);
   CHECK(r.config.storage.retention.raw == 7 * 86'400'000LL);
   CHECK(r.config.storage.retention.rollup_5m == 90 * 86'400'000LL);
   CHECK(r.config.storage.retention.rollup_1h == 2 * 365 * 86'400'000LL);
-  auto bad = parse("[retention]\nraw = \"1h\"\nrollup_1m = \"1d\"\n[storage]\nmax_series = 0\n");
+  auto bad = parse(
+      "[retention]\nraw = \"1h\"\nrollup_1m = \"1d\"\n[storage]\nmax_series = 0\n"
+      "block_cache = \"1KiB\"\n");
   CHECK(has_error(bad, "retention.raw", 2, "at least"));
   CHECK(has_error(bad, "retention.rollup_1m", 3, "did you mean"));
   CHECK(has_error(bad, "storage.max_series", 5, "between 1 and"));
+  CHECK(has_error(bad, "storage.block_cache", 6, ""));
 }
 
 TEST_CASE("query limits out of range are errors") {

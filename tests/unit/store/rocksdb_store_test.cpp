@@ -207,3 +207,11 @@ TEST_CASE(
   REQUIRE(store.append(std::vector<Sample>{{id, 1'000'000 + 2000, 1.0}}).is_ok());
   CHECK(read_all(store, id).size() == 2001);
 }
+
+TEST_CASE("a changed block cache size takes effect after a restart, as the other storage keys") {
+  store::StoreOptions running;
+  store::StoreOptions next = running;
+  next.block_cache_bytes = 64ull << 20;
+  CHECK(store::keys_needing_restart(running, next) ==
+        std::vector<std::string>{"storage.block_cache"});
+}
