@@ -14,36 +14,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kPrometheusBinary = PROMETHEUS_BINARY;
-
-// An empty Prometheus 2.42 on a free loopback port; stopped by PID when destroyed.
-struct Prometheus {
-  TempDir dir;
-  uint16_t port = free_port();
-  std::unique_ptr<BackgroundProcess> process;
-
-  Prometheus() {
-    write_file(dir.file("prometheus.yml"), "global: {}\n");
-    std::filesystem::create_directories(dir.file("data"));
-    process = std::make_unique<BackgroundProcess>(
-        "prometheus",
-        std::vector<std::string>{kPrometheusBinary, "--config.file=" + dir.file("prometheus.yml"),
-                                 "--storage.tsdb.path=" + dir.file("data"),
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                 "--log.level=warn"},
-        dir.file("prometheus.log"));
-    REQUIRE(eventually(
-        [&] {
-          try {
-            return http_request(port, "GET", "/-/ready", {}, {}, 2s).status == 200;
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        30s, 100ms));
-  }
-};
-
 const std::string kLongSelector =
     R"(http_requests_total{job="apiserver",handler="/api/v1/query",code=~"5..",instance!~"test.*"})";
 const std::string kLongSum = "sum by (job, instance) (rate(" + kLongSelector + "[5m]))";
@@ -290,7 +260,7 @@ std::string data_string(const HttpResponse& r) {
 
 TEST_CASE("format_query: kpid's answers are Prometheus 2.42's, byte for byte",
           "[promql][format_query][prometheus]") {
-  Prometheus prom;
+  RealPrometheus prom;
   Kpid k;
   k.start();
   HttpClient pc(prom.port);

@@ -23,8 +23,6 @@ namespace pb = kpid::wire::prometheus::v1;
 
 namespace {
 
-constexpr const char* kPrometheusBinary = PROMETHEUS_BINARY;
-
 // What Grafana's backend (pkg/promlib) sends with every request.
 const Headers kGrafanaForm = {{"User-Agent", "Grafana/11.3.0"},
                               {"Content-Type", "application/x-www-form-urlencoded"}};
@@ -116,34 +114,6 @@ std::vector<std::string> shape(const json::value& v) {
   std::sort(out.begin(), out.end());
   return out;
 }
-
-// A real Prometheus 2.42 on a free loopback port, taking remote writes; stopped by PID.
-struct Prometheus {
-  TempDir dir;
-  uint16_t port = free_port();
-  std::unique_ptr<BackgroundProcess> process;
-
-  Prometheus() {
-    write_file(dir.file("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
-    std::filesystem::create_directories(dir.file("data"));
-    process = std::make_unique<BackgroundProcess>(
-        "prometheus",
-        std::vector<std::string>{kPrometheusBinary, "--config.file=" + dir.file("prometheus.yml"),
-                                 "--storage.tsdb.path=" + dir.file("data"),
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                 "--web.enable-remote-write-receiver"},
-        dir.file("prometheus.log"));
-    REQUIRE(eventually(
-        [&] {
-          try {
-            return http_request(port, "GET", "/-/ready", {}, {}, 2s).status == 200;
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        30s, 100ms));
-  }
-};
 
 }  // namespace
 
@@ -292,7 +262,7 @@ TEST_CASE("grafana: the data source's requests as Grafana sends them", "[grafana
 
 TEST_CASE("grafana: kpid and a real Prometheus answer Grafana's requests alike",
           "[grafana][prometheus]") {
-  Prometheus prom;
+  RealPrometheus prom("global:\n  scrape_interval: 1h\n", {"--web.enable-remote-write-receiver"});
   Kpid k;
   k.start();
   const int64_t t = now_ms() - 60'000;  // in Prometheus' head, so status/tsdb counts it

@@ -970,6 +970,21 @@ json::array get_alerts(const Kpid& k, std::string_view query) {
   return data.as_array();
 }
 
+json::array wait_for_items(const Kpid& k, std::string_view target, size_t count,
+                           std::chrono::milliseconds timeout) {
+  json::array items;
+  eventually(
+      [&] {
+        const HttpResponse r = k.get(target);
+        if (r.status != 200) return false;
+        const json::value body = r.json();
+        items = body.at("data").as_array();
+        return items.size() == count;
+      },
+      timeout, 100ms);
+  return items;
+}
+
 json::object get_alert_detail(const Kpid& k, std::string_view id) {
   const std::string target = "/api/v1/alerts/" + std::string(id);
   INFO("GET " << target);
@@ -996,6 +1011,28 @@ void require_error(const HttpResponse& r, int status, std::string_view type) {
   CHECK(json_str(v, "status") == "error");
   CHECK(json_str(v, "errorType") == type);
   CHECK_FALSE(json_str(v, "error").empty());
+}
+
+RealPrometheus::RealPrometheus(const std::string& config_yaml,
+                               const std::vector<std::string>& extra_args)
+    : port(free_port()) {
+  write_file(dir.file("prometheus.yml"), config_yaml);
+  std::filesystem::create_directories(dir.file("data"));
+  std::vector<std::string> argv = {PROMETHEUS_BINARY, "--config.file=" + dir.file("prometheus.yml"),
+                                   "--storage.tsdb.path=" + dir.file("data"),
+                                   "--web.listen-address=127.0.0.1:" + std::to_string(port),
+                                   "--log.level=warn"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process = std::make_unique<BackgroundProcess>("prometheus", argv, dir.file("prometheus.log"));
+  REQUIRE(eventually(
+      [&] {
+        try {
+          return http_request(port, "GET", "/-/ready", {}, {}, 2s).status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      30s, 100ms));
 }
 
 }  // namespace kpid_it

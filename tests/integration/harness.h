@@ -185,6 +185,18 @@ class BackgroundProcess {
   std::optional<int> exit_status_;
 };
 
+// A real Prometheus (Debian's, 2.42) on a free loopback port with a temporary data dir, ready
+// (GET /-/ready) when constructed; stopped by PID when destroyed. `config_yaml` is its
+// prometheus.yml, `extra_args` more flags (e.g. --web.enable-remote-write-receiver).
+struct RealPrometheus {
+  explicit RealPrometheus(const std::string& config_yaml = "global: {}\n",
+                          const std::vector<std::string>& extra_args = {});
+
+  TempDir dir;
+  uint16_t port = 0;
+  std::unique_ptr<BackgroundProcess> process;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Prometheus text format
 
@@ -322,6 +334,10 @@ void write_value_now(const Kpid& k, std::string_view metric, double value);
 boost::json::value require_api_data(const HttpResponse& r);
 // GET /api/v1/alerts?`query` (query without the "?"): the data array.
 boost::json::array get_alerts(const Kpid& k, std::string_view query = "");
+// Polls GET `target` (an API returning a data array) until the array holds `count` items or
+// `timeout` passes; returns the last array seen (empty when no answer was a success).
+boost::json::array wait_for_items(const Kpid& k, std::string_view target, size_t count,
+                                  std::chrono::milliseconds timeout = 10s);
 // GET /api/v1/alerts/`id`, REQUIREing success: the alert with its timeline.
 boost::json::object get_alert_detail(const Kpid& k, std::string_view id);
 // o[key] as a string; "" when `v` is not an object, or the key is missing or not a string.

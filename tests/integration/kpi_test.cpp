@@ -1215,24 +1215,8 @@ TEST_CASE("kpi: a histogram_quantile KPI over line-protocol buckets breaches, al
   REQUIRE(breached);
   CHECK(number_or_null(detail().at("value")).value_or(0) == Approx(968.75));
 
-  json::array alerts;
-  CHECK(eventually(
-      [&] {
-        const HttpResponse a = k.get("/api/v1/alerts?kpi=checkout_p95&state=firing");
-        if (a.status != 200) return false;
-        alerts = a.json().at("data").as_array();
-        return alerts.size() == 1;
-      },
-      10s, 100ms));
-  json::array okrs;
-  CHECK(eventually(
-      [&] {
-        const HttpResponse o = k.get("/api/v1/okrs?kpi=checkout_p95");
-        if (o.status != 200) return false;
-        okrs = o.json().at("data").as_array();
-        return okrs.size() == 1;
-      },
-      10s, 100ms));
+  const json::array alerts = wait_for_items(k, "/api/v1/alerts?kpi=checkout_p95&state=firing", 1);
+  const json::array okrs = wait_for_items(k, "/api/v1/okrs?kpi=checkout_p95", 1);
   INFO("alerts: " << json::serialize(alerts) << "\nokrs: " << json::serialize(okrs));
   REQUIRE(alerts.size() == 1);
   REQUIRE(okrs.size() == 1);

@@ -506,24 +506,8 @@ TEST_CASE("remote write: a KPI on a remote-written native histogram breaches, al
   CHECK(value < 40);
 
   // The alert fires and an OKR draft is opened for the owner, linked to it.
-  json::array alerts;
-  CHECK(eventually(
-      [&] {
-        const HttpResponse a = k.get("/api/v1/alerts?kpi=checkout_fast&state=firing");
-        if (a.status != 200) return false;
-        alerts = a.json().at("data").as_array();
-        return alerts.size() == 1;
-      },
-      10s, 100ms));
-  json::array okrs;
-  CHECK(eventually(
-      [&] {
-        const HttpResponse o = k.get("/api/v1/okrs?kpi=checkout_fast");
-        if (o.status != 200) return false;
-        okrs = o.json().at("data").as_array();
-        return okrs.size() == 1;
-      },
-      10s, 100ms));
+  const json::array alerts = wait_for_items(k, "/api/v1/alerts?kpi=checkout_fast&state=firing", 1);
+  const json::array okrs = wait_for_items(k, "/api/v1/okrs?kpi=checkout_fast", 1);
   INFO("alerts: " << json::serialize(alerts) << "\nokrs: " << json::serialize(okrs));
   REQUIRE(alerts.size() == 1);
   REQUIRE(okrs.size() == 1);
