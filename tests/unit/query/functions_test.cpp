@@ -24,16 +24,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 TimestampMs B() { return base_time() + kMin + 7; }
 TimestampMs at(double seconds) { return B() + static_cast<TimestampMs>(seconds * 1000); }
 
-std::map<std::string, double> by_labels(const QueryResult& r) {
-  REQUIRE(r.type == ValueType::kVector);
-  std::map<std::string, double> out;
-  for (const auto& s : r.series) {
-    REQUIRE(s.points.size() == 1);
-    out[label_text(*s.labels)] = s.points[0].value;
-  }
-  return out;
-}
-
 std::vector<std::string> order(const QueryResult& r) {
   std::vector<std::string> out;
   for (const auto& s : r.series) out.push_back(label_text(*s.labels));

@@ -22,17 +22,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 TimestampMs B() { return base_time() + kMin + 7; }
 TimestampMs at(double seconds) { return B() + static_cast<TimestampMs>(seconds * 1000); }
 
-// label text -> value of a one-point-per-series instant vector.
-std::map<std::string, double> by_labels(const QueryResult& r) {
-  REQUIRE(r.type == ValueType::kVector);
-  std::map<std::string, double> out;
-  for (const auto& s : r.series) {
-    REQUIRE(s.points.size() == 1);
-    out[label_text(*s.labels)] = s.points[0].value;
-  }
-  return out;
-}
-
 struct Data : QueryFixture {
   Data() {
     // A gauge; the sample at exactly t-60s must stay outside [60s] ranges (left-open).

@@ -1,48 +1,15 @@
-// The PromQL-subset parser: literals, precedence and associativity, modifiers, type checks and
+// The PromQL parser: literals, precedence and associativity, modifiers, type checks and
 // error positions.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
 
 #include "kpid/query/promql.h"
+#include "promql_parse_util.h"
 
 using namespace kpid;
 using namespace kpid::query;
-
-namespace {
-
-std::string canon(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q << ": " << (r ? std::string("ok") : r.status().message()));
-  REQUIRE(r.is_ok());
-  return format_expr(**r);
-}
-
-ValueType type_of(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q << ": " << (r ? std::string("ok") : r.status().message()));
-  REQUIRE(r.is_ok());
-  return (*r)->type;
-}
-
-double number(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q << ": " << (r ? std::string("ok") : r.status().message()));
-  REQUIRE(r.is_ok());
-  const auto* n = std::get_if<NumberLiteral>(&(*r)->node);
-  REQUIRE(n != nullptr);
-  return n->value;
-}
-
-std::string error(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q);
-  REQUIRE_FALSE(r.is_ok());
-  CHECK(r.status().code() == StatusCode::kInvalidArgument);
-  return r.status().message();
-}
-
-}  // namespace
+using namespace kpid::testing;
 
 TEST_CASE("promql: number literals", "[promql]") {
   CHECK(number("1") == 1);

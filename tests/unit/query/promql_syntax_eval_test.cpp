@@ -20,16 +20,6 @@ TimestampMs T0() { return base_time(); }
 TimestampMs s(int64_t seconds) { return T0() + seconds * kSec; }
 std::string secs(int64_t seconds) { return std::to_string(s(seconds) / 1000); }
 
-std::map<std::string, double> by_labels(const QueryResult& r) {
-  REQUIRE(r.type == ValueType::kVector);
-  std::map<std::string, double> out;
-  for (const auto& series : r.series) {
-    REQUIRE(series.points.size() == 1);
-    out[label_text(*series.labels)] = series.points[0].value;
-  }
-  return out;
-}
-
 struct SyntaxData : QueryFixture {
   SyntaxData() {
     // m = seconds / 10, a sample every 10 s for 10 minutes.

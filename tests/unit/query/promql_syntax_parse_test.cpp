@@ -4,32 +4,13 @@
 #include <string>
 
 #include "kpid/query/promql.h"
+#include "promql_parse_util.h"
 
 using namespace kpid;
 using namespace kpid::query;
+using namespace kpid::testing;
 
 namespace {
-
-std::string canon(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q << ": " << (r ? std::string("ok") : r.status().message()));
-  REQUIRE(r.is_ok());
-  return format_expr(**r);
-}
-
-ValueType type_of(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q << ": " << (r ? std::string("ok") : r.status().message()));
-  REQUIRE(r.is_ok());
-  return (*r)->type;
-}
-
-std::string error(const std::string& q) {
-  auto r = parse_promql(q);
-  INFO("query " << q);
-  REQUIRE_FALSE(r.is_ok());
-  return r.status().message();
-}
 
 // The canonical text parses back to itself.
 void round_trips(const std::string& q) {

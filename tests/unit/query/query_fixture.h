@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -89,6 +90,17 @@ inline std::string label_text(const Labels& labels) {
   for (const auto& l : labels.items()) {
     if (!out.empty()) out += ",";
     out += l.name + "=" + l.value;
+  }
+  return out;
+}
+
+// label text -> value of a one-point-per-series instant vector.
+inline std::map<std::string, double> by_labels(const query::QueryResult& r) {
+  REQUIRE(r.type == query::ValueType::kVector);
+  std::map<std::string, double> out;
+  for (const auto& s : r.series) {
+    REQUIRE(s.points.size() == 1);
+    out[label_text(*s.labels)] = s.points[0].value;
   }
   return out;
 }
