@@ -35,6 +35,7 @@
 
 #include "evaluator.h"
 #include "functions.h"
+#include "series_ops.h"
 
 namespace kpid::query::detail {
 
@@ -101,18 +102,6 @@ void format_value(double v, std::string& out) {
     auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
     out.assign(buf, r.ptr);
   }
-}
-
-// Prometheus' classic label name rule, [a-zA-Z_][a-zA-Z0-9_]*.
-bool valid_label_name(std::string_view name) {
-  if (name.empty()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                    (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
 }
 
 // XXH64 with seed 0 (the published algorithm), the hash Prometheus' Labels.Hash uses.

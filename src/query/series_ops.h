@@ -20,6 +20,9 @@ LabelsPtr owned(std::vector<Label> items);
 
 bool contains(const std::vector<std::string>& names, std::string_view name);
 
+// Prometheus' model.LabelName.IsValid: [a-zA-Z_][a-zA-Z0-9_]*.
+bool valid_label_name(std::string_view name);
+
 // The labels without __name__ (the same pointer when there is none).
 LabelsPtr drop_name(const LabelsPtr& labels);
 
