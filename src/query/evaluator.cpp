@@ -128,6 +128,15 @@ class Interner {
   std::unordered_map<std::string, size_t> ids_;
 };
 
+// The dense id of each series' matching signature under `n`'s on/ignoring labels.
+std::vector<size_t> signature_ids(const Value& v, const BinaryExpr& n, Interner& sigs) {
+  std::vector<size_t> ids;
+  ids.reserve(v.series.size());
+  for (const auto& s : v.series)
+    ids.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+  return ids;
+}
+
 // How a range function reads one query's series.
 struct ReadPlan {
   DurationMs width = 0;  // 0: raw samples, else kRollup5m or kRollup1h
@@ -485,12 +494,8 @@ Result<Value> Evaluator::vector_vector(const BinaryExpr& n, Value lhs, Value rhs
   const Value& many = swapped ? rhs : lhs;
   const Value& one = swapped ? lhs : rhs;
   Interner sigs;
-  std::vector<size_t> msig;
-  std::vector<size_t> osig;
-  for (const auto& s : many.series)
-    msig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
-  for (const auto& s : one.series)
-    osig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+  const std::vector<size_t> msig = signature_ids(many, n, sigs);
+  const std::vector<size_t> osig = signature_ids(one, n, sigs);
 
   // Prometheus' resultMetric: one-to-one, the labels depend on the "many" element alone;
   // otherwise on the pair, looked up by (many, one) index.
@@ -608,12 +613,8 @@ Result<Value> Evaluator::set_operation(const BinaryExpr& n, const Value& lhs, co
   // every left element and the right ones whose signature the left side has not. Labels are
   // kept whole (__name__ too); a series of either side with the same labels is one result.
   Interner sigs;
-  std::vector<size_t> lsig;
-  std::vector<size_t> rsig;
-  for (const auto& s : lhs.series)
-    lsig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
-  for (const auto& s : rhs.series)
-    rsig.push_back(sigs.id(signature(*s.labels, n.on, n.matching_labels)));
+  const std::vector<size_t> lsig = signature_ids(lhs, n, sigs);
+  const std::vector<size_t> rsig = signature_ids(rhs, n, sigs);
   Value out;
   out.type = ValueType::kVector;
   Interner keys;

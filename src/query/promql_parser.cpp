@@ -323,6 +323,16 @@ class Parser {
     return buf;
   }
 
+  // The value of the current number token (Inf and NaN in any case, hex, octal, decimals).
+  Result<double> number_value() {
+    if (tok_.lower == "inf") return std::numeric_limits<double>::infinity();
+    if (tok_.lower == "nan") return std::numeric_limits<double>::quiet_NaN();
+    auto n = parse_number(tok_.text);
+    if (!n)
+      return lexer_.fail(tok_.pos, "error parsing number: invalid syntax " + quote(tok_.text));
+    return *n;
+  }
+
   // After '@': a number of seconds (with an optional sign), start() or end().
   Result<AtModifier> parse_at() {
     AtModifier at;
@@ -341,19 +351,10 @@ class Parser {
       advance();
     }
     if (tok_.type != Tok::kNumber) return unexpected("@", "timestamp");
-    double v = 0;
-    if (tok_.lower == "inf") {
-      v = std::numeric_limits<double>::infinity();
-    } else if (tok_.lower == "nan") {
-      v = std::numeric_limits<double>::quiet_NaN();
-    } else {
-      auto n = parse_number(tok_.text);
-      if (!n)
-        return lexer_.fail(tok_.pos, "error parsing number: invalid syntax " + quote(tok_.text));
-      v = *n;
-    }
+    auto number = number_value();
+    if (!number) return number.status();
+    const double v = *number * sign;
     advance();
-    v *= sign;
     // Prometheus refuses what does not fit int64 seconds; the time is kept in ms, bounded far
     // beyond any stored sample so time arithmetic cannot overflow.
     constexpr double kTwo63 = 9223372036854775808.0;
@@ -417,19 +418,10 @@ class Parser {
     const size_t pos = tok_.pos;
     switch (tok_.type) {
       case Tok::kNumber: {
-        double v = 0;
-        if (tok_.lower == "inf") {
-          v = std::numeric_limits<double>::infinity();
-        } else if (tok_.lower == "nan") {
-          v = std::numeric_limits<double>::quiet_NaN();
-        } else {
-          auto n = parse_number(tok_.text);
-          if (!n)
-            return lexer_.fail(pos, "error parsing number: invalid syntax " + quote(tok_.text));
-          v = *n;
-        }
+        auto v = number_value();
+        if (!v) return v.status();
         advance();
-        return make(pos, NumberLiteral{v});
+        return make(pos, NumberLiteral{*v});
       }
       case Tok::kString: {
         std::string value = std::move(tok_.lower);
