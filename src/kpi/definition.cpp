@@ -73,6 +73,12 @@ SeriesCount series_count(const query::Expr& expr);
 bool grouped_by_le_only(const query::Expr& expr) {
   using namespace query;
   if (const auto* a = std::get_if<AggregateExpr>(&expr.node)) {
+    // Only aggregations that make one series per group (not topk, count_values...).
+    const std::string_view op = aggregate_op_name(a->op);
+    if (op == "topk" || op == "bottomk" || op == "limitk" || op == "limit_ratio" ||
+        op == "count_values") {
+      return false;
+    }
     if (a->without) return false;
     for (const auto& g : a->grouping) {
       if (g != "le") return false;

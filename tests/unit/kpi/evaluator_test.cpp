@@ -763,6 +763,8 @@ TEST_CASE("kpi: compile rejects value expressions that do not parse or can yield
   CHECK(expr_error("histogram_quantile(0.9, sum by (le) (rate(b[5m])))").empty());
   CHECK(expr_error("histogram_quantile(0.9, sum by (le, route) (rate(b[5m])))").find("several") !=
         std::string::npos);
+  CHECK(expr_error("histogram_quantile(0.9, topk by (le) (2, rate(b[5m])))").find("several") !=
+        std::string::npos);
   CHECK(expr_error("rate(x[5m]) / on() sum(rate(x[5m]))").empty());
   CHECK(expr_error("scalar(x) * 3").empty());
   CHECK(expr_error("topk(1, rate(x[5m]))").empty());
