@@ -95,7 +95,8 @@ std::optional<std::string> read_file(const std::string& path) {
 // directory of the config file; its files load in name order. A pattern without wildcards
 // must name an existing file; one with wildcards may match nothing (an empty kpis.d/).
 void load_includes(const std::string& source_name, Config& config,
-                   std::map<std::string, SourcePos>& ids, std::vector<ConfigError>& errors) {
+                   std::map<std::string, SourcePos>& ids, std::map<std::string, SourcePos>& slo_ids,
+                   std::vector<ConfigError>& errors) {
   namespace fs = std::filesystem;
   fs::path base = source_name.empty() ? fs::path(".") : fs::path(source_name).parent_path();
   for (const auto& pattern : config.include) {
@@ -124,6 +125,7 @@ void load_includes(const std::string& source_name, Config& config,
       if (!root) continue;
       detail::Loader loader(file, errors);
       loader.ids_ = &ids;
+      loader.slo_ids_ = &slo_ids;
       loader.load_included(*root, config);
     }
   }
@@ -136,11 +138,13 @@ LoadResult parse_config(std::string_view text, const std::string& source_name,
   LoadResult result;
   result.config.source = source_name;
   std::map<std::string, SourcePos> ids;
+  std::map<std::string, SourcePos> slo_ids;
   if (auto root = parse_toml(text, source_name, result.errors)) {
     detail::Loader loader(source_name, result.errors);
     loader.ids_ = &ids;
+    loader.slo_ids_ = &slo_ids;
     loader.load(*root, result.config);
-    load_includes(source_name, result.config, ids, result.errors);
+    load_includes(source_name, result.config, ids, slo_ids, result.errors);
   }
   sort_errors(result.errors);
   apply_overrides(overrides, result.config, result.errors);

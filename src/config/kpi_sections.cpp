@@ -14,15 +14,16 @@
 
 namespace kpid::config::detail {
 
-void Loader::load_include(const toml::node& node, std::vector<std::string>& out) {
+void Loader::load_include(const toml::node& node, const std::string& key,
+                          std::vector<std::string>& out) {
   const toml::array* patterns = node.as_array();
   if (patterns == nullptr) {
-    error(node, "include", "expected an array of file patterns, e.g. [\"kpis.d/*.toml\"]");
+    error(node, key, "expected an array of file patterns, e.g. [\"kpis.d/*.toml\"]");
     return;
   }
   for (const auto& p : *patterns) {
     if (!p.is_string() || p.value<std::string>()->empty()) {
-      error(p, "include", "expected a non-empty string (a file pattern)");
+      error(p, key, "expected a non-empty string (a file pattern)");
       continue;
     }
     out.push_back(*p.value<std::string>());

@@ -32,6 +32,8 @@ class Loader {
 
   // KPI ids seen so far across the main file and its includes: id -> where first defined.
   std::map<std::string, SourcePos>* ids_ = nullptr;
+  // The same for SLO ids.
+  std::map<std::string, SourcePos>* slo_ids_ = nullptr;
 
  private:
   // "; did you mean \"x\"?" when a known name is a likely typo of `name`.
@@ -154,7 +156,14 @@ class Loader {
 
   void load_log(const toml::table& t, LogConfig& c);
 
-  void load_include(const toml::node& node, std::vector<std::string>& out);
+  void load_include(const toml::node& node, const std::string& key, std::vector<std::string>& out);
+
+  // [[slo]] tables (slo_sections.cpp).
+  void load_slos(const toml::node& node, std::vector<slo::SloOptions>& out);
+  bool load_slo(const toml::table& t, size_t index, slo::SloOptions& s);
+  void load_burn_alerts(const toml::node& node, const std::string& slo_section,
+                        std::vector<slo::BurnAlertOptions>& out);
+  void load_slo_okr(const toml::table& t, const std::string& section, slo::SloOkrOptions& c);
 
   void load_kpis(const toml::node& node, std::vector<kpi::KpiOptions>& out);
 
@@ -186,6 +195,7 @@ class Loader {
   void load_receivers(const toml::node& node, std::vector<alert::ReceiverOptions>& out);
 
   size_t skipped_kpis_ = 0;
+  size_t skipped_slos_ = 0;
   const std::string& file_;
   std::vector<ConfigError>& errors_;
   bool shutdown_timeout_set_ = false;  // the top-level key was given

@@ -18,9 +18,10 @@
 namespace kpid::config::detail {
 
 void Loader::load(const toml::table& root, Config& c) {
-  static constexpr std::array kSections = {
-      "storage", "retention", "http",     "line",     "ingest", "query", "log",
-      "include", "kpi",       "alerting", "receiver", "okr",    "auth",  "shutdown_timeout"};
+  static constexpr std::array kSections = {"storage",  "retention", "http",    "line",
+                                           "ingest",   "query",     "log",     "include",
+                                           "kpi",      "slo",       "openslo", "alerting",
+                                           "receiver", "okr",       "auth",    "shutdown_timeout"};
   for (const auto& [key, node] : root) {
     std::string name(key.str());
     bool known = false;
@@ -33,8 +34,16 @@ void Loader::load(const toml::table& root, Config& c) {
       load_kpis(node, c.kpis);
       continue;
     }
+    if (name == "slo") {
+      load_slos(node, c.slos);
+      continue;
+    }
     if (name == "include") {
-      load_include(node, c.include);
+      load_include(node, "include", c.include);
+      continue;
+    }
+    if (name == "openslo") {
+      load_include(node, "openslo", c.openslo);
       continue;
     }
     if (name == "receiver") {
@@ -73,15 +82,17 @@ void Loader::load(const toml::table& root, Config& c) {
   }
 }
 
-// An included file holds [[kpi]] tables and nothing else.
+// An included file holds [[kpi]] and [[slo]] tables and nothing else.
 void Loader::load_included(const toml::table& root, Config& c) {
   for (const auto& [key, node] : root) {
-    if (key.str() != "kpi") {
+    if (key.str() == "kpi") {
+      load_kpis(node, c.kpis);
+    } else if (key.str() == "slo") {
+      load_slos(node, c.slos);
+    } else {
       error_at(key.source(), std::string(key.str()),
-               "an included file may only hold [[kpi]] tables");
-      continue;
+               "an included file may only hold [[kpi]] and [[slo]] tables");
     }
-    load_kpis(node, c.kpis);
   }
 }
 

@@ -19,6 +19,7 @@
 #include "kpid/okr/options.h"
 #include "kpid/query/options.h"
 #include "kpid/server/options.h"
+#include "kpid/slo/options.h"
 #include "kpid/store/options.h"
 
 namespace kpid::config {
@@ -40,6 +41,9 @@ struct Config {
   LogConfig log;
   std::vector<std::string> include;   // glob patterns of KPI files, relative to the config file
   std::vector<kpi::KpiOptions> kpis;  // from the config file, then the included files in order
+  // [[slo]] tables (config file, then included files), then the OpenSLO documents of `openslo`.
+  std::vector<slo::SloOptions> slos;
+  std::vector<std::string> openslo;  // glob patterns of OpenSLO v1 YAML files, like `include`
   alert::AlertingOptions alerting;
   std::vector<alert::ReceiverOptions> receivers;
   okr::OkrOptions okr;
