@@ -128,10 +128,32 @@ bool Loader::load_slo(const toml::table& t, size_t index, slo::SloOptions& s) {
     const std::string sub = section + ".time_slices";
     slo::TimeSlicesOptions slices;
     slices.pos = pos_of(*ts);
-    check_keys(*ts, sub, std::array{"kpi", "good", "no_data"});
-    if (require(*ts, *ts, sub, "kpi")) {
+    check_keys(*ts, sub, std::array{"kpi", "good", "expr", "op", "threshold", "no_data"});
+    if (ts->contains("kpi") == ts->contains("expr")) {
+      error(*ts, sub,
+            ts->contains("kpi") ? "give kpi or expr, not both"
+                                : "needs kpi (a KPI id and its good statuses) or expr (with op "
+                                  "and threshold)");
+    }
+    if (ts->contains("kpi")) {
       get_string(*ts, sub, "kpi", slices.kpi);
       slices.kpi_pos = pos_of(*ts->get("kpi"));
+    }
+    if (ts->contains("expr")) {
+      get_string(*ts, sub, "expr", slices.expr);
+      slices.expr_pos = pos_of(*ts->get("expr"));
+      if (require(*ts, *ts, sub, "op")) {
+        get_choice(*ts, sub, "op", std::array{"lt", "lte", "gt", "gte"}, slices.op);
+      }
+      if (require(*ts, *ts, sub, "threshold")) {
+        slices.threshold = get_number(*ts, sub, "threshold", 0);
+      }
+    } else {
+      for (const char* key : {"op", "threshold"}) {
+        if (const toml::node* n = ts->get(key)) {
+          error(*n, sub + "." + key, "goes with expr, not with kpi");
+        }
+      }
     }
     if (const toml::node* g = ts->get("good")) {
       slices.good.clear();

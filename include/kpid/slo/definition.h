@@ -61,9 +61,12 @@ struct Definition {
   std::string good;
   std::string bad;
   std::string total;
-  // Time slices.
+  // Time slices: a KPI's status, or an expression against a threshold.
   std::string kpi;
   std::vector<kpi::Health> good_statuses;
+  std::string slice_expr;
+  std::string slice_op;  // lt, lte, gt, gte
+  double slice_threshold = 0;
   std::string no_data = "skip";  // skip, good, bad
   std::vector<BurnAlert> alerts;
   std::optional<SloOkrOptions> okr;
