@@ -26,13 +26,20 @@ struct EventsOptions {
   SourcePos pos;  // the [slo.events] table
 };
 
-// [slo.time_slices]: the SLI as the share of time a KPI spent in a good status.
+// [slo.time_slices]: the SLI as the share of time that was good, slice by slice (each
+// evaluation interval one slice): either a KPI in one of the `good` statuses, or a PromQL
+// expression (one series or a scalar) compared with a threshold (`op` lt, lte, gt, gte), as
+// OpenSLO's threshold metrics are.
 struct TimeSlicesOptions {
   std::string kpi;                         // a KPI id
   std::vector<std::string> good = {"ok"};  // KPI statuses that count as good
-  std::string no_data = "skip";            // a no_data slice: skip, good or bad
+  std::string expr;                        // instead of kpi: good while `expr op threshold`
+  std::string op;
+  double threshold = 0;
+  std::string no_data = "skip";  // a slice without a status or value: skip, good or bad
   SourcePos kpi_pos;
   SourcePos good_pos;
+  SourcePos expr_pos;
   SourcePos pos;
 };
 
