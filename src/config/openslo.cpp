@@ -147,6 +147,7 @@ class Importer {
   // A mapping whose keys are all in `known`; false (after an error) when not a mapping.
   bool check_map(const Ctx& c, const YAML::Node& n, const std::string& path,
                  std::initializer_list<const char*> known) {
+    if (!n.IsDefined()) return false;  // reported as missing by the caller
     if (!n.IsMap()) {
       fail(c, n, path, "expected a mapping");
       return false;
@@ -583,20 +584,23 @@ class Importer {
   }
 
   static void set_owner(const YAML::Node& meta, const YAML::Node& spec, slo::SloOptions& s) {
+    // A node's type may be asked only when it is defined (yaml-cpp throws otherwise).
+    auto scalar = [](const YAML::Node& n) { return n.IsDefined() && n.IsScalar(); };
     const YAML::Node labels = meta["labels"];
-    if (labels.IsMap() && labels["owner"].IsDefined()) {
+    if (labels.IsDefined() && labels.IsMap()) {
       const YAML::Node owner = labels["owner"];
       // OpenSLO label values are a string or a list of strings.
-      if (owner.IsScalar()) s.owner = owner.Scalar();
-      if (owner.IsSequence() && owner.size() > 0 && owner[0].IsScalar()) {
+      if (scalar(owner)) s.owner = owner.Scalar();
+      if (owner.IsDefined() && owner.IsSequence() && owner.size() > 0 && scalar(owner[0])) {
         s.owner = owner[0].Scalar();
       }
     }
     const YAML::Node annotations = meta["annotations"];
-    if (s.owner.empty() && annotations.IsMap() && annotations["kpid.io/owner"].IsScalar()) {
+    if (s.owner.empty() && annotations.IsDefined() && annotations.IsMap() &&
+        scalar(annotations["kpid.io/owner"])) {
       s.owner = annotations["kpid.io/owner"].Scalar();
     }
-    if (s.owner.empty() && spec["service"].IsScalar()) s.owner = spec["service"].Scalar();
+    if (s.owner.empty() && scalar(spec["service"])) s.owner = spec["service"].Scalar();
   }
 
   bool convert_slo(const Doc& d, slo::SloOptions& s) {
