@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "kpid/config/config.h"
 #include "kpid/config/openslo.h"
@@ -507,4 +508,28 @@ total = "sum(all_total)"
   }
   CHECK(found);
   fs::remove_all(dir);
+}
+
+TEST_CASE("openslo: the shipped config/openslo/checkout.yaml imports", "[openslo]") {
+  const std::string file = KPID_SOURCE_DIR "/config/openslo/checkout.yaml";
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  alert::ReceiverOptions oncall;
+  oncall.name = "payments-oncall";
+  auto r = import({{file, text.str()}}, {oncall});
+  INFO(describe(r.errors));
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.slos.size() == 1);
+  const auto& s = r.slos[0];
+  CHECK(s.id == "checkout-availability");
+  CHECK(s.owner == "payments");
+  CHECK(s.objective == 99.9);
+  REQUIRE(s.alerts.size() == 3);
+  CHECK(s.alerts[0].severity == "critical");
+  CHECK(s.alerts[1].long_window == 6 * 3'600'000LL);
+  CHECK(s.alerts[1].short_window == 30 * 60'000LL);
+  CHECK(s.alerts[2].name == "checkout-slow-burn");
+  CHECK(s.alerts[2].severity == "warning");
+  CHECK(s.alerts[2].receivers == std::vector<std::string>{"payments-oncall"});
 }
