@@ -533,3 +533,61 @@ TEST_CASE("openslo: the shipped config/openslo/checkout.yaml imports", "[openslo
   CHECK(s.alerts[2].severity == "warning");
   CHECK(s.alerts[2].receivers == std::vector<std::string>{"payments-oncall"});
 }
+
+TEST_CASE("openslo: an error in a shared document is reported once, where it is written",
+          "[openslo]") {
+  // Two SLOs use the SLI and the policy; the SLI has an unsupported source, the policy's
+  // condition an unknown kind.
+  const std::string shared = R"(apiVersion: openslo/v1
+kind: SLI
+metadata: {name: errors}
+spec:
+  ratioMetric:
+    counter: true
+    bad: {metricSource: {type: Datadog, spec: {query: x}}}
+    total: {metricSource: {type: Prometheus, spec: {query: y}}}
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {name: burn}
+spec:
+  conditions:
+    - kind: AlertCondition
+      metadata: {name: c}
+      spec: {severity: page, condition: {kind: ratio, op: gt, threshold: 2, lookbackWindow: 1h}}
+---
+)";
+  auto slo = [](const std::string& name, const std::string& indicator) {
+    return "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: " + name +
+           "}\nspec:\n  budgetingMethod: Occurrences\n  timeWindow: [{duration: 28d, "
+           "isRolling: true}]\n  objectives: [{target: 0.99}]\n  " +
+           indicator + "\n  alertPolicies: [burn]\n---\n";
+  };
+  auto r =
+      import({{"shared.yaml", shared},
+              {"slos.yaml", slo("a", "indicatorRef: errors") + slo("b", "indicatorRef: errors") +
+                                slo("c", "indicatorRef: good")},
+              {"good.yaml", R"(apiVersion: openslo/v1
+kind: SLI
+metadata: {name: good}
+spec:
+  ratioMetric:
+    counter: true
+    good: {metricSource: {type: Prometheus, spec: {query: sum(ok_total)}}}
+    total: {metricSource: {type: Prometheus, spec: {query: sum(all_total)}}}
+)"}});
+  INFO(describe(r.errors));
+  REQUIRE(r.errors.size() == 2);
+  CHECK(has_error(r, 7, "SLI errors: spec.ratioMetric.bad.metricSource.type", "Datadog"));
+  CHECK(has_error(r, 17, "AlertPolicy burn: spec.conditions[0].spec.condition.kind", "ratio"));
+  CHECK(r.slos.empty());  // a and b use the SLI, c the policy
+}
+
+TEST_CASE("openslo: empty documents are skipped, other non-mappings refused", "[openslo]") {
+  auto r = import("---\n---\n- a\n- b\n---\n");
+  INFO(describe(r.errors));
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line == 3);
+  CHECK(r.errors[0].key == "document 2");  // the first --- opens document 1
+  CHECK(r.errors[0].message.find("expected a mapping") != std::string::npos);
+}
