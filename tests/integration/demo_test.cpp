@@ -145,6 +145,31 @@ TEST_CASE(
        << seconds_between(incident, fired_at) << " s and OKR draft "
        << seconds_between(incident, opened_at) << " s after the incident began");
 
+  // The incident burns the checkout availability SLO's budget: its demo-sized burn-rate alert
+  // fires, and the budget counts the backfilled days too.
+  json::object slo_alert;
+  const bool burning = eventually(
+      [&] {
+        const json::array firing = get_alerts(k, "slo=checkout_availability&state=firing");
+        if (firing.empty()) return false;
+        slo_alert = firing[0].as_object();
+        return true;
+      },
+      until(incident + 150s), 250ms);
+  REQUIRE(burning);
+  CHECK(json_str(slo_alert, "name") == "CheckoutAvailabilityDemoBurn");
+  CHECK(jnum(slo_alert, "value") > 2);
+  const json::value slo = require_api_data(k.get("/api/v1/slos/checkout_availability"));
+  INFO("SLO: " << json::serialize(slo));
+  CHECK(jnum(slo, "total") > 1e6);  // ten days of about 1,000 checkouts a minute
+  CHECK(jnum(slo, "sli") > 99);
+  CHECK(jnum(slo, "sli") < 99.7);
+  const double remaining = jnum(slo.at("budget"), "remaining");
+  CHECK(remaining > 0.2);
+  CHECK(remaining < 0.7);
+  CHECK(jnum(slo.at("burn_rates"), "5m") > 1);
+  CHECK(slo.at("history").at("budget_remaining").as_array().size() >= 200);
+
   // kpid-demo tells the newcomer where to look.
   CHECK(eventually([&] { return contains(demo.log(), url + "/api/v1/okrs/"); }, 5s, 50ms));
   CHECK(contains(demo.log(), "alert firing (critical): Checkout latency (p95)"));

@@ -1,6 +1,8 @@
 // [[slo]] tables: what loads, the defaults, and every error with its file, line and key.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -103,6 +105,21 @@ for = "5m"
   const auto span = d.window_at(1'707'955'200'000);
   CHECK(span.start == 1'704'067'200'000);
   CHECK(span.end == 1'711'929'600'000);
+}
+
+TEST_CASE("slo config: the shipped config/slo.example.toml compiles beside the example KPIs") {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string text = read(KPID_SOURCE_DIR "/config/kpis.d/examples.toml") + "\n" +
+                           read(KPID_SOURCE_DIR "/config/slo.example.toml");
+  auto r = compiled(text);
+  REQUIRE(r.slos.size() == 3);
+  CHECK(r.slos[0].alerts.size() == 2);
+  CHECK(r.slos[1].calendar == "quarter");
+  CHECK(r.slos[1].alerts.size() == 3);
+  CHECK(r.slos[2].slice_op == "lt");
 }
 
 TEST_CASE("slo config: errors name the file, line and key") {
