@@ -17,6 +17,7 @@
 #include "kpid/ingest/metric_metadata.h"
 #include "kpid/okr/planner.h"
 #include "kpid/server/routes.h"
+#include "kpid/slo/tracker.h"
 
 namespace kpid::server::detail {
 
@@ -155,6 +156,9 @@ Response handle_alert_api(const Request& request, std::string_view rest, alert::
 // The silence API; `rest` is the path after /api/v1/silences ("" or "/ID").
 Response handle_silence_api(const Request& request, std::string_view rest, alert::Alerter& alerts,
                             const Clock& clock);
+
+// The SLO API; `rest` is the path after /api/v1/slos ("" or "/ID").
+Response handle_slo_api(const Request& request, std::string_view rest, const slo::Tracker& slos);
 
 // The OKR API; `rest` is the path after /api/v1/okrs ("", "/ID" or "/ID/ACTION").
 Response handle_okr_api(const Request& request, std::string_view rest, okr::Planner& okrs);

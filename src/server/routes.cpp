@@ -59,6 +59,8 @@ enum class Route {
   kTsdbStatus,
   kFormatQuery,
   kParseQuery,
+  kSlos,
+  kSlo,
   kOther,
   kCount
 };
@@ -100,6 +102,8 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/status/tsdb",
     "/api/v1/format_query",
     "/api/v1/parse_query",
+    "/api/v1/slos",
+    "/api/v1/slos/:id",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -141,6 +145,8 @@ Route route_of(std::string_view path) {
   if (path.starts_with("/api/v1/okrs/")) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
+  if (path == "/api/v1/slos") return Route::kSlos;
+  if (path.starts_with("/api/v1/slos/")) return Route::kSlo;
   if (path == "/") return Route::kDashboard;
   if (path.starts_with("/ui/")) return Route::kDashboardAsset;
   return Route::kOther;
@@ -385,6 +391,10 @@ struct Router::Impl {
     if (route == Route::kOkrs || route == Route::kOkr || route == Route::kOkrAction) {
       return detail::handle_okr_api(request, path.substr(std::string_view("/api/v1/okrs").size()),
                                     services.okrs);
+    }
+    if (route == Route::kSlos || route == Route::kSlo) {
+      return detail::handle_slo_api(request, path.substr(std::string_view("/api/v1/slos").size()),
+                                    services.slos);
     }
     if (route == Route::kSilences || route == Route::kSilence) {
       return detail::handle_silence_api(request,
