@@ -687,7 +687,8 @@
     const {lo, hi, step} = niceRange(ys, true);
     const x = (t) => m.l + (t - t0) / (t1 - t0) * pw;
     const y = (v) => m.t + (hi - v) / (hi - lo) * ph;
-    drawGrid(root, lo, hi, step, y, m, pw, formatNumber);
+    drawGrid(root, ticks(lo, hi, step), y, m, pw,
+             (v) => formatNumber(Math.abs(v) < step / 1e6 ? 0 : v));
 
     // Breach periods behind everything.
     const breaches = s('g', {class: 'breaches'}, root);
@@ -759,14 +760,21 @@
     return {lo: Math.floor(lo / step) * step, hi: Math.ceil(hi / step) * step, step};
   }
 
-  // Horizontal grid lines with y labels at the left.
-  function drawGrid(root, lo, hi, step, y, m, pw, format) {
+  // lo, lo + step, ... up to hi.
+  function ticks(lo, hi, step) {
+    const out = [];
+    for (let v = lo; v <= hi + step / 2; v += step) out.push(v);
+    return out;
+  }
+
+  // Horizontal grid lines at `values` with y labels at the left.
+  function drawGrid(root, values, y, m, pw, format) {
     const grid = s('g', {class: 'grid'}, root);
-    for (let v = lo; v <= hi + step / 2; v += step) {
+    for (const v of values) {
       const py = y(v).toFixed(1);
       s('line', {x1: m.l, x2: m.l + pw, y1: py, y2: py}, grid);
       s('text', {x: m.l - 6, y: py, dy: '0.32em', 'text-anchor': 'end', class: 'axis',
-                 text: format(Math.abs(v) < step / 1e6 ? 0 : v)}, grid);
+                 text: format(v)}, grid);
     }
   }
 
@@ -919,8 +927,9 @@
       // Above 1 the budget runs out before the window ends.
       setAttr(el, 'data-fast', isNum(rates[w]) && rates[w] > 1 ? 'true' : null);
     }
-    const ex = o.exhaustion || {};
-    const lasts = ['1h', '6h'].filter((w) => isNum(ex[w]))
+    // Only while some budget is left: once spent, "budget left" already says so.
+    const ex = isNum(budget.remaining) && budget.remaining > 0 ? o.exhaustion || {} : {};
+    const lasts = ['1h', '6h'].filter((w) => isNum(ex[w]) && ex[w] > 0)
         .map((w) => duration(ex[w] * 1000) + ' at the ' + w + ' burn rate');
     setText(card.querySelector('.slo-exhaustion'),
             lasts.length ? 'budget spent in ' + lasts.join(', ') : '');
@@ -967,8 +976,17 @@
     return (points || []).map(([t, v]) => [t, isNum(v) ? v * f : null]);
   }
 
-  // An SLO chart's frame: the window on x, `ys` on y (with `fixed` values always in range).
-  function sloFrame(plot, o, ys, label) {
+  // History is hourly: the figure of the latest evaluation ends the line, so the chart ends
+  // where the card's numbers are.
+  function withCurrent(points, o, value) {
+    const at = parseTime(o.evaluated_at);
+    const last = points.length ? points[points.length - 1][0] * 1000 : -Infinity;
+    if (at === null || !isNum(value) || at <= last) return points;
+    return [...points, [at / 1000, value]];
+  }
+
+  // An SLO chart's frame: the window on x, lo to hi on y.
+  function sloFrame(plot, o, lo, hi, label) {
     const width = Math.max(320, Math.round(plot.clientWidth || 480));
     const height = 170;
     const m = {l: 52, r: 14, t: 12, b: 24};
@@ -978,22 +996,32 @@
     const root = s('svg', {class: 'chart', width, height, viewBox: '0 0 ' + width + ' ' + height,
                            role: 'img', 'aria-label': label});
     const x = (t) => m.l + (t - t0) / (t1 - t0) * pw;
-    const {lo, hi, step} = niceRange(ys, false);
     const y = (v) => m.t + (hi - v) / (hi - lo) * ph;
-    return {root, m, pw, ph, t0, t1, x, y, lo, hi, step};
+    return {root, m, pw, ph, t0, t1, x, y};
   }
 
   // The burn-down: budget remaining (%) over the window, 100% at the top, the ideal linear burn
   // (rate 1) from 100% at the window's start to 0% at its end, and a zero line.
   function drawBudgetChart(plot, o) {
     const history = (o.history && o.history.budget_remaining) || [];
-    const points = scaled(history, 100);
+    const points = scaled(withCurrent(history, o, (o.budget || {}).remaining), 100);
     const ys = [0, 100];
     for (const [, v] of points) if (isNum(v)) ys.push(v);
-    const f = sloFrame(plot, o, ys, (o.name || o.id) + ': error budget remaining over ' +
-                                        windowText(o));
-    const {root, m, pw, ph, t0, t1, x, y} = f;
-    drawGrid(root, f.lo, f.hi, f.step, y, m, pw, (v) => formatNumber(v) + '%');
+    // 100% at the top unless more is left (a budget grows when the window drops bad events).
+    const {step} = niceRange(ys, false);
+    const top = Math.max(...ys);
+    const lo = Math.floor(Math.min(...ys) / step) * step;
+    const hi = top > 100 ? Math.ceil(top / step) * step : 100;
+    const {root, m, pw, ph, t0, t1, x, y} =
+        sloFrame(plot, o, lo, hi, (o.name || o.id) + ': error budget remaining over ' +
+                                      windowText(o));
+    const values = ticks(lo, hi, step).filter((v) => v <= hi);
+    // 100% labelled too, unless it would overprint a tick (0% matters more then).
+    if (!values.includes(100) && values.every((v) => Math.abs(y(v) - y(100)) >= 12)) {
+      values.push(100);
+    }
+    drawGrid(root, values, y, m, pw,
+             (v) => formatNumber(Math.abs(v) < step / 1e6 ? 0 : v) + '%');
     s('line', {x1: m.l, x2: m.l + pw, y1: y(0).toFixed(1), y2: y(0).toFixed(1),
                class: 'zero-line'}, root);
     s('line', {x1: x(t0).toFixed(1), y1: y(100).toFixed(1), x2: x(t1).toFixed(1),
@@ -1021,14 +1049,18 @@
   // with the alert's name and severity.
   function drawBurnChart(plot, o) {
     const hist = o.history || {};
-    const series = [['1h', hist.burn_rate_1h || []], ['6h', hist.burn_rate_6h || []]];
+    const rates = o.burn_rates || {};
+    const series = ['1h', '6h'].map((w) => [w, withCurrent(hist['burn_rate_' + w] || [], o,
+                                                            rates[w])]);
     const alerts = (o.alerts || []).filter((a) => isNum(a.factor));
     const ys = [0, 1];
     for (const [, pts] of series) for (const [, v] of pts) if (isNum(v)) ys.push(v);
     for (const a of alerts) ys.push(a.factor * 1.15);
-    const f = sloFrame(plot, o, ys, (o.name || o.id) + ': burn rates over ' + windowText(o));
-    const {root, m, pw, ph, t0, t1, x, y} = f;
-    drawGrid(root, f.lo, f.hi, f.step, y, m, pw, (v) => formatNumber(v) + '\u00d7');
+    const {lo, hi, step} = niceRange(ys, false);
+    const {root, m, pw, ph, t0, t1, x, y} =
+        sloFrame(plot, o, lo, hi, (o.name || o.id) + ': burn rates over ' + windowText(o));
+    drawGrid(root, ticks(lo, hi, step), y, m, pw,
+             (v) => formatNumber(Math.abs(v) < step / 1e6 ? 0 : v) + '\u00d7');
     const labels = [];
     for (const a of alerts) {
       const level = a.severity === 'critical' || a.severity === 'error' ? 'crit'
