@@ -52,7 +52,8 @@ Counts Ledger::Tier::sum(TimestampMs from, TimestampMs to, bool live_end) const 
 }
 
 void Ledger::Tier::trim(TimestampMs now) {
-  const int64_t oldest = index(now - span);
+  // Buckets that end at or before now - span are past keeping.
+  const int64_t oldest = index(now - span + 1);
   bool dropped = false;
   while (!buckets.empty() && first < oldest) {
     buckets.pop_front();
