@@ -5,7 +5,9 @@
 // screenshot is kept as an artifact (build dir, artifacts/dashboard.png).
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -494,6 +496,9 @@ TEST_CASE(
                          " && document.querySelector('#chart-cpu rect.breach-warn') !== null",
                          5s));
 
+  // Without [[slo]] tables the SLO section stays hidden.
+  CHECK(browser.eval("document.getElementById('slos-section').hidden").as_bool());
+
   // (5) Live: a status change after the load appears without a reload.
   browser.eval("window.kpidTestMark = 'same page'");
   write_value_now(k, "err", 2.5);  // warn
@@ -656,4 +661,299 @@ TEST_CASE("dashboard: with tokens required the page asks for one, then shows the
   CHECK(foreign_requests(events, origin).empty());
   CHECK(browser.eval("window.sessionStorage.getItem('kpid.token')").as_string() == token);
   CHECK(browser.eval("window.localStorage.getItem('kpid.token')").is_null());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SLOs: a card per SLO with its figures as the API reports them, the budget burn-down over the
+// window (ideal burn and zero line) and the burn-rate chart with a line per alert at its factor.
+
+namespace {
+
+// `checkout` counts requests and errors: 0.1% errors for five hours, then 50% for the last
+// hour (a 50x burn of a 99% objective), so both its alerts fire and its budget is gone.
+// `signup_slices` is a time-slice SLO on a KPI without data.
+std::string slo_config_toml() {
+  return config_toml() + R"(
+[[slo]]
+id = "checkout"
+name = "Checkout availability"
+owner = "payments"
+objective = 99
+window = "28d"
+interval = "1s"
+[slo.events]
+bad = 'checkout_errors'
+total = 'checkout_requests'
+[[slo.alert]]
+name = "checkout_page"
+severity = "critical"
+long_window = "1h"
+short_window = "5m"
+factor = 14.4
+[[slo.alert]]
+name = "checkout_ticket"
+severity = "warning"
+long_window = "6h"
+short_window = "30m"
+factor = 6
+
+[[slo]]
+id = "signup_slices"
+name = "Signup conversion on target"
+owner = "growth"
+objective = 95
+window = "month"
+[slo.time_slices]
+kpi = "signup"
+good = ["ok"]
+)";
+}
+
+struct Counters {
+  double requests = 0;
+  double errors = 0;
+};
+
+// Minutely counter samples over six hours up to `now`; returns the counters at `now`.
+Counters slo_history(const Kpid& k, int64_t now) {
+  Counters c;
+  std::string out;
+  char line[96];
+  for (int i = 360; i >= 1; --i) {
+    const int64_t t = now - i * 60'000LL;
+    c.requests += 1000;
+    c.errors += i <= 60 ? 500 : 1;
+    std::snprintf(line, sizeof line, "checkout_requests value=%.0f %lld\n", c.requests,
+                  static_cast<long long>(t));
+    out += line;
+    std::snprintf(line, sizeof line, "checkout_errors value=%.0f %lld\n", c.errors,
+                  static_cast<long long>(t));
+    out += line;
+  }
+  k.write_ok(out, "ms");
+  return c;
+}
+
+// Both counters at the current time, still at 50% errors; whether kpid took them (no Catch
+// assertions: this runs on a writer thread).
+bool slo_write_now(const Kpid& k, Counters& c) {
+  c.requests += 20;
+  c.errors += 10;
+  const std::string t = std::to_string(unique_now_ms());
+  char body[160];
+  std::snprintf(body, sizeof body,
+                "checkout_requests value=%.0f %s\ncheckout_errors value=%.0f %s\n", c.requests,
+                t.c_str(), c.errors, t.c_str());
+  return k.write(body, "ms").status == 204;
+}
+
+double shown_number(std::string text) {
+  // "−12.3%", "50.1×": the minus sign as the page writes it (U+2212), unit dropped.
+  const std::string minus = "\xE2\x88\x92";
+  if (text.rfind(minus, 0) == 0) text = "-" + text.substr(minus.size());
+  return std::strtod(text.c_str(), nullptr);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "dashboard: in headless Chromium the SLO cards show each SLO's figures, its budget "
+    "burn-down and its burn rates against the alert thresholds, and link to its firing alerts",
+    "[dashboard][slo]") {
+  Kpid k({.config_toml = slo_config_toml()});
+  k.start();
+  Counters counters = slo_history(k, now_ms());
+  // The tracker fills its buckets from the store when it starts.
+  k.stop();
+  k.start();
+  write_value_now(k, "lat", 870);  // a KPI alert too, which the SLO filter hides
+
+  // Counters keep moving while the page is open, so the short windows stay fed.
+  std::atomic<bool> writing{true};
+  std::atomic<int> write_failures{0};
+  std::thread writer([&] {
+    while (writing) {
+      if (!slo_write_now(k, counters)) ++write_failures;
+      std::this_thread::sleep_for(250ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& flag;
+    std::thread& t;
+    ~Join() {
+      flag = false;
+      if (t.joinable()) t.join();
+    }
+  } join{writing, writer};
+
+  auto slo_alerts = [&] {
+    size_t n = 0;
+    for (const auto& a : get_alerts(k, "state=firing")) {
+      if (json_str(a, "slo") == "checkout") ++n;
+    }
+    return n;
+  };
+  const bool fired = eventually([&] { return slo_alerts() == 2; }, 20s, 100ms);
+  INFO("alerts: " << json::serialize(get_alerts(k, "")));
+  REQUIRE(fired);
+
+  Browser browser;
+  const std::string origin = "http://127.0.0.1:" + std::to_string(k.http_port());
+  browser.navigate(origin + "/?refresh=1");
+  REQUIRE(browser.wait_until(
+      "!document.getElementById('slos-section').hidden"
+      " && document.querySelectorAll('#slos .slo-card').length === 2"
+      " && document.querySelectorAll('#slo-checkout svg.chart').length === 2"
+      " && document.querySelectorAll('#slo-signup_slices svg.chart').length === 2"
+      " && document.querySelector('#slo-checkout .slo-alerts').textContent === '2 firing alerts'",
+      15s));
+
+  // The cards in config order, each with what GET /api/v1/slos says.
+  const json::array api = require_api_data(k.get("/api/v1/slos")).as_array();
+  REQUIRE(api.size() == 2);
+  const json::object& checkout = api[0].as_object();
+  INFO("checkout: " << json::serialize(checkout));
+  const json::value cards = browser.eval(
+      "[...document.querySelectorAll('#slos .slo-card')].map(c => ({id: c.dataset.slo,"
+      " status: c.dataset.status,"
+      " badge: c.querySelector('.slo-status').textContent,"
+      " name: c.querySelector('.slo-name').textContent,"
+      " meta: c.querySelector('.slo-meta').textContent,"
+      " sli: c.querySelector('.slo-sli .num').textContent,"
+      " budget: c.querySelector('.slo-budget .num').textContent,"
+      " budget_out: c.querySelector('.slo-budget').dataset.out || '',"
+      " burn_1h: c.querySelector('.slo-burn-1h .num').textContent,"
+      " burn_6h: c.querySelector('.slo-burn-6h .num').textContent}))");
+  INFO("cards: " << json::serialize(cards));
+  REQUIRE(cards.as_array().size() == 2);
+  const json::value& c0 = cards.as_array()[0];
+  const json::value& c1 = cards.as_array()[1];
+  CHECK(json_str(c0, "id") == "checkout");
+  CHECK(json_str(c1, "id") == "signup_slices");
+  CHECK(json_str(c0, "name") == "Checkout availability");
+  CHECK(json_str(c0, "status") == json_str(checkout, "status"));
+  std::string badge = json_str(checkout, "status");
+  std::replace(badge.begin(), badge.end(), '_', ' ');
+  CHECK(json_str(c0, "badge") == badge);
+  CHECK(contains(json_str(c0, "meta"), "objective 99% over 28d rolling"));
+  CHECK(contains(json_str(c0, "meta"), "payments"));
+  CHECK(contains(json_str(c1, "meta"), "objective 95% over this month"));
+  // Figures as the API has them (the counters move meanwhile: a small tolerance).
+  const double sli = checkout.at("sli").to_number<double>();
+  CHECK(std::abs(shown_number(json_str(c0, "sli")) - sli) < 0.5);
+  CHECK(json_str(c0, "sli").back() == '%');
+  const double remaining = checkout.at("budget").at("remaining").to_number<double>();
+  CHECK(remaining < 0);  // 50% errors for an hour spend 28 days' budget of 1%
+  CHECK(std::abs(shown_number(json_str(c0, "budget")) - remaining * 100) <
+        std::max(5.0, std::abs(remaining * 100) * 0.05));
+  CHECK(json_str(c0, "budget_out") == "true");  // shown red
+  // A spent budget has no time to exhaustion left to tell.
+  CHECK(browser.eval("document.querySelector('#slo-checkout .slo-exhaustion').textContent")
+            .as_string()
+            .empty());
+  const double burn_1h = checkout.at("burn_rates").at("1h").to_number<double>();
+  CHECK(burn_1h > 14.4);
+  CHECK(std::abs(shown_number(json_str(c0, "burn_1h")) - burn_1h) < burn_1h * 0.1);
+  CHECK(json_str(c0, "burn_1h").ends_with("\xC3\x97"));  // ×
+  CHECK(shown_number(json_str(c0, "burn_6h")) > 6);
+  // The time-slice SLO over a KPI without data has no figures yet.
+  CHECK(json_str(c1, "budget_out").empty());
+  CHECK(json_str(c1, "burn_1h") == "\xE2\x80\x93");  // –
+
+  // The burn-down: a budget line ending below the zero line, the ideal burn from 100% at the
+  // window's start down to 0% at its end.
+  const json::value burndown = browser.eval(
+      "(() => { const svg = document.querySelector('#slo-checkout .slo-budget-plot svg');"
+      " const zero = svg.querySelector('line.zero-line');"
+      " const ideal = svg.querySelector('line.ideal-line');"
+      " const d = svg.querySelector('path.budget-line').getAttribute('d');"
+      " const pts = d.split(/[ML]/).filter(Boolean).map(p => p.split(',').map(Number));"
+      " return {zero_y: +zero.getAttribute('y1'), ideal_y1: +ideal.getAttribute('y1'),"
+      "  ideal_y2: +ideal.getAttribute('y2'), first_y: pts[0][1], last_y: pts[pts.length - 1][1],"
+      "  points: pts.length, label: svg.getAttribute('aria-label'),"
+      "  top: [...svg.querySelectorAll('.grid text')].map(t => t.textContent)}; })()");
+  INFO("burn-down: " << json::serialize(burndown));
+  const auto bd = [&](const char* key) { return burndown.at(key).to_number<double>(); };
+  CHECK(bd("points") >= 2);
+  CHECK(bd("ideal_y2") == Approx(bd("zero_y")));  // the ideal line ends at 0%
+  CHECK(bd("ideal_y1") == Approx(12));            // and starts at 100%, the plot's top
+  CHECK(bd("last_y") > bd("zero_y"));             // the budget is below zero now
+  CHECK(contains(json_str(burndown, "label"), "error budget remaining"));
+  {
+    std::vector<std::string> ticks;
+    for (const auto& t : burndown.at("top").as_array()) ticks.push_back(std::string(t.as_string()));
+    CHECK(std::find(ticks.begin(), ticks.end(), "0%") != ticks.end());
+  }
+
+  // The burn rates with a dashed line per alert at its factor, labelled with name and severity.
+  const json::value burn = browser.eval(
+      "(() => { const svg = document.querySelector('#slo-checkout .slo-burn-plot svg');"
+      " const grid = [...svg.querySelectorAll('.grid line')].map(l => +l.getAttribute('y1'));"
+      " return {lines: [...svg.querySelectorAll('line.alert-threshold')].map(l => ({"
+      "   name: l.dataset.alertName, factor: +l.dataset.factor, y: +l.getAttribute('y1'),"
+      "   cls: l.getAttribute('class')})),"
+      "  labels: [...svg.querySelectorAll('text.threshold-label')].map(t => t.textContent),"
+      "  burn_1h: svg.querySelector('path.burn-1h').getAttribute('d').length,"
+      "  burn_6h: svg.querySelector('path.burn-6h').getAttribute('d').length,"
+      "  bottom: Math.max(...grid)}; })()");
+  INFO("burn chart: " << json::serialize(burn));
+  const json::array& lines = burn.at("lines").as_array();
+  REQUIRE(lines.size() == 2);
+  CHECK(json_str(lines[0], "name") == "checkout_page");
+  CHECK(lines[0].at("factor").to_number<double>() == 14.4);
+  CHECK(contains(json_str(lines[0], "cls"), "threshold-crit"));
+  CHECK(json_str(lines[1], "name") == "checkout_ticket");
+  CHECK(lines[1].at("factor").to_number<double>() == 6);
+  CHECK(contains(json_str(lines[1], "cls"), "threshold-warn"));
+  // Higher factor, higher line; both above the chart's bottom (burn rate 0).
+  CHECK(lines[0].at("y").to_number<double>() < lines[1].at("y").to_number<double>());
+  CHECK(lines[1].at("y").to_number<double>() < burn.at("bottom").to_number<double>());
+  const json::array& labels = burn.at("labels").as_array();
+  REQUIRE(labels.size() == 2);
+  CHECK(contains(labels[0].as_string(), "checkout_page \xC2\xB7 critical"));
+  CHECK(contains(labels[1].as_string(), "checkout_ticket \xC2\xB7 warning"));
+  CHECK(burn.at("burn_1h").to_number<int>() > 10);
+  CHECK(burn.at("burn_6h").to_number<int>() > 10);
+  // The time-slice SLO's default alerts: three lines.
+  CHECK(browser.eval("document.querySelectorAll('#slo-signup_slices line.alert-threshold').length")
+            .to_number<int>() == 3);
+
+  // The card's link shows that SLO's firing alerts only, "show all" the rest again.
+  CHECK(browser.eval("document.querySelectorAll('#alerts li.alert').length").to_number<int>() == 3);
+  browser.click("#slo-checkout button.slo-alerts");
+  CHECK(browser.wait_until(
+      "!document.getElementById('alerts-filter').hidden"
+      " && document.querySelectorAll('#alerts li.alert').length === 2"
+      " && [...document.querySelectorAll('#alerts li.alert')].every(li =>"
+      "  li.dataset.slo === 'checkout'"
+      "  && li.querySelector('.alert-kpi').textContent === 'SLO Checkout availability')",
+      5s));
+  browser.click("#alerts-filter button[data-action=all-alerts]");
+  CHECK(
+      browser.wait_until("document.getElementById('alerts-filter').hidden"
+                         " && document.querySelectorAll('#alerts li.alert').length === 3",
+                         5s));
+
+  writing = false;
+  writer.join();
+  CHECK(write_failures == 0);
+
+  browser.eval("window.scrollTo(0, 0)");
+  const std::string png = browser.screenshot();
+  const std::filesystem::path dir = std::filesystem::path(KPID_BUILD_DIR) / "artifacts";
+  std::filesystem::create_directories(dir);
+  write_file((dir / "dashboard_slo.png").string(), png);
+  std::cout << "dashboard SLO screenshot: " << (dir / "dashboard_slo.png").string() << "\n";
+
+  const std::vector<CdpEvent> events = browser.events();
+  const std::vector<std::string> errors = page_errors(events);
+  INFO("page errors:\n"
+       << [&] {
+            std::string s;
+            for (const auto& e : errors) s += "  " + e + "\n";
+            return s;
+          }());
+  CHECK(errors.empty());
+  CHECK(foreign_requests(events, origin).empty());
+  CHECK(count_requests(events, "/api/v1/slos/checkout") >= 1);
 }

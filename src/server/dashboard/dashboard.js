@@ -27,6 +27,10 @@
     kpis: [],
     alerts: [],
     okrs: [],
+    slos: [],
+    sloCharts: new Map(),  // SLO id -> {data (its detail with history), status, fetched}
+    sloChartsBusy: false,
+    alertSlo: null,       // the SLO whose firing alerts alone are shown, or null for all
     token: '',            // bearer token, when kpid requires one
     range: load('kpid.range', '6h'),
     charts: new Map(),    // KPI id -> {data, history, range, status, since, fetched}
@@ -280,20 +284,27 @@
     // Polls can overlap (an action polls at once): only the newest one's answers are shown.
     const seq = ++state.seq;
     try {
-      const [kpis, alerts, drafts, active] = await Promise.all([
+      const [kpis, alerts, drafts, active, slos] = await Promise.all([
         api('/api/v1/kpis'),
         api('/api/v1/alerts?state=firing'),
         api('/api/v1/okrs?state=draft'),
         api('/api/v1/okrs?state=active'),
+        // A kpid without the SLO API shows the rest of the page.
+        api('/api/v1/slos').catch((e) => {
+          if (e.status === 404) return [];
+          throw e;
+        }),
       ]);
       if (seq !== state.seq) return;
       state.kpis = Array.isArray(kpis) ? kpis : [];
       state.alerts = Array.isArray(alerts) ? alerts : [];
       state.okrs = [...(drafts || []), ...(active || [])];
+      state.slos = Array.isArray(slos) ? slos : [];
       state.lastUpdate = Date.now();
       render();
       setConnection('live', 'Live · updated ' + clockSeconds(state.lastUpdate));
       refreshCharts(false);
+      refreshSloCharts(false);
     } catch (e) {
       if (seq !== state.seq) return;
       const last = state.lastUpdate ? ' · last update ' + clockSeconds(state.lastUpdate) : '';
@@ -326,6 +337,7 @@
   function render() {
     renderSummary();
     renderAlerts();
+    renderSlos();
     renderTiles();
     renderChartCards();
     renderOkrs();
@@ -347,7 +359,12 @@
   // --- Alerts
 
   function renderAlerts() {
-    const alerts = [...state.alerts].sort((a, b) => {
+    const slo = state.alertSlo && state.slos.find((o) => o.id === state.alertSlo);
+    if (state.alertSlo && !slo) state.alertSlo = null;  // gone with a reload
+    const filter = $('alerts-filter');
+    filter.hidden = !slo;
+    setText(filter.querySelector('.text'), slo ? 'SLO ' + (slo.name || slo.id) : '');
+    const alerts = state.alerts.filter((a) => !slo || a.slo === slo.id).sort((a, b) => {
       const sa = SEVERITY_ORDER.indexOf(a.severity), sb = SEVERITY_ORDER.indexOf(b.severity);
       if (sa !== sb) return sa - sb;
       return (parseTime(b.firing_since) || 0) - (parseTime(a.firing_since) || 0);
@@ -380,7 +397,10 @@
     const sev = li.querySelector('.severity');
     setText(sev, a.severity);
     setAttr(sev, 'class', 'severity sev-' + a.severity);
-    setText(li.querySelector('.alert-kpi'), a.kpi_name || a.kpi);
+    setAttr(li, 'data-slo', a.slo || null);
+    const slo = a.slo ? state.slos.find((o) => o.id === a.slo) : null;
+    setText(li.querySelector('.alert-kpi'),
+            a.slo ? 'SLO ' + ((slo && slo.name) || a.slo) : a.kpi_name || a.kpi);
     const summary = (a.annotations && a.annotations.summary) || a.name;
     setText(li.querySelector('.alert-summary'), summary);
 
@@ -486,8 +506,16 @@
 
   const resizer = 'ResizeObserver' in window ? new ResizeObserver((entries) => {
     for (const entry of entries) {
-      const card = entry.target.closest('.chart-card');
       const width = Math.round(entry.contentRect.width);
+      const slo = entry.target.closest('.slo-card');
+      if (slo) {
+        if (width !== Number(slo.dataset.width)) {
+          slo.dataset.width = width;
+          drawSloCharts(slo);
+        }
+        continue;
+      }
+      const card = entry.target.closest('.chart-card');
       if (card && width !== Number(card.dataset.width)) {
         card.dataset.width = width;
         drawChart(card);
@@ -565,8 +593,8 @@
     return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
   }
 
-  const TIME_STEPS = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800]
-      .map((sec) => sec * 1000);
+  const TIME_STEPS = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800,
+                      345600, 604800, 1209600].map((sec) => sec * 1000);
 
   // Points [[unix seconds, value|null], ...] -> an SVG path with gaps at nulls; `step` draws
   // a staircase (thresholds change at an instant).
@@ -656,31 +684,11 @@
       plot.replaceChildren(root);
       return;
     }
-    let lo = Math.min(...ys), hi = Math.max(...ys);
-    if (lo === hi) {
-      const d = Math.abs(lo) * 0.1 || 1;
-      lo -= d;
-      hi += d;
-    }
-    const padding = (hi - lo) * 0.08;
-    const nonNegative = lo >= 0;
-    lo -= padding;
-    hi += padding;
-    if (nonNegative && lo < 0) lo = 0;
-    const step = niceStep(hi - lo, 4);
-    lo = Math.floor(lo / step) * step;
-    hi = Math.ceil(hi / step) * step;
+    const {lo, hi, step} = niceRange(ys, true);
     const x = (t) => m.l + (t - t0) / (t1 - t0) * pw;
     const y = (v) => m.t + (hi - v) / (hi - lo) * ph;
-
-    // Grid and y labels.
-    const grid = s('g', {class: 'grid'}, root);
-    for (let v = lo; v <= hi + step / 2; v += step) {
-      const py = y(v).toFixed(1);
-      s('line', {x1: m.l, x2: m.l + pw, y1: py, y2: py}, grid);
-      s('text', {x: m.l - 6, y: py, dy: '0.32em', 'text-anchor': 'end', class: 'axis',
-                 text: formatNumber(Math.abs(v) < step / 1e6 ? 0 : v)}, grid);
-    }
+    drawGrid(root, ticks(lo, hi, step), y, m, pw,
+             (v) => formatNumber(Math.abs(v) < step / 1e6 ? 0 : v));
 
     // Breach periods behind everything.
     const breaches = s('g', {class: 'breaches'}, root);
@@ -708,10 +716,7 @@
       if (last) labels.push({y: y(last[1]), level, text: name.replace('_', ' ') + ' ' +
                                                           formatNumber(last[1])});
     }
-    labels.sort((a, b) => a.y - b.y);
-    for (let i = 1; i < labels.length; ++i) {
-      labels[i].y = Math.max(labels[i].y, labels[i - 1].y + 11);
-    }
+    spreadLabels(labels);
     for (const l of labels) {
       s('text', {x: m.l + pw + 6, y: l.y.toFixed(1), dy: '0.32em',
                  class: 'threshold-label threshold-' + l.level, text: l.text}, root);
@@ -725,7 +730,64 @@
                    class: 'value-dot ' + statusClass(k.status)}, root);
     }
 
-    // Time axis, ticks on round local times.
+    drawTimeAxis(root, t0, t1, x, m, pw, ph);
+    addHover(root, t0, t1, x, m, pw, ph,
+             data.value.filter(([, v]) => isNum(v)).map(([t, v]) => ({
+               t: t * 1000, y: y(v), text: when(t * 1000) + '  ' + withUnit(v, k.unit)})));
+
+    plot.replaceChildren(root);
+  }
+
+  // Chart pieces shared by the KPI and SLO charts.
+
+  // A y range over `ys` on round steps; `pad` leaves room above and below (never below 0 for
+  // values that are not).
+  function niceRange(ys, pad) {
+    let lo = Math.min(...ys), hi = Math.max(...ys);
+    if (lo === hi) {
+      const d = Math.abs(lo) * 0.1 || 1;
+      lo -= d;
+      hi += d;
+    }
+    if (pad) {
+      const padding = (hi - lo) * 0.08;
+      const nonNegative = lo >= 0;
+      lo -= padding;
+      hi += padding;
+      if (nonNegative && lo < 0) lo = 0;
+    }
+    const step = niceStep(hi - lo, 4);
+    return {lo: Math.floor(lo / step) * step, hi: Math.ceil(hi / step) * step, step};
+  }
+
+  // lo, lo + step, ... up to hi.
+  function ticks(lo, hi, step) {
+    const out = [];
+    for (let v = lo; v <= hi + step / 2; v += step) out.push(v);
+    return out;
+  }
+
+  // Horizontal grid lines at `values` with y labels at the left.
+  function drawGrid(root, values, y, m, pw, format) {
+    const grid = s('g', {class: 'grid'}, root);
+    for (const v of values) {
+      const py = y(v).toFixed(1);
+      s('line', {x1: m.l, x2: m.l + pw, y1: py, y2: py}, grid);
+      s('text', {x: m.l - 6, y: py, dy: '0.32em', 'text-anchor': 'end', class: 'axis',
+                 text: format(v)}, grid);
+    }
+  }
+
+  // Labels [{y}, ...] moved down where they would overlap, top to bottom.
+  function spreadLabels(labels) {
+    labels.sort((a, b) => a.y - b.y);
+    for (let i = 1; i < labels.length; ++i) {
+      labels[i].y = Math.max(labels[i].y, labels[i - 1].y + 11);
+    }
+  }
+
+  // The time axis, ticks on round local times.
+  function drawTimeAxis(root, t0, t1, x, m, pw, ph) {
     const span = t1 - t0;
     const tick = TIME_STEPS.find((st) => span / st <= 7) || TIME_STEPS[TIME_STEPS.length - 1];
     const offset = new Date(t0).getTimezoneOffset() * 60000;
@@ -735,18 +797,20 @@
       const px = x(t).toFixed(1);
       s('line', {x1: px, x2: px, y1: m.t + ph, y2: m.t + ph + 4}, axis);
       const d = new Date(t);
-      const label = tick >= 86400000 ? WEEKDAYS[d.getDay()] + ' ' + d.getDate() : clock(t);
+      const label = tick > 2 * 86400000 ? d.getDate() + ' ' + MONTHS[d.getMonth()]
+          : tick >= 86400000 ? WEEKDAYS[d.getDay()] + ' ' + d.getDate() : clock(t);
       s('text', {x: px, y: m.t + ph + 16, 'text-anchor': 'middle', class: 'axis', text: label},
         axis);
     }
+  }
 
-    // Hover: a crosshair with the nearest value.
+  // Hover: a crosshair at the point nearest the mouse, points [{t (ms), y (px), text}, ...].
+  function addHover(root, t0, t1, x, m, pw, ph, points) {
     const hover = s('g', {class: 'hover', visibility: 'hidden'}, root);
     const hline = s('line', {y1: m.t, y2: m.t + ph}, hover);
     const hdot = s('circle', {r: 3.5}, hover);
     const hbox = s('rect', {rx: 4, height: 20}, hover);
     const htext = s('text', {dy: '0.32em'}, hover);
-    const points = data.value.filter(([, v]) => isNum(v));
     const catcher = s('rect', {x: m.l, y: m.t, width: pw, height: ph, class: 'catcher'}, root);
     catcher.addEventListener('pointermove', (ev) => {
       if (points.length === 0) return;
@@ -754,12 +818,12 @@
       const t = t0 + (ev.clientX - box.left - m.l) / pw * (t1 - t0);
       let best = points[0];
       for (const p of points) {
-        if (Math.abs(p[0] * 1000 - t) < Math.abs(best[0] * 1000 - t)) best = p;
+        if (Math.abs(p.t - t) < Math.abs(best.t - t)) best = p;
       }
-      const px = x(best[0] * 1000), py = y(best[1]);
+      const px = x(best.t), py = best.y;
       setAttrs(hline, {x1: px, x2: px});
       setAttrs(hdot, {cx: px, cy: py});
-      htext.textContent = when(best[0] * 1000) + '  ' + withUnit(best[1], k.unit);
+      htext.textContent = best.text;
       const w = htext.getComputedTextLength() + 12;
       const bx = px + 8 + w > m.l + pw ? px - 8 - w : px + 8;
       const by = clamp(py - 10, m.t, m.t + ph - 20);
@@ -768,7 +832,265 @@
       hover.setAttribute('visibility', 'visible');
     });
     catcher.addEventListener('pointerleave', () => hover.setAttribute('visibility', 'hidden'));
+  }
 
+  // --- SLOs
+
+  // The tracker's statuses as the KPI colors show them; the text says which it is.
+  const SLO_STATUS_CLASS = {ok: 'ok', warning: 'warn', critical: 'crit', exhausted: 'crit',
+                            no_data: 'no_data'};
+  function sloStatusClass(status) { return statusClass(SLO_STATUS_CLASS[status] || 'no_data'); }
+
+  // SLIs sit just below 100%: cut (never rounded up to 100) to three decimals.
+  function formatSli(v) {
+    if (!isNum(v)) return '–';
+    return String(Math.floor(v * 1000 + 1e-6) / 1000) + '%';
+  }
+  // A budget fraction as a percentage, e.g. "42.1%", "−12%".
+  function formatBudget(fraction) {
+    if (!isNum(fraction)) return '–';
+    const pct = fraction * 100;
+    return (pct < 0 ? '\u2212' + formatNumber(-pct) : formatNumber(pct)) + '%';
+  }
+  function formatBurn(v) { return isNum(v) ? formatNumber(v) + '\u00d7' : '–'; }
+  function windowText(o) {
+    return o.calendar ? 'this ' + o.window : o.window + ' rolling';
+  }
+
+  function renderSlos() {
+    $('slos-section').hidden = state.slos.length === 0;
+    setText($('slos-count'), state.slos.length || '');
+    reconcile($('slos'), state.slos, (o) => o.id, createSlo, updateSlo);
+  }
+
+  function createSlo(o) {
+    const figure = (cls, label) => h('div', {class: 'slo-figure ' + cls},
+                                     h('span', {class: 'label'}, label),
+                                     h('span', {class: 'num'}));
+    const card = h('article', {class: 'slo-card', id: 'slo-' + o.id, 'data-slo': o.id},
+                   h('header', {class: 'slo-head'},
+                     h('span', {class: 'badge slo-status'}),
+                     h('h3', {class: 'slo-name'}),
+                     h('button', {type: 'button', class: 'slo-alerts', 'data-action': 'slo-alerts',
+                                  'data-slo': o.id})),
+                   h('div', {class: 'slo-meta'}),
+                   h('div', {class: 'slo-figures'},
+                     figure('slo-sli', 'SLI'),
+                     figure('slo-budget', 'budget left'),
+                     figure('slo-burn-1h', 'burn 1h'),
+                     figure('slo-burn-6h', 'burn 6h')),
+                   h('div', {class: 'slo-exhaustion'}),
+                   h('div', {class: 'slo-error'}),
+                   h('div', {class: 'chart-plot slo-plot slo-budget-plot'},
+                     h('div', {class: 'chart-empty'}, 'Loading…')),
+                   h('div', {class: 'chart-plot slo-plot slo-burn-plot'}));
+    if (resizer) {
+      for (const plot of card.querySelectorAll('.slo-plot')) resizer.observe(plot);
+    }
+    return card;
+  }
+
+  function updateSlo(card, o) {
+    setAttr(card, 'data-status', o.status);
+    setAttr(card, 'class', 'slo-card ' + sloStatusClass(o.status));
+    const q = o.query || {};
+    const queryText = o.sli_type === 'time_slices'
+        ? 'KPI ' + q.kpi + ' good while ' + (q.good || []).join(', ')
+        : Object.entries(q).map(([k, v]) => k + ': ' + v).join('\n');
+    setAttr(card, 'title', [o.description, queryText].filter(Boolean).join('\n'));
+    const badge = card.querySelector('.slo-status');
+    setText(badge, statusLabel(o.status));
+    setAttr(badge, 'class', 'badge slo-status ' + sloStatusClass(o.status));
+    setText(card.querySelector('.slo-name'), o.name || o.id);
+
+    const firing = state.alerts.filter((a) => a.slo === o.id).length;
+    const link = card.querySelector('.slo-alerts');
+    setText(link, firing ? firing + ' firing alert' + (firing > 1 ? 's' : '') : 'no alert firing');
+    link.disabled = firing === 0;
+    setAttr(link, 'data-firing', firing);
+
+    const meta = ['objective ' + formatNumber(o.objective) + '% over ' + windowText(o),
+                  o.owner || 'no owner'];
+    const evaluated = parseTime(o.evaluated_at);
+    meta.push(evaluated ? 'evaluated ' + when(evaluated) : 'not evaluated yet');
+    setText(card.querySelector('.slo-meta'), meta.join(' · '));
+
+    const rates = o.burn_rates || {};
+    const budget = o.budget || {};
+    setText(card.querySelector('.slo-sli .num'), formatSli(o.sli));
+    setText(card.querySelector('.slo-budget .num'), formatBudget(budget.remaining));
+    setAttr(card.querySelector('.slo-budget'), 'data-out',
+            isNum(budget.remaining) && budget.remaining <= 0 ? 'true' : null);
+    for (const w of ['1h', '6h']) {
+      const el = card.querySelector('.slo-burn-' + w);
+      setText(el.querySelector('.num'), formatBurn(rates[w]));
+      // Above 1 the budget runs out before the window ends.
+      setAttr(el, 'data-fast', isNum(rates[w]) && rates[w] > 1 ? 'true' : null);
+    }
+    // Only while some budget is left: once spent, "budget left" already says so.
+    const ex = isNum(budget.remaining) && budget.remaining > 0 ? o.exhaustion || {} : {};
+    const lasts = ['1h', '6h'].filter((w) => isNum(ex[w]) && ex[w] > 0)
+        .map((w) => duration(ex[w] * 1000) + ' at the ' + w + ' burn rate');
+    setText(card.querySelector('.slo-exhaustion'),
+            lasts.length ? 'budget spent in ' + lasts.join(', ') : '');
+    setText(card.querySelector('.slo-error'), o.error || '');
+  }
+
+  async function refreshSloCharts(force) {
+    if (state.sloChartsBusy) return;  // the next poll catches up
+    state.sloChartsBusy = true;
+    try {
+      for (const o of state.slos) {
+        let c = state.sloCharts.get(o.id);
+        if (!c) {
+          c = {};
+          state.sloCharts.set(o.id, c);
+        }
+        // History is hourly: redrawn when the status changes, else every CHART_MS.
+        const due = force || !c.data || c.status !== o.status || Date.now() - c.fetched > CHART_MS;
+        if (!due) continue;
+        const data = await api('/api/v1/slos/' + encodeURIComponent(o.id));
+        Object.assign(c, {data, status: o.status, fetched: Date.now()});
+        const card = $('slo-' + o.id);
+        if (card) drawSloCharts(card);
+      }
+      for (const id of [...state.sloCharts.keys()]) {
+        if (!state.slos.some((o) => o.id === id)) state.sloCharts.delete(id);
+      }
+    } catch (e) {
+      // The next poll reports a connection problem; an SLO removed by a reload drops out.
+    } finally {
+      state.sloChartsBusy = false;
+    }
+  }
+
+  function drawSloCharts(card) {
+    const c = state.sloCharts.get(card.dataset.slo);
+    if (!c || !c.data) return;
+    drawBudgetChart(card.querySelector('.slo-budget-plot'), c.data);
+    drawBurnChart(card.querySelector('.slo-burn-plot'), c.data);
+  }
+
+  // Points [[unix seconds, v|null], ...] scaled by `f`.
+  function scaled(points, f) {
+    return (points || []).map(([t, v]) => [t, isNum(v) ? v * f : null]);
+  }
+
+  // History is hourly: the figure of the latest evaluation ends the line, so the chart ends
+  // where the card's numbers are.
+  function withCurrent(points, o, value) {
+    const at = parseTime(o.evaluated_at);
+    const last = points.length ? points[points.length - 1][0] * 1000 : -Infinity;
+    if (at === null || !isNum(value) || at <= last) return points;
+    return [...points, [at / 1000, value]];
+  }
+
+  // An SLO chart's frame: the window on x, lo to hi on y.
+  function sloFrame(plot, o, lo, hi, label) {
+    const width = Math.max(320, Math.round(plot.clientWidth || 480));
+    const height = 170;
+    const m = {l: 52, r: 14, t: 12, b: 24};
+    const pw = width - m.l - m.r, ph = height - m.t - m.b;
+    const t0 = parseTime(o.window_start) || Date.now() - 86400000;
+    const t1 = Math.max(parseTime(o.window_end) || Date.now(), t0 + 1);
+    const root = s('svg', {class: 'chart', width, height, viewBox: '0 0 ' + width + ' ' + height,
+                           role: 'img', 'aria-label': label});
+    const x = (t) => m.l + (t - t0) / (t1 - t0) * pw;
+    const y = (v) => m.t + (hi - v) / (hi - lo) * ph;
+    return {root, m, pw, ph, t0, t1, x, y};
+  }
+
+  // The burn-down: budget remaining (%) over the window, 100% at the top, the ideal linear burn
+  // (rate 1) from 100% at the window's start to 0% at its end, and a zero line.
+  function drawBudgetChart(plot, o) {
+    const history = (o.history && o.history.budget_remaining) || [];
+    const points = scaled(withCurrent(history, o, (o.budget || {}).remaining), 100);
+    const ys = [0, 100];
+    for (const [, v] of points) if (isNum(v)) ys.push(v);
+    // 100% at the top unless more is left (a budget grows when the window drops bad events).
+    const {step} = niceRange(ys, false);
+    const top = Math.max(...ys);
+    const lo = Math.floor(Math.min(...ys) / step) * step;
+    const hi = top > 100 ? Math.ceil(top / step) * step : 100;
+    const {root, m, pw, ph, t0, t1, x, y} =
+        sloFrame(plot, o, lo, hi, (o.name || o.id) + ': error budget remaining over ' +
+                                      windowText(o));
+    const values = ticks(lo, hi, step).filter((v) => v <= hi);
+    // 100% labelled too, unless it would overprint a tick (0% matters more then).
+    if (!values.includes(100) && values.every((v) => Math.abs(y(v) - y(100)) >= 12)) {
+      values.push(100);
+    }
+    drawGrid(root, values, y, m, pw,
+             (v) => formatNumber(Math.abs(v) < step / 1e6 ? 0 : v) + '%');
+    s('line', {x1: m.l, x2: m.l + pw, y1: y(0).toFixed(1), y2: y(0).toFixed(1),
+               class: 'zero-line'}, root);
+    s('line', {x1: x(t0).toFixed(1), y1: y(100).toFixed(1), x2: x(t1).toFixed(1),
+               y2: y(0).toFixed(1), class: 'ideal-line'}, root);
+    s('text', {x: m.l + pw - 4, y: (y(0) - 5).toFixed(1), 'text-anchor': 'end',
+               class: 'ideal-label', text: 'ideal burn (1\u00d7)'}, root);
+    if (!points.some(([, v]) => isNum(v))) {
+      s('text', {x: m.l + pw / 2, y: m.t + ph / 2, class: 'no-data', 'text-anchor': 'middle',
+                 text: 'No events in the window yet'}, root);
+    }
+    s('path', {d: linePath(points, x, y, false), class: 'budget-line'}, root);
+    const last = [...points].reverse().find(([, v]) => isNum(v));
+    if (last) {
+      s('circle', {cx: x(last[0] * 1000).toFixed(1), cy: y(last[1]).toFixed(1), r: 3,
+                   class: 'value-dot ' + (last[1] <= 0 ? 'status-crit' : 'status-ok')}, root);
+    }
+    drawTimeAxis(root, t0, t1, x, m, pw, ph);
+    addHover(root, t0, t1, x, m, pw, ph,
+             points.filter(([, v]) => isNum(v)).map(([t, v]) => ({
+               t: t * 1000, y: y(v), text: when(t * 1000) + '  budget ' + formatBudget(v / 100)})));
+    plot.replaceChildren(root);
+  }
+
+  // The 1h and 6h burn rates over the window, and each alert's factor as a dashed line labelled
+  // with the alert's name and severity.
+  function drawBurnChart(plot, o) {
+    const hist = o.history || {};
+    const rates = o.burn_rates || {};
+    const series = ['1h', '6h'].map((w) => [w, withCurrent(hist['burn_rate_' + w] || [], o,
+                                                            rates[w])]);
+    const alerts = (o.alerts || []).filter((a) => isNum(a.factor));
+    const ys = [0, 1];
+    for (const [, pts] of series) for (const [, v] of pts) if (isNum(v)) ys.push(v);
+    for (const a of alerts) ys.push(a.factor * 1.15);
+    const {lo, hi, step} = niceRange(ys, false);
+    const {root, m, pw, ph, t0, t1, x, y} =
+        sloFrame(plot, o, lo, hi, (o.name || o.id) + ': burn rates over ' + windowText(o));
+    drawGrid(root, ticks(lo, hi, step), y, m, pw,
+             (v) => formatNumber(Math.abs(v) < step / 1e6 ? 0 : v) + '\u00d7');
+    const labels = [];
+    for (const a of alerts) {
+      const level = a.severity === 'critical' || a.severity === 'error' ? 'crit'
+          : a.severity === 'warning' ? 'warn' : 'info';
+      const py = y(a.factor).toFixed(1);
+      s('line', {x1: m.l, x2: m.l + pw, y1: py, y2: py, class: 'alert-threshold threshold-' + level,
+                 'data-alert-name': a.name, 'data-factor': a.factor}, root);
+      labels.push({y: y(a.factor) - 4, level, name: a.name,
+                   text: a.name + ' \u00b7 ' + a.severity + ' \u00b7 >' + formatNumber(a.factor) +
+                         '\u00d7 over ' + a.long_window + ' & ' + a.short_window});
+    }
+    spreadLabels(labels);
+    for (const l of labels) {
+      s('text', {x: m.l + 4, y: l.y.toFixed(1), class: 'threshold-label threshold-' + l.level,
+                 'data-alert-name': l.name, text: l.text}, root);
+    }
+    for (const [w, pts] of series) {
+      s('path', {d: linePath(pts, x, y, false), class: 'burn-line burn-' + w}, root);
+    }
+    if (!series.some(([, pts]) => pts.some(([, v]) => isNum(v)))) {
+      s('text', {x: m.l + pw / 2, y: m.t + ph / 2, class: 'no-data', 'text-anchor': 'middle',
+                 text: 'No events in the window yet'}, root);
+    }
+    drawTimeAxis(root, t0, t1, x, m, pw, ph);
+    const at6h = new Map(series[1][1].map(([t, v]) => [t, v]));
+    addHover(root, t0, t1, x, m, pw, ph,
+             series[0][1].filter(([, v]) => isNum(v)).map(([t, v]) => ({
+               t: t * 1000, y: y(v),
+               text: when(t * 1000) + '  1h ' + formatBurn(v) + ' · 6h ' +
+                     formatBurn(at6h.get(t))})));
     plot.replaceChildren(root);
   }
 
@@ -894,7 +1216,11 @@
     const button = ev.target.closest('button');
     if (!button || button.disabled) return;
     const action = button.dataset.action;
-    if (action === 'ack') {
+    if (action === 'slo-alerts' || action === 'all-alerts') {
+      state.alertSlo = action === 'slo-alerts' ? button.dataset.slo : null;
+      renderAlerts();
+      if (state.alertSlo) $('alerts-title').scrollIntoView({block: 'start'});
+    } else if (action === 'ack') {
       const id = button.dataset.alert;
       act('ack:' + id, () => post('/api/v1/alerts/' + encodeURIComponent(id) + '/ack',
                                   {author: author(), comment: ACK_COMMENT}));
