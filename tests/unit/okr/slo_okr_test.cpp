@@ -326,3 +326,32 @@ TEST_CASE("slo okr: the OKR graduates once healthy for graduate_after, then a ne
   CHECK(okrs[0].id != id);
   CHECK(okrs[0].state == OkrState::kDraft);
 }
+
+TEST_CASE("slo okr: the shipped config/slo.example.toml compiles into an SLO policy") {
+  auto loaded = config::load_config(KPID_SOURCE_DIR "/config/slo.example.toml", {});
+  INFO((loaded.errors.empty() ? "" : loaded.errors[0].to_string()));
+  REQUIRE(loaded.ok());
+  auto kpis = kpi::compile(loaded.config.kpis);
+  auto slos = slo::compile(loaded.config, kpis.kpis);
+  INFO((slos.errors.empty() ? "" : slos.errors[0].to_string()));
+  REQUIRE(slos.ok());
+  auto policies = compile_slo_policies(loaded.config, slos.slos);
+  REQUIRE(policies.ok());
+  REQUIRE(policies.policies.size() == 1);
+  const SloPolicy& p = policies.policies[0];
+  CHECK(p.slo == "checkout_availability");
+  CHECK(p.on_exhausted);
+  CHECK(p.on_projected);
+  CHECK(p.related == std::vector<std::string>{"checkout_latency_p95"});
+}
+
+TEST_CASE("slo okr: an SLO whose related KPI does not exist opens no OKRs") {
+  auto loaded = config::parse_config(config_toml("related = [\"nope\"]\n"), "kpid.toml", {});
+  REQUIRE(loaded.ok());
+  auto kpis = kpi::compile(loaded.config.kpis);
+  auto slos = slo::compile(loaded.config, kpis.kpis);
+  REQUIRE(slos.errors.size() == 1);
+  CHECK(slos.errors[0].to_string().find("kpid.toml:26") != std::string::npos);
+  CHECK(slos.errors[0].key == "slo.checkout.okr.related");
+  CHECK(compile_slo_policies(loaded.config, slos.slos).policies.empty());
+}
