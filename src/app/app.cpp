@@ -149,6 +149,9 @@ LoadedConfig load_all(const CommandLine& command_line) {
   out.okr_policies = std::move(policies.policies);
   auto slos = slo::compile(out.config, compiled.kpis);
   out.errors.insert(out.errors.end(), slos.errors.begin(), slos.errors.end());
+  auto slo_policies = okr::compile_slo_policies(out.config, slos.slos);
+  out.errors.insert(out.errors.end(), slo_policies.errors.begin(), slo_policies.errors.end());
+  out.slo_okr_policies = std::move(slo_policies.policies);
   out.slos = std::move(slos.slos);
   for (auto& r : slos.rules) out.rules.push_back(std::move(r));
   if (auto tokens = auth::TokenSet::load(out.config.auth, out.errors)) {
@@ -254,6 +257,7 @@ class Daemon {
     receivers_ = std::move(loaded.receivers);
     okr_policies_ = std::move(loaded.okr_policies);
     slos_ = std::move(loaded.slos);
+    slo_okr_policies_ = std::move(loaded.slo_okr_policies);
     token_count_ = loaded.tokens.size();
     tokens_ = std::move(loaded.tokens);
     setup_logging(config_.log.level);
@@ -331,6 +335,9 @@ class Daemon {
     slo_alerts_ = std::make_unique<slo::AlerterBridge>(*alerter_);
     slos_tracker_->set_listener(slo_alerts_.get());
     slos_tracker_->set_slos(std::move(slos_));
+    // The planner (made before the tracker) reads its figures for [slo.okr].
+    planner_->set_slo_tracker(slos_tracker_.get());
+    planner_->set_slo_policies(std::move(slo_okr_policies_));
 
     access_ = std::make_unique<auth::Access>(std::move(tokens_), config_.auth.open);
     auto audit = auth::AuditLog::open(audit_log_path(config_));
@@ -674,6 +681,7 @@ class Daemon {
     planner_->set_policies(std::move(loaded.okr_policies));
     evaluator_->set_kpis(std::move(loaded.kpis));
     slos_tracker_->set_slos(std::move(loaded.slos));
+    planner_->set_slo_policies(std::move(loaded.slo_okr_policies));
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
@@ -710,8 +718,9 @@ class Daemon {
   std::vector<kpi::Definition> kpis_;  // until the evaluator takes them
   std::vector<alert::Rule> rules_;     // until the alerter takes them
   std::vector<alert::Receiver> receivers_;
-  std::vector<okr::Policy> okr_policies_;  // until the planner takes them
-  std::vector<slo::Definition> slos_;      // until the tracker takes them
+  std::vector<okr::Policy> okr_policies_;         // until the planner takes them
+  std::vector<slo::Definition> slos_;             // until the tracker takes them
+  std::vector<okr::SloPolicy> slo_okr_policies_;  // until the planner takes them
   std::unique_ptr<kpi::Evaluator> evaluator_;
   std::unique_ptr<alert::Outbox> outbox_;
   std::unique_ptr<alert::Alerter> alerter_;

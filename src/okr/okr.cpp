@@ -35,7 +35,7 @@ std::optional<Enum> parse_name(std::string_view text,
 
 constexpr std::array<std::string_view, 4> kStates = {"draft", "active", "closed", "dismissed"};
 constexpr std::array<std::string_view, 4> kOutcomes = {"", "achieved", "missed", "abandoned"};
-constexpr std::array<std::string_view, 3> kKinds = {"kpi", "guardrail", "manual"};
+constexpr std::array<std::string_view, 4> kKinds = {"kpi", "guardrail", "manual", "slo"};
 constexpr std::array<std::string_view, 4> kDirections = {"increase", "decrease", "stay_above",
                                                          "stay_below"};
 
@@ -62,6 +62,18 @@ std::optional<KrDirection> parse_direction(std::string_view t) {
 
 double progress(const KeyResult& kr) {
   if (!std::isfinite(kr.current)) return 0;
+  if (kr.kind == KrKind::kSlo) {
+    // The budget counts once it is back at the target, wherever the draft found it.
+    if (kr.measure == kMeasureBudgetRemaining) {
+      if (kr.current >= kr.target) return 1;
+      if (kr.start >= kr.target) return 0;
+      return std::clamp((kr.current - kr.start) / (kr.target - kr.start), 0.0, 1.0) + 0.0;
+    }
+    if (kr.current < kr.target) return 1;
+    if (kr.start <= kr.target) return 0;
+    return std::min(std::clamp((kr.current - kr.start) / (kr.target - kr.start), 0.0, 1.0), 0.99) +
+           0.0;
+  }
   switch (kr.direction) {
     case KrDirection::kStayAbove: return kr.current >= kr.target ? 1 : 0;
     case KrDirection::kStayBelow: return kr.current <= kr.target ? 1 : 0;
@@ -124,6 +136,8 @@ json::object to_json(const KeyResult& kr) {
   o["id"] = kr.id;
   o["kind"] = kind_name(kr.kind);
   if (!kr.kpi.empty()) o["kpi"] = kr.kpi;
+  if (!kr.slo.empty()) o["slo"] = kr.slo;
+  if (!kr.measure.empty()) o["measure"] = kr.measure;
   o["description"] = kr.description;
   o["start"] = number_value(kr.start);
   o["target"] = number_value(kr.target);
@@ -147,6 +161,7 @@ json::object to_json(const Okr& okr) {
   json::object o;
   o["id"] = okr.id;
   o["kpi"] = okr.kpi;
+  if (!okr.slo.empty()) o["slo"] = okr.slo;
   o["state"] = state_name(okr.state);
   o["outcome"] =
       okr.outcome == Outcome::kNone ? json::value(nullptr) : json::value(outcome_name(okr.outcome));
@@ -190,6 +205,8 @@ Result<KeyResult> stored_key_result(const json::object& o) {
   if (!kind) r.fail("kind", "unknown kind");
   kr.kind = kind.value_or(KrKind::kManual);
   kr.kpi = r.str("kpi", false);
+  kr.slo = r.str("slo", false);
+  kr.measure = r.str("measure", false);
   kr.description = r.str("description", false);
   kr.start = r.number("start").value_or(kNaN);
   kr.target = r.number("target").value_or(kNaN);
@@ -216,6 +233,7 @@ Result<Okr> okr_from_json(const json::object& o) {
   Okr okr;
   okr.id = r.str("id");
   okr.kpi = r.str("kpi");
+  okr.slo = r.str("slo", false);
   auto state = parse_state(r.str("state"));
   if (!state) r.fail("state", "unknown state");
   okr.state = state.value_or(OkrState::kDraft);
@@ -258,13 +276,23 @@ Result<KeyResult> key_result_from_json(const json::object& o) {
   KeyResult kr;
   kr.description = r.str("description");
   kr.kpi = r.str("kpi", false);
-  kr.kind = kr.kpi.empty() ? KrKind::kManual : KrKind::kKpi;
+  kr.slo = r.str("slo", false);
+  kr.measure = r.str("measure", false);
+  kr.kind = !kr.slo.empty() ? KrKind::kSlo : kr.kpi.empty() ? KrKind::kManual : KrKind::kKpi;
   if (const std::string kind = r.str("kind", false); !kind.empty()) {
     auto parsed = parse_kind(kind);
-    if (!parsed) r.fail("kind", "unknown kind \"" + kind + "\"; expected kpi, guardrail or manual");
+    if (!parsed) {
+      r.fail("kind", "unknown kind \"" + kind + "\"; expected kpi, guardrail, manual or slo");
+    }
     kr.kind = parsed.value_or(kr.kind);
   }
-  if (kr.kind != KrKind::kManual && kr.kpi.empty()) {
+  if (kr.kind == KrKind::kSlo) {
+    if (kr.slo.empty()) r.fail("slo", "is required for kind \"slo\"");
+    if (kr.measure != kMeasureBudgetRemaining && kr.measure != kMeasureBurnRate1h) {
+      r.fail("measure",
+             "unknown measure \"" + kr.measure + "\"; expected budget_remaining or burn_rate_1h");
+    }
+  } else if (kr.kind != KrKind::kManual && kr.kpi.empty()) {
     r.fail("kpi", "is required for kind \"" + std::string(kind_name(kr.kind)) + "\"");
   }
   auto target = r.number("target");
@@ -278,7 +306,11 @@ Result<KeyResult> key_result_from_json(const json::object& o) {
     r.fail("direction", "unknown direction \"" + direction +
                             "\"; expected increase, decrease, stay_above or stay_below");
   }
-  kr.direction = parsed.value_or(KrDirection::kDecrease);
+  // An SLO's budget goes up, its burn rate down.
+  const KrDirection natural = kr.kind == KrKind::kSlo && kr.measure == kMeasureBudgetRemaining
+                                  ? KrDirection::kIncrease
+                                  : KrDirection::kDecrease;
+  kr.direction = parsed.value_or(natural);
   kr.current = kr.kind == KrKind::kManual ? kr.start : kNaN;
   if (auto s = r.status(); !s) return s;
   return kr;
@@ -293,7 +325,7 @@ std::string to_markdown(const Okr& okr, std::string_view url) {
   if (okr.outcome != Outcome::kNone) md += " (" + std::string(outcome_name(okr.outcome)) + ")";
   md += "\n- **Score:** " + format_number(std::round(s * 100) / 100) + " (" +
         std::string(grade(s)) + ")\n";
-  md += "- **From KPI:** `" + okr.kpi + "`";
+  md += okr.slo.empty() ? "- **From KPI:** `" + okr.kpi + "`" : "- **From SLO:** `" + okr.slo + "`";
   if (!okr.alerts.empty()) {
     md += ", alerts";
     for (const auto& a : okr.alerts) md += " " + a;

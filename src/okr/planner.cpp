@@ -13,21 +13,19 @@
 
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
+#include "planner_detail.h"
 
 namespace kpid::okr {
 
 namespace json = boost::json;
+using detail::kPrefix;
+using detail::kSeqKey;
+using detail::kVariables;
+using detail::okr_json;
+using detail::tidy;
 
-namespace {
+namespace detail {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr std::string_view kPrefix = "okr/";
-constexpr std::string_view kSeqKey = "meta/okr_seq";
-
-constexpr std::array<std::string_view, 9> kVariables = {
-    "kpi", "kpi.name", "owner", "unit", "start", "target", "verb", "side", "threshold"};
-
-// Templates leave double spaces where a variable is empty (no unit).
 std::string tidy(std::string text) {
   std::string out;
   for (char c : text) {
@@ -37,6 +35,19 @@ std::string tidy(std::string text) {
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
 }
+
+json::object okr_json(const Okr& okr, const std::string& url) {
+  json::object o = to_json(okr);
+  o.erase("next_kr");
+  o["url"] = url;
+  return o;
+}
+
+}  // namespace detail
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // The healthy value a breaching KPI should get back to: the band's target, or the baseline's
 // center (target = "baseline"), whichever is there, else the edge of the healthy range.
@@ -54,11 +65,22 @@ double target_of(const kpi::KpiView& view, bool prefer_baseline) {
   return view.value;
 }
 
-json::object okr_json(const Okr& okr, const std::string& url) {
-  json::object o = to_json(okr);
-  o.erase("next_kr");
-  o["url"] = url;
-  return o;
+// The template variables of a KPI's key results and guardrails.
+std::function<std::string(std::string_view)> kpi_vars(const kpi::Definition& k, double start,
+                                                      double target, std::string verb,
+                                                      std::string side, double threshold) {
+  return [=, &k](std::string_view name) -> std::string {
+    if (name == "kpi") return k.id;
+    if (name == "kpi.name") return k.name;
+    if (name == "owner") return k.owner;
+    if (name == "unit") return k.unit;
+    if (name == "start") return format_number(start);
+    if (name == "target") return format_number(target);
+    if (name == "verb") return verb;
+    if (name == "side") return side;
+    if (name == "threshold") return format_number(threshold);
+    return "";
+  };
 }
 
 Status not_open(const Okr& okr, std::string_view action) {
@@ -217,6 +239,7 @@ void Planner::run_once() {
   std::lock_guard lock(mutex_);
   // Oldest first, so the alert that led to a draft is its first.
   for (auto it = alerts.rbegin(); it != alerts.rend(); ++it) open_or_link(*it, now);
+  consider_slos(now);
   score_all(now);
 }
 
@@ -299,21 +322,7 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
   main.unit = d.unit;
   main.direction = main.target < main.start ? KrDirection::kDecrease : KrDirection::kIncrease;
   main.current = kpi.value;
-  auto vars = [&](const kpi::Definition& k, double start, double target, std::string verb,
-                  std::string side, double threshold) {
-    return [=, &k](std::string_view name) -> std::string {
-      if (name == "kpi") return k.id;
-      if (name == "kpi.name") return k.name;
-      if (name == "owner") return k.owner;
-      if (name == "unit") return k.unit;
-      if (name == "start") return format_number(start);
-      if (name == "target") return format_number(target);
-      if (name == "verb") return verb;
-      if (name == "side") return side;
-      if (name == "threshold") return format_number(threshold);
-      return "";
-    };
-  };
+  const auto& vars = kpi_vars;
   const std::string verb = main.direction == KrDirection::kDecrease ? "Reduce" : "Increase";
   main.description =
       tidy(p.key_result.render(vars(d, main.start, main.target, verb, "", main.target)));
@@ -321,43 +330,58 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
   okr.key_results.push_back(std::move(main));
 
   for (const auto& related_id : p.related) {
-    auto related = kpis_.get(related_id);
-    if (!related || !related->definition || !related->definition->band) {
-      okr.warnings.push_back("related KPI " + related_id +
-                             " has no band, so no guardrail could be drawn from it");
-      continue;
+    if (auto g = guardrail_for(related_id, p.guardrail, okr)) {
+      okr.key_results.push_back(std::move(*g));
     }
-    const kpi::Definition& r = *related->definition;
-    KeyResult g;
-    g.id = "kr" + std::to_string(okr.next_kr++);
-    g.kind = KrKind::kGuardrail;
-    g.kpi = r.id;
-    g.unit = r.unit;
-    g.start = related->value;
-    g.current = related->value;
-    // The healthy side of its warn threshold.
-    switch (r.direction) {
-      case kpi::Direction::kLowerIsBetter:
-        g.direction = KrDirection::kStayBelow;
-        g.target = r.band->warn;
-        break;
-      case kpi::Direction::kHigherIsBetter:
-        g.direction = KrDirection::kStayAbove;
-        g.target = r.band->warn;
-        break;
-      case kpi::Direction::kInRange: {
-        const bool low = std::isfinite(related->value) &&
-                         related->value < (r.band->warn_low + r.band->warn_high) / 2;
-        g.direction = low ? KrDirection::kStayAbove : KrDirection::kStayBelow;
-        g.target = low ? r.band->warn_low : r.band->warn_high;
-        break;
-      }
-    }
-    const std::string side = g.direction == KrDirection::kStayBelow ? "below" : "above";
-    g.description = tidy(p.guardrail.render(vars(r, g.start, g.target, "Keep", side, g.target)));
-    okr.key_results.push_back(std::move(g));
   }
+  warn_if_overloaded(okr);
+  okr.history.push_back({now, "kpid",
+                         "draft opened from alert " + alert.id + " (" + alert.name + ", " +
+                             format_number(kpi.value) + (d.unit.empty() ? "" : " " + d.unit) +
+                             ")"});
+  return okr;
+}
 
+std::optional<KeyResult> Planner::guardrail_for(const std::string& related_id,
+                                                const alert::Template& text, Okr& okr) {
+  auto related = kpis_.get(related_id);
+  if (!related || !related->definition || !related->definition->band) {
+    okr.warnings.push_back("related KPI " + related_id +
+                           " has no band, so no guardrail could be drawn from it");
+    return std::nullopt;
+  }
+  const kpi::Definition& r = *related->definition;
+  KeyResult g;
+  g.id = "kr" + std::to_string(okr.next_kr++);
+  g.kind = KrKind::kGuardrail;
+  g.kpi = r.id;
+  g.unit = r.unit;
+  g.start = related->value;
+  g.current = related->value;
+  // The healthy side of its warn threshold.
+  switch (r.direction) {
+    case kpi::Direction::kLowerIsBetter:
+      g.direction = KrDirection::kStayBelow;
+      g.target = r.band->warn;
+      break;
+    case kpi::Direction::kHigherIsBetter:
+      g.direction = KrDirection::kStayAbove;
+      g.target = r.band->warn;
+      break;
+    case kpi::Direction::kInRange: {
+      const bool low = std::isfinite(related->value) &&
+                       related->value < (r.band->warn_low + r.band->warn_high) / 2;
+      g.direction = low ? KrDirection::kStayAbove : KrDirection::kStayBelow;
+      g.target = low ? r.band->warn_low : r.band->warn_high;
+      break;
+    }
+  }
+  const std::string side = g.direction == KrDirection::kStayBelow ? "below" : "above";
+  g.description = tidy(text.render(kpi_vars(r, g.start, g.target, "Keep", side, g.target)));
+  return g;
+}
+
+void Planner::warn_if_overloaded(Okr& okr) const {
   size_t open_for_owner = 1;
   for (const auto& [id, other] : okrs_) {
     if (other.open() && other.owner == okr.owner && other.period_start == okr.period_start) {
@@ -370,21 +394,18 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
                            std::to_string(options_.max_open_per_owner) +
                            "): focus suffers; consider dismissing or merging some");
   }
-  okr.history.push_back({now, "kpid",
-                         "draft opened from alert " + alert.id + " (" + alert.name + ", " +
-                             format_number(kpi.value) + (d.unit.empty() ? "" : " " + d.unit) +
-                             ")"});
-  return okr;
 }
 
 void Planner::refresh(Okr& okr, TimestampMs now) {
   // Until a KPI's first evaluation (just after a start) its key results keep their last values.
   for (auto& kr : okr.key_results) {
-    if (kr.kind == KrKind::kManual) continue;
+    if (kr.kind == KrKind::kManual || kr.kind == KrKind::kSlo) continue;
     auto view = kpis_.get(kr.kpi);
     if (view && view->evaluated_at == 0) continue;
     kr.current = view ? view->value : kNaN;
   }
+  refresh_slo(okr, now);  // SLO key results; an SLO OKR's health
+  if (!okr.slo.empty()) return;
   auto view = kpis_.get(okr.kpi);
   if (view && view->evaluated_at == 0) return;
   const bool healthy = view && view->status == kpi::Health::kOk;
@@ -419,9 +440,15 @@ void Planner::score_all(TimestampMs now) {
     Okr okr = current;
     refresh(okr, now);
     bool changed = okr.healthy_since != current.healthy_since;
-    const auto policy = policies_.find(okr.kpi);
-    const DurationMs graduate_after =
-        policy != policies_.end() ? policy->second.graduate_after : 7 * 86'400'000LL;
+    DurationMs graduate_after = 7 * 86'400'000LL;
+    if (okr.slo.empty()) {
+      if (auto p = policies_.find(okr.kpi); p != policies_.end()) {
+        graduate_after = p->second.graduate_after;
+      }
+    } else if (auto p = slo_policies_.find(okr.slo); p != slo_policies_.end()) {
+      graduate_after = p->second.graduate_after;
+    }
+    const std::string subject = okr.slo.empty() ? okr.kpi : "SLO " + okr.slo;
     const bool all_met = std::all_of(okr.key_results.begin(), okr.key_results.end(),
                                      [](const KeyResult& kr) { return met(kr); });
     if (okr.state == OkrState::kActive && all_met && okr.healthy_since != 0 &&
@@ -430,7 +457,7 @@ void Planner::score_all(TimestampMs now) {
       okr.outcome = Outcome::kAchieved;
       okr.closed_at = now;
       okr.history.push_back({now, "kpid",
-                             "achieved: every key result met and " + okr.kpi + " healthy for " +
+                             "achieved: every key result met and " + subject + " healthy for " +
                                  format_duration(now - okr.healthy_since) +
                                  "; back to plain monitoring"});
       changed = true;
@@ -489,6 +516,7 @@ Result<std::vector<Okr>> Planner::list(const OkrFilter& f) const {
     if (!f.state.empty() && state_name(o.state) != f.state) continue;
     if (!f.owner.empty() && o.owner != f.owner) continue;
     if (!f.kpi.empty() && o.kpi != f.kpi) continue;
+    if (!f.slo.empty() && o.slo != f.slo) continue;
     if (in_period != 0 && !(o.period_start <= in_period && in_period < o.period_end)) continue;
     out.push_back(o);
   }
@@ -655,8 +683,11 @@ Result<Okr> Planner::edit(std::string_view id, const std::string& author,
       const std::string where = "key_results.add[" + std::to_string(index++) + "]";
       auto parsed = key_result_from_json(added);
       if (!parsed) return Status::invalid_argument(where + "." + parsed.status().message());
-      if (!parsed->kpi.empty() && !kpis_.get(parsed->kpi)) {
+      if (parsed->kind != KrKind::kSlo && !parsed->kpi.empty() && !kpis_.get(parsed->kpi)) {
         return Status::invalid_argument(where + ".kpi: no KPI with id \"" + parsed->kpi + "\"");
+      }
+      if (parsed->kind == KrKind::kSlo && (slos_ == nullptr || !slos_->get(parsed->slo))) {
+        return Status::invalid_argument(where + ".slo: no SLO with id \"" + parsed->slo + "\"");
       }
       parsed->id = "kr" + std::to_string(okr.next_kr++);
       what.push_back("added " + parsed->id + " (" + parsed->description + ")");
@@ -689,7 +720,8 @@ Result<Okr> Planner::check_in(std::string_view id, const std::string& author,
     return Status::invalid_argument("kr: no key result " + kr_id);
   }
   if (it->kind != KrKind::kManual) {
-    return Status::invalid_argument("kr: " + kr_id + " is measured from KPI " + it->kpi +
+    const std::string from = it->kind == KrKind::kSlo ? "SLO " + it->slo : "KPI " + it->kpi;
+    return Status::invalid_argument("kr: " + kr_id + " is measured from " + from +
                                     "; only manual key results take check-ins");
   }
   if (!std::isfinite(value)) return Status::invalid_argument("value: must be a finite number");

@@ -1,5 +1,5 @@
 // The OKR API, in the Prometheus API envelope ({"status":"success","data":...}):
-//   GET   /api/v1/okrs?state=&owner=&kpi=&period=   newest first
+//   GET   /api/v1/okrs?state=&owner=&kpi=&slo=&period=   newest first
 //   GET   /api/v1/okrs/{id}                          JSON, or ?format=markdown
 //   PATCH /api/v1/okrs/{id}                          {"author", "objective", "owner", "period",
 //                                                     "key_results": {"add", "remove", "change"}}
@@ -114,6 +114,7 @@ Response handle_okr_api(const Request& request, std::string_view rest, okr::Plan
     filter.state = param("state");
     filter.owner = param("owner");
     filter.kpi = param("kpi");
+    filter.slo = param("slo");
     filter.period = param("period");
     if (!filter.state.empty() && !okr::parse_state(filter.state)) {
       return api_error(request, "invalid parameter \"state\": \"" + filter.state +

@@ -44,8 +44,9 @@ struct LoadedConfig {
   std::vector<alert::Rule> rules;
   std::vector<alert::Receiver> receivers;
   std::vector<okr::Policy> okr_policies;
-  std::vector<slo::Definition> slos;  // their burn-rate rules are in `rules`
-  auth::TokenSet tokens;              // [[auth.token]] and auth.tokens_file
+  std::vector<slo::Definition> slos;             // their burn-rate rules are in `rules`
+  std::vector<okr::SloPolicy> slo_okr_policies;  // [slo.okr]
+  auth::TokenSet tokens;                         // [[auth.token]] and auth.tokens_file
   std::vector<config::ConfigError> errors;
   std::vector<config::ConfigError> warnings;
   // Certificate and key files that do not load (these errors are in `errors` too): a reload

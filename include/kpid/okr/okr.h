@@ -25,9 +25,10 @@ std::string_view outcome_name(Outcome o);  // "", achieved, missed, abandoned
 std::optional<Outcome> parse_outcome(std::string_view text);
 
 // What a key result measures: a KPI moved toward a target, a KPI kept on the right side of a
-// threshold while the team works on the first (a guardrail), or a number people check in.
-enum class KrKind { kKpi, kGuardrail, kManual };
-std::string_view kind_name(KrKind k);  // kpi, guardrail, manual
+// threshold while the team works on the first (a guardrail), a number people check in, or one
+// of an SLO's figures (its `measure`).
+enum class KrKind { kKpi, kGuardrail, kManual, kSlo };
+std::string_view kind_name(KrKind k);  // kpi, guardrail, manual, slo
 std::optional<KrKind> parse_kind(std::string_view text);
 
 // increase / decrease: move from start to target; stay_above / stay_below: hold the target
@@ -44,10 +45,17 @@ struct CheckIn {
   std::optional<double> confidence;  // 0-1
 };
 
+// The SLO figures a key result of kind slo measures: the error budget remaining, in % of the
+// budget (may be negative), moved up to the target; the 1h burn rate, brought below the target.
+inline constexpr std::string_view kMeasureBudgetRemaining = "budget_remaining";
+inline constexpr std::string_view kMeasureBurnRate1h = "burn_rate_1h";
+
 struct KeyResult {
   std::string id;  // "kr1", "kr2", ... unique within the OKR
   KrKind kind = KrKind::kKpi;
-  std::string kpi;  // kpi and guardrail kinds
+  std::string kpi;      // kpi and guardrail kinds
+  std::string slo;      // slo kind: the SLO's id
+  std::string measure;  // slo kind: kMeasureBudgetRemaining or kMeasureBurnRate1h
   std::string description;
   double start = 0;
   double target = 0;
@@ -59,7 +67,9 @@ struct KeyResult {
 
 // Progress of a key result, 0-1: (current - start) / (target - start), clamped, for increase
 // and decrease (the same formula serves both); 1 while a guardrail holds and 0 when broken.
-// 0 when current is unknown; 1 when start already equals target and current is there.
+// 0 when current is unknown; 1 when start already equals target and current is there. An SLO's
+// budget is there once current >= target; its burn rate only once current < target (strictly:
+// a burn rate of exactly the target still spends the budget), just short of 1 before.
 double progress(const KeyResult& kr);
 // Whether it is met: progress 1 (a guardrail: held).
 bool met(const KeyResult& kr);
@@ -72,7 +82,8 @@ struct Change {
 
 struct Okr {
   std::string id;
-  std::string kpi;
+  std::string kpi;  // "" for an OKR about an SLO
+  std::string slo;  // the SLO it is about; "" for a KPI's OKR
   OkrState state = OkrState::kDraft;
   Outcome outcome = Outcome::kNone;
   std::string objective;
@@ -84,7 +95,9 @@ struct Okr {
   TimestampMs created_at = 0;
   TimestampMs accepted_at = 0;
   TimestampMs closed_at = 0;
-  TimestampMs healthy_since = 0;  // the KPI ok since (0: not ok now); for graduation
+  // The KPI ok (an SLO: its budget and 1h burn rate at their targets) since (0: not now); for
+  // graduation.
+  TimestampMs healthy_since = 0;
   std::vector<std::string> warnings;
   std::vector<Change> history;
   uint32_t next_kr = 1;  // for ids of key results added later

@@ -9,11 +9,18 @@
 // event. Then it scores every open OKR from the KPIs' live values, and graduates an active one
 // once every key result is met and the KPI has been healthy for graduate_after; at the end of
 // its period an OKR closes with its final score. Everything is in the state store ("okr/<id>").
+//
+// SLOs with [slo.okr] take the same path from their tracker's figures (slo_okr.cpp): an
+// exhausted budget, or one the 6h burn would exhaust before the window ends, held for `after`,
+// opens a draft "Restore <SLO> reliability" with key results on the budget remaining and the 1h
+// burn rate (or, while the SLO has an open OKR, links to it); the OKR graduates once the budget
+// has stayed healthy for graduate_after.
 
 #include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +38,8 @@
 #include "kpid/kpi/evaluator.h"
 #include "kpid/metrics/metrics.h"
 #include "kpid/okr/okr.h"
+#include "kpid/slo/definition.h"
+#include "kpid/slo/tracker.h"
 #include "kpid/store/state_store.h"
 #include "kpid/store/state_writer.h"
 
@@ -59,6 +68,32 @@ struct PolicySetup {
 // that exist (and are not the KPI itself).
 PolicySetup compile_policies(const config::Config& config);
 
+// An SLO's [slo.okr], compiled.
+struct SloPolicy {
+  std::string slo;
+  bool on_exhausted = true;  // trigger on an exhausted budget
+  bool on_projected = true;  // trigger on a budget the 6h burn exhausts before the window ends
+  DurationMs after = 3'600'000;
+  alert::Template objective;
+  alert::Template guardrail;  // as KPI drafts draw guardrails ([kpi.okr]'s default)
+  double budget_target = 25;  // % of the budget
+  double burn_target = 1;
+  std::vector<std::string> related;
+  std::string period = "quarter";
+  DurationMs graduate_after = 7 * 86'400'000LL;
+};
+
+struct SloPolicySetup {
+  std::vector<SloPolicy> policies;
+  std::vector<config::ConfigError> errors;
+  bool ok() const { return errors.empty(); }
+};
+// Compiles the enabled [slo.okr] tables of the compiled SLOs: the objective template against
+// the SLO variables ({{slo}}, {{slo.name}}, {{owner}}, {{objective}}), related KPIs that exist
+// in `config`.
+SloPolicySetup compile_slo_policies(const config::Config& config,
+                                    const std::vector<slo::Definition>& slos);
+
 struct PlannerOptions {
   int64_t max_open_per_owner = 5;
   DurationMs tick = 1'000;
@@ -70,6 +105,7 @@ struct OkrFilter {
   std::string state;
   std::string owner;
   std::string kpi;
+  std::string slo;
   std::string period;  // an OKR whose period contains this time (RFC 3339 or Unix seconds)
 };
 
@@ -82,6 +118,10 @@ class Planner {
 
   Status load();
   void set_policies(std::vector<Policy> policies);
+  // The SLO side: the tracker whose figures open and score SLO OKRs (null: none; it must
+  // outlive the planner's rounds), and the SLOs' policies (at start and on reload).
+  void set_slo_tracker(const slo::Tracker* tracker);
+  void set_slo_policies(std::vector<SloPolicy> policies);
   void set_external_url(std::string url);
   void start();
   // Stops the thread: it ends after the round it is in; waits for it, and past `deadline`
@@ -116,6 +156,19 @@ class Planner {
   void score_all(TimestampMs now);
   Okr draft_for(const Policy& policy, const kpi::KpiView& kpi, const alert::Alert& alert,
                 TimestampMs now);
+  // SLO OKRs (slo_okr.cpp): the trigger of each SLO policy, a draft or a link.
+  void consider_slos(TimestampMs now);
+  void open_or_link_slo(const SloPolicy& policy, const slo::SloView& view, bool exhausted,
+                        TimestampMs now);
+  Okr slo_draft_for(const SloPolicy& policy, const slo::SloView& view,
+                    const std::vector<alert::Alert>& alerts, bool exhausted, TimestampMs now);
+  // A guardrail on a related KPI, as drafts draw them; unset (with a warning) without a band.
+  std::optional<KeyResult> guardrail_for(const std::string& related_id, const alert::Template& text,
+                                         Okr& okr);
+  // An SLO OKR's live figures and health.
+  void refresh_slo(Okr& okr, TimestampMs now);
+  // The owner's open objectives this period beyond max_open_per_owner: a warning.
+  void warn_if_overloaded(Okr& okr) const;
   Status persist(const Okr& okr);
   // Write, then apply: records `next`, then makes it `current` (and publishes its gauges).
   // unavailable when the write failed, `current` unchanged.
@@ -134,6 +187,16 @@ class Planner {
 
   mutable std::mutex mutex_;
   std::map<std::string, Policy> policies_;  // by KPI id
+  const slo::Tracker* slos_ = nullptr;
+  std::map<std::string, SloPolicy> slo_policies_;  // by SLO id
+  // Per SLO: since when its trigger holds (0: not now), and whether this episode has opened or
+  // linked an OKR already. In memory: after a restart an episode still running counts as
+  // handled when the SLO has an open OKR.
+  struct SloTrigger {
+    TimestampMs since = 0;
+    bool handled = false;
+  };
+  std::map<std::string, SloTrigger> slo_triggers_;
   std::map<uint64_t, Okr> okrs_;
   uint64_t next_id_ = 1;
   std::string external_url_;

@@ -1,8 +1,6 @@
 // [[slo]] tables: what loads, the defaults, and every error with its file, line and key.
 #include <catch2/catch.hpp>
 
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -107,16 +105,15 @@ for = "5m"
   CHECK(span.end == 1'711'929'600'000);
 }
 
-TEST_CASE("slo config: the shipped config/slo.example.toml compiles beside the example KPIs") {
-  auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  const std::string text = read(KPID_SOURCE_DIR "/config/kpis.d/examples.toml") + "\n" +
-                           read(KPID_SOURCE_DIR "/config/slo.example.toml");
-  auto r = compiled(text);
+TEST_CASE("slo config: the shipped config/slo.example.toml compiles with the example KPIs") {
+  auto loaded = config::load_config(KPID_SOURCE_DIR "/config/slo.example.toml", {});
+  REQUIRE(loaded.ok());
+  auto kpis = kpi::compile(loaded.config.kpis);
+  auto r = compile(loaded.config, kpis.kpis);
+  REQUIRE(r.ok());
   REQUIRE(r.slos.size() == 3);
   CHECK(r.slos[0].alerts.size() == 2);
+  CHECK(r.slos[0].okr.has_value());
   CHECK(r.slos[1].calendar == "quarter");
   CHECK(r.slos[1].alerts.size() == 3);
   CHECK(r.slos[2].slice_op == "lt");
