@@ -85,6 +85,30 @@ std::optional<toml::table> parse_toml(std::string_view text, const std::string& 
   }
 }
 
+// Loads the KPI and SLO files the config includes, in name order.
+void load_includes(const std::string& source_name, Config& config,
+                   std::map<std::string, SourcePos>& ids, std::map<std::string, SourcePos>& slo_ids,
+                   std::vector<ConfigError>& errors) {
+  for (const auto& file :
+       detail::expand_patterns(source_name, config.include, "include", "included file", errors)) {
+    auto text = detail::read_file(file);
+    if (!text) {
+      errors.push_back({file, 0, 0, "", "cannot open included file"});
+      continue;
+    }
+    auto root = parse_toml(*text, file, errors);
+    if (!root) continue;
+    detail::Loader loader(file, errors);
+    loader.ids_ = &ids;
+    loader.slo_ids_ = &slo_ids;
+    loader.load_included(*root, config);
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
 std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
@@ -93,47 +117,34 @@ std::optional<std::string> read_file(const std::string& path) {
   return buffer.str();
 }
 
-// Loads the KPI files the config includes: each pattern is a glob(3) pattern, relative to the
-// directory of the config file; its files load in name order. A pattern without wildcards
-// must name an existing file; one with wildcards may match nothing (an empty kpis.d/).
-void load_includes(const std::string& source_name, Config& config,
-                   std::map<std::string, SourcePos>& ids, std::map<std::string, SourcePos>& slo_ids,
-                   std::vector<ConfigError>& errors) {
+std::vector<std::string> expand_patterns(const std::string& source_name,
+                                         const std::vector<std::string>& patterns,
+                                         const std::string& key, const std::string& what,
+                                         std::vector<ConfigError>& errors) {
   namespace fs = std::filesystem;
-  fs::path base = source_name.empty() ? fs::path(".") : fs::path(source_name).parent_path();
-  for (const auto& pattern : config.include) {
-    fs::path full = fs::path(pattern).is_absolute() ? fs::path(pattern) : base / pattern;
+  const fs::path base = source_name.empty() ? fs::path(".") : fs::path(source_name).parent_path();
+  std::vector<std::string> out;
+  for (const auto& pattern : patterns) {
+    const fs::path full = fs::path(pattern).is_absolute() ? fs::path(pattern) : base / pattern;
     glob_t matches{};
-    int rc = glob(full.c_str(), 0, nullptr, &matches);
+    const int rc = glob(full.c_str(), 0, nullptr, &matches);
     std::vector<std::string> files(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
     globfree(&matches);
-    bool wildcard = pattern.find_first_of("*?[") != std::string::npos;
+    const bool wildcard = pattern.find_first_of("*?[") != std::string::npos;
     if (rc == GLOB_NOMATCH && !wildcard) {
-      errors.push_back(
-          {source_name, 0, 0, "include", "included file " + full.string() + " does not exist"});
+      errors.push_back({source_name, 0, 0, key, what + " " + full.string() + " does not exist"});
       continue;
     }
     if (rc != 0 && rc != GLOB_NOMATCH) {
-      errors.push_back({source_name, 0, 0, "include", "cannot list " + full.string()});
+      errors.push_back({source_name, 0, 0, key, "cannot list " + full.string()});
       continue;
     }
-    for (const auto& file : files) {
-      auto text = read_file(file);
-      if (!text) {
-        errors.push_back({file, 0, 0, "", "cannot open included file"});
-        continue;
-      }
-      auto root = parse_toml(*text, file, errors);
-      if (!root) continue;
-      detail::Loader loader(file, errors);
-      loader.ids_ = &ids;
-      loader.slo_ids_ = &slo_ids;
-      loader.load_included(*root, config);
-    }
+    out.insert(out.end(), files.begin(), files.end());
   }
+  return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 LoadResult parse_config(std::string_view text, const std::string& source_name,
                         const Overrides& overrides) {
@@ -156,7 +167,7 @@ LoadResult parse_config(std::string_view text, const std::string& source_name,
 
 LoadResult load_config(const std::string& path, const Overrides& overrides) {
   if (path.empty()) return parse_config("", "", overrides);
-  auto text = read_file(path);
+  auto text = detail::read_file(path);
   if (!text) {
     LoadResult result;
     result.errors.push_back({path, 0, 0, "", "cannot open config file"});

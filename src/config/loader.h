@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -19,6 +20,17 @@
 #include "kpid/config/config.h"
 
 namespace kpid::config::detail {
+
+// A file's contents, or nullopt when it cannot be read.
+std::optional<std::string> read_file(const std::string& path);
+
+// The files `patterns` name: glob(3) patterns relative to the directory of `source_name`, each
+// pattern's files in name order. A pattern without wildcards must name an existing file (else
+// "<what> PATH does not exist" under `key`); one with wildcards may match nothing.
+std::vector<std::string> expand_patterns(const std::string& source_name,
+                                         const std::vector<std::string>& patterns,
+                                         const std::string& key, const std::string& what,
+                                         std::vector<ConfigError>& errors);
 
 class Loader {
  public:

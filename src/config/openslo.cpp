@@ -3,21 +3,18 @@
 // by several SLOs is reported once, where it was written.
 #include "kpid/config/openslo.h"
 
-#include <glob.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string_view>
 
 #include "kpid/core/time.h"
+#include "loader.h"
 
 namespace kpid::config {
 
@@ -841,14 +838,6 @@ class Importer {
   std::map<std::string, Policy> policies_;
 };
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 }  // namespace
 
 void import_openslo(const std::vector<OpenSloSource>& sources,
@@ -868,33 +857,15 @@ void import_openslo(const std::vector<OpenSloSource>& sources,
 
 void load_openslo(const std::string& source_name, Config& config,
                   std::map<std::string, SourcePos>& slo_ids, std::vector<ConfigError>& errors) {
-  namespace fs = std::filesystem;
-  const fs::path base = source_name.empty() ? fs::path(".") : fs::path(source_name).parent_path();
   std::vector<OpenSloSource> sources;
-  for (const auto& pattern : config.openslo) {
-    const fs::path full = fs::path(pattern).is_absolute() ? fs::path(pattern) : base / pattern;
-    glob_t matches{};
-    const int rc = glob(full.c_str(), 0, nullptr, &matches);
-    std::vector<std::string> files(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
-    globfree(&matches);
-    const bool wildcard = pattern.find_first_of("*?[") != std::string::npos;
-    if (rc == GLOB_NOMATCH && !wildcard) {
-      errors.push_back(
-          {source_name, 0, 0, "openslo", "OpenSLO file " + full.string() + " does not exist"});
+  for (const auto& file :
+       detail::expand_patterns(source_name, config.openslo, "openslo", "OpenSLO file", errors)) {
+    auto text = detail::read_file(file);
+    if (!text) {
+      errors.push_back({file, 0, 0, "", "cannot open OpenSLO file"});
       continue;
     }
-    if (rc != 0 && rc != GLOB_NOMATCH) {
-      errors.push_back({source_name, 0, 0, "openslo", "cannot list " + full.string()});
-      continue;
-    }
-    for (const auto& file : files) {
-      auto text = read_file(file);
-      if (!text) {
-        errors.push_back({file, 0, 0, "", "cannot open OpenSLO file"});
-        continue;
-      }
-      sources.push_back({file, std::move(*text)});
-    }
+    sources.push_back({file, std::move(*text)});
   }
   if (!sources.empty()) import_openslo(sources, config.receivers, slo_ids, config.slos, errors);
 }
