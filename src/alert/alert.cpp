@@ -46,6 +46,12 @@ json::object to_json(const Alert& a) {
   o["id"] = a.id;
   o["kpi"] = a.kpi;
   o["kpi_name"] = a.kpi_name;
+  if (!a.slo.empty()) o["slo"] = a.slo;
+  if (!a.receivers.empty()) {
+    json::array names;
+    for (const auto& n : a.receivers) names.push_back(json::string(n));
+    o["receivers"] = std::move(names);
+  }
   o["condition"] = condition_name(a.condition);
   o["name"] = a.name;
   o["severity"] = a.severity;
@@ -81,6 +87,12 @@ Result<Alert> alert_from_json(const json::object& o) {
   a.id = r.str("id");
   a.kpi = r.str("kpi");
   a.kpi_name = r.str("kpi_name", false);
+  a.slo = r.str("slo", false);
+  if (const json::value* v = o.if_contains("receivers"); v && v->is_array()) {
+    for (const auto& n : v->get_array()) {
+      if (n.is_string()) a.receivers.emplace_back(n.get_string());
+    }
+  }
   auto condition = parse_condition(r.str("condition"));
   if (!condition) r.fail("condition", "unknown condition");
   a.condition = condition.value_or(Condition::kCrit);

@@ -27,9 +27,24 @@ using keys::kSilenceSeqKey;
 
 namespace {
 
-std::string open_key(std::string_view kpi, Condition c) {
-  return std::string(kpi) + "/" + std::string(condition_name(c));
+// Rules and open alerts are kept by subject: a KPI id, or "slo:<id>" (KPI ids have no ':').
+std::string subject_of(const Rule& r) { return r.slo.empty() ? r.kpi : "slo:" + r.slo; }
+std::string subject_of(const Alert& a) { return a.slo.empty() ? a.kpi : "slo:" + a.slo; }
+
+// One open alert per rule: "<kpi>/<condition>" (a KPI has one rule per condition), or
+// "slo:<id>/<alertname>".
+std::string open_key(const Rule& r) {
+  return subject_of(r) + "/" + (r.slo.empty() ? std::string(condition_name(r.condition)) : r.name);
 }
+std::string open_key(const Alert& a) {
+  return subject_of(a) + "/" + (a.slo.empty() ? std::string(condition_name(a.condition)) : a.name);
+}
+
+bool rule_of(const Rule& r, const Alert& a) {
+  return r.slo.empty() ? r.condition == a.condition : r.name == a.name;
+}
+
+std::string window_text(DurationMs d) { return format_duration(d); }
 
 // The threshold a condition is about, on the side the value is on.
 std::optional<double> threshold_of(Condition c, const kpi::KpiView& view) {
@@ -127,7 +142,7 @@ Status Alerter::load() {
                     a ? "bad id" : a.status().message());
       return true;
     }
-    if (a->state != State::kResolved) open_[open_key(a->kpi, a->condition)] = *id;
+    if (a->state != State::kResolved) open_[open_key(*a)] = *id;
     next_alert_ = std::max(next_alert_, *id + 1);
     alerts_.emplace(*id, std::move(*a));
     return true;
@@ -152,7 +167,7 @@ Status Alerter::load() {
 
 void Alerter::set_rules(std::vector<Rule> rules) {
   std::map<std::string, std::vector<Rule>> by_kpi;
-  for (auto& r : rules) by_kpi[r.kpi].push_back(std::move(r));
+  for (auto& r : rules) by_kpi[subject_of(r)].push_back(std::move(r));
   {
     std::unique_lock lock(watched_mutex_);
     watched_.clear();
@@ -170,15 +185,14 @@ void Alerter::close_orphans(TimestampMs now) {
   std::vector<uint64_t> orphaned;
   for (const auto& [key, id] : open_) {
     const Alert& a = alerts_.at(id);
-    auto it = rules_.find(a.kpi);
-    bool kept = it != rules_.end() &&
-                std::any_of(it->second.begin(), it->second.end(),
-                            [&](const Rule& r) { return r.condition == a.condition; });
+    auto it = rules_.find(subject_of(a));
+    bool kept = it != rules_.end() && std::any_of(it->second.begin(), it->second.end(),
+                                                  [&](const Rule& r) { return rule_of(r, a); });
     if (!kept) orphaned.push_back(id);
   }
   for (uint64_t id : orphaned) {
     Alert next = alerts_.at(id);
-    const std::string key = open_key(next.kpi, next.condition);
+    const std::string key = open_key(next);
     if (next.state == State::kPending) {
       if (!erase_alert(id)) continue;
       spdlog::info("alert {} ({}): cancelled, its rule was removed", next.id, next.name);
@@ -247,18 +261,39 @@ void Alerter::evaluated(const kpi::KpiView& kpi) {
   wake_.notify_one();
 }
 
+void Alerter::slo_evaluated(SloObservation slo) {
+  {
+    std::shared_lock lock(watched_mutex_);
+    if (!watched_.contains("slo:" + slo.slo)) return;
+  }
+  {
+    std::lock_guard lock(queue_mutex_);
+    // SLOs are evaluated every few seconds at most: one waiting observation per SLO is enough.
+    auto it = std::find_if(slo_queue_.begin(), slo_queue_.end(),
+                           [&](const SloObservation& o) { return o.slo == slo.slo; });
+    if (it != slo_queue_.end()) {
+      *it = std::move(slo);
+    } else {
+      slo_queue_.push_back(std::move(slo));
+    }
+  }
+  wake_.notify_one();
+}
+
 void Alerter::run() {
   TimestampMs next_tick = 0;
   std::vector<kpi::KpiView> batch;
+  std::vector<SloObservation> slo_batch;
   while (true) {
     {
       std::unique_lock lock(queue_mutex_);
       const TimestampMs now = clock_.now_ms();
-      if (queue_.empty() && !stopping_ && now < next_tick) {
+      if (queue_.empty() && slo_queue_.empty() && !stopping_ && now < next_tick) {
         wake_.wait_for(lock, std::chrono::milliseconds(next_tick - now));
       }
       if (stopping_) return;
       batch.swap(queue_);
+      slo_batch.swap(slo_queue_);
     }
     const TimestampMs now = clock_.now_ms();
     for (const auto& view : batch) {
@@ -266,7 +301,12 @@ void Alerter::run() {
       if (stopping()) return;
       process(view, now);
     }
+    for (const auto& slo : slo_batch) {
+      if (stopping()) return;
+      process(slo, now);
+    }
     batch.clear();
+    slo_batch.clear();
     if (now >= next_tick) {
       tick(now);
       next_tick = now + options_.tick;
@@ -276,12 +316,15 @@ void Alerter::run() {
 
 void Alerter::run_once() {
   std::vector<kpi::KpiView> batch;
+  std::vector<SloObservation> slo_batch;
   {
     std::lock_guard lock(queue_mutex_);
     batch.swap(queue_);
+    slo_batch.swap(slo_queue_);
   }
   const TimestampMs now = clock_.now_ms();
   for (const auto& view : batch) process(view, now);
+  for (const auto& slo : slo_batch) process(slo, now);
   tick(now);
 }
 
@@ -295,6 +338,54 @@ void Alerter::process(const kpi::KpiView& view, TimestampMs now) {
   update_gauges();
 }
 
+void Alerter::process(const SloObservation& slo, TimestampMs now) {
+  std::lock_guard lock(mutex_);
+  const std::string subject = "slo:" + slo.slo;
+  auto it = rules_.find(subject);
+  if (it == rules_.end()) return;
+  last_slo_[slo.slo] = slo;
+  for (const Rule& rule : it->second) step_burn(rule, slo, now);
+  update_gauges();
+}
+
+void Alerter::step_burn(const Rule& rule, const SloObservation& slo, TimestampMs now) {
+  const double long_rate = slo.burn_rate(rule.long_window);
+  const double short_rate = slo.burn_rate(rule.short_window);
+  Subject s;
+  s.name = slo.name;
+  s.owner = slo.owner;
+  s.value = long_rate;
+  s.threshold = rule.factor;
+  s.breach = burn_breaches(long_rate, short_rate, rule.factor);
+  s.recovered = burn_recovered(long_rate, short_rate, rule.factor, rule.hysteresis);
+  s.describe = "burn rate " + format_number(long_rate) + " over " + window_text(rule.long_window) +
+               ", " + format_number(short_rate) + " over " + window_text(rule.short_window) +
+               " (factor " + format_number(rule.factor) + ")";
+  s.variable = [&](std::string_view name) -> std::string {
+    if (name == "slo") return slo.slo;
+    if (name == "slo.name") return slo.name;
+    if (name == "slo.description") return slo.description;
+    if (name == "owner") return slo.owner;
+    if (name == "objective") return format_number(slo.objective);
+    if (name == "sli") return format_number(slo.sli);
+    if (name == "value" || name == "burn_rate") return format_number(long_rate);
+    if (name == "burn_rate.short") return format_number(short_rate);
+    if (name == "threshold" || name == "factor") return format_number(rule.factor);
+    if (name == "long_window") return window_text(rule.long_window);
+    if (name == "short_window") return window_text(rule.short_window);
+    if (name == "budget_remaining") return format_number(slo.budget_remaining * 100);
+    if (name == "severity") return rule.severity;
+    if (name == "condition") return std::string(condition_name(rule.condition));
+    return "";
+  };
+  step_subject(rule, s, now);
+}
+
+double SloObservation::burn_rate(DurationMs window) const {
+  auto it = burn_rates.find(window);
+  return it == burn_rates.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+}
+
 void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now) {
   const kpi::Definition& d = *view.definition;
   Observation obs;
@@ -305,10 +396,44 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
   if (view.baseline && view.baseline->trusted) obs.baseline = view.baseline->range;
   // A KPI that never had data is not missing any: no_data pages only about data that stopped.
   const bool never_had_data = rule.condition == Condition::kNoData && view.first_sample == 0;
-  const bool breach = breaches(rule.condition, view.status) && !never_had_data;
-  const bool is_recovered = recovered(rule.condition, obs, rule.hysteresis) || never_had_data;
+  Subject s;
+  s.name = d.name;
+  s.owner = d.owner;
+  s.unit = d.unit;
+  s.value = view.value;
+  s.threshold = threshold_of(rule.condition, view);
+  s.breach = breaches(rule.condition, view.status) && !never_had_data;
+  s.recovered = recovered(rule.condition, obs, rule.hysteresis) || never_had_data;
+  s.describe = std::string(kpi::health_name(view.status)) + ", value " +
+               (std::isnan(view.value) ? "no value" : format_number(view.value));
+  s.variable = [&](std::string_view name) -> std::string {
+    if (name == "kpi") return d.id;
+    if (name == "kpi.name") return d.name;
+    if (name == "kpi.description") return d.description;
+    if (name == "owner") return d.owner;
+    if (name == "unit") return d.unit;
+    if (name == "value") return format_number(view.value);
+    if (name == "threshold") return s.threshold ? format_number(*s.threshold) : "";
+    if (name == "target") return d.band && d.band->target ? format_number(*d.band->target) : "";
+    if (name == "severity") return rule.severity;
+    if (name == "condition") return std::string(condition_name(rule.condition));
+    if (name == "status") return std::string(kpi::health_name(view.status));
+    if (name.starts_with("baseline.")) {
+      if (!view.baseline) return "";
+      const kpi::Baseline& b = view.baseline->range;
+      if (name == "baseline.lower") return format_number(b.lower);
+      if (name == "baseline.center") return format_number(b.center);
+      return format_number(b.upper);
+    }
+    return "";
+  };
+  step_subject(rule, s, now);
+}
 
-  const std::string key = open_key(rule.kpi, rule.condition);
+void Alerter::step_subject(const Rule& rule, const Subject& subject, TimestampMs now) {
+  const bool breach = subject.breach;
+  const bool is_recovered = subject.recovered;
+  const std::string key = open_key(rule);
   auto open = open_.find(key);
   const Alert* alert = open == open_.end() ? nullptr : &alerts_.at(open->second);
   RuleState rs;
@@ -321,7 +446,8 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
   const Transition t = step(rs, rule.timing, breach, is_recovered, now);
   const bool creating = alert == nullptr;
   if (creating && t != Transition::kPending && t != Transition::kFiring) return;
-  const std::string value_text = std::isnan(view.value) ? "no value" : format_number(view.value);
+  const std::string value_text =
+      std::isnan(subject.value) ? "no value" : format_number(subject.value);
 
   // Write, then apply: the change is made on a copy, written, and installed only once the
   // write succeeded; otherwise nothing changes and the next evaluation or tick tries again.
@@ -331,12 +457,14 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
   if (creating) {
     next.id = std::to_string(id);
     next.kpi = rule.kpi;
-    next.kpi_name = d.name;
+    next.kpi_name = subject.name;
+    next.slo = rule.slo;
+    next.receivers = rule.receivers;
     next.condition = rule.condition;
     next.name = rule.name;
     next.severity = rule.severity;
-    next.owner = d.owner;
-    next.unit = d.unit;
+    next.owner = subject.owner;
+    next.unit = subject.unit;
     next.runbook_url = rule.runbook_url;
     next.state = State::kPending;
     next.pending_since = rs.pending_since;
@@ -354,13 +482,10 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       written = persist(next, {}, extra);
       break;
     case Transition::kPending:
-      next.value = view.value;
-      next.threshold = threshold_of(rule.condition, view);
-      render(next, rule, view);
-      written = persist(
-          next,
-          {{now, "pending", std::string(kpi::health_name(view.status)) + ", value " + value_text}},
-          extra);
+      next.value = subject.value;
+      next.threshold = subject.threshold;
+      render(next, rule, subject);
+      written = persist(next, {{now, "pending", subject.describe}}, extra);
       if (written) spdlog::info("alert {} ({}): pending, value {}", next.id, next.name, value_text);
       break;
     case Transition::kCancelled:
@@ -373,13 +498,12 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       next.pending_since = rs.pending_since;
       next.firing_since = rs.firing_since;
       next.recovering_since.reset();
-      next.value = view.value;
-      next.threshold = threshold_of(rule.condition, view);
-      render(next, rule, view);
+      next.value = subject.value;
+      next.threshold = subject.threshold;
+      render(next, rule, subject);
       std::vector<AlertEvent> events;
       if (rs.pending_since == now && rule.timing.for_duration == 0) {
-        events.push_back(
-            {now, "pending", std::string(kpi::health_name(view.status)) + ", value " + value_text});
+        events.push_back({now, "pending", subject.describe});
       }
       events.push_back({now, "firing",
                         next.annotations.count("summary") ? next.annotations.at("summary")
@@ -392,9 +516,8 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
       next.state = State::kResolved;
       next.resolved_at = now;
       next.recovering_since.reset();
-      next.value = view.value;
-      std::vector<AlertEvent> events{
-          {now, "resolved", std::string(kpi::health_name(view.status)) + ", value " + value_text}};
+      next.value = subject.value;
+      std::vector<AlertEvent> events{{now, "resolved", subject.describe}};
       // Only receivers that heard it fire hear it end.
       written = next.announced ? notify(next, kResolvedEvent, now, std::move(events))
                                : persist(next, std::move(events));
@@ -430,39 +553,21 @@ Status Alerter::erase_alert(uint64_t id) {
   return Status::ok();
 }
 
-void Alerter::render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const {
-  const kpi::Definition& d = *view.definition;
-  auto value_of = [&](std::string_view name) -> std::string {
-    if (name == "kpi") return d.id;
-    if (name == "kpi.name") return d.name;
-    if (name == "kpi.description") return d.description;
-    if (name == "owner") return d.owner;
-    if (name == "unit") return d.unit;
-    if (name == "value") return format_number(view.value);
-    if (name == "threshold") return alert.threshold ? format_number(*alert.threshold) : "";
-    if (name == "target") return d.band && d.band->target ? format_number(*d.band->target) : "";
-    if (name == "severity") return rule.severity;
-    if (name == "condition") return std::string(condition_name(rule.condition));
-    if (name == "status") return std::string(kpi::health_name(view.status));
-    if (name.starts_with("baseline.")) {
-      if (!view.baseline) return "";
-      const kpi::Baseline& b = view.baseline->range;
-      if (name == "baseline.lower") return format_number(b.lower);
-      if (name == "baseline.center") return format_number(b.center);
-      return format_number(b.upper);
-    }
-    return "";
-  };
+void Alerter::render(Alert& alert, const Rule& rule, const Subject& subject) const {
   alert.labels.clear();
   alert.labels["alertname"] = rule.name;
-  alert.labels["kpi"] = rule.kpi;
+  if (rule.slo.empty()) {
+    alert.labels["kpi"] = rule.kpi;
+  } else {
+    alert.labels["slo"] = rule.slo;
+  }
   alert.labels["condition"] = std::string(condition_name(rule.condition));
   alert.labels["severity"] = rule.severity;
-  if (!d.owner.empty()) alert.labels["owner"] = d.owner;
-  for (const auto& [name, t] : rule.labels) alert.labels[name] = t.render(value_of);
+  if (!subject.owner.empty()) alert.labels["owner"] = subject.owner;
+  for (const auto& [name, t] : rule.labels) alert.labels[name] = t.render(subject.variable);
   alert.annotations.clear();
   for (const auto& [name, t] : rule.annotations) {
-    std::string text = t.render(value_of);
+    std::string text = t.render(subject.variable);
     if (!text.empty()) alert.annotations[name] = std::move(text);
   }
 }
@@ -569,15 +674,20 @@ void Alerter::delivery_report(const Notification& n, std::string_view outcome,
 void Alerter::tick(TimestampMs now) {
   std::lock_guard lock(mutex_);
   // `for` and clear_for run out between evaluations too.
-  std::vector<std::pair<std::string, Condition>> open;
-  for (const auto& [key, id] : open_)
-    open.emplace_back(alerts_.at(id).kpi, alerts_.at(id).condition);
-  for (const auto& [kpi, condition] : open) {
-    auto view = last_view_.find(kpi);
-    auto rules = rules_.find(kpi);
-    if (view == last_view_.end() || rules == rules_.end()) continue;
+  std::vector<Alert> open;
+  for (const auto& [key, id] : open_) open.push_back(alerts_.at(id));
+  for (const Alert& a : open) {
+    auto rules = rules_.find(subject_of(a));
+    if (rules == rules_.end()) continue;
     for (const Rule& rule : rules->second) {
-      if (rule.condition == condition) step_rule(rule, view->second, now);
+      if (!rule_of(rule, a)) continue;
+      if (a.slo.empty()) {
+        if (auto view = last_view_.find(a.kpi); view != last_view_.end()) {
+          step_rule(rule, view->second, now);
+        }
+      } else if (auto slo = last_slo_.find(a.slo); slo != last_slo_.end()) {
+        step_burn(rule, slo->second, now);
+      }
     }
   }
   close_orphans(now);
@@ -597,9 +707,9 @@ void Alerter::tick(TimestampMs now) {
     if (!silenced_by(a, now).empty()) continue;
     outbox_.refresh_leases(a, snapshot(a, now));
     const Rule* rule = nullptr;
-    if (auto r = rules_.find(a.kpi); r != rules_.end()) {
+    if (auto r = rules_.find(subject_of(a)); r != rules_.end()) {
       for (const Rule& candidate : r->second) {
-        if (candidate.condition == a.condition) rule = &candidate;
+        if (rule_of(candidate, a)) rule = &candidate;
       }
     }
     if (rule != nullptr && !a.acknowledged && now - a.last_notified >= rule->repeat_interval) {

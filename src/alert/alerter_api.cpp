@@ -71,6 +71,7 @@ std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
     const Alert& a = it->second;
     if (!f.state.empty() && state_name(a.state) != f.state) continue;
     if (!f.kpi.empty() && a.kpi != f.kpi) continue;
+    if (!f.slo.empty() && a.slo != f.slo) continue;
     if (!f.owner.empty() && a.owner != f.owner) continue;
     if (!f.severity.empty() && a.severity != f.severity) continue;
     if (f.acknowledged && a.acknowledged.has_value() != *f.acknowledged) continue;

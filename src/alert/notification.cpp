@@ -81,7 +81,7 @@ std::string pagerduty_body(const Receiver& r, const Notification& n) {
   std::string severity = string_field(a, "severity");
   payload["severity"] = severity.empty() ? std::string("critical") : severity;
   if (auto t = string_field(a, "firing_since"); !t.empty()) payload["timestamp"] = t;
-  payload["component"] = string_field(a, "kpi");
+  payload["component"] = a.contains("slo") ? string_field(a, "slo") : string_field(a, "kpi");
   if (auto owner = string_field(a, "owner"); !owner.empty()) payload["group"] = owner;
   payload["class"] = string_field(a, "condition");
   json::object details;

@@ -23,6 +23,16 @@ constexpr std::string_view kSeqKey = "meta/outbox_seq";
 // How long a stop lets a delivery in flight finish before cancelling it.
 constexpr DurationMs kStopGraceMs = 1'000;
 
+// Its severity and owner route the alert to `r`, and the alert (an SLO's, configured with
+// receivers) does not name only others.
+bool routes_to(const Receiver& r, const Alert& alert) {
+  if (!alert.receivers.empty() &&
+      std::find(alert.receivers.begin(), alert.receivers.end(), r.name) == alert.receivers.end()) {
+    return false;
+  }
+  return r.routes(alert.severity, alert.owner);
+}
+
 std::string key_of(uint64_t seq) {
   std::string key(kPrefix);
   append_big_endian(key, seq, 8);
@@ -229,7 +239,7 @@ void Outbox::refresh_leases(const Alert& alert, const json::object& snapshot) {
 std::vector<std::string> Outbox::routes(std::string_view event, const Alert& alert) const {
   std::vector<std::string> names;
   for (const auto& r : receivers_) {
-    if (r.routes(alert.severity, alert.owner) && takes(r.type, event)) names.push_back(r.name);
+    if (routes_to(r, alert) && takes(r.type, event)) names.push_back(r.name);
   }
   return names;
 }
@@ -253,7 +263,7 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
   for (auto& w : workers_) {
     const Receiver& r = *w->receiver;
     const bool alertmanager = r.type == ReceiverType::kAlertmanager;
-    if (!r.routes(alert.severity, alert.owner) || !takes(r.type, event)) continue;
+    if (!routes_to(r, alert) || !takes(r.type, event)) continue;
     if (leases_only) {
       auto it = w->lease_sent.find(alert.id);
       if (!alertmanager || (it != w->lease_sent.end() && now - it->second < r.resend_interval)) {

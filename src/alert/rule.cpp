@@ -10,13 +10,14 @@ std::string_view condition_name(Condition c) {
     case Condition::kWarn: return "warn";
     case Condition::kAnomalous: return "anomalous";
     case Condition::kNoData: return "no_data";
+    case Condition::kBurnRate: return "burn_rate";
   }
   return "?";
 }
 
 std::optional<Condition> parse_condition(std::string_view text) {
-  for (Condition c :
-       {Condition::kCrit, Condition::kWarn, Condition::kAnomalous, Condition::kNoData}) {
+  for (Condition c : {Condition::kCrit, Condition::kWarn, Condition::kAnomalous, Condition::kNoData,
+                      Condition::kBurnRate}) {
     if (condition_name(c) == text) return c;
   }
   return std::nullopt;
@@ -28,8 +29,19 @@ bool breaches(Condition condition, kpi::Health status) {
     case Condition::kWarn: return status == kpi::Health::kWarn || status == kpi::Health::kCrit;
     case Condition::kAnomalous: return status == kpi::Health::kAnomalous;
     case Condition::kNoData: return status == kpi::Health::kNoData;
+    case Condition::kBurnRate: return false;  // not about a KPI status
   }
   return false;
+}
+
+bool burn_breaches(double long_rate, double short_rate, double factor) {
+  return long_rate > factor && short_rate > factor;  // NaN compares false: no events, no breach
+}
+
+bool burn_recovered(double long_rate, double short_rate, double factor, double margin) {
+  if (burn_breaches(long_rate, short_rate, factor)) return false;
+  const double bound = factor - margin;
+  return !(long_rate > bound) || !(short_rate > bound);
 }
 
 namespace {
@@ -65,7 +77,8 @@ bool recovered(Condition condition, const Observation& o, double margin) {
     case Condition::kAnomalous:
       if (!o.baseline) return true;
       return inside(o.direction, o.value, o.baseline->lower, o.baseline->upper, margin);
-    case Condition::kNoData: return true;
+    case Condition::kNoData:
+    case Condition::kBurnRate: return true;
   }
   return false;
 }

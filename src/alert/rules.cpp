@@ -15,11 +15,30 @@ constexpr std::array<std::string_view, 14> kVariables = {
     "threshold", "target",   "baseline.lower",  "baseline.center", "baseline.upper", "severity",
     "condition", "status"};
 
+constexpr std::array<std::string_view, 16> kSloVariables = {"slo",
+                                                            "slo.name",
+                                                            "slo.description",
+                                                            "owner",
+                                                            "objective",
+                                                            "sli",
+                                                            "value",
+                                                            "threshold",
+                                                            "burn_rate",
+                                                            "burn_rate.short",
+                                                            "factor",
+                                                            "long_window",
+                                                            "short_window",
+                                                            "budget_remaining",
+                                                            "severity",
+                                                            "condition"};
+
 // Labels kpid sets itself; a rule may not override them.
-constexpr std::array<std::string_view, 5> kReservedLabels = {"alertname", "kpi", "condition",
-                                                             "severity", "owner"};
+constexpr std::array<std::string_view, 6> kReservedLabels = {"alertname", "kpi",      "slo",
+                                                             "condition", "severity", "owner"};
 
 std::string default_severity(Condition c) { return c == Condition::kCrit ? "critical" : "warning"; }
+
+}  // namespace
 
 std::string default_summary(Condition c, bool has_unit) {
   const std::string value = has_unit ? "{{value}} {{unit}}" : "{{value}}";
@@ -31,9 +50,15 @@ std::string default_summary(Condition c, bool has_unit) {
       return "{{kpi.name}} is " + value +
              ", outside its normal range {{baseline.lower}} to {{baseline.upper}}";
     case Condition::kNoData: return "{{kpi.name}} has no data";
+    case Condition::kBurnRate:
+      return "{{slo.name}} is burning its error budget {{burn_rate}}x as fast as it lasts over "
+             "{{long_window}} ({{burn_rate.short}}x over {{short_window}}), above {{factor}}; "
+             "{{budget_remaining}}% of the budget left";
   }
   return {};
 }
+
+namespace {
 
 config::ConfigError error_at(const SourcePos& pos, std::string key, std::string message) {
   return {pos.file, pos.line, pos.column, std::move(key), std::move(message)};
@@ -42,6 +67,8 @@ config::ConfigError error_at(const SourcePos& pos, std::string key, std::string 
 }  // namespace
 
 std::span<const std::string_view> template_variables() { return kVariables; }
+std::span<const std::string_view> slo_template_variables() { return kSloVariables; }
+std::span<const std::string_view> reserved_labels() { return kReservedLabels; }
 
 std::string_view receiver_type_name(ReceiverType t) {
   switch (t) {
@@ -57,6 +84,51 @@ bool Receiver::routes(std::string_view severity, std::string_view owner) const {
     return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
   };
   return allows(severities, severity) && allows(owners, owner);
+}
+
+void compile_templates(const std::vector<kpi::TemplateOptions>& labels,
+                       const std::vector<kpi::TemplateOptions>& annotations,
+                       std::span<const std::string_view> variables, const std::string& section,
+                       const std::string& summary, const std::string& description, Rule& rule,
+                       std::vector<config::ConfigError>& errors) {
+  auto compile = [&](const std::vector<kpi::TemplateOptions>& in, const char* what,
+                     std::vector<std::pair<std::string, Template>>& out) {
+    for (const auto& tc : in) {
+      const std::string key = section + "." + what + "." + tc.name;
+      if (!is_label_name(tc.name)) {
+        errors.push_back(
+            error_at(tc.pos, key, "names must match [a-zA-Z_][a-zA-Z0-9_]* (Alertmanager's rule)"));
+        continue;
+      }
+      if (std::string_view(what) == "labels" &&
+          std::find(kReservedLabels.begin(), kReservedLabels.end(), tc.name) !=
+              kReservedLabels.end()) {
+        errors.push_back(error_at(tc.pos, key,
+                                  "kpid sets this label itself (alertname, kpi, slo, condition, "
+                                  "severity and owner are reserved)"));
+        continue;
+      }
+      auto t = Template::parse(tc.text, variables);
+      if (!t) {
+        errors.push_back(error_at(tc.pos, key, t.status().message()));
+        continue;
+      }
+      out.emplace_back(tc.name, std::move(*t));
+    }
+  };
+  compile(labels, "labels", rule.labels);
+  std::vector<std::pair<std::string, Template>> configured;
+  compile(annotations, "annotations", configured);
+  auto add_default = [&](const std::string& name, const std::string& text) {
+    bool given = std::any_of(configured.begin(), configured.end(),
+                             [&](const auto& a) { return a.first == name; });
+    if (!given && !text.empty()) {
+      rule.annotations.emplace_back(name, *Template::parse(text, variables));
+    }
+  };
+  add_default("summary", summary);
+  add_default("description", description);
+  for (auto& a : configured) rule.annotations.push_back(std::move(a));
 }
 
 AlertingSetup compile_alerting(const config::Config& config) {
@@ -84,44 +156,9 @@ AlertingSetup compile_alerting(const config::Config& config) {
             error_at(rc.pos, section + ".condition",
                      "condition \"anomalous\" needs a [kpi.baseline] on KPI " + kpi.id));
       }
-      auto compile_templates = [&](const std::vector<kpi::TemplateOptions>& in, const char* what,
-                                   std::vector<std::pair<std::string, Template>>& out) {
-        for (const auto& tc : in) {
-          const std::string key = section + "." + what + "." + tc.name;
-          if (!is_label_name(tc.name)) {
-            setup.errors.push_back(error_at(
-                tc.pos, key, "names must match [a-zA-Z_][a-zA-Z0-9_]* (Alertmanager's rule)"));
-            continue;
-          }
-          if (std::string_view(what) == "labels" &&
-              std::find(kReservedLabels.begin(), kReservedLabels.end(), tc.name) !=
-                  kReservedLabels.end()) {
-            setup.errors.push_back(error_at(tc.pos, key,
-                                            "kpid sets this label itself (alertname, kpi, "
-                                            "condition, severity and owner are reserved)"));
-            continue;
-          }
-          auto t = Template::parse(tc.text, kVariables);
-          if (!t) {
-            setup.errors.push_back(error_at(tc.pos, key, t.status().message()));
-            continue;
-          }
-          out.emplace_back(tc.name, std::move(*t));
-        }
-      };
-      compile_templates(rc.labels, "labels", rule.labels);
-      std::vector<std::pair<std::string, Template>> annotations;
-      compile_templates(rc.annotations, "annotations", annotations);
-      auto add_default = [&](const std::string& name, const std::string& text) {
-        bool configured = std::any_of(annotations.begin(), annotations.end(),
-                                      [&](const auto& a) { return a.first == name; });
-        if (!configured && !text.empty()) {
-          rule.annotations.emplace_back(name, *Template::parse(text, kVariables));
-        }
-      };
-      add_default("summary", default_summary(rule.condition, !kpi.unit.empty()));
-      add_default("description", kpi.description.empty() ? "" : "{{kpi.description}}");
-      for (auto& a : annotations) rule.annotations.push_back(std::move(a));
+      compile_templates(rc.labels, rc.annotations, kVariables, section,
+                        default_summary(rule.condition, !kpi.unit.empty()),
+                        kpi.description.empty() ? "" : "{{kpi.description}}", rule, setup.errors);
       if (setup.errors.size() == errors_before) setup.rules.push_back(std::move(rule));
     }
   }

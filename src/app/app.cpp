@@ -147,6 +147,10 @@ LoadedConfig load_all(const CommandLine& command_line) {
   auto policies = okr::compile_policies(out.config);
   out.errors.insert(out.errors.end(), policies.errors.begin(), policies.errors.end());
   out.okr_policies = std::move(policies.policies);
+  auto slos = slo::compile(out.config, compiled.kpis);
+  out.errors.insert(out.errors.end(), slos.errors.begin(), slos.errors.end());
+  out.slos = std::move(slos.slos);
+  for (auto& r : slos.rules) out.rules.push_back(std::move(r));
   if (auto tokens = auth::TokenSet::load(out.config.auth, out.errors)) {
     out.tokens = std::move(*tokens);
   }
@@ -246,6 +250,7 @@ class Daemon {
     rules_ = std::move(loaded.rules);
     receivers_ = std::move(loaded.receivers);
     okr_policies_ = std::move(loaded.okr_policies);
+    slos_ = std::move(loaded.slos);
     token_count_ = loaded.tokens.size();
     tokens_ = std::move(loaded.tokens);
     setup_logging(config_.log.level);
@@ -319,6 +324,10 @@ class Daemon {
     if (!start_alerting()) return false;
     evaluator_->set_listener(alerter_.get());
     evaluator_->set_kpis(std::move(kpis_));
+    slos_tracker_ = std::make_unique<slo::Tracker>(*engine_, *evaluator_, &metrics_, clock_);
+    slo_alerts_ = std::make_unique<slo::AlerterBridge>(*alerter_);
+    slos_tracker_->set_listener(slo_alerts_.get());
+    slos_tracker_->set_slos(std::move(slos_));
 
     access_ = std::make_unique<auth::Access>(std::move(tokens_), config_.auth.open);
     auto audit = auth::AuditLog::open(audit_log_path(config_));
@@ -348,6 +357,7 @@ class Daemon {
         *evaluator_,
         *alerter_,
         *planner_,
+        *slos_tracker_,
         *access_,
         *audit_,
         config_.http.rate_limit,
@@ -376,6 +386,7 @@ class Daemon {
     outbox_->start();
     alerter_->start();
     planner_->start();
+    slos_tracker_->start();
     spdlog::info("alerting: {} receivers", receivers_.size());
     if (!config_.line.listen.empty()) {
       // TLS handshakes are bounded alike on both listeners.
@@ -523,6 +534,9 @@ class Daemon {
     step("stop OKR planning", [&] {
       if (planner_) planner_->stop(deadline);
     });
+    step("stop SLO tracking", [&] {
+      if (slos_tracker_) slos_tracker_->stop(deadline);
+    });
     step("stop KPI evaluation", [&] {
       if (evaluator_) evaluator_->stop(deadline);
     });
@@ -532,6 +546,7 @@ class Daemon {
     step("stop notification delivery", [&] {
       if (outbox_) outbox_->stop(deadline);
     });
+    slos_tracker_.reset();
     planner_.reset();
     evaluator_.reset();
     alerter_.reset();
@@ -655,6 +670,7 @@ class Daemon {
     alerter_->set_rules(std::move(loaded.rules));
     planner_->set_policies(std::move(loaded.okr_policies));
     evaluator_->set_kpis(std::move(loaded.kpis));
+    slos_tracker_->set_slos(std::move(loaded.slos));
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
@@ -692,10 +708,13 @@ class Daemon {
   std::vector<alert::Rule> rules_;     // until the alerter takes them
   std::vector<alert::Receiver> receivers_;
   std::vector<okr::Policy> okr_policies_;  // until the planner takes them
+  std::vector<slo::Definition> slos_;      // until the tracker takes them
   std::unique_ptr<kpi::Evaluator> evaluator_;
   std::unique_ptr<alert::Outbox> outbox_;
   std::unique_ptr<alert::Alerter> alerter_;
   std::unique_ptr<okr::Planner> planner_;
+  std::unique_ptr<slo::Tracker> slos_tracker_;
+  std::unique_ptr<slo::AlerterBridge> slo_alerts_;
   auth::TokenSet tokens_;  // until access_ takes them
   size_t token_count_ = 0;
   std::unique_ptr<auth::Access> access_;

@@ -1,5 +1,5 @@
 // The alert API, in the Prometheus API envelope ({"status":"success","data":...}):
-//   GET  /api/v1/alerts?state=&kpi=&owner=&severity=&acknowledged=&silenced=   newest first
+//   GET  /api/v1/alerts?state=&kpi=&slo=&owner=&severity=&acknowledged=&silenced=   newest first
 //   GET  /api/v1/alerts/{id}                           the alert and its timeline
 //   POST /api/v1/alerts/{id}/ack                       {"author": ..., "comment": ...}
 //   GET  /api/v1/silences, POST /api/v1/silences       {"matchers": [...], "ends_at" or
@@ -67,6 +67,7 @@ Response list_alerts(const Request& request, const alert::Alerter& alerts) {
   };
   filter.state = get("state");
   filter.kpi = get("kpi");
+  filter.slo = get("slo");
   filter.owner = get("owner");
   filter.severity = get("severity");
   if (!filter.state.empty() && filter.state != "pending" && filter.state != "firing" &&

@@ -157,6 +157,9 @@ Response handle_alert_api(const Request& request, std::string_view rest, alert::
 Response handle_silence_api(const Request& request, std::string_view rest, alert::Alerter& alerts,
                             const Clock& clock);
 
+// The SLO API; `rest` is the path after /api/v1/slos ("" or "/ID").
+Response handle_slo_api(const Request& request, std::string_view rest, const slo::Tracker& slos);
+
 // The OKR API; `rest` is the path after /api/v1/okrs ("", "/ID" or "/ID/ACTION").
 Response handle_okr_api(const Request& request, std::string_view rest, okr::Planner& okrs);
 

@@ -5,6 +5,7 @@
 
 #include "kpid/core/utf8.h"
 
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -246,6 +247,49 @@ Result<TimestampMs> time_param(const Params& params, std::string_view name, Time
                                     "\": " + t.status().message());
   }
   return t;
+}
+
+// JSON built by hand for the KPI and SLO APIs.
+void append_number(std::string& out, double v) {
+  if (std::isfinite(v)) {
+    append_prom_float(out, v);
+  } else {
+    out.append("null");
+  }
+}
+
+void append_time(std::string& out, TimestampMs t) {
+  if (t == 0) {
+    out.append("null");
+    return;
+  }
+  out.push_back('"');
+  append_rfc3339(out, t);
+  out.push_back('"');
+}
+
+void append_field(std::string& out, std::string_view name) {
+  if (out.back() != '{') out.push_back(',');
+  append_json_string(out, name);
+  out.push_back(':');
+}
+
+void append_string_field(std::string& out, std::string_view name, std::string_view value) {
+  append_field(out, name);
+  append_json_string(out, value);
+}
+
+void append_points(std::string& out, const std::vector<store::Point>& points) {
+  out.push_back('[');
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('[');
+    append_unix_seconds(out, points[i].timestamp);
+    out.push_back(',');
+    append_number(out, points[i].value);
+    out.push_back(']');
+  }
+  out.push_back(']');
 }
 
 }  // namespace kpid::server::detail

@@ -11,6 +11,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/server/http_server.h"
+#include "kpid/store/sample_store.h"
 
 namespace kpid::server::detail {
 
@@ -76,5 +77,14 @@ Result<boost::json::object> body_object(const Request& request);
 // {"error": message}
 Response json_error(const Request& request, boost::beast::http::status status,
                     std::string_view message);
+
+// JSON text built by hand (the KPI and SLO APIs): a number (null when not finite), a time as
+// an RFC 3339 string (null for 0), `,"name":` (no comma right after '{'), a string field, and
+// chart points as [[unix seconds, value], ...].
+void append_number(std::string& out, double v);
+void append_time(std::string& out, TimestampMs t);
+void append_field(std::string& out, std::string_view name);
+void append_string_field(std::string& out, std::string_view name, std::string_view value);
+void append_points(std::string& out, const std::vector<store::Point>& points);
 
 }  // namespace kpid::server::detail

@@ -12,35 +12,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-void append_number(std::string& out, double v) {
-  if (std::isfinite(v)) {
-    append_prom_float(out, v);
-  } else {
-    out.append("null");
-  }
-}
-
-void append_time(std::string& out, TimestampMs t) {
-  if (t == 0) {
-    out.append("null");
-    return;
-  }
-  out.push_back('"');
-  append_rfc3339(out, t);
-  out.push_back('"');
-}
-
-void append_field(std::string& out, std::string_view name) {
-  if (out.back() != '{') out.push_back(',');
-  append_json_string(out, name);
-  out.push_back(':');
-}
-
-void append_string_field(std::string& out, std::string_view name, std::string_view value) {
-  append_field(out, name);
-  append_json_string(out, value);
-}
-
 void append_band(std::string& out, kpi::Direction direction, const kpi::Band& band) {
   out.push_back('{');
   if (band.target) {
@@ -112,19 +83,6 @@ void append_kpi(std::string& out, const kpi::KpiView& v) {
     out.append("null");
   }
   out.push_back('}');
-}
-
-void append_points(std::string& out, const std::vector<store::Point>& points) {
-  out.push_back('[');
-  for (size_t i = 0; i < points.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.push_back('[');
-    append_unix_seconds(out, points[i].timestamp);
-    out.push_back(',');
-    append_number(out, points[i].value);
-    out.push_back(']');
-  }
-  out.push_back(']');
 }
 
 Response not_found(const Request& request, std::string_view id) {

@@ -59,6 +59,9 @@ enum class Route {
   kTsdbStatus,
   kFormatQuery,
   kParseQuery,
+  kSlos,
+  kSlo,
+  kSloRules,
   kOther,
   kCount
 };
@@ -100,6 +103,9 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/status/tsdb",
     "/api/v1/format_query",
     "/api/v1/parse_query",
+    "/api/v1/slos",
+    "/api/v1/slos/:id",
+    "/api/v1/slos/:id/rules",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -141,6 +147,9 @@ Route route_of(std::string_view path) {
   if (path.starts_with("/api/v1/okrs/")) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
+  if (path == "/api/v1/slos") return Route::kSlos;
+  if (detail::slo_rules_id(path)) return Route::kSloRules;
+  if (path.starts_with("/api/v1/slos/")) return Route::kSlo;
   if (path == "/") return Route::kDashboard;
   if (path.starts_with("/ui/")) return Route::kDashboardAsset;
   return Route::kOther;
@@ -385,6 +394,13 @@ struct Router::Impl {
     if (route == Route::kOkrs || route == Route::kOkr || route == Route::kOkrAction) {
       return detail::handle_okr_api(request, path.substr(std::string_view("/api/v1/okrs").size()),
                                     services.okrs);
+    }
+    if (route == Route::kSloRules) {
+      return detail::handle_slo_rules(request, *detail::slo_rules_id(path), services.slos);
+    }
+    if (route == Route::kSlos || route == Route::kSlo) {
+      return detail::handle_slo_api(request, path.substr(std::string_view("/api/v1/slos").size()),
+                                    services.slos);
     }
     if (route == Route::kSilences || route == Route::kSilence) {
       return detail::handle_silence_api(request,

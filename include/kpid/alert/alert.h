@@ -26,9 +26,11 @@ struct Acknowledgement {
 // One episode of one rule on one KPI: from the condition starting to hold (pending) through
 // firing to resolved. A pending alert whose condition stops before `for` is deleted.
 struct Alert {
-  std::string id;  // decimal, unique for the life of the data dir
-  std::string kpi;
-  std::string kpi_name;
+  std::string id;                      // decimal, unique for the life of the data dir
+  std::string kpi;                     // "" for an SLO's alert
+  std::string kpi_name;                // the KPI's name, or the SLO's
+  std::string slo;                     // set for an SLO's burn-rate alert
+  std::vector<std::string> receivers;  // only these receivers (names); empty: every one routing it
   Condition condition = Condition::kCrit;
   std::string name;  // alertname
   std::string severity;

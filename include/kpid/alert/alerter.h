@@ -17,6 +17,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -54,6 +55,7 @@ struct AlerterOptions {
 struct AlertFilter {
   std::string state;  // pending, firing, resolved
   std::string kpi;
+  std::string slo;
   std::string owner;
   std::string severity;
   std::optional<bool> acknowledged;  // unset: either
@@ -69,6 +71,19 @@ struct AlertView {
 struct AlertDetail {
   AlertView view;
   std::vector<AlertEvent> timeline;  // oldest first
+};
+
+// What one evaluation of an SLO says, for its burn-rate rules (the SLO module fills it in).
+struct SloObservation {
+  std::string slo;  // its id
+  std::string name;
+  std::string description;
+  std::string owner;
+  double objective = 0;                       // percent
+  double sli = 0;                             // NaN without events
+  double budget_remaining = 0;                // fraction
+  std::map<DurationMs, double> burn_rates;    // by window; NaN without events in it
+  double burn_rate(DurationMs window) const;  // NaN when not given
 };
 
 class Alerter final : public kpi::EvaluationListener {
@@ -91,6 +106,8 @@ class Alerter final : public kpi::EvaluationListener {
   void stop(Deadline deadline = Deadline::never());
 
   void evaluated(const kpi::KpiView& kpi) override;
+  // An SLO's evaluation, for its burn-rate rules (a queue hand-off; any thread).
+  void slo_evaluated(SloObservation slo);
   // Processes queued evaluations and one tick on the calling thread (tests).
   void run_once();
 
@@ -122,9 +139,25 @@ class Alerter final : public kpi::EvaluationListener {
   struct Metrics;
   void run();
   bool stopping();
+  // What a rule's subject (a KPI or an SLO) says at one evaluation.
+  struct Subject {
+    std::string name;
+    std::string owner;
+    std::string unit;
+    double value = 0;  // NaN: none
+    std::optional<double> threshold;
+    bool breach = false;
+    bool recovered = false;
+    std::string describe;  // for the timeline: "crit, value 3", "burn rate 15 over 1h, ..."
+    std::function<std::string(std::string_view)> variable;  // template variables
+  };
   void process(const kpi::KpiView& view, TimestampMs now);
+  void process(const SloObservation& slo, TimestampMs now);
   void tick(TimestampMs now);
   void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
+  void step_burn(const Rule& rule, const SloObservation& slo, TimestampMs now);
+  // The pending -> firing -> resolved step of one rule, its writes and notifications.
+  void step_subject(const Rule& rule, const Subject& subject, TimestampMs now);
   // Queues `event` and records `alert` (a copy the caller installs once this returns ok) with
   // `events` (the change the event announces), its "queued" line and `extra` in one write: a
   // crash cannot keep the change and lose its notification. Sets the copy's announcement
@@ -143,7 +176,7 @@ class Alerter final : public kpi::EvaluationListener {
   // the alert's notified/notification fields.
   void delivery_report(const Notification& n, std::string_view outcome, const std::string& detail);
   std::vector<std::string> silenced_by(const Alert& alert, TimestampMs now) const;
-  void render(Alert& alert, const Rule& rule, const kpi::KpiView& view) const;
+  void render(Alert& alert, const Rule& rule, const Subject& subject) const;
   AlertView view_of(const Alert& alert, TimestampMs now) const;
   boost::json::object snapshot(const Alert& alert, TimestampMs now) const;
   std::string url_of(const std::string& id) const;
@@ -161,6 +194,7 @@ class Alerter final : public kpi::EvaluationListener {
   std::map<uint64_t, Alert> alerts_;                // by id
   std::map<std::string, uint64_t> open_;            // "<kpi>/<condition>" -> pending/firing alert
   std::map<std::string, kpi::KpiView> last_view_;   // by KPI id
+  std::map<std::string, SloObservation> last_slo_;  // by SLO id
   std::map<uint64_t, Silence> silences_;
   uint64_t next_alert_ = 1;
   uint64_t next_silence_ = 1;
@@ -172,6 +206,7 @@ class Alerter final : public kpi::EvaluationListener {
   std::mutex queue_mutex_;
   std::condition_variable wake_;
   std::vector<kpi::KpiView> queue_;
+  std::vector<SloObservation> slo_queue_;
   bool stopping_ = false;
   WorkerThread thread_;
 };

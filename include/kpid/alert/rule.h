@@ -12,14 +12,22 @@
 
 namespace kpid::alert {
 
-// What a rule alerts on.
-enum class Condition { kCrit, kWarn, kAnomalous, kNoData };
-std::string_view condition_name(Condition c);  // "crit", "warn", "anomalous", "no_data"
+// What a rule alerts on: a KPI's status, or (kBurnRate) an SLO's error budget burning too fast
+// over two windows at once.
+enum class Condition { kCrit, kWarn, kAnomalous, kNoData, kBurnRate };
+// "crit", "warn", "anomalous", "no_data", "burn_rate"
+std::string_view condition_name(Condition c);
 std::optional<Condition> parse_condition(std::string_view text);
 
 // Whether a KPI status breaches the condition: crit on crit; warn on warn or crit (a value
 // that got worse still breaches warn); anomalous and no_data on themselves.
 bool breaches(Condition condition, kpi::Health status);
+
+// A burn-rate rule: breaches while the burn rates over both its windows exceed `factor` (a NaN
+// rate, a window without events, does not); recovered once either is at or below
+// factor - margin, so a rate hovering just under the factor keeps a firing alert firing.
+bool burn_breaches(double long_rate, double short_rate, double factor);
+bool burn_recovered(double long_rate, double short_rate, double factor, double margin);
 
 // What the KPI looked like at an evaluation.
 struct Observation {

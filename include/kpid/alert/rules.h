@@ -16,12 +16,24 @@
 
 namespace kpid::alert {
 
-// The variables label and annotation templates may use.
+// The variables label and annotation templates may use: of KPI rules, of SLO burn-rate rules.
 std::span<const std::string_view> template_variables();
+std::span<const std::string_view> slo_template_variables();
 
-// One alert rule of one KPI.
+// The summary annotation a rule of condition `c` gets when it configures none.
+std::string default_summary(Condition c, bool has_unit);
+
+// Labels kpid sets itself on every alert; a rule may not override them.
+std::span<const std::string_view> reserved_labels();
+
+// One alert rule of one KPI, or one burn-rate rule of one SLO.
 struct Rule {
-  std::string kpi;
+  std::string kpi;             // "" for an SLO's rule
+  std::string slo;             // set for an SLO's burn-rate rule (condition kBurnRate)
+  DurationMs long_window = 0;  // burn-rate rules: both windows' rates must exceed `factor`
+  DurationMs short_window = 0;
+  double factor = 0;
+  std::vector<std::string> receivers;  // names; empty: every receiver that routes it
   Condition condition = Condition::kCrit;
   std::string name;  // the alertname
   Timing timing;
@@ -59,6 +71,15 @@ struct AlertingSetup {
   std::vector<config::ConfigError> errors;
   bool ok() const { return errors.empty(); }
 };
+
+// Compiles a rule's label and annotation templates against `variables` into rule.labels and
+// rule.annotations, with `summary` and `description` (when not empty) as default annotations;
+// problems (names, reserved labels, unknown variables) go to `errors` under `section`.
+void compile_templates(const std::vector<kpi::TemplateOptions>& labels,
+                       const std::vector<kpi::TemplateOptions>& annotations,
+                       std::span<const std::string_view> variables, const std::string& section,
+                       const std::string& summary, const std::string& description, Rule& rule,
+                       std::vector<config::ConfigError>& errors);
 
 // Compiles every KPI's [[kpi.alert]] rules and every [[receiver]]. Rules with errors are left
 // out.

@@ -13,6 +13,7 @@
 #include "kpid/core/status.h"
 #include "kpid/kpi/definition.h"
 #include "kpid/okr/planner.h"
+#include "kpid/slo/definition.h"
 
 namespace kpid::app {
 
@@ -43,7 +44,8 @@ struct LoadedConfig {
   std::vector<alert::Rule> rules;
   std::vector<alert::Receiver> receivers;
   std::vector<okr::Policy> okr_policies;
-  auth::TokenSet tokens;  // [[auth.token]] and auth.tokens_file
+  std::vector<slo::Definition> slos;  // their burn-rate rules are in `rules`
+  auth::TokenSet tokens;              // [[auth.token]] and auth.tokens_file
   std::vector<config::ConfigError> errors;
   std::vector<config::ConfigError> warnings;
   // Certificate and key files that do not load (these errors are in `errors` too): a reload

@@ -39,6 +39,7 @@
 #include "kpid/query/engine.h"
 #include "kpid/query/work_pool.h"
 #include "kpid/server/http_server.h"
+#include "kpid/slo/tracker.h"
 #include "kpid/store/rocksdb_store.h"
 #include "kpid/store/sample_store.h"
 
@@ -76,6 +77,8 @@ struct RouterServices {
   alert::Alerter& alerts;
   // OKR drafts and their lifecycle.
   okr::Planner& okrs;
+  // SLOs: their budgets, burn rates and history.
+  const slo::Tracker& slos;
   // Who may do what (tokens and roles), and where admin actions are recorded.
   const auth::Access& access;
   auth::AuditLog& audit;

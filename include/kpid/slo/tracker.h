@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "kpid/alert/alerter.h"
 #include "kpid/core/deadline.h"
 #include "kpid/core/time.h"
 #include "kpid/core/worker_thread.h"
@@ -31,18 +32,13 @@
 #include "kpid/metrics/metrics.h"
 #include "kpid/query/engine.h"
 #include "kpid/slo/definition.h"
+#include "kpid/slo/ledger.h"
 #include "kpid/store/sample_store.h"
 
 namespace kpid::slo {
 
 struct TrackerOptions {
   bool background = true;  // run the tracker thread (off in tests that call run_once())
-};
-
-// Good and total over a span: events, or seconds for time slices.
-struct Counts {
-  double good = 0;
-  double total = 0;
 };
 
 // What the tracker knows of one SLO.
@@ -82,6 +78,16 @@ class SloListener {
  public:
   virtual ~SloListener() = default;
   virtual void evaluated(const SloView& slo) = 0;
+};
+
+// Hands every SLO evaluation to the alerter's burn-rate rules.
+class AlerterBridge final : public SloListener {
+ public:
+  explicit AlerterBridge(alert::Alerter& alerter) : alerter_(alerter) {}
+  void evaluated(const SloView& slo) override;
+
+ private:
+  alert::Alerter& alerter_;
 };
 
 class Tracker {
