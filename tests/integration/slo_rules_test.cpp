@@ -240,7 +240,8 @@ for = "0s"
           url_encode("ALERTS{alertname=\"" + kAlert + "\",alertstate=\"firing\"}[10m]"));
   INFO(q.body);
   REQUIRE(q.status == 200);
-  const json::array& result = q.json().at("data").at("result").as_array();
+  const json::value answer = q.json();
+  const json::array& result = answer.at("data").at("result").as_array();
   REQUIRE(result.size() == 1);
   const json::array& values = result[0].at("values").as_array();
   REQUIRE(!values.empty());
