@@ -128,6 +128,45 @@ TEST_CASE("slo rules: kpictl slo rules prints rules promtool check rules accepts
   CHECK(contains(unknown.err, "nope"));
 }
 
+TEST_CASE("slo rules: kpictl slo lists the SLOs and shows one", "[slo_rules]") {
+  Kpid k({.config_toml = kTwoSlos});
+  k.start();
+
+  const CommandResult list = kpictl(k, {"slo"});
+  INFO(describe(list));
+  REQUIRE(list.exit_code == 0);
+  CHECK(contains(list.out, "SLO"));
+  CHECK(contains(list.out, "BUDGET LEFT"));
+  CHECK(list.out.find("checkout") < list.out.find("search"));  // config order
+  CHECK(contains(list.out, "99.9%"));
+  CHECK(contains(list.out, "month (calendar)"));
+
+  const CommandResult owned = kpictl(k, {"slo", "--owner", "search"});
+  CHECK(owned.exit_code == 0);
+  CHECK_FALSE(contains(owned.out, "checkout"));
+
+  const CommandResult json_list = kpictl(k, {"slo", "--json"});
+  REQUIRE(json_list.exit_code == 0);
+  const json::value parsed = json::parse(json_list.out);
+  REQUIRE(parsed.is_array());
+  CHECK(parsed.as_array().size() == 2);
+
+  const CommandResult show = kpictl(k, {"slo", "search"});
+  INFO(describe(show));
+  REQUIRE(show.exit_code == 0);
+  CHECK(contains(show.out, "SLO search: Search availability"));
+  CHECK(contains(show.out, "99.5% over month (calendar)"));
+  CHECK(contains(show.out, "good: sum by (job) (search_ok_total)"));
+  CHECK(contains(show.out, "BURN 5m"));
+  CHECK(contains(show.out, "search_page"));
+  CHECK(contains(show.out, "1h & 5m"));
+  CHECK(contains(show.out, "2m"));  // its `for`
+
+  const CommandResult unknown = kpictl(k, {"slo", "nope"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(contains(unknown.err, "no SLO with id \"nope\""));
+}
+
 // The same counters, sample for sample (same timestamps, one a second), go to kpid and to a
 // real Prometheus that runs the rules kpid generated. A good period, a total outage, then
 // recovery: both must fire and resolve the fast-burn alert at the same times, within one
