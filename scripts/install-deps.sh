@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(clang cmake make libboost1.81-dev libboost-json1.81-dev librocksdb-dev
           prometheus-cpp-dev libspdlog-dev libtomlplusplus-dev catch2 zlib1g-dev libssl-dev
           libsystemd-dev pkg-config
+          libyaml-cpp-dev  # OpenSLO import
           libprotobuf-dev protobuf-compiler libsnappy-dev)  # Prometheus remote write bodies
 test=0
 fuzz=0

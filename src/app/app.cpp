@@ -221,8 +221,11 @@ int check_config(const CommandLine& command_line, std::ostream& out, std::ostrea
   out << "configuration OK"
       << (command_line.config_path.empty() ? " (built-in defaults)"
                                            : ": " + command_line.config_path)
-      << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s") << ", "
-      << loaded.rules.size() << " alert rule" << (loaded.rules.size() == 1 ? "" : "s") << ", "
+      << " (" << loaded.kpis.size() << " KPI" << (loaded.kpis.size() == 1 ? "" : "s") << ", ";
+  if (!loaded.slos.empty()) {
+    out << loaded.slos.size() << " SLO" << (loaded.slos.size() == 1 ? "" : "s") << ", ";
+  }
+  out << loaded.rules.size() << " alert rule" << (loaded.rules.size() == 1 ? "" : "s") << ", "
       << loaded.receivers.size() << " receiver" << (loaded.receivers.size() == 1 ? "" : "s");
   if (!loaded.warnings.empty()) {
     out << ", " << loaded.warnings.size() << " warning" << (loaded.warnings.size() == 1 ? "" : "s");

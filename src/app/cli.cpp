@@ -92,6 +92,7 @@ int check_config_json(const CommandLine& command_line, std::ostream& out) {
   out << to_json_text(json::object{{"ok", loaded.errors.empty()},
                                    {"file", command_line.config_path},
                                    {"kpis", loaded.kpis.size()},
+                                   {"slos", loaded.slos.size()},
                                    {"alert_rules", loaded.rules.size()},
                                    {"receivers", loaded.receivers.size()},
                                    {"errors", errors_json(loaded.errors)},

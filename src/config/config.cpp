@@ -2,6 +2,8 @@
 
 #include "loader.h"
 
+#include "kpid/config/openslo.h"
+
 #include <glob.h>
 #include <toml++/toml.h>
 #include <algorithm>
@@ -145,6 +147,7 @@ LoadResult parse_config(std::string_view text, const std::string& source_name,
     loader.slo_ids_ = &slo_ids;
     loader.load(*root, result.config);
     load_includes(source_name, result.config, ids, slo_ids, result.errors);
+    load_openslo(source_name, result.config, slo_ids, result.errors);
   }
   sort_errors(result.errors);
   apply_overrides(overrides, result.config, result.errors);

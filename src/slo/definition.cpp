@@ -105,13 +105,6 @@ DurationMs Definition::longest_window() const {
   return longest;
 }
 
-bool Definition::same_measure(const Definition& o) const {
-  return kind == o.kind && good == o.good && bad == o.bad && total == o.total && kpi == o.kpi &&
-         good_statuses == o.good_statuses && slice_expr == o.slice_expr && slice_op == o.slice_op &&
-         slice_threshold == o.slice_threshold && no_data == o.no_data && objective == o.objective &&
-         window == o.window && calendar == o.calendar && interval == o.interval;
-}
-
 CompileResult compile(const config::Config& config, const std::vector<kpi::Definition>& kpis) {
   CompileResult result;
   std::set<std::string> receivers;

@@ -189,25 +189,13 @@ Tracker::~Tracker() { stop(); }
 void Tracker::set_slos(std::vector<Definition> slos) {
   std::lock_guard round(round_mutex_);
   std::vector<std::shared_ptr<Slot>> next;
+  for (auto& d : slos)
+    next.push_back(std::make_shared<Slot>(std::make_shared<const Definition>(std::move(d))));
   std::lock_guard lock(mutex_);
-  for (auto& d : slos) {
-    auto kept = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) {
-      return s->definition->id == d.id && s->definition->same_measure(d);
-    });
-    auto definition = std::make_shared<const Definition>(std::move(d));
-    if (kept != slots_.end()) {
-      // Same measure: the ledger carries over; names, owners and alerts may have changed.
-      auto slot = *kept;
-      slot->definition = definition;
-      slot->view.definition = definition;
-      next.push_back(std::move(slot));
-    } else {
-      next.push_back(std::make_shared<Slot>(std::move(definition)));
-    }
-  }
   for (const auto& old : slots_) {
-    const bool gone =
-        std::none_of(next.begin(), next.end(), [&](const auto& s) { return s.get() == old.get(); });
+    const bool gone = std::none_of(next.begin(), next.end(), [&](const auto& s) {
+      return s->definition->id == old->definition->id;
+    });
     if (gone && metrics_) metrics_->remove(old->view, old->windows);
   }
   slots_ = std::move(next);

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -333,4 +334,32 @@ TEST_CASE("config: SIGHUP applies log.level", "[config][reload]") {
   k.send_signal(SIGHUP);
   REQUIRE(eventually([&] { return k.write(big, "ms").status == 413; }, 5s, 50ms));
   CHECK(eventually([&] { return contains(k.log().substr(after_warn.size()), "[info]"); }, 5s));
+}
+
+TEST_CASE("config: --check-config imports OpenSLO files and names their errors", "[config]") {
+  TempDir dir;
+  const std::string file = dir.file("kpid.toml");
+  const std::string yaml = dir.file("checkout.yaml");
+  write_file(file, "openslo = [\"*.yaml\"]\n[storage]\ndata_dir = \"" + dir.file("data") + "\"\n");
+  std::filesystem::copy_file(KPID_SOURCE_DIR "/config/openslo/checkout.yaml", yaml);
+  const auto ok = kpid({"--config", file, "--check-config"});
+  INFO(describe(ok));
+  CHECK(ok.exit_code == 0);
+
+  write_file(yaml,
+             "apiVersion: openslo/v1\n"  // 1
+             "kind: SLO\n"               // 2
+             "metadata:\n"               // 3
+             "  name: broken\n"          // 4
+             "spec:\n"                   // 5
+             "  budgetingMethod: Occurrences\n"
+             "  timeWindow: [{duration: 2w, isRolling: false}]\n"  // 7: calendar 2w
+             "  objectives: [{target: 99.9}]\n"                    // 8: not a fraction
+             "  indicatorRef: nowhere\n");                         // 9
+  const auto bad = kpid({"--config", file, "--check-config"});
+  INFO(describe(bad));
+  CHECK(bad.exit_code == 1);
+  CHECK(has_error_line(bad.err, yaml, 7, "SLO broken: spec.timeWindow[0].duration"));
+  CHECK(has_error_line(bad.err, yaml, 8, "SLO broken: spec.objectives[0].target"));
+  CHECK(has_error_line(bad.err, yaml, 9, "SLO broken: spec.indicatorRef"));
 }

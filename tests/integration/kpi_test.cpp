@@ -941,7 +941,7 @@ crit = 2
     CHECK_FALSE(contains(r.err, main + ":"));
   }
 
-  SECTION("an included file may only hold [[kpi]] tables") {
+  SECTION("an included file may only hold [[kpi]] and [[slo]] tables") {
     std::filesystem::create_directories(dir.file("kpis.d"));
     const std::string included = dir.file("kpis.d/x.toml");
     write_file(main, "include = [\"kpis.d/*.toml\"]\n");
@@ -949,7 +949,7 @@ crit = 2
     const auto r = check_config(main);
     INFO(describe(r));
     CHECK(r.exit_code == 1);
-    CHECK(has_line(r.err, included, 1, "storage", "only hold [[kpi]] tables"));
+    CHECK(has_line(r.err, included, 1, "storage", "only hold [[kpi]] and [[slo]] tables"));
   }
 
   SECTION("a duplicate id across the main file and an included file") {

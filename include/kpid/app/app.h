@@ -69,7 +69,7 @@ LoadedConfig load_and_check(const CommandLine& command_line);
 // (warnings included), else 1.
 int check_config(const CommandLine& command_line, std::ostream& out, std::ostream& err);
 
-// kpid --check-config --json (and kpictl check-config --json): {"ok", "file", "kpis",
+// kpid --check-config --json (and kpictl check-config --json): {"ok", "file", "kpis", "slos",
 // "alert_rules", "receivers", "errors", "warnings"} on one line, each error and warning
 // {"file", "line", "column", "key", "message", "text"}; returns 0 when ok, else 1.
 int check_config_json(const CommandLine& command_line, std::ostream& out);

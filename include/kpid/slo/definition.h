@@ -85,9 +85,6 @@ struct Definition {
   // The longest span the tracker must remember: the window (a calendar window: its longest,
   // 92 days) and the longest burn-rate window of its alerts and reports.
   DurationMs longest_window() const;
-  // Whether what is measured (SLI, objective, window) is the same: history carries over a
-  // reload only then.
-  bool same_measure(const Definition& other) const;
 };
 
 struct CompileResult {

@@ -7,8 +7,8 @@
 // per-evaluation entries for the last 6 hours, 5-minute buckets for 3 days and hourly buckets
 // for twice the window. Windows are sums over the ledger, so a 30-day SLO costs no more per
 // evaluation than a 5-minute KPI. A time-slice SLO adds the time since the previous evaluation
-// to good or bad by its KPI's status. At start (and when an SLO's measure changes) the 5-minute
-// and hourly buckets are filled from the store: increase() per bucket over the rollups, or the
+// to good or bad by its KPI's status. At start and on reload the 5-minute and hourly buckets are
+// filled from the store: increase() per bucket over the rollups, or the
 // KPI's recorded status changes.
 //
 // Each evaluation's figures go to the listener (the alerter's burn-rate rules) and to the
@@ -98,8 +98,8 @@ class Tracker {
           const Clock& clock, TrackerOptions options = {});
   ~Tracker();
 
-  // Installs an SLO set (at start and on reload). SLOs whose id and measure are unchanged keep
-  // their ledger.
+  // Installs an SLO set (at start and on reload). Every ledger is filled afresh from the store
+  // at the next evaluation, so history written since (a backfill) counts after a reload.
   void set_slos(std::vector<Definition> slos);
   void set_listener(SloListener* listener) { listener_.store(listener); }
   void start();

@@ -286,7 +286,7 @@ sync = true
   CHECK(has("kpi.from_a.id", 2,
             "duplicate KPI id; first defined at " + dir.path() + "/kpis.d/a.toml:1"));
   CHECK(has("kpi.from_a.value.window", 7, "duration"));
-  CHECK(has("storage", 9, "only hold [[kpi]] tables"));
+  CHECK(has("storage", 9, "only hold [[kpi]] and [[slo]] tables"));
 
   write(main, "include = [\"missing.toml\"]\n");
   auto missing = load_config(main, {});
