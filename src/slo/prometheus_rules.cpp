@@ -69,27 +69,39 @@ std::string trimmed(std::string_view text) {
 }
 
 struct ExprShape {
-  bool plain_selector = false;  // `name{...}` without offset or @: rate() takes it directly
+  // The selector rate() takes directly: the expression itself when it is a selector without
+  // offset or @, or the one summed by `sum [by|without (...)] (selector)`. "" otherwise.
+  std::string selector;
   bool scalar = false;
 };
+
+bool plain(const query::VectorSelector& s) { return !s.has_offset && !s.at.present(); }
 
 ExprShape shape_of(const std::string& text) {
   ExprShape shape;
   auto parsed = query::parse_promql(text);
   if (!parsed) return shape;  // compile() refused it already; a subquery is always valid
   const query::Expr& e = **parsed;
-  if (const auto* s = std::get_if<query::VectorSelector>(&e.node)) {
-    shape.plain_selector = !s->has_offset && !s->at.present();
-  }
   shape.scalar = e.type == query::ValueType::kScalar;
+  if (const auto* s = std::get_if<query::VectorSelector>(&e.node); s && plain(*s)) {
+    shape.selector = text;
+  } else if (const auto* a = std::get_if<query::AggregateExpr>(&e.node);
+             a && a->op == query::AggregateOp::kSum && a->expr) {
+    if (const auto* inner = std::get_if<query::VectorSelector>(&a->expr->node);
+        inner && plain(*inner)) {
+      shape.selector = query::print_expr(*a->expr);
+    }
+  }
   return shape;
 }
 
-// rate() of a counter expression over `window`: directly for a selector, else over a subquery
-// at the SLO's interval, which is how often kpid samples the expression too.
+// rate() of a counter expression over `window`, summed: directly over a selector (a sum of
+// counters is rated series by series, as Prometheus recommends, and costs no subquery), else
+// over a subquery at the SLO's interval, which is how often kpid samples the expression too.
 std::string rate_of(const std::string& expr, const std::string& window, const std::string& step) {
   const std::string text = trimmed(expr);
-  if (shape_of(text).plain_selector) return "sum(rate(" + text + "[" + window + "]))";
+  const ExprShape shape = shape_of(text);
+  if (!shape.selector.empty()) return "sum(rate(" + shape.selector + "[" + window + "]))";
   return "sum(rate((" + text + ")[" + window + ":" + step + "]))";
 }
 

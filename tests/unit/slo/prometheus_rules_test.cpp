@@ -148,6 +148,17 @@ TEST_CASE(
             "sum(rate(requests_total{job=\\\"search\\\"}[30m]))\"\n"));
   CHECK_FALSE(has(yaml, "owner:"));  // no owner, no empty label
   require_promtool_accepts(yaml);
+
+  // A sum of counters is rated series by series, without a subquery.
+  d.total = "sum(requests_total{job=\"search\"})";
+  d.good = "sum by (code) (requests_total{job=\"search\",code!~\"5..\"})";
+  const std::string summed = rules_of({d});
+  INFO(summed);
+  CHECK(has(summed,
+            "expr: \"(sum(rate(requests_total{job=\\\"search\\\"}[1h])) - "
+            "sum(rate(requests_total{code!~\\\"5..\\\",job=\\\"search\\\"}[1h]))) / "
+            "sum(rate(requests_total{job=\\\"search\\\"}[1h]))\"\n"));
+  require_promtool_accepts(summed);
 }
 
 TEST_CASE("slo prometheus rules: custom alerts with for, clear_for and hysteresis") {
