@@ -611,6 +611,9 @@ class Importer {
       fail(c, meta["name"], "metadata.name",
            "must be 1-128 characters of letters, digits, '_', '.' and '-' (it is the SLO id, in "
            "URLs and metric labels)");
+    } else if (s.id == "rules") {
+      fail(c, meta["name"], "metadata.name",
+           "\"rules\" is reserved: GET /api/v1/slos/rules serves every SLO's Prometheus rules");
     } else if (auto [it, fresh] = slo_ids_.emplace(s.id, s.pos); !fresh) {
       fail(c, meta["name"], "metadata.name",
            "duplicate SLO id; first defined at " + it->second.file + ":" +

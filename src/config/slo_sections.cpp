@@ -48,6 +48,9 @@ bool Loader::load_slo(const toml::table& t, size_t index, slo::SloOptions& s) {
       error(*id, section + ".id",
             "must be 1-128 characters of letters, digits, '_', '.' and '-' (it appears in URLs "
             "and metric labels)");
+    } else if (s.id == "rules") {
+      error(*id, section + ".id",
+            "\"rules\" is reserved: GET /api/v1/slos/rules serves every SLO's Prometheus rules");
     } else if (auto [it, fresh] = slo_ids_->emplace(s.id, s.pos); !fresh) {
       error(*id, section + ".id",
             "duplicate SLO id; first defined at " + it->second.file + ":" +

@@ -211,6 +211,20 @@ const std::vector<Command>& commands() {
        2,
        {{"id", 0, true, "N", "the backup to restore (default the latest; see backup --list)"}},
        cmd_restore},
+      {"slo",
+       "[ID]",
+       "SLOs: SLI, error budget left, 1h and 6h burn, status; with ID one in detail",
+       0,
+       1,
+       {{"owner", 0, true, "OWNER", "only this owner's SLOs"}},
+       cmd_slo},
+      {"slo rules",
+       "[ID]",
+       "Prometheus rules (YAML) equivalent to kpid's burn-rate alerts, for every SLO or one",
+       0,
+       1,
+       {},
+       cmd_slo_rules},
   };
   return table;
 }

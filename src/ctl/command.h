@@ -118,5 +118,7 @@ int cmd_wait(Context& c);
 int cmd_reload(Context& c);
 int cmd_backup(Context& c);
 int cmd_restore(Context& c);
+int cmd_slo(Context& c);
+int cmd_slo_rules(Context& c);
 
 }  // namespace kpid::ctl

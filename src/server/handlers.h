@@ -176,4 +176,12 @@ Response handle_reload(const Request& request, const std::function<ReloadOutcome
 // the files built into kpid; 404 for other files, 405 for other methods.
 Response handle_dashboard(const Request& request, std::string_view path);
 
+// The SLO id of a rules path: "" for /api/v1/slos/rules (every SLO), ID for
+// /api/v1/slos/ID/rules; nullopt for any other path.
+std::optional<std::string_view> slo_rules_id(std::string_view path);
+
+// GET|HEAD the rules paths: the SLOs (all, or the one `id` names) as a Prometheus rule file,
+// 200 application/yaml; 404 in the API envelope for an unknown id, 405 for other methods.
+Response handle_slo_rules(const Request& request, std::string_view id, const slo::Tracker& slos);
+
 }  // namespace kpid::server::detail

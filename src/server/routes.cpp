@@ -61,6 +61,7 @@ enum class Route {
   kParseQuery,
   kSlos,
   kSlo,
+  kSloRules,
   kOther,
   kCount
 };
@@ -104,6 +105,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/parse_query",
     "/api/v1/slos",
     "/api/v1/slos/:id",
+    "/api/v1/slos/:id/rules",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -146,6 +148,7 @@ Route route_of(std::string_view path) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
   if (path == "/api/v1/slos") return Route::kSlos;
+  if (detail::slo_rules_id(path)) return Route::kSloRules;
   if (path.starts_with("/api/v1/slos/")) return Route::kSlo;
   if (path == "/") return Route::kDashboard;
   if (path.starts_with("/ui/")) return Route::kDashboardAsset;
@@ -391,6 +394,9 @@ struct Router::Impl {
     if (route == Route::kOkrs || route == Route::kOkr || route == Route::kOkrAction) {
       return detail::handle_okr_api(request, path.substr(std::string_view("/api/v1/okrs").size()),
                                     services.okrs);
+    }
+    if (route == Route::kSloRules) {
+      return detail::handle_slo_rules(request, *detail::slo_rules_id(path), services.slos);
     }
     if (route == Route::kSlos || route == Route::kSlo) {
       return detail::handle_slo_api(request, path.substr(std::string_view("/api/v1/slos").size()),

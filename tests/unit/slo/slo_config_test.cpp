@@ -125,6 +125,10 @@ TEST_CASE("slo config: errors name the file, line and key") {
       std::vector<std::string>{
           "kpid.toml:3:13: slo.a.objective: must be a percentage between 0 and 100 "
           "(exclusive), e.g. 99.9"});
+  CHECK(errors_of("[[slo]]\nid = \"rules\"\nobjective = 99\n[slo.events]\nbad = 'x'\n"
+                  "total = 'y'\n") ==
+        std::vector<std::string>{"kpid.toml:2:6: slo.rules.id: \"rules\" is reserved: GET "
+                                 "/api/v1/slos/rules serves every SLO's Prometheus rules"});
   CHECK(errors_of("[[slo]]\nid = \"a\"\nobjective = 99\n") ==
         std::vector<std::string>{"kpid.toml:1:1: slo.a: needs an SLI: [slo.events] (good or bad, "
                                  "and total) or [slo.time_slices] (a KPI and its good statuses)"});
