@@ -423,7 +423,8 @@ int run(const Options& o) {
   std::vector<kpi::Definition> kpi_defs;
   if (o.kpis) kpi_defs = make_kpis(o.services);
   std::vector<double> round_thread, round_process, round_wall;
-  std::vector<double> kpi_thread[2];  // rate KPIs, error-ratio KPIs
+  std::vector<std::pair<int, int64_t>> rss_by_round;  // every 20th round
+  std::vector<double> kpi_thread[2];                  // rate KPIs, error-ratio KPIs
   double write_wall = 0, maintain_wall = 0;
   int64_t written = 0;
   for (int r = 1; r <= o.rounds; ++r) {
@@ -440,6 +441,7 @@ int run(const Options& o) {
     round_thread.push_back(c.thread);
     round_process.push_back(c.process);
     round_wall.push_back(c.wall);
+    if (r % 20 == 0) rss_by_round.push_back({r, status_kb("VmRSS:")});
     if (!kpi_defs.empty()) {
       // The rate KPIs (even ids) and the error-ratio KPIs (odd ids), timed apart.
       for (size_t kind = 0; kind < 2; ++kind) {
@@ -517,6 +519,9 @@ int run(const Options& o) {
   }
   std::cout << "RESULT RSS kB  before the SLOs " << rss_before << "  after the fill " << rss_filled
             << "  at the end " << rss_end << "  peak " << hwm_end << "\n";
+  std::cout << "  RSS kB after round";
+  for (auto [r, kb] : rss_by_round) std::cout << " " << r << ": " << kb;
+  std::cout << "\n";
 
   if (auto s = store->close(); !s) die("closing the store: " + s.message());
   return 0;
