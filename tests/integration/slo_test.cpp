@@ -69,7 +69,7 @@ total = 'sum(requests_total)'
 [[slo.alert]]
 name = "ApiBurn"
 severity = "critical"
-long_window = "30s"
+long_window = "1m"
 short_window = "3s"
 factor = 5
 receivers = ["hook"]
