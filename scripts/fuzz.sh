@@ -10,7 +10,8 @@
 #              (default: all, one after the other)
 #   --time S   seconds per target (default 60)
 #   --jobs N   fuzzing processes per target (libFuzzer -fork=N) and build jobs (default 1 and 2)
-#   --smoke    a short run for CI: 10 seconds per target unless --time says otherwise
+#   --smoke    a short run for CI: 10 seconds per target unless --time says otherwise, as many
+#              targets at a time as there are cores
 #   --build-dir DIR  use DIR, already configured with KPID_FUZZ=ON (scripts/test.sh's
 #              build-asan/), instead of configuring build-fuzz/
 set -euo pipefail
@@ -63,44 +64,70 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kpid-fuzz.XXXXXX")
 root=$(pwd)
-failed=()
-echo "fuzzing ${targets[*]} for ${seconds}s each (jobs $jobs); scratch corpora in $work"
-for t in "${targets[@]}"; do
-  findings="$root/$build/findings/$t"
+# One target's run; its report goes to $work/$t.report and its verdict (0 or 1) to
+# $work/$t.failed, so targets can run side by side and be reported in order.
+run_target() {
+  local t=$1
+  local findings="$root/$build/findings/$t"
   mkdir -p "$work/$t/corpus" "$findings"
   cp "tests/fuzz/corpus/$t/"* "$work/$t/corpus/"
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$findings/")
+  local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+              -artifact_prefix="$findings/")
   # Whole config files with included ones are larger than the other targets' inputs.
   if [[ "$t" == config ]]; then args+=(-max_len=16384); else args+=(-max_len=4096); fi
   if [[ -f "tests/fuzz/$t.dict" ]]; then args+=(-dict="$root/tests/fuzz/$t.dict"); fi
   if ((jobs > 1)); then args+=(-fork="$jobs"); fi
   ls "$findings" | sort >"$work/$t.before"
-  status=0
+  local status=0
   # In its own dir: fork mode keeps temp files in the working directory.
   (cd "$work/$t" && "$root/$build/tests/fuzz/${t}_fuzz" "${args[@]}" corpus) \
     >"$work/$t.log" 2>&1 || status=$?
+  local stats runs fresh new_findings
   stats=$(grep -oE "cov: [0-9]+ ft: [0-9]+ corp: [0-9]+" "$work/$t.log" | tail -1 || true)
   runs=$(grep -oE "stat::number_of_executed_units: [0-9]+|^#[0-9]+" "$work/$t.log" | tail -1 |
          grep -oE "[0-9]+$" || true)
   fresh=$(comm -13 <(ls "tests/fuzz/corpus/$t" | sort) <(ls "$work/$t/corpus" | sort) | wc -l)
-  echo "$t: ${runs:-?} executions, ${stats:-no coverage line}, $fresh new inputs in" \
-       "$work/$t/corpus (log: $work/$t.log)"
   new_findings=$(comm -13 "$work/$t.before" <(ls "$findings" | sort))
-  if ((status != 0)) || [[ -n "$new_findings" ]]; then
-    failed+=("$t")
-    echo "$t: FOUND A PROBLEM (fuzzer exit status $status). The report:"
-    # What went wrong and the frames in kpid's own code, not libFuzzer's.
-    grep -E "ERROR: |SUMMARY: |fuzz invariant broken|runtime error|^  [^ ]|#[0-9]+ .* $root/" \
-      "$work/$t.log" | grep -v "/tests/fuzz/fuzz_check.h" | head -20 | sed 's/^/    /'
-    for f in $new_findings; do
-      echo "  reproduce: $build/tests/fuzz/${t}_fuzz $build/findings/$t/$f"
-      echo "  minimize:  $build/tests/fuzz/${t}_fuzz -minimize_crash=1 -max_total_time=60" \
-           "-exact_artifact_path=$build/findings/$t/$f.min $build/findings/$t/$f"
-    done
-    echo "  Once fixed, add the minimized input as tests/fuzz/corpus/$t/regress-<what>: the ctest"
-    echo "  \"fuzz: $t corpus\" then replays it in every build."
+  {
+    echo "$t: ${runs:-?} executions, ${stats:-no coverage line}, $fresh new inputs in" \
+         "$work/$t/corpus (log: $work/$t.log)"
+    if ((status != 0)) || [[ -n "$new_findings" ]]; then
+      echo "$t: FOUND A PROBLEM (fuzzer exit status $status). The report:"
+      # What went wrong and the frames in kpid's own code, not libFuzzer's.
+      grep -E "ERROR: |SUMMARY: |fuzz invariant broken|runtime error|^  [^ ]|#[0-9]+ .* $root/" \
+        "$work/$t.log" | grep -v "/tests/fuzz/fuzz_check.h" | head -20 | sed 's/^/    /'
+      for f in $new_findings; do
+        echo "  reproduce: $build/tests/fuzz/${t}_fuzz $build/findings/$t/$f"
+        echo "  minimize:  $build/tests/fuzz/${t}_fuzz -minimize_crash=1 -max_total_time=60" \
+             "-exact_artifact_path=$build/findings/$t/$f.min $build/findings/$t/$f"
+      done
+      echo "  Once fixed, add the minimized input as tests/fuzz/corpus/$t/regress-<what>: the ctest"
+      echo "  \"fuzz: $t corpus\" then replays it in every build."
+    fi
+  } >"$work/$t.report"
+  if ((status != 0)) || [[ -n "$new_findings" ]]; then echo 1; else echo 0; fi >"$work/$t.failed"
+}
+
+# Targets side by side, one per core in a smoke (each still gets its full time on a core of its
+# own), one at a time otherwise (a long run with --jobs uses the cores itself).
+side_by_side=1
+if ((smoke && jobs == 1)); then side_by_side=$(nproc 2>/dev/null || echo 1); fi
+echo "fuzzing ${targets[*]} for ${seconds}s each (jobs $jobs, $side_by_side at a time);" \
+     "scratch corpora in $work"
+running=0
+for t in "${targets[@]}"; do
+  run_target "$t" &
+  running=$((running + 1))
+  if ((running >= side_by_side)); then
+    wait -n || true
+    running=$((running - 1))
   fi
+done
+wait
+failed=()
+for t in "${targets[@]}"; do
+  cat "$work/$t.report"
+  if [[ "$(cat "$work/$t.failed")" != 0 ]]; then failed+=("$t"); fi
 done
 
 if ((${#failed[@]})); then

@@ -46,30 +46,42 @@ void Loader::load_kpis(const toml::node& node, std::vector<kpi::KpiOptions>& out
   }
 }
 
+std::string Loader::load_id(const toml::table& t, const std::string& table, size_t index,
+                            const char* what, std::map<std::string, SourcePos>& ids,
+                            const SourcePos& pos, std::string& id) {
+  static constexpr std::string_view kIdChars =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+  std::string section = table + "[" + std::to_string(index) + "]";
+  const toml::node* node = t.get("id");
+  if (node == nullptr) {
+    error(t, section + ".id", "is required");
+    return section;
+  }
+  if (!node->is_string()) {
+    error(*node, section + ".id", "expected a string");
+    return section;
+  }
+  id = *node->value<std::string>();
+  section = table + "." + id;
+  if (id.empty() || id.size() > 128 || id.find_first_not_of(kIdChars) != std::string::npos) {
+    error(*node, section + ".id",
+          "must be 1-128 characters of letters, digits, '_', '.' and '-' (it appears in URLs "
+          "and metric labels)");
+  } else if (table == "slo" && id == "rules") {
+    error(*node, section + ".id",
+          "\"rules\" is reserved: GET /api/v1/slos/rules serves every SLO's Prometheus rules");
+  } else if (auto [it, fresh] = ids.emplace(id, pos); !fresh) {
+    error(*node, section + ".id",
+          "duplicate " + std::string(what) + " id; first defined at " + it->second.file + ":" +
+              std::to_string(it->second.line));
+  }
+  return section;
+}
+
 bool Loader::load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k) {
   const size_t errors_before = errors_.size();
   k.pos = pos_of(t);
-  std::string section = "kpi[" + std::to_string(index) + "]";
-  if (const toml::node* id = t.get("id"); id != nullptr && id->is_string()) {
-    k.id = *id->value<std::string>();
-    section = "kpi." + k.id;
-    static constexpr std::string_view kIdChars =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
-    if (k.id.empty() || k.id.size() > 128 ||
-        k.id.find_first_not_of(kIdChars) != std::string::npos) {
-      error(*id, section + ".id",
-            "must be 1-128 characters of letters, digits, '_', '.' and '-' (it appears in URLs "
-            "and metric labels)");
-    } else if (auto [it, fresh] = ids_->emplace(k.id, k.pos); !fresh) {
-      error(*id, section + ".id",
-            "duplicate KPI id; first defined at " + it->second.file + ":" +
-                std::to_string(it->second.line));
-    }
-  } else if (id != nullptr) {
-    error(*id, section + ".id", "expected a string");
-  } else {
-    error(t, section + ".id", "is required");
-  }
+  const std::string section = load_id(t, "kpi", index, "KPI", *ids_, k.pos, k.id);
   check_keys(t, section,
              std::array{"id", "name", "description", "owner", "unit", "review", "direction",
                         "value", "band", "baseline", "stale_after", "interval", "alert", "okr"});

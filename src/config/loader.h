@@ -177,6 +177,13 @@ class Loader {
                         std::vector<slo::BurnAlertOptions>& out);
   void load_slo_okr(const toml::table& t, const std::string& section, slo::SloOkrOptions& c);
 
+  // The `id` of a [[kpi]] or [[slo]] table (`table` "kpi" or "slo", `what` "KPI" or "SLO"):
+  // 1-128 letters, digits, '_', '.' and '-', unique in `ids` (where it is recorded at `pos`).
+  // Returns the table's section name for errors: "kpi.<id>", or "kpi[<index>]" without an id.
+  std::string load_id(const toml::table& t, const std::string& table, size_t index,
+                      const char* what, std::map<std::string, SourcePos>& ids, const SourcePos& pos,
+                      std::string& id);
+
   void load_kpis(const toml::node& node, std::vector<kpi::KpiOptions>& out);
 
   bool load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k);

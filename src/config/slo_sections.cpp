@@ -14,8 +14,6 @@ namespace kpid::config::detail {
 
 namespace {
 
-constexpr std::string_view kIdChars =
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
 constexpr std::array kStatuses = {"ok", "warn", "crit", "anomalous", "no_data"};
 
 }  // namespace
@@ -39,28 +37,7 @@ void Loader::load_slos(const toml::node& node, std::vector<slo::SloOptions>& out
 bool Loader::load_slo(const toml::table& t, size_t index, slo::SloOptions& s) {
   const size_t errors_before = errors_.size();
   s.pos = pos_of(t);
-  std::string section = "slo[" + std::to_string(index) + "]";
-  if (const toml::node* id = t.get("id"); id != nullptr && id->is_string()) {
-    s.id = *id->value<std::string>();
-    section = "slo." + s.id;
-    if (s.id.empty() || s.id.size() > 128 ||
-        s.id.find_first_not_of(kIdChars) != std::string::npos) {
-      error(*id, section + ".id",
-            "must be 1-128 characters of letters, digits, '_', '.' and '-' (it appears in URLs "
-            "and metric labels)");
-    } else if (s.id == "rules") {
-      error(*id, section + ".id",
-            "\"rules\" is reserved: GET /api/v1/slos/rules serves every SLO's Prometheus rules");
-    } else if (auto [it, fresh] = slo_ids_->emplace(s.id, s.pos); !fresh) {
-      error(*id, section + ".id",
-            "duplicate SLO id; first defined at " + it->second.file + ":" +
-                std::to_string(it->second.line));
-    }
-  } else if (id != nullptr) {
-    error(*id, section + ".id", "expected a string");
-  } else {
-    error(t, section + ".id", "is required");
-  }
+  const std::string section = load_id(t, "slo", index, "SLO", *slo_ids_, s.pos, s.id);
   check_keys(t, section,
              std::array{"id", "name", "description", "owner", "objective", "window", "interval",
                         "events", "time_slices", "alert", "default_alerts", "okr"});

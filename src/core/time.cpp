@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <limits>
 #include <optional>
 #include <system_error>
@@ -493,6 +494,20 @@ int64_t SystemClock::now_ns() const {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::pair<TimestampMs, TimestampMs> calendar_period(int months, TimestampMs at) {
+  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  std::tm start{};
+  start.tm_year = tm.tm_year;
+  start.tm_mon = tm.tm_mon / months * months;
+  start.tm_mday = 1;
+  std::tm end = start;
+  end.tm_mon += months;
+  return {static_cast<TimestampMs>(timegm(&start)) * 1000,
+          static_cast<TimestampMs>(timegm(&end)) * 1000};
 }
 
 }  // namespace kpid

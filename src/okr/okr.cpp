@@ -118,17 +118,8 @@ Result<Period> period_of(std::string_view kind, TimestampMs at) {
     return Status::invalid_argument("unknown period \"" + std::string(kind) +
                                     "\"; expected month, quarter, half or year");
   }
-  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  std::tm start{};
-  start.tm_year = tm.tm_year;
-  start.tm_mon = tm.tm_mon / months * months;
-  start.tm_mday = 1;
-  std::tm end = start;
-  end.tm_mon += months;
-  return Period{static_cast<TimestampMs>(timegm(&start)) * 1000,
-                static_cast<TimestampMs>(timegm(&end)) * 1000};
+  const auto [start, end] = calendar_period(months, at);
+  return Period{start, end};
 }
 
 json::object to_json(const KeyResult& kr) {

@@ -1,7 +1,6 @@
 #include "kpid/slo/definition.h"
 
 #include <algorithm>
-#include <ctime>
 #include <set>
 
 #include "kpid/query/promql.h"
@@ -50,23 +49,27 @@ bool check_counter_expr(const std::string& text, const SourcePos& pos, const std
   return true;
 }
 
-// [start, end) of the UTC calendar month or quarter holding `at`.
-Definition::Span calendar_span(std::string_view kind, TimestampMs at) {
-  const int months = kind == "quarter" ? 3 : 1;
-  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  std::tm start{};
-  start.tm_year = tm.tm_year;
-  start.tm_mon = tm.tm_mon / months * months;
-  start.tm_mday = 1;
-  std::tm end = start;
-  end.tm_mon += months;
-  return {static_cast<TimestampMs>(timegm(&start)) * 1000,
-          static_cast<TimestampMs>(timegm(&end)) * 1000};
-}
-
 }  // namespace
+
+std::string counted_selector(std::string_view expr) {
+  auto parsed = query::parse_promql(expr);
+  if (!parsed) return "";
+  auto plain = [](const query::Expr& e) {
+    const auto* s = std::get_if<query::VectorSelector>(&e.node);
+    return s != nullptr && !s->has_offset && !s->at.present();
+  };
+  const query::Expr* e = parsed->get();
+  if (plain(*e)) return std::string(expr);  // as written
+  while (const auto* p = std::get_if<query::ParenExpr>(&e->node)) e = p->expr.get();
+  if (plain(*e)) return query::print_expr(*e);
+  if (const auto* a = std::get_if<query::AggregateExpr>(&e->node);
+      a != nullptr && a->op == query::AggregateOp::kSum) {
+    const query::Expr* inner = a->expr.get();
+    while (const auto* p = std::get_if<query::ParenExpr>(&inner->node)) inner = p->expr.get();
+    if (plain(*inner)) return query::print_expr(*inner);
+  }
+  return "";
+}
 
 std::string_view sli_kind_name(SliKind k) {
   return k == SliKind::kEvents ? "events" : "time_slices";
@@ -94,7 +97,10 @@ std::vector<BurnAlert> default_alerts(std::string_view id) {
 }
 
 Definition::Span Definition::window_at(TimestampMs now) const {
-  if (!calendar.empty()) return calendar_span(calendar, now);
+  if (!calendar.empty()) {
+    const auto [start, end] = calendar_period(calendar == "quarter" ? 3 : 1, now);
+    return {start, end};
+  }
   return {now - window, now};
 }
 

@@ -68,40 +68,14 @@ std::string trimmed(std::string_view text) {
   return std::string(text.substr(first, last - first + 1));
 }
 
-struct ExprShape {
-  // The selector rate() takes directly: the expression itself when it is a selector without
-  // offset or @, or the one summed by `sum [by|without (...)] (selector)`. "" otherwise.
-  std::string selector;
-  bool scalar = false;
-};
-
-bool plain(const query::VectorSelector& s) { return !s.has_offset && !s.at.present(); }
-
-ExprShape shape_of(const std::string& text) {
-  ExprShape shape;
-  auto parsed = query::parse_promql(text);
-  if (!parsed) return shape;  // compile() refused it already; a subquery is always valid
-  const query::Expr& e = **parsed;
-  shape.scalar = e.type == query::ValueType::kScalar;
-  if (const auto* s = std::get_if<query::VectorSelector>(&e.node); s && plain(*s)) {
-    shape.selector = text;
-  } else if (const auto* a = std::get_if<query::AggregateExpr>(&e.node);
-             a && a->op == query::AggregateOp::kSum && a->expr) {
-    if (const auto* inner = std::get_if<query::VectorSelector>(&a->expr->node);
-        inner && plain(*inner)) {
-      shape.selector = query::print_expr(*a->expr);
-    }
-  }
-  return shape;
-}
-
 // rate() of a counter expression over `window`, summed: directly over a selector (a sum of
 // counters is rated series by series, as Prometheus recommends, and costs no subquery), else
 // over a subquery at the SLO's interval, which is how often kpid samples the expression too.
 std::string rate_of(const std::string& expr, const std::string& window, const std::string& step) {
   const std::string text = trimmed(expr);
-  const ExprShape shape = shape_of(text);
-  if (!shape.selector.empty()) return "sum(rate(" + shape.selector + "[" + window + "]))";
+  if (const std::string selector = counted_selector(text); !selector.empty()) {
+    return "sum(rate(" + selector + "[" + window + "]))";
+  }
   return "sum(rate((" + text + ")[" + window + ":" + step + "]))";
 }
 
@@ -123,7 +97,9 @@ std::string error_ratio(const Definition& d, const std::string& window, const st
     // One slice per step: 1 while good, 0 while bad, absent without a value (skipped, as kpid
     // skips it) unless no_data counts the slice as good or bad.
     const std::string text = trimmed(d.slice_expr);
-    const std::string value = shape_of(text).scalar ? "vector(" + text + ")" : "(" + text + ")";
+    auto parsed = query::parse_promql(text);
+    const bool scalar = parsed && (*parsed)->type == query::ValueType::kScalar;
+    const std::string value = scalar ? "vector(" + text + ")" : "(" + text + ")";
     std::string slice =
         value + " " + comparison_of(d.slice_op) + " bool " + number_text(d.slice_threshold);
     if (d.no_data == "good") slice = "(" + slice + ") or on() vector(1)";
@@ -190,7 +166,7 @@ bool append_slo(std::string& out, const Definition& d, DurationMs eval_interval)
       // kpid resolves a firing alert only once a window falls below factor - hysteresis: while
       // it fires (ALERTS from the previous evaluation), the lower bar holds it.
       const std::string held =
-          " >= (" + number_text(a.factor - a.hysteresis) + " * " + budget + ")";
+          " > (" + number_text(a.factor - a.hysteresis) + " * " + budget + ")";
       expr = "(" + expr + ") or (" + lng + held + " and " + shrt + held +
              " and on(slo) ALERTS{alertname=" + promql_quote(a.name) + ",alertstate=\"firing\"," +
              slo_label + "})";

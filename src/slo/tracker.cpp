@@ -22,23 +22,10 @@ constexpr DurationMs kForgetSeries = 3'600'000;
 // Range queries filling the ledger are cut into pieces of this many steps.
 constexpr int64_t kFillPieceSteps = 1'000;
 
-// What an events expression reads as counters: the selector itself when the expression sums
-// one selector (`sum by (code) (x)`), so a counter reset in one series is seen as that series'
-// reset rather than as a drop of the sum; otherwise the expression as written.
+// What an events expression reads as counters: its counted selector, else the expression.
 std::string counter_query(const std::string& text) {
-  auto parsed = query::parse_promql(text);
-  if (!parsed) return text;
-  const query::Expr* e = parsed->get();
-  while (const auto* p = std::get_if<query::ParenExpr>(&e->node)) e = p->expr.get();
-  if (const auto* a = std::get_if<query::AggregateExpr>(&e->node);
-      a != nullptr && a->op == query::AggregateOp::kSum) {
-    const query::Expr* inner = a->expr.get();
-    while (const auto* p = std::get_if<query::ParenExpr>(&inner->node)) inner = p->expr.get();
-    if (std::holds_alternative<query::VectorSelector>(inner->node)) {
-      return query::print_expr(*inner);
-    }
-  }
-  return text;
+  std::string selector = counted_selector(text);
+  return selector.empty() ? text : selector;
 }
 
 // The increase of `query`'s counters over each `step` ending at start, start + step, ... <= end,

@@ -155,7 +155,7 @@ TEST_CASE(
         slo_alert = firing[0].as_object();
         return true;
       },
-      until(incident + 150s), 250ms);
+      until(incident + 90s), 250ms);
   REQUIRE(burning);
   CHECK(json_str(slo_alert, "name") == "CheckoutAvailabilityDemoBurn");
   CHECK(jnum(slo_alert, "value") > 2);

@@ -175,14 +175,14 @@ TEST_CASE("slo rules: kpictl slo lists the SLOs and shows one", "[slo_rules]") {
 TEST_CASE("slo rules: a real Prometheus running the rules fires and resolves with kpid",
           "[slo_rules][prometheus]") {
   constexpr int64_t kSecond = 1000;
-  constexpr int kGood = 20;      // seconds of good traffic
-  constexpr int kOutage = 15;    // then every request fails
-  constexpr int kRecovery = 15;  // then good again
+  constexpr int kGood = 12;      // seconds of good traffic
+  constexpr int kOutage = 10;    // then every request fails
+  constexpr int kRecovery = 13;  // then good again
   constexpr double kRate = 10;   // requests a second
   const std::string kAlert = "shop_fast_burn";
   // Burn factor 10.5 of a 1% budget: the alert needs more than 10.5% errors over both 1m and
   // 10s. The 1m window holds the whole good period, so with x seconds of outage its error
-  // ratio is about x / (20 + x): above 0.105 once x > 2.35. The 10s window clears about 9s
+  // ratio is about x / (12 + x): above 0.105 once x > 1.4. The 10s window clears about 9s
   // after recovery. 10.5, not 10, keeps both crossings off sample boundaries.
   Kpid k({.config_toml = R"(
 [[slo]]
@@ -294,7 +294,7 @@ for = "0s"
   INFO("kpid fired " << fmt_rfc3339(kpid_fired) << ", resolved " << fmt_rfc3339(kpid_resolved));
   INFO("Prometheus fired " << fmt_rfc3339(prom_fired) << ", resolved "
                            << fmt_rfc3339(prom_resolved));
-  // By hand: about 2.4s into the outage, about 9s after recovery.
+  // By hand: about 1.4s into the outage, about 9s after recovery.
   CHECK(kpid_fired > outage_start);
   CHECK(kpid_fired < outage_start + 15 * kSecond);
   CHECK(kpid_resolved > outage_end);

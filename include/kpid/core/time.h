@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "kpid/core/status.h"
 
@@ -31,6 +32,10 @@ Result<TimestampMs> parse_time(std::string_view text);
 // Formats a duration in Prometheus' shortest form: 300000 -> "5m", 5400000 -> "1h30m",
 // 1500 -> "1s500ms", 0 -> "0s".
 std::string format_duration(DurationMs duration);
+
+// The UTC calendar period of `months` months (1, 3, 6 or 12: month, quarter, half, year)
+// holding `at`, as [first, second): e.g. a quarter from January 1st to April 1st.
+std::pair<TimestampMs, TimestampMs> calendar_period(int months, TimestampMs at);
 
 // Appends a timestamp as Prometheus API seconds, a JSON number with up to 3 decimals and no
 // trailing zeros: 1435781430781 -> "1435781430.781", 1435781430000 -> "1435781430",

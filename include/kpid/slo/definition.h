@@ -46,6 +46,12 @@ std::vector<BurnAlert> default_alerts(std::string_view id);
 std::string default_alert_name(std::string_view id, DurationMs long_window,
                                DurationMs short_window);
 
+// The selector whose series an events expression counts: the expression itself when it is a
+// selector without offset or @, or the one `sum [by|without (...)] (selector)` sums (summing
+// counters before taking their increase would see one series' reset as a drop of the sum);
+// "" for any other expression.
+std::string counted_selector(std::string_view expr);
+
 struct Definition {
   std::string id;
   std::string name;

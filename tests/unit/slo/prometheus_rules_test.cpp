@@ -184,8 +184,8 @@ TEST_CASE("slo prometheus rules: custom alerts with for, clear_for and hysteresi
             "        for: 30s\n        keep_firing_for: 1m30s\n"));
   // The hysteresis holds a firing alert until a window is below 1.5x.
   CHECK(has(yaml,
-            "or (slo:sli_error:ratio_rate1h30m{slo=\\\"api\\\"} >= (1.5 * 0.005) and "
-            "slo:sli_error:ratio_rate15m{slo=\\\"api\\\"} >= (1.5 * 0.005) and on(slo) "
+            "or (slo:sli_error:ratio_rate1h30m{slo=\\\"api\\\"} > (1.5 * 0.005) and "
+            "slo:sli_error:ratio_rate15m{slo=\\\"api\\\"} > (1.5 * 0.005) and on(slo) "
             "ALERTS{alertname=\\\"api_slow_burn\\\",alertstate=\\\"firing\\\","
             "slo=\\\"api\\\"})"));
   CHECK(has(yaml, "summary: \"API \\\"edge\\\" availability (SLO api, objective 99.5%)"));
