@@ -165,8 +165,7 @@ bool append_slo(std::string& out, const Definition& d, DurationMs eval_interval)
     if (a.hysteresis > 0) {
       // kpid resolves a firing alert only once a window falls below factor - hysteresis: while
       // it fires (ALERTS from the previous evaluation), the lower bar holds it.
-      const std::string held =
-          " > (" + number_text(a.factor - a.hysteresis) + " * " + budget + ")";
+      const std::string held = " > (" + number_text(a.factor - a.hysteresis) + " * " + budget + ")";
       expr = "(" + expr + ") or (" + lng + held + " and " + shrt + held +
              " and on(slo) ALERTS{alertname=" + promql_quote(a.name) + ",alertstate=\"firing\"," +
              slo_label + "})";

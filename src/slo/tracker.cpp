@@ -86,6 +86,7 @@ struct Tracker::Slot {
   CounterState good;  // good, or bad when the SLO counts bad events
   CounterState total;
   TimestampMs last_eval = 0;  // 0: the next evaluation only takes the counters' values
+  TimestampMs last_try = 0;   // a failed evaluation is tried again at the next due time
   bool filled = false;
   std::vector<DurationMs> windows;  // burn-rate windows reported: kBurnWindows and the alerts'
   SloView view;                     // under Tracker::mutex_
@@ -233,7 +234,8 @@ void Tracker::run_once() {
     if (stop_source_.stop_requested()) return;
     const DurationMs interval = slot->definition->interval;
     const TimestampMs due = now / interval * interval;  // evaluations sit on the interval grid
-    if (slot->last_eval >= due) continue;
+    if (slot->last_try >= due) continue;
+    slot->last_try = due;
     evaluate(*slot, due);
   }
 }
