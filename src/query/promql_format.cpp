@@ -262,7 +262,14 @@ struct Formatter {
   void operator()(const MatrixSelector& n) { format_selector(out, n.selector, &n.range); }
   void operator()(const UnaryExpr& n) {
     out += n.negate ? "(-" : "(+";
+    // "-1" would read back as the literal -1, not a unary minus: a literal operand (written
+    // "-(1)") keeps its parentheses.
+    const Expr* operand = n.operand.get();
+    while (const auto* p = std::get_if<ParenExpr>(&operand->node)) operand = p->expr.get();
+    const bool literal = std::holds_alternative<NumberLiteral>(operand->node);
+    if (literal) out.push_back('(');
     format_to(out, *n.operand);
+    if (literal) out.push_back(')');
     out.push_back(')');
   }
   void operator()(const BinaryExpr& n) {

@@ -54,7 +54,8 @@ TEST_CASE("promql: operator precedence and associativity", "[promql]") {
   CHECK(canon("a * -b") == "(a * (-b))");
   CHECK(canon("2 ^ -1") == "(2 ^ -1)");
   CHECK(canon("- -a") == "(-(-a))");
-  CHECK(canon("-(1)") == "(-1)");
+  // A unary minus over a parenthesized literal, not the literal -1 (which "-1" would read as).
+  CHECK(canon("-(1)") == "(-(1))");
   CHECK(canon("-a offset 5m") == "(-a offset 5m)");
 }
 
