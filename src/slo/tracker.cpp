@@ -280,8 +280,15 @@ void Tracker::evaluate(Slot& slot, TimestampMs t) {
     if (d.kind == SliKind::kEvents) {
       double good = 0;
       double total = 0;
-      ok = read_increase(engine_, slot.good, t, good, error) &&
-           read_increase(engine_, slot.total, t, total, error);
+      // Both reads or neither: a failed one must not leave the other's counters moved on.
+      CounterState good_counters = slot.good;
+      CounterState total_counters = slot.total;
+      ok = read_increase(engine_, good_counters, t, good, error) &&
+           read_increase(engine_, total_counters, t, total, error);
+      if (ok) {
+        slot.good = std::move(good_counters);
+        slot.total = std::move(total_counters);
+      }
       add.total = total;
       add.good = d.good.empty() ? total - good : good;
     } else if (!first) {

@@ -167,7 +167,9 @@ TEST_CASE(
   const double remaining = jnum(slo.at("budget"), "remaining");
   CHECK(remaining > 0.2);
   CHECK(remaining < 0.7);
-  CHECK(jnum(slo.at("burn_rates"), "5m") > 1);
+  for (const char* w : {"5m", "30m", "1h", "2h", "6h", "1d", "3d"}) {
+    CHECK(jnum(slo.at("burn_rates"), w) > 0);  // the backfilled days had errors in every window
+  }
   CHECK(slo.at("history").at("budget_remaining").as_array().size() >= 200);
 
   // kpid-demo tells the newcomer where to look.
