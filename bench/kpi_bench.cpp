@@ -54,6 +54,8 @@
 #include "kpid/query/engine.h"
 #include "kpid/store/rocksdb_store.h"
 
+#include "scratch.h"
+
 namespace {
 
 using namespace kpid;
@@ -97,35 +99,9 @@ General:
 The temporary data dir is made under $TMPDIR (default /tmp) and removed on exit.
 )";
 
-std::atomic<bool> g_stop{false};
-char g_tmp[4096];  // the temporary dir, removed at exit ("" when none)
-
-void on_signal(int) { g_stop.store(true); }
-
-[[noreturn]] void die(const std::string& message, int code = 1) {
-  std::cerr << "kpi_bench: " << message << "\n";
-  if (g_tmp[0] != '\0') {
-    std::error_code ec;
-    std::filesystem::remove_all(g_tmp, ec);
-  }
-  std::_Exit(code);
-}
-
-struct TempDir {
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/kpi-bench.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) die("mkdtemp failed");
-    path = pattern;
-    std::snprintf(g_tmp, sizeof g_tmp, "%s", path.c_str());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    g_tmp[0] = '\0';
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
+using kpid_bench::die;
+using kpid_bench::g_stop;
+using kpid_bench::TempDir;
 
 struct Options {
   std::string mode;
@@ -344,7 +320,7 @@ void print_metric_lines(const std::string& text, std::string_view prefix) {
 // --- latency -------------------------------------------------------------------------------
 
 int run_latency(const Options& o) {
-  TempDir tmp;
+  TempDir tmp("kpi-bench");
   // kpid logs every status change at info; so does this, to a file (the cost stays in).
   auto logger = spdlog::basic_logger_mt("kpi_bench", tmp.path + "/kpi_bench.log");
   spdlog::set_default_logger(logger);
@@ -604,7 +580,7 @@ crit = 95
 // --- baseline ------------------------------------------------------------------------------
 
 int run_baseline(const Options& o) {
-  TempDir tmp;
+  TempDir tmp("kpi-bench");
   spdlog::set_level(spdlog::level::warn);
   SystemClock clock;
   store::RetentionPolicy retention;
@@ -732,13 +708,14 @@ quantiles = [0.05, 0.95]
 }  // namespace
 
 int main(int argc, char** argv) {
+  kpid_bench::g_program = "kpi_bench";
   Options o = parse_args(argc, argv);
   if (o.mode == "kpis") {
     std::cout << kpi_toml(o.count, o.hosts);
     return 0;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, kpid_bench::on_signal);
+  std::signal(SIGTERM, kpid_bench::on_signal);
   // Watchdog: a hung run ends (temp dir removed) instead of running forever.
   std::thread([timeout = o.timeout] {
     const auto deadline = Steady::now() + std::chrono::duration<double>(timeout);

@@ -54,6 +54,8 @@
 #include "kpid/slo/tracker.h"
 #include "kpid/store/rocksdb_store.h"
 
+#include "scratch.h"
+
 namespace {
 
 using namespace kpid;
@@ -79,35 +81,9 @@ The temporary data dir is made under $TMPDIR (default /tmp) and removed on exit.
 constexpr int64_t kScrapeMs = 10'000;
 constexpr int64_t kRoundMs = 30'000;
 
-std::atomic<bool> g_stop{false};
-char g_tmp[4096];  // the temporary dir, removed at exit ("" when none)
-
-void on_signal(int) { g_stop.store(true); }
-
-[[noreturn]] void die(const std::string& message, int code = 1) {
-  std::cerr << "slo_bench: " << message << "\n";
-  if (g_tmp[0] != '\0') {
-    std::error_code ec;
-    std::filesystem::remove_all(g_tmp, ec);
-  }
-  std::_Exit(code);
-}
-
-struct TempDir {
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/slo-bench.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) die("mkdtemp failed");
-    path = pattern;
-    std::snprintf(g_tmp, sizeof g_tmp, "%s", path.c_str());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    g_tmp[0] = '\0';
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
+using kpid_bench::die;
+using kpid_bench::g_stop;
+using kpid_bench::TempDir;
 
 struct Options {
   int services = 1000;
@@ -343,7 +319,7 @@ std::string us(double seconds, int decimals = 1) { return fixed(seconds * 1e6, d
 std::string ms(double seconds, int decimals = 2) { return fixed(seconds * 1e3, decimals); }
 
 int run(const Options& o) {
-  TempDir tmp;
+  TempDir tmp("slo-bench");
   spdlog::set_level(spdlog::level::warn);
   BenchClock clock;
   const int64_t history_ms = static_cast<int64_t>(o.history_days * 86'400'000);
@@ -530,9 +506,10 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kpid_bench::g_program = "slo_bench";
   Options o = parse_args(argc, argv);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, kpid_bench::on_signal);
+  std::signal(SIGTERM, kpid_bench::on_signal);
   // Watchdog: a hung run ends (temp dir removed) instead of running forever.
   std::thread([timeout = o.timeout] {
     const auto deadline = Steady::now() + std::chrono::duration<double>(timeout);
