@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kpid/config/config.h"
+#include "kpid/net/client_auth.h"
 
 namespace kpid::config::detail {
 
@@ -212,6 +213,15 @@ class Loader {
   void load_alerting(const toml::table& t, alert::AlertingOptions& c);
 
   void load_receivers(const toml::node& node, std::vector<alert::ReceiverOptions>& out);
+
+  // The keys of a server kpid calls (client_sections.cpp): bearer_token, bearer_token_file,
+  // [basic_auth], [headers] and [tls], for the section's check_keys list.
+  static constexpr std::array kClientAuthKeys = {"bearer_token", "bearer_token_file", "basic_auth",
+                                                 "headers", "tls"};
+  void load_client_auth(const toml::table& t, const std::string& section,
+                        net::ClientAuthOptions& c);
+  // A path relative to the config file's directory (as include and auth.tokens_file are).
+  std::string config_relative(const std::string& path) const;
 
   size_t skipped_kpis_ = 0;
   size_t skipped_slos_ = 0;

@@ -198,8 +198,22 @@ struct HttpClient::Impl {
   void setup_tls() {
     tls.emplace(ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
-    tls->set_verify_mode(ssl::verify_peer);
+    tls->set_verify_mode(options.insecure_skip_verify ? ssl::verify_none : ssl::verify_peer);
     error_code ec;
+    if (!options.cert_file.empty()) {
+      tls->use_certificate_chain_file(options.cert_file, ec);
+      if (ec) {
+        setup = Status::invalid_argument("cannot load client certificate '" + options.cert_file +
+                                         "': " + tls_reason(ec));
+        return;
+      }
+      tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
+      if (ec) {
+        setup = Status::invalid_argument("cannot load client key '" + options.key_file +
+                                         "': " + tls_reason(ec));
+        return;
+      }
+    }
     if (options.ca_file.empty()) {
       tls->set_default_verify_paths(ec);
       if (ec) setup = Status::io_error("cannot load the system's CA certificates: " + ec.message());

@@ -37,6 +37,12 @@ struct HttpClientOptions {
   DurationMs timeout = 10'000;
   // PEM bundle of trusted CAs for https; "" uses the system's default verify paths.
   std::string ca_file;
+  // PEM client certificate (chain) and its key, presented to servers that ask for one (mutual
+  // TLS); both or neither.
+  std::string cert_file;
+  std::string key_file;
+  // Skip verifying the server's certificate chain and name (testing only).
+  bool insecure_skip_verify = false;
   // Longer response bodies are cut there (body_truncated); alert receivers answer briefly,
   // API clients such as kpictl read larger answers.
   size_t max_response_bytes = 1 << 20;

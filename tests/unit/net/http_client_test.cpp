@@ -1,5 +1,7 @@
 #include "kpid/net/http_client.h"
 
+#include "kpid/net/client_auth.h"
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -415,4 +417,31 @@ TEST_CASE("a HEAD response has no body and keeps the connection usable", "[http_
   auto got = receiver.requests();
   REQUIRE(got.size() == 2);
   CHECK(got[0].connection == got[1].connection);
+}
+
+TEST_CASE("client auth: Authorization and extra headers", "[net][client_auth]") {
+  using kpid::net::auth_headers;
+  using kpid::net::base64_encode;
+  CHECK(base64_encode("") == "");
+  CHECK(base64_encode("f") == "Zg==");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("Aladdin:open sesame") == "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+
+  kpid::net::ClientAuthOptions auth;
+  auth.basic_username = "Aladdin";
+  auth.basic_password = "open sesame";
+  auth.headers = {{"X-Scope-OrgID", "tenant-1"}};
+  auto h = auth_headers(auth);
+  REQUIRE(h);
+  REQUIRE(h->size() == 2);
+  CHECK((*h)[0] ==
+        std::pair<std::string, std::string>{"Authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="});
+  CHECK((*h)[1].first == "X-Scope-OrgID");
+
+  kpid::net::ClientAuthOptions token;
+  token.bearer_token_file = "/nonexistent/kpid-token";
+  auto missing = auth_headers(token);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.status().message() == "cannot read bearer_token file '/nonexistent/kpid-token'");
 }
