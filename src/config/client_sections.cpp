@@ -11,8 +11,8 @@ namespace {
 bool is_header_token(std::string_view s) {
   if (s.empty()) return false;
   for (unsigned char c : s) {
-    if (std::isalnum(c) == 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) ==
-                                    std::string_view::npos) {
+    if (std::isalnum(c) == 0 &&
+        std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) == std::string_view::npos) {
       return false;
     }
   }

@@ -29,8 +29,7 @@ Result<Shard> parse_shard(std::string_view text) {
   if (!number(text.substr(slash + 1), shard.count)) return fail("the count is not a number");
   if (shard.count < 1 || shard.count > 4096) return fail("the count must be 1 to 4096");
   if (shard.index >= shard.count) {
-    return fail("the index must be below the count (0 to " + std::to_string(shard.count - 1) +
-                ")");
+    return fail("the index must be below the count (0 to " + std::to_string(shard.count - 1) + ")");
   }
   return shard;
 }

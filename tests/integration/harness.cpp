@@ -999,6 +999,37 @@ std::string json_str(const json::value& v, std::string_view key) {
   return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
 }
 
+RealVictoriaMetrics::RealVictoriaMetrics(const std::vector<std::string>& extra_args)
+    : port(free_port()), args(extra_args) {
+  start();
+}
+
+void RealVictoriaMetrics::start() {
+  std::vector<std::string> argv = {VICTORIA_METRICS_BINARY, "-storageDataPath=" + dir.file("data"),
+                                   "-httpListenAddr=127.0.0.1:" + std::to_string(port),
+                                   "-retentionPeriod=100y", "-loggerLevel=WARN"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process = std::make_unique<BackgroundProcess>("victoria-metrics", argv, dir.file("victoria.log"));
+  REQUIRE(eventually(
+      [&] {
+        try {
+          return http_request(port, "GET", "/health", {}, {}, 2s).status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      30s, 50ms));
+}
+
+void RealVictoriaMetrics::stop() {
+  if (process) process->stop();
+  process.reset();
+}
+
+void RealVictoriaMetrics::flush() const {
+  REQUIRE(http_request(port, "GET", "/internal/force_flush", {}, {}, 10s).status == 200);
+}
+
 }  // namespace kpid_it
 
 namespace kpid_it {

@@ -197,6 +197,26 @@ struct RealPrometheus {
   std::unique_ptr<BackgroundProcess> process;
 };
 
+// A real single-node VictoriaMetrics (Debian's victoria-metrics) on a free loopback port with a
+// temporary data dir, ready (GET /health) when constructed; stopped by PID when destroyed. It
+// takes remote write at /api/v1/write and answers the Prometheus query API at /api/v1/query and
+// /api/v1/query_range. stop() and start() take it down and bring it back on the same port with
+// the same data, for tests of a peer that is away for a while.
+struct RealVictoriaMetrics {
+  explicit RealVictoriaMetrics(const std::vector<std::string>& extra_args = {});
+  void start();
+  void stop();
+  // Makes everything written so far visible to queries (VictoriaMetrics buffers recent writes
+  // for about a second): GET /internal/force_flush.
+  void flush() const;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+
+  TempDir dir;
+  uint16_t port = 0;
+  std::vector<std::string> args;
+  std::unique_ptr<BackgroundProcess> process;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Prometheus text format
 
