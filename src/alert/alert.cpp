@@ -78,6 +78,7 @@ json::object to_json(const Alert& a) {
   o["notified"] = a.notified;
   o["notification"] = a.notification.empty() ? json::value(nullptr) : json::value(a.notification);
   o["last_notified"] = rfc3339_value(a.last_notified);
+  if (!a.rule_group.empty()) o["rule_group"] = a.rule_group;
   return o;
 }
 
@@ -88,6 +89,7 @@ Result<Alert> alert_from_json(const json::object& o) {
   a.kpi = r.str("kpi");
   a.kpi_name = r.str("kpi_name", false);
   a.slo = r.str("slo", false);
+  a.rule_group = r.str("rule_group", false);
   if (const json::value* v = o.if_contains("receivers"); v && v->is_array()) {
     for (const auto& n : v->get_array()) {
       if (n.is_string()) a.receivers.emplace_back(n.get_string());

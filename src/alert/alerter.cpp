@@ -29,7 +29,17 @@ namespace {
 
 // Rules and open alerts are kept by subject: a KPI id, or "slo:<id>" (KPI ids have no ':').
 std::string subject_of(const Rule& r) { return r.slo.empty() ? r.kpi : "slo:" + r.slo; }
-std::string subject_of(const Alert& a) { return a.slo.empty() ? a.kpi : "slo:" + a.slo; }
+std::string subject_of(const Alert& a) {
+  if (!a.rule_group.empty()) return "rule:" + a.rule_group + "/" + a.name;
+  return a.slo.empty() ? a.kpi : "slo:" + a.slo;
+}
+
+// A Prometheus rule's alert: one per label set.
+std::string rule_alert_key(const std::string& group, const std::map<std::string, std::string>& l) {
+  std::string key = "rule:" + group + "/";
+  for (const auto& [k, v] : l) key += k + "=" + v + "\x1f";
+  return key;
+}
 
 // One open alert per rule: "<kpi>/<condition>" (a KPI has one rule per condition), or
 // "slo:<id>/<alertname>".
@@ -37,6 +47,7 @@ std::string open_key(const Rule& r) {
   return subject_of(r) + "/" + (r.slo.empty() ? std::string(condition_name(r.condition)) : r.name);
 }
 std::string open_key(const Alert& a) {
+  if (!a.rule_group.empty()) return rule_alert_key(a.rule_group, a.labels);
   return subject_of(a) + "/" + (a.slo.empty() ? std::string(condition_name(a.condition)) : a.name);
 }
 
@@ -185,6 +196,10 @@ void Alerter::close_orphans(TimestampMs now) {
   std::vector<uint64_t> orphaned;
   for (const auto& [key, id] : open_) {
     const Alert& a = alerts_.at(id);
+    if (!a.rule_group.empty()) {
+      if (!rule_groups_.contains(a.rule_group)) orphaned.push_back(id);
+      continue;
+    }
     auto it = rules_.find(subject_of(a));
     bool kept = it != rules_.end() && std::any_of(it->second.begin(), it->second.end(),
                                                   [&](const Rule& r) { return rule_of(r, a); });
@@ -284,18 +299,26 @@ void Alerter::run() {
   TimestampMs next_tick = 0;
   std::vector<kpi::KpiView> batch;
   std::vector<SloObservation> slo_batch;
+  std::vector<RuleAlertObservation> rule_batch;
   while (true) {
     {
       std::unique_lock lock(queue_mutex_);
       const TimestampMs now = clock_.now_ms();
-      if (queue_.empty() && slo_queue_.empty() && !stopping_ && now < next_tick) {
+      if (queue_.empty() && slo_queue_.empty() && rule_queue_.empty() && !stopping_ &&
+          now < next_tick) {
         wake_.wait_for(lock, std::chrono::milliseconds(next_tick - now));
       }
       if (stopping_) return;
       batch.swap(queue_);
       slo_batch.swap(slo_queue_);
+      rule_batch.swap(rule_queue_);
     }
     const TimestampMs now = clock_.now_ms();
+    for (const auto& rule : rule_batch) {
+      if (stopping()) return;
+      process(rule, now);
+    }
+    rule_batch.clear();
     for (const auto& view : batch) {
       // What is left of the batch is dropped: the next start evaluates every KPI afresh.
       if (stopping()) return;
@@ -317,12 +340,15 @@ void Alerter::run() {
 void Alerter::run_once() {
   std::vector<kpi::KpiView> batch;
   std::vector<SloObservation> slo_batch;
+  std::vector<RuleAlertObservation> rule_batch;
   {
     std::lock_guard lock(queue_mutex_);
     batch.swap(queue_);
     slo_batch.swap(slo_queue_);
+    rule_batch.swap(rule_queue_);
   }
   const TimestampMs now = clock_.now_ms();
+  for (const auto& rule : rule_batch) process(rule, now);
   for (const auto& view : batch) process(view, now);
   for (const auto& slo : slo_batch) process(slo, now);
   tick(now);
@@ -767,6 +793,133 @@ json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
   for (const auto& id : silenced_by(alert, now)) silenced.push_back(json::string(id));
   o["silenced_by"] = std::move(silenced);
   return o;
+}
+
+void Alerter::set_rule_groups(std::set<std::string> ids) {
+  std::lock_guard lock(mutex_);
+  rule_groups_ = std::move(ids);
+}
+
+void Alerter::rule_alerts_evaluated(RuleAlertObservation observation) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    // One waiting evaluation per rule is enough: the newest says everything.
+    auto it = std::find_if(rule_queue_.begin(), rule_queue_.end(), [&](const auto& o) {
+      return o.group == observation.group && o.rule == observation.rule;
+    });
+    if (it != rule_queue_.end()) {
+      *it = std::move(observation);
+    } else {
+      rule_queue_.push_back(std::move(observation));
+    }
+  }
+  wake_.notify_one();
+}
+
+// Prometheus' state machine has run in the rules module; this mirrors its alerts as kpid
+// alerts. A firing alert stays firing while the rule reports it pending again (after a restart
+// whose `for` was not restored), so a restart neither resolves nor re-announces it.
+void Alerter::process(const RuleAlertObservation& obs, TimestampMs now) {
+  std::lock_guard lock(mutex_);
+  if (!rule_groups_.contains(obs.group)) return;
+  std::set<std::string> seen;
+  for (const auto& item : obs.alerts) {
+    const std::string key = rule_alert_key(obs.group, item.labels);
+    seen.insert(key);
+    auto open = open_.find(key);
+    const Alert* alert = open == open_.end() ? nullptr : &alerts_.at(open->second);
+    const bool creating = alert == nullptr;
+    if (item.state == "inactive") {
+      if (creating) continue;
+    } else if (!creating && (alert->state == State::kFiring || item.state == "pending")) {
+      continue;  // no change to record
+    }
+    const uint64_t id = creating ? next_alert_ : open->second;
+    Alert next;
+    Outbox::Records extra;
+    if (creating) {
+      next.id = std::to_string(id);
+      next.kpi_name = obs.rule;
+      next.name = obs.rule;
+      next.rule_group = obs.group;
+      auto label = [&](const char* n) {
+        auto it = item.labels.find(n);
+        return it == item.labels.end() ? std::string() : it->second;
+      };
+      next.severity = label("severity");
+      next.owner = label("owner");
+      next.runbook_url = item.annotations.count("runbook_url") ? item.annotations.at("runbook_url")
+                                                               : std::string();
+      next.labels = item.labels;
+      next.state = State::kPending;
+      next.pending_since = item.active_at;
+      extra.emplace_back(std::string(kAlertSeqKey), std::to_string(id + 1));
+    } else {
+      next = *alert;
+    }
+    next.annotations = item.annotations;
+    next.value = item.value;
+    const std::string value_text = format_number(item.value);
+    Status written;
+    if (item.state == "pending") {
+      written = persist(next, {{now, "pending", "value " + value_text}}, extra);
+    } else if (item.state == "firing") {
+      next.state = State::kFiring;
+      next.firing_since = now;
+      std::vector<AlertEvent> events;
+      if (creating) events.push_back({now, "pending", "value " + value_text});
+      events.push_back({now, "firing",
+                        next.annotations.count("summary") ? next.annotations.at("summary")
+                                                          : "value " + value_text});
+      written = notify(next, kFiringEvent, now, std::move(events), extra);
+      if (written) spdlog::warn("alert {} ({}): firing, value {}", next.id, next.name, value_text);
+    } else if (next.state == State::kPending) {
+      if (!erase_alert(id)) continue;
+      open_.erase(key);
+      continue;
+    } else {
+      next.state = State::kResolved;
+      next.resolved_at = now;
+      std::vector<AlertEvent> events{{now, "resolved", "value " + value_text}};
+      written = next.announced ? notify(next, kResolvedEvent, now, std::move(events))
+                               : persist(next, std::move(events));
+    }
+    if (!written) continue;
+    if (creating) {
+      next_alert_ = id + 1;
+      open_[key] = id;
+    }
+    if (next.state == State::kResolved) {
+      outbox_.forget(next.id);
+      open_.erase(key);
+    }
+    alerts_[id] = std::move(next);
+  }
+  // Alerts the rule no longer reports (gone from its result and past keep_firing_for).
+  std::vector<std::pair<std::string, uint64_t>> gone;
+  for (const auto& [key, id] : open_) {
+    const Alert& a = alerts_.at(id);
+    if (a.rule_group == obs.group && a.name == obs.rule && !seen.contains(key)) {
+      gone.emplace_back(key, id);
+    }
+  }
+  for (const auto& [key, id] : gone) {
+    Alert next = alerts_.at(id);
+    if (next.state == State::kPending) {
+      if (erase_alert(id)) open_.erase(key);
+      continue;
+    }
+    next.state = State::kResolved;
+    next.resolved_at = now;
+    std::vector<AlertEvent> events{{now, "resolved", "no longer in the rule's result"}};
+    const Status written = next.announced ? notify(next, kResolvedEvent, now, std::move(events))
+                                          : persist(next, std::move(events));
+    if (!written) continue;
+    outbox_.forget(next.id);
+    open_.erase(key);
+    alerts_[id] = std::move(next);
+  }
+  update_gauges();
 }
 
 }  // namespace kpid::alert

@@ -74,6 +74,7 @@ std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
     if (!f.slo.empty() && a.slo != f.slo) continue;
     if (!f.owner.empty() && a.owner != f.owner) continue;
     if (!f.severity.empty() && a.severity != f.severity) continue;
+    if (!f.rule_group.empty() && a.rule_group != f.rule_group) continue;
     if (f.acknowledged && a.acknowledged.has_value() != *f.acknowledged) continue;
     AlertView view = view_of(a, now);
     if (f.silenced && view.silenced_by.empty() == *f.silenced) continue;

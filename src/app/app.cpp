@@ -19,6 +19,7 @@
 #include <future>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -36,6 +37,8 @@
 #include "kpid/net/tls.h"
 #include "kpid/query/engine.h"
 #include "kpid/query/work_pool.h"
+#include "kpid/rules/alerter_bridge.h"
+#include "kpid/rules/evaluator.h"
 #include "kpid/server/http_server.h"
 #include "kpid/server/routes.h"
 #include "kpid/store/rocksdb_store.h"
@@ -158,6 +161,14 @@ LoadedConfig load_all(const CommandLine& command_line) {
     out.tokens = std::move(*tokens);
   }
   check_exposure(out.config, out.tokens, out.errors);
+  // [rules]: Prometheus rule files, refused where promtool refuses them.
+  out.rule_groups = rules::load_rule_files(out.config.rules.paths, out.errors);
+  if (!out.config.rules.datasource.empty()) {
+    const SourcePos& p = out.config.rules.datasource_pos;
+    out.errors.push_back(
+        {p.file, p.line, p.column, "rules.datasource",
+         "no [[datasource]] named \"" + out.config.rules.datasource + "\" is defined"});
+  }
   out.tls_file_errors = check_tls_files(out.config);
   out.errors.insert(out.errors.end(), out.tls_file_errors.begin(), out.tls_file_errors.end());
   config::sort_errors(out.errors);
@@ -228,6 +239,12 @@ int check_config(const CommandLine& command_line, std::ostream& out, std::ostrea
   if (!loaded.slos.empty()) {
     out << loaded.slos.size() << " SLO" << (loaded.slos.size() == 1 ? "" : "s") << ", ";
   }
+  if (!loaded.rule_groups.empty()) {
+    size_t n = 0;
+    for (const auto& g : loaded.rule_groups) n += g.rules.size();
+    out << loaded.rule_groups.size() << " rule group" << (loaded.rule_groups.size() == 1 ? "" : "s")
+        << " with " << n << " Prometheus rule" << (n == 1 ? "" : "s") << ", ";
+  }
   out << loaded.rules.size() << " alert rule" << (loaded.rules.size() == 1 ? "" : "s") << ", "
       << loaded.receivers.size() << " receiver" << (loaded.receivers.size() == 1 ? "" : "s");
   if (!loaded.warnings.empty()) {
@@ -258,6 +275,7 @@ class Daemon {
     okr_policies_ = std::move(loaded.okr_policies);
     slos_ = std::move(loaded.slos);
     slo_okr_policies_ = std::move(loaded.slo_okr_policies);
+    rule_groups_ = std::move(loaded.rule_groups);
     token_count_ = loaded.tokens.size();
     tokens_ = std::move(loaded.tokens);
     setup_logging(config_.log.level);
@@ -338,6 +356,7 @@ class Daemon {
     // The planner (made before the tracker) reads its figures for [slo.okr].
     planner_->set_slo_tracker(slos_tracker_.get());
     planner_->set_slo_policies(std::move(slo_okr_policies_));
+    start_rules();
 
     access_ = std::make_unique<auth::Access>(std::move(tokens_), config_.auth.open);
     auto audit = auth::AuditLog::open(audit_log_path(config_));
@@ -373,6 +392,7 @@ class Daemon {
         config_.http.rate_limit,
         config_.http.rate_limit_burst};
     services.ingest_options = config_.ingest;
+    services.rules = rule_evaluator_.get();
     services.backup_dir = store::backup_dir_of(config_.storage);
     services.backup = [this](const std::string& dir) { return store_->backup(dir); };
     services.list_backups = [](const std::string& dir) {
@@ -397,6 +417,7 @@ class Daemon {
     alerter_->start();
     planner_->start();
     slos_tracker_->start();
+    rule_evaluator_->start();
     spdlog::info("alerting: {} receivers", receivers_.size());
     if (!config_.line.listen.empty()) {
       // TLS handshakes are bounded alike on both listeners.
@@ -442,6 +463,28 @@ class Daemon {
 
   // The outbox picks up what a previous run left undelivered; the alerter its open alerts.
   // Their threads start once the HTTP port is known.
+  // ---- Prometheus rule files ([rules], rules module) ----
+  // Groups evaluate against the local engine; what they record goes to the store and to the
+  // KPI evaluator, as an ingested batch does.
+  void start_rules() {
+    rules::EvaluatorOptions options;
+    options.default_interval = config_.rules.evaluation_interval;
+    rule_alerts_ = std::make_unique<rules::AlerterBridge>(*alerter_);
+    rule_evaluator_ = std::make_unique<rules::RuleEvaluator>(
+        *store_, evaluator_.get(),
+        [this](const query::Expr& expr, TimestampMs time) { return engine_->instant(expr, time); },
+        rule_alerts_.get(), &metrics_, clock_, options);
+    set_rule_groups(std::move(rule_groups_));
+  }
+
+  // Alerts of groups that are gone resolve; the evaluator keeps the state of groups that stay.
+  void set_rule_groups(std::vector<rules::RuleGroup> groups) {
+    std::set<std::string> ids;
+    for (const auto& g : groups) ids.insert(g.id);
+    alerter_->set_rule_groups(std::move(ids));
+    rule_evaluator_->set_groups(std::move(groups));
+  }
+
   bool start_alerting() {
     const alert::OutboxOptions outbox_options{config_.alerting.notification_max_age,
                                               config_.alerting.retry_initial,
@@ -544,6 +587,11 @@ class Daemon {
     step("stop OKR planning", [&] {
       if (planner_) planner_->stop(deadline);
     });
+    step("stop rule evaluation", [&] {
+      if (rule_evaluator_) rule_evaluator_->stop(deadline);
+    });
+    rule_evaluator_.reset();
+    rule_alerts_.reset();
     step("stop SLO tracking", [&] {
       if (slos_tracker_) slos_tracker_->stop(deadline);
     });
@@ -682,6 +730,8 @@ class Daemon {
     evaluator_->set_kpis(std::move(loaded.kpis));
     slos_tracker_->set_slos(std::move(loaded.slos));
     planner_->set_slo_policies(std::move(loaded.slo_okr_policies));
+    spdlog::info("reload: {} rule groups", loaded.rule_groups.size());
+    set_rule_groups(std::move(loaded.rule_groups));
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
@@ -708,6 +758,9 @@ class Daemon {
   std::vector<std::thread> threads_;
   std::unique_ptr<store::RocksDbStore> store_;
   std::unique_ptr<query::Engine> engine_;
+  std::unique_ptr<rules::AlerterBridge> rule_alerts_;     // [rules] alerts -> the alerter
+  std::unique_ptr<rules::RuleEvaluator> rule_evaluator_;  // [rules]
+  std::vector<rules::RuleGroup> rule_groups_;             // until the rule evaluator takes them
   // After io_ and store_: destroyed (their workers joined) before them.
   std::unique_ptr<query::WorkPool> query_pool_;
   std::unique_ptr<query::WorkPool> maintenance_pool_;

@@ -223,6 +223,10 @@ class Loader {
   // A path relative to the config file's directory (as include and auth.tokens_file are).
   std::string config_relative(const std::string& path) const;
 
+  // [rules] (rules_sections.cpp): the patterns, expanded into paths; the files themselves are
+  // loaded by the rules module (they need the PromQL parser).
+  void load_rules(const toml::table& t, rules::RulesOptions& c);
+
   size_t skipped_kpis_ = 0;
   size_t skipped_slos_ = 0;
   const std::string& file_;

@@ -70,6 +70,7 @@ Response list_alerts(const Request& request, const alert::Alerter& alerts) {
   filter.slo = get("slo");
   filter.owner = get("owner");
   filter.severity = get("severity");
+  filter.rule_group = get("rule_group");
   if (!filter.state.empty() && filter.state != "pending" && filter.state != "firing" &&
       filter.state != "resolved") {
     return api_error(request, "invalid parameter \"state\": \"" + filter.state +

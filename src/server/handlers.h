@@ -182,6 +182,9 @@ std::optional<std::string_view> slo_rules_id(std::string_view path);
 
 // GET|HEAD the rules paths: the SLOs (all, or the one `id` names) as a Prometheus rule file,
 // 200 application/yaml; 404 in the API envelope for an unknown id, 405 for other methods.
+// GET /api/v1/rules (rules_api.cpp): the Prometheus rule groups, as Prometheus answers.
+Response handle_rules_api(const Request& request, const rules::RuleEvaluator* evaluator);
+
 Response handle_slo_rules(const Request& request, std::string_view id, const slo::Tracker& slos);
 
 }  // namespace kpid::server::detail

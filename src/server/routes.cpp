@@ -62,6 +62,7 @@ enum class Route {
   kSlos,
   kSlo,
   kSloRules,
+  kRules,
   kOther,
   kCount
 };
@@ -106,6 +107,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/slos",
     "/api/v1/slos/:id",
     "/api/v1/slos/:id/rules",
+    "/api/v1/rules",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -148,6 +150,7 @@ Route route_of(std::string_view path) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
   if (path == "/api/v1/slos") return Route::kSlos;
+  if (path == "/api/v1/rules") return Route::kRules;
   if (detail::slo_rules_id(path)) return Route::kSloRules;
   if (path.starts_with("/api/v1/slos/")) return Route::kSlo;
   if (path == "/") return Route::kDashboard;
@@ -395,6 +398,7 @@ struct Router::Impl {
       return detail::handle_okr_api(request, path.substr(std::string_view("/api/v1/okrs").size()),
                                     services.okrs);
     }
+    if (route == Route::kRules) return detail::handle_rules_api(request, services.rules);
     if (route == Route::kSloRules) {
       return detail::handle_slo_rules(request, *detail::slo_rules_id(path), services.slos);
     }

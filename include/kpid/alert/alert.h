@@ -57,6 +57,9 @@ struct Alert {
   // outbox), "delivered" (a receiver accepted it), "expired" (dropped undelivered).
   std::string notification;
   TimestampMs last_notified = 0;  // the last firing or repeat announcement
+  // A Prometheus rule file's alert: its group's id ("<file>:<group>"); "" for KPI and SLO
+  // alerts. Its identity is the group, the alertname and the labels.
+  std::string rule_group;
 };
 
 // A line of an alert's timeline.

@@ -60,6 +60,7 @@ struct AlertFilter {
   std::string severity;
   std::optional<bool> acknowledged;  // unset: either
   std::optional<bool> silenced;      // by an active silence now
+  std::string rule_group;            // Prometheus rule group id
 };
 
 struct AlertView {
@@ -86,6 +87,23 @@ struct SloObservation {
   double burn_rate(DurationMs window) const;  // NaN when not given
 };
 
+// What one evaluation of a Prometheus alerting rule says (the rules module fills it in): the
+// rule's state machine (for, keep_firing_for) runs there; the alerter turns its alerts into
+// kpid alerts: pending ones recorded, firing ones announced, inactive or vanished ones resolved
+// (pending ones cancelled).
+struct RuleAlertObservation {
+  std::string group;  // the rule group's id
+  std::string rule;   // alertname
+  struct Item {
+    std::map<std::string, std::string> labels;  // with alertname
+    std::map<std::string, std::string> annotations;
+    std::string state;  // "pending", "firing", "inactive"
+    double value = 0;
+    TimestampMs active_at = 0;
+  };
+  std::vector<Item> alerts;
+};
+
 class Alerter final : public kpi::EvaluationListener {
  public:
   // Everything referenced must outlive the alerter. `metrics` may be null.
@@ -108,6 +126,11 @@ class Alerter final : public kpi::EvaluationListener {
   void evaluated(const kpi::KpiView& kpi) override;
   // An SLO's evaluation, for its burn-rate rules (a queue hand-off; any thread).
   void slo_evaluated(SloObservation slo);
+  // The Prometheus rule groups whose alerts stay open (others' resolve, as a removed rule's);
+  // call with set_rules (at start and on reload).
+  void set_rule_groups(std::set<std::string> ids);
+  // A Prometheus alerting rule's evaluation (a queue hand-off; any thread).
+  void rule_alerts_evaluated(RuleAlertObservation observation);
   // Processes queued evaluations and one tick on the calling thread (tests).
   void run_once();
 
@@ -153,6 +176,7 @@ class Alerter final : public kpi::EvaluationListener {
   };
   void process(const kpi::KpiView& view, TimestampMs now);
   void process(const SloObservation& slo, TimestampMs now);
+  void process(const RuleAlertObservation& rule, TimestampMs now);
   void tick(TimestampMs now);
   void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
   void step_burn(const Rule& rule, const SloObservation& slo, TimestampMs now);
@@ -207,6 +231,8 @@ class Alerter final : public kpi::EvaluationListener {
   std::condition_variable wake_;
   std::vector<kpi::KpiView> queue_;
   std::vector<SloObservation> slo_queue_;
+  std::vector<RuleAlertObservation> rule_queue_;
+  std::set<std::string> rule_groups_;  // under mutex_
   bool stopping_ = false;
   WorkerThread thread_;
 };

@@ -13,6 +13,7 @@
 #include "kpid/core/status.h"
 #include "kpid/kpi/definition.h"
 #include "kpid/okr/planner.h"
+#include "kpid/rules/rule_file.h"
 #include "kpid/slo/definition.h"
 
 namespace kpid::app {
@@ -52,6 +53,7 @@ struct LoadedConfig {
   // Certificate and key files that do not load (these errors are in `errors` too): a reload
   // logs them and keeps the running pair instead of refusing the rest.
   std::vector<config::ConfigError> tls_file_errors;
+  std::vector<rules::RuleGroup> rule_groups;  // [rules] files, checked as promtool checks them
 };
 LoadedConfig load_all(const CommandLine& command_line);
 

@@ -18,6 +18,7 @@
 #include "kpid/kpi/options.h"
 #include "kpid/okr/options.h"
 #include "kpid/query/options.h"
+#include "kpid/rules/options.h"
 #include "kpid/server/options.h"
 #include "kpid/slo/options.h"
 #include "kpid/store/options.h"
@@ -52,6 +53,8 @@ struct Config {
   // work, stopping deliveries, the checkpoint, closing RocksDB) ends within this.
   DurationMs shutdown_timeout = 10'000;
   std::string source;  // the file it came from, "" for defaults only
+  // [rules]: Prometheus rule files.
+  rules::RulesOptions rules;
 };
 
 // Values given on the command line; they win over the file.

@@ -38,6 +38,7 @@
 #include "kpid/okr/planner.h"
 #include "kpid/query/engine.h"
 #include "kpid/query/work_pool.h"
+#include "kpid/rules/evaluator.h"
 #include "kpid/server/http_server.h"
 #include "kpid/slo/tracker.h"
 #include "kpid/store/rocksdb_store.h"
@@ -94,6 +95,8 @@ struct RouterServices {
   std::function<Result<std::vector<store::BackupInfo>>(const std::string& dir)> list_backups{};
   // The [ingest] options (a restart changes them).
   ingest::IngestOptions ingest_options{};
+  // The Prometheus rule groups for GET /api/v1/rules; null: none.
+  const rules::RuleEvaluator* rules = nullptr;
 };
 
 // What a configuration reload did (POST /-/reload and SIGHUP run the same reload).
