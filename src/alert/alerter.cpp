@@ -197,7 +197,7 @@ void Alerter::close_orphans(TimestampMs now) {
   for (const auto& [key, id] : open_) {
     const Alert& a = alerts_.at(id);
     if (!a.rule_group.empty()) {
-      if (!rule_groups_.contains(a.rule_group)) orphaned.push_back(id);
+      if (rule_groups_ && !rule_groups_->contains(a.rule_group)) orphaned.push_back(id);
       continue;
     }
     auto it = rules_.find(subject_of(a));
@@ -821,7 +821,7 @@ void Alerter::rule_alerts_evaluated(RuleAlertObservation observation) {
 // whose `for` was not restored), so a restart neither resolves nor re-announces it.
 void Alerter::process(const RuleAlertObservation& obs, TimestampMs now) {
   std::lock_guard lock(mutex_);
-  if (!rule_groups_.contains(obs.group)) return;
+  if (!rule_groups_ || !rule_groups_->contains(obs.group)) return;
   std::set<std::string> seen;
   for (const auto& item : obs.alerts) {
     const std::string key = rule_alert_key(obs.group, item.labels);

@@ -19,7 +19,6 @@
 #include <future>
 #include <iostream>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <tuple>
 
@@ -477,12 +476,10 @@ class Daemon {
     set_rule_groups(std::move(rule_groups_));
   }
 
-  // Alerts of groups that are gone resolve; the evaluator keeps the state of groups that stay.
+  // Alerts of groups that are gone (or not this instance's) resolve; the evaluator keeps the
+  // state of groups that stay.
   void set_rule_groups(std::vector<rules::RuleGroup> groups) {
-    std::set<std::string> ids;
-    for (const auto& g : groups) ids.insert(g.id);
-    alerter_->set_rule_groups(std::move(ids));
-    rule_evaluator_->set_groups(std::move(groups));
+    alerter_->set_rule_groups(rule_evaluator_->set_groups(std::move(groups)));
   }
 
   bool start_alerting() {

@@ -117,9 +117,10 @@ DurationMs RuleEvaluator::interval_of(const RuleGroup& g) const {
   return std::max<DurationMs>(d, 1);
 }
 
-void RuleEvaluator::set_groups(std::vector<RuleGroup> groups,
-                               std::function<bool(const std::string&)> owns) {
+std::set<std::string> RuleEvaluator::set_groups(std::vector<RuleGroup> groups,
+                                                std::function<bool(const std::string&)> owns) {
   std::map<std::string, std::unique_ptr<GroupRuntime>> next;
+  std::set<std::string> ids;
   std::lock_guard lock(mutex_);
   for (auto& g : groups) {
     if (owns && !owns(g.id)) continue;
@@ -140,10 +141,12 @@ void RuleEvaluator::set_groups(std::vector<RuleGroup> groups,
       rt->last_evaluation = old->second->last_evaluation;
     }
     rt->group = std::move(g);
+    ids.insert(rt->group.id);
     next[rt->group.id] = std::move(rt);
   }
   groups_ = std::move(next);
   wake_.notify_all();
+  return ids;
 }
 
 void RuleEvaluator::start() {

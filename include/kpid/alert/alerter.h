@@ -232,7 +232,9 @@ class Alerter final : public kpi::EvaluationListener {
   std::vector<kpi::KpiView> queue_;
   std::vector<SloObservation> slo_queue_;
   std::vector<RuleAlertObservation> rule_queue_;
-  std::set<std::string> rule_groups_;  // under mutex_
+  // Under mutex_; unset until set_rule_groups (at start, set_rules comes first: the rule
+  // groups' alerts loaded from the store must not resolve before their groups are known).
+  std::optional<std::set<std::string>> rule_groups_;
   bool stopping_ = false;
   WorkerThread thread_;
 };

@@ -110,10 +110,11 @@ class RuleEvaluator {
                 EvaluatorOptions options);
   ~RuleEvaluator();
 
-  // Installs the groups `owns` accepts (all when null), by id: state of groups and rules that
-  // remain (same id, same rule name and index) is kept; call before start() and on reload.
-  void set_groups(std::vector<RuleGroup> groups,
-                  std::function<bool(const std::string& group_id)> owns = nullptr);
+  // Installs the groups `owns` accepts (all when null; the shard predicate), by id: state of
+  // groups and rules that remain (same id, same rule name and index) is kept; call before
+  // start() and on reload. Returns the ids of the groups installed.
+  std::set<std::string> set_groups(std::vector<RuleGroup> groups,
+                                   std::function<bool(const std::string& group_id)> owns = nullptr);
   void start();
   void stop(Deadline deadline = Deadline::never());
 
