@@ -21,7 +21,8 @@ void Loader::load(const toml::table& root, Config& c) {
   static constexpr std::array kSections = {"storage",  "retention", "http",    "line",
                                            "ingest",   "query",     "log",     "include",
                                            "kpi",      "slo",       "openslo", "alerting",
-                                           "receiver", "okr",       "auth",    "shutdown_timeout"};
+                                           "receiver", "okr",       "auth",    "shutdown_timeout",
+                                           "cluster"};
   for (const auto& [key, node] : root) {
     std::string name(key.str());
     bool known = false;
@@ -70,6 +71,7 @@ void Loader::load(const toml::table& root, Config& c) {
     if (name == "alerting") load_alerting(*table, c.alerting);
     if (name == "okr") load_okr(*table, c.okr);
     if (name == "auth") load_auth(*table, c.auth);
+    if (name == "cluster") load_cluster(*table, c.cluster);
   }
   // http.shutdown_timeout is the key's older name, from when it bounded only HTTP draining.
   if (const toml::node* older = root.at_path("http.shutdown_timeout").node()) {

@@ -62,6 +62,7 @@ enum class Route {
   kSlos,
   kSlo,
   kSloRules,
+  kCluster,
   kOther,
   kCount
 };
@@ -106,6 +107,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/slos",
     "/api/v1/slos/:id",
     "/api/v1/slos/:id/rules",
+    "/api/v1/cluster",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -147,6 +149,7 @@ Route route_of(std::string_view path) {
   if (path.starts_with("/api/v1/okrs/")) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
+  if (path == "/api/v1/cluster") return Route::kCluster;
   if (path == "/api/v1/slos") return Route::kSlos;
   if (detail::slo_rules_id(path)) return Route::kSloRules;
   if (path.starts_with("/api/v1/slos/")) return Route::kSlo;
@@ -383,6 +386,7 @@ struct Router::Impl {
     }
     if (route == Route::kAdminCompact) return compact(request, services.compact);
     if (route == Route::kReload) return detail::handle_reload(request, reloader);
+    if (route == Route::kCluster) return detail::handle_cluster(request, cluster);
     if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
       return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
                                     services.kpis, services.clock);
@@ -466,6 +470,7 @@ struct Router::Impl {
 
   RouterServices services;
   std::function<ReloadOutcome()> reloader;
+  std::function<std::string()> cluster;
   detail::PipelinePool pipelines;
   net::RateLimiter limiter;
   prometheus::Counter* rate_limited;
@@ -556,6 +561,10 @@ void Router::set_rate_limit(double rate, double burst) { impl_->limiter.set_limi
 
 void Router::set_reloader(std::function<ReloadOutcome()> reload) {
   impl_->reloader = std::move(reload);
+}
+
+void Router::set_cluster(std::function<std::string()> cluster) {
+  impl_->cluster = std::move(cluster);
 }
 
 Response Router::too_large(const Request& header, uint64_t limit) {

@@ -83,6 +83,8 @@ struct SloObservation {
   double sli = 0;                             // NaN without events
   double budget_remaining = 0;                // fraction
   std::map<DurationMs, double> burn_rates;    // by window; NaN without events in it
+  TimestampMs evaluated_at = 0;               // the (interval-aligned) evaluation time; 0: now
+  DurationMs interval = 0;                    // the SLO's evaluation interval
   double burn_rate(DurationMs window) const;  // NaN when not given
 };
 
@@ -150,7 +152,12 @@ class Alerter final : public kpi::EvaluationListener {
     bool recovered = false;
     std::string describe;  // for the timeline: "crit, value 3", "burn rate 15 over 1h, ..."
     std::function<std::string(std::string_view)> variable;  // template variables
+    // What an episode starting now starts at (episode.h): the data's time, on this grid.
+    TimestampMs data_time = 0;
+    DurationMs grid = 0;
   };
+  // Names a new alert's episode (after its labels are rendered) from the subject's data time.
+  void name_episode(Alert& alert, const std::string& rule_key, const Subject& subject) const;
   void process(const kpi::KpiView& view, TimestampMs now);
   void process(const SloObservation& slo, TimestampMs now);
   void tick(TimestampMs now);

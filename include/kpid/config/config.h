@@ -10,6 +10,7 @@
 
 #include "kpid/alert/options.h"
 #include "kpid/auth/options.h"
+#include "kpid/cluster/options.h"
 #include "kpid/core/host_port.h"
 #include "kpid/core/source_pos.h"
 #include "kpid/core/status.h"
@@ -51,7 +52,8 @@ struct Config {
   // SIGTERM/SIGINT: the whole stop (draining connections, cancelling queries and background
   // work, stopping deliveries, the checkpoint, closing RocksDB) ends within this.
   DurationMs shutdown_timeout = 10'000;
-  std::string source;  // the file it came from, "" for defaults only
+  std::string source;               // the file it came from, "" for defaults only
+  cluster::ClusterOptions cluster;  // [cluster] (and --shard)
 };
 
 // Values given on the command line; they win over the file.
@@ -60,6 +62,7 @@ struct Overrides {
   std::optional<std::string> http_listen;
   std::optional<std::string> line_listen;
   std::optional<std::string> log_level;
+  std::optional<std::string> shard;  // --shard i/N: wins over [cluster] shard
 };
 
 struct ConfigError {
