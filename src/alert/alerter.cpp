@@ -778,8 +778,10 @@ void Alerter::update_gauges() {
   metrics_->firing->Set(static_cast<double>(firing));
 }
 
-std::string Alerter::url_of(const std::string& id) const {
-  return options_.external_url + "/api/v1/alerts/" + id;
+std::string Alerter::url_of(const Alert& alert) const {
+  // By episode when it has one: the same link from every HA replica.
+  return options_.external_url + "/api/v1/alerts/" +
+         (alert.episode.empty() ? alert.id : alert.episode);
 }
 
 json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
@@ -790,7 +792,7 @@ json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
   o.erase("notification");
   o.erase("last_notified");
   o.erase("recovering_since");
-  o["url"] = url_of(alert.id);
+  o["url"] = url_of(alert);
   json::array silenced;
   for (const auto& id : silenced_by(alert, now)) silenced.push_back(json::string(id));
   o["silenced_by"] = std::move(silenced);

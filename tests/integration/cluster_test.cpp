@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -213,7 +214,9 @@ TEST_CASE("ha: two replicas send each event once after deduplication, also when 
       am.url() + "\"\n" +
       kpi_toml("checkout_latency",
                "[[kpi.alert]]\ncondition = \"crit\"\nname = \"CheckoutSlow\"\n"
-               "[kpi.okr]\nenabled = true\nafter = \"0s\"\nseverities = [\"critical\"]\n");
+               "[kpi.okr]\nenabled = true\nafter = \"0s\"\nseverities = [\"critical\"]\n"
+               "related = [\"checkout_errors\"]\n") +
+      kpi_toml("checkout_errors");
   Kpid a({.config_toml = toml});
   Kpid b({.config_toml = toml});
   a.start();

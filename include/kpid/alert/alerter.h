@@ -115,8 +115,9 @@ class Alerter final : public kpi::EvaluationListener {
 
   // Newest first.
   std::vector<AlertView> list(const AlertFilter& filter) const;
+  // `id`: the alert's id or its episode key (what links use).
   Result<AlertDetail> get(std::string_view id) const;
-  // not_found; invalid_argument when it is resolved or already acknowledged.
+  // not_found; invalid_argument when it is resolved or already acknowledged. By id or episode.
   Result<AlertView> acknowledge(std::string_view id, std::string author, std::string comment);
 
   std::vector<Silence> silences() const;  // newest first
@@ -186,7 +187,9 @@ class Alerter final : public kpi::EvaluationListener {
   void render(Alert& alert, const Rule& rule, const Subject& subject) const;
   AlertView view_of(const Alert& alert, TimestampMs now) const;
   boost::json::object snapshot(const Alert& alert, TimestampMs now) const;
-  std::string url_of(const std::string& id) const;
+  std::string url_of(const Alert& alert) const;
+  // The key in alerts_ of the alert with `id_text`: its decimal id or its episode key.
+  std::optional<uint64_t> find_alert(std::string_view id_text) const;
   void update_gauges();
 
   store::StateStore& state_;

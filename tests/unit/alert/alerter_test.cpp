@@ -52,7 +52,8 @@ TEST_CASE("alerter: a breach is pending for `for`, then fires and is delivered t
   auto body = hook[0].json().as_object();
   CHECK(body.at("event").as_string() == "alert.firing");
   CHECK(body.at("alert").as_object().at("url").as_string() ==
-        "http://kpid.test:9470/api/v1/alerts/" + a.id);
+        "http://kpid.test:9470/api/v1/alerts/" + a.episode);
+  CHECK(rig.alerter->get(a.episode).is_ok());
   CHECK(hook[0].header("Idempotency-Key") == std::string(body.at("idempotency_key").as_string()));
   CHECK(hook[0].header("X-Kpid-Signature") == "sha256=" + hmac_sha256_hex("s3cret", hook[0].body));
   auto pd = rig.transport.to("pd");
