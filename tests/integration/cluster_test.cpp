@@ -150,6 +150,12 @@ TEST_CASE("cluster: two shards over one config split the KPIs, each listed once"
     toml += kpi_toml(id);
     all.insert(id);
   }
+  // SLOs over a KPI's status follow that KPI to its shard.
+  for (int i = 0; i < 4; ++i) {
+    toml += "[[slo]]\nid = \"slo_" + std::to_string(i) +
+            "\"\nobjective = 99\nwindow = \"28d\"\n[slo.time_slices]\nkpi = \"kpi_" +
+            std::to_string(i) + "\"\n";
+  }
   Kpid zero({.config_toml = "[cluster]\nshard = \"1/2\"\n" + toml,  // the flag overrides it
              .extra_args = {"--shard", "0/2"}});
   Kpid one({.config_toml = "[cluster]\nshard = \"1/2\"\n" + toml});
@@ -173,6 +179,15 @@ TEST_CASE("cluster: two shards over one config split the KPIs, each listed once"
     const bool owned = k.at("owned").as_bool();
     CHECK(owned == (ids_zero.count(json_str(k, "id")) == 1));
     CHECK(k.at("shard").to_number<int>() == (owned ? 0 : 1));
+  }
+  std::map<std::string, int64_t> kpi_shard;
+  for (const auto& k : cluster.at("kpis").as_array()) {
+    kpi_shard[json_str(k, "id")] = k.at("shard").to_number<int64_t>();
+  }
+  REQUIRE(cluster.at("slos").as_array().size() == 4);
+  for (const auto& slo : cluster.at("slos").as_array()) {
+    const std::string id = json_str(slo, "id");
+    CHECK(slo.at("shard").to_number<int64_t>() == kpi_shard.at("kpi_" + id.substr(4)));
   }
   const std::string metrics = zero.metrics();
   CHECK(metric_value(metrics, "kpid_cluster_shard_info", {{"shard", "0/2"}}) == 1.0);
