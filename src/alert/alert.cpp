@@ -79,6 +79,11 @@ json::object to_json(const Alert& a) {
   o["notification"] = a.notification.empty() ? json::value(nullptr) : json::value(a.notification);
   o["last_notified"] = rfc3339_value(a.last_notified);
   if (!a.rule_group.empty()) o["rule_group"] = a.rule_group;
+  if (!a.episode.empty()) {
+    o["episode"] = a.episode;
+    o["episode_start"] = rfc3339_value(a.episode_start);
+    o["repeat"] = a.repeat;
+  }
   return o;
 }
 
@@ -135,6 +140,13 @@ Result<Alert> alert_from_json(const json::object& o) {
     a.notification = std::string(v->get_string());
   }
   a.last_notified = r.time("last_notified");
+  if (const json::value* v = o.if_contains("episode"); v && v->is_string()) {
+    a.episode = std::string(v->get_string());
+    a.episode_start = r.time("episode_start");
+    if (const json::value* n = o.if_contains("repeat"); n && n->is_number()) {
+      a.repeat = n->to_number<uint32_t>();
+    }
+  }
   if (auto s = r.status(); !s) return s;
   return a;
 }

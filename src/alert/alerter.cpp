@@ -1,6 +1,7 @@
 #include "kpid/alert/alerter.h"
 
 #include "alerter_keys.h"
+#include "kpid/alert/episode.h"
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
 
@@ -56,6 +57,9 @@ bool rule_of(const Rule& r, const Alert& a) {
 }
 
 std::string window_text(DurationMs d) { return format_duration(d); }
+
+// The episode grid of a KPI without its own interval (episode.h).
+constexpr DurationMs kDefaultEpisodeGrid = 60'000;
 
 // The threshold a condition is about, on the side the value is on.
 std::optional<double> threshold_of(Condition c, const kpi::KpiView& view) {
@@ -384,6 +388,8 @@ void Alerter::step_burn(const Rule& rule, const SloObservation& slo, TimestampMs
   s.threshold = rule.factor;
   s.breach = burn_breaches(long_rate, short_rate, rule.factor);
   s.recovered = burn_recovered(long_rate, short_rate, rule.factor, rule.hysteresis);
+  s.data_time = slo.evaluated_at > 0 ? slo.evaluated_at : now;
+  s.grid = slo.interval;
   s.describe = "burn rate " + format_number(long_rate) + " over " + window_text(rule.long_window) +
                ", " + format_number(short_rate) + " over " + window_text(rule.short_window) +
                " (factor " + format_number(rule.factor) + ")";
@@ -430,6 +436,9 @@ void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs 
   s.threshold = threshold_of(rule.condition, view);
   s.breach = breaches(rule.condition, view.status) && !never_had_data;
   s.recovered = recovered(rule.condition, obs, rule.hysteresis) || never_had_data;
+  // The newest sample's time: the same on replicas fed the same data, whenever it arrived.
+  s.data_time = view.last_sample > 0 ? view.last_sample : view.evaluated_at;
+  s.grid = d.interval.value_or(kDefaultEpisodeGrid);
   s.describe = std::string(kpi::health_name(view.status)) + ", value " +
                (std::isnan(view.value) ? "no value" : format_number(view.value));
   s.variable = [&](std::string_view name) -> std::string {
@@ -511,6 +520,7 @@ void Alerter::step_subject(const Rule& rule, const Subject& subject, TimestampMs
       next.value = subject.value;
       next.threshold = subject.threshold;
       render(next, rule, subject);
+      if (creating) name_episode(next, key, subject);
       written = persist(next, {{now, "pending", subject.describe}}, extra);
       if (written) spdlog::info("alert {} ({}): pending, value {}", next.id, next.name, value_text);
       break;
@@ -527,6 +537,7 @@ void Alerter::step_subject(const Rule& rule, const Subject& subject, TimestampMs
       next.value = subject.value;
       next.threshold = subject.threshold;
       render(next, rule, subject);
+      if (creating) name_episode(next, key, subject);
       std::vector<AlertEvent> events;
       if (rs.pending_since == now && rule.timing.for_duration == 0) {
         events.push_back({now, "pending", subject.describe});
@@ -562,6 +573,20 @@ void Alerter::step_subject(const Rule& rule, const Subject& subject, TimestampMs
     open_.erase(key);
   }
   alerts_[id] = std::move(next);
+}
+
+void Alerter::name_episode(Alert& alert, const std::string& rule_key,
+                           const Subject& subject) const {
+  alert.episode_start = episode_start(subject.data_time, subject.grid);
+  // Earlier episodes of this rule that started in the same interval: replicas that saw the same
+  // ones count the same.
+  uint32_t nth = 0;
+  for (const auto& [id, a] : alerts_) {
+    if (!a.episode.empty() && a.episode_start == alert.episode_start && open_key(a) == rule_key) {
+      ++nth;
+    }
+  }
+  alert.episode = episode_key(rule_key, alert.labels, alert.episode_start, nth);
 }
 
 Status Alerter::erase_alert(uint64_t id) {
@@ -739,7 +764,10 @@ void Alerter::tick(TimestampMs now) {
       }
     }
     if (rule != nullptr && !a.acknowledged && now - a.last_notified >= rule->repeat_interval) {
-      announce(kRepeatEvent);
+      // Numbered from the firing, so each replica's repeat has the same key.
+      Alert next = a;
+      next.repeat = repeat_number(a, rule->repeat_interval, now);
+      if (notify(next, kRepeatEvent, now)) a = std::move(next);
     }
   }
   // Forget what is past keeping.
@@ -776,8 +804,10 @@ void Alerter::update_gauges() {
   metrics_->firing->Set(static_cast<double>(firing));
 }
 
-std::string Alerter::url_of(const std::string& id) const {
-  return options_.external_url + "/api/v1/alerts/" + id;
+std::string Alerter::url_of(const Alert& alert) const {
+  // By episode when it has one: the same link from every HA replica.
+  return options_.external_url + "/api/v1/alerts/" +
+         (alert.episode.empty() ? alert.id : alert.episode);
 }
 
 json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
@@ -788,7 +818,7 @@ json::object Alerter::snapshot(const Alert& alert, TimestampMs now) const {
   o.erase("notification");
   o.erase("last_notified");
   o.erase("recovering_since");
-  o["url"] = url_of(alert.id);
+  o["url"] = url_of(alert);
   json::array silenced;
   for (const auto& id : silenced_by(alert, now)) silenced.push_back(json::string(id));
   o["silenced_by"] = std::move(silenced);

@@ -60,7 +60,7 @@ Status Alerter::notify_about(std::string_view id_text, std::string_view event,
 }
 
 AlertView Alerter::view_of(const Alert& alert, TimestampMs now) const {
-  return {alert, silenced_by(alert, now), url_of(alert.id)};
+  return {alert, silenced_by(alert, now), url_of(alert)};
 }
 
 std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
@@ -83,14 +83,23 @@ std::vector<AlertView> Alerter::list(const AlertFilter& f) const {
   return out;
 }
 
+std::optional<uint64_t> Alerter::find_alert(std::string_view id_text) const {
+  if (auto id = parse_id(id_text)) return alerts_.contains(*id) ? id : std::nullopt;
+  // Links name an alert by its episode key, the same on HA replicas.
+  for (const auto& [id, a] : alerts_) {
+    if (!a.episode.empty() && a.episode == id_text) return id;
+  }
+  return std::nullopt;
+}
+
 Result<AlertDetail> Alerter::get(std::string_view id_text) const {
-  auto id = parse_id(id_text);
+  std::optional<uint64_t> id;
   AlertDetail detail;
   {
     std::lock_guard lock(mutex_);
-    auto it = id ? alerts_.find(*id) : alerts_.end();
-    if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
-    detail.view = view_of(it->second, clock_.now_ms());
+    id = find_alert(id_text);
+    if (!id) return Status::not_found("no alert " + std::string(id_text));
+    detail.view = view_of(alerts_.at(*id), clock_.now_ms());
   }
   const std::string prefix = std::string(kEventPrefix) + padded_id(*id) + "/";
   auto s = state_.scan_state(prefix, [&](std::string_view, std::string_view value) {
@@ -106,7 +115,7 @@ Result<AlertDetail> Alerter::get(std::string_view id_text) const {
 Result<AlertView> Alerter::acknowledge(std::string_view id_text, std::string author,
                                        std::string comment) {
   std::lock_guard lock(mutex_);
-  auto id = parse_id(id_text);
+  auto id = find_alert(id_text);
   auto it = id ? alerts_.find(*id) : alerts_.end();
   if (it == alerts_.end()) return Status::not_found("no alert " + std::string(id_text));
   Alert& a = it->second;

@@ -64,7 +64,9 @@ std::string pagerduty_body(const Receiver& r, const Notification& n) {
   const json::object& a = n.alert;
   json::object body;
   body["routing_key"] = r.routing_key;
-  body["dedup_key"] = "kpid-alert-" + n.alert_id;
+  // One PagerDuty incident per episode, whichever replica triggers, acknowledges or resolves it.
+  const std::string episode = string_field(n.alert, "episode");
+  body["dedup_key"] = episode.empty() ? "kpid-alert-" + n.alert_id : "kpid-" + episode;
   if (n.event == kAcknowledgedEvent || n.event == kResolvedEvent) {
     body["event_action"] = n.event == kResolvedEvent ? "resolve" : "acknowledge";
     return to_json_text(body);
@@ -115,13 +117,14 @@ bool takes(ReceiverType type, std::string_view event) {
   return false;
 }
 
-std::string Notification::idempotency_key() const { return alert_id + "-" + std::to_string(seq); }
+std::string Notification::idempotency_key() const {
+  return key.empty() ? alert_id + "-" + std::to_string(seq) : key;
+}
 
 json::object to_json(const Notification& n) {
-  return json::object{{"seq", n.seq},         {"receiver", n.receiver},
-                      {"event", n.event},     {"alert_id", n.alert_id},
-                      {"created", n.created}, {"source", n.source},
-                      {"alert", n.alert},     {"okr", n.okr}};
+  return json::object{{"seq", n.seq},           {"receiver", n.receiver}, {"event", n.event},
+                      {"alert_id", n.alert_id}, {"created", n.created},   {"source", n.source},
+                      {"alert", n.alert},       {"okr", n.okr},           {"key", n.key}};
 }
 
 Result<Notification> notification_from_json(const json::object& o) {
@@ -139,6 +142,7 @@ Result<Notification> notification_from_json(const json::object& o) {
   n.event = string_field(o, "event");
   n.alert_id = string_field(o, "alert_id");
   n.source = string_field(o, "source");
+  n.key = string_field(o, "key");
   n.alert = alert->get_object();
   if (const json::value* okr = o.if_contains("okr"); okr && okr->is_object()) {
     n.okr = okr->get_object();

@@ -1,4 +1,5 @@
 #include "kpid/alert/outbox.h"
+#include "kpid/alert/episode.h"
 #include "kpid/core/json.h"
 #include "kpid/core/text.h"
 #include "kpid/core/worker_thread.h"
@@ -279,6 +280,7 @@ Result<std::vector<std::string>> Outbox::enqueue_to(std::string_view event, cons
     n.source = source_;
     n.alert = snapshot;
     n.okr = okr;
+    n.key = notification_key(alert, event);
     if (alertmanager) {
       // Alertmanager keeps state: the newest notification of an alert replaces a waiting one.
       for (size_t i = w->in_flight ? 1 : 0; i < w->queue.size(); ++i) {

@@ -43,6 +43,7 @@
 #include "kpid/store/rocksdb_store.h"
 #include "kpid/version.h"
 #include "pid_file.h"
+#include "shard_filter.h"
 #include "shutdown_backstop.h"
 
 namespace kpid::app {
@@ -267,6 +268,8 @@ class Daemon {
       std::cerr << "kpid: not started: the configuration has errors\n";
       return 1;
     }
+    // Shards ([cluster] shard, --shard): this instance keeps only what its shard owns.
+    cluster_state_ = keep_owned(loaded.config.cluster.shard, loaded);
     config_ = loaded.config;
     kpis_ = std::move(loaded.kpis);
     rules_ = std::move(loaded.rules);
@@ -281,6 +284,7 @@ class Daemon {
     spdlog::info("kpid {} starting (config: {}, {} KPIs)", kVersion,
                  config_.source.empty() ? "built-in defaults" : config_.source, kpis_.size());
     log_warnings(loaded.warnings);
+    log_shard(cluster_state_);
 
     // Signals are taken synchronously by this thread; every thread started later inherits
     // the mask, so none of them is interrupted.
@@ -399,6 +403,10 @@ class Daemon {
     };
     router_ = std::make_unique<server::Router>(std::move(services));
     router_->set_reloader([this] { return reload_now(); });
+    // Shards: GET /api/v1/cluster and the kpid_cluster_* metrics.
+    cluster_ = std::make_unique<cluster::Cluster>(&metrics_);
+    cluster_->set(std::move(cluster_state_));
+    router_->set_cluster([this] { return cluster_->json(); });
     http_ = std::make_unique<server::HttpServer>(
         io_, config_.http, [this](const server::Request& r) { return router_->handle(r); },
         [this](const server::Request& h, uint64_t limit) { return router_->too_large(h, limit); },
@@ -623,6 +631,12 @@ class Daemon {
     return clean;
   }
 
+  static void log_shard(const cluster::ClusterState& state) {
+    if (state.shard.count <= 1) return;
+    spdlog::info("shard {}: evaluating {} of {} KPIs and {} of {} SLOs", state.shard.text(),
+                 state.owned_kpis(), state.kpis.size(), state.owned_slos(), state.slos.size());
+  }
+
   // kpid_connections_refused_total{listener}: the listeners count, a scrape publishes.
   void count_refused_connections() {
     auto& family = prometheus::BuildCounter()
@@ -671,6 +685,8 @@ class Daemon {
       return outcome;
     }
     const config::Config& next = loaded.config;
+    // Shards: the flag's shard stays (it is in the overrides), the config's is re-read.
+    auto cluster_state = keep_owned(next.cluster.shard, loaded);
     // Each module decides which of its keys a reload may change; the others are named here
     // and keep their running values until a restart.
     for (auto keys : {store::keys_needing_restart(config_.storage, next.storage),
@@ -730,6 +746,8 @@ class Daemon {
     spdlog::info("reload: {} rule groups", loaded.rule_groups.size());
     set_rule_groups(std::move(loaded.rule_groups));
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
+    log_shard(cluster_state);
+    cluster_->set(std::move(cluster_state));
     // Keys that need a restart keep their running values, so later reloads compare right.
     config_.log = next.log;
     config_.http = server::reloaded(config_.http, next.http);
@@ -782,6 +800,8 @@ class Daemon {
   std::unique_ptr<auth::Access> access_;
   std::unique_ptr<auth::AuditLog> audit_;
   std::unique_ptr<server::Router> router_;
+  cluster::ClusterState cluster_state_;  // until cluster_ takes it
+  std::unique_ptr<cluster::Cluster> cluster_;
   std::unique_ptr<server::HttpServer> http_;
   std::unique_ptr<ingest::LineListener> line_;
   std::mutex reload_mutex_;          // SIGHUP (main thread) and POST /-/reload (HTTP threads)

@@ -24,6 +24,8 @@ Options (flags override the config file):
   --http-listen HOST:PORT  HTTP API address (http.listen); port 0 picks a free one
   --line-listen HOST:PORT  TCP line-protocol address (line.listen); "" disables it
   --log-level LEVEL        trace, debug, info, warn, error, critical or off (log.level)
+  --shard I/N              evaluate only the KPIs, SLOs and rule groups whose id hashes to
+                           shard I of N ([cluster] shard); every instance loads the same config
   --pid-file FILE          write kpid's process id to FILE once it is ready, for
                            kill -HUP `cat FILE`; removed when kpid exits
   --check-config           validate the config and flags; exit 0, or print every error
@@ -129,13 +131,14 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       if (v->empty()) return Status::invalid_argument("--pid-file needs a file name");
       cl.pid_file = *v;
     } else if (flag == "--data-dir" || flag == "--http-listen" || flag == "--line-listen" ||
-               flag == "--log-level") {
+               flag == "--log-level" || flag == "--shard") {
       auto v = value();
       if (!v) return v.status();
       if (flag == "--data-dir") cl.overrides.data_dir = *v;
       if (flag == "--http-listen") cl.overrides.http_listen = *v;
       if (flag == "--line-listen") cl.overrides.line_listen = *v;
       if (flag == "--log-level") cl.overrides.log_level = *v;
+      if (flag == "--shard") cl.overrides.shard = *v;
     } else if (flag == "--restore" || flag == "--backup-id") {
       auto v = value();
       if (!v) return v.status();

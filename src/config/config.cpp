@@ -48,6 +48,14 @@ void apply_overrides(const Overrides& o, Config& c, std::vector<ConfigError>& er
     }
     c.log.level = *o.log_level;
   }
+  if (o.shard) {
+    if (auto shard = parse_shard(*o.shard); !shard) {
+      cli_error("--shard", shard.status().message());
+    } else {
+      c.cluster.shard = *shard;
+      c.cluster.shard_pos = SourcePos{"command line", 0, 0};
+    }
+  }
 }
 
 }  // namespace

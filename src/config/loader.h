@@ -220,6 +220,9 @@ class Loader {
                                                  "headers", "tls"};
   void load_client_auth(const toml::table& t, const std::string& section,
                         net::ClientAuthOptions& c);
+  // [cluster] (cluster_sections.cpp).
+  void load_cluster(const toml::table& t, cluster::ClusterOptions& c);
+
   // A path relative to the config file's directory (as include and auth.tokens_file are).
   std::string config_relative(const std::string& path) const;
 

@@ -22,7 +22,7 @@ void Loader::load(const toml::table& root, Config& c) {
                                            "ingest",   "query",     "log",     "include",
                                            "kpi",      "slo",       "openslo", "alerting",
                                            "receiver", "okr",       "auth",    "shutdown_timeout",
-                                           "rules"};
+                                           "rules",    "cluster"};
   for (const auto& [key, node] : root) {
     std::string name(key.str());
     bool known = false;
@@ -72,6 +72,7 @@ void Loader::load(const toml::table& root, Config& c) {
     if (name == "okr") load_okr(*table, c.okr);
     if (name == "auth") load_auth(*table, c.auth);
     if (name == "rules") load_rules(*table, c.rules);
+    if (name == "cluster") load_cluster(*table, c.cluster);
   }
   // http.shutdown_timeout is the key's older name, from when it bounded only HTTP draining.
   if (const toml::node* older = root.at_path("http.shutdown_timeout").node()) {

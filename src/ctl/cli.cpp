@@ -225,6 +225,13 @@ const std::vector<Command>& commands() {
        1,
        {},
        cmd_slo_rules},
+      {"cluster",
+       "",
+       "this kpid's shard ([cluster] shard, --shard) and the KPIs and SLOs it owns",
+       0,
+       0,
+       {{"all", 0, false, "", "every configured KPI and SLO with the shard that owns it"}},
+       cmd_cluster},
   };
   return table;
 }

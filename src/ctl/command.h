@@ -120,5 +120,6 @@ int cmd_backup(Context& c);
 int cmd_restore(Context& c);
 int cmd_slo(Context& c);
 int cmd_slo_rules(Context& c);
+int cmd_cluster(Context& c);
 
 }  // namespace kpid::ctl

@@ -178,14 +178,18 @@ Status Planner::load() {
     json::value v = json::parse(value, ec);
     Result<Okr> okr = ec || !v.is_object() ? Result<Okr>(Status::invalid_argument("not JSON"))
                                            : okr_from_json(v.get_object());
-    auto id = okr ? parse_id(okr->id) : std::nullopt;
-    if (!okr || !id) {
+    // Records are kept by sequence number (creation order); the id is the number for drafts
+    // of alerts without an episode and SLO drafts, the episode's for the others.
+    std::string_view seq_text = key.substr(std::min(key.size(), kPrefix.size()));
+    while (seq_text.size() > 1 && seq_text.front() == '0') seq_text.remove_prefix(1);
+    auto seq = parse_id(seq_text);
+    if (!okr || !seq || okr->id.empty()) {
       spdlog::error("okr: skipping unreadable record {}: {}", key,
                     okr ? "bad id" : okr.status().message());
       return true;
     }
-    next_id_ = std::max(next_id_, *id + 1);
-    okrs_.emplace(*id, std::move(*okr));
+    next_id_ = std::max(next_id_, *seq + 1);
+    okrs_.emplace(*seq, std::move(*okr));
     return true;
   });
 }
@@ -277,7 +281,7 @@ void Planner::open_or_link(const alert::AlertView& view, TimestampMs now) {
   Okr okr = draft_for(p, *kpi, alert, now);
   const std::string url = url_of(okr.id);
   // The draft, the id sequence and okr.draft_opened in one write: a crash keeps all or none.
-  const uint64_t id = *parse_id(okr.id);
+  const uint64_t id = next_id_;  // its place in the store; okr.id may be the episode's
   const alert::Outbox::Records records{
       {std::string(kPrefix) + padded_id(id), to_json_text(to_json(okr))},
       {std::string(kSeqKey), std::to_string(id + 1)}};
@@ -303,7 +307,8 @@ Okr Planner::draft_for(const Policy& p, const kpi::KpiView& kpi, const alert::Al
                        TimestampMs now) {
   const kpi::Definition& d = *kpi.definition;
   Okr okr;
-  okr.id = std::to_string(next_id_);  // taken once the draft is written
+  // Replicas open the same draft for the same episode: its id comes from the episode's key.
+  okr.id = alert.episode.empty() ? std::to_string(next_id_) : okr_id_of_episode(alert.episode);
   okr.kpi = d.id;
   okr.state = OkrState::kDraft;
   okr.owner = d.owner;
@@ -483,7 +488,7 @@ void Planner::score_all(TimestampMs now) {
 
 Status Planner::persist(const Okr& okr) {
   const std::pair<std::string, std::string> puts[] = {
-      {std::string(kPrefix) + padded_id(*parse_id(okr.id)), to_json_text(to_json(okr))}};
+      {std::string(kPrefix) + padded_id(seq_of(okr.id)), to_json_text(to_json(okr))}};
   const std::string what = "okr " + okr.id + ": " +
                            (okr.history.empty() ? std::string("update") : okr.history.back().what);
   return writer_.write(what, puts);
@@ -497,9 +502,21 @@ Result<Okr> Planner::install(Okr& current, Okr next) {
 }
 
 Okr* Planner::find(std::string_view id_text) {
-  auto id = parse_id(id_text);
-  auto it = id ? okrs_.find(*id) : okrs_.end();
-  return it == okrs_.end() ? nullptr : &it->second;
+  for (auto& [seq, okr] : okrs_) {
+    if (okr.id == id_text) return &okr;
+  }
+  return nullptr;
+}
+
+uint64_t Planner::seq_of(std::string_view id) const {
+  for (const auto& [seq, okr] : okrs_) {
+    if (okr.id == id) return seq;
+  }
+  return next_id_;  // not installed yet: the place it takes
+}
+
+std::string okr_id_of_episode(std::string_view episode) {
+  return "e" + std::string(episode.substr(0, 16));
 }
 
 Result<std::vector<Okr>> Planner::list(const OkrFilter& f) const {
@@ -525,10 +542,10 @@ Result<std::vector<Okr>> Planner::list(const OkrFilter& f) const {
 
 Result<Okr> Planner::get(std::string_view id) const {
   std::lock_guard lock(mutex_);
-  auto parsed = parse_id(id);
-  auto it = parsed ? okrs_.find(*parsed) : okrs_.end();
-  if (it == okrs_.end()) return Status::not_found("no OKR " + std::string(id));
-  return it->second;
+  for (const auto& [seq, okr] : okrs_) {
+    if (okr.id == id) return okr;
+  }
+  return Status::not_found("no OKR " + std::string(id));
 }
 
 Result<Okr> Planner::accept(std::string_view id, const std::string& author) {

@@ -172,6 +172,10 @@ Response handle_backup_api(const Request& request, bool list, const RouterServic
 
 Response handle_reload(const Request& request, const std::function<ReloadOutcome()>& reload);
 
+// GET /api/v1/cluster: this instance's shard and which shard owns each configured KPI and SLO
+// (cluster_api.cpp); `cluster` gives the data's JSON text. 503 while it is unset.
+Response handle_cluster(const Request& request, const std::function<std::string()>& cluster);
+
 // The dashboard: GET or HEAD `path` "/" (the page) or "/ui/FILE" (its CSS and JavaScript), from
 // the files built into kpid; 404 for other files, 405 for other methods.
 Response handle_dashboard(const Request& request, std::string_view path);

@@ -63,6 +63,7 @@ enum class Route {
   kSlo,
   kSloRules,
   kRules,
+  kCluster,
   kOther,
   kCount
 };
@@ -108,6 +109,7 @@ constexpr std::array<const char*, static_cast<size_t>(Route::kCount)> kRouteName
     "/api/v1/slos/:id",
     "/api/v1/slos/:id/rules",
     "/api/v1/rules",
+    "/api/v1/cluster",
     "other"};
 
 Route route_of(std::string_view path) {
@@ -149,6 +151,7 @@ Route route_of(std::string_view path) {
   if (path.starts_with("/api/v1/okrs/")) {
     return path.substr(13).find('/') == std::string_view::npos ? Route::kOkr : Route::kOkrAction;
   }
+  if (path == "/api/v1/cluster") return Route::kCluster;
   if (path == "/api/v1/slos") return Route::kSlos;
   if (path == "/api/v1/rules") return Route::kRules;
   if (detail::slo_rules_id(path)) return Route::kSloRules;
@@ -386,6 +389,7 @@ struct Router::Impl {
     }
     if (route == Route::kAdminCompact) return compact(request, services.compact);
     if (route == Route::kReload) return detail::handle_reload(request, reloader);
+    if (route == Route::kCluster) return detail::handle_cluster(request, cluster);
     if (route == Route::kKpis || route == Route::kKpi || route == Route::kKpiSeries) {
       return detail::handle_kpi_api(request, path.substr(std::string_view("/api/v1/kpis").size()),
                                     services.kpis, services.clock);
@@ -470,6 +474,7 @@ struct Router::Impl {
 
   RouterServices services;
   std::function<ReloadOutcome()> reloader;
+  std::function<std::string()> cluster;
   detail::PipelinePool pipelines;
   net::RateLimiter limiter;
   prometheus::Counter* rate_limited;
@@ -560,6 +565,10 @@ void Router::set_rate_limit(double rate, double burst) { impl_->limiter.set_limi
 
 void Router::set_reloader(std::function<ReloadOutcome()> reload) {
   impl_->reloader = std::move(reload);
+}
+
+void Router::set_cluster(std::function<std::string()> cluster) {
+  impl_->cluster = std::move(cluster);
 }
 
 Response Router::too_large(const Request& header, uint64_t limit) {

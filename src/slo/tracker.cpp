@@ -61,6 +61,8 @@ void AlerterBridge::evaluated(const SloView& slo) {
   o.sli = slo.sli;
   o.budget_remaining = slo.budget_remaining;
   o.burn_rates = slo.burn_rates;
+  o.evaluated_at = slo.evaluated_at;
+  o.interval = d.interval;
   alerter_.slo_evaluated(std::move(o));
 }
 

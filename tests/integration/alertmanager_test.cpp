@@ -205,8 +205,8 @@ TEST_CASE("alertmanager: a breach fires in a real Alertmanager and its recovery 
     CHECK(contains(summary, "Checkout latency"));
     CHECK(json_str(annotations, "runbook_url") == "https://runbooks.example/checkout");
     CHECK(json_str(annotations, "dashboard") == "https://dash/checkout_latency");
-    CHECK(json_str(a, "generatorURL") ==
-          "http://127.0.0.1:" + std::to_string(kpid_port) + "/api/v1/alerts/" + id);
+    CHECK(json_str(a, "generatorURL") == "http://127.0.0.1:" + std::to_string(kpid_port) +
+                                             "/api/v1/alerts/" + json_str(last[0], "episode"));
     // A lease: it ends in the future unless kpid renews it.
     const std::string now = fmt_rfc3339(now_ms());
     CHECK(to_second(json_str(a, "endsAt")) > to_second(now));

@@ -60,6 +60,12 @@ struct Alert {
   // A Prometheus rule file's alert: its group's id ("<file>:<group>"); "" for KPI and SLO
   // alerts. Its identity is the group, the alertname and the labels.
   std::string rule_group;
+  // The episode as every replica with the same config and data names it (episode.h): the key
+  // notifications are deduplicated by (PagerDuty dedup_key, webhook Idempotency-Key) and the
+  // id of an OKR draft it opens. "" for alerts recorded before episode keys existed.
+  std::string episode;
+  TimestampMs episode_start = 0;  // the deterministic start the episode key was made from
+  uint32_t repeat = 0;            // the number of the latest repeat notification
 };
 
 // A line of an alert's timeline.

@@ -84,6 +84,8 @@ struct SloObservation {
   double sli = 0;                             // NaN without events
   double budget_remaining = 0;                // fraction
   std::map<DurationMs, double> burn_rates;    // by window; NaN without events in it
+  TimestampMs evaluated_at = 0;               // the (interval-aligned) evaluation time; 0: now
+  DurationMs interval = 0;                    // the SLO's evaluation interval
   double burn_rate(DurationMs window) const;  // NaN when not given
 };
 
@@ -136,8 +138,9 @@ class Alerter final : public kpi::EvaluationListener {
 
   // Newest first.
   std::vector<AlertView> list(const AlertFilter& filter) const;
+  // `id`: the alert's id or its episode key (what links use).
   Result<AlertDetail> get(std::string_view id) const;
-  // not_found; invalid_argument when it is resolved or already acknowledged.
+  // not_found; invalid_argument when it is resolved or already acknowledged. By id or episode.
   Result<AlertView> acknowledge(std::string_view id, std::string author, std::string comment);
 
   std::vector<Silence> silences() const;  // newest first
@@ -173,7 +176,12 @@ class Alerter final : public kpi::EvaluationListener {
     bool recovered = false;
     std::string describe;  // for the timeline: "crit, value 3", "burn rate 15 over 1h, ..."
     std::function<std::string(std::string_view)> variable;  // template variables
+    // What an episode starting now starts at (episode.h): the data's time, on this grid.
+    TimestampMs data_time = 0;
+    DurationMs grid = 0;
   };
+  // Names a new alert's episode (after its labels are rendered) from the subject's data time.
+  void name_episode(Alert& alert, const std::string& rule_key, const Subject& subject) const;
   void process(const kpi::KpiView& view, TimestampMs now);
   void process(const SloObservation& slo, TimestampMs now);
   void process(const RuleAlertObservation& rule, TimestampMs now);
@@ -203,7 +211,9 @@ class Alerter final : public kpi::EvaluationListener {
   void render(Alert& alert, const Rule& rule, const Subject& subject) const;
   AlertView view_of(const Alert& alert, TimestampMs now) const;
   boost::json::object snapshot(const Alert& alert, TimestampMs now) const;
-  std::string url_of(const std::string& id) const;
+  std::string url_of(const Alert& alert) const;
+  // The key in alerts_ of the alert with `id_text`: its decimal id or its episode key.
+  std::optional<uint64_t> find_alert(std::string_view id_text) const;
   void update_gauges();
 
   store::StateStore& state_;

@@ -38,8 +38,12 @@ struct Notification {
   std::string source;         // kpid's external URL
   boost::json::object alert;  // the alert as the API shows it, plus "url"
   boost::json::object okr;    // okr.* events: the OKR as the API shows it, plus "url"
+  // The event's key from the alert's episode (episode.h: notification_key), the same on every
+  // replica; "" for notifications of alerts without an episode (recorded before it existed).
+  std::string key;
 
-  // Stable across retries and restarts: "<alert id>-<seq>".
+  // Stable across retries and restarts, and across replicas for the same event: `key`, else
+  // (older records) "<alert id>-<seq>".
   std::string idempotency_key() const;
 };
 

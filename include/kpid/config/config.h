@@ -10,6 +10,7 @@
 
 #include "kpid/alert/options.h"
 #include "kpid/auth/options.h"
+#include "kpid/cluster/options.h"
 #include "kpid/core/host_port.h"
 #include "kpid/core/source_pos.h"
 #include "kpid/core/status.h"
@@ -55,6 +56,7 @@ struct Config {
   std::string source;  // the file it came from, "" for defaults only
   // [rules]: Prometheus rule files.
   rules::RulesOptions rules;
+  cluster::ClusterOptions cluster;  // [cluster] (and --shard)
 };
 
 // Values given on the command line; they win over the file.
@@ -63,6 +65,7 @@ struct Overrides {
   std::optional<std::string> http_listen;
   std::optional<std::string> line_listen;
   std::optional<std::string> log_level;
+  std::optional<std::string> shard;  // --shard i/N: wins over [cluster] shard
 };
 
 struct ConfigError {

@@ -100,6 +100,11 @@ struct PlannerOptions {
   bool background = true;  // run the planner thread (off in tests that call run_once())
 };
 
+// The id of the OKR draft opened for an alert episode (alert::Alert::episode): "e" and 16 hex
+// digits of the episode key, the same on every replica. Drafts of alerts without an episode,
+// and SLO drafts, keep decimal ids from the data dir's sequence.
+std::string okr_id_of_episode(std::string_view episode);
+
 // "" matches anything.
 struct OkrFilter {
   std::string state;
@@ -197,8 +202,10 @@ class Planner {
     bool handled = false;
   };
   std::map<std::string, SloTrigger> slo_triggers_;
-  std::map<uint64_t, Okr> okrs_;
-  uint64_t next_id_ = 1;
+  std::map<uint64_t, Okr> okrs_;  // by sequence number: creation order, the store key
+  uint64_t next_id_ = 1;          // the next sequence number
+  // The sequence number of the OKR with `id` (next_id_ for one not installed yet).
+  uint64_t seq_of(std::string_view id) const;
   std::string external_url_;
 
   std::mutex wake_mutex_;

@@ -131,6 +131,9 @@ class Router {
   // What POST /-/reload runs (blocking, on the request's thread); until it is set, that endpoint
   // answers 503. Call before the server takes requests.
   void set_reloader(std::function<ReloadOutcome()> reload);
+  // What GET /api/v1/cluster answers as its `data` (the JSON text of cluster::to_json_text);
+  // until it is set, that endpoint answers 503. Call before the server takes requests.
+  void set_cluster(std::function<std::string()> cluster);
 
   struct Impl;
 

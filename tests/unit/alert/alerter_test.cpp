@@ -52,7 +52,8 @@ TEST_CASE("alerter: a breach is pending for `for`, then fires and is delivered t
   auto body = hook[0].json().as_object();
   CHECK(body.at("event").as_string() == "alert.firing");
   CHECK(body.at("alert").as_object().at("url").as_string() ==
-        "http://kpid.test:9470/api/v1/alerts/" + a.id);
+        "http://kpid.test:9470/api/v1/alerts/" + a.episode);
+  CHECK(rig.alerter->get(a.episode).is_ok());
   CHECK(hook[0].header("Idempotency-Key") == std::string(body.at("idempotency_key").as_string()));
   CHECK(hook[0].header("X-Kpid-Signature") == "sha256=" + hmac_sha256_hex("s3cret", hook[0].body));
   auto pd = rig.transport.to("pd");
@@ -60,7 +61,10 @@ TEST_CASE("alerter: a breach is pending for `for`, then fires and is delivered t
   auto pd_body = pd[0].json().as_object();
   CHECK(pd_body.at("event_action").as_string() == "trigger");
   CHECK(pd_body.at("routing_key").as_string() == "R0UTE");
-  CHECK(pd_body.at("dedup_key").as_string() == "kpid-alert-" + a.id);
+  // One PagerDuty incident per episode, the same from every replica (episode.h).
+  REQUIRE_FALSE(a.episode.empty());
+  CHECK(pd_body.at("dedup_key").as_string() == "kpid-" + a.episode);
+  CHECK(body.at("idempotency_key").as_string() == a.episode + "-alert.firing");
   auto am = rig.transport.to("am");
   REQUIRE(am.size() == 1);
   auto am_alert = am[0].json().as_array().at(0).as_object();
