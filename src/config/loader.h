@@ -33,6 +33,10 @@ std::vector<std::string> expand_patterns(const std::string& source_name,
                                          const std::string& key, const std::string& what,
                                          std::vector<ConfigError>& errors);
 
+// Every `datasource = "NAME"` of a [[kpi]] names a [[datasource]] (datasource_sections.cpp);
+// errors at the reference.
+void check_datasource_refs(Config& c, std::vector<ConfigError>& errors);
+
 class Loader {
  public:
   Loader(const std::string& file, std::vector<ConfigError>& errors)
@@ -222,6 +226,9 @@ class Loader {
                         net::ClientAuthOptions& c);
   // A path relative to the config file's directory (as include and auth.tokens_file are).
   std::string config_relative(const std::string& path) const;
+
+  // [[datasource]] tables (datasource_sections.cpp).
+  void load_datasources(const toml::node& node, std::vector<datasource::DatasourceOptions>& out);
 
   size_t skipped_kpis_ = 0;
   size_t skipped_slos_ = 0;

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <thread>
 
 namespace kpid::kpi {
 
@@ -50,6 +51,7 @@ Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state
   if (options_.background) {
     thread_.start([this] { run(); });
     refresh_thread_.start([this] { run_refresh(); });
+    remote_thread_.start([this] { run_remote(); });
   }
 }
 
@@ -69,14 +71,19 @@ void Evaluator::stop(Deadline deadline) {
   }
   wake_.notify_all();
   refresh_wake_.notify_all();
+  remote_wake_.notify_all();
   // Late only while one query piece (a round's KPI, a slice of a history) finishes: nothing
   // is left to cancel then, it ends by itself.
   if (!thread_.wait(deadline)) spdlog::warn("kpi evaluation: still running at the stop deadline");
   if (!refresh_thread_.wait(deadline)) {
     spdlog::warn("kpi history computation: still running at the stop deadline");
   }
+  if (!remote_thread_.wait(deadline)) {
+    spdlog::warn("kpi evaluation on data sources: still running at the stop deadline");
+  }
   thread_.join();
   refresh_thread_.join();
+  remote_thread_.join();
 }
 
 std::vector<std::shared_ptr<Evaluator::Slot>> Evaluator::slots() const {
@@ -160,6 +167,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
   std::vector<uint32_t> unindexed;
   for (uint32_t i = 0; i < next.size(); ++i) {
     const Definition& d = *next[i]->definition;
+    if (!d.datasource.empty()) continue;  // fed by its source, never by local samples
     for (const auto& selector : d.selectors) {
       const LabelMatcher* key = nullptr;
       for (const auto& m : selector) {
@@ -353,6 +361,7 @@ void Evaluator::run_refresh() {
 void Evaluator::run_once() {
   evaluate_round(false);
   refresh_due();
+  evaluate_remote();
 }
 
 Evaluator::Round Evaluator::evaluate_round(bool sliced) {
@@ -365,7 +374,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   const std::stop_token stop = stop_source_.get_token();
   for (const auto& slot : all) {
     if (stop.stop_requested()) return round;
-    if (!slot->dirty.exchange(false)) continue;
+    if (!slot->dirty.exchange(false) || !slot->definition->datasource.empty()) continue;
     evaluate(*slot, now);
     if (metrics_) metrics_->by_sample->Increment();
   }
@@ -376,6 +385,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   // any new samples' KPIs.
   for (const auto& slot : all) {
     if (stop.stop_requested()) return round;
+    if (!slot->definition->datasource.empty()) continue;  // evaluate_remote()'s
     const bool went_stale = slot->stale_status_possible &&
                             now - slot->last_sample.load() > slot->definition->stale_after;
     if (!went_stale && now - slot->last_evaluation < interval_of(*slot->definition)) continue;
@@ -396,7 +406,7 @@ void Evaluator::refresh_due() {
     std::lock_guard lock(round_mutex_);
     now = clock_.now_ms();
     for (const auto& slot : slots()) {
-      if (now < slot->next_refresh) continue;
+      if (now < slot->next_refresh || !slot->definition->datasource.empty()) continue;
       slot->next_refresh = detail::next_refresh_after(*slot->definition, now);
       due.push_back(slot);
     }
@@ -467,11 +477,16 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     spdlog::warn("kpi {}: evaluation failed: {}", d.id, evaluated.status().message());
   }
   const double value = evaluated ? *evaluated : kNaN;
+  conclude(slot, now, value, slot.last_sample.load(), false);
+}
 
-  const TimestampMs last_sample = slot.last_sample.load();
+void Evaluator::conclude(Slot& slot, TimestampMs now, double value, TimestampMs last_sample,
+                         bool unknown) {
+  const Definition& d = *slot.definition;
+  slot.last_evaluation = now;
   const bool stale = last_sample == 0 || now - last_sample > d.stale_after;
-  Health health = Health::kNoData;
-  if (!std::isnan(value) && !stale) {
+  Health health = unknown ? Health::kUnknown : Health::kNoData;
+  if (!unknown && !std::isnan(value) && !stale) {
     health = d.band ? classify(d.direction, *d.band, value) : Health::kOk;
     std::lock_guard lock(slot.mutex);
     if (health == Health::kOk && slot.view.baseline && slot.view.baseline->trusted &&
@@ -515,7 +530,10 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
       retry = true;
     }
   }
-  if (retry) slot.last_evaluation = now - interval_of(d);
+  if (retry) {
+    slot.last_evaluation = now - interval_of(d);
+    slot.remote_at = std::numeric_limits<TimestampMs>::min();
+  }
   {
     std::lock_guard lock(slot.mutex);
     slot.view.value = value;
@@ -537,6 +555,118 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     }
     listener->evaluated(view);
   }
+}
+
+// --- KPIs on data sources ---------------------------------------------------------------------
+
+void Evaluator::set_sources(std::map<std::string, datasource::Source*, std::less<>> sources) {
+  std::lock_guard lock(sources_mutex_);
+  sources_ = std::move(sources);
+}
+
+void Evaluator::run_remote() {
+  for (;;) {
+    {
+      std::unique_lock lock(wake_mutex_);
+      remote_wake_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping_; });
+      if (stopping_) return;
+    }
+    evaluate_remote();
+  }
+}
+
+void Evaluator::evaluate_remote() {
+  // Due KPIs by source and aligned time: each group is one Source::instant_many.
+  struct Group {
+    datasource::Source* source = nullptr;
+    std::string name;
+    TimestampMs at = 0;
+    std::vector<std::shared_ptr<Slot>> slots;
+  };
+  std::map<std::pair<std::string, TimestampMs>, Group> groups;
+  {
+    std::lock_guard round(round_mutex_);
+    const TimestampMs now = clock_.now_ms();
+    std::lock_guard lock(sources_mutex_);
+    for (const auto& slot : slots()) {
+      const Definition& d = *slot->definition;
+      if (d.datasource.empty()) continue;
+      const DurationMs interval = interval_of(d);
+      const TimestampMs at =
+          (now >= 0 ? now / interval : (now - interval + 1) / interval) * interval;
+      if (at <= slot->remote_at) continue;
+      slot->remote_at = at;
+      Group& g = groups[{d.datasource, at}];
+      g.name = d.datasource;
+      g.at = at;
+      auto it = sources_.find(d.datasource);
+      g.source = it == sources_.end() ? nullptr : it->second;
+      g.slots.push_back(slot);
+    }
+  }
+  if (groups.empty()) return;
+  // Sources are asked in parallel, so a slow or failing one does not hold up the others.
+  std::vector<Group*> list;
+  for (auto& [key, g] : groups) list.push_back(&g);
+  std::vector<std::thread> threads;
+  auto run_group = [this](Group& g) {
+    std::vector<std::string> queries;
+    std::vector<std::pair<size_t, size_t>> span_of;  // each slot's queries: first, count
+    for (const auto& slot : g.slots) {
+      auto q = remote_queries(*slot->definition);
+      span_of.emplace_back(queries.size(), q.size());
+      queries.insert(queries.end(), q.begin(), q.end());
+    }
+    Result<std::vector<query::QueryResult>> answers =
+        g.source == nullptr ? Result<std::vector<query::QueryResult>>(
+                                  Status::not_found("datasource " + g.name + " is not configured"))
+                            : g.source->instant_many(queries, g.at);
+    if (stop_source_.get_token().stop_requested()) return;
+    std::lock_guard round(round_mutex_);
+    const auto current = slots();
+    for (size_t i = 0; i < g.slots.size(); ++i) {
+      Slot& slot = *g.slots[i];
+      // A reload meanwhile dropped it: nothing of it is applied.
+      if (std::find(current.begin(), current.end(), g.slots[i]) == current.end()) continue;
+      if (!answers) {
+        conclude(slot, g.at, kNaN, slot.last_sample.load(), true);
+        continue;
+      }
+      const auto [first, count] = span_of[i];
+      auto value = value_from_answers(*slot.definition, (*answers)[first],
+                                      count > 1 ? &(*answers)[first + 1] : nullptr);
+      if (!value) {
+        spdlog::warn("kpi {}: evaluation failed: {}", slot.definition->id,
+                     value.status().message());
+      }
+      const double v = value ? *value : kNaN;
+      // The source had data for it at `at`: that is its newest sample as far as kpid knows.
+      if (!std::isnan(v)) {
+        TimestampMs seen = slot.last_sample.load();
+        while (g.at > seen && !slot.last_sample.compare_exchange_weak(seen, g.at)) {
+        }
+      }
+      conclude(slot, g.at, v, slot.last_sample.load(), false);
+      if (metrics_) metrics_->by_timer->Increment();
+    }
+    if (EvaluationListener* listener = listener_.load()) {
+      SourceObservation o;
+      o.name = g.name;
+      o.up = answers.is_ok();
+      if (!o.up) {
+        o.error = answers.status().message();
+        o.failing_since = g.source != nullptr && g.source->failing_since() != 0
+                              ? g.source->failing_since()
+                              : g.at;
+      }
+      listener->source_evaluated(o);
+    }
+  };
+  for (size_t i = 1; i < list.size(); ++i) {
+    threads.emplace_back([&run_group, g = list[i]] { run_group(*g); });
+  }
+  run_group(*list[0]);
+  for (auto& t : threads) t.join();
 }
 
 void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
@@ -615,7 +745,7 @@ void Evaluator::publish(Slot& slot) {
   if (!metrics_) return;
   std::lock_guard lock(slot.mutex);
   if (slot.value_gauge) slot.value_gauge->Set(slot.view.value);
-  for (int h = 0; h < 5; ++h) {
+  for (int h = 0; h < 6; ++h) {
     if (slot.status_gauges[h]) {
       slot.status_gauges[h]->Set(static_cast<int>(slot.view.status) == h ? 1 : 0);
     }

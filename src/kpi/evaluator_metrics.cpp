@@ -46,8 +46,8 @@ void Evaluator::Metrics::add(Slot& s) {
     return l;
   };
   s.value_gauge = &value.Add(labels);
-  for (Health h :
-       {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
+  for (Health h : {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData,
+                   Health::kUnknown}) {
     s.status_gauges[static_cast<int>(h)] = &status.Add(with("status", std::string(health_name(h))));
   }
   if (d.band) {

@@ -14,6 +14,7 @@
 #include "kpid/core/source_pos.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/datasource/options.h"
 #include "kpid/ingest/options.h"
 #include "kpid/kpi/options.h"
 #include "kpid/okr/options.h"
@@ -52,6 +53,8 @@ struct Config {
   // work, stopping deliveries, the checkpoint, closing RocksDB) ends within this.
   DurationMs shutdown_timeout = 10'000;
   std::string source;  // the file it came from, "" for defaults only
+  // [[datasource]] tables: remote query APIs KPIs name with `datasource`.
+  std::vector<datasource::DatasourceOptions> datasources;
 };
 
 // Values given on the command line; they win over the file.
