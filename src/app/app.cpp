@@ -342,6 +342,7 @@ class Daemon {
         sources_.push_back(std::move(source).value());
       }
       evaluator_->set_sources(std::move(by_name));
+      evaluator_->set_history_store(store_.get());
     }
     if (!start_alerting()) return false;
     evaluator_->set_listener(alerter_.get());

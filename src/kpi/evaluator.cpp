@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -35,6 +37,16 @@ using records::time_of_key;
 constexpr DurationMs kFutureTolerance = 10'000;
 // How much timer-driven evaluation one round does before it lets new samples' KPIs go first.
 constexpr auto kTimerSlice = std::chrono::milliseconds(1);
+
+// The selector of a KPI's own value series (KPIs on data sources keep their history there).
+std::string remote_history_selector(std::string_view id) {
+  std::string out = "kpid_kpi_value{kpi=\"";
+  for (char c : id) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"}";
+}
 
 }  // namespace
 
@@ -126,6 +138,8 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
         slot->last_sample.store(was.last_sample.load());
         slot->last_sample_known = was.last_sample_known;
         slot->recorded_baseline = was.recorded_baseline;
+        slot->history_ready.store(was.history_ready.load());
+        slot->history_series.store(was.history_series.load());
         const bool same_history = history_spec(*was.definition) == history_spec(def) &&
                                   was.definition->direction == def.direction;
         // Every reload recomputes the history (refresh 0): history may have arrived since, e.g.
@@ -406,7 +420,9 @@ void Evaluator::refresh_due() {
     std::lock_guard lock(round_mutex_);
     now = clock_.now_ms();
     for (const auto& slot : slots()) {
-      if (now < slot->next_refresh || !slot->definition->datasource.empty()) continue;
+      if (now < slot->next_refresh) continue;
+      // Without a history store a KPI on a source has no history to compute from.
+      if (!slot->definition->datasource.empty() && history_store_ == nullptr) continue;
       slot->next_refresh = detail::next_refresh_after(*slot->definition, now);
       due.push_back(slot);
     }
@@ -417,8 +433,23 @@ void Evaluator::refresh_due() {
       std::lock_guard lock(wake_mutex_);
       if (stopping_) return;
     }
-    HistoryUpdate update =
-        detail::compute_history(engine_, *slot->definition, now, stop_source_.get_token());
+    HistoryUpdate update;
+    if (slot->definition->datasource.empty()) {
+      update = detail::compute_history(engine_, *slot->definition, now, stop_source_.get_token());
+    } else if (auto s = backfill_remote(*slot, now); !s) {
+      update.at = now;
+      update.error = s.message();
+    } else {
+      // The same history computation, over the local series of its values.
+      Definition local = *slot->definition;
+      local.expr.clear();
+      local.denominator.reset();
+      local.numerator = Term{};
+      local.numerator.selector = remote_history_selector(local.id);
+      local.numerator.over_time = "last";
+      local.numerator.window = 300'000;
+      update = detail::compute_history(engine_, local, now, stop_source_.get_token());
+    }
     if (update.cancelled) {
       spdlog::info(
           "kpi {}: history computation abandoned as kpid stops (the last recorded "
@@ -442,6 +473,11 @@ void Evaluator::refresh_due() {
     }
     if (!target) continue;
     apply_history(*target, update);
+    if (!target->definition->datasource.empty()) {
+      publish(*target);  // its next round on the source classifies against the new baseline
+      if (metrics_) metrics_->by_baseline->Increment();
+      continue;
+    }
     evaluate(*target, clock_.now_ms());
     if (metrics_) metrics_->by_baseline->Increment();
   }
@@ -648,6 +684,12 @@ void Evaluator::evaluate_remote() {
       }
       conclude(slot, g.at, v, slot.last_sample.load(), false);
       if (metrics_) metrics_->by_timer->Increment();
+      if (history_store_ != nullptr && slot.history_ready.load() && std::isfinite(v)) {
+        const store::Sample sample{slot.history_series.load(), g.at, v};
+        if (auto s = history_store_->append(std::span(&sample, 1)); !s) {
+          spdlog::warn("kpi {}: storing its value: {}", slot.definition->id, s.message());
+        }
+      }
     }
     if (EvaluationListener* listener = listener_.load()) {
       SourceObservation o;
@@ -667,6 +709,71 @@ void Evaluator::evaluate_remote() {
   }
   run_group(*list[0]);
   for (auto& t : threads) t.join();
+}
+
+Status Evaluator::backfill_remote(Slot& slot, TimestampMs now) {
+  // Read once per process: from then on every evaluation appends its value.
+  if (slot.history_ready.load()) return Status::ok();
+  const Definition& d = *slot.definition;
+  datasource::Source* source = nullptr;
+  {
+    std::lock_guard lock(sources_mutex_);
+    if (auto it = sources_.find(d.datasource); it != sources_.end()) source = it->second;
+  }
+  if (source == nullptr)
+    return Status::not_found("datasource " + d.datasource + " is not configured");
+  if (slot.history_series.load() == 0) {
+    auto labels = Labels::from({{std::string(kMetricNameLabel), "kpid_kpi_value"}, {"kpi", d.id}});
+    if (!labels) return labels.status();
+    auto id = history_store_->resolve(labels->encode());
+    if (!id) return id.status();
+    slot.history_series.store(*id);
+  }
+  constexpr DurationMs kStep = 300'000;
+  constexpr int64_t kPiece = 10'000;  // steps per query_range: under Prometheus' 11,000 points
+  const std::string key = key_prefix(d.id, "remote_history");
+  // The range read so far: "FROM TO" (ms).
+  TimestampMs from = 0, to = 0;
+  if (auto stored = state_.get_state(key); !stored) {
+    return stored.status();
+  } else if (*stored) {
+    std::sscanf((*stored)->c_str(), "%" SCNd64 " %" SCNd64, &from, &to);
+  }
+  const TimestampMs end = now / kStep * kStep;
+  TimestampMs start = (now - history_spec(d).window) / kStep * kStep;
+  // Read already up to `to`: only the gap since (a restart); nothing when `to` is this step.
+  if (to != 0) start = std::max(start, to + kStep);
+  if (start <= end) {
+    const std::string query = d.promql();
+    for (TimestampMs piece = start; piece <= end; piece += kPiece * kStep) {
+      if (stop_source_.get_token().stop_requested()) return Status::unavailable("cancelled");
+      const TimestampMs last = std::min(end, piece + (kPiece - 1) * kStep);
+      auto result = source->range(query, piece, last, kStep);
+      if (!result) return result.status();
+      if (result->series.size() > 1) {
+        return Status::invalid_argument("its value yielded " +
+                                        std::to_string(result->series.size()) + " series");
+      }
+      std::vector<store::Sample> samples;
+      if (!result->series.empty()) {
+        for (const auto& p : result->series.front().points) {
+          // A zero denominator is no data, as in the evaluation.
+          if (std::isfinite(p.value))
+            samples.push_back({slot.history_series.load(), p.timestamp, p.value});
+        }
+      }
+      if (!samples.empty()) {
+        if (auto s = history_store_->append(samples); !s) return s;
+      }
+    }
+    // Write, then apply: the record follows the samples it describes.
+    const std::string record =
+        std::to_string(from == 0 ? start : std::min(from, start)) + " " + std::to_string(end);
+    const std::pair<std::string, std::string> puts[] = {{key, record}};
+    if (auto s = writer_.write("kpi " + d.id + ": remote history", puts); !s) return s;
+  }
+  slot.history_ready.store(true);
+  return Status::ok();
 }
 
 void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {

@@ -33,6 +33,10 @@ struct Evaluator::Slot {
   TimestampMs last_evaluation = std::numeric_limits<TimestampMs>::min();
   // On a data source: the aligned time it was last evaluated at (evaluate_remote).
   TimestampMs remote_at = std::numeric_limits<TimestampMs>::min();
+  // Its kpid_kpi_value series, once its history from the source is in the store (values are
+  // appended only then, so they come after the history read).
+  std::atomic<bool> history_ready{false};
+  std::atomic<store::SeriesId> history_series{0};
   TimestampMs next_refresh = 0;
   bool breach_checked = false;
   bool stale_status_possible = false;  // its status is not no_data yet

@@ -80,7 +80,8 @@ std::string kpis(const std::string& source) {
   };
   return kpi("avg_latency",
              "[kpi.value]\nselector = 'latency_ms{svc=\"a\"}'\nover_time = \"avg\"\n"
-             "window = \"10m\"\nacross = \"max\"\n") +
+             "window = \"10m\"\nacross = \"max\"\n",
+             "[kpi.baseline]\nwindow = \"1h\"\nmin_history = \"1m\"\n") +
          kpi("error_ratio",
              "[kpi.value]\nscale = 100\n[kpi.value.numerator]\nselector = "
              "'errors_total'\nover_time = \"increase\"\nwindow = \"10m\"\n"
@@ -194,6 +195,34 @@ TEST_CASE(
         metric_value(text, "kpid_kpi_evaluations_total", {{"trigger", "timer"}});
     return requests && evaluations && *evaluations >= 15 && *requests * 5 == *evaluations * 2;
   }));
+
+  // Each KPI's history (for its baseline and threshold suggestion) was read from the source once
+  // (one query_range each) into kpid's own series; a refresh (a reload recomputes every history)
+  // does not read it again.
+  auto range_requests = [&] {
+    return metric_value(k.get("/metrics").body, "kpid_datasource_requests_total",
+                        {{"datasource", "vm"}, {"kind", "range"}})
+        .value_or(0);
+  };
+  auto baseline_rounds = [&] {
+    return metric_value(k.get("/metrics").body, "kpid_kpi_evaluations_total",
+                        {{"trigger", "baseline"}})
+        .value_or(0);
+  };
+  REQUIRE(eventually([&] { return baseline_rounds() >= 5; }));
+  CHECK(range_requests() == 5);
+  {
+    const HttpResponse r =
+        k.get("/api/v1/query?query=" + url_encode("kpid_kpi_value{kpi=\"avg_latency\"}"));
+    INFO(r.body);
+    CHECK(r.status == 200);
+    CHECK(contains(r.body, "\"kpi\":\"avg_latency\""));
+  }
+  const double rounds = baseline_rounds();
+  REQUIRE(k.post("/-/reload", "").status == 200);
+  REQUIRE(eventually([&] { return baseline_rounds() >= rounds + 5; }));
+  CHECK(range_requests() == 5);
+  CHECK(kpi_of(k, "avg_latency").at("baseline").at("lower").is_number());
 
   // The crit KPI's alert fires once.
   REQUIRE(eventually([&] { return events_of(hook, "alert.firing", "min_latency_crit") == 1; }));

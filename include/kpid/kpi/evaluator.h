@@ -168,6 +168,13 @@ class Evaluator final : public store::SampleObserver {
   // The data sources KPIs name (`datasource`); each must outlive the evaluator. KPIs on a
   // source missing here are unknown.
   void set_sources(std::map<std::string, datasource::Source*, std::less<>> sources);
+  // Where KPIs on data sources keep their value history (series kpid_kpi_value{kpi="ID"},
+  // appended directly, not through ingest): their baselines and suggestions come from it. The
+  // history is read from the source with query_range once (5m steps over the baseline window,
+  // in pieces under 11,000 points), recorded in the state store ("kpi/<id>/remote_history":
+  // the range read), then every evaluation appends its value; a restart reads only the gap
+  // since. Null (the default): no history for them.
+  void set_history_store(store::SampleStore* store) { history_store_ = store; }
 
   // One round of the evaluator threads' work, on the calling thread: evaluates the KPIs that
   // had samples or are due, then recomputes the due histories (baselines, suggestions), then
@@ -219,6 +226,8 @@ class Evaluator final : public store::SampleObserver {
   // source failed). Under round_mutex_.
   void conclude(Slot& slot, TimestampMs now, double value, TimestampMs last_sample, bool unknown);
   void run_remote();  // the remote thread
+  // Reads a KPI's history from its source into history_store_ (what it has not read yet).
+  Status backfill_remote(Slot& slot, TimestampMs now);
   void match_series(std::span<const store::SeriesId> ids);
   DurationMs interval_of(const Definition& d) const {
     return d.interval.value_or(options_.reevaluate_interval);
@@ -257,6 +266,7 @@ class Evaluator final : public store::SampleObserver {
   WorkerThread refresh_thread_;
   std::mutex sources_mutex_;
   std::map<std::string, datasource::Source*, std::less<>> sources_;
+  store::SampleStore* history_store_ = nullptr;
   WorkerThread remote_thread_;
 };
 
