@@ -19,6 +19,10 @@
 // for charts; they survive restarts and reloads. Write, then apply: a status or baseline shows
 // only once its record is written; when the write fails the previous one stands (counted in
 // kpid_state_write_failures_total{module="kpi"}) and the next evaluation tries again.
+//
+// KPIs with a `datasource` are not fed by samples: a third thread evaluates them on their
+// source at aligned times (evaluate_remote), batched per source; a failed source makes them
+// `unknown`, and each round is reported to the listener's source_evaluated().
 
 #include <atomic>
 #include <chrono>
