@@ -299,23 +299,73 @@ void Alerter::slo_evaluated(SloObservation slo) {
   wake_.notify_one();
 }
 
+void Alerter::source_evaluated(const kpi::SourceObservation& source) {
+  {
+    std::shared_lock lock(watched_mutex_);
+    if (!watched_.contains(std::string(kDatasourceSubjectPrefix) + source.name)) return;
+  }
+  {
+    std::lock_guard lock(queue_mutex_);
+    auto it = std::find_if(source_queue_.begin(), source_queue_.end(),
+                           [&](const kpi::SourceObservation& o) { return o.name == source.name; });
+    if (it != source_queue_.end()) {
+      *it = source;
+    } else {
+      source_queue_.push_back(source);
+    }
+  }
+  wake_.notify_one();
+}
+
+void Alerter::process(const kpi::SourceObservation& source, TimestampMs now) {
+  std::lock_guard lock(mutex_);
+  auto it = rules_.find(std::string(kDatasourceSubjectPrefix) + source.name);
+  if (it == rules_.end()) return;
+  last_source_[source.name] = source;
+  for (const Rule& rule : it->second) step_source(rule, source, now);
+  update_gauges();
+}
+
+void Alerter::step_source(const Rule& rule, const kpi::SourceObservation& source, TimestampMs now) {
+  Subject s;
+  s.name = "data source " + source.name;
+  s.value = source.up ? 1 : 0;
+  s.breach = !source.up;
+  s.recovered = source.up;
+  s.describe = source.up ? "up" : "failing: " + source.error;
+  s.variable = [&](std::string_view name) -> std::string {
+    if (name == "datasource") return source.name;
+    if (name == "error") return source.error;
+    if (name == "since") {
+      std::string text;
+      if (source.failing_since != 0) append_rfc3339(text, source.failing_since);
+      return text;
+    }
+    if (name == "severity") return rule.severity;
+    return "";
+  };
+  step_subject(rule, s, now);
+}
+
 void Alerter::run() {
   TimestampMs next_tick = 0;
   std::vector<kpi::KpiView> batch;
   std::vector<SloObservation> slo_batch;
   std::vector<RuleAlertObservation> rule_batch;
+  std::vector<kpi::SourceObservation> source_batch;
   while (true) {
     {
       std::unique_lock lock(queue_mutex_);
       const TimestampMs now = clock_.now_ms();
-      if (queue_.empty() && slo_queue_.empty() && rule_queue_.empty() && !stopping_ &&
-          now < next_tick) {
+      if (queue_.empty() && slo_queue_.empty() && rule_queue_.empty() && source_queue_.empty() &&
+          !stopping_ && now < next_tick) {
         wake_.wait_for(lock, std::chrono::milliseconds(next_tick - now));
       }
       if (stopping_) return;
       batch.swap(queue_);
       slo_batch.swap(slo_queue_);
       rule_batch.swap(rule_queue_);
+      source_batch.swap(source_queue_);
     }
     const TimestampMs now = clock_.now_ms();
     for (const auto& rule : rule_batch) {
@@ -332,8 +382,13 @@ void Alerter::run() {
       if (stopping()) return;
       process(slo, now);
     }
+    for (const auto& source : source_batch) {
+      if (stopping()) return;
+      process(source, now);
+    }
     batch.clear();
     slo_batch.clear();
+    source_batch.clear();
     if (now >= next_tick) {
       tick(now);
       next_tick = now + options_.tick;
@@ -345,16 +400,19 @@ void Alerter::run_once() {
   std::vector<kpi::KpiView> batch;
   std::vector<SloObservation> slo_batch;
   std::vector<RuleAlertObservation> rule_batch;
+  std::vector<kpi::SourceObservation> source_batch;
   {
     std::lock_guard lock(queue_mutex_);
     batch.swap(queue_);
     slo_batch.swap(slo_queue_);
     rule_batch.swap(rule_queue_);
+    source_batch.swap(source_queue_);
   }
   const TimestampMs now = clock_.now_ms();
   for (const auto& rule : rule_batch) process(rule, now);
   for (const auto& view : batch) process(view, now);
   for (const auto& slo : slo_batch) process(slo, now);
+  for (const auto& source : source_batch) process(source, now);
   tick(now);
 }
 
@@ -419,6 +477,8 @@ double SloObservation::burn_rate(DurationMs window) const {
 }
 
 void Alerter::step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now) {
+  // Its data source failed: nothing is known, so every alert of it holds as it is.
+  if (view.status == kpi::Health::kUnknown) return;
   const kpi::Definition& d = *view.definition;
   Observation obs;
   obs.status = view.status;
@@ -607,12 +667,15 @@ Status Alerter::erase_alert(uint64_t id) {
 void Alerter::render(Alert& alert, const Rule& rule, const Subject& subject) const {
   alert.labels.clear();
   alert.labels["alertname"] = rule.name;
-  if (rule.slo.empty()) {
+  const bool source = rule.kpi.starts_with(kDatasourceSubjectPrefix);
+  if (source) {
+    alert.labels["datasource"] = rule.kpi.substr(kDatasourceSubjectPrefix.size());
+  } else if (rule.slo.empty()) {
     alert.labels["kpi"] = rule.kpi;
   } else {
     alert.labels["slo"] = rule.slo;
   }
-  alert.labels["condition"] = std::string(condition_name(rule.condition));
+  if (!source) alert.labels["condition"] = std::string(condition_name(rule.condition));
   alert.labels["severity"] = rule.severity;
   if (!subject.owner.empty()) alert.labels["owner"] = subject.owner;
   for (const auto& [name, t] : rule.labels) alert.labels[name] = t.render(subject.variable);
@@ -732,7 +795,10 @@ void Alerter::tick(TimestampMs now) {
     if (rules == rules_.end()) continue;
     for (const Rule& rule : rules->second) {
       if (!rule_of(rule, a)) continue;
-      if (a.slo.empty()) {
+      if (a.kpi.starts_with(kDatasourceSubjectPrefix)) {
+        auto source = last_source_.find(a.kpi.substr(kDatasourceSubjectPrefix.size()));
+        if (source != last_source_.end()) step_source(rule, source->second, now);
+      } else if (a.slo.empty()) {
         if (auto view = last_view_.find(a.kpi); view != last_view_.end()) {
           step_rule(rule, view->second, now);
         }
@@ -763,6 +829,9 @@ void Alerter::tick(TimestampMs now) {
         if (rule_of(candidate, a)) rule = &candidate;
       }
     }
+    // While its KPI is unknown (the data source failed) a firing alert holds: no repeats.
+    const auto held = last_view_.find(a.kpi);
+    if (held != last_view_.end() && held->second.status == kpi::Health::kUnknown) continue;
     if (rule != nullptr && !a.acknowledged && now - a.last_notified >= rule->repeat_interval) {
       // Numbered from the firing, so each replica's repeat has the same key.
       Alert next = a;

@@ -131,6 +131,30 @@ void compile_templates(const std::vector<kpi::TemplateOptions>& labels,
   for (auto& a : configured) rule.annotations.push_back(std::move(a));
 }
 
+std::span<const std::string_view> datasource_template_variables() {
+  static constexpr std::array<std::string_view, 4> kNames = {"datasource", "error", "since",
+                                                             "severity"};
+  return kNames;
+}
+
+Rule datasource_down_rule(const std::string& name, DurationMs down_for,
+                          DurationMs repeat_interval) {
+  Rule rule;
+  rule.kpi = std::string(kDatasourceSubjectPrefix) + name;
+  rule.condition = Condition::kCrit;
+  rule.name = "datasource_down";
+  rule.severity = "critical";
+  rule.timing = {down_for, 0};
+  rule.repeat_interval = repeat_interval;
+  // Fixed texts: both parse (no unknown variables), so value() holds.
+  rule.annotations.emplace_back(
+      "summary", *Template::parse("data source {{datasource}} has been failing since {{since}}",
+                                  datasource_template_variables()));
+  rule.annotations.emplace_back("description",
+                                *Template::parse("{{error}}", datasource_template_variables()));
+  return rule;
+}
+
 AlertingSetup compile_alerting(const config::Config& config) {
   AlertingSetup setup;
   for (const auto& kpi : config.kpis) {
@@ -161,6 +185,12 @@ AlertingSetup compile_alerting(const config::Config& config) {
                         kpi.description.empty() ? "" : "{{kpi.description}}", rule, setup.errors);
       if (setup.errors.size() == errors_before) setup.rules.push_back(std::move(rule));
     }
+  }
+
+  // One datasource_down rule per [[datasource]] (datasource_down_rule).
+  for (const auto& d : config.datasources) {
+    setup.rules.push_back(
+        datasource_down_rule(d.name, d.down_for, config.alerting.repeat_interval));
   }
 
   for (const auto& rc : config.receivers) {

@@ -26,6 +26,7 @@
 #include "kpid/alert/outbox.h"
 #include "kpid/app/systemd.h"
 #include "kpid/core/deadline.h"
+#include "kpid/datasource/source.h"
 #include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/metric_metadata.h"
@@ -349,6 +350,21 @@ class Daemon {
       return false;
     }
     evaluator_ = std::make_unique<kpi::Evaluator>(*store_, *store_, *engine_, &metrics_, clock_);
+    // --- [[datasource]]: the remote query APIs KPIs are evaluated on ---
+    {
+      std::map<std::string, datasource::Source*, std::less<>> by_name;
+      for (const auto& options : config_.datasources) {
+        auto source = datasource::Source::create(options, &metrics_);
+        if (!source) {
+          spdlog::critical("{}", source.status().message());
+          return false;
+        }
+        by_name.emplace(options.name, source->get());
+        sources_.push_back(std::move(source).value());
+      }
+      evaluator_->set_sources(std::move(by_name));
+      evaluator_->set_history_store(store_.get());
+    }
     if (!start_alerting()) return false;
     evaluator_->set_listener(alerter_.get());
     evaluator_->set_kpis(std::move(kpis_));
@@ -601,6 +617,8 @@ class Daemon {
       if (slos_tracker_) slos_tracker_->stop(deadline);
     });
     step("stop KPI evaluation", [&] {
+      // Requests to data sources in flight end at once.
+      for (auto& source : sources_) source->cancel();
       if (evaluator_) evaluator_->stop(deadline);
     });
     step("stop alerting", [&] {
@@ -697,7 +715,8 @@ class Daemon {
                                                   next.alerting, next.receivers),
                       query::keys_needing_restart(config_.query, next.query),
                       okr::keys_needing_restart(config_.okr, next.okr),
-                      auth::keys_needing_restart(config_.auth, next.auth)}) {
+                      auth::keys_needing_restart(config_.auth, next.auth),
+                      datasource::keys_needing_restart(config_.datasources, next.datasources)}) {
       for (auto& key : keys) {
         spdlog::warn("reload: {} changed; it takes effect after a restart", key);
         outcome.restart_needed.push_back(std::move(key));
@@ -789,6 +808,8 @@ class Daemon {
   std::vector<okr::Policy> okr_policies_;         // until the planner takes them
   std::vector<slo::Definition> slos_;             // until the tracker takes them
   std::vector<okr::SloPolicy> slo_okr_policies_;  // until the planner takes them
+  // [[datasource]] clients, made at start; they outlive the evaluator that queries them.
+  std::vector<std::unique_ptr<datasource::Source>> sources_;
   std::unique_ptr<kpi::Evaluator> evaluator_;
   std::unique_ptr<alert::Outbox> outbox_;
   std::unique_ptr<alert::Alerter> alerter_;

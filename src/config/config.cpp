@@ -167,6 +167,7 @@ LoadResult parse_config(std::string_view text, const std::string& source_name,
     loader.load(*root, result.config);
     load_includes(source_name, result.config, ids, slo_ids, result.errors);
     load_openslo(source_name, result.config, slo_ids, result.errors);
+    detail::check_datasource_refs(result.config, result.errors);
   }
   sort_errors(result.errors);
   apply_overrides(overrides, result.config, result.errors);

@@ -82,9 +82,10 @@ bool Loader::load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k) {
   const size_t errors_before = errors_.size();
   k.pos = pos_of(t);
   const std::string section = load_id(t, "kpi", index, "KPI", *ids_, k.pos, k.id);
-  check_keys(t, section,
-             std::array{"id", "name", "description", "owner", "unit", "review", "direction",
-                        "value", "band", "baseline", "stale_after", "interval", "alert", "okr"});
+  check_keys(
+      t, section,
+      std::array{"id", "name", "description", "owner", "unit", "review", "direction", "value",
+                 "band", "baseline", "stale_after", "interval", "alert", "okr", "datasource"});
   get_string(t, section, "name", k.name);
   if (k.name.empty()) k.name = k.id;
   get_string(t, section, "description", k.description);
@@ -114,6 +115,10 @@ bool Loader::load_kpi(const toml::table& t, size_t index, kpi::KpiOptions& k) {
   }
   get_duration(t, section, "stale_after", 1000, k.stale_after);
   get_duration(t, section, "interval", 1000, k.interval);
+  if (const toml::node* source = t.get("datasource")) {
+    get_string(t, section, "datasource", k.datasource);
+    k.datasource_pos = pos_of(*source);
+  }
   if (const toml::node* alerts = t.get("alert")) load_alert_rules(*alerts, section, k.alerts);
   if (t.contains("okr")) {
     if (const toml::table* o = table_at(t, section, "okr")) {

@@ -33,6 +33,10 @@ std::vector<std::string> expand_patterns(const std::string& source_name,
                                          const std::string& key, const std::string& what,
                                          std::vector<ConfigError>& errors);
 
+// Every `datasource = "NAME"` of a [[kpi]] names a [[datasource]] (datasource_sections.cpp);
+// errors at the reference.
+void check_datasource_refs(Config& c, std::vector<ConfigError>& errors);
+
 class Loader {
  public:
   Loader(const std::string& file, std::vector<ConfigError>& errors)
@@ -229,6 +233,8 @@ class Loader {
   // [rules] (rules_sections.cpp): the patterns, expanded into paths; the files themselves are
   // loaded by the rules module (they need the PromQL parser).
   void load_rules(const toml::table& t, rules::RulesOptions& c);
+  // [[datasource]] tables (datasource_sections.cpp).
+  void load_datasources(const toml::node& node, std::vector<datasource::DatasourceOptions>& out);
 
   size_t skipped_kpis_ = 0;
   size_t skipped_slos_ = 0;

@@ -18,11 +18,11 @@
 namespace kpid::config::detail {
 
 void Loader::load(const toml::table& root, Config& c) {
-  static constexpr std::array kSections = {"storage",  "retention", "http",    "line",
-                                           "ingest",   "query",     "log",     "include",
-                                           "kpi",      "slo",       "openslo", "alerting",
-                                           "receiver", "okr",       "auth",    "shutdown_timeout",
-                                           "rules",    "cluster"};
+  static constexpr std::array kSections = {"storage",  "retention", "http",      "line",
+                                           "ingest",   "query",     "log",       "include",
+                                           "kpi",      "slo",       "openslo",   "alerting",
+                                           "receiver", "okr",       "auth",      "shutdown_timeout",
+                                           "rules",    "cluster",   "datasource"};
   for (const auto& [key, node] : root) {
     std::string name(key.str());
     bool known = false;
@@ -49,6 +49,10 @@ void Loader::load(const toml::table& root, Config& c) {
     }
     if (name == "receiver") {
       load_receivers(node, c.receivers);
+      continue;
+    }
+    if (name == "datasource") {
+      load_datasources(node, c.datasources);
       continue;
     }
     if (name == "shutdown_timeout") {

@@ -54,7 +54,7 @@ const std::vector<Command>& commands() {
        {{"since", 0, true, "DURATION", "trend window (default 6h)"},
         {"owner", 0, true, "OWNER", "only this owner's KPIs"},
         {"fail-on", 0, true, "LEVEL",
-         "exit 4 when a KPI is crit (crit), or warn, crit or no_data (warn)"}},
+         "exit 4 when a KPI is crit (crit), or warn, crit, no_data or unknown (warn)"}},
        cmd_status},
       {"kpi show",
        "ID",

@@ -69,7 +69,7 @@ Result<std::string> trend(Context& c, ApiClient& api, const std::string& id, Dur
 
 int level_of(std::string_view status) {
   if (status == "crit") return 3;
-  if (status == "warn" || status == "no_data") return 2;
+  if (status == "warn" || status == "no_data" || status == "unknown") return 2;
   return 0;
 }
 
@@ -138,7 +138,7 @@ int cmd_status(Context& c) {
   std::string summary =
       std::to_string(selected.size()) + " KPI" + (selected.size() == 1 ? "" : "s") + ":";
   bool first = true;
-  for (std::string_view s : {"crit", "warn", "anomalous", "no_data", "ok"}) {
+  for (std::string_view s : {"crit", "warn", "anomalous", "no_data", "unknown", "ok"}) {
     auto it = counts.find(std::string(s));
     if (it == counts.end()) continue;
     summary += std::string(first ? " " : ", ") +

@@ -35,7 +35,7 @@ Color color_of(std::string_view status) {
     return Color::kRed;
   }
   if (status == "anomalous") return Color::kMagenta;
-  if (status == "no_data" || status == "expired" || status == "abandoned" ||
+  if (status == "no_data" || status == "unknown" || status == "expired" || status == "abandoned" ||
       status == "dismissed" || status == "closed") {
     return Color::kGray;
   }

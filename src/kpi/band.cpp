@@ -80,6 +80,7 @@ std::string_view health_name(Health h) {
     case Health::kCrit: return "crit";
     case Health::kAnomalous: return "anomalous";
     case Health::kNoData: return "no_data";
+    case Health::kUnknown: return "unknown";
   }
   return "?";
 }

@@ -291,7 +291,9 @@ std::string Definition::promql() const {
   return out;
 }
 
-bool Definition::same_value(const Definition& o) const { return promql() == o.promql(); }
+bool Definition::same_value(const Definition& o) const {
+  return promql() == o.promql() && datasource == o.datasource;
+}
 
 bool operator==(const Band& a, const Band& b) {
   return a.target == b.target && a.warn == b.warn && a.crit == b.crit && a.warn_low == b.warn_low &&
@@ -329,6 +331,7 @@ CompileResult compile(const std::vector<kpi::KpiOptions>& kpis) {
       d.selectors = {d.numerator.matchers};
     }
     if (c.interval > 0) d.interval = c.interval;
+    d.datasource = c.datasource;
     if (c.band) {
       Band b;
       b.target = c.band->target;

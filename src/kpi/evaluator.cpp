@@ -11,10 +11,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <thread>
 
 namespace kpid::kpi {
 
@@ -35,6 +38,16 @@ constexpr DurationMs kFutureTolerance = 10'000;
 // How much timer-driven evaluation one round does before it lets new samples' KPIs go first.
 constexpr auto kTimerSlice = std::chrono::milliseconds(1);
 
+// The selector of a KPI's own value series (KPIs on data sources keep their history there).
+std::string remote_history_selector(std::string_view id) {
+  std::string out = "kpid_kpi_value{kpi=\"";
+  for (char c : id) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"}";
+}
+
 }  // namespace
 
 Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state,
@@ -50,6 +63,7 @@ Evaluator::Evaluator(const store::SampleStore& samples, store::StateStore& state
   if (options_.background) {
     thread_.start([this] { run(); });
     refresh_thread_.start([this] { run_refresh(); });
+    remote_thread_.start([this] { run_remote(); });
   }
 }
 
@@ -69,14 +83,19 @@ void Evaluator::stop(Deadline deadline) {
   }
   wake_.notify_all();
   refresh_wake_.notify_all();
+  remote_wake_.notify_all();
   // Late only while one query piece (a round's KPI, a slice of a history) finishes: nothing
   // is left to cancel then, it ends by itself.
   if (!thread_.wait(deadline)) spdlog::warn("kpi evaluation: still running at the stop deadline");
   if (!refresh_thread_.wait(deadline)) {
     spdlog::warn("kpi history computation: still running at the stop deadline");
   }
+  if (!remote_thread_.wait(deadline)) {
+    spdlog::warn("kpi evaluation on data sources: still running at the stop deadline");
+  }
   thread_.join();
   refresh_thread_.join();
+  remote_thread_.join();
 }
 
 std::vector<std::shared_ptr<Evaluator::Slot>> Evaluator::slots() const {
@@ -119,6 +138,8 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
         slot->last_sample.store(was.last_sample.load());
         slot->last_sample_known = was.last_sample_known;
         slot->recorded_baseline = was.recorded_baseline;
+        slot->history_ready.store(was.history_ready.load());
+        slot->history_series.store(was.history_series.load());
         const bool same_history = history_spec(*was.definition) == history_spec(def) &&
                                   was.definition->direction == def.direction;
         // Every reload recomputes the history (refresh 0): history may have arrived since, e.g.
@@ -160,6 +181,7 @@ void Evaluator::set_kpis(std::vector<Definition> kpis) {
   std::vector<uint32_t> unindexed;
   for (uint32_t i = 0; i < next.size(); ++i) {
     const Definition& d = *next[i]->definition;
+    if (!d.datasource.empty()) continue;  // fed by its source, never by local samples
     for (const auto& selector : d.selectors) {
       const LabelMatcher* key = nullptr;
       for (const auto& m : selector) {
@@ -353,6 +375,7 @@ void Evaluator::run_refresh() {
 void Evaluator::run_once() {
   evaluate_round(false);
   refresh_due();
+  evaluate_remote();
 }
 
 Evaluator::Round Evaluator::evaluate_round(bool sliced) {
@@ -365,7 +388,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   const std::stop_token stop = stop_source_.get_token();
   for (const auto& slot : all) {
     if (stop.stop_requested()) return round;
-    if (!slot->dirty.exchange(false)) continue;
+    if (!slot->dirty.exchange(false) || !slot->definition->datasource.empty()) continue;
     evaluate(*slot, now);
     if (metrics_) metrics_->by_sample->Increment();
   }
@@ -376,6 +399,7 @@ Evaluator::Round Evaluator::evaluate_round(bool sliced) {
   // any new samples' KPIs.
   for (const auto& slot : all) {
     if (stop.stop_requested()) return round;
+    if (!slot->definition->datasource.empty()) continue;  // evaluate_remote()'s
     const bool went_stale = slot->stale_status_possible &&
                             now - slot->last_sample.load() > slot->definition->stale_after;
     if (!went_stale && now - slot->last_evaluation < interval_of(*slot->definition)) continue;
@@ -397,6 +421,8 @@ void Evaluator::refresh_due() {
     now = clock_.now_ms();
     for (const auto& slot : slots()) {
       if (now < slot->next_refresh) continue;
+      // Without a history store a KPI on a source has no history to compute from.
+      if (!slot->definition->datasource.empty() && history_store_ == nullptr) continue;
       slot->next_refresh = detail::next_refresh_after(*slot->definition, now);
       due.push_back(slot);
     }
@@ -407,8 +433,23 @@ void Evaluator::refresh_due() {
       std::lock_guard lock(wake_mutex_);
       if (stopping_) return;
     }
-    HistoryUpdate update =
-        detail::compute_history(engine_, *slot->definition, now, stop_source_.get_token());
+    HistoryUpdate update;
+    if (slot->definition->datasource.empty()) {
+      update = detail::compute_history(engine_, *slot->definition, now, stop_source_.get_token());
+    } else if (auto s = backfill_remote(*slot, now); !s) {
+      update.at = now;
+      update.error = s.message();
+    } else {
+      // The same history computation, over the local series of its values.
+      Definition local = *slot->definition;
+      local.expr.clear();
+      local.denominator.reset();
+      local.numerator = Term{};
+      local.numerator.selector = remote_history_selector(local.id);
+      local.numerator.over_time = "last";
+      local.numerator.window = 300'000;
+      update = detail::compute_history(engine_, local, now, stop_source_.get_token());
+    }
     if (update.cancelled) {
       spdlog::info(
           "kpi {}: history computation abandoned as kpid stops (the last recorded "
@@ -432,6 +473,11 @@ void Evaluator::refresh_due() {
     }
     if (!target) continue;
     apply_history(*target, update);
+    if (!target->definition->datasource.empty()) {
+      publish(*target);  // its next round on the source classifies against the new baseline
+      if (metrics_) metrics_->by_baseline->Increment();
+      continue;
+    }
     evaluate(*target, clock_.now_ms());
     if (metrics_) metrics_->by_baseline->Increment();
   }
@@ -467,11 +513,16 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     spdlog::warn("kpi {}: evaluation failed: {}", d.id, evaluated.status().message());
   }
   const double value = evaluated ? *evaluated : kNaN;
+  conclude(slot, now, value, slot.last_sample.load(), false);
+}
 
-  const TimestampMs last_sample = slot.last_sample.load();
+void Evaluator::conclude(Slot& slot, TimestampMs now, double value, TimestampMs last_sample,
+                         bool unknown) {
+  const Definition& d = *slot.definition;
+  slot.last_evaluation = now;
   const bool stale = last_sample == 0 || now - last_sample > d.stale_after;
-  Health health = Health::kNoData;
-  if (!std::isnan(value) && !stale) {
+  Health health = unknown ? Health::kUnknown : Health::kNoData;
+  if (!unknown && !std::isnan(value) && !stale) {
     health = d.band ? classify(d.direction, *d.band, value) : Health::kOk;
     std::lock_guard lock(slot.mutex);
     if (health == Health::kOk && slot.view.baseline && slot.view.baseline->trusted &&
@@ -515,7 +566,10 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
       retry = true;
     }
   }
-  if (retry) slot.last_evaluation = now - interval_of(d);
+  if (retry) {
+    slot.last_evaluation = now - interval_of(d);
+    slot.remote_at = std::numeric_limits<TimestampMs>::min();
+  }
   {
     std::lock_guard lock(slot.mutex);
     slot.view.value = value;
@@ -537,6 +591,189 @@ void Evaluator::evaluate(Slot& slot, TimestampMs now) {
     }
     listener->evaluated(view);
   }
+}
+
+// --- KPIs on data sources ---------------------------------------------------------------------
+
+void Evaluator::set_sources(std::map<std::string, datasource::Source*, std::less<>> sources) {
+  std::lock_guard lock(sources_mutex_);
+  sources_ = std::move(sources);
+}
+
+void Evaluator::run_remote() {
+  for (;;) {
+    {
+      std::unique_lock lock(wake_mutex_);
+      remote_wake_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping_; });
+      if (stopping_) return;
+    }
+    evaluate_remote();
+  }
+}
+
+void Evaluator::evaluate_remote() {
+  // Due KPIs by source and aligned time: each group is one Source::instant_many.
+  struct Group {
+    datasource::Source* source = nullptr;
+    std::string name;
+    TimestampMs at = 0;
+    std::vector<std::shared_ptr<Slot>> slots;
+  };
+  std::map<std::pair<std::string, TimestampMs>, Group> groups;
+  {
+    std::lock_guard round(round_mutex_);
+    const TimestampMs now = clock_.now_ms();
+    std::lock_guard lock(sources_mutex_);
+    for (const auto& slot : slots()) {
+      const Definition& d = *slot->definition;
+      if (d.datasource.empty()) continue;
+      const DurationMs interval = interval_of(d);
+      const TimestampMs at =
+          (now >= 0 ? now / interval : (now - interval + 1) / interval) * interval;
+      if (at <= slot->remote_at) continue;
+      slot->remote_at = at;
+      Group& g = groups[{d.datasource, at}];
+      g.name = d.datasource;
+      g.at = at;
+      auto it = sources_.find(d.datasource);
+      g.source = it == sources_.end() ? nullptr : it->second;
+      g.slots.push_back(slot);
+    }
+  }
+  if (groups.empty()) return;
+  // Sources are asked in parallel, so a slow or failing one does not hold up the others.
+  std::vector<Group*> list;
+  for (auto& [key, g] : groups) list.push_back(&g);
+  std::vector<std::thread> threads;
+  auto run_group = [this](Group& g) {
+    std::vector<std::string> queries;
+    std::vector<std::pair<size_t, size_t>> span_of;  // each slot's queries: first, count
+    for (const auto& slot : g.slots) {
+      auto q = remote_queries(*slot->definition);
+      span_of.emplace_back(queries.size(), q.size());
+      queries.insert(queries.end(), q.begin(), q.end());
+    }
+    Result<std::vector<query::QueryResult>> answers =
+        g.source == nullptr ? Result<std::vector<query::QueryResult>>(
+                                  Status::not_found("datasource " + g.name + " is not configured"))
+                            : g.source->instant_many(queries, g.at);
+    if (stop_source_.get_token().stop_requested()) return;
+    std::lock_guard round(round_mutex_);
+    const auto current = slots();
+    for (size_t i = 0; i < g.slots.size(); ++i) {
+      Slot& slot = *g.slots[i];
+      // A reload meanwhile dropped it: nothing of it is applied.
+      if (std::find(current.begin(), current.end(), g.slots[i]) == current.end()) continue;
+      if (!answers) {
+        conclude(slot, g.at, kNaN, slot.last_sample.load(), true);
+        continue;
+      }
+      const auto [first, count] = span_of[i];
+      auto value = value_from_answers(*slot.definition, (*answers)[first],
+                                      count > 1 ? &(*answers)[first + 1] : nullptr);
+      if (!value) {
+        spdlog::warn("kpi {}: evaluation failed: {}", slot.definition->id,
+                     value.status().message());
+      }
+      const double v = value ? *value : kNaN;
+      // The source had data for it at `at`: that is its newest sample as far as kpid knows.
+      if (!std::isnan(v)) {
+        TimestampMs seen = slot.last_sample.load();
+        while (g.at > seen && !slot.last_sample.compare_exchange_weak(seen, g.at)) {
+        }
+      }
+      conclude(slot, g.at, v, slot.last_sample.load(), false);
+      if (metrics_) metrics_->by_timer->Increment();
+      if (history_store_ != nullptr && slot.history_ready.load() && std::isfinite(v)) {
+        const store::Sample sample{slot.history_series.load(), g.at, v};
+        if (auto s = history_store_->append(std::span(&sample, 1)); !s) {
+          spdlog::warn("kpi {}: storing its value: {}", slot.definition->id, s.message());
+        }
+      }
+    }
+    if (EvaluationListener* listener = listener_.load()) {
+      SourceObservation o;
+      o.name = g.name;
+      o.up = answers.is_ok();
+      if (!o.up) {
+        o.error = answers.status().message();
+        o.failing_since = g.source != nullptr && g.source->failing_since() != 0
+                              ? g.source->failing_since()
+                              : g.at;
+      }
+      listener->source_evaluated(o);
+    }
+  };
+  for (size_t i = 1; i < list.size(); ++i) {
+    threads.emplace_back([&run_group, g = list[i]] { run_group(*g); });
+  }
+  run_group(*list[0]);
+  for (auto& t : threads) t.join();
+}
+
+Status Evaluator::backfill_remote(Slot& slot, TimestampMs now) {
+  // Read once per process: from then on every evaluation appends its value.
+  if (slot.history_ready.load()) return Status::ok();
+  const Definition& d = *slot.definition;
+  datasource::Source* source = nullptr;
+  {
+    std::lock_guard lock(sources_mutex_);
+    if (auto it = sources_.find(d.datasource); it != sources_.end()) source = it->second;
+  }
+  if (source == nullptr)
+    return Status::not_found("datasource " + d.datasource + " is not configured");
+  if (slot.history_series.load() == 0) {
+    auto labels = Labels::from({{std::string(kMetricNameLabel), "kpid_kpi_value"}, {"kpi", d.id}});
+    if (!labels) return labels.status();
+    auto id = history_store_->resolve(labels->encode());
+    if (!id) return id.status();
+    slot.history_series.store(*id);
+  }
+  constexpr DurationMs kStep = 300'000;
+  constexpr int64_t kPiece = 10'000;  // steps per query_range: under Prometheus' 11,000 points
+  const std::string key = key_prefix(d.id, "remote_history");
+  // The range read so far: "FROM TO" (ms).
+  TimestampMs from = 0, to = 0;
+  if (auto stored = state_.get_state(key); !stored) {
+    return stored.status();
+  } else if (*stored) {
+    std::sscanf((*stored)->c_str(), "%" SCNd64 " %" SCNd64, &from, &to);
+  }
+  const TimestampMs end = now / kStep * kStep;
+  TimestampMs start = (now - history_spec(d).window) / kStep * kStep;
+  // Read already up to `to`: only the gap since (a restart); nothing when `to` is this step.
+  if (to != 0) start = std::max(start, to + kStep);
+  if (start <= end) {
+    const std::string query = d.promql();
+    for (TimestampMs piece = start; piece <= end; piece += kPiece * kStep) {
+      if (stop_source_.get_token().stop_requested()) return Status::unavailable("cancelled");
+      const TimestampMs last = std::min(end, piece + (kPiece - 1) * kStep);
+      auto result = source->range(query, piece, last, kStep);
+      if (!result) return result.status();
+      if (result->series.size() > 1) {
+        return Status::invalid_argument("its value yielded " +
+                                        std::to_string(result->series.size()) + " series");
+      }
+      std::vector<store::Sample> samples;
+      if (!result->series.empty()) {
+        for (const auto& p : result->series.front().points) {
+          // A zero denominator is no data, as in the evaluation.
+          if (std::isfinite(p.value))
+            samples.push_back({slot.history_series.load(), p.timestamp, p.value});
+        }
+      }
+      if (!samples.empty()) {
+        if (auto s = history_store_->append(samples); !s) return s;
+      }
+    }
+    // Write, then apply: the record follows the samples it describes.
+    const std::string record =
+        std::to_string(from == 0 ? start : std::min(from, start)) + " " + std::to_string(end);
+    const std::pair<std::string, std::string> puts[] = {{key, record}};
+    if (auto s = writer_.write("kpi " + d.id + ": remote history", puts); !s) return s;
+  }
+  slot.history_ready.store(true);
+  return Status::ok();
 }
 
 void Evaluator::apply_history(Slot& slot, const HistoryUpdate& update) {
@@ -615,7 +852,7 @@ void Evaluator::publish(Slot& slot) {
   if (!metrics_) return;
   std::lock_guard lock(slot.mutex);
   if (slot.value_gauge) slot.value_gauge->Set(slot.view.value);
-  for (int h = 0; h < 5; ++h) {
+  for (int h = 0; h < 6; ++h) {
     if (slot.status_gauges[h]) {
       slot.status_gauges[h]->Set(static_cast<int>(slot.view.status) == h ? 1 : 0);
     }

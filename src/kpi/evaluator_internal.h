@@ -31,6 +31,12 @@ struct Evaluator::Slot {
   TimestampMs first_sample = 0;  // recorded time of the first sample ever seen (0: none yet)
   uint32_t sequence = 0;
   TimestampMs last_evaluation = std::numeric_limits<TimestampMs>::min();
+  // On a data source: the aligned time it was last evaluated at (evaluate_remote).
+  TimestampMs remote_at = std::numeric_limits<TimestampMs>::min();
+  // Its kpid_kpi_value series, once its history from the source is in the store (values are
+  // appended only then, so they come after the history read).
+  std::atomic<bool> history_ready{false};
+  std::atomic<store::SeriesId> history_series{0};
   TimestampMs next_refresh = 0;
   bool breach_checked = false;
   bool stale_status_possible = false;  // its status is not no_data yet
@@ -40,7 +46,7 @@ struct Evaluator::Slot {
   KpiView view;
   // Its gauges (owned by the families).
   prometheus::Gauge* value_gauge = nullptr;
-  prometheus::Gauge* status_gauges[5] = {};
+  prometheus::Gauge* status_gauges[6] = {};
   prometheus::Gauge* baseline_gauges[3] = {};
   std::vector<prometheus::Gauge*> threshold_gauges;
 };

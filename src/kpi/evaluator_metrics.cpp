@@ -46,8 +46,10 @@ void Evaluator::Metrics::add(Slot& s) {
     return l;
   };
   s.value_gauge = &value.Add(labels);
-  for (Health h :
-       {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
+  for (Health h : {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData,
+                   Health::kUnknown}) {
+    // Only a KPI on a data source can be unknown: local ones keep their five gauges.
+    if (h == Health::kUnknown && d.datasource.empty()) continue;
     s.status_gauges[static_cast<int>(h)] = &status.Add(with("status", std::string(health_name(h))));
   }
   if (d.band) {

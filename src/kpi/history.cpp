@@ -135,6 +135,29 @@ TimestampMs next_refresh_after(const Definition& d, TimestampMs now) {
 
 // --- free functions ---------------------------------------------------------------------------
 
+std::vector<std::string> remote_queries(const Definition& kpi) {
+  std::vector<std::string> out;
+  out.push_back(kpi.expr.empty() ? kpi.numerator.promql(kpi.numerator.window) : kpi.expr);
+  if (kpi.denominator) out.push_back(kpi.denominator->promql(kpi.denominator->window));
+  return out;
+}
+
+Result<double> value_from_answers(const Definition& kpi, const query::QueryResult& numerator,
+                                  const query::QueryResult* denominator) {
+  // As term_value() reads the local engine's answer.
+  auto one = [](const query::QueryResult& r) -> Result<double> {
+    if (r.type == query::ValueType::kScalar) return r.scalar;
+    if (r.series.size() > 1) return several_series(r.series.size());
+    if (r.series.empty() || r.series.front().points.empty()) return kNaN;
+    return r.series.front().points.front().value;
+  };
+  auto n = one(numerator);
+  if (!n || denominator == nullptr) return n;
+  auto d = one(*denominator);
+  if (!d) return d.status();
+  return ratio(kpi, *n, *d);
+}
+
 Result<double> evaluate_value(const query::Engine& engine, const Definition& kpi,
                               TimestampMs time) {
   auto num = detail::value_expr(kpi);

@@ -55,8 +55,8 @@ std::vector<double> parse_numbers(std::string_view text) {
 }
 
 std::optional<Health> parse_health(std::string_view text) {
-  for (Health h :
-       {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData}) {
+  for (Health h : {Health::kOk, Health::kWarn, Health::kCrit, Health::kAnomalous, Health::kNoData,
+                   Health::kUnknown}) {
     if (health_name(h) == text) return h;
   }
   return std::nullopt;

@@ -20,7 +20,7 @@ config::ConfigError error_at(const SourcePos& pos, std::string key, std::string 
 
 std::optional<kpi::Health> parse_health(std::string_view text) {
   for (auto h : {kpi::Health::kOk, kpi::Health::kWarn, kpi::Health::kCrit, kpi::Health::kAnomalous,
-                 kpi::Health::kNoData}) {
+                 kpi::Health::kNoData, kpi::Health::kUnknown}) {
     if (kpi::health_name(h) == text) return h;
   }
   return std::nullopt;

@@ -110,7 +110,9 @@ std::string error_ratio(const Definition& d, const std::string& window, const st
   // Good slices over known ones; a no_data slice is known only when no_data is good or bad.
   std::set<std::string> good;
   for (kpi::Health h : d.good_statuses) {
-    if (h != kpi::Health::kNoData) good.emplace(kpi::health_name(h));
+    if (h != kpi::Health::kNoData && h != kpi::Health::kUnknown) {
+      good.emplace(kpi::health_name(h));
+    }
   }
   if (d.no_data == "good") good.emplace("no_data");
   std::string good_regex;

@@ -298,7 +298,9 @@ void Tracker::evaluate(Slot& slot, TimestampMs t) {
       const double seconds = static_cast<double>(t - slot.last_eval) / 1000;
       std::optional<bool> good;
       if (!d.kpi.empty()) {
-        if (auto kpi = kpis_.get(d.kpi); kpi && kpi->status != kpi::Health::kNoData) {
+        // unknown (its data source failed) counts as no_data.
+        if (auto kpi = kpis_.get(d.kpi);
+            kpi && kpi->status != kpi::Health::kNoData && kpi->status != kpi::Health::kUnknown) {
           good = std::find(d.good_statuses.begin(), d.good_statuses.end(), kpi->status) !=
                  d.good_statuses.end();
         } else if (kpi && std::find(d.good_statuses.begin(), d.good_statuses.end(),
@@ -402,7 +404,9 @@ void Tracker::backfill(Slot& slot, TimestampMs t) {
         const TimestampMs begin = std::max(list[i].time, from);
         const TimestampMs end = i + 1 < list.size() ? std::min(list[i + 1].time, t) : t;
         if (end <= begin) continue;
-        const kpi::Health h = list[i].status;
+        // unknown (its data source failed) counts as no_data.
+        const kpi::Health h =
+            list[i].status == kpi::Health::kUnknown ? kpi::Health::kNoData : list[i].status;
         std::optional<bool> good;
         if (std::find(d.good_statuses.begin(), d.good_statuses.end(), h) != d.good_statuses.end()) {
           good = true;

@@ -125,7 +125,11 @@ class Alerter final : public kpi::EvaluationListener {
   // evaluation); waits for it, and past `deadline` logs that it is late.
   void stop(Deadline deadline = Deadline::never());
 
+  // A KPI evaluation. An `unknown` one (its data source failed) holds every alert of the KPI as
+  // it is: no pending, firing, resolve or repeat until a known status comes.
   void evaluated(const kpi::KpiView& kpi) override;
+  // A data source's round, for its datasource_down rule (a queue hand-off; any thread).
+  void source_evaluated(const kpi::SourceObservation& source) override;
   // An SLO's evaluation, for its burn-rate rules (a queue hand-off; any thread).
   void slo_evaluated(SloObservation slo);
   // The Prometheus rule groups whose alerts stay open (others' resolve, as a removed rule's);
@@ -185,6 +189,8 @@ class Alerter final : public kpi::EvaluationListener {
   void process(const kpi::KpiView& view, TimestampMs now);
   void process(const SloObservation& slo, TimestampMs now);
   void process(const RuleAlertObservation& rule, TimestampMs now);
+  void process(const kpi::SourceObservation& source, TimestampMs now);
+  void step_source(const Rule& rule, const kpi::SourceObservation& source, TimestampMs now);
   void tick(TimestampMs now);
   void step_rule(const Rule& rule, const kpi::KpiView& view, TimestampMs now);
   void step_burn(const Rule& rule, const SloObservation& slo, TimestampMs now);
@@ -229,6 +235,7 @@ class Alerter final : public kpi::EvaluationListener {
   std::map<std::string, uint64_t> open_;            // "<kpi>/<condition>" -> pending/firing alert
   std::map<std::string, kpi::KpiView> last_view_;   // by KPI id
   std::map<std::string, SloObservation> last_slo_;  // by SLO id
+  std::map<std::string, kpi::SourceObservation> last_source_;  // by data source name
   std::map<uint64_t, Silence> silences_;
   uint64_t next_alert_ = 1;
   uint64_t next_silence_ = 1;
@@ -245,6 +252,7 @@ class Alerter final : public kpi::EvaluationListener {
   // Under mutex_; unset until set_rule_groups (at start, set_rules comes first: the rule
   // groups' alerts loaded from the store must not resolve before their groups are known).
   std::optional<std::set<std::string>> rule_groups_;
+  std::vector<kpi::SourceObservation> source_queue_;
   bool stopping_ = false;
   WorkerThread thread_;
 };

@@ -81,8 +81,16 @@ void compile_templates(const std::vector<kpi::TemplateOptions>& labels,
                        const std::string& summary, const std::string& description, Rule& rule,
                        std::vector<config::ConfigError>& errors);
 
-// Compiles every KPI's [[kpi.alert]] rules and every [[receiver]]. Rules with errors are left
-// out.
+// A [[datasource]]'s alert: alertname datasource_down, labels datasource="NAME" and
+// severity="critical", firing once the source has failed for `down_for`, resolved by its next
+// success. Its subject (Rule::kpi and Alert::kpi) is "datasource:NAME"; templates may use
+// {{datasource}}, {{error}}, {{since}} and {{severity}}.
+inline constexpr std::string_view kDatasourceSubjectPrefix = "datasource:";
+Rule datasource_down_rule(const std::string& name, DurationMs down_for, DurationMs repeat_interval);
+std::span<const std::string_view> datasource_template_variables();
+
+// Compiles every KPI's [[kpi.alert]] rules, one datasource_down rule per [[datasource]] and
+// every [[receiver]]. Rules with errors are left out.
 AlertingSetup compile_alerting(const config::Config& config);
 
 }  // namespace kpid::alert

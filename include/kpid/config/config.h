@@ -15,6 +15,7 @@
 #include "kpid/core/source_pos.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/datasource/options.h"
 #include "kpid/ingest/options.h"
 #include "kpid/kpi/options.h"
 #include "kpid/okr/options.h"
@@ -57,6 +58,8 @@ struct Config {
   // [rules]: Prometheus rule files.
   rules::RulesOptions rules;
   cluster::ClusterOptions cluster;  // [cluster] (and --shard)
+  // [[datasource]] tables: remote query APIs KPIs name with `datasource`.
+  std::vector<datasource::DatasourceOptions> datasources;
 };
 
 // Values given on the command line; they win over the file.

@@ -16,7 +16,9 @@
 namespace kpid::kpi {
 
 enum class Direction { kHigherIsBetter, kLowerIsBetter, kInRange };
-enum class Health { kOk, kWarn, kCrit, kAnomalous, kNoData };
+// kUnknown: the KPI's [[datasource]] failed, so its value is not known (neither no_data nor a
+// recovery; alerts hold as they are).
+enum class Health { kOk, kWarn, kCrit, kAnomalous, kNoData, kUnknown };
 
 // "higher_is_better", "lower_is_better", "in_range"; "ok", "warn", ...
 std::string_view direction_name(Direction d);

@@ -66,6 +66,9 @@ struct Definition {
   std::optional<Band> band;
   std::optional<BaselineSpec> baseline;
   DurationMs stale_after = 300'000;  // no_data once the newest sample is older than this
+  // The [[datasource]] it is evaluated on ("": the local store). Such a KPI is not fed by
+  // local samples: it is evaluated on its interval, at times aligned to it.
+  std::string datasource;
 
   // The longest window its value reads: of its terms, or of the expression's range selectors
   // and subqueries (5m, the lookback, when it has none).

@@ -19,11 +19,16 @@
 // for charts; they survive restarts and reloads. Write, then apply: a status or baseline shows
 // only once its record is written; when the write fails the previous one stands (counted in
 // kpid_state_write_failures_total{module="kpi"}) and the next evaluation tries again.
+//
+// KPIs with a `datasource` are not fed by samples: a third thread evaluates them on their
+// source at aligned times (evaluate_remote), batched per source; a failed source makes them
+// `unknown`, and each round is reported to the listener's source_evaluated().
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +44,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/core/worker_thread.h"
+#include "kpid/datasource/source.h"
 #include "kpid/kpi/band.h"
 #include "kpid/kpi/definition.h"
 #include "kpid/metrics/metrics.h"
@@ -117,13 +123,32 @@ struct HistoryUpdate {
   std::optional<double> breach_fraction;  // with a band and enough history
 };
 
+// How a [[datasource]] fared in one round of its KPIs' evaluations.
+struct SourceObservation {
+  std::string name;
+  bool up = true;                 // every request of the round succeeded
+  TimestampMs failing_since = 0;  // first failure without a success since (0 while up)
+  std::string error;              // the failure, when down
+};
+
 // Told of every evaluation of every KPI (sample-triggered or by the timer), on the evaluator
 // thread: implementations must only hand the view off (the alerting layer sits here).
 class EvaluationListener {
  public:
   virtual ~EvaluationListener() = default;
   virtual void evaluated(const KpiView& kpi) = 0;
+  // After each round of a data source's KPIs (on the evaluator's remote thread).
+  virtual void source_evaluated(const SourceObservation& /*source*/) {}
 };
+
+// The value of a KPI from the answers to its query strings (remote_queries): the numerator's
+// (or expression's) answer and, for a ratio, the denominator's. NaN when undefined; an error
+// when a term yields several series.
+Result<double> value_from_answers(const Definition& kpi, const query::QueryResult& numerator,
+                                  const query::QueryResult* denominator);
+// The PromQL a KPI on a data source asks it: the value expression (or numerator term) and, for a
+// ratio, the denominator term; the same strings the local evaluation parses.
+std::vector<std::string> remote_queries(const Definition& kpi);
 
 class Evaluator final : public store::SampleObserver {
  public:
@@ -144,9 +169,27 @@ class Evaluator final : public store::SampleObserver {
   // Set before the first evaluation (null: none); must outlive the evaluator's threads.
   void set_listener(EvaluationListener* listener) { listener_.store(listener); }
 
+  // The data sources KPIs name (`datasource`); each must outlive the evaluator. KPIs on a
+  // source missing here are unknown.
+  void set_sources(std::map<std::string, datasource::Source*, std::less<>> sources);
+  // Where KPIs on data sources keep their value history (series kpid_kpi_value{kpi="ID"},
+  // appended directly, not through ingest): their baselines and suggestions come from it. The
+  // history is read from the source with query_range once (5m steps over the baseline window,
+  // in pieces under 11,000 points), recorded in the state store ("kpi/<id>/remote_history":
+  // the range read), then every evaluation appends its value; a restart reads only the gap
+  // since. Null (the default): no history for them.
+  void set_history_store(store::SampleStore* store) { history_store_ = store; }
+
   // One round of the evaluator threads' work, on the calling thread: evaluates the KPIs that
-  // had samples or are due, then recomputes the due histories (baselines, suggestions).
+  // had samples or are due, then recomputes the due histories (baselines, suggestions), then
+  // evaluates the due KPIs on data sources.
   void run_once();
+
+  // KPIs on data sources: those due (their interval has moved on to a new aligned time
+  // t = floor(now / interval) * interval) are evaluated at t, every due KPI of one source
+  // together (Source::instant_many); a failed source makes them unknown. Called by the remote
+  // thread every 250 ms.
+  void evaluate_remote();
 
   // Every KPI, in configuration order.
   std::vector<KpiView> list() const;
@@ -183,6 +226,12 @@ class Evaluator final : public store::SampleObserver {
   bool record_first_sample(Slot& slot, TimestampMs time);
   TimestampMs load_first_sample(const std::string& id) const;
   void publish(Slot& slot);
+  // Status, records, view and listener for a value computed at `now` (`unknown`: the data
+  // source failed). Under round_mutex_.
+  void conclude(Slot& slot, TimestampMs now, double value, TimestampMs last_sample, bool unknown);
+  void run_remote();  // the remote thread
+  // Reads a KPI's history from its source into history_store_ (what it has not read yet).
+  Status backfill_remote(Slot& slot, TimestampMs now);
   void match_series(std::span<const store::SeriesId> ids);
   DurationMs interval_of(const Definition& d) const {
     return d.interval.value_or(options_.reevaluate_interval);
@@ -211,6 +260,7 @@ class Evaluator final : public store::SampleObserver {
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::condition_variable refresh_wake_;
+  std::condition_variable remote_wake_;
   std::atomic<bool> pending_{false};
   std::atomic<EvaluationListener*> listener_{nullptr};
   bool refresh_pending_ = false;  // under wake_mutex_
@@ -218,6 +268,10 @@ class Evaluator final : public store::SampleObserver {
   std::stop_source stop_source_;  // requested by stop(): cancels work in flight
   WorkerThread thread_;
   WorkerThread refresh_thread_;
+  std::mutex sources_mutex_;
+  std::map<std::string, datasource::Source*, std::less<>> sources_;
+  store::SampleStore* history_store_ = nullptr;
+  WorkerThread remote_thread_;
 };
 
 }  // namespace kpid::kpi

@@ -115,6 +115,9 @@ struct KpiOptions {
   std::vector<AlertRuleOptions> alerts;
   std::optional<OkrDraftOptions> okr;
   SourcePos pos;  // the [[kpi]] header
+  // Evaluated on this [[datasource]] instead of local samples ("": local).
+  std::string datasource;
+  SourcePos datasource_pos;
 };
 
 }  // namespace kpid::kpi

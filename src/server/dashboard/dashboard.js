@@ -19,7 +19,7 @@
   const DEFAULT_AUTHOR = 'dashboard';
 
   const RANGES = {'1h': 3600, '6h': 6 * 3600, '24h': 24 * 3600, '7d': 7 * 86400};
-  const STATUS_ORDER = ['crit', 'warn', 'anomalous', 'no_data', 'ok'];
+  const STATUS_ORDER = ['crit', 'warn', 'anomalous', 'no_data', 'unknown', 'ok'];
   const SEVERITY_ORDER = ['critical', 'error', 'warning', 'info'];
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
