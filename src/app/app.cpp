@@ -26,6 +26,7 @@
 #include "kpid/alert/outbox.h"
 #include "kpid/app/systemd.h"
 #include "kpid/core/deadline.h"
+#include "kpid/forward/forwarder.h"
 #include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/metric_metadata.h"
@@ -339,6 +340,8 @@ class Daemon {
     planner_->set_slo_tracker(slos_tracker_.get());
     planner_->set_slo_policies(std::move(slo_okr_policies_));
 
+    if (!start_remote_write()) return false;
+
     access_ = std::make_unique<auth::Access>(std::move(tokens_), config_.auth.open);
     auto audit = auth::AuditLog::open(audit_log_path(config_));
     if (!audit) {
@@ -373,6 +376,7 @@ class Daemon {
         config_.http.rate_limit,
         config_.http.rate_limit_burst};
     services.ingest_options = config_.ingest;
+    services.observer = forwarder_.get();
     services.backup_dir = store::backup_dir_of(config_.storage);
     services.backup = [this](const std::string& dir) { return store_->backup(dir); };
     services.list_backups = [](const std::string& dir) {
@@ -402,7 +406,7 @@ class Daemon {
       // TLS handshakes are bounded alike on both listeners.
       line_ = std::make_unique<ingest::LineListener>(io_, *store_, *ingest_metrics_, clock_,
                                                      config_.line, config_.http.request_timeout,
-                                                     evaluator_.get());
+                                                     sample_observer());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
         return false;
@@ -438,6 +442,34 @@ class Daemon {
     auto future = done->get_future();
     net::post(io_, [done] { done->set_value(); });
     return future.wait_for(std::chrono::seconds(1)) == std::future_status::ready;
+  }
+
+  // Remote write out ([[remote_write]]): the queues left by the previous run are read before
+  // any write, and every ingested batch goes through the forwarder (queued, then on to the
+  // evaluator) so a write is acknowledged only once it is queued.
+  bool start_remote_write() {
+    if (config_.remote_write.empty()) return true;
+    auto forwarder =
+        forward::Forwarder::create(config_.remote_write, *store_, *store_, metrics_, clock_);
+    if (!forwarder) {
+      spdlog::critical("{}", forwarder.status().message());
+      return false;
+    }
+    forwarder_ = std::move(*forwarder);
+    if (auto s = forwarder_->load(); !s) {
+      spdlog::critical("cannot read the remote write queues: {}", s.message());
+      return false;
+    }
+    forwarder_->set_next(evaluator_.get());
+    forwarder_->start();
+    spdlog::info("remote write: {} destinations", config_.remote_write.size());
+    return true;
+  }
+
+  // Who is told of ingested batches: the forwarder when remote write is on, else the evaluator.
+  store::SampleObserver* sample_observer() {
+    if (forwarder_) return forwarder_.get();
+    return evaluator_.get();
   }
 
   // The outbox picks up what a previous run left undelivered; the alerter its open alerts.
@@ -556,6 +588,11 @@ class Daemon {
     step("stop notification delivery", [&] {
       if (outbox_) outbox_->stop(deadline);
     });
+    // Unacknowledged samples stay queued for the next start.
+    step("stop remote write", [&] {
+      if (forwarder_) forwarder_->stop(deadline);
+    });
+    forwarder_.reset();
     slos_tracker_.reset();
     planner_.reset();
     evaluator_.reset();
@@ -641,6 +678,10 @@ class Daemon {
         spdlog::warn("reload: {} changed; it takes effect after a restart", key);
         outcome.restart_needed.push_back(std::move(key));
       }
+    }
+    for (auto& key : forward::keys_needing_restart(config_.remote_write, next.remote_write)) {
+      spdlog::warn("reload: {} changed; it takes effect after a restart", key);
+      outcome.restart_needed.push_back(std::move(key));
     }
     for (const auto& e : loaded.tls_file_errors) {
       spdlog::error("reload: {}; the running certificate and key are kept", e.to_string());
@@ -736,6 +777,8 @@ class Daemon {
   std::unique_ptr<ingest::LineListener> line_;
   std::mutex reload_mutex_;          // SIGHUP (main thread) and POST /-/reload (HTTP threads)
   std::optional<PidFile> pid_file_;  // --pid-file, from ready until stopped
+  // Remote write out; null without [[remote_write]]. Stopped before the store closes.
+  std::unique_ptr<forward::Forwarder> forwarder_;
 };
 
 }  // namespace

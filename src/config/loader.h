@@ -223,6 +223,9 @@ class Loader {
   // A path relative to the config file's directory (as include and auth.tokens_file are).
   std::string config_relative(const std::string& path) const;
 
+  // [[remote_write]] tables (remote_write_sections.cpp).
+  void load_remote_writes(const toml::node& node, std::vector<forward::RemoteWriteOptions>& out);
+
   size_t skipped_kpis_ = 0;
   size_t skipped_slos_ = 0;
   const std::string& file_;

@@ -14,6 +14,7 @@
 #include "kpid/core/source_pos.h"
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
+#include "kpid/forward/options.h"
 #include "kpid/ingest/options.h"
 #include "kpid/kpi/options.h"
 #include "kpid/okr/options.h"
@@ -52,6 +53,8 @@ struct Config {
   // work, stopping deliveries, the checkpoint, closing RocksDB) ends within this.
   DurationMs shutdown_timeout = 10'000;
   std::string source;  // the file it came from, "" for defaults only
+  // [[remote_write]] destinations, in file order.
+  std::vector<forward::RemoteWriteOptions> remote_write;
 };
 
 // Values given on the command line; they win over the file.

@@ -94,6 +94,9 @@ struct RouterServices {
   std::function<Result<std::vector<store::BackupInfo>>(const std::string& dir)> list_backups{};
   // The [ingest] options (a restart changes them).
   ingest::IngestOptions ingest_options{};
+  // When set, told of every stored batch in place of `kpis` before the write is answered (the
+  // remote write queue, which passes each batch on to the KPI evaluator).
+  store::SampleObserver* observer = nullptr;
 };
 
 // What a configuration reload did (POST /-/reload and SIGHUP run the same reload).
