@@ -460,6 +460,13 @@ void run_sender(Forwarder::Destination& d, store::StateStore& state,
     const auto oldest = d.queue.oldest();
     const TimestampMs age = oldest ? clock.now_ms() - *oldest : 0;
     if (pending == 0 || (pending < per_send && age < q.batch_send_deadline)) {
+      if (pending == 0 && d.shards.load() != q.min_shards) {
+        // Caught up, with nothing in flight: back to the fewest shards.
+        spdlog::info("remote write {}: caught up, {} shards (was {})", d.options.name, q.min_shards,
+                     d.shards.load());
+        d.shards = q.min_shards;
+        d.shards_gauge->Set(q.min_shards);
+      }
       std::unique_lock lock(d.mutex);
       const DurationMs wait =
           pending == 0 ? kIdleWakeMs

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -16,18 +17,12 @@
 
 #include "harness.h"
 
-using namespace kpid::testing;
+using namespace kpid_it;
 using namespace std::chrono_literals;
 
 namespace {
 
 namespace json = boost::json;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The raw samples' timestamps of `rwout` per job, as the receiver on `port` answers
 // rwout[1h] (Prometheus and VictoriaMetrics both give raw samples for it).
@@ -81,11 +76,16 @@ max_backoff = "500ms"
 max_samples_per_send = 7
 max_shards = 4
 )";
+  // Another kpid takes remote write 2.0 (Prometheus 2.42 speaks 1.0 only).
+  Kpid receiver;
+  receiver.start();
   KpidOptions options;
-  options.config_toml = "[[remote_write]]\nname = \"vm\"\nurl = \"" + vm.url() +
-                        "/api/v1/write\"\n" + queue + "\n[[remote_write]]\nname = \"prom\"\n" +
-                        "url = \"http://127.0.0.1:" + std::to_string(prom.port) +
-                        "/api/v1/write\"\nprotocol = \"2.0\"\n" + queue;
+  options.config_toml =
+      "[[remote_write]]\nname = \"vm\"\nurl = \"" + vm.url() + "/api/v1/write\"\n" + queue +
+      "\n[[remote_write]]\nname = \"prom\"\nurl = \"http://127.0.0.1:" + std::to_string(prom.port) +
+      "/api/v1/write\"\n" + queue +
+      "\n[[remote_write]]\nname = \"kpid\"\nprotocol = \"2.0\"\nurl = \"http://127.0.0.1:" +
+      std::to_string(receiver.http_port()) + "/api/v1/write\"\n" + queue;
   Kpid k(options);
   k.start();
 
@@ -104,14 +104,19 @@ max_shards = 4
     }
   };
 
-  // Both receivers get what kpid ingests (Prometheus speaks 2.0: no fallback needed).
+  // Every receiver gets what kpid ingests; the kpid one in 2.0, with no fallback.
   write(20);
-  REQUIRE(eventually([&] { return pending(k, "vm") == 0 && pending(k, "prom") == 0; }, 20s));
+  REQUIRE(eventually(
+      [&] { return pending(k, "vm") == 0 && pending(k, "prom") == 0 && pending(k, "kpid") == 0; },
+      20s));
   vm.flush();
   CHECK(eventually([&] { return holds(vm.port, expected, "vm"); }, 10s));
   CHECK(eventually([&] { return holds(prom.port, expected, "prometheus"); }, 10s));
+  CHECK(eventually([&] { return holds(receiver.http_port(), expected, "kpid (2.0)"); }, 10s));
   CHECK(metric_value(k.metrics(), "kpid_remote_write_protocol_fallbacks_total",
-                     {{"destination", "prom"}}) == 0);
+                     {{"destination", "kpid"}}) == 0);
+  CHECK(metric_value(receiver.metrics(), "kpid_ingest_samples_total",
+                     {{"protocol", "remote_write"}}) >= 40);
 
   // VictoriaMetrics away while kpid ingests: the queue holds the samples, retries, then sends
   // them all in order once it is back.
@@ -140,6 +145,7 @@ max_shards = 4
   vm.flush();
   CHECK(eventually([&] { return holds(vm.port, expected, "vm after kill -9"); }, 10s));
   CHECK(eventually([&] { return holds(prom.port, expected, "prometheus"); }, 10s));
+  CHECK(eventually([&] { return holds(receiver.http_port(), expected, "kpid (2.0)"); }, 10s));
   CHECK(metric_value(k.metrics(), "kpid_remote_write_samples_dropped_total").value_or(0) == 0);
   CHECK(metric_value(k.metrics(), "kpid_remote_write_samples_failed_total").value_or(0) == 0);
 }
