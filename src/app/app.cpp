@@ -158,6 +158,18 @@ LoadedConfig load_all(const CommandLine& command_line) {
   if (auto tokens = auth::TokenSet::load(out.config.auth, out.errors)) {
     out.tokens = std::move(*tokens);
   }
+  // [[remote_write]]: urls and the selectors of match and drop.
+  for (const auto& rw : out.config.remote_write) {
+    if (auto s = forward::check(rw); !s) {
+      const size_t colon = rw.source.rfind(':');
+      const int line = colon == std::string::npos ? 0 : std::atoi(rw.source.c_str() + colon + 1);
+      const std::string file = colon == std::string::npos ? rw.source : rw.source.substr(0, colon);
+      const std::string& m = s.message();
+      const size_t key_end = m.find(':');
+      out.errors.push_back({file, line, 1, "remote_write." + rw.name + "." + m.substr(0, key_end),
+                            m.substr(key_end + 2)});
+    }
+  }
   check_exposure(out.config, out.tokens, out.errors);
   out.tls_file_errors = check_tls_files(out.config);
   out.errors.insert(out.errors.end(), out.tls_file_errors.begin(), out.tls_file_errors.end());

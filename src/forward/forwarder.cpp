@@ -192,6 +192,21 @@ void warn_dropped(const std::string& name, const Dropped& d, std::string_view wh
 
 }  // namespace
 
+Status check(const RemoteWriteOptions& o) {
+  if (auto url = net::parse_url(o.url); !url) {
+    return Status::invalid_argument("url: " + url.status().message());
+  }
+  for (const auto* list : {&o.match, &o.drop}) {
+    for (const std::string& s : *list) {
+      if (auto m = query::parse_selector(s); !m) {
+        return Status::invalid_argument(std::string(list == &o.match ? "match" : "drop") + ": \"" +
+                                        s + "\": " + m.status().message());
+      }
+    }
+  }
+  return Status::ok();
+}
+
 Forwarder::Forwarder(store::StateStore& state, const store::SampleStore& store,
                      metrics::Metrics& metrics, const Clock& clock)
     : state_(state), store_(store), clock_(clock), impl_(std::make_shared<Impl>()) {

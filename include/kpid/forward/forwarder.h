@@ -23,6 +23,10 @@
 
 namespace kpid::forward {
 
+// What the config loader cannot check alone: the url parses, and every selector of match and
+// drop. On failure the error's message starts with the key ("match: ...", "url: ...").
+Status check(const RemoteWriteOptions& destination);
+
 class Forwarder final : public store::SampleObserver {
  public:
   // Checks every destination (url, selectors of match and drop, send), naming its source

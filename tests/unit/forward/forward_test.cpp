@@ -337,6 +337,12 @@ TEST_CASE("forward: a queue write that fails refuses the write, and a stop keeps
   auto refused = Forwarder::create({bad}, *db, *db, m, clock);
   REQUIRE_FALSE(refused.is_ok());
   CHECK(refused.status().message().find("kpid.toml:3: remote_write.bad.match") == 0);
+  // The same check --check-config runs, without a store.
+  CHECK(check(bad).message().starts_with("match: "));
+  bad.match.clear();
+  bad.url = "ftp://x";
+  CHECK(check(bad).message().starts_with("url: "));
+  CHECK(check(destination("ok", receiver.url())).is_ok());
 }
 
 TEST_CASE("forward: shards grow with lag and shrink when caught up, each series in order") {
