@@ -408,3 +408,27 @@ TEST_CASE("forward: shards grow with lag and shrink when caught up, each series 
   CHECK(eventually([&] { return f.pending_samples("rules") == 0; }));
   f.stop();
 }
+
+TEST_CASE("forward: a stop does not wait for a receiver that does not answer") {
+  testing::TempDir dir;
+  SystemClock clock;
+  auto db = testing::open_test_store(dir.path(), clock);
+  metrics::Metrics m;
+  testing::RecordingReceiver receiver;
+  receiver.on_request([](const testing::ReceivedRequest&) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  });
+  auto rw = destination("sink", receiver.url());
+  rw.timeout = 30'000;
+  auto forwarder = Forwarder::create({rw}, *db, *db, m, clock);
+  REQUIRE(forwarder.is_ok());
+  Forwarder& f = **forwarder;
+  REQUIRE(f.load().is_ok());
+  f.start();
+  REQUIRE(f.record(std::vector<store::Sample>{{resolve(*db, "up", "api"), 1000, 1}}).is_ok());
+  REQUIRE(receiver.wait_for(1, std::chrono::seconds(5)));
+  const auto started = std::chrono::steady_clock::now();
+  f.stop(Deadline::after(1'000));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(500));
+  CHECK(f.pending_samples("sink") == 1);  // not acknowledged: kept for the next start
+}
