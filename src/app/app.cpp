@@ -27,6 +27,7 @@
 #include "kpid/app/systemd.h"
 #include "kpid/core/deadline.h"
 #include "kpid/datasource/source.h"
+#include "kpid/forward/forwarder.h"
 #include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/metric_metadata.h"
@@ -160,6 +161,18 @@ LoadedConfig load_all(const CommandLine& command_line) {
   for (auto& r : slos.rules) out.rules.push_back(std::move(r));
   if (auto tokens = auth::TokenSet::load(out.config.auth, out.errors)) {
     out.tokens = std::move(*tokens);
+  }
+  // [[remote_write]]: urls and the selectors of match and drop.
+  for (const auto& rw : out.config.remote_write) {
+    if (auto s = forward::check(rw); !s) {
+      const size_t colon = rw.source.rfind(':');
+      const int line = colon == std::string::npos ? 0 : std::atoi(rw.source.c_str() + colon + 1);
+      const std::string file = colon == std::string::npos ? rw.source : rw.source.substr(0, colon);
+      const std::string& m = s.message();
+      const size_t key_end = m.find(':');
+      out.errors.push_back({file, line, 1, "remote_write." + rw.name + "." + m.substr(0, key_end),
+                            m.substr(key_end + 2)});
+    }
   }
   check_exposure(out.config, out.tokens, out.errors);
   // [rules]: Prometheus rule files, refused where promtool refuses them.
@@ -377,6 +390,8 @@ class Daemon {
     planner_->set_slo_policies(std::move(slo_okr_policies_));
     start_rules();
 
+    if (!start_remote_write()) return false;
+
     access_ = std::make_unique<auth::Access>(std::move(tokens_), config_.auth.open);
     auto audit = auth::AuditLog::open(audit_log_path(config_));
     if (!audit) {
@@ -412,6 +427,7 @@ class Daemon {
         config_.http.rate_limit_burst};
     services.ingest_options = config_.ingest;
     services.rules = rule_evaluator_.get();
+    services.observer = forwarder_.get();
     services.backup_dir = store::backup_dir_of(config_.storage);
     services.backup = [this](const std::string& dir) { return store_->backup(dir); };
     services.list_backups = [](const std::string& dir) {
@@ -446,7 +462,7 @@ class Daemon {
       // TLS handshakes are bounded alike on both listeners.
       line_ = std::make_unique<ingest::LineListener>(io_, *store_, *ingest_metrics_, clock_,
                                                      config_.line, config_.http.request_timeout,
-                                                     evaluator_.get());
+                                                     sample_observer());
       if (auto s = line_->start(); !s) {
         spdlog::critical("{}", s.message());
         return false;
@@ -482,6 +498,34 @@ class Daemon {
     auto future = done->get_future();
     net::post(io_, [done] { done->set_value(); });
     return future.wait_for(std::chrono::seconds(1)) == std::future_status::ready;
+  }
+
+  // Remote write out ([[remote_write]]): the queues left by the previous run are read before
+  // any write, and every ingested batch goes through the forwarder (queued, then on to the
+  // evaluator) so a write is acknowledged only once it is queued.
+  bool start_remote_write() {
+    if (config_.remote_write.empty()) return true;
+    auto forwarder =
+        forward::Forwarder::create(config_.remote_write, *store_, *store_, metrics_, clock_);
+    if (!forwarder) {
+      spdlog::critical("{}", forwarder.status().message());
+      return false;
+    }
+    forwarder_ = std::move(*forwarder);
+    if (auto s = forwarder_->load(); !s) {
+      spdlog::critical("cannot read the remote write queues: {}", s.message());
+      return false;
+    }
+    forwarder_->set_next(evaluator_.get());
+    forwarder_->start();
+    spdlog::info("remote write: {} destinations", config_.remote_write.size());
+    return true;
+  }
+
+  // Who is told of ingested batches: the forwarder when remote write is on, else the evaluator.
+  store::SampleObserver* sample_observer() {
+    if (forwarder_) return forwarder_.get();
+    return evaluator_.get();
   }
 
   // The outbox picks up what a previous run left undelivered; the alerter its open alerts.
@@ -627,6 +671,11 @@ class Daemon {
     step("stop notification delivery", [&] {
       if (outbox_) outbox_->stop(deadline);
     });
+    // Unacknowledged samples stay queued for the next start.
+    step("stop remote write", [&] {
+      if (forwarder_) forwarder_->stop(deadline);
+    });
+    forwarder_.reset();
     slos_tracker_.reset();
     planner_.reset();
     evaluator_.reset();
@@ -721,6 +770,10 @@ class Daemon {
         spdlog::warn("reload: {} changed; it takes effect after a restart", key);
         outcome.restart_needed.push_back(std::move(key));
       }
+    }
+    for (auto& key : forward::keys_needing_restart(config_.remote_write, next.remote_write)) {
+      spdlog::warn("reload: {} changed; it takes effect after a restart", key);
+      outcome.restart_needed.push_back(std::move(key));
     }
     for (const auto& e : loaded.tls_file_errors) {
       spdlog::error("reload: {}; the running certificate and key are kept", e.to_string());
@@ -827,6 +880,8 @@ class Daemon {
   std::unique_ptr<ingest::LineListener> line_;
   std::mutex reload_mutex_;          // SIGHUP (main thread) and POST /-/reload (HTTP threads)
   std::optional<PidFile> pid_file_;  // --pid-file, from ready until stopped
+  // Remote write out; null without [[remote_write]]. Stopped before the store closes.
+  std::unique_ptr<forward::Forwarder> forwarder_;
 };
 
 }  // namespace

@@ -235,6 +235,8 @@ class Loader {
   void load_rules(const toml::table& t, rules::RulesOptions& c);
   // [[datasource]] tables (datasource_sections.cpp).
   void load_datasources(const toml::node& node, std::vector<datasource::DatasourceOptions>& out);
+  // [[remote_write]] tables (remote_write_sections.cpp).
+  void load_remote_writes(const toml::node& node, std::vector<forward::RemoteWriteOptions>& out);
 
   size_t skipped_kpis_ = 0;
   size_t skipped_slos_ = 0;

@@ -18,11 +18,12 @@
 namespace kpid::config::detail {
 
 void Loader::load(const toml::table& root, Config& c) {
-  static constexpr std::array kSections = {"storage",  "retention", "http",      "line",
-                                           "ingest",   "query",     "log",       "include",
-                                           "kpi",      "slo",       "openslo",   "alerting",
-                                           "receiver", "okr",       "auth",      "shutdown_timeout",
-                                           "rules",    "cluster",   "datasource"};
+  static constexpr std::array kSections = {
+      "storage",  "retention", "http",       "line",
+      "ingest",   "query",     "log",        "include",
+      "kpi",      "slo",       "openslo",    "alerting",
+      "receiver", "okr",       "auth",       "shutdown_timeout",
+      "rules",    "cluster",   "datasource", "remote_write"};
   for (const auto& [key, node] : root) {
     std::string name(key.str());
     bool known = false;
@@ -53,6 +54,10 @@ void Loader::load(const toml::table& root, Config& c) {
     }
     if (name == "datasource") {
       load_datasources(node, c.datasources);
+      continue;
+    }
+    if (name == "remote_write") {
+      load_remote_writes(node, c.remote_write);
       continue;
     }
     if (name == "shutdown_timeout") {

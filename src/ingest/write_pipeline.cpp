@@ -191,8 +191,9 @@ WriteResult WritePipeline::write(std::string_view body, Precision precision, Pro
   result.string_fields = string_fields_;
   if (string_fields_ > 0) metrics_.string_fields(protocol, static_cast<double>(string_fields_));
   result.storage = storage_failure_.is_ok() ? store_.append(batch_) : storage_failure_;
+  // A write is acknowledged only once the observers that keep it (remote write) have it.
+  if (result.storage && observer_ != nullptr) result.storage = observer_->record(batch_);
   if (result.storage) {
-    if (observer_ != nullptr) observer_->observe(batch_);
     result.samples_written = batch_.size();
     result.lines_accepted = points_;
     if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));
@@ -321,8 +322,9 @@ WriteResult WritePipeline::write_remote(const RemoteWriteRequest& request, Proto
     }
   }
   result.storage = storage_failure_.is_ok() ? store_.append(batch_) : storage_failure_;
+  // A write is acknowledged only once the observers that keep it (remote write) have it.
+  if (result.storage && observer_ != nullptr) result.storage = observer_->record(batch_);
   if (result.storage) {
-    if (observer_ != nullptr) observer_->observe(batch_);
     result.samples_written = batch_.size();
     if (!batch_.empty()) metrics_.samples(protocol, static_cast<double>(batch_.size()));
   } else {

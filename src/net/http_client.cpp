@@ -416,6 +416,7 @@ struct HttpClient::Impl {
 
     OutboundResponse response;
     response.status = parser->get().result_int();
+    response.retry_after = std::string(parser->get()[http::field::retry_after]);
     std::array<char, 16 << 10> chunk;
     while (!parser->is_done()) {
       parser->get().body().data = chunk.data();

@@ -295,7 +295,8 @@ std::string author_of(const Request& request) {
 struct Router::Impl {
   explicit Impl(RouterServices s)
       : services(std::move(s)),
-        pipelines(services.store, services.ingest_metrics, services.clock, &services.kpis),
+        pipelines(services.store, services.ingest_metrics, services.clock,
+                  services.observer != nullptr ? services.observer : &services.kpis),
         limiter(services.rate_limit, services.rate_limit_burst) {
     auto& registry = services.metrics.registry();
     rate_limited = &prometheus::BuildCounter()

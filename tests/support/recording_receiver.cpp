@@ -41,6 +41,7 @@ struct Reply {
   int status = 200;
   std::string body = "{}";
   std::string content_type = "application/json";
+  std::map<std::string, std::string> headers;
 };
 
 std::string lower(std::string_view s) {
@@ -150,6 +151,7 @@ struct RecordingReceiver::Impl {
       response.version(request.version());
       response.result(static_cast<unsigned>(reply.status));
       if (!reply.content_type.empty()) response.set(http::field::content_type, reply.content_type);
+      for (const auto& [name, value] : reply.headers) response.set(name, value);
       response.body() = std::move(reply.body);
       response.keep_alive(request.keep_alive());
       response.prepare_payload();
@@ -238,7 +240,17 @@ std::string RecordingReceiver::url() const {
 
 void RecordingReceiver::respond_with(int status, std::string body, std::string content_type) {
   std::lock_guard lock(impl_->mutex);
-  impl_->reply = Reply{status, std::move(body), std::move(content_type)};
+  impl_->reply =
+      Reply{status, std::move(body), std::move(content_type), std::move(impl_->reply.headers)};
+}
+
+void RecordingReceiver::response_header(std::string name, std::string value) {
+  std::lock_guard lock(impl_->mutex);
+  if (value.empty()) {
+    impl_->reply.headers.erase(name);
+  } else {
+    impl_->reply.headers[std::move(name)] = std::move(value);
+  }
 }
 
 void RecordingReceiver::on_request(std::function<void(const ReceivedRequest&)> callback) {

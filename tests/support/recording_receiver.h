@@ -47,6 +47,8 @@ class RecordingReceiver {
   // The response to requests that arrive from now on; by default 200 with "{}".
   void respond_with(int status, std::string body = "",
                     std::string content_type = "application/json");
+  // An extra header on responses from now on (e.g. Retry-After); an empty value removes it.
+  void response_header(std::string name, std::string value);
   // Called on the server thread for each request once recorded, before the response is written
   // (e.g. for benches that measure arrival times). Empty to remove.
   void on_request(std::function<void(const ReceivedRequest&)> callback);

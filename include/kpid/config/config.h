@@ -16,6 +16,7 @@
 #include "kpid/core/status.h"
 #include "kpid/core/time.h"
 #include "kpid/datasource/options.h"
+#include "kpid/forward/options.h"
 #include "kpid/ingest/options.h"
 #include "kpid/kpi/options.h"
 #include "kpid/okr/options.h"
@@ -60,6 +61,8 @@ struct Config {
   cluster::ClusterOptions cluster;  // [cluster] (and --shard)
   // [[datasource]] tables: remote query APIs KPIs name with `datasource`.
   std::vector<datasource::DatasourceOptions> datasources;
+  // [[remote_write]] destinations, in file order.
+  std::vector<forward::RemoteWriteOptions> remote_write;
 };
 
 // Values given on the command line; they win over the file.

@@ -52,6 +52,7 @@ struct OutboundResponse {
   int status = 0;               // any status the server sent; non-2xx is not an error
   std::string body;             // at most options.max_response_bytes bytes
   bool body_truncated = false;  // the body was longer and was cut (the connection is closed)
+  std::string retry_after{};    // the Retry-After header as sent; "" when absent
 };
 
 // Blocking HTTP/1.1 client for one origin (scheme://host:port). One request at a time: not

@@ -97,6 +97,9 @@ struct RouterServices {
   ingest::IngestOptions ingest_options{};
   // The Prometheus rule groups for GET /api/v1/rules; null: none.
   const rules::RuleEvaluator* rules = nullptr;
+  // When set, told of every stored batch in place of `kpis` before the write is answered (the
+  // remote write queue, which passes each batch on to the KPI evaluator).
+  store::SampleObserver* observer = nullptr;
 };
 
 // What a configuration reload did (POST /-/reload and SIGHUP run the same reload).

@@ -75,6 +75,13 @@ class SampleObserver {
  public:
   virtual ~SampleObserver() = default;
   virtual void observe(std::span<const Sample> samples) = 0;
+  // The ingest path calls this instead of observe(): an observer that must keep the batch
+  // durably (the remote write queue) refuses it with an error, and the write is then answered
+  // as a failed store write (503, the client retries). By default observe() and ok.
+  virtual Status record(std::span<const Sample> samples) {
+    observe(samples);
+    return Status::ok();
+  }
 };
 
 // Why a store is not taking writes at the moment: the writer should come back later rather than
