@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
 
 #include "kpid/config/config.h"
 
@@ -300,4 +302,29 @@ TEST_CASE("query.worker_priority is idle, low or normal") {
   auto r = parse("[query]\nworker_priority = \"lowest\"\n");
   CHECK(has_error(r, "query.worker_priority", 2,
                   "unknown value \"lowest\"; expected one of idle, low, normal"));
+}
+
+namespace {
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+TEST_CASE("the engine configs of README's Beyond one machine parse and are shown as they are") {
+  const std::string readme = read_whole(KPID_SOURCE_DIR "/README.md");
+  for (const char* name : {"victoriametrics-cluster", "mimir", "thanos"}) {
+    const std::string path = std::string(KPID_SOURCE_DIR "/config/beyond/") + name + ".toml";
+    INFO(path);
+    auto r = load_config(path, {});
+    INFO((r.errors.empty() ? "" : r.errors[0].to_string()));
+    REQUIRE(r.ok());
+    REQUIRE(r.config.datasources.size() == 1);
+    CHECK(r.config.remote_write.size() == 1);
+    REQUIRE(r.config.kpis.size() == 1);
+    CHECK(r.config.kpis[0].datasource == r.config.datasources[0].name);
+    CHECK(readme.find("```toml\n" + read_whole(path) + "```") != std::string::npos);
+  }
 }
