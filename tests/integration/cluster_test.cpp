@@ -211,9 +211,8 @@ TEST_CASE("cluster: two shards over one config split the KPIs, each listed once"
   }
   // Only the owned groups are evaluated (and listed by the Prometheus rules API).
   std::set<std::string> listed;
-  for (const auto& g : require_api_data(zero.get("/api/v1/rules")).at("groups").as_array()) {
-    listed.insert(json_str(g, "name"));
-  }
+  const json::value rules = require_api_data(zero.get("/api/v1/rules"));
+  for (const auto& g : rules.at("groups").as_array()) listed.insert(json_str(g, "name"));
   CHECK(listed == groups_zero);
   const std::string metrics = zero.metrics();
   CHECK(metric_value(metrics, "kpid_cluster_shard_info", {{"shard", "0/2"}}) == 1.0);
