@@ -348,7 +348,8 @@ TEST_CASE("datasource: an SLO and a rule group on a real VictoriaMetrics", "[dat
     const HttpResponse r =
         k.get("/api/v1/query?query=" + url_encode("svc:requests:increase10m[30s]"));
     if (r.status != 200) return false;
-    const auto& result = r.json().at("data").at("result").as_array();
+    const json::value answer = r.json();
+    const auto& result = answer.at("data").at("result").as_array();
     if (result.empty()) return false;
     samples = result[0].at("values").as_array();
     return !samples.empty();

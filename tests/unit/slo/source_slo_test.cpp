@@ -88,8 +88,8 @@ TEST_CASE("slo on a datasource: queries go to the source, a failure changes no b
   CHECK(source.range_calls == history_reads);  // history is read once, not every evaluation
   auto firing = [&] {
     for (const auto& a : rig.alerts("api")) {
-      if (a.alert.name == "api_burn_1h_5m") return a.alert.firing_since != 0 &&
-                                                    a.alert.resolved_at == 0;
+      if (a.alert.name == "api_burn_1h_5m")
+        return a.alert.firing_since != 0 && a.alert.resolved_at == 0;
     }
     return false;
   };
