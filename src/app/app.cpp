@@ -37,6 +37,7 @@
 #include "kpid/metrics/metrics.h"
 #include "kpid/net/tls.h"
 #include "kpid/query/engine.h"
+#include "kpid/query/promql.h"
 #include "kpid/query/work_pool.h"
 #include "kpid/rules/alerter_bridge.h"
 #include "kpid/rules/evaluator.h"
@@ -177,11 +178,12 @@ LoadedConfig load_all(const CommandLine& command_line) {
   check_exposure(out.config, out.tokens, out.errors);
   // [rules]: Prometheus rule files, refused where promtool refuses them.
   out.rule_groups = rules::load_rule_files(out.config.rules.paths, out.errors);
-  if (!out.config.rules.datasource.empty()) {
+  if (const std::string& name = out.config.rules.datasource;
+      !name.empty() && std::none_of(out.config.datasources.begin(), out.config.datasources.end(),
+                                    [&](const auto& d) { return d.name == name; })) {
     const SourcePos& p = out.config.rules.datasource_pos;
-    out.errors.push_back(
-        {p.file, p.line, p.column, "rules.datasource",
-         "no [[datasource]] named \"" + out.config.rules.datasource + "\" is defined"});
+    out.errors.push_back({p.file, p.line, p.column, "rules.datasource",
+                          "no [[datasource]] named \"" + name + "\" is defined"});
   }
   out.tls_file_errors = check_tls_files(out.config);
   out.errors.insert(out.errors.end(), out.tls_file_errors.begin(), out.tls_file_errors.end());
@@ -384,6 +386,21 @@ class Daemon {
     slos_tracker_ = std::make_unique<slo::Tracker>(*engine_, *evaluator_, &metrics_, clock_);
     slo_alerts_ = std::make_unique<slo::AlerterBridge>(*alerter_);
     slos_tracker_->set_listener(slo_alerts_.get());
+    // --- SLOs with `datasource`: their counter queries go to that source ---
+    {
+      std::map<std::string, slo::RemoteQueries, std::less<>> remote;
+      for (const auto& source : sources_) {
+        datasource::Source* s = source.get();
+        remote.emplace(
+            s->name(),
+            slo::RemoteQueries{
+                [s](std::string_view expr, TimestampMs t) { return s->instant(expr, t); },
+                [s](std::string_view expr, TimestampMs start, TimestampMs end, DurationMs step) {
+                  return s->range(expr, start, end, step);
+                }});
+      }
+      slos_tracker_->set_sources(std::move(remote));
+    }
     slos_tracker_->set_slos(std::move(slos_));
     // The planner (made before the tracker) reads its figures for [slo.okr].
     planner_->set_slo_tracker(slos_tracker_.get());
@@ -537,11 +554,32 @@ class Daemon {
     rules::EvaluatorOptions options;
     options.default_interval = config_.rules.evaluation_interval;
     rule_alerts_ = std::make_unique<rules::AlerterBridge>(*alerter_);
+    set_rules_source(config_.rules.datasource);
     rule_evaluator_ = std::make_unique<rules::RuleEvaluator>(
         *store_, evaluator_.get(),
-        [this](const query::Expr& expr, TimestampMs time) { return engine_->instant(expr, time); },
+        [this](const query::Expr& expr, TimestampMs time) { return rules_query(expr, time); },
         rule_alerts_.get(), &metrics_, clock_, options);
     set_rule_groups(std::move(rule_groups_));
+  }
+
+  // [rules] datasource: rule queries go to that [[datasource]] (as PromQL text), else to the
+  // local engine. Recording and ALERTS series are written locally either way.
+  void set_rules_source(const std::string& name) {
+    std::lock_guard lock(rules_source_mutex_);
+    rules_source_name_ = name;
+  }
+  Result<query::QueryResult> rules_query(const query::Expr& expr, TimestampMs time) {
+    std::string name;
+    {
+      std::lock_guard lock(rules_source_mutex_);
+      name = rules_source_name_;
+    }
+    if (name.empty()) return engine_->instant(expr, time);
+    for (const auto& source : sources_) {
+      if (source->name() == name) return source->instant(query::format_expr(expr), time);
+    }
+    // Named by a reload that also added the [[datasource]]: sources are made at start.
+    return Status::unavailable("datasource " + name + " is not running (restart kpid)");
   }
 
   // Alerts of groups that are gone (or not this instance's) resolve; the evaluator keeps the
@@ -816,6 +854,7 @@ class Daemon {
     slos_tracker_->set_slos(std::move(loaded.slos));
     planner_->set_slo_policies(std::move(loaded.slo_okr_policies));
     spdlog::info("reload: {} rule groups", loaded.rule_groups.size());
+    set_rules_source(next.rules.datasource);
     set_rule_groups(std::move(loaded.rule_groups));
     spdlog::info("reload: {} KPIs, {} alert rules", kpi_count, rule_count);
     log_shard(cluster_state);
@@ -863,6 +902,8 @@ class Daemon {
   std::vector<okr::SloPolicy> slo_okr_policies_;  // until the planner takes them
   // [[datasource]] clients, made at start; they outlive the evaluator that queries them.
   std::vector<std::unique_ptr<datasource::Source>> sources_;
+  std::mutex rules_source_mutex_;  // rules_source_name_: the rule thread reads, reload writes
+  std::string rules_source_name_;
   std::unique_ptr<kpi::Evaluator> evaluator_;
   std::unique_ptr<alert::Outbox> outbox_;
   std::unique_ptr<alert::Alerter> alerter_;

@@ -1,4 +1,4 @@
-// [[datasource]] tables and the `datasource = "NAME"` references of [[kpi]] tables.
+// [[datasource]] tables and the `datasource = "NAME"` references of [[kpi]] and [[slo]] tables.
 
 #include <array>
 #include <cctype>
@@ -85,6 +85,13 @@ void check_datasource_refs(Config& c, std::vector<ConfigError>& errors) {
         {k.datasource_pos.file, k.datasource_pos.line, k.datasource_pos.column,
          "kpi." + k.id + ".datasource",
          "unknown datasource \"" + k.datasource + "\" (no [[datasource]] has that name)"});
+  }
+  for (const auto& s : c.slos) {
+    if (s.datasource.empty() || known(s.datasource)) continue;
+    errors.push_back(
+        {s.datasource_pos.file, s.datasource_pos.line, s.datasource_pos.column,
+         "slo." + s.id + ".datasource",
+         "unknown datasource \"" + s.datasource + "\" (no [[datasource]] has that name)"});
   }
 }
 

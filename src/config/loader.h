@@ -33,8 +33,8 @@ std::vector<std::string> expand_patterns(const std::string& source_name,
                                          const std::string& key, const std::string& what,
                                          std::vector<ConfigError>& errors);
 
-// Every `datasource = "NAME"` of a [[kpi]] names a [[datasource]] (datasource_sections.cpp);
-// errors at the reference.
+// Every `datasource = "NAME"` of a [[kpi]] and an [[slo]] names a [[datasource]]
+// (datasource_sections.cpp); errors at the reference.
 void check_datasource_refs(Config& c, std::vector<ConfigError>& errors);
 
 class Loader {

@@ -40,7 +40,7 @@ bool Loader::load_slo(const toml::table& t, size_t index, slo::SloOptions& s) {
   const std::string section = load_id(t, "slo", index, "SLO", *slo_ids_, s.pos, s.id);
   check_keys(t, section,
              std::array{"id", "name", "description", "owner", "objective", "window", "interval",
-                        "events", "time_slices", "alert", "default_alerts", "okr"});
+                        "events", "time_slices", "alert", "default_alerts", "okr", "datasource"});
   get_string(t, section, "name", s.name);
   if (s.name.empty()) s.name = s.id;
   get_string(t, section, "description", s.description);
@@ -73,6 +73,14 @@ bool Loader::load_slo(const toml::table& t, size_t index, slo::SloOptions& s) {
     }
   }
   get_duration(t, section, "interval", 1000, s.interval);
+  if (const toml::node* source = t.get("datasource")) {
+    get_string(t, section, "datasource", s.datasource);
+    s.datasource_pos = pos_of(*source);
+    if (source->is_string() && s.datasource.empty()) {
+      error(*source, section + ".datasource",
+            "must not be empty (leave it out to use the local store)");
+    }
+  }
   const bool has_events = t.contains("events");
   const bool has_slices = t.contains("time_slices");
   if (has_events == has_slices) {

@@ -13,8 +13,10 @@ namespace http = boost::beast::http;
 namespace {
 
 // ok, warning or critical by the burn-rate conditions that hold now (whatever `for` says),
-// exhausted once the budget is spent, no_data without events in the window.
+// exhausted once the budget is spent, no_data without events in the window; unknown while its
+// data source fails (the figures are the last ones it gave).
 std::string_view status_of(const slo::SloView& v) {
+  if (!v.error.empty() && !v.definition->datasource.empty()) return "unknown";
   if (v.evaluated_at == 0 || !(v.window.total > 0)) return "no_data";
   if (v.budget_remaining <= 0) return "exhausted";
   std::string_view status = "ok";
@@ -38,6 +40,7 @@ void append_slo(std::string& out, const slo::SloView& v) {
   append_field(out, "objective");
   append_number(out, d.objective);
   append_string_field(out, "window", d.window_text);
+  append_string_field(out, "datasource", d.datasource);
   append_field(out, "calendar");
   out.append(d.calendar.empty() ? "false" : "true");
   append_field(out, "window_start");

@@ -134,6 +134,7 @@ CompileResult compile(const config::Config& config, const std::vector<kpi::Defin
     d.origin = o.origin;
     d.pos = o.pos;
     d.okr = o.okr;
+    d.datasource = o.datasource;
     if (o.events) {
       d.kind = SliKind::kEvents;
       const EventsOptions& e = *o.events;
@@ -159,6 +160,11 @@ CompileResult compile(const config::Config& config, const std::vector<kpi::Defin
         if (!known) {
           result.errors.push_back(
               error_at(t.kpi_pos, section + ".time_slices.kpi", "unknown KPI \"" + t.kpi + "\""));
+        }
+        if (!o.datasource.empty()) {
+          result.errors.push_back(error_at(o.datasource_pos, section + ".datasource",
+                                           "a time-slice SLO on a KPI follows the KPI's status; "
+                                           "set datasource on the KPI instead"));
         }
         for (const auto& g : t.good) {
           if (auto h = parse_health(g)) d.good_statuses.push_back(*h);

@@ -191,6 +191,32 @@ void Tracker::set_slos(std::vector<Definition> slos) {
   slots_ = std::move(next);
 }
 
+void Tracker::set_sources(std::map<std::string, RemoteQueries, std::less<>> sources) {
+  std::lock_guard round(round_mutex_);
+  sources_ = std::move(sources);
+}
+
+Result<query::QueryResult> Tracker::instant(const Definition& d, const std::string& q,
+                                            TimestampMs t) const {
+  if (d.datasource.empty()) return engine_.instant(q, t);
+  auto it = sources_.find(d.datasource);
+  if (it == sources_.end() || !it->second.instant) {
+    return Status::not_found("datasource " + d.datasource + " is not configured");
+  }
+  return it->second.instant(q, t);
+}
+
+Result<query::QueryResult> Tracker::range(const Definition& d, const std::string& q,
+                                          TimestampMs start, TimestampMs end,
+                                          DurationMs step) const {
+  if (d.datasource.empty()) return engine_.range(q, start, end, step);
+  auto it = sources_.find(d.datasource);
+  if (it == sources_.end() || !it->second.range) {
+    return Status::not_found("datasource " + d.datasource + " is not configured");
+  }
+  return it->second.range(q, start, end, step);
+}
+
 void Tracker::start() {
   if (!options_.background || thread_.started()) return;
   thread_.start([this] { run(); });
@@ -247,9 +273,10 @@ namespace {
 // Adds the increase of `counters`' series since their last values to `out`, and keeps the new
 // values; false (with `error`) when the query fails. A series seen for the first time adds
 // nothing, as a counter's first sample adds nothing to increase().
-bool read_increase(const query::Engine& engine, CounterState& counters, TimestampMs t, double& out,
+template <typename InstantFn>
+bool read_increase(const InstantFn& instant, CounterState& counters, TimestampMs t, double& out,
                    std::string& error) {
-  auto result = engine.instant(counters.query, t);
+  auto result = instant(counters.query, t);
   if (!result) {
     error = result.status().message();
     return false;
@@ -285,8 +312,9 @@ void Tracker::evaluate(Slot& slot, TimestampMs t) {
       // Both reads or neither: a failed one must not leave the other's counters moved on.
       CounterState good_counters = slot.good;
       CounterState total_counters = slot.total;
-      ok = read_increase(engine_, good_counters, t, good, error) &&
-           read_increase(engine_, total_counters, t, total, error);
+      auto query = [&](const std::string& q, TimestampMs at) { return instant(d, q, at); };
+      ok = read_increase(query, good_counters, t, good, error) &&
+           read_increase(query, total_counters, t, total, error);
       if (ok) {
         slot.good = std::move(good_counters);
         slot.total = std::move(total_counters);
@@ -307,7 +335,7 @@ void Tracker::evaluate(Slot& slot, TimestampMs t) {
                                     kpi::Health::kNoData) != d.good_statuses.end()) {
           good = true;
         }
-      } else if (auto value = engine_.instant(d.slice_expr, t); !value) {
+      } else if (auto value = instant(d, d.slice_expr, t); !value) {
         error = value.status().message();
         ok = false;
       } else {
@@ -431,7 +459,7 @@ void Tracker::backfill(Slot& slot, TimestampMs t) {
       for (TimestampMs piece = start; piece <= end; piece += kFillPieceSteps * resolution) {
         if (stop.stop_requested()) return false;
         const TimestampMs piece_end = std::min(end, piece + (kFillPieceSteps - 1) * resolution);
-        auto r = engine_.range(q, piece, piece_end, resolution);
+        auto r = range(d, q, piece, piece_end, resolution);
         if (!r) {
           spdlog::warn("slo {}: reading its history: {}", d.id, r.status().message());
           return false;
@@ -453,7 +481,7 @@ void Tracker::backfill(Slot& slot, TimestampMs t) {
       if (t > aligned) {
         for (auto [counters, field] :
              {std::pair{&slot.good, &Counts::good}, std::pair{&slot.total, &Counts::total}}) {
-          auto q = engine_.instant(increase_query(counters->query, t - aligned), t);
+          auto q = instant(d, increase_query(counters->query, t - aligned), t);
           if (q && !q->series.empty() && !q->series[0].points.empty()) {
             buckets[t].*field += q->series[0].points.back().value;
           }

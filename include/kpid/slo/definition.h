@@ -78,6 +78,7 @@ struct Definition {
   std::optional<SloOkrOptions> okr;
   std::string origin = "toml";
   SourcePos pos;
+  std::string datasource;  // the [[datasource]] its expressions are queried on; "" local
 
   // The allowed share of bad events (or bad time): 1 - objective / 100.
   double budget() const { return 1 - objective / 100; }

@@ -100,6 +100,10 @@ struct SloOptions {
   SourcePos objective_pos;
   SourcePos window_pos;
   std::string origin = "toml";  // toml or openslo
+  // A [[datasource]] whose query API the SLO's expressions are evaluated on; "" for the local
+  // store.
+  std::string datasource;
+  SourcePos datasource_pos;
 };
 
 }  // namespace kpid::slo

@@ -11,11 +11,18 @@
 // filled from the store: increase() per bucket over the rollups, or the
 // KPI's recorded status changes.
 //
+// An SLO with `datasource` sends those queries (the live counter reads and the history read once
+// at its first evaluation) to that source's query API instead (RemoteQueries). An evaluation whose
+// query fails changes nothing: no ledger entry, the counters keep their last values (so the next
+// successful one adds the increase across the gap), the listener is not told (burn-rate alerts
+// hold) and the view keeps its figures with the error.
+//
 // Each evaluation's figures go to the listener (the alerter's burn-rate rules) and to the
 // kpid_slo_* gauges.
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +46,15 @@ namespace kpid::slo {
 
 struct TrackerOptions {
   bool background = true;  // run the tracker thread (off in tests that call run_once())
+};
+
+// A remote query API SLOs with `datasource` are evaluated on: a datasource::Source in kpid, a
+// fake in tests. Both answer as the local engine does.
+struct RemoteQueries {
+  std::function<Result<query::QueryResult>(std::string_view expr, TimestampMs time)> instant;
+  std::function<Result<query::QueryResult>(std::string_view expr, TimestampMs start,
+                                           TimestampMs end, DurationMs step)>
+      range;
 };
 
 // What the tracker knows of one SLO.
@@ -102,6 +118,9 @@ class Tracker {
   // at the next evaluation, so history written since (a backfill) counts after a reload.
   void set_slos(std::vector<Definition> slos);
   void set_listener(SloListener* listener) { listener_.store(listener); }
+  // The remote query APIs by [[datasource]] name. An SLO naming one not given here fails every
+  // evaluation with an error saying so.
+  void set_sources(std::map<std::string, RemoteQueries, std::less<>> sources);
   void start();
   void stop(Deadline deadline = Deadline::never());
   // Evaluates the SLOs that are due at the clock's time (filling ledgers first), on the calling
@@ -120,6 +139,11 @@ class Tracker {
   void evaluate(Slot& slot, TimestampMs now);
   void backfill(Slot& slot, TimestampMs now);
   void publish(const SloView& view);
+  // The SLO's query at t (or over [start, end]): on its data source, else the local engine.
+  Result<query::QueryResult> instant(const Definition& d, const std::string& q,
+                                     TimestampMs t) const;
+  Result<query::QueryResult> range(const Definition& d, const std::string& q, TimestampMs start,
+                                   TimestampMs end, DurationMs step) const;
   std::vector<std::shared_ptr<Slot>> slots() const;
 
   const query::Engine& engine_;
@@ -129,6 +153,7 @@ class Tracker {
   struct Metrics;
   std::unique_ptr<Metrics> metrics_;
   std::atomic<SloListener*> listener_{nullptr};
+  std::map<std::string, RemoteQueries, std::less<>> sources_;  // under round_mutex_
 
   mutable std::mutex mutex_;  // slots_ and each slot's view
   std::vector<std::shared_ptr<Slot>> slots_;
