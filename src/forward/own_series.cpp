@@ -17,37 +17,26 @@ constexpr Origin kOwnOrigins[] = {Origin::kKpis, Origin::kSlos, Origin::kAlerts}
 
 const char* origin_name(Origin origin) {
   switch (origin) {
-    case Origin::kKpis:
-      return "kpis";
-    case Origin::kSlos:
-      return "slos";
-    case Origin::kAlerts:
-      return "alerts";
-    default:
-      return "";
+    case Origin::kKpis: return "kpis";
+    case Origin::kSlos: return "slos";
+    case Origin::kAlerts: return "alerts";
+    default: return "";
   }
 }
 
 }  // namespace
 
-void append_families(const std::vector<prometheus::MetricFamily>& families,
-                     std::string_view prefix, std::vector<OwnSeries>& out) {
+void append_families(const std::vector<prometheus::MetricFamily>& families, std::string_view prefix,
+                     std::vector<OwnSeries>& out) {
   for (const auto& family : families) {
     if (family.name.rfind(prefix, 0) != 0) continue;
     for (const auto& metric : family.metric) {
       OwnSeries s;
       switch (family.type) {
-        case prometheus::MetricType::Gauge:
-          s.value = metric.gauge.value;
-          break;
-        case prometheus::MetricType::Counter:
-          s.value = metric.counter.value;
-          break;
-        case prometheus::MetricType::Untyped:
-          s.value = metric.untyped.value;
-          break;
-        default:
-          continue;
+        case prometheus::MetricType::Gauge: s.value = metric.gauge.value; break;
+        case prometheus::MetricType::Counter: s.value = metric.counter.value; break;
+        case prometheus::MetricType::Untyped: s.value = metric.untyped.value; break;
+        default: continue;
       }
       for (const auto& label : metric.label) s.labels[label.name] = label.value;
       s.labels[std::string(kMetricNameLabel)] = family.name;

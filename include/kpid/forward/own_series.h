@@ -38,8 +38,8 @@ struct OwnSeries {
 
 // Appends the gauge, counter and untyped series of the families whose name starts with
 // `prefix` (histograms and summaries are left out).
-void append_families(const std::vector<prometheus::MetricFamily>& families,
-                     std::string_view prefix, std::vector<OwnSeries>& out);
+void append_families(const std::vector<prometheus::MetricFamily>& families, std::string_view prefix,
+                     std::vector<OwnSeries>& out);
 
 // ALERTS{alertname, alertstate, ...labels}=1 as Prometheus writes it; `state` is "pending" or
 // "firing". An alertname or alertstate among `labels` is replaced.

@@ -42,8 +42,9 @@ std::multiset<std::string> received(const testing::RecordingReceiver& receiver) 
         labels += std::string(l.name) + "=" + std::string(l.value) + ",";
       }
       for (const auto& sample : series.samples) {
-        out.insert(labels + " " + (is_stale_marker(sample.value) ? std::string("stale")
-                                                                 : std::to_string(sample.value)));
+        out.insert(
+            labels + " " +
+            (is_stale_marker(sample.value) ? std::string("stale") : std::to_string(sample.value)));
       }
     }
   }
@@ -52,7 +53,8 @@ std::multiset<std::string> received(const testing::RecordingReceiver& receiver) 
 
 }  // namespace
 
-TEST_CASE("own series: a kind takes its prefix's gauges and counters, ALERTS as Prometheus has it") {
+TEST_CASE(
+    "own series: a kind takes its prefix's gauges and counters, ALERTS as Prometheus has it") {
   prometheus::Registry registry;
   prometheus::BuildGauge().Name("kpid_kpi_value").Register(registry).Add({{"kpi", "a"}}).Set(3);
   prometheus::BuildCounter()
@@ -91,8 +93,8 @@ TEST_CASE("own series: each destination gets its kinds on its interval, ended se
   metrics::Metrics m;
   testing::RecordingReceiver alerts_sink;
   testing::RecordingReceiver kpis_sink;
-  auto make = [](const std::string& name, const std::string& url,
-                 std::vector<std::string> send, DurationMs interval) {
+  auto make = [](const std::string& name, const std::string& url, std::vector<std::string> send,
+                 DurationMs interval) {
     RemoteWriteOptions o;
     o.name = name;
     o.url = url + "/api/v1/write";
@@ -117,7 +119,8 @@ TEST_CASE("own series: each destination gets its kinds on its interval, ended se
       [&](Origin origin) {
         ++asked[origin];
         std::vector<OwnSeries> out;
-        if (origin == Origin::kKpis) out.push_back({{{"__name__", "kpid_kpi_value"}, {"kpi", "a"}}, 7});
+        if (origin == Origin::kKpis)
+          out.push_back({{{"__name__", "kpid_kpi_value"}, {"kpi", "a"}}, 7});
         if (origin == Origin::kAlerts && firing) {
           out.push_back(alert_series("KpiCrit", "firing", {{"kpi", "a"}}));
         }
