@@ -28,6 +28,7 @@
 #include "kpid/core/deadline.h"
 #include "kpid/datasource/source.h"
 #include "kpid/forward/forwarder.h"
+#include "kpid/forward/own_series.h"
 #include "kpid/ingest/delta_accumulator.h"
 #include "kpid/ingest/line_listener.h"
 #include "kpid/ingest/metric_metadata.h"
@@ -536,7 +537,42 @@ class Daemon {
     forwarder_->set_next(evaluator_.get());
     forwarder_->start();
     spdlog::info("remote write: {} destinations", config_.remote_write.size());
+    start_own_series();
     return true;
+  }
+
+  // ---- Remote write of kpid's own series and recording-rule results (send = kpis, slos,
+  // alerts, rules) ----
+  // What rule groups write goes to the destinations sending "rules"; every destination's
+  // self_interval, the kpid_kpi_* / kpid_slo_* series and ALERTS to those sending the kinds.
+  void start_own_series() {
+    if (rule_evaluator_ && forwarder_->wants(forward::Origin::kRules)) {
+      forward::Forwarder* forwarder = forwarder_.get();
+      rule_evaluator_->set_forward([forwarder](std::span<const store::Sample> samples) {
+        return forwarder->enqueue(forward::Origin::kRules, samples);
+      });
+    }
+    own_series_ = std::make_unique<forward::OwnSeriesWriter>(
+        *forwarder_, *store_, config_.remote_write,
+        [this](forward::Origin origin) { return own_series(origin); }, clock_);
+    own_series_->start();
+  }
+
+  std::vector<forward::OwnSeries> own_series(forward::Origin origin) {
+    std::vector<forward::OwnSeries> out;
+    if (origin == forward::Origin::kKpis) {
+      forward::append_families(metrics_.collect(), "kpid_kpi_", out);
+    } else if (origin == forward::Origin::kSlos) {
+      forward::append_families(metrics_.collect(), "kpid_slo_", out);
+    } else if (origin == forward::Origin::kAlerts) {
+      for (const alert::AlertView& v : alerter_->list(alert::AlertFilter{})) {
+        const alert::Alert& a = v.alert;
+        if (a.state != alert::State::kPending && a.state != alert::State::kFiring) continue;
+        out.push_back(
+            forward::alert_series(a.name, std::string(alert::state_name(a.state)), a.labels));
+      }
+    }
+    return out;
   }
 
   // Who is told of ingested batches: the forwarder when remote write is on, else the evaluator.
@@ -690,6 +726,10 @@ class Daemon {
     step("stop OKR planning", [&] {
       if (planner_) planner_->stop(deadline);
     });
+    step("stop own series", [&] {
+      if (own_series_) own_series_->stop();
+    });
+    own_series_.reset();
     step("stop rule evaluation", [&] {
       if (rule_evaluator_) rule_evaluator_->stop(deadline);
     });
@@ -923,6 +963,7 @@ class Daemon {
   std::optional<PidFile> pid_file_;  // --pid-file, from ready until stopped
   // Remote write out; null without [[remote_write]]. Stopped before the store closes.
   std::unique_ptr<forward::Forwarder> forwarder_;
+  std::unique_ptr<forward::OwnSeriesWriter> own_series_;  // send = kpis, slos, alerts
 };
 
 }  // namespace

@@ -31,8 +31,9 @@ void Loader::load_remote_writes(const toml::node& node,
       }
     }
     static constexpr std::array kKeys = {
-        "name",  "url",          "timeout",           "protocol",   "send",    "match", "drop",
-        "queue", "bearer_token", "bearer_token_file", "basic_auth", "headers", "tls"};
+        "name",       "url",     "timeout", "protocol",     "send",
+        "match",      "drop",    "queue",   "bearer_token", "bearer_token_file",
+        "basic_auth", "headers", "tls",     "self_interval"};
     check_keys(t, section, kKeys);
     if (require(t, t, section, "url")) {
       get_string(t, section, "url", r.url);
@@ -46,20 +47,19 @@ void Loader::load_remote_writes(const toml::node& node,
     if (t.contains("send")) {
       r.send.clear();
       get_strings(t, section, "send", r.send);
-      static constexpr std::array kSend = {"samples", "rules"};
+      static constexpr std::array kSend = {"samples", "kpis", "slos", "alerts", "rules"};
       for (const auto& s : r.send) {
         if (std::find(kSend.begin(), kSend.end(), s) != kSend.end()) continue;
-        const bool later = s == "kpis" || s == "slos" || s == "alerts";
         error(*t.get("send"), section + ".send",
-              later ? "\"" + s +
-                          "\" (kpid's own series) is not supported by this version; "
-                          "expected samples or rules"
-                    : "unknown value \"" + s + "\"; expected samples or rules" + suggest(s, kSend));
+              "unknown value \"" + s + "\"; expected samples, kpis, slos, alerts or rules" +
+                  suggest(s, kSend));
       }
       if (r.send.empty() && t.get("send")->is_array()) {
-        error(*t.get("send"), section + ".send", "must name at least one of samples, rules");
+        error(*t.get("send"), section + ".send",
+              "must name at least one of samples, kpis, slos, alerts, rules");
       }
     }
+    get_duration(t, section, "self_interval", 1'000, r.self_interval);
     get_strings(t, section, "match", r.match);
     get_strings(t, section, "drop", r.drop);
     if (const toml::table* q = table_at(t, section, "queue")) {

@@ -298,6 +298,11 @@ Status Forwarder::record(std::span<const store::Sample> samples) {
 }
 
 Status Forwarder::enqueue(Origin origin, std::span<const store::Sample> samples) {
+  return enqueue_to({}, origin, samples);
+}
+
+Status Forwarder::enqueue_to(std::string_view destination, Origin origin,
+                             std::span<const store::Sample> samples) {
   if (samples.empty() || impl_->destinations.empty()) return Status::ok();
   Impl& impl = *impl_;
   std::lock_guard lock(impl.enqueue_mutex);
@@ -308,6 +313,7 @@ Status Forwarder::enqueue(Origin origin, std::span<const store::Sample> samples)
   for (size_t i = 0; i < impl.destinations.size(); ++i) {
     Destination& d = *impl.destinations[i];
     if (!d.origins[static_cast<size_t>(origin)]) continue;
+    if (!destination.empty() && d.options.name != destination) continue;
     std::span<const store::Sample> kept = samples;
     if (!d.match.empty() || !d.drop.empty()) {
       impl.filtered.clear();

@@ -19,6 +19,14 @@ std::string Metrics::scrape() {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
+std::vector<prometheus::MetricFamily> Metrics::collect() {
+  {
+    std::lock_guard lock(hooks_mutex_);
+    for (auto& hook : hooks_) hook();
+  }
+  return registry_->Collect();
+}
+
 prometheus::Counter& Metrics::state_write_failures(const std::string& module) {
   std::lock_guard lock(families_mutex_);
   if (state_write_failures_ == nullptr) {

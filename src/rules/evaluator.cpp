@@ -449,6 +449,12 @@ Status RuleEvaluator::write(const std::map<std::string, double>& series,
   if (!samples.empty()) {
     if (auto s = store_.append(samples); !s) return s;
     if (observer_ != nullptr) observer_->observe(samples);
+    if (forward_) {
+      if (auto s = forward_(samples); !s) {
+        spdlog::error("rules: queueing {} samples for remote write: {}", samples.size(),
+                      s.message());
+      }
+    }
   }
   previous = std::move(now);
   return Status::ok();

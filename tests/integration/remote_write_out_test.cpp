@@ -149,3 +149,44 @@ max_shards = 4
   CHECK(metric_value(k.metrics(), "kpid_remote_write_samples_dropped_total").value_or(0) == 0);
   CHECK(metric_value(k.metrics(), "kpid_remote_write_samples_failed_total").value_or(0) == 0);
 }
+
+// kpid's own series and what its rules record, sent to a real VictoriaMetrics: a recording
+// rule's result, the kpid_kpi_value of a KPI over it, and the ALERTS series of its alert.
+TEST_CASE(
+    "remote write out: kpid's KPI series, ALERTS and recording-rule results reach VictoriaMetrics",
+    "[remote_write_out]") {
+  RealVictoriaMetrics vm;
+  TempDir rules_dir;
+  write_file(rules_dir.file("own.yml"),
+             "groups:\n  - name: own\n    interval: 1s\n    rules:\n      - record: "
+             "own:latency\n        expr: vector(90)\n");
+  KpidOptions options;
+  options.config_toml =
+      "[[kpi]]\nid = \"own_latency\"\ndirection = \"lower_is_better\"\ninterval = \"1s\"\n"
+      "[kpi.value]\nexpr = 'max(own:latency)'\n[kpi.band]\nwarn = 50\ncrit = 80\n"
+      "[[kpi.alert]]\ncondition = \"crit\"\n"
+      "[rules]\nfiles = [\"" +
+      rules_dir.file("own.yml") +
+      "\"]\n"
+      "[[remote_write]]\nname = \"vm\"\nurl = \"" +
+      vm.url() +
+      "/api/v1/write\"\nsend = [\"kpis\", \"alerts\", \"rules\"]\nself_interval = \"1s\"\n"
+      "[remote_write.queue]\nbatch_send_deadline = \"100ms\"\n";
+  Kpid k(options);
+  k.start();
+  // The raw samples VictoriaMetrics holds for `selector` (its export API: an instant query
+  // would not see samples this recent), as JSON lines; whether a sample has `value`.
+  auto has = [&](const std::string& selector, const std::string& value) {
+    vm.flush();
+    auto r = http_request(vm.port, "GET", "/api/v1/export?match[]=" + url_encode(selector));
+    return r.status == 200 && (r.body.find("[" + value + ",") != std::string::npos ||
+                               r.body.find("," + value + ",") != std::string::npos ||
+                               r.body.find("[" + value + "]") != std::string::npos);
+  };
+  CHECK(eventually([&] { return has("kpid_kpi_value{kpi=\"own_latency\"}", "90"); }, 8s));
+  CHECK(eventually([&] { return has("ALERTS{kpi=\"own_latency\",alertstate=\"firing\"}", "1"); },
+                   8s));
+  CHECK(eventually([&] { return has("own:latency", "90"); }, 8s));
+  // Nothing was refused: every label set is one VictoriaMetrics takes.
+  CHECK(metric_value(k.metrics(), "kpid_remote_write_samples_failed_total").value_or(0) == 0);
+}

@@ -57,6 +57,10 @@ class Forwarder final : public store::SampleObserver {
   // Queues samples of stored series from another origin (recording-rule results: Origin::kRules)
   // for the destinations that send it. Thread-safe.
   Status enqueue(Origin origin, std::span<const store::Sample> samples);
+  // As enqueue(), for one destination only (all when `destination` is empty): kpid's own
+  // series are snapshot on each destination's self_interval.
+  Status enqueue_to(std::string_view destination, Origin origin,
+                    std::span<const store::Sample> samples);
   // Whether any destination sends `origin`.
   bool wants(Origin origin) const;
 

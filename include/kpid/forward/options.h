@@ -54,7 +54,8 @@ inline std::vector<std::string> keys_needing_restart(const std::vector<RemoteWri
                     q.max_age, q.min_shards, q.max_shards, q.max_samples_per_send,
                     q.batch_send_deadline, q.min_backoff, q.max_backoff, a.bearer_token,
                     a.bearer_token_file, a.basic_username, a.basic_password, a.basic_password_file,
-                    a.headers, a.ca_file, a.cert_file, a.key_file, a.insecure_skip_verify);
+                    a.headers, a.ca_file, a.cert_file, a.key_file, a.insecure_skip_verify,
+                    o.self_interval);
   };
   bool same = running.size() == next.size();
   for (size_t i = 0; same && i < running.size(); ++i) same = key(running[i]) == key(next[i]);

@@ -11,6 +11,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
 namespace kpid::metrics {
@@ -24,6 +25,9 @@ class Metrics {
   void on_scrape(std::function<void()> hook);
   // Runs the hooks and renders every family in the Prometheus text format 0.0.4. Thread-safe.
   std::string scrape();
+  // Runs the hooks and returns every family as collected (for kpid's own series sent by remote
+  // write). Thread-safe.
+  std::vector<prometheus::MetricFamily> collect();
 
   // kpid_state_write_failures_total{module}: one family shared by every module that writes
   // state (kpi, alert, okr, outbox). Thread-safe; the counter lives as long as this object.

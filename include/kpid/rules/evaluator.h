@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,12 @@ class RuleEvaluator {
   // start() and on reload. Returns the ids of the groups installed.
   std::set<std::string> set_groups(std::vector<RuleGroup> groups,
                                    std::function<bool(const std::string& group_id)> owns = nullptr);
+  // Where written samples also go (remote write out, send = "rules": recording-rule results
+  // and the ALERTS / ALERTS_FOR_STATE series), after the store and the observer. Call before
+  // start(); an error is logged, the samples are stored all the same.
+  void set_forward(std::function<Status(std::span<const store::Sample>)> forward) {
+    forward_ = std::move(forward);
+  }
   void start();
   void stop(Deadline deadline = Deadline::never());
 
@@ -145,6 +152,7 @@ class RuleEvaluator {
   store::SampleObserver* observer_;
   QueryFn query_;
   AlertSink* sink_;
+  std::function<Status(std::span<const store::Sample>)> forward_;
   const Clock& clock_;
   EvaluatorOptions options_;
   std::unique_ptr<Metrics> metrics_;

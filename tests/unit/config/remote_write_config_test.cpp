@@ -30,6 +30,8 @@ TEST_CASE("the shipped config/remote_write.example.toml parses") {
   CHECK(vm.queue.max_age == 12 * 3'600'000);
   CHECK(vm.match.size() == 1);
   CHECK(vm.drop.size() == 1);
+  CHECK(vm.send == std::vector<std::string>{"samples", "kpis", "slos", "alerts", "rules"});
+  CHECK(vm.self_interval == 15'000);
   const auto& mimir = r.config.remote_write[1];
   CHECK(mimir.protocol == "2.0");
   CHECK(mimir.send == std::vector<std::string>{"samples"});
@@ -51,6 +53,7 @@ TEST_CASE("remote_write defaults and errors name their line and key") {
   CHECK(d.queue.batch_send_deadline == 5'000);
   CHECK(d.queue.min_backoff == 100);
   CHECK(d.queue.max_backoff == 30'000);
+  CHECK(d.self_interval == 15'000);
 
   auto r = parse_config(R"([[remote_write]]
 name = "a"
@@ -70,16 +73,19 @@ url = "http://127.0.0.1:1/w"
 
 [[remote_write]]
 url = "http://127.0.0.1:1/w"
+self_interval = "10ms"
 )",
                         "kpid.toml", {});
   CHECK(has_error(r, "remote_write.a.url", 3, "http:// or https://"));
   CHECK(has_error(r, "remote_write.a.protocl", 4, "did you mean \"protocol\""));
   CHECK(has_error(r, "remote_write.a.protocol", 5, "expected one of 1.0, 2.0"));
-  CHECK(has_error(r, "remote_write.a.send", 6, "\"kpis\""));
+  // kpid's own series are a kind like the others.
+  CHECK_FALSE(has_error(r, "remote_write.a.send", 6, "unknown value \"kpis\""));
   CHECK(has_error(r, "remote_write.a.send", 6, "unknown value \"everything\""));
   CHECK(has_error(r, "remote_write.a.queue.min_shards", 8, "must not exceed max_shards"));
   CHECK(has_error(r, "remote_write.a.queue.max_bytes", 11, ""));
   CHECK(has_error(r, "remote_write.a.name", 14,
                   "duplicate remote_write name; first defined at line 1"));
   CHECK(has_error(r, "remote_write[2].name", 17, "is required"));
+  CHECK(has_error(r, "remote_write[2].self_interval", 19, "at least 1s"));
 }
