@@ -61,9 +61,9 @@ for _ in $(seq 1 300); do
 done
 [[ -n $port ]] || { echo "forward_bench: kpid did not start" >&2; cat "$tmp/kpid.log" >&2; exit 1; }
 
-metric() {  # metric NAME: its value for destination vm (0 when absent)
+metric() {  # metric NAME: its value for destination vm, summed over other labels (0 when absent)
   curl -sf "http://127.0.0.1:$port/metrics" |
-    awk -v n="$1" '$1 ~ "^"n"\\{" && $1 ~ /destination="vm"/ {print $2; found=1} END {if (!found) print 0}'
+    awk -v n="$1" '$1 ~ "^"n"\\{" && $1 ~ /destination="vm"/ {s += $2} END {printf "%.15g\n", s}'
 }
 
 echo "== forward benchmark $(date -u '+%F %H:%M') UTC, $kpid; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -93,7 +93,7 @@ vm_pid=""
 grep '^RESULT soak ingest' "$tmp/bench2.log" || true
 pending=$(metric kpid_remote_write_pending_samples)
 sent_before=$(metric kpid_remote_write_samples_sent_total)
-echo "   queued while VictoriaMetrics was down: $pending samples"
+echo "   queued while VictoriaMetrics was down: $pending samples ($(metric kpid_remote_write_pending_bytes) bytes; dropped at the queue's bound: $(metric kpid_remote_write_samples_dropped_total))"
 start=$(date +%s.%N)
 start_vm
 max_shards=0
