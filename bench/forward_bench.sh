@@ -61,11 +61,12 @@ for _ in $(seq 1 300); do
 done
 [[ -n $port ]] || { echo "forward_bench: kpid did not start" >&2; cat "$tmp/kpid.log" >&2; exit 1; }
 
-metric() {  # metric NAME: its value for destination vm (0 when absent)
+metric() {  # metric NAME: its value for destination vm, summed over other labels (0 when absent)
   curl -sf "http://127.0.0.1:$port/metrics" |
-    awk -v n="$1" '$1 ~ "^"n"\\{" && $1 ~ /destination="vm"/ {print $2; found=1} END {if (!found) print 0}'
+    awk -v n="$1" '$1 ~ "^"n"\\{" && $1 ~ /destination="vm"/ {s += $2} END {printf "%.15g\n", s}'
 }
 
+echo "== forward benchmark $(date -u '+%F %H:%M') UTC, $kpid; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== phase 1: $rate samples/s for $seconds s, lag sampled every second"
 "$bench" --port "$port" --duration "$seconds" --rate "$rate" --no-queries --probes 0 \
   --progress-seconds 1000 >"$tmp/bench1.log" 2>&1 &
@@ -92,11 +93,16 @@ vm_pid=""
 grep '^RESULT soak ingest' "$tmp/bench2.log" || true
 pending=$(metric kpid_remote_write_pending_samples)
 sent_before=$(metric kpid_remote_write_samples_sent_total)
-echo "   queued while VictoriaMetrics was down: $pending samples"
+echo "   queued while VictoriaMetrics was down: $pending samples ($(metric kpid_remote_write_pending_bytes) bytes; dropped at the queue's bound: $(metric kpid_remote_write_samples_dropped_total))"
 start=$(date +%s.%N)
 start_vm
 max_shards=0
+drain_deadline=$(($(date +%s) + 600))
 while [[ $(metric kpid_remote_write_pending_samples) != 0 ]]; do
+  if (($(date +%s) > drain_deadline)); then
+    echo "forward_bench: the queue did not drain within 600 s" >&2
+    exit 1
+  fi
   max_shards=$(awk -v a="$max_shards" -v b="$(metric kpid_remote_write_shards)" 'BEGIN {print (b > a ? b : a)}')
   sleep 0.2
 done
@@ -106,3 +112,4 @@ echo "RESULT forward_drain_samples $(awk -v a="$sent_before" -v b="$sent_after" 
 echo "RESULT forward_drain_seconds $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}')"
 echo "RESULT forward_throughput_samples_per_second $(awk -v a="$sent_before" -v b="$sent_after" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", (b - a) / (e - s)}')"
 echo "RESULT forward_drain_max_shards $max_shards"
+echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
