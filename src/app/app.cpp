@@ -593,18 +593,22 @@ class Daemon {
     set_rules_source(config_.rules.datasource);
     rule_evaluator_ = std::make_unique<rules::RuleEvaluator>(
         *store_, evaluator_.get(),
-        [this](const query::Expr& expr, TimestampMs time) { return rules_query(expr, time); },
+        [this](const query::Expr& expr, std::string_view text, TimestampMs time) {
+          return rules_query(expr, text, time);
+        },
         rule_alerts_.get(), &metrics_, clock_, options);
     set_rule_groups(std::move(rule_groups_));
   }
 
-  // [rules] datasource: rule queries go to that [[datasource]] (as PromQL text), else to the
-  // local engine. Recording and ALERTS series are written locally either way.
+  // [rules] datasource: rule queries go to that [[datasource]] (the expression as written in the
+  // rule file), else to the local engine. Recording and ALERTS series are written locally either
+  // way.
   void set_rules_source(const std::string& name) {
     std::lock_guard lock(rules_source_mutex_);
     rules_source_name_ = name;
   }
-  Result<query::QueryResult> rules_query(const query::Expr& expr, TimestampMs time) {
+  Result<query::QueryResult> rules_query(const query::Expr& expr, std::string_view text,
+                                         TimestampMs time) {
     std::string name;
     {
       std::lock_guard lock(rules_source_mutex_);
@@ -612,7 +616,7 @@ class Daemon {
     }
     if (name.empty()) return engine_->instant(expr, time);
     for (const auto& source : sources_) {
-      if (source->name() == name) return source->instant(query::format_expr(expr), time);
+      if (source->name() == name) return source->instant(text, time);
     }
     // Named by a reload that also added the [[datasource]]: sources are made at start.
     return Status::unavailable("datasource " + name + " is not running (restart kpid)");

@@ -250,7 +250,7 @@ void RuleEvaluator::evaluate_group(GroupRuntime& g, TimestampMs time) {
 
 Status RuleEvaluator::evaluate_recording(const RuleGroup& group, const RuleDef& rule,
                                          RuleRuntime& rt, TimestampMs time) {
-  auto result = query_(*rule.expr, time);
+  auto result = query_(*rule.expr, rule.expr_text, time);
   if (!result) return result.status();
   auto vector = as_vector(*result);
   if (!vector) return vector.status();
@@ -278,7 +278,7 @@ Status RuleEvaluator::evaluate_recording(const RuleGroup& group, const RuleDef& 
 
 Status RuleEvaluator::evaluate_alerting(const RuleGroup& group, size_t index, const RuleDef& rule,
                                         RuleRuntime& rt, TimestampMs time) {
-  auto result = query_(*rule.expr, time);
+  auto result = query_(*rule.expr, rule.expr_text, time);
   if (!result) return result.status();
   auto vector = as_vector(*result);
   if (!vector) return vector.status();

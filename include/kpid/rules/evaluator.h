@@ -40,8 +40,10 @@
 
 namespace kpid::rules {
 
-// Evaluates an expression at a time: the local query::Engine, or a remote datasource.
-using QueryFn = std::function<Result<query::QueryResult>(const query::Expr&, TimestampMs)>;
+// Evaluates a rule's expression at a time: the local query::Engine takes the parsed `expr`, a
+// remote datasource the rule's `text` as written in its file.
+using QueryFn = std::function<Result<query::QueryResult>(const query::Expr& expr,
+                                                         std::string_view text, TimestampMs)>;
 
 enum class AlertState { kInactive, kPending, kFiring };
 const char* alert_state_name(AlertState s);  // "inactive", "pending", "firing"

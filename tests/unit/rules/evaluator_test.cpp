@@ -33,8 +33,10 @@ struct Rig {
     options.background = false;
     evaluator = std::make_unique<rules::RuleEvaluator>(
         *store, nullptr,
-        [this](const query::Expr& e, TimestampMs t) { return engine->instant(e, t); }, &sink,
-        nullptr, clock, options);
+        [this](const query::Expr& e, std::string_view, TimestampMs t) {
+          return engine->instant(e, t);
+        },
+        &sink, nullptr, clock, options);
     evaluator->set_groups(std::move(groups));
   }
 
@@ -202,8 +204,10 @@ TEST_CASE("a restart restores for progress from ALERTS_FOR_STATE", "[rules]") {
   std::vector<config::ConfigError> errors;
   rules::RuleEvaluator fresh(
       *rig.store, nullptr,
-      [&](const query::Expr& e, TimestampMs t) { return rig.engine->instant(e, t); }, &rig.sink,
-      nullptr, rig.clock,
+      [&](const query::Expr& e, std::string_view, TimestampMs t) {
+        return rig.engine->instant(e, t);
+      },
+      &rig.sink, nullptr, rig.clock,
       [] {
         rules::EvaluatorOptions o;
         o.background = false;
