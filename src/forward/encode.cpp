@@ -46,6 +46,24 @@ void put_sample(std::string& out, uint32_t field, const store::Sample& s) {
   put_varint(out, ts);
 }
 
+// Calls `fn(labels, run)` for each run of consecutive samples of one series (the queue keeps a
+// series' samples together); samples whose series has no labels any more are counted in
+// `skipped`.
+template <typename Fn>
+void for_each_series(std::span<const store::Sample> samples, const LabelsOf& labels,
+                     size_t& skipped, Fn&& fn) {
+  for (size_t i = 0; i < samples.size();) {
+    size_t end = i + 1;
+    while (end < samples.size() && samples[end].series == samples[i].series) ++end;
+    if (const Labels* ls = labels(samples[i].series)) {
+      fn(*ls, samples.subspan(i, end - i));
+    } else {
+      skipped += end - i;
+    }
+    i = end;
+  }
+}
+
 }  // namespace
 
 std::string_view content_type(WireVersion version) {
@@ -73,26 +91,17 @@ const std::string& Encoder::encode(std::span<const store::Sample> samples, const
 void Encoder::encode_v1(std::span<const store::Sample> samples, const LabelsOf& labels,
                         size_t& skipped) {
   std::string label;
-  for (size_t i = 0; i < samples.size();) {
-    size_t end = i + 1;
-    while (end < samples.size() && samples[end].series == samples[i].series) ++end;
-    const Labels* ls = labels(samples[i].series);
-    if (ls == nullptr) {
-      skipped += end - i;
-      i = end;
-      continue;
-    }
+  for_each_series(samples, labels, skipped, [&](const Labels& ls, auto run) {
     series_.clear();
-    for (const Label& l : ls->items()) {
+    for (const Label& l : ls.items()) {
       label.clear();
       put_bytes(label, 1, l.name);
       put_bytes(label, 2, l.value);
       put_bytes(series_, 1, label);
     }
-    for (size_t j = i; j < end; ++j) put_sample(series_, 2, samples[j]);
+    for (const store::Sample& sample : run) put_sample(series_, 2, sample);
     put_bytes(raw_, 1, series_);  // WriteRequest.timeseries
-    i = end;
-  }
+  });
 }
 
 uint32_t Encoder::symbol(std::string_view s) {
@@ -107,27 +116,18 @@ void Encoder::encode_v2(std::span<const store::Sample> samples, const LabelsOf& 
   symbol_index_.clear();
   (void)symbol("");  // the spec's first symbol is the empty string
   std::string timeseries;
-  for (size_t i = 0; i < samples.size();) {
-    size_t end = i + 1;
-    while (end < samples.size() && samples[end].series == samples[i].series) ++end;
-    const Labels* ls = labels(samples[i].series);
-    if (ls == nullptr) {
-      skipped += end - i;
-      i = end;
-      continue;
-    }
+  for_each_series(samples, labels, skipped, [&](const Labels& ls, auto run) {
     refs_.clear();
     // The views point into the store's labels, which live as long as the store.
-    for (const Label& l : ls->items()) {
+    for (const Label& l : ls.items()) {
       put_varint(refs_, symbol(l.name));
       put_varint(refs_, symbol(l.value));
     }
     series_.clear();
     put_bytes(series_, 1, refs_);  // TimeSeries.labels_refs, packed
-    for (size_t j = i; j < end; ++j) put_sample(series_, 2, samples[j]);
+    for (const store::Sample& sample : run) put_sample(series_, 2, sample);
     put_bytes(timeseries, 5, series_);  // Request.timeseries
-    i = end;
-  }
+  });
   raw_.append(symbols_);
   raw_.append(timeseries);
 }
