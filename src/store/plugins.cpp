@@ -30,6 +30,17 @@ TimestampMs SeriesTimeKey::time(const rocksdb::Slice& key) {
   return static_cast<TimestampMs>(get_be64(key.data() + 8) ^ (1ull << 63));
 }
 
+WindowSeriesKey::WindowSeriesKey(TimestampMs window, SeriesId id) {
+  put_be64(bytes, static_cast<uint64_t>(window) ^ (1ull << 63));
+  put_be64(bytes + 8, id);
+}
+
+TimestampMs WindowSeriesKey::window(const rocksdb::Slice& key) {
+  return static_cast<TimestampMs>(get_be64(key.data()) ^ (1ull << 63));
+}
+
+SeriesId WindowSeriesKey::series(const rocksdb::Slice& key) { return get_be64(key.data() + 8); }
+
 void insert_point(std::vector<Point>& points, Point p) {
   if (points.empty() || points.back().timestamp < p.timestamp) {
     points.push_back(p);

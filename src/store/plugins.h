@@ -63,6 +63,15 @@ struct SeriesTimeKey {
   static TimestampMs time(const rocksdb::Slice& key);
 };
 
+// The key of rollup_due: window end first, so the windows that fall due are a prefix.
+struct WindowSeriesKey {
+  char bytes[16];
+  WindowSeriesKey(TimestampMs window, SeriesId id);
+  rocksdb::Slice slice() const { return {bytes, sizeof bytes}; }
+  static TimestampMs window(const rocksdb::Slice& key);
+  static SeriesId series(const rocksdb::Slice& key);
+};
+
 void put_be64(char* out, uint64_t v);
 uint64_t get_be64(const char* in);
 

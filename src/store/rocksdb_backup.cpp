@@ -170,8 +170,8 @@ Status RocksDbStore::Impl::check_format(bool existed) {
     if (!backup) return backup.status();
     spdlog::info("storage: backup {} of the format {} data taken; upgrading", backup->id, version);
   }
-  // Versions 0 and 1 to 2 change no record (their rollup blocks are still read as they are):
-  // the version is all there is to write.
+  // Versions 0, 1 and 2 to 3 change no record (their rollup blocks are still read as they are,
+  // their stored 5-minute rollups stay valid): the version is all there is to write.
   rocksdb::WriteOptions sync;
   sync.sync = true;
   if (auto w = db->Put(sync, default_cf, kFormatVersionKey, std::to_string(kFormatVersion));

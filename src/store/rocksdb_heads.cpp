@@ -92,6 +92,14 @@ Status RocksDbStore::Impl::checkpoint() {
   head_samples = 0;
   head_samples_now.store(0);
   last_checkpoint = std::chrono::steady_clock::now();
+  // The head log's records are all deleted now: flushed, its memtable leaves little more than
+  // the range tombstone, and stops holding write-ahead log files that nothing else needs.
+  rocksdb::FlushOptions flush;
+  flush.wait = false;
+  flush.allow_write_stall = true;
+  if (auto s = db->Flush(flush, head_log_cf); !s.ok()) {
+    spdlog::debug("storage: flushing the head log after a checkpoint: {}", s.ToString());
+  }
   if (checkpoints != nullptr) checkpoints->Increment();
   return Status::ok();
 }
@@ -223,6 +231,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   }
   for (const auto& d : dirtied) im.dirty[d] = seq;
   im.head_samples_now.store(im.head_samples);
+  im.last_append_ms.store(steady_now_ms(), std::memory_order_relaxed);
   const bool full = im.head_samples >= im.options.head_max_samples;
   lock.unlock();
   if (full || !dirtied.empty()) im.wake_worker();

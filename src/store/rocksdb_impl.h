@@ -49,6 +49,7 @@ namespace kpid::store {
 using detail::get_be64;
 using detail::put_be64;
 using detail::SeriesTimeKey;
+using detail::WindowSeriesKey;
 
 inline constexpr const char* kSeriesCf = "series";
 inline constexpr const char* kSeriesKeyCf = "series_key";
@@ -58,12 +59,20 @@ inline constexpr const char* kRollup1hCf = "rollup_1h";
 inline constexpr const char* kHeadLogCf = "head_log";
 inline constexpr const char* kDirtyCf = "dirty";
 inline constexpr const char* kStateCf = "state";
+inline constexpr const char* kRollupDueCf = "rollup_due";
 inline constexpr const char* kNextSeqKey = "head_log.next_seq";
 inline constexpr size_t kRollupBatchWindows = 4096;
 inline constexpr int64_t kSpaceCheckIntervalMs = 100;
 inline constexpr double kMiB = 1 << 20;
 // Free space try_recover() waits for before resuming RocksDB after a failed write.
 inline constexpr uint64_t kResumeMinFreeBytes = 16ull << 20;
+// A window's 5-minute rollups are written this long before its raw chunk expires; until then
+// the chunk itself answers for them (see due_floor).
+inline constexpr DurationMs kRollup5mLead = 86'400'000;
+// Writes paused this long: the store settles (heads to chunks, memtables to table files, level-0
+// files compacted), so the write-ahead log and unmerged pieces do not sit on disk until the next
+// burst of writes.
+inline constexpr int64_t kSettleAfterMs = 10'000;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.
@@ -135,6 +144,12 @@ class HeadRecordWriter {
   TimestampMs prev_ts_ = 0;
 };
 
+inline int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 inline rocksdb::Slice as_slice(const std::string& s) { return {s.data(), s.size()}; }
 
 // The open window of one series: samples that are in the head log but not yet in a chunk.
@@ -162,6 +177,7 @@ struct RocksDbStore::Impl {
   rocksdb::ColumnFamilyHandle* head_log_cf = nullptr;
   rocksdb::ColumnFamilyHandle* dirty_cf = nullptr;
   rocksdb::ColumnFamilyHandle* state_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* rollup_due_cf = nullptr;
   rocksdb::WriteOptions write_options;
   std::shared_ptr<rocksdb::Cache> block_cache;  // storage.block_cache, shared by the families
   std::unique_ptr<detail::RetentionFilter> raw_filter;
@@ -185,6 +201,9 @@ struct RocksDbStore::Impl {
   uint64_t head_samples = 0;
   uint64_t next_seq = 0;
   std::map<std::pair<SeriesId, TimestampMs>, uint64_t> dirty;  // window -> seq of last piece
+  // The oldest window whose 5-minute rollups are not stored yet (the first key of rollup_due);
+  // INT64_MAX when none waits. Windows from here on are rolled up from raw when read.
+  TimestampMs due_floor = INT64_MAX;
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
   // append() scratch, reused under head_mutex so a batch allocates little.
   std::vector<uint32_t> order;
@@ -194,6 +213,10 @@ struct RocksDbStore::Impl {
   std::vector<Point> run;
   std::vector<Point> merged;
   std::atomic<uint64_t> head_samples_now{0};  // head_samples, for pushback() without the lock
+  // Steady-clock ms of the last append (or of the open), and the value it had when the store
+  // last settled (maintenance thread only).
+  std::atomic<int64_t> last_append_ms{0};
+  int64_t settled_after = -1;
 
   // Pushback state. Free space on the data dir's filesystem, looked at most every
   // kSpaceCheckInterval; writes stop below options.min_free_bytes.
@@ -222,6 +245,8 @@ struct RocksDbStore::Impl {
   prometheus::Gauge* head_gauge = nullptr;
   prometheus::Gauge* dirty_gauge = nullptr;
   prometheus::Gauge* blocked_gauge = nullptr;
+  prometheus::Gauge* wal_gauge = nullptr;
+  std::vector<prometheus::Gauge*> family_gauges;  // by position in `handles`
   prometheus::Counter* checkpoints = nullptr;
   prometheus::Family<prometheus::Counter>* refused = nullptr;
   prometheus::Family<prometheus::Counter>* write_errors = nullptr;  // by cause
@@ -238,6 +263,7 @@ struct RocksDbStore::Impl {
   Status load_index();
 
   Status load_dirty();
+  Status load_due_floor();
 
   Head& head(SeriesId id) {
     if (heads.size() < id) heads.resize(id);
@@ -262,11 +288,33 @@ struct RocksDbStore::Impl {
   // Reads the stored chunk of (id, window) into `out` (appending).
   Status read_chunk(SeriesId id, TimestampMs window, std::vector<Point>& out) const;
 
+  // The newest window whose 5-minute rollups are stored rather than read from raw: one day before
+  // the raw chunk expires (at once when raw retention is shorter than a day).
+  TimestampMs rollup_5m_due() const {
+    const __int128 due =
+        static_cast<__int128>(clock->now_ms()) - options.retention.raw + kRollup5mLead;
+    return static_cast<TimestampMs>(std::clamp<__int128>(due, kMinTimestamp, kMaxTimestamp));
+  }
+
+  // Writes the 5-minute rollups of up to kRollupBatchWindows windows of rollup_due that have
+  // become due, oldest first, and drops their markers. Returns how many were done.
+  Result<size_t> write_due_rollups();
+
+  // Once writes have paused for kSettleAfterMs: a checkpoint, memtables flushed (the write-ahead
+  // log goes with them) and level-0 files compacted into the level below, folding chunk pieces.
+  Status settle();
+
   // Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
   // Returns how many windows were done. Unless `all`, a window still open in its series' head
   // and recent is left for later: it will take more samples, readers aggregate it from raw
   // meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
   Result<size_t> compute_rollups(bool all);
+
+  // Puts the rollups of width `width` of one window's points into `batch` (or deletes them when
+  // the window holds none).
+  void put_rollups(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, DurationMs width,
+                   SeriesId id, TimestampMs window, std::span<const Point> points,
+                   std::vector<Rollup>& scratch);
 
   // One round of background work; `force` checkpoints now and rolls up every dirty window.
   Status maintain(bool force);
@@ -290,6 +338,8 @@ struct RocksDbStore::Impl {
   void wake_worker();
   void signal_worker_stop();  // returns at once
   void stop_worker();         // and joins
+  // Bytes of the write-ahead log files.
+  uint64_t wal_bytes() const;
   // True while a memtable flush is pending or running in any column family.
   bool flush_pending() const;
 

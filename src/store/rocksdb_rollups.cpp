@@ -16,6 +16,16 @@ Status RocksDbStore::Impl::load_dirty() {
   return from_rocksdb(it->status(), "loading dirty windows");
 }
 
+Status RocksDbStore::Impl::load_due_floor() {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), rollup_due_cf));
+  it->SeekToFirst();
+  if (it->Valid()) {
+    if (it->key().size() != 16) return Status::internal("corrupt rollup_due key");
+    due_floor = WindowSeriesKey::window(it->key());
+  }
+  return from_rocksdb(it->status(), "loading the windows whose 5-minute rollups are due");
+}
+
 // Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
 // Returns how many windows were done. Unless `all`, a window still open in its series' head
 // and recent is left for later: it will take more samples, readers aggregate it from raw
@@ -44,6 +54,10 @@ Result<size_t> RocksDbStore::Impl::compute_rollups(bool all) {
   rocksdb::WriteBatch batch;
   std::vector<Point> points;
   std::vector<Rollup> rollups;
+  // 5-minute rollups are stored only for windows near the end of raw retention; a newer window
+  // is listed in rollup_due instead, and its chunk answers for them meanwhile.
+  const TimestampMs due = rollup_5m_due();
+  TimestampMs oldest_listed = INT64_MAX;
   for (const auto& t : todo) {
     // A batch is thousands of windows: a stop must not wait for the rest of it.
     if (stopping.load(std::memory_order_relaxed)) {
@@ -51,16 +65,12 @@ Result<size_t> RocksDbStore::Impl::compute_rollups(bool all) {
     }
     points.clear();
     if (auto s = read_chunk(t.id, t.window, points); !s) return s;
-    SeriesTimeKey key(t.id, t.window);
-    for (auto [width, cf] :
-         {std::pair{kRollup5m, rollup5m_cf}, std::pair{kRollup1h, rollup1h_cf}}) {
-      rollups.clear();
-      build_rollups(points, width, t.window - kChunkSpan, t.window, rollups);
-      if (rollups.empty()) {
-        batch.Delete(cf, key.slice());
-      } else {
-        batch.Put(cf, key.slice(), encode_rollup_block(rollups, t.window, width));
-      }
+    put_rollups(batch, rollup1h_cf, kRollup1h, t.id, t.window, points, rollups);
+    if (t.window <= due) {
+      put_rollups(batch, rollup5m_cf, kRollup5m, t.id, t.window, points, rollups);
+    } else {
+      batch.Put(rollup_due_cf, WindowSeriesKey(t.window, t.id).slice(), rocksdb::Slice());
+      oldest_listed = std::min(oldest_listed, t.window);
     }
   }
   std::lock_guard lock(head_mutex);
@@ -77,7 +87,80 @@ Result<size_t> RocksDbStore::Impl::compute_rollups(bool all) {
   if (auto st = writable(); !st) return st;
   if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "rollups");
   for (const auto& k : cleaned) dirty.erase(k);
+  due_floor = std::min(due_floor, oldest_listed);
   return todo.size();
+}
+
+void RocksDbStore::Impl::put_rollups(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
+                                     DurationMs width, SeriesId id, TimestampMs window,
+                                     std::span<const Point> points, std::vector<Rollup>& scratch) {
+  scratch.clear();
+  build_rollups(points, width, window - kChunkSpan, window, scratch);
+  SeriesTimeKey key(id, window);
+  if (scratch.empty()) {
+    batch.Delete(cf, key.slice());
+  } else {
+    batch.Put(cf, key.slice(), encode_rollup_block(scratch, window, width));
+  }
+}
+
+Result<size_t> RocksDbStore::Impl::write_due_rollups() {
+  const TimestampMs due = rollup_5m_due();
+  TimestampMs floor = INT64_MAX;
+  {
+    std::lock_guard lock(head_mutex);
+    if (!db) return Status::unavailable("store is closed");
+    floor = due_floor;
+  }
+  if (floor > due) return size_t{0};
+  // Markers are only ever added for windows newer than `due` was then, so nothing lands in the
+  // range being worked through; it is dropped with one range tombstone.
+  const WindowSeriesKey lower(floor, 0);
+  const WindowSeriesKey upper(due + 1, 0);
+  rocksdb::Slice lower_slice = lower.slice();
+  rocksdb::Slice upper_slice = upper.slice();
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, rollup_due_cf));
+  rocksdb::WriteBatch batch;
+  std::vector<Point> points;
+  std::vector<Rollup> rollups;
+  size_t done = 0;
+  for (it->Seek(lower_slice); it->Valid() && done < kRollupBatchWindows; it->Next()) {
+    if (stopping.load(std::memory_order_relaxed)) {
+      return Status::unavailable("cancelled: the store is closing");
+    }
+    if (it->key().size() != 16) return Status::internal("corrupt rollup_due key");
+    const TimestampMs window = WindowSeriesKey::window(it->key());
+    const SeriesId id = WindowSeriesKey::series(it->key());
+    points.clear();
+    if (auto s = read_chunk(id, window, points); !s) return s;
+    put_rollups(batch, rollup5m_cf, kRollup5m, id, window, points, rollups);
+    ++done;
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading due rollups");
+  // The next marker after this batch (or none up to `due`): the new floor.
+  TimestampMs next_floor = INT64_MAX;
+  if (it->Valid()) {
+    next_floor = WindowSeriesKey::window(it->key());
+  } else {
+    rocksdb::ReadOptions after;
+    std::unique_ptr<rocksdb::Iterator> rest(db->NewIterator(after, rollup_due_cf));
+    rest->Seek(upper_slice);
+    if (rest->Valid() && rest->key().size() == 16)
+      next_floor = WindowSeriesKey::window(rest->key());
+    if (!rest->status().ok()) return from_rocksdb(rest->status(), "reading due rollups");
+  }
+  const std::string end_key = it->Valid() ? it->key().ToString() : upper_slice.ToString();
+  batch.DeleteRange(rollup_due_cf, lower_slice, end_key);
+  std::lock_guard lock(head_mutex);
+  if (!db) return Status::unavailable("store is closed");
+  if (auto st = writable(); !st) return st;
+  if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "rollups");
+  // compute_rollups runs on this thread too (maintain_mutex): no marker came in meanwhile.
+  due_floor = next_floor;
+  return done;
 }
 
 // One round of background work; `force` checkpoints now and rolls up every dirty window.
@@ -99,7 +182,13 @@ Status RocksDbStore::Impl::maintain(bool force) {
     if (!done) return done.status();
     if (*done < kRollupBatchWindows) break;
   }
-  return Status::ok();
+  for (;;) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+    auto done = write_due_rollups();
+    if (!done) return done.status();
+    if (*done < kRollupBatchWindows) break;
+  }
+  return force ? Status::ok() : settle();
 }
 
 Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs start,
@@ -115,9 +204,12 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   const TimestampMs last_window = window_of(end);
   // Windows whose stored rollups may lag their raw data: dirty ones and the open head.
   std::vector<TimestampMs> from_raw;
+  // 5-minute rollups of windows from due_floor on are not stored yet: their chunks answer.
+  TimestampMs raw_from = kMaxTimestamp + 1;
   {
     std::lock_guard lock(impl_->head_mutex);
     if (!impl_->db) return Status::unavailable("store is closed");
+    if (width == kRollup5m) raw_from = std::min(raw_from, impl_->due_floor);
     for (auto it = impl_->dirty.lower_bound({series, first_window});
          it != impl_->dirty.end() && it->first.first == series && it->first.second <= last_window;
          ++it) {
@@ -130,6 +222,7 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
       }
     }
   }
+  std::erase_if(from_raw, [&](TimestampMs w) { return w >= raw_from; });
   std::sort(from_raw.begin(), from_raw.end());
   from_raw.erase(std::unique(from_raw.begin(), from_raw.end()), from_raw.end());
 
@@ -152,14 +245,14 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
       if (from <= to) {
         if (auto s = read(series, from, to, points); !s) return s;
       }
-      build_rollups(points, width, start, end, out);
+      build_rollups(points, width, start, end, out, with_sketches);
     }
     return Status::ok();
   };
 
   auto* cf = width == kRollup5m ? impl_->rollup5m_cf : impl_->rollup1h_cf;
   SeriesTimeKey first(series, first_window);
-  SeriesTimeKey upper(series, last_window + 1);
+  SeriesTimeKey upper(series, std::min(last_window + 1, raw_from));
   rocksdb::Slice upper_slice = upper.slice();
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
@@ -175,7 +268,18 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
     }
   }
   if (!it->status().ok()) return from_rocksdb(it->status(), "reading rollups");
-  return emit_raw_until(kMaxTimestamp + 1);
+  if (auto s = emit_raw_until(kMaxTimestamp + 1); !s) return s;
+  if (raw_from > last_window) return Status::ok();
+  // The windows from raw_from on, in one read of their samples.
+  const TimestampMs from =
+      std::max(raw_from - kChunkSpan + 1, bucket_end(start + 1, width) - width + 1);
+  const TimestampMs last_end = bucket_end(end, width) == end ? end : bucket_end(end, width) - width;
+  points.clear();
+  if (from <= last_end) {
+    if (auto s = read(series, from, last_end, points); !s) return s;
+  }
+  build_rollups(points, width, start, end, out, with_sketches);
+  return Status::ok();
 }
 
 size_t RocksDbStore::dirty_windows() const {

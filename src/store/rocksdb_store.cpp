@@ -1,5 +1,8 @@
 #include "rocksdb_impl.h"
 
+#include <cstdarg>
+#include <cstdio>
+
 namespace kpid::store {
 
 // A failed write to RocksDB: notes it so pushback() refuses every later write at once (and
@@ -123,7 +126,77 @@ bool RocksDbStore::Impl::flush_pending() const {
   return false;
 }
 
+Status RocksDbStore::Impl::settle() {
+  const int64_t last = last_append_ms.load();
+  if (last == settled_after || steady_now_ms() - last < kSettleAfterMs) return Status::ok();
+  if (auto st = checkpoint(); !st) return st;
+  if (auto st = writable(); !st) return st;
+  rocksdb::FlushOptions flush;
+  flush.wait = false;  // a stop must be able to cut the wait short
+  if (auto s = db->Flush(flush, handles); !s.ok()) return from_rocksdb(s, "flushing");
+  while (flush_pending()) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // Level-0 files into the level below (and the files there they overlap), where pieces of a
+  // chunk fold into one value and the bottommost level's zstd applies. Only what level 0 holds
+  // is rewritten, not the whole store.
+  for (auto* cf : handles) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+    rocksdb::ColumnFamilyMetaData meta;
+    db->GetColumnFamilyMetaData(cf, &meta);
+    if (meta.levels.empty() || meta.levels[0].files.empty()) continue;
+    int output = static_cast<int>(meta.levels.size()) - 1;
+    for (size_t level = 1; level < meta.levels.size(); ++level) {
+      if (!meta.levels[level].files.empty()) {
+        output = static_cast<int>(level);
+        break;
+      }
+    }
+    std::vector<std::string> inputs;
+    for (const auto& f : meta.levels[0].files) {
+      if (!f.being_compacted) inputs.push_back(f.name);
+    }
+    if (inputs.empty()) continue;
+    rocksdb::CompactionOptions options;
+    options.compression = rocksdb::kDisableCompressionOption;  // the family's own
+    options.output_file_size_limit = 64ull << 20;
+    if (auto s = db->CompactFiles(options, cf, inputs, output); !s.ok()) {
+      // A compaction RocksDB started meanwhile holds some of the files: it does the same work.
+      if (s.IsAborted() || s.IsInvalidArgument()) continue;
+      return from_rocksdb(s, "compacting level 0");
+    }
+  }
+  settled_after = last;
+  return Status::ok();
+}
+
 namespace {
+
+// RocksDB's log messages from warnings up, into kpid's log (spdlog, warnings at info); the rest
+// (options dumps, flush and compaction chatter) is dropped.
+class RocksDbLogger final : public rocksdb::Logger {
+ public:
+  RocksDbLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < rocksdb::InfoLogLevel::WARN_LEVEL || level == rocksdb::InfoLogLevel::HEADER_LEVEL) {
+      return;
+    }
+    char message[1024];
+    std::vsnprintf(message, sizeof message, format, ap);
+    // RocksDB's warnings are mostly routine (write stalls, backups' file deletion counts);
+    // kpid reports what matters of them itself.
+    if (level == rocksdb::InfoLogLevel::WARN_LEVEL) {
+      spdlog::info("rocksdb: {}", message);
+    } else {
+      spdlog::error("rocksdb: {}", message);
+    }
+  }
+};
 
 // After a failed open: an error naming both versions when the data dir's recorded format is
 // newer than this kpid's, else ok. Opens only the default column family, read-only.
@@ -172,9 +245,13 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
-  db_options.max_open_files = -1;                // periodic compaction (retention) needs file ages
-  db_options.max_total_wal_size = 128ull << 20;  // bounds replay time after a crash
+  db_options.max_open_files = -1;  // periodic compaction (retention) needs file ages
+  // Bounds the write-ahead log (and replay time after a crash): past it RocksDB flushes the
+  // column families that hold the oldest log file.
+  db_options.max_total_wal_size = 64ull << 20;
   db_options.listeners.push_back(impl->stalls);
+  // RocksDB's warnings and errors go to kpid's log; no LOG file grows in the data dir.
+  db_options.info_log = std::make_shared<RocksDbLogger>();
   if (!options.fault_injection_file.empty()) {
     spdlog::warn("storage: test-only fault injection on, controlled by {}",
                  options.fault_injection_file);
@@ -224,6 +301,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       {kHeadLogCf, log_options},
       {kDirtyCf, index_options},
       {kStateCf, index_options},
+      {kRollupDueCf, index_options},
   };
   const bool existed = std::filesystem::exists(options.data_dir + "/CURRENT");
   rocksdb::DB* raw = nullptr;
@@ -247,10 +325,12 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   impl->head_log_cf = h[6];
   impl->dirty_cf = h[7];
   impl->state_cf = h[8];
+  impl->rollup_due_cf = h[9];
 
   Status loaded = impl->check_format(existed);
   if (loaded) loaded = impl->load_index();
   if (loaded) loaded = impl->load_dirty();
+  if (loaded) loaded = impl->load_due_floor();
   if (loaded) loaded = impl->replay_head_log();
   if (!loaded) {
     for (auto* handle : impl->handles) impl->db->DestroyColumnFamilyHandle(handle);
@@ -292,6 +372,18 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
                        .Name("kpid_store_series_refused_total")
                        .Help("New series refused by the cardinality guard, by limit.")
                        .Register(reg);
+    auto& families = prometheus::BuildGauge()
+                         .Name("kpid_store_family_bytes")
+                         .Help(
+                             "Bytes of table files on disk, by column family (chunks, rollup_5m, "
+                             "rollup_1h, series, ...).")
+                         .Register(reg);
+    for (auto* cf : im->handles) {
+      im->family_gauges.push_back(&families.Add({{"family", cf->GetName()}}));
+    }
+    im->wal_gauge =
+        gauge("kpid_store_wal_bytes",
+              "Bytes of write-ahead log files on disk (part of kpid_store_size_bytes).");
     RocksDbStore* self = store.get();
     metrics->on_scrape([im, self] {
       if (!im->db) return;
@@ -299,9 +391,16 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       im->size_gauge->Set(static_cast<double>(self->disk_usage_bytes()));
       im->head_gauge->Set(static_cast<double>(self->head_samples()));
       im->dirty_gauge->Set(static_cast<double>(self->dirty_windows()));
+      for (size_t i = 0; i < im->handles.size() && i < im->family_gauges.size(); ++i) {
+        uint64_t v = 0;
+        im->db->GetIntProperty(im->handles[i], "rocksdb.total-sst-files-size", &v);
+        im->family_gauges[i]->Set(static_cast<double>(v));
+      }
+      im->wal_gauge->Set(static_cast<double>(im->wal_bytes()));
       im->blocked_gauge->Set(self->pushback() ? 1 : 0);
     });
   }
+  im->last_append_ms.store(steady_now_ms());
   if (options.background && !options.read_only)
     im->worker = std::thread([im] { im->run_worker(); });
   return store;
@@ -382,8 +481,13 @@ uint64_t RocksDbStore::disk_usage_bytes() const {
     uint64_t v = 0;
     if (impl_->db->GetIntProperty(cf, "rocksdb.total-sst-files-size", &v)) total += v;
   }
+  return total + impl_->wal_bytes();
+}
+
+uint64_t RocksDbStore::Impl::wal_bytes() const {
+  uint64_t total = 0;
   rocksdb::VectorLogPtr wal_files;
-  if (impl_->db->GetSortedWalFiles(wal_files).ok()) {
+  if (db->GetSortedWalFiles(wal_files).ok()) {
     for (const auto& f : wal_files) total += f->SizeFileBytes();
   }
   return total;

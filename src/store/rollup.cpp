@@ -22,7 +22,7 @@ TimestampMs bucket_end(TimestampMs timestamp, DurationMs width) {
   return q * width;
 }
 
-void add_to_rollup(Rollup& r, TimestampMs timestamp, double value) {
+void add_to_rollup(Rollup& r, TimestampMs timestamp, double value, bool with_sketch) {
   // A stale marker is the end of the series, not a value: counting it would turn sum, min,
   // max and the sketch into NaN.
   if (is_stale_marker(value)) {
@@ -39,7 +39,7 @@ void add_to_rollup(Rollup& r, TimestampMs timestamp, double value) {
     r.first_timestamp = r.last_timestamp = timestamp;
     r.first = r.last = value;
     r.increase = 0;
-    r.sketch.add(value);
+    if (with_sketch) r.sketch.add(value);
     return;
   }
   ++r.count;
@@ -51,11 +51,11 @@ void add_to_rollup(Rollup& r, TimestampMs timestamp, double value) {
   r.increase += value >= r.last ? value - r.last : value;
   r.last_timestamp = timestamp;
   r.last = value;
-  r.sketch.add(value);
+  if (with_sketch) r.sketch.add(value);
 }
 
 void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs start,
-                   TimestampMs end, std::vector<Rollup>& out) {
+                   TimestampMs end, std::vector<Rollup>& out, bool with_sketches) {
   Rollup* current = nullptr;
   for (const auto& p : points) {
     const TimestampMs e = bucket_end(p.timestamp, width);
@@ -66,16 +66,17 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
       current = &out.back();
       current->end = e;
     }
-    add_to_rollup(*current, p.timestamp, p.value);
+    add_to_rollup(*current, p.timestamp, p.value, with_sketches);
   }
 }
 
 namespace {
 
-constexpr uint8_t kBlockVersion = 3;
-constexpr uint8_t kOldBlockVersion = 2;  // no ends_stale flag; still read
-constexpr uint8_t kSketchOwnTotals = 1;  // the sketch's min/max/sum differ from the rollup's
-constexpr uint8_t kEndsStale = 2;        // Rollup::ends_stale
+constexpr uint8_t kBlockVersion = 4;
+constexpr uint8_t kStaleFlagVersion = 3;  // two-value columns in version 2's form; still read
+constexpr uint8_t kOldBlockVersion = 2;   // no ends_stale flag either; still read
+constexpr uint8_t kSketchOwnTotals = 1;   // the sketch's min/max/sum differ from the rollup's
+constexpr uint8_t kEndsStale = 2;         // Rollup::ends_stale
 
 // The columns of a block after `end` and `count`, in order.
 constexpr double Rollup::*kColumns[] = {&Rollup::sum,         &Rollup::min,   &Rollup::max,
@@ -122,11 +123,11 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
                            TimestampMs start, TimestampMs end, std::vector<Rollup>& out,
                            bool with_sketches) {
   size_t pos = 0;
-  if (bytes.empty() || (static_cast<uint8_t>(bytes[0]) != kBlockVersion &&
-                        static_cast<uint8_t>(bytes[0]) != kOldBlockVersion)) {
+  const uint8_t version = bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]);
+  if (version != kBlockVersion && version != kStaleFlagVersion && version != kOldBlockVersion) {
     return corrupt("unknown block version");
   }
-  const uint8_t known_flags = static_cast<uint8_t>(bytes[0]) == kBlockVersion
+  const uint8_t known_flags = version != kOldBlockVersion
                                   ? static_cast<uint8_t>(kSketchOwnTotals | kEndsStale)
                                   : kSketchOwnTotals;
   pos = 1;
@@ -138,7 +139,9 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
   std::vector<double> columns;
   columns.reserve(n * 11);
   for (int c = 0; c < 11; ++c) {
-    if (auto st = read_value_column(bytes, pos, n, columns); !st) return st;
+    if (auto st = read_value_column(bytes, pos, n, columns, version == kBlockVersion); !st) {
+      return st;
+    }
   }
   auto col = [&](int c, size_t i) { return columns[static_cast<size_t>(c) * n + i]; };
   const size_t first_out = out.size();

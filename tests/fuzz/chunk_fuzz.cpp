@@ -2,7 +2,7 @@
 // from disk, and the encoders they pair with. The first byte picks a mode (its value mod 7):
 //   0 decode_chunk(rest)
 //   1 points derived from the rest: encode_chunk, then decode_chunk
-//   2 read_value_column(rest after a 2-byte count)
+//   2 read_value_column(rest after a 2-byte count and a byte picking the two-value form)
 //   3 values derived from the rest: append_value_column, then read_value_column
 //   4 decode_rollup_block(rest after a width byte and an 8-byte window end)
 //   5 rollups built from derived points: encode_rollup_block, then decode_rollup_block
@@ -144,10 +144,11 @@ void chunk_round_trip(ByteReader& in) {
 
 void column_decode(ByteReader& in) {
   const size_t count = in.uint(2);
+  const bool pairs = (in.byte() & 1) != 0;  // either form of two-value columns
   const std::string_view bytes = in.rest();
   size_t pos = 0;
   std::vector<double> values = {1.5};  // appended to, never changed
-  if (Status st = store::read_value_column(bytes, pos, count, values); !st) {
+  if (Status st = store::read_value_column(bytes, pos, count, values, pairs); !st) {
     check_error(st);
     return;
   }
@@ -158,7 +159,7 @@ void column_decode(ByteReader& in) {
   store::append_value_column(again, values);
   std::vector<double> decoded;
   size_t again_pos = 0;
-  check(store::read_value_column(again, again_pos, count, decoded).is_ok() &&
+  check(store::read_value_column(again, again_pos, count, decoded, true).is_ok() &&
             again_pos == again.size(),
         "a decoded value column re-encodes unreadably");
   check_same_values(values, decoded, "a decoded value column re-encodes to other values");
@@ -173,7 +174,7 @@ void column_round_trip(ByteReader& in) {
   store::append_value_column(bytes, values);
   size_t pos = 6;
   std::vector<double> decoded;
-  Status st = store::read_value_column(bytes, pos, values.size(), decoded);
+  Status st = store::read_value_column(bytes, pos, values.size(), decoded, true);
   check(st.is_ok(), "an appended value column does not read", st.message());
   check(pos == bytes.size(), "a value column read ends elsewhere than it was written");
   check_same_values(values, decoded, "append then read changed the values");

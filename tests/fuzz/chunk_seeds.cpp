@@ -111,15 +111,18 @@ int main(int argc, char** argv) {
   write("chunk-negative-times", 0,
         encode_chunk(series(30, -kT0, 60'000, [](size_t i) { return -1.25 * i; })));
 
-  // Mode 2: value columns (2-byte count, then the column).
+  // Mode 2: value columns (2-byte count, the form byte, then the column).
   auto column = [](std::vector<double> values) {
     std::string out = le(values.size(), 2);
+    out.push_back(1);  // two-value columns as a plain difference (what is written today)
     kpid::store::append_value_column(out, values);
     return out;
   };
   write("column-counts", 2, column({1, 2, 3, 4, 5, 6, 7, 8}));
   write("column-decimals", 2, column({0.001, 0.002, 1200, -3.5}));
   write("column-xor", 2, column({0.1 + 0.2, 1.0 / 3, nan, -0.0, inf}));
+  write("column-pair", 2, column({3600, 3590}));
+  write("column-ordered", 2, column({1.0000000001, 1.0000000003, 1.0000000002, 0.9999999999}));
 
   // Mode 4: rollup blocks (width byte, window end as chunk_fuzz.cpp reads it, the block).
   auto rollup_block = [&](kpid::DurationMs width, std::vector<Point> points) {

@@ -5,8 +5,12 @@
 //   chunks     : series id + window end (16 B)   -> chunk (chunk_codec.h) of the series' samples
 //                in the 2-hour window (end - 2h, end]; written as merge operands (pieces) that
 //                RocksDB folds into one chunk, so backfill and overwrites never read first
-//   rollup_5m  : series id + window end          -> the window's 5-minute rollups
+//   rollup_5m  : series id + window end          -> the window's 5-minute rollups, written once
+//                the window is within a day of leaving raw retention (until then its chunk
+//                answers for them: storing both would double what a sample costs)
 //   rollup_1h  : series id + window end          -> the window's 1-hour rollups
+//   rollup_due : window end + series id          -> (empty) windows whose 5-minute rollups are
+//                still to be written, oldest first
 //   head_log   : sequence number (8 BE)          -> samples that are only in the in-memory head
 //   dirty      : series id + window end          -> windows whose rollups must be recomputed
 //
@@ -17,8 +21,10 @@
 // A sample for a later window seals the head's window into a chunk piece. A checkpoint (on a
 // timer, or when heads hold too many samples) writes every head as chunk pieces and deletes the
 // head_log records they covered; on open, head_log records are replayed into the heads. A
-// maintenance thread runs checkpoints and recomputes the rollups of dirty windows. Retention
-// drops old windows through compaction filters on the window end.
+// maintenance thread runs checkpoints, recomputes the rollups of dirty windows, writes the
+// 5-minute rollups that fall due, and settles the store once writes pause (memtables flushed so
+// the write-ahead log goes, level-0 files compacted so chunk pieces fold). Retention drops old
+// windows through compaction filters on the window end.
 
 #include <memory>
 #include <optional>
@@ -40,8 +46,10 @@ inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
 // The layout of the data a store writes; recorded in the data dir. 0: a data dir from before
 // versions were recorded (the same layout as 1). 2: rollup blocks of version 3 (a bucket may
 // end in a stale marker), which a version 1 kpid cannot read; version 2 reads 0 and 1 as they
-// are.
-inline constexpr uint32_t kFormatVersion = 2;
+// are. 3: 5-minute rollups are stored only for windows near the end of raw retention (listed
+// in rollup_due until then), which a version 2 kpid would read as missing; version 3 reads
+// older stores as they are.
+inline constexpr uint32_t kFormatVersion = 3;
 
 // One backup in a backup directory.
 struct BackupInfo {

@@ -22,23 +22,25 @@ TimestampMs bucket_end(TimestampMs timestamp, DurationMs width);
 // Appends to `out` one Rollup per non-empty bucket of `width` over `points` (sorted by time,
 // unique timestamps), keeping only buckets whose end E has start < E <= end. Stale markers
 // count as no sample (a bucket of nothing else is empty); one newer than a bucket's samples
-// sets its ends_stale.
+// sets its ends_stale. Without `with_sketches` the sketches stay empty (most of the work).
 void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs start,
-                   TimestampMs end, std::vector<Rollup>& out);
+                   TimestampMs end, std::vector<Rollup>& out, bool with_sketches = true);
 
 // Adds one sample to `r` (which must be for the bucket holding it); samples must come in time
 // order. The first sample of an empty rollup sets every field. A stale marker only sets
-// ends_stale, and only on a rollup that already counts a sample.
-void add_to_rollup(Rollup& r, TimestampMs timestamp, double value);
+// ends_stale, and only on a rollup that already counts a sample. Without `with_sketch` the
+// sketch is left alone.
+void add_to_rollup(Rollup& r, TimestampMs timestamp, double value, bool with_sketch = true);
 
 // The rollups of one chunk window (window end W, buckets of `width` inside (W - span, W]) as
-// one value, column by column so that similar numbers sit together: version byte (3), varint n,
+// one value, column by column so that similar numbers sit together: version byte (4), varint n,
 // then value columns (chunk_codec.h: scaled decimals or XOR) of (W - end) / width, count,
 // end - first timestamp, end - last timestamp, sum, min, max, sum of squares, first, last and
 // increase, then per bucket the sketch's buckets (DDSketch::encode_buckets), preceded by a flag
 // byte (bit 0: followed by the sketch's own min, max and sum, when NaN or infinities made them
-// differ from the bucket's; bit 1: ends_stale). Decoding checks every field, and reads version
-// 2 blocks too (written before stale markers were known: bit 1 never set).
+// differ from the bucket's; bit 1: ends_stale). Decoding checks every field, and reads versions
+// 3 (two-value columns in the older form: read_value_column) and 2 (written before stale
+// markers were known: bit 1 never set) too.
 std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs window_end,
                                 DurationMs width);
 // Appends the buckets with start < end <= `end` to `out`, in time order. Without

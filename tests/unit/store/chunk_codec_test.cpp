@@ -7,6 +7,7 @@
 #include <random>
 
 #include "kpid/store/chunk_codec.h"
+#include "kpid/store/rollup.h"
 
 using namespace kpid;
 using namespace kpid::store;
@@ -272,7 +273,8 @@ TEST_CASE("codec: structural corruption is rejected", "[codec]") {
   bad_version[0] = 9;
   CHECK_FALSE(decode_chunk(bad_version).is_ok());
   CHECK_FALSE(decode_chunk(good + '\0').is_ok());                     // trailing byte
-  CHECK_FALSE(decode_chunk(std::string("\x02\x00\x00", 3)).is_ok());  // empty chunk + trailing
+  CHECK_FALSE(decode_chunk(std::string("\x03\x00\x00", 3)).is_ok());  // empty chunk + trailing
+  CHECK_FALSE(decode_chunk(std::string("\x02\x00\x00", 3)).is_ok());  // in format 2 too
   // A count far beyond the limit must fail before allocating.
   CHECK_FALSE(
       decode_chunk(std::string("\x02\xff\xff\xff\xff\xff\xff\xff\xff\x7f\x00", 11)).is_ok());
@@ -286,11 +288,117 @@ TEST_CASE("codec: structural corruption is rejected", "[codec]") {
     CHECK_FALSE(decode_chunk(good.substr(0, len)).is_ok());
   }
   // Value reuse ('10') before any window exists: count 2, t0 0, delta 0, XOR mode, value 0,
-  // then '10'.
+  // then '10' (format 2).
   std::string reuse("\x02\x02\x00\x00\x01", 5);
   reuse += std::string(8, '\0');
   reuse += static_cast<char>(0b10000000);
   CHECK_FALSE(decode_chunk(reuse).is_ok());
+}
+
+TEST_CASE("codec: a jittered scrape costs one timestamp exception on the grid", "[codec]") {
+  std::vector<Point> pts;
+  for (int i = 0; i < 720; ++i) {
+    // Every 50th scrape a second late: the grid coding pays once per jitter, delta-of-delta
+    // would pay three times.
+    pts.push_back({kStart + 10'000 * i + (i % 50 == 7 ? 1000 : 0), 2.0});
+  }
+  const auto bytes = round_trip(pts);
+  // Header, 15 exceptions of two bytes (whole seconds: one byte of offset), the value.
+  CHECK(bytes.size() < 56);
+  // A missed scrape moves every later one off the grid: delta-of-delta is chosen then, at
+  // three exceptions per jitter.
+  pts.erase(pts.begin() + 300);
+  const auto missed = round_trip(pts);
+  CHECK(missed.size() > bytes.size());
+  CHECK(missed.size() < 128);
+}
+
+TEST_CASE("codec: noisy floats in a band cost less than XOR", "[codec]") {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> band(900.0, 1100.0);
+  std::vector<Point> pts;
+  for (int i = 0; i < 720; ++i) pts.push_back({kStart + 10'000 * i, band(rng)});
+  const auto bytes = round_trip(pts);
+  WARN("noise within +-10%: " << bytes_per_sample(bytes, pts.size()) << " bytes/sample");
+  // About 47 bits of band in ulps; XOR coding needed about 6.8 bytes.
+  CHECK(bytes_per_sample(bytes, pts.size()) < 6.5);
+  // Negative values, NaN, infinities and -0.0 keep their bits in the ordered coding too.
+  for (auto& p : pts) p.value = -p.value;
+  pts[3].value = std::numeric_limits<double>::quiet_NaN();
+  pts[4].value = -std::numeric_limits<double>::infinity();
+  pts[5].value = -0.0;
+  round_trip(pts);
+}
+
+TEST_CASE("codec: bell-shaped steps are Rice coded, and outliers escape", "[codec]") {
+  std::mt19937_64 rng(12);
+  std::normal_distribution<double> step(0, 300);
+  std::vector<Point> pts;
+  int64_t cents = 100'000;
+  for (int i = 0; i < 720; ++i) {
+    cents += std::llround(step(rng));
+    if (i == 400) cents += 1'000'000'000;  // one jump far past the escape
+    pts.push_back({kStart + 10'000 * i, static_cast<double>(cents) / 100.0});
+  }
+  const auto bytes = round_trip(pts);
+  WARN("gaussian steps, sigma 3.00: " << bytes_per_sample(bytes, pts.size()) << " bytes/sample");
+  // Entropy is log2(300) + 2.05 = 10.3 bits; Rice needs about 10.4, fixed slots 11 (1.41 bytes a
+  // sample with the escape and the header).
+  CHECK(bytes_per_sample(bytes, pts.size()) < 1.37);
+}
+
+TEST_CASE("codec: format 2 chunks and version 3 rollup blocks of the previous kpid still read",
+          "[codec]") {
+  // Written by kpid c74c172 (format 2: timestamps as t0, t1 - t0 and delta of delta; two-value
+  // decimal columns with an order byte and a block).
+  const std::string chunk(
+      "\x02\x0c\x80\x8a\xdc\xfe\xf9\x62\xb0\xea\x01\x00\x03\x03\xd0\x0f\x00\x9f\x1f\x00\xd0\x0f\x00"
+      "\x02\x82\x10\x02\xac\x02\x0a\x00\x00\x25\x79\x60\x00\x95\xe5\x80\x02\x57\x96\x00\x00",
+      44);
+  std::vector<Point> want;
+  const TimestampMs base = 1'700'000'400'000;
+  for (int i = 0; i < 12; ++i) {
+    want.push_back({base + i * 15'000 + (i == 5 ? 1000 : 0), 10.25 + i * 0.5 + (i % 3)});
+  }
+  auto decoded = decode_chunk(chunk);
+  REQUIRE(decoded.is_ok());
+  require_bit_exact(*decoded, want);
+  const std::string pair("\x02\x02\x80\x8a\xdc\xfe\xf9\x62\xa0\x9c\x01\x00\x01\x1e\x01\x05\x00\xa0",
+                         18);
+  decoded = decode_chunk(pair);
+  REQUIRE(decoded.is_ok());
+  require_bit_exact(*decoded, {{base, 1.5}, {base + 10'000, 2.5}});
+
+  const std::string block(
+      "\x03\x02\x00\x00\x02\x01\x01\x00\x80\x00\x00\x0c\x01\x00\x00\x00\x00\xb0\xaa\xb7\x03\x01\x00"
+      "\x00\x00\x00\xb0\x8f\x49\x01\x00\x00\x00\x00\x48\x01\x07\x00\x90\x00\x01\x46\x01\x07\x00\xf0"
+      "\x00\x01\xaa\x01\x01\x07\x00\xf0\x00\x01\xbe\x24\x01\x0e\x00\xca\x80\x00\x01\x46\x01\x07\x00"
+      "\xf0\x00\x01\xaa\x01\x01\x07\x00\xf0\x00\x00\x0a\x01\x00\x00\x00\x00\x00\x06\x7e\x01\x0d\x01"
+      "\x0a\x01\x08\x01\x07\x01\x06\x01\x00\x00\x00\x06\xe2\x01\x01\x05\x01\x05\x01\x04\x01\x04\x01"
+      "\x03\x01",
+      117);
+  const TimestampMs window = 1'700'006'400'000;
+  std::vector<Point> spread;
+  for (int i = 0; i < 12; ++i) spread.push_back({window - 7'200'000 + 1000 + i * 600'000, 3.5 + i});
+  std::vector<Rollup> want_rollups;
+  build_rollups(spread, 3'600'000, window - 7'200'000, window, want_rollups);
+  std::vector<Rollup> got;
+  REQUIRE(decode_rollup_block(block, window, 3'600'000, window - 7'200'000, window, got).is_ok());
+  REQUIRE(got.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(got[i].end == want_rollups[i].end);
+    CHECK(got[i].count == want_rollups[i].count);
+    CHECK(got[i].sum == want_rollups[i].sum);
+    CHECK(got[i].min == want_rollups[i].min);
+    CHECK(got[i].max == want_rollups[i].max);
+    CHECK(got[i].first == want_rollups[i].first);
+    CHECK(got[i].last == want_rollups[i].last);
+    CHECK(got[i].sketch.count() == want_rollups[i].sketch.count());
+  }
+  // What this kpid writes for the same rollups is version 4, and smaller.
+  const auto now = encode_rollup_block(want_rollups, window, 3'600'000);
+  CHECK(static_cast<uint8_t>(now[0]) == 4);
+  CHECK(now.size() < block.size());
 }
 
 TEST_CASE("codec: random and mutated input never crashes", "[codec]") {

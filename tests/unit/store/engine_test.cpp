@@ -354,9 +354,13 @@ TEST_CASE("engine: rollup blocks keep ends_stale, and version 2 blocks still rea
   CHECK(rollups[1].count == 2);
   CHECK(rollups[1].last == 5);
 
+  // A third bucket, so no column has two values (whose coding version 4 changed) and the
+  // block reads as version 2 and 3 alike below.
+  build_rollups(std::vector<Point>{{kBase + 901'000, 7}}, kRollup5m, kBase - kHour, kBase + kHour,
+                rollups);
   const TimestampMs window = kBase + 2 * kHour;
   const std::string block = encode_rollup_block(rollups, window, kRollup5m);
-  CHECK(static_cast<uint8_t>(block[0]) == 3);
+  CHECK(static_cast<uint8_t>(block[0]) == 4);
   for (bool sketches : {true, false}) {
     std::vector<Rollup> decoded;
     REQUIRE(decode_rollup_block(block, window, kRollup5m, kBase - kHour, window, decoded, sketches)
@@ -367,13 +371,19 @@ TEST_CASE("engine: rollup blocks keep ends_stale, and version 2 blocks still rea
     }
     require_same_rollups(decoded, want);
   }
+  // A version 3 block reads alike (no column here has the two values whose coding changed).
+  std::string v3 = block;
+  v3[0] = 3;
+  std::vector<Rollup> from_v3;
+  REQUIRE(decode_rollup_block(v3, window, kRollup5m, kBase - kHour, window, from_v3).is_ok());
+  require_same_rollups(from_v3, rollups);
   // A version 2 block (no flag) reads as it did; the stale flag is unknown there.
   rollups[0].ends_stale = false;
   std::string old = encode_rollup_block(rollups, window, kRollup5m);
   old[0] = 2;
   std::vector<Rollup> decoded;
   REQUIRE(decode_rollup_block(old, window, kRollup5m, kBase - kHour, window, decoded).is_ok());
-  REQUIRE(decoded.size() == 2);
+  REQUIRE(decoded.size() == 3);
   CHECK_FALSE(decoded[0].ends_stale);
   std::string flagged = block;
   flagged[0] = 2;

@@ -199,21 +199,21 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
       REQUIRE(db->Put({}, "kpid.format_version", *version).ok());
     } else {
       REQUIRE(db->Get({}, "kpid.format_version", &value).ok());
-      CHECK(value == "2");
+      CHECK(value == "3");
       REQUIRE(db->Delete({}, "kpid.format_version").ok());
     }
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   };
 
-  set_version("3");
+  set_version("4");
   auto newer = RocksDbStore::open(options, nullptr);
   REQUIRE_FALSE(newer.is_ok());
   INFO(newer.status().message());
   CHECK_THAT(newer.status().message(),
-             Catch::Contains("format version 3") && Catch::Contains("reads format version 2"));
+             Catch::Contains("format version 4") && Catch::Contains("reads format version 3"));
 
-  set_version("2");
-  set_version(std::nullopt);  // checks it was 2, makes it a version 0 data dir
+  set_version("3");
+  set_version(std::nullopt);  // checks it was 3, makes it a version 0 data dir
   auto older = RocksDbStore::open(options, nullptr);
   REQUIRE(older.is_ok());
   CHECK(count_all(**older, 1) == 1);
@@ -221,7 +221,7 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   auto backups = RocksDbStore::list_backups(options.backup_dir);
   REQUIRE(backups.is_ok());
   CHECK(backups->size() == 1);
-  set_version(std::nullopt);  // upgraded: it is 2 again
+  set_version(std::nullopt);  // upgraded: it is 3 again
 
   // A version 1 data dir (rollup blocks without the stale-marker flag) is upgraded alike.
   set_version("1");
@@ -232,5 +232,10 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   backups = RocksDbStore::list_backups(options.backup_dir);
   REQUIRE(backups.is_ok());
   CHECK(backups->size() == 2);
-  set_version(std::nullopt);  // checks it is 2
+  set_version("2");  // a data dir of the previous kpid: its stored 5-minute rollups stay valid
+  auto v2 = RocksDbStore::open(options, nullptr);
+  REQUIRE(v2.is_ok());
+  CHECK(count_all(**v2, 1) == 1);
+  REQUIRE((*v2)->close().is_ok());
+  set_version(std::nullopt);  // checks it is 3
 }
