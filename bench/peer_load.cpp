@@ -10,7 +10,7 @@
 //   request   one request; prints the status and body; exits 1 unless 2xx (or --accept)
 //   wait      polls a path until it answers 2xx
 //   free-port prints a TCP port that was free on 127.0.0.1 a moment ago
-//   lines     prints the data set to stdout (time-major order), e.g. to look at it
+//   lines     prints the data set to stdout (in --order), e.g. to look at it
 //
 // See bench/README.md ("Side by side with VictoriaMetrics and InfluxDB") and bench/peers.
 #include <algorithm>
@@ -65,7 +65,7 @@ Modes:
   request    one request (--method GET|POST); prints the status line then the body
   wait       poll GET PATH until 2xx (up to --timeout seconds)
   free-port  print a TCP port free on 127.0.0.1 (no --port needed)
-  lines      print the data set as line protocol, time-major (no --port needed)
+  lines      print the data set as line protocol, in --order (no --port needed)
 
 Common:
   --port PORT          server's HTTP port on 127.0.0.1
@@ -81,6 +81,12 @@ Data set (ingest, lines):
   --seed X             PRNG seed                                          (default 1)
   --concurrency C      connections; connection c sends series c, c+C, ... (default 4)
   --batch-lines B      lines (samples) per request body                   (default 5000)
+  --order O            time-major | series-major: the order of the lines, nothing else.
+                       time-major: each connection sends all its series at t0, then at t1,
+                       ... (like scrapes); series-major: all points of its first series,
+                       then all of the next, ... (like a backfill; a body may span two
+                       series). lines: all series at t0, ... or series 0, then 1, ...
+                                                                          (default time-major)
   --wire W             line | remote_write | otlp: the ingest body format, built before the
                        clock starts (remote write: snappy protobuf WriteRequest, one series
                        per sample; otlp: ExportMetricsServiceRequest, a Gauge per metric name,
@@ -110,6 +116,7 @@ struct Options {
   int concurrency = 4;
   int batch_lines = 5000;
   std::string wire = "line";
+  bool series_major = false;
   std::string format = "prom";
   int expect_series = -1;
   int reps = 20;
@@ -168,6 +175,12 @@ Options parse_options(int argc, char** argv) {
       if (o.wire != "line" && o.wire != "remote_write" && o.wire != "otlp") {
         f.fail("--wire is line, remote_write or otlp");
       }
+    } else if (flag == "--order") {
+      const std::string order = f.value();
+      if (order != "time-major" && order != "series-major") {
+        f.fail("--order is time-major or series-major");
+      }
+      o.series_major = order == "series-major";
     } else if (flag == "--format") {
       o.format = f.value();
       if (o.format != "prom" && o.format != "influx") f.fail("--format is prom or influx");
@@ -497,10 +510,36 @@ std::string otlp_body(std::string_view lines) {
   return request.SerializeAsString();
 }
 
+// Like kpid_bench::split_bodies (connection c owns series c, c+C, ...), but each connection
+// sends all points of one series before the next; a body may span two series. Each series'
+// samples are still taken in order, so the values are those of the time-major order.
+std::vector<std::vector<Body>> split_bodies_series_major(const Options& o, DataSet& d) {
+  std::vector<std::vector<Body>> per_conn(static_cast<size_t>(o.concurrency));
+  for (int c = 0; c < o.concurrency; ++c) {
+    auto& bodies = per_conn[static_cast<size_t>(c)];
+    Body current;
+    for (int i = c; i < d.series; i += o.concurrency) {
+      for (int k = 0; k < d.points; ++k) {
+        if (current.lines == 0) current.text.reserve(static_cast<size_t>(o.batch_lines) * 64);
+        append_next(current.text, d, i, k);
+        if (++current.lines == o.batch_lines) {
+          bodies.push_back(std::move(current));
+          current = Body{};
+        }
+      }
+    }
+    if (current.lines > 0) bodies.push_back(std::move(current));
+  }
+  return per_conn;
+}
+
 std::vector<std::vector<Body>> generate_bodies(const Options& o, DataSet& d) {
-  auto per_conn = kpid_bench::split_bodies(
-      o.concurrency, d.points, d.series, o.batch_lines, 64,
-      [&](std::string& out, int i, int64_t k) { append_next(out, d, i, static_cast<int>(k)); });
+  auto per_conn = o.series_major
+                      ? split_bodies_series_major(o, d)
+                      : kpid_bench::split_bodies(o.concurrency, d.points, d.series, o.batch_lines,
+                                                 64, [&](std::string& out, int i, int64_t k) {
+                                                   append_next(out, d, i, static_cast<int>(k));
+                                                 });
   if (o.wire != "line") {
     for (auto& bodies : per_conn) {
       for (auto& body : bodies) {
@@ -528,8 +567,9 @@ int run_ingest(const Options& o) {
   }
   const std::string target = target_of(o);
   std::cout << "  ingest: " << o.series << " series x " << o.points << " points every "
-            << o.interval << " s (" << d.first() << " .. " << d.end << ") = " << lines
-            << " samples in " << requests << " bodies of <= " << o.batch_lines << " lines, "
+            << o.interval << " s (" << d.first() << " .. " << d.end << ", "
+            << (o.series_major ? "series-major" : "time-major") << ") = " << lines << " samples in "
+            << requests << " bodies of <= " << o.batch_lines << " lines, "
             << fixed(static_cast<double>(bytes) / 1e6, 1) << " MB (generated in " << fixed(gen_s, 1)
             << " s, not timed); POST " << target << " on " << o.concurrency << " connections\n";
 
@@ -755,11 +795,21 @@ int run_free_port() {
 int run_lines(const Options& o) {
   DataSet d = make_dataset(o);
   std::string out;
-  for (int k = 0; k < d.points; ++k) {
-    for (int i = 0; i < d.series; ++i) append_next(out, d, i, k);
+  auto flush = [&] {
     if (out.size() > (1 << 20)) {
       std::fwrite(out.data(), 1, out.size(), stdout);
       out.clear();
+    }
+  };
+  if (o.series_major) {
+    for (int i = 0; i < d.series; ++i) {
+      for (int k = 0; k < d.points; ++k) append_next(out, d, i, k);
+      flush();
+    }
+  } else {
+    for (int k = 0; k < d.points; ++k) {
+      for (int i = 0; i < d.series; ++i) append_next(out, d, i, k);
+      flush();
     }
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
