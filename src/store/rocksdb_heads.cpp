@@ -94,11 +94,16 @@ Status RocksDbStore::Impl::checkpoint() {
   last_checkpoint = std::chrono::steady_clock::now();
   // The head log's records are all deleted now: flushed, its memtable leaves little more than
   // the range tombstone, and stops holding write-ahead log files that nothing else needs.
-  rocksdb::FlushOptions flush;
-  flush.wait = false;
-  flush.allow_write_stall = true;
-  if (auto s = db->Flush(flush, head_log_cf); !s.ok()) {
-    spdlog::debug("storage: flushing the head log after a checkpoint: {}", s.ToString());
+  // One flush at a time: a second immutable memtable would stop writes until the first is out.
+  uint64_t immutable = 0;
+  db->GetIntProperty(head_log_cf, "rocksdb.num-immutable-mem-table", &immutable);
+  if (immutable == 0) {
+    rocksdb::FlushOptions flush;
+    flush.wait = false;
+    flush.allow_write_stall = true;
+    if (auto s = db->Flush(flush, head_log_cf); !s.ok()) {
+      spdlog::debug("storage: flushing the head log after a checkpoint: {}", s.ToString());
+    }
   }
   if (checkpoints != nullptr) checkpoints->Increment();
   return Status::ok();

@@ -69,10 +69,6 @@ inline constexpr uint64_t kResumeMinFreeBytes = 16ull << 20;
 // A window's 5-minute rollups are written this long before its raw chunk expires; until then
 // the chunk itself answers for them (see due_floor).
 inline constexpr DurationMs kRollup5mLead = 86'400'000;
-// Writes paused this long: the store settles (heads to chunks, memtables to table files, level-0
-// files compacted), so the write-ahead log and unmerged pieces do not sit on disk until the next
-// burst of writes.
-inline constexpr int64_t kSettleAfterMs = 10'000;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.
@@ -340,6 +336,8 @@ struct RocksDbStore::Impl {
   void stop_worker();         // and joins
   // Bytes of the write-ahead log files.
   uint64_t wal_bytes() const;
+  // Flushes every memtable and waits for it (not past a stop).
+  Status flush_all();
   // True while a memtable flush is pending or running in any column family.
   bool flush_pending() const;
 

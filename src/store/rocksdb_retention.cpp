@@ -18,16 +18,7 @@ Status RocksDbStore::compact() {
   std::lock_guard serial(im.maintain_mutex);
   if (!im.db || im.stopping.load()) return cancelled();
   if (auto st = im.writable(); !st) return st;
-  // Not Flush(wait = true): a stop must be able to cut the wait short.
-  rocksdb::FlushOptions flush;
-  flush.wait = false;
-  if (auto s = im.db->Flush(flush, im.handles); !s.ok()) {
-    return im.stopping.load() ? cancelled() : from_rocksdb(s, "flushing");
-  }
-  while (im.flush_pending()) {
-    if (im.stopping.load()) return cancelled();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  if (auto s = im.flush_all(); !s) return im.stopping.load() ? cancelled() : s;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (auto* cf : im.handles) {

@@ -115,6 +115,23 @@ void RocksDbStore::Impl::stop_worker() {
   if (worker.joinable()) worker.join();
 }
 
+Status RocksDbStore::Impl::flush_all() {
+  const auto wait = [this]() -> Status {
+    while (flush_pending()) {
+      if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Status::ok();
+  };
+  // Flushes already under way first: a manual flush fails while they hold writes stopped.
+  if (auto st = wait(); !st) return st;
+  rocksdb::FlushOptions flush;
+  flush.wait = false;  // a stop must be able to cut the wait short
+  flush.allow_write_stall = true;
+  if (auto s = db->Flush(flush, handles); !s.ok()) return from_rocksdb(s, "flushing");
+  return wait();
+}
+
 bool RocksDbStore::Impl::flush_pending() const {
   for (auto* cf : handles) {
     uint64_t pending = 0;
@@ -128,16 +145,10 @@ bool RocksDbStore::Impl::flush_pending() const {
 
 Status RocksDbStore::Impl::settle() {
   const int64_t last = last_append_ms.load();
-  if (last == settled_after || steady_now_ms() - last < kSettleAfterMs) return Status::ok();
+  if (last == settled_after || steady_now_ms() - last < options.settle_after) return Status::ok();
   if (auto st = checkpoint(); !st) return st;
   if (auto st = writable(); !st) return st;
-  rocksdb::FlushOptions flush;
-  flush.wait = false;  // a stop must be able to cut the wait short
-  if (auto s = db->Flush(flush, handles); !s.ok()) return from_rocksdb(s, "flushing");
-  while (flush_pending()) {
-    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  if (auto st = flush_all(); !st) return st;
   // Level-0 files into the level below (and the files there they overlap), where pieces of a
   // chunk fold into one value and the bottommost level's zstd applies. Only what level 0 holds
   // is rewritten, not the whole store.

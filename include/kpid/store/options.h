@@ -47,6 +47,9 @@ struct StoreOptions {
   const Clock* clock = nullptr;
   // Run checkpoints and rollups in a background thread. Off in tests that drive maintain().
   bool background = true;
+  // Once no sample has been appended for this long, the background thread settles the store:
+  // heads to chunks, memtables flushed (the write-ahead log goes), level 0 compacted.
+  DurationMs settle_after = 10'000;
   // Open for reading only (kpid --check-config beside a running kpid): no background work, no
   // checkpoint on close; writes fail with unavailable. The head log is replayed in memory.
   bool read_only = false;

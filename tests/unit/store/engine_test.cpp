@@ -3,9 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "kpid/core/stale_marker.h"
 #include "kpid/store/rocksdb_store.h"
@@ -437,6 +439,93 @@ TEST_CASE("engine: retention expires raw chunks and rollups by their own periods
   CHECK(f.all(id).empty());
   CHECK(f.rollups(id, kRollup5m, INT64_MIN / 2, now).empty());
   CHECK(!f.rollups(id, kRollup1h, INT64_MIN / 2, now).empty());
+}
+
+TEST_CASE(
+    "engine: 5-minute rollups are stored a day before raw expires, read from raw until then") {
+  Fixture f;  // raw retention 30 days
+  SeriesId id = f.series("m");
+  const TimestampMs now = kBase + 10 * kDay;
+  f.clock.set_ms(now);
+  std::vector<Sample> batch;
+  for (int i = 0; i < 4 * 360; ++i) {  // four hours of 10 s samples, ten days old
+    batch.push_back({id, kBase + 10'000 * (i + 1), static_cast<double>(i % 37) * 0.5});
+  }
+  f.append(batch);
+  REQUIRE(f.store->compact().is_ok());
+  std::vector<Rollup> want;
+  build_rollups(f.all(id), kRollup5m, kBase - kHour, kBase + 5 * kHour, want);
+  REQUIRE(want.size() == 48);
+  // Not stored yet (the window is 20 days from expiry): the chunks answer, with the same buckets.
+  require_same_rollups(f.rollups(id, kRollup5m, kBase - kHour, kBase + 5 * kHour), want);
+
+  // A day before the second window (kBase + 4h) leaves raw retention both are stored ...
+  f.clock.set_ms(kBase + 4 * kHour + 29 * kDay + kHour);
+  REQUIRE(f.store->maintain().is_ok());
+  // ... so once raw has expired and been compacted away, they are still there.
+  f.clock.set_ms(kBase + 4 * kHour + 30 * kDay + kHour);
+  REQUIRE(f.store->compact().is_ok());
+  CHECK(f.all(id).empty());
+  require_same_rollups(f.rollups(id, kRollup5m, kBase - kHour, kBase + 5 * kHour), want);
+  // And across a restart (the list of windows still due is on disk too).
+  f.reopen();
+  require_same_rollups(f.rollups(id, kRollup5m, kBase - kHour, kBase + 5 * kHour), want);
+}
+
+TEST_CASE(
+    "engine: a window backfilled a day or less before raw expiry gets its 5-minute rollups "
+    "at once, and a restart keeps what is still due") {
+  Fixture f;
+  SeriesId id = f.series("m");
+  const TimestampMs now = kBase + 40 * kDay;
+  f.clock.set_ms(now);
+  const TimestampMs old_window = bucket_end(now - 30 * kDay + 12 * kHour, 2 * kHour);
+  const TimestampMs young_window = bucket_end(now - 20 * kDay, 2 * kHour);
+  std::vector<Sample> batch;
+  for (TimestampMs w : {old_window, young_window}) {
+    for (int i = 0; i < 12; ++i) batch.push_back({id, w - 600'000 * i, 1.0 + i});
+  }
+  f.append(batch);
+  REQUIRE(f.store->maintain().is_ok());
+  f.reopen();  // the young window stays listed as due
+  f.clock.set_ms(young_window + 29 * kDay + kHour);
+  REQUIRE(f.store->maintain().is_ok());
+  f.clock.set_ms(young_window + 31 * kDay);
+  auto compacted = f.store->compact();
+  INFO(compacted.to_string());
+  REQUIRE(compacted.is_ok());
+  CHECK(f.all(id).empty());
+  CHECK(f.rollups(id, kRollup5m, INT64_MIN / 2, young_window).size() == 24);
+}
+
+TEST_CASE("engine: once writes pause the store settles by itself: no write-ahead log left") {
+  metrics::Metrics metrics;
+  Fixture f;
+  REQUIRE(f.store->close().is_ok());
+  f.store.reset();
+  f.options.background = true;
+  f.options.settle_after = 200;
+  f.open(&metrics);
+  SeriesId id = f.series("m");
+  std::vector<Sample> batch;
+  for (int i = 0; i < 3000; ++i) batch.push_back({id, kBase + 10'000 * i, i * 0.25});
+  f.append(batch);
+  auto wal_bytes = [&] {
+    const std::string text = metrics.scrape();
+    const auto at = text.find("\nkpid_store_wal_bytes ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(at + 22));
+  };
+  CHECK(wal_bytes() > 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (wal_bytes() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(wal_bytes() == 0);
+  CHECK(f.store->head_samples() == 0);  // checkpointed into chunks
+  CHECK(f.all(id).size() == 3000);
+  f.reopen();
+  CHECK(f.all(id).size() == 3000);
 }
 
 TEST_CASE("engine: the cardinality guard refuses new series and counts them") {
