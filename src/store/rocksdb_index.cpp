@@ -1,5 +1,7 @@
 #include "rocksdb_impl.h"
 
+#include <optional>
+
 namespace kpid::store {
 
 Status RocksDbStore::Impl::load_index() {
@@ -107,29 +109,104 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   return id;
 }
 
+namespace {
+
+bool is_regex_meta(char c) {
+  return std::string_view(".[]{}()\\*+?^$|").find(c) != std::string_view::npos;
+}
+
+// The values a regex matches when it is literals joined by '|' ("GET|POST"), else nothing.
+std::optional<std::vector<std::string_view>> literal_alternatives(std::string_view re) {
+  std::vector<std::string_view> out;
+  for (size_t begin = 0;;) {
+    const size_t bar = re.find('|', begin);
+    const std::string_view alt =
+        re.substr(begin, bar == std::string_view::npos ? bar : bar - begin);
+    if (std::any_of(alt.begin(), alt.end(), is_regex_meta)) return std::nullopt;
+    out.push_back(alt);
+    if (bar == std::string_view::npos) return out;
+    begin = bar + 1;
+  }
+}
+
+// A literal prefix that every value the (fully anchored) regex matches starts with: its leading
+// characters up to the first metacharacter, less the last one if a quantifier follows it.
+// Empty when the regex has an alternation anywhere.
+std::string_view literal_prefix(std::string_view re) {
+  if (re.find('|') != std::string_view::npos) return {};
+  size_t n = 0;
+  while (n < re.size() && !is_regex_meta(re[n])) ++n;
+  if (n < re.size() && n > 0 && std::string_view("*?{").find(re[n]) != std::string_view::npos) --n;
+  return re.substr(0, n);
+}
+
+}  // namespace
+
+// Candidates from the postings of the matcher that selects the fewest series (equality, or a
+// regex matched against the label's distinct values rather than every series'), then every
+// matcher checked on each candidate. Without a matcher that needs its label to be set
+// (a matcher that matches "" also selects series without the label), every series is checked.
 std::vector<SeriesRef> RocksDbStore::select(std::span<const LabelMatcher> matchers) const {
   std::shared_lock lock(impl_->index_mutex);
-  std::vector<SeriesRef> out;
-  // Narrow the candidates with the most selective equality matcher's postings, if any.
-  const std::vector<SeriesId>* candidates = nullptr;
-  static const std::vector<SeriesId> kNone;
-  for (const auto& m : matchers) {
-    if (m.type() != MatchType::kEqual || m.value().empty()) continue;
-    const std::vector<SeriesId>* list = &kNone;
-    if (auto n = impl_->postings.find(m.name()); n != impl_->postings.end()) {
-      if (auto v = n->second.find(m.value()); v != n->second.end()) list = &v->second;
+  using Values = std::map<std::string, std::vector<SeriesId>, std::less<>>;
+  // The postings lists a matcher selects, by the label's values.
+  auto lists_of = [&](const LabelMatcher& m, std::vector<const std::vector<SeriesId>*>& lists) {
+    lists.clear();
+    auto n = impl_->postings.find(m.name());
+    if (n == impl_->postings.end()) return;
+    const Values& values = n->second;
+    auto add = [&](Values::const_iterator it) {
+      if (it != values.end() && m.matches(it->first)) lists.push_back(&it->second);
+    };
+    if (m.type() == MatchType::kEqual) {
+      add(values.find(m.value()));
+      return;
     }
-    if (candidates == nullptr || list->size() < candidates->size()) candidates = list;
+    if (auto literals = literal_alternatives(m.value())) {
+      for (auto v : *literals) add(values.find(v));
+      return;
+    }
+    const std::string_view prefix = literal_prefix(m.value());
+    for (auto it = values.lower_bound(prefix); it != values.end() && it->first.starts_with(prefix);
+         ++it) {
+      add(it);
+    }
+  };
+  std::vector<const std::vector<SeriesId>*> best;
+  size_t best_size = SIZE_MAX;
+  std::vector<const std::vector<SeriesId>*> lists;
+  for (const auto& m : matchers) {
+    if (m.matches_empty() ||
+        (m.type() != MatchType::kEqual && m.type() != MatchType::kRegexMatch)) {
+      continue;
+    }
+    lists_of(m, lists);
+    size_t size = 0;
+    for (const auto* l : lists) size += l->size();
+    if (size < best_size) {
+      best_size = size;
+      best.swap(lists);
+    }
   }
+  std::vector<SeriesRef> out;
   auto consider = [&](SeriesId id) {
     const Labels& labels = impl_->labels_of(id);
     if (matches_all(labels, matchers)) out.push_back({id, &labels});
   };
-  if (candidates != nullptr) {
-    for (SeriesId id : *candidates) consider(id);
-  } else {
+  if (best_size == SIZE_MAX) {
     for (SeriesId id = 1; id <= impl_->labels_by_index.size(); ++id) consider(id);
+    return out;
   }
+  if (best.size() == 1) {
+    for (SeriesId id : *best[0]) consider(id);
+    return out;
+  }
+  // Several values' lists: each is sorted, their union in id order as readers expect.
+  std::vector<SeriesId> ids;
+  ids.reserve(best_size);
+  for (const auto* l : best) ids.insert(ids.end(), l->begin(), l->end());
+  std::sort(ids.begin(), ids.end());
+  for (SeriesId id : ids) consider(id);
   return out;
 }
 

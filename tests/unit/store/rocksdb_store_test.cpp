@@ -122,6 +122,65 @@ TEST_CASE("select applies every matcher, using postings for equality") {
   CHECK(refs[0].labels->get("dc") == "eu");
 }
 
+TEST_CASE("select narrows regex matchers by the label's values, with the same answers as a scan") {
+  testing::TempDir dir;
+  auto store = open_store(dir.path());
+  const std::vector<std::string> names = {"http_requests_total",
+                                          "http_request_errors",
+                                          "process_cpu",
+                                          "Process_mem",
+                                          "a.b",
+                                          "ab",
+                                          "abbbc",
+                                          "ac"};
+  const std::vector<std::string> hosts = {"h001", "h0012", "h01", "h1", "", "H001", "h001x"};
+  std::vector<Labels> all;
+  for (const auto& n : names) {
+    for (const auto& h : hosts) {
+      LabelsBuilder b;
+      b.add("__name__", n);
+      if (!h.empty()) b.add("host", h);
+      REQUIRE(b.finish().empty());
+      REQUIRE(store->resolve(b.key()).is_ok());
+      auto labels = Labels::decode(b.key());
+      REQUIRE(labels.is_ok());
+      all.push_back(*labels);
+    }
+  }
+  // Every answer is checked against every label set matched one by one.
+  const std::vector<std::vector<LabelMatcher>> cases = {
+      {matcher(MatchType::kRegexMatch, "__name__", "http_.*")},
+      {matcher(MatchType::kRegexMatch, "__name__", "http_requests_total|process_cpu|nope")},
+      {matcher(MatchType::kRegexMatch, "__name__", "ab*c")},  // the prefix is "a", not "ab"
+      {matcher(MatchType::kRegexMatch, "__name__", "ab?")},
+      {matcher(MatchType::kRegexMatch, "__name__", "a\\.b")},
+      {matcher(MatchType::kRegexMatch, "__name__", "(?i)process_.*")},
+      {matcher(MatchType::kRegexMatch, "__name__", "^http.*$")},
+      {matcher(MatchType::kRegexMatch, "__name__", ".*_total")},
+      {matcher(MatchType::kRegexMatch, "__name__", "http_.*"),
+       matcher(MatchType::kRegexMatch, "host", "h00.*")},
+      {matcher(MatchType::kRegexMatch, "__name__", "http_.*"),
+       matcher(MatchType::kRegexNoMatch, "host", "h0.*")},
+      {matcher(MatchType::kRegexMatch, "host", "h0{2}1.*")},
+      {matcher(MatchType::kRegexMatch, "host", "|h1")},  // matches "": also series without host
+      {matcher(MatchType::kRegexMatch, "host", "h1|")},
+      {matcher(MatchType::kRegexMatch, "__name__", "zzz.*")},
+      {matcher(MatchType::kRegexMatch, "nolabel", "x.*")},
+  };
+  for (const auto& ms : cases) {
+    std::string what;
+    for (const auto& m : ms) what += m.to_string() + " ";
+    INFO(what);
+    std::vector<SeriesId> want;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (matches_all(all[i], ms)) want.push_back(i + 1);
+    }
+    std::vector<SeriesId> got;
+    for (const auto& r : store->select(ms)) got.push_back(r.id);
+    CHECK(got == want);
+  }
+}
+
 TEST_CASE("label names and values are listed sorted") {
   testing::TempDir dir;
   auto store = open_store(dir.path());
