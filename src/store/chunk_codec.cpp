@@ -492,10 +492,18 @@ void append_values(std::string& out, std::span<const Point> points) {
   std::vector<uint64_t> deltas;
   differences(mantissas, 1, deltas);
   differences(mantissas, 2, scratch);
-  if (points.size() > 2 && total_bits(scratch) < total_bits(deltas)) {
+  // A counter without a reset never steps down: its steps need no sign bit (order 3).
+  const bool rising =
+      std::adjacent_find(mantissas.begin(), mantissas.end(), std::greater<>()) == mantissas.end();
+  const uint64_t step_bits = total_bits(deltas) - (rising ? deltas.size() : 0);
+  if (points.size() > 2 && total_bits(scratch) < step_bits) {
     out.push_back(2);
     append_varint(out, deltas[0]);
     append_block(out, scratch);
+  } else if (rising) {
+    out.push_back(3);
+    for (auto& d : deltas) d = unzigzag(d);  // >= 0
+    append_block(out, deltas);
   } else {
     out.push_back(1);
     append_block(out, deltas);
@@ -543,6 +551,11 @@ Status read_values(std::string_view bytes, size_t& pos, std::vector<Point>& out,
       if (order == 1) {
         st = read_block(bytes, pos, count - 1, "values", [&](uint64_t zz) {
           m += static_cast<uint64_t>(unzigzag(zz));
+          in_range = value_of(m, pts[i++].value) && in_range;
+        });
+      } else if (order == 3) {
+        st = read_block(bytes, pos, count - 1, "values", [&](uint64_t step) {
+          m += step;
           in_range = value_of(m, pts[i++].value) && in_range;
         });
       } else if (order == 2) {

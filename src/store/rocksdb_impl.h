@@ -66,6 +66,9 @@ inline constexpr int64_t kSpaceCheckIntervalMs = 100;
 inline constexpr double kMiB = 1 << 20;
 // Free space try_recover() waits for before resuming RocksDB after a failed write.
 inline constexpr uint64_t kResumeMinFreeBytes = 16ull << 20;
+// A settled store settles again, for what was written without an append since, at most this
+// often.
+inline constexpr int64_t kResettleMs = 60'000;
 // A window's 5-minute rollups are written this long before its raw chunk expires; until then
 // the chunk itself answers for them (see due_floor).
 inline constexpr DurationMs kRollup5mLead = 86'400'000;
@@ -213,6 +216,7 @@ struct RocksDbStore::Impl {
   // last settled (maintenance thread only).
   std::atomic<int64_t> last_append_ms{0};
   int64_t settled_after = -1;
+  int64_t last_settle_ms = 0;  // steady-clock ms
 
   // Pushback state. Free space on the data dir's filesystem, looked at most every
   // kSpaceCheckInterval; writes stop below options.min_free_bytes.

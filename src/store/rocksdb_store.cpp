@@ -145,8 +145,22 @@ bool RocksDbStore::Impl::flush_pending() const {
 
 Status RocksDbStore::Impl::settle() {
   const int64_t last = last_append_ms.load();
-  if (last == settled_after || steady_now_ms() - last < options.settle_after) return Status::ok();
+  const int64_t now = steady_now_ms();
+  if (now - last < options.settle_after) return Status::ok();
+  // Settled since the last append: again only for what was written since (rollups of windows
+  // that closed, state records), at most once a minute, so it does not sit in the log.
+  if (last == settled_after && (now - last_settle_ms < kResettleMs || wal_bytes() == 0)) {
+    return Status::ok();
+  }
   if (auto st = checkpoint(); !st) return st;
+  // The windows the checkpoint wrote get their rollups now rather than after the flush, which
+  // would leave those writes in the log.
+  for (;;) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+    auto done = compute_rollups(false);
+    if (!done) return done.status();
+    if (*done < kRollupBatchWindows) break;
+  }
   if (auto st = writable(); !st) return st;
   if (auto st = flush_all(); !st) return st;
   // Level-0 files into the level below (and the files there they overlap), where pieces of a
@@ -179,6 +193,7 @@ Status RocksDbStore::Impl::settle() {
     }
   }
   settled_after = last;
+  last_settle_ms = steady_now_ms();
   return Status::ok();
 }
 

@@ -20,10 +20,12 @@
 //     byte   value mode:
 //       0  decimal: byte E (0..15), varint zz(m0), where value i == m_i / 10^E exactly;
 //          if n == 2 (version 3): varint zz(m1 - m0);
-//          if n > 2 (version 2: n > 1): byte order (1 or 2);
+//          if n > 2 (version 2: n > 1): byte order (1, 2 or 3);
 //            order 1: packed block of the n - 1 values zz(m_i - m_{i-1})
 //            order 2: varint zz(m1 - m0), then packed block of the n - 2 values zz(delta of
 //                     delta) (steady counters cost nothing)
+//            order 3 (version 3): packed block of the n - 1 values m_i - m_{i-1}, all >= 0 (a
+//                     counter without a reset: no sign bit)
 //       1  XOR: a bit stream of Gorilla value fields (the first value's 64 bits, then per value
 //          X = bits ^ previous bits: '0' if X == 0; '10' + the meaningful bits if X fits the
 //          open window; '11' + 6 bits leading zeros + 6 bits (length - 1) + the bits),
