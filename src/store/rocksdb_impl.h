@@ -192,6 +192,9 @@ struct RocksDbStore::Impl {
   std::map<std::string, std::map<std::string, std::vector<SeriesId>, std::less<>>, std::less<>>
       postings;
   std::mutex create_mutex;  // serialises series creation
+  // When each kind of refused series (and metric) was last logged (refuse()).
+  std::mutex refusal_log_mutex;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> refusal_logged;
 
   // Heads, the head log sequence and the dirty windows, guarded by head_mutex. Writers hold it
   // across their RocksDB write so head state and the log always agree.
@@ -345,8 +348,9 @@ struct RocksDbStore::Impl {
   // True while a memtable flush is pending or running in any column family.
   bool flush_pending() const;
 
-  // Counts a refused new series by limit; the caller's error.
-  Status refuse(const char* reason, std::string message);
+  // Counts a refused new series by limit and logs it (the first of each reason, or of each
+  // `metric` for the per-metric limit, then at most once a minute); the caller's error.
+  Status refuse(const char* reason, std::string message, std::string_view metric = {});
 
   // A backup into `dir` (rocksdb_backup.cpp).
   Result<BackupInfo> create_backup(const std::string& dir);

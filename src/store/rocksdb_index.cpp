@@ -21,8 +21,23 @@ Status RocksDbStore::Impl::load_index() {
   return from_rocksdb(it->status(), "loading series index");
 }
 
-Status RocksDbStore::Impl::refuse(const char* reason, std::string message) {
+Status RocksDbStore::Impl::refuse(const char* reason, std::string message,
+                                  std::string_view metric) {
   if (refused != nullptr) refused->Add({{"reason", reason}}).Increment();
+  // The operator's view of a cardinality problem is the log: the first refusal of each kind
+  // (and of each metric, for the per-metric limit) is logged, then at most once a minute.
+  {
+    std::lock_guard lock(refusal_log_mutex);
+    const auto now = std::chrono::steady_clock::now();
+    const std::string key = std::string(reason) + '\n' + std::string(metric);
+    if (refusal_logged.size() > 1000) refusal_logged.clear();
+    auto [it, fresh] = refusal_logged.try_emplace(key, now);
+    if (fresh || now - it->second >= std::chrono::minutes(1)) {
+      it->second = now;
+      spdlog::warn("storage: {} (kpid_store_series_refused_total{{reason=\"{}\"}})", message,
+                   reason);
+    }
+  }
   return Status::resource_exhausted(std::move(message));
 }
 
@@ -90,7 +105,8 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
                              "metric \"" + std::string(name.substr(0, 200)) + "\" has " +
                                  std::to_string(limit) +
                                  " series, the limit of storage.max_series_per_metric; new "
-                                 "series refused");
+                                 "series refused",
+                             name.substr(0, 200));
       }
     }
   }
