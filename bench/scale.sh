@@ -253,8 +253,14 @@ EOF
   local t0 t1 pid=$server_pid rc=0
   t0=$(ms)
   kill -TERM "$pid"
-  wait "$pid" || rc=$?
+  local i
+  for ((i = 0; i < 12000; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
   t1=$(ms)
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "scale: kpid did not exit within 120 s of SIGTERM; SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" || rc=$?
   server_pid=""
   [[ $rc -eq 0 ]] || echo "scale: WARNING: kpid exited with status $rc after SIGTERM" >&2
   r_restart[exit]=$((t1 - t0))
