@@ -81,6 +81,10 @@ Data set (ingest, lines):
   --seed X             PRNG seed                                          (default 1)
   --concurrency C      connections; connection c sends series c, c+C, ... (default 4)
   --batch-lines B      lines (samples) per request body                   (default 5000)
+  --names-per-kind K   metric names per kind of series: 1 gives bench_gauge, bench_counter,
+                       bench_const, bench_noise; K > 1 gives bench_gauge_0 .. _<K-1> (and
+                       so on), group g's series named _<g % K>, so that many series do not
+                       all share four names                               (default 1)
   --order O            time-major | series-major: the order of the lines, nothing else.
                        time-major: each connection sends all its series at t0, then at t1,
                        ... (like scrapes); series-major: all points of its first series,
@@ -93,8 +97,11 @@ Data set (ingest, lines):
                        a data point per sample)                           (default line)
 
 Query:
-  --format prom|influx reply format (Prometheus API JSON or InfluxDB 1.x /query JSON)
+  --format F           prom | influx | prom-list: Prometheus API JSON with data.result,
+                       InfluxDB 1.x /query JSON, or Prometheus API JSON whose data is a
+                       list (/api/v1/series, /api/v1/label/NAME/values)
   --expect-series N    every reply must have exactly N series, each with >= 1 point
+                       (prom-list: N entries in data)
   --reps N             timed repetitions after one warm-up                (default 20)
 
 Request:
@@ -115,6 +122,7 @@ struct Options {
   uint64_t seed = 1;
   int concurrency = 4;
   int batch_lines = 5000;
+  int names_per_kind = 1;
   std::string wire = "line";
   bool series_major = false;
   std::string format = "prom";
@@ -175,6 +183,8 @@ Options parse_options(int argc, char** argv) {
       if (o.wire != "line" && o.wire != "remote_write" && o.wire != "otlp") {
         f.fail("--wire is line, remote_write or otlp");
       }
+    } else if (flag == "--names-per-kind") {
+      o.names_per_kind = f.integer(1, 100'000);
     } else if (flag == "--order") {
       const std::string order = f.value();
       if (order != "time-major" && order != "series-major") {
@@ -183,7 +193,9 @@ Options parse_options(int argc, char** argv) {
       o.series_major = order == "series-major";
     } else if (flag == "--format") {
       o.format = f.value();
-      if (o.format != "prom" && o.format != "influx") f.fail("--format is prom or influx");
+      if (o.format != "prom" && o.format != "influx" && o.format != "prom-list") {
+        f.fail("--format is prom, influx or prom-list");
+      }
     } else if (flag == "--expect-series") {
       o.expect_series = f.integer(0, 10'000'000);
     } else if (flag == "--reps") {
@@ -233,7 +245,8 @@ bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 
 // ---------------------------------------------------------------------------------------
 // The data set. Series i has tags group=g(i/100), host=h(i) and one kind, fixed by i % 20
-// so that every group of 100 holds 40 gauges, 30 counters, 15 constants and 15 noise series.
+// so that every group of 100 holds 40 gauges, 30 counters, 15 constants and 15 noise series;
+// its metric name is the kind's, with "_<group % K>" appended when --names-per-kind K > 1.
 // Each series has its own PRNG (seeded from --seed and i), so its values do not depend on
 // --concurrency or --batch-lines. Sample k of every series is at end - (P-1-k)*interval,
 // moved by +-1 s for 1% of samples (scrape jitter at second precision).
@@ -369,6 +382,10 @@ DataSet make_dataset(const Options& o) {
     }
     std::string& p = d.prefix[static_cast<size_t>(i)];
     p.append(measurement_of(s.kind));
+    if (o.names_per_kind > 1) {
+      p.push_back('_');
+      append_padded(p, i / 100 % o.names_per_kind, digits(o.names_per_kind - 1));
+    }
     p.append(",group=g");
     append_padded(p, i / 100, d.group_width);
     p.append(",host=h");
@@ -674,7 +691,12 @@ Shape shape_of(const Options& o, const std::string& body) {
     s.points += n;
     if (n == 0) ++s.empty_series;
   };
-  if (o.format == "prom") {
+  if (o.format == "prom-list") {
+    const auto& obj = v.as_object();
+    if (obj.at("status").as_string() != "success") throw std::runtime_error("status not success");
+    // An entry is a label value or a label set: one "series" with one "point" each.
+    s.series = s.points = static_cast<int64_t>(obj.at("data").as_array().size());
+  } else if (o.format == "prom") {
     const auto& obj = v.as_object();
     if (obj.at("status").as_string() != "success") throw std::runtime_error("status not success");
     for (const auto& r : obj.at("data").at("result").as_array()) {
