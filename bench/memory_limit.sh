@@ -91,7 +91,7 @@ oom_kills() {
 }
 metric() {  # metric PORT NAME: the first sample of NAME on /metrics
   "$load" request --port "$1" --path /metrics 2>/dev/null |
-    awk -v n="$2" '$1 == n { print $2; exit }'
+    awk -v n="$2" '$1 == n && v == "" { v = $2 } END { print v }'
 }
 
 # run NAME MEMORY_LIMIT USE_CGROUP
@@ -139,13 +139,13 @@ TOML
   if kill -0 "$pid" 2>/dev/null; then alive=yes; fi
   hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status" 2>/dev/null || echo 0)
   rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status" 2>/dev/null || echo 0)
-  [[ $("$load" request --port "$port" --path /readyz 2>/dev/null | head -1) == 200 ]] && ready=yes
+  [[ $("$load" request --port "$port" --path /readyz 2>/dev/null | awk 'NR == 1') == 200 ]] && ready=yes
   stored=$(metric "$port" kpid_store_series)
   busy=$(echo "$out" | awk '$1 == "RESULT" && $2 == "busy" { print $4 }')
   given_up=$(echo "$out" | awk '$1 == "RESULT" && $2 == "busy" { print $6 }')
   oom=$(oom_kills)
   echo "  RESULT $name peak_rss_mib $((hwm / 1024)) end_rss_mib $((rss / 1024)) series_stored ${stored:-?} 503s ${busy:-0} bodies_given_up ${given_up:-0} alive $alive readyz_200 $ready oom_kills $oom ingest_rc $rc seconds $(printf %.1f "$elapsed")"
-  grep -E "storage: (resident memory|block cache)" "$dir/log" | head -8 | sed 's/^/  log: /' || true
+  grep -E "storage: (resident memory|block cache)" "$dir/log" | awk 'NR <= 8 { print "  log: " $0 }' || true
   stop_pid "$pid" 60
   pid=""
   if [[ -n $cgroup ]]; then rmdir "$cgroup" 2>/dev/null || true; cgroup=""; fi
