@@ -15,6 +15,9 @@
 #
 # Usage: bench/memory_limit.sh [--limit 400MiB] [--series 2000000] [--points 2]
 #                              [--busy-retries 3] [--cgroup-margin-pct 25] [--batch-lines 20000]
+#                              [--no-control]
+# With a cgroup, a third run (unless --no-control) puts kpid without memory_limit in the same
+# cgroup: what the limit saves it from.
 # Environment: BUILD_DIR (default <repo>/build-rel), KPID, PEER_LOAD (binaries' paths).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +31,8 @@ points=2
 busy_retries=3
 margin_pct=25
 batch_lines=20000
+control=yes
+cgroup_made=no
 while (($#)); do
   case $1 in
     --limit) limit=$2; shift 2 ;;
@@ -36,7 +41,8 @@ while (($#)); do
     --busy-retries) busy_retries=$2; shift 2 ;;
     --cgroup-margin-pct) margin_pct=$2; shift 2 ;;
     --batch-lines) batch_lines=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --no-control) control=no; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "memory_limit.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -110,6 +116,7 @@ TOML
     make_cgroup $((limit_bytes + limit_bytes * margin_pct / 100))
   fi
   if [[ -n $cgroup ]]; then
+    cgroup_made=yes
     # Joins the cgroup, then becomes kpid (same PID).
     bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$cgroup" \
       "$kpid" --config "$dir/kpid.toml" --http-listen 127.0.0.1:0 --line-listen 127.0.0.1:0 \
@@ -140,7 +147,7 @@ TOML
   hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status" 2>/dev/null || echo 0)
   rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status" 2>/dev/null || echo 0)
   [[ $("$load" request --port "$port" --path /readyz 2>/dev/null | awk 'NR == 1') == 200 ]] && ready=yes
-  stored=$(metric "$port" kpid_store_series)
+  stored=$(metric "$port" kpid_store_series || true)
   busy=$(echo "$out" | awk '$1 == "RESULT" && $2 == "busy" { print $4 }')
   given_up=$(echo "$out" | awk '$1 == "RESULT" && $2 == "busy" { print $6 }')
   oom=$(oom_kills)
@@ -156,3 +163,5 @@ echo "== memory_limit.sh $(date -u '+%F %T UTC') on $(nproc) cores, ${cpu_model:
 echo "== load: $series new series x $points points (peer_load ingest, POST /api/v2/write), limit $limit"
 run unlimited 0 no
 run limited "\"$limit\"" yes
+# The control: the same cgroup without storage.memory_limit, where the OOM killer may fire.
+[[ $control == yes && $cgroup_made == yes ]] && run no_limit_in_cgroup 0 yes

@@ -118,9 +118,8 @@ void RocksDbStore::Impl::shed_memory() {
   memory_shed_ms = now;
 
   // The block cache first: the biggest thing that can go at once, read again from disk later.
-  uint64_t cache_before = 0;
+  const uint64_t cache_before = block_cache ? block_cache->GetCapacity() : 0;
   if (block_cache && !cache_shrunk) {
-    cache_before = block_cache->GetCapacity();
     block_cache->SetCapacity(std::min<uint64_t>(cache_before, kCacheFloorBytes));
     cache_shrunk = true;
   }
