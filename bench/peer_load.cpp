@@ -95,6 +95,9 @@ Data set (ingest, lines):
                        clock starts (remote write: snappy protobuf WriteRequest, one series
                        per sample; otlp: ExportMetricsServiceRequest, a Gauge per metric name,
                        a data point per sample)                           (default line)
+  --busy-retries N     a body answered 503 (pushback) is sent again after --busy-wait-ms, up
+                       to N times, then given up and counted (not a failure) (default 0)
+  --busy-wait-ms MS    wait before sending a 503'd body again                (default 1000)
 
 Query:
   --format F           prom | influx | prom-list: Prometheus API JSON with data.result,
@@ -130,6 +133,8 @@ struct Options {
   int reps = 20;
   std::string method = "GET";
   std::vector<unsigned> accept;
+  int busy_retries = 0;
+  int busy_wait_ms = 1000;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -205,6 +210,10 @@ Options parse_options(int argc, char** argv) {
       if (o.method != "GET" && o.method != "POST") f.fail("--method is GET or POST");
     } else if (flag == "--accept") {
       o.accept.push_back(f.integer<unsigned>(100, 599));
+    } else if (flag == "--busy-retries") {
+      o.busy_retries = f.integer<int>(0, 1'000'000);
+    } else if (flag == "--busy-wait-ms") {
+      o.busy_wait_ms = f.integer<int>(0, 600'000);
     } else {
       f.fail("unknown option " + f.arg());
     }
@@ -593,6 +602,9 @@ int run_ingest(const Options& o) {
   struct ConnResult {
     int64_t lines = 0;
     int reconnects = 0;
+    int64_t busy = 0;      // 503 answers
+    int64_t given_up = 0;  // bodies still 503 after --busy-retries
+    int64_t lines_given_up = 0;
     std::vector<double> latencies_ms;
     std::string error;
   };
@@ -627,6 +639,17 @@ int run_ingest(const Options& o) {
           auto reply = client->request(http::verb::post, target, body.text);
           r.latencies_ms.push_back(
               std::chrono::duration<double, std::milli>(Clock::now() - q0).count());
+          for (int retry = 0; reply.status == 503 && retry < o.busy_retries && !stop; ++retry) {
+            ++r.busy;
+            std::this_thread::sleep_for(std::chrono::milliseconds(o.busy_wait_ms));
+            reply = client->request(http::verb::post, target, body.text);
+          }
+          if (reply.status == 503 && o.busy_retries > 0) {
+            ++r.busy;
+            ++r.given_up;
+            r.lines_given_up += body.lines;
+            continue;
+          }
           if (!is_2xx(reply.status)) {
             r.error = "POST " + target + " answered " + std::to_string(reply.status) + ": " +
                       reply.body.substr(0, 2000);
@@ -649,6 +672,7 @@ int run_ingest(const Options& o) {
 
   int64_t sent = 0;
   int reconnects = 0;
+  int64_t busy = 0, given_up = 0, lines_given_up = 0;
   bool failed = false;
   std::vector<double> all;
   for (size_t c = 0; c < results.size(); ++c) {
@@ -658,6 +682,9 @@ int run_ingest(const Options& o) {
     }
     sent += results[c].lines;
     reconnects += results[c].reconnects;
+    busy += results[c].busy;
+    given_up += results[c].given_up;
+    lines_given_up += results[c].lines_given_up;
     all.insert(all.end(), results[c].latencies_ms.begin(), results[c].latencies_ms.end());
   }
   if (failed) return 1;
@@ -666,10 +693,17 @@ int run_ingest(const Options& o) {
     auto idx = static_cast<size_t>(std::ceil(q / 100.0 * static_cast<double>(all.size())));
     return all[std::min(all.size() - 1, idx == 0 ? 0 : idx - 1)];
   };
-  std::cout << "  all " << all.size() << " replies 2xx in " << fixed(elapsed, 2)
-            << " s; request latency p50 " << fixed(pct(50), 1) << " ms, p99 " << fixed(pct(99), 1)
-            << " ms" << (reconnects ? ", " + std::to_string(reconnects) + " reconnects" : "")
-            << "\n";
+  std::cout << "  all " << all.size()
+            << (given_up > 0 ? " bodies answered (2xx or given up) in " : " replies 2xx in ")
+            << fixed(elapsed, 2) << " s; request latency p50 " << fixed(pct(50), 1) << " ms, p99 "
+            << fixed(pct(99), 1) << " ms"
+            << (reconnects ? ", " + std::to_string(reconnects) + " reconnects" : "") << "\n";
+  if (o.busy_retries > 0) {
+    std::cout << "  503 answers " << busy << "; bodies given up after " << o.busy_retries
+              << " retries " << given_up << " (" << lines_given_up << " samples not stored)\n";
+    std::cout << "RESULT busy answers " << busy << " given_up_bodies " << given_up
+              << " given_up_samples " << lines_given_up << "\n";
+  }
   std::cout << "RESULT ingest samples " << sent << " seconds " << fixed(elapsed, 3)
             << " samples_per_s " << fixed(static_cast<double>(sent) / elapsed, 0) << "\n";
   return 0;

@@ -109,11 +109,11 @@ void Loader::load_included(const toml::table& root, Config& c) {
 }
 
 void Loader::load_storage(const toml::table& t, store::StoreOptions& c) {
-  check_keys(
-      t, "storage",
-      std::array{"data_dir", "sync", "max_series", "max_series_per_metric", "max_labels_per_series",
-                 "max_label_name_bytes", "max_label_value_bytes", "checkpoint_interval",
-                 "head_max_samples", "min_free_bytes", "block_cache", "backup_dir"});
+  check_keys(t, "storage",
+             std::array{"data_dir", "sync", "max_series", "max_series_per_metric",
+                        "max_labels_per_series", "max_label_name_bytes", "max_label_value_bytes",
+                        "checkpoint_interval", "head_max_samples", "min_free_bytes", "block_cache",
+                        "backup_dir", "memory_limit"});
   get_string(t, "storage", "data_dir", c.data_dir);
   if (const auto* n = t.get("data_dir"); n && n->is_string() && c.data_dir.empty()) {
     error(*n, "storage.data_dir", "must not be empty");
@@ -131,6 +131,7 @@ void Loader::load_storage(const toml::table& t, store::StoreOptions& c) {
   get_size(t, "storage", "min_free_bytes", 0, c.min_free_bytes);
   get_size(t, "storage", "block_cache", 1 << 20, c.block_cache_bytes);
   get_string(t, "storage", "backup_dir", c.backup_dir);
+  get_size(t, "storage", "memory_limit", 0, c.memory_limit_bytes);
 }
 
 void Loader::load_retention(const toml::table& t, store::RetentionPolicy& c) {

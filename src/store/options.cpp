@@ -24,6 +24,7 @@ std::vector<std::string> keys_needing_restart(const StoreOptions& running,
   check("storage.min_free_bytes", running.min_free_bytes != next.min_free_bytes);
   check("storage.block_cache", running.block_cache_bytes != next.block_cache_bytes);
   check("storage.backup_dir", running.backup_dir != next.backup_dir);
+  check("storage.memory_limit", running.memory_limit_bytes != next.memory_limit_bytes);
   check("retention.raw", running.retention.raw != next.retention.raw);
   check("retention.rollup_5m", running.retention.rollup_5m != next.retention.rollup_5m);
   check("retention.rollup_1h", running.retention.rollup_1h != next.retention.rollup_1h);

@@ -72,6 +72,13 @@ inline constexpr int64_t kResettleMs = 60'000;
 // A window's 5-minute rollups are written this long before its raw chunk expires; until then
 // the chunk itself answers for them (see due_floor).
 inline constexpr DurationMs kRollup5mLead = 86'400'000;
+// storage.memory_limit: how often the resident memory is read again, the share of the limit
+// above which the store sheds memory and the one below which the block cache is restored.
+inline constexpr int64_t kMemoryCheckIntervalMs = 100;
+inline constexpr double kMemorySoftShare = 0.85;
+inline constexpr double kMemoryRestoreShare = 0.70;
+// While above the soft threshold, memory is shed again this often (heads refill meanwhile).
+inline constexpr int64_t kMemoryShedIntervalMs = 5'000;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.
@@ -361,6 +368,35 @@ struct RocksDbStore::Impl {
 
   // Cardinality guard for a new series.
   Status check_limits(const Labels& labels);
+
+  // storage.memory_limit (rocksdb_memory.cpp). The resident memory, measured at most every
+  // kMemoryCheckIntervalMs (any thread; options.memory_probe when set, at every call).
+  mutable std::atomic<uint64_t> resident{0};
+  mutable std::atomic<int64_t> memory_checked_ms{INT64_MIN / 2};
+  // Shedding state, maintenance thread only: above the soft threshold, when memory was last
+  // shed, whether the block cache is shrunk, and whether writes were last seen refused.
+  bool memory_shedding = false;
+  int64_t memory_shed_ms = INT64_MIN / 2;
+  bool cache_shrunk = false;
+  bool memory_refusing = false;
+  prometheus::Gauge* resident_gauge = nullptr;
+  prometheus::Gauge* memory_limit_gauge = nullptr;
+  prometheus::Gauge* cache_gauge = nullptr;
+
+  // The resident memory in bytes (0 when it cannot be read), measured again when the last
+  // measurement is older than kMemoryCheckIntervalMs.
+  uint64_t resident_bytes() const;
+  // kMemoryLimit while a limit is set and resident memory is at or above it.
+  Pushback memory_pushback() const;
+  // Unavailable while memory_pushback() refuses: a new series is not created then.
+  Status memory_allows_new_series();
+  // Above the soft threshold: block cache shrunk, heads written out and their buffers freed,
+  // memtables flushed, freed heap handed back to the system; the cache is restored once memory
+  // is well below it. Logs each change once. Called by maintain(), under maintain_mutex.
+  void shed_memory();
+  // kpid_store_resident_bytes, kpid_store_memory_limit_bytes and kpid_store_block_cache_bytes,
+  // updated at each scrape.
+  void register_memory_metrics(metrics::Metrics& metrics);
 };
 
 }  // namespace kpid::store

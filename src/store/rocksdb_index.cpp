@@ -83,6 +83,7 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
     id = impl_->labels_by_index.size() + 1;
   }
   if (!impl_->db) return Status::unavailable("store is closed");
+  if (auto st = impl_->memory_allows_new_series(); !st) return st;
   // Decoding validates the label set (no empty or repeated names) before it is made durable,
   // since a bad one would fail every later open.
   auto decoded = Labels::decode(key);

@@ -166,6 +166,7 @@ Result<size_t> RocksDbStore::Impl::write_due_rollups() {
 // One round of background work; `force` checkpoints now and rolls up every dirty window.
 Status RocksDbStore::Impl::maintain(bool force) {
   std::lock_guard serial(maintain_mutex);
+  shed_memory();
   bool due = force;
   {
     std::lock_guard lock(head_mutex);

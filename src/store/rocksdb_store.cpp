@@ -378,9 +378,10 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
                            "Samples held in memory heads, not yet written to chunks.");
     im->dirty_gauge =
         gauge("kpid_store_dirty_windows", "Chunk windows whose rollups wait to be recomputed.");
-    im->blocked_gauge = gauge("kpid_store_writes_blocked",
-                              "1 while the store refuses writes (disk full, write error, write "
-                              "stall or head backlog; kpid_ingest_pushback_total says which).");
+    im->blocked_gauge =
+        gauge("kpid_store_writes_blocked",
+              "1 while the store refuses writes (disk full, write error, write "
+              "stall, head backlog or memory limit; kpid_ingest_pushback_total says which).");
     im->checkpoints = &prometheus::BuildCounter()
                            .Name("kpid_store_checkpoints_total")
                            .Help("Checkpoints that wrote the heads to chunks.")
@@ -425,6 +426,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       im->wal_gauge->Set(static_cast<double>(im->wal_bytes()));
       im->blocked_gauge->Set(self->pushback() ? 1 : 0);
     });
+    im->register_memory_metrics(*metrics);
   }
   im->last_append_ms.store(steady_now_ms());
   if (options.background && !options.read_only)
@@ -590,6 +592,7 @@ Pushback RocksDbStore::pushback() const {
                 " samples wait in memory for a checkpoint (twice storage.head_max_samples)",
             1'000};
   }
+  if (auto p = im.memory_pushback()) return p;
   return {};
 }
 

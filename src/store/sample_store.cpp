@@ -9,6 +9,7 @@ std::string_view pushback_name(Pushback::Reason reason) {
     case Pushback::Reason::kHeadBacklog: return "head_backlog";
     case Pushback::Reason::kDiskFull: return "disk_full";
     case Pushback::Reason::kWriteError: return "write_error";
+    case Pushback::Reason::kMemoryLimit: return "memory_limit";
   }
   return "";
 }

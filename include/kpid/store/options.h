@@ -4,6 +4,7 @@
 // reload may change is decided here too.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ struct StoreOptions {
   // fails them as this control file says. kpid sets it from the KPID_FAULT_INJECTION
   // environment variable only.
   std::string fault_injection_file{};
+  // Resident memory kpid aims to stay under; 0: no limit. Above 85% of it the store sheds
+  // memory (block cache shrunk, heads written out, memtables flushed); above it writes and new
+  // series are refused (Pushback::kMemoryLimit) until it falls.
+  uint64_t memory_limit_bytes = 0;
+  // Test-only seam: the resident memory in bytes, read instead of /proc/self/statm when set.
+  std::function<uint64_t()> memory_probe{};
 };
 
 // storage.backup_dir, or kpid-backups beside the data dir when it is not set.

@@ -94,6 +94,7 @@ struct Pushback {
     kHeadBacklog,  // the in-memory heads hold far more than a checkpoint should leave
     kDiskFull,     // a write failed for lack of space; taken again once space returns
     kWriteError,   // a write failed with another I/O error; retried in the background
+    kMemoryLimit,  // resident memory is above storage.memory_limit; taken again once it falls
   };
   Reason reason = Reason::kNone;
   std::string message;         // for the client and the log
@@ -102,7 +103,8 @@ struct Pushback {
   explicit operator bool() const { return reason != Reason::kNone; }
 };
 
-// "write_stall", "head_backlog", "disk_full", "write_error" ("" for kNone): a metric label.
+// "write_stall", "head_backlog", "disk_full", "write_error", "memory_limit" ("" for kNone): a
+// metric label.
 std::string_view pushback_name(Pushback::Reason reason);
 
 // The store's open heads: samples written (durable in the head log) but not yet in chunks.

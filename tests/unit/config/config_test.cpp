@@ -286,6 +286,19 @@ TEST_CASE("retention and storage limits are read and checked") {
   CHECK(has_error(bad, "storage.block_cache", 6, ""));
 }
 
+TEST_CASE("storage.memory_limit is a size, 0 (no limit) by default") {
+  auto none = parse("[storage]\n");
+  REQUIRE(none.ok());
+  CHECK(none.config.storage.memory_limit_bytes == 0);
+  auto r = parse("[storage]\nmemory_limit = \"2GiB\"\n");
+  REQUIRE(r.ok());
+  CHECK(r.config.storage.memory_limit_bytes == 2ull << 30);
+  auto bad = parse("[storage]\nmemory_limit = \"lots\"\n");
+  CHECK(has_error(bad, "storage.memory_limit", 2, ""));
+  auto negative = parse("[storage]\nmemory_limit = -1\n");
+  CHECK(has_error(negative, "storage.memory_limit", 2, "expected a size"));
+}
+
 TEST_CASE("query limits out of range are errors") {
   auto r =
       parse("[query]\ntimeout = \"0s\"\nmax_samples = 0\nmax_concurrency = -1\nmax_queued = -2\n");
