@@ -310,8 +310,11 @@ struct RocksDbStore::Impl {
   // become due, oldest first, and drops their markers. Returns how many were done.
   Result<size_t> write_due_rollups();
 
-  // Once writes have paused for kSettleAfterMs: a checkpoint, memtables flushed (the write-ahead
-  // log goes with them) and level-0 files compacted into the level below, folding chunk pieces.
+  // Once writes have paused for options.settle_after: a checkpoint, the rollups of the windows it
+  // wrote, memtables flushed (the write-ahead log goes with them) and level-0 files compacted
+  // into the level below, folding chunk pieces, so neither the log nor unmerged pieces sit on
+  // disk until the next burst of writes. Again at most every kResettleMs while the log holds
+  // writes made since without an append.
   Status settle();
 
   // Recomputes the rollups of up to kRollupBatchWindows dirty windows from their chunks.
