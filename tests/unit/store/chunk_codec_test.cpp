@@ -90,7 +90,7 @@ TEST_CASE("codec: monotonic counter", "[codec]") {
   CHECK(bytes.size() < 2 * pts.size());
 }
 
-TEST_CASE("codec: a counter without a reset needs no sign bit; one with a reset still reads",
+TEST_CASE("codec: a counter without a reset needs no sign bit, one with a reset still reads",
           "[codec]") {
   std::mt19937_64 rng(13);
   std::vector<Point> pts;
