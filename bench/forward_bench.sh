@@ -34,14 +34,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 vm_port=$(free_port)
-start_vm() {
-  "$vm_bin" -httpListenAddr "127.0.0.1:$vm_port" -storageDataPath "$tmp/vm" >>"$tmp/vm.log" 2>&1 &
-  vm_pid=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$vm_port/health" >/dev/null && return; sleep 0.1; done
-  echo "forward_bench: victoria-metrics did not start" >&2; cat "$tmp/vm.log" >&2; exit 1
-}
+start_vm() { start_victoria_metrics "$vm_bin" "$vm_port" "$tmp/vm" "$tmp/vm.log"; }
 start_vm
 
 cat >"$tmp/kpid.toml" <<TOML
@@ -53,13 +47,7 @@ TOML
 "$kpid" --config "$tmp/kpid.toml" --data-dir "$tmp/data" --http-listen 127.0.0.1:0 \
   --line-listen 127.0.0.1:0 2>"$tmp/kpid.log" &
 kpid_pid=$!
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*HTTP listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/kpid.log" | head -1)
-  [[ -n $port ]] && break
-  sleep 0.1
-done
-[[ -n $port ]] || { echo "forward_bench: kpid did not start" >&2; cat "$tmp/kpid.log" >&2; exit 1; }
+port=$(kpid_http_port "$tmp/kpid.log" "$kpid_pid")
 
 metric() {  # metric NAME: its value for destination vm, summed over other labels (0 when absent)
   curl -sf "http://127.0.0.1:$port/metrics" |

@@ -126,13 +126,7 @@ TOML
       2>"$dir/log" &
   fi
   pid=$!
-  for ((i = 0; i < 300; i++)); do
-    port=$(sed -n 's/.*HTTP listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$dir/log" | head -1)
-    [[ -n $port ]] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/log" >&2; echo "memory_limit.sh: kpid exited during startup" >&2; exit 1; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || { cat "$dir/log" >&2; exit 1; }
+  port=$(kpid_http_port "$dir/log" "$pid")
   "$load" wait --port "$port" --path /readyz --timeout 60 >/dev/null
   echo "== $name: kpid pid $pid, storage.memory_limit = $mem, cgroup: $cgroup_kind${cgroup:+ ($cgroup, hard limit $((limit_bytes + limit_bytes * margin_pct / 100)) bytes)}"
   local t0 out rc=0

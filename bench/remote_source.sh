@@ -50,14 +50,8 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "== remote source benchmark $(date -u '+%F %H:%M') UTC on $(nproc) cores, ${cpu_model:-unknown CPU}"
 echo "   $kpis KPIs (interval 10s) over $hosts hosts, measured for $seconds s; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 vm_port=$(free_port)
-"$vm_bin" -httpListenAddr "127.0.0.1:$vm_port" -storageDataPath "$tmp/vm" \
-  -search.latencyOffset=0s >"$tmp/vm.log" 2>&1 &
-vm_pid=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$vm_port/health" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$vm_port/health" >/dev/null ||
-  { echo "remote_source: victoria-metrics did not start" >&2; cat "$tmp/vm.log" >&2; exit 1; }
+start_victoria_metrics "$vm_bin" "$vm_port" "$tmp/vm" "$tmp/vm.log" -search.latencyOffset=0s
 vm_url="http://127.0.0.1:$vm_port"
 
 echo "== loading VictoriaMetrics: $((hosts * 10)) tag sets x 3 fields, every 10 s for 10 minutes"
@@ -120,14 +114,7 @@ TOML
 "$kpid" --config "$tmp/kpid.toml" --data-dir "$tmp/data" --http-listen 127.0.0.1:0 \
   --line-listen 127.0.0.1:0 2>"$tmp/kpid.log" &
 kpid_pid=$!
-port=""
-for _ in $(seq 1 600); do
-  port=$(sed -n 's/.*HTTP listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/kpid.log" | head -1)
-  [[ -n $port ]] && break
-  kill -0 "$kpid_pid" 2>/dev/null || { echo "remote_source: kpid exited:" >&2; cat "$tmp/kpid.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n $port ]] || { echo "remote_source: kpid did not start" >&2; tail -20 "$tmp/kpid.log" >&2; exit 1; }
+port=$(kpid_http_port "$tmp/kpid.log" "$kpid_pid" 600)
 
 metrics() { curl -sf "http://127.0.0.1:$port/metrics"; }
 # sum_of FILE NAME [LABEL-FILTER]: the sum of a metric's samples (0 when absent).

@@ -75,22 +75,7 @@ fi
 "$kpid" "${kpid_args[@]}" 2>"$tmp/kpid.log" &
 kpid_pid=$!
 
-port=""
-for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*HTTP listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/kpid.log" | head -1)
-  [[ -n $port ]] && break
-  if ! kill -0 "$kpid_pid" 2>/dev/null; then
-    echo "run.sh: kpid exited during startup:" >&2
-    cat "$tmp/kpid.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [[ -z $port ]]; then
-  echo "run.sh: kpid did not log its HTTP port within 30 s:" >&2
-  cat "$tmp/kpid.log" >&2
-  exit 1
-fi
+port=$(kpid_http_port "$tmp/kpid.log" "$kpid_pid")
 echo "   kpid pid $kpid_pid, HTTP on 127.0.0.1:$port, data dir $tmp/data"
 
 bench_rc=0
