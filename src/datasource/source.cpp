@@ -411,7 +411,7 @@ void Source::release(std::unique_ptr<net::HttpClient> client) {
   pool_wake_.notify_one();
 }
 
-void Source::record(bool ok, std::optional<Failure> reason) {
+void Source::note_outcome(bool ok, std::optional<Failure> reason) {
   if (ok) {
     failing_since_.store(0);
   } else {
@@ -431,7 +431,7 @@ Result<query::QueryResult> Source::request(std::string_view path, std::string bo
   const std::string what = "datasource " + options_.name + " (" + url_.text + "): ";
   auto headers = net::auth_headers(options_.auth);
   if (!headers) {
-    record(false, Failure::kConnect);
+    note_outcome(false, Failure::kConnect);
     return Status::unavailable(what + headers.status().message());
   }
   headers->emplace_back("Content-Type", "application/x-www-form-urlencoded");
@@ -448,20 +448,20 @@ Result<query::QueryResult> Source::request(std::string_view path, std::string bo
     const std::string message = response.status().message();
     const Failure reason =
         message.find("timed out") != std::string::npos ? Failure::kTimeout : Failure::kConnect;
-    record(false, reason);
+    note_outcome(false, reason);
     return Status::unavailable(what + message);
   }
   if (response->body_truncated) {
-    record(false, Failure::kBadResponse);
+    note_outcome(false, Failure::kBadResponse);
     return Status::io_error(what + "the answer is larger than " +
                             std::to_string(kMaxResponseBytes) + " bytes");
   }
   query::QueryResult result;
   if (auto error = parse_answer(response->status, response->body, result)) {
-    record(false, error->reason);
+    note_outcome(false, error->reason);
     return Status::unavailable(what + std::string(path) + ": " + error->message);
   }
-  record(true, std::nullopt);
+  note_outcome(true, std::nullopt);
   return result;
 }
 
@@ -514,7 +514,7 @@ Result<std::vector<query::QueryResult>> Source::instant_many(std::span<const std
     }
     auto split = split_answer(std::move(combined).value(), flags, time);
     if (!split) {
-      record(false, Failure::kBadResponse);
+      note_outcome(false, Failure::kBadResponse);
       errors[b] =
           Status::unavailable("datasource " + options_.name + ": " + split.status().message());
       return;

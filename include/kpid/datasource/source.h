@@ -110,7 +110,9 @@ class Source {
   Result<query::QueryResult> request(std::string_view path, std::string body, bool range);
   std::unique_ptr<net::HttpClient> acquire();
   void release(std::unique_ptr<net::HttpClient> client);
-  void record(bool ok, std::optional<Failure> reason);
+  // A request's outcome in memory only (up/down since, kpid_datasource_* metrics): nothing
+  // durable to fail.
+  void note_outcome(bool ok, std::optional<Failure> reason);
 
   DatasourceOptions options_;
   net::Url url_;
