@@ -28,6 +28,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -328,6 +329,10 @@ struct RocksDbStore::Impl {
   void put_rollups(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, DurationMs width,
                    SeriesId id, TimestampMs window, std::span<const Point> points,
                    std::vector<Rollup>& scratch);
+
+  // Runs `batch` (compute_rollups, write_due_rollups: each does up to kRollupBatchWindows) until
+  // one does fewer; a stop ends it between batches.
+  Status in_batches(const std::function<Result<size_t>()>& batch);
 
   // One round of background work; `force` checkpoints now and rolls up every dirty window.
   Status maintain(bool force);

@@ -177,19 +177,18 @@ Status RocksDbStore::Impl::maintain(bool force) {
   if (due) {
     if (auto s = checkpoint(); !s) return s;
   }
-  for (;;) {
-    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
-    auto done = compute_rollups(force);
-    if (!done) return done.status();
-    if (*done < kRollupBatchWindows) break;
-  }
-  for (;;) {
-    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
-    auto done = write_due_rollups();
-    if (!done) return done.status();
-    if (*done < kRollupBatchWindows) break;
-  }
+  if (auto s = in_batches([&] { return compute_rollups(force); }); !s) return s;
+  if (auto s = in_batches([&] { return write_due_rollups(); }); !s) return s;
   return force ? Status::ok() : settle();
+}
+
+Status RocksDbStore::Impl::in_batches(const std::function<Result<size_t>()>& batch) {
+  for (;;) {
+    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
+    auto done = batch();
+    if (!done) return done.status();
+    if (*done < kRollupBatchWindows) return Status::ok();
+  }
 }
 
 Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs start,
@@ -231,22 +230,27 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   out.reserve(out.size() +
               static_cast<size_t>(std::min<TimestampMs>((end - start) / width + 1, 10'000)));
   std::vector<Point> points;
+  // Only the samples of the buckets asked for, (start, end] rounded to whole buckets: a query at
+  // "now" needs the open window's last bucket or two, not its whole span.
+  const TimestampMs first_needed = bucket_end(start + 1, width) - width + 1;
+  const TimestampMs last_needed =
+      bucket_end(end, width) == end ? end : bucket_end(end, width) - width;
+  // Rolls up the raw samples of the windows from the one ending at `first` to `last`.
+  auto roll_up_raw = [&](TimestampMs first, TimestampMs last) -> Status {
+    const TimestampMs from = std::max(first - kChunkSpan + 1, first_needed);
+    const TimestampMs to = std::min(last, last_needed);
+    points.clear();
+    if (from <= to) {
+      if (auto s = read(series, from, to, points); !s) return s;
+    }
+    build_rollups(points, width, start, end, out, with_sketches);
+    return Status::ok();
+  };
   size_t next_raw = 0;
   auto emit_raw_until = [&](TimestampMs limit) -> Status {
     for (; next_raw < from_raw.size() && from_raw[next_raw] < limit; ++next_raw) {
       const TimestampMs w = from_raw[next_raw];
-      // Only the samples of the buckets asked for, (start, end] rounded to whole buckets: a
-      // query at "now" needs the open window's last bucket or two, not its whole span.
-      const TimestampMs from =
-          std::max(w - kChunkSpan + 1, bucket_end(start + 1, width) - width + 1);
-      const TimestampMs last_end =
-          bucket_end(end, width) == end ? end : bucket_end(end, width) - width;
-      const TimestampMs to = std::min(w, last_end);
-      points.clear();
-      if (from <= to) {
-        if (auto s = read(series, from, to, points); !s) return s;
-      }
-      build_rollups(points, width, start, end, out, with_sketches);
+      if (auto s = roll_up_raw(w, w); !s) return s;
     }
     return Status::ok();
   };
@@ -272,15 +276,7 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   if (auto s = emit_raw_until(kMaxTimestamp + 1); !s) return s;
   if (raw_from > last_window) return Status::ok();
   // The windows from raw_from on, in one read of their samples.
-  const TimestampMs from =
-      std::max(raw_from - kChunkSpan + 1, bucket_end(start + 1, width) - width + 1);
-  const TimestampMs last_end = bucket_end(end, width) == end ? end : bucket_end(end, width) - width;
-  points.clear();
-  if (from <= last_end) {
-    if (auto s = read(series, from, last_end, points); !s) return s;
-  }
-  build_rollups(points, width, start, end, out, with_sketches);
-  return Status::ok();
+  return roll_up_raw(raw_from, last_window);
 }
 
 size_t RocksDbStore::dirty_windows() const {

@@ -155,12 +155,7 @@ Status RocksDbStore::Impl::settle() {
   if (auto st = checkpoint(); !st) return st;
   // The windows the checkpoint wrote get their rollups now rather than after the flush, which
   // would leave those writes in the log.
-  for (;;) {
-    if (stopping.load()) return Status::unavailable("cancelled: the store is closing");
-    auto done = compute_rollups(false);
-    if (!done) return done.status();
-    if (*done < kRollupBatchWindows) break;
-  }
+  if (auto st = in_batches([&] { return compute_rollups(false); }); !st) return st;
   if (auto st = writable(); !st) return st;
   if (auto st = flush_all(); !st) return st;
   // Level-0 files into the level below (and the files there they overlap), where pieces of a
