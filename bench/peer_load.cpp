@@ -85,6 +85,8 @@ Data set (ingest, lines):
                        bench_const, bench_noise; K > 1 gives bench_gauge_0 .. _<K-1> (and
                        so on), group g's series named _<g % K>, so that many series do not
                        all share four names                               (default 1)
+  --tag K=V            one more tag on every series, after host (repeatable): a new value
+                       makes a new set of series, as pods replaced by new ones do
   --order O            time-major | series-major: the order of the lines, nothing else.
                        time-major: each connection sends all its series at t0, then at t1,
                        ... (like scrapes); series-major: all points of its first series,
@@ -126,6 +128,7 @@ struct Options {
   int concurrency = 4;
   int batch_lines = 5000;
   int names_per_kind = 1;
+  std::vector<std::pair<std::string, std::string>> tags;  // --tag, in order
   std::string wire = "line";
   bool series_major = false;
   std::string format = "prom";
@@ -190,6 +193,15 @@ Options parse_options(int argc, char** argv) {
       }
     } else if (flag == "--names-per-kind") {
       o.names_per_kind = f.integer(1, 100'000);
+    } else if (flag == "--tag") {
+      std::string kv = f.value();
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() ||
+          kv.find_first_of(", =\n", eq + 1) != std::string::npos ||
+          kv.find_first_of(", \n") < eq) {
+        f.fail("--tag needs K=V with no ',', ' ' or '=' in either, got \"" + kv + "\"");
+      }
+      o.tags.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     } else if (flag == "--order") {
       const std::string order = f.value();
       if (order != "time-major" && order != "series-major") {
@@ -399,6 +411,7 @@ DataSet make_dataset(const Options& o) {
     append_padded(p, i / 100, d.group_width);
     p.append(",host=h");
     append_padded(p, i, d.host_width);
+    for (const auto& [k, v] : o.tags) p.append(",").append(k).append("=").append(v);
     p.append(" value=");
   }
   return d;
