@@ -197,8 +197,7 @@ Options parse_options(int argc, char** argv) {
       std::string kv = f.value();
       const auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() ||
-          kv.find_first_of(", =\n", eq + 1) != std::string::npos ||
-          kv.find_first_of(", \n") < eq) {
+          kv.find_first_of(", =\n", eq + 1) != std::string::npos || kv.find_first_of(", \n") < eq) {
         f.fail("--tag needs K=V with no ',', ' ' or '=' in either, got \"" + kv + "\"");
       }
       o.tags.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
