@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "kpid/core/varint.h"
 #include "kpid/store/chunk_codec.h"
+#include "kpid/store/rollup.h"
 
 namespace kpid::store::detail {
 
@@ -126,6 +128,90 @@ bool ChunkMergeOperator::PartialMergeMulti(const rocksdb::Slice&,
                                            std::string* new_value, rocksdb::Logger*) const {
   std::vector<rocksdb::Slice> list(operands.begin(), operands.end());
   return merge(nullptr, list, new_value);
+}
+
+std::string encode_rollup_piece(std::span<const Rollup> buckets, uint32_t windows,
+                                TimestampMs key_time, DurationMs width) {
+  std::string out(1, static_cast<char>(kRollupPieceTag));
+  append_varint(out, windows);
+  out += encode_rollup_block(buckets, key_time, width);
+  return out;
+}
+
+uint32_t rollup_window_bit(TimestampMs key_time, TimestampMs window, DurationMs span) {
+  const TimestampMs index = (key_time - window) / span;
+  return index >= 0 && index < 32 ? uint32_t{1} << index : 0;
+}
+
+Status decode_rollup_value(std::string_view value, TimestampMs key_time, DurationMs width,
+                           TimestampMs start, TimestampMs end, std::vector<Rollup>& out,
+                           bool with_sketches, uint32_t* windows) {
+  uint32_t covered = 1;
+  if (!value.empty() && static_cast<uint8_t>(value[0]) == kRollupPieceTag) {
+    size_t pos = 1;
+    uint64_t mask = 0;
+    if (!read_varint(value, pos, mask) || mask > UINT32_MAX) {
+      return Status::invalid_argument("corrupt rollup: bad window mask");
+    }
+    covered = static_cast<uint32_t>(mask);
+    value.remove_prefix(pos);
+  }
+  if (windows != nullptr) *windows = covered;
+  return decode_rollup_block(value, key_time, width, start, end, out, with_sketches);
+}
+
+bool RollupMergeOperator::merge(const rocksdb::Slice& key, const rocksdb::Slice* existing,
+                                std::span<const rocksdb::Slice> operands,
+                                std::string* result) const {
+  if (key.size() != 16) return false;
+  const TimestampMs key_time = SeriesTimeKey::time(key);
+  std::vector<Rollup> buckets;
+  uint32_t covered = 0;
+  if (existing != nullptr &&
+      !decode_rollup_value(existing->ToStringView(), key_time, width_, kMinTimestamp, kMaxTimestamp,
+                           buckets, true, &covered)
+           .is_ok()) {
+    return false;
+  }
+  std::vector<Rollup> piece;
+  std::vector<Rollup> merged;
+  for (const auto& op : operands) {
+    piece.clear();
+    uint32_t windows = 0;
+    if (!decode_rollup_value(op.ToStringView(), key_time, width_, kMinTimestamp, kMaxTimestamp,
+                             piece, true, &windows)
+             .is_ok()) {
+      return false;
+    }
+    // What the piece covers is replaced by what it holds; both lists are in time order.
+    merged.clear();
+    merged.reserve(buckets.size() + piece.size());
+    auto next = piece.begin();
+    for (auto& r : buckets) {
+      for (; next != piece.end() && next->end < r.end; ++next) merged.push_back(std::move(*next));
+      const bool replaced =
+          (rollup_window_bit(key_time, bucket_end(r.end, span_), span_) & windows) != 0;
+      if (replaced || (next != piece.end() && next->end == r.end)) continue;
+      merged.push_back(std::move(r));
+    }
+    for (; next != piece.end(); ++next) merged.push_back(std::move(*next));
+    buckets.swap(merged);
+    covered |= windows;
+  }
+  *result = encode_rollup_piece(buckets, covered, key_time, width_);
+  return true;
+}
+
+bool RollupMergeOperator::FullMergeV2(const MergeOperationInput& in,
+                                      MergeOperationOutput* out) const {
+  return merge(in.key, in.existing_value, in.operand_list, &out->new_value);
+}
+
+bool RollupMergeOperator::PartialMergeMulti(const rocksdb::Slice& key,
+                                            const std::deque<rocksdb::Slice>& operands,
+                                            std::string* new_value, rocksdb::Logger*) const {
+  std::vector<rocksdb::Slice> list(operands.begin(), operands.end());
+  return merge(key, nullptr, list, new_value);
 }
 
 bool RetentionFilter::expired(const rocksdb::Slice& key) const {

@@ -142,8 +142,9 @@ Result<BackupInfo> RocksDbStore::restore(const std::string& backup_dir, const st
 }
 
 // The data dir's format: recorded in the default column family, so it travels with backups.
-// Versions: 0, a data dir of a kpid from before versions were recorded; 1, the same layout;
-// 2, today's (rollup blocks that may carry the stale-marker flag).
+// Versions (rocksdb_store.h): 0 and 1, the first layout; 2, rollup blocks that may carry the
+// stale-marker flag; 3, 5-minute rollups stored only near raw expiry; 4, today's: rollup_1h one
+// value per series and day.
 Status RocksDbStore::Impl::check_format(bool existed) {
   std::string value;
   auto s = db->Get(rocksdb::ReadOptions(), default_cf, kFormatVersionKey, &value);
@@ -170,8 +171,13 @@ Status RocksDbStore::Impl::check_format(bool existed) {
     if (!backup) return backup.status();
     spdlog::info("storage: backup {} of the format {} data taken; upgrading", backup->id, version);
   }
-  // Versions 0, 1 and 2 to 3 change no record (their rollup blocks are still read as they are,
-  // their stored 5-minute rollups stay valid): the version is all there is to write.
+  // Up to version 3 rollup_1h held a value per window: rewritten into day values. Nothing else
+  // changes (older rollup blocks are still read as they are, stored 5-minute rollups stay
+  // valid). A crash part way leaves the version as it was, and the next open carries on: a
+  // window already rewritten is a piece of its day's value, which the upgrade skips.
+  if (existed) {
+    if (auto st = upgrade_rollup_1h_to_days(); !st) return st;
+  }
   rocksdb::WriteOptions sync;
   sync.sync = true;
   if (auto w = db->Put(sync, default_cf, kFormatVersionKey, std::to_string(kFormatVersion));

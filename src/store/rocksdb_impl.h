@@ -73,6 +73,13 @@ inline constexpr int64_t kResettleMs = 60'000;
 // A window's 5-minute rollups are written this long before its raw chunk expires; until then
 // the chunk itself answers for them (see due_floor).
 inline constexpr DurationMs kRollup5mLead = 86'400'000;
+// rollup_1h holds one value per series and UTC day (key time: the day's end), the 1-hour buckets
+// of its twelve windows, written window by window as merge pieces (RollupMergeOperator);
+// rollup_5m one per window. What one key of a width's family spans:
+inline constexpr DurationMs kRollup1hBlockSpan = 86'400'000;
+inline constexpr DurationMs rollup_block_span(DurationMs width) {
+  return width == kRollup1h ? kRollup1hBlockSpan : kChunkSpan;
+}
 // storage.memory_limit: how often the resident memory is read again, the share of the limit
 // above which the store sheds memory and the one below which the block cache is restored.
 inline constexpr int64_t kMemoryCheckIntervalMs = 100;
@@ -325,10 +332,23 @@ struct RocksDbStore::Impl {
   Result<size_t> compute_rollups(bool all);
 
   // Puts the rollups of width `width` of one window's points into `batch` (or deletes them when
-  // the window holds none).
+  // the window holds none): builds them into `scratch`, then put_rollup_buckets.
   void put_rollups(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf, DurationMs width,
                    SeriesId id, TimestampMs window, std::span<const Point> points,
                    std::vector<Rollup>& scratch);
+
+  // Puts into `batch` the buckets of width `width` (kRollup5m into rollup5m_cf, kRollup1h into
+  // rollup1h_cf) of the window ending at `window`, replacing whatever that window held; none
+  // deletes them. `buckets`: in time order, each inside (window - kChunkSpan, window]. A 1-hour
+  // window goes into its day's value as a merge piece, so windows of one day put in one batch,
+  // or in several, or by several writers at once, all combine without reading anything first.
+  void put_rollup_buckets(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
+                          DurationMs width, SeriesId id, TimestampMs window,
+                          std::span<const Rollup> buckets);
+
+  // Format 3 and older stored rollup_1h per window: rewrites each such value as a piece of its
+  // day's value (check_format, before anything else writes), then compacts the family.
+  Status upgrade_rollup_1h_to_days();
 
   // Runs `batch` (compute_rollups, write_due_rollups: each does up to kRollupBatchWindows) until
   // one does fewer; a stop ends it between batches.

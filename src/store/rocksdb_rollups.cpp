@@ -96,12 +96,72 @@ void RocksDbStore::Impl::put_rollups(rocksdb::WriteBatch& batch, rocksdb::Column
                                      std::span<const Point> points, std::vector<Rollup>& scratch) {
   scratch.clear();
   build_rollups(points, width, window - kChunkSpan, window, scratch);
+  put_rollup_buckets(batch, cf, width, id, window, scratch);
+}
+
+void RocksDbStore::Impl::put_rollup_buckets(rocksdb::WriteBatch& batch,
+                                            rocksdb::ColumnFamilyHandle* cf, DurationMs width,
+                                            SeriesId id, TimestampMs window,
+                                            std::span<const Rollup> buckets) {
+  if (width == kRollup1h) {
+    const TimestampMs day = bucket_end(window, kRollup1hBlockSpan);
+    batch.Merge(cf, SeriesTimeKey(id, day).slice(),
+                detail::encode_rollup_piece(
+                    buckets, detail::rollup_window_bit(day, window, kChunkSpan), day, width));
+    return;
+  }
   SeriesTimeKey key(id, window);
-  if (scratch.empty()) {
+  if (buckets.empty()) {
     batch.Delete(cf, key.slice());
   } else {
-    batch.Put(cf, key.slice(), encode_rollup_block(scratch, window, width));
+    batch.Put(cf, key.slice(), encode_rollup_block(buckets, window, width));
   }
+}
+
+Status RocksDbStore::Impl::upgrade_rollup_1h_to_days() {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), rollup1h_cf));
+  rocksdb::WriteBatch batch;
+  std::vector<Rollup> buckets;
+  uint64_t rewritten = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto value = it->value().ToStringView();
+    if (!value.empty() && static_cast<uint8_t>(value[0]) == detail::kRollupPieceTag) continue;
+    if (it->key().size() != 16) return Status::internal("corrupt rollup_1h key");
+    const SeriesId id = SeriesTimeKey::series(it->key());
+    const TimestampMs window = SeriesTimeKey::time(it->key());
+    buckets.clear();
+    if (auto s =
+            decode_rollup_block(value, window, kRollup1h, kMinTimestamp, kMaxTimestamp, buckets);
+        !s) {
+      return Status::internal("upgrading 1-hour rollups of series " + std::to_string(id) + ": " +
+                              s.message());
+    }
+    // A window ending at midnight has its day's key already: the merge piece replaces it there
+    // (the operator reads a plain block as that window's), and a delete would drop the pieces
+    // of the day's other windows put before it in this batch.
+    if (bucket_end(window, kRollup1hBlockSpan) != window) batch.Delete(rollup1h_cf, it->key());
+    put_rollup_buckets(batch, rollup1h_cf, kRollup1h, id, window, buckets);
+    if (++rewritten % kRollupBatchWindows == 0) {
+      if (auto s = db->Write(write_options, &batch); !s.ok()) {
+        return from_rocksdb(s, "upgrading 1-hour rollups");
+      }
+      batch.Clear();
+    }
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "upgrading 1-hour rollups");
+  if (auto s = db->Write(write_options, &batch); !s.ok()) {
+    return from_rocksdb(s, "upgrading 1-hour rollups");
+  }
+  it.reset();
+  if (rewritten == 0) return Status::ok();
+  // Folds the pieces into one value per day now rather than as compactions come by.
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  if (auto s = db->CompactRange(compact, rollup1h_cf, nullptr, nullptr); !s.ok()) {
+    return from_rocksdb(s, "compacting the upgraded 1-hour rollups");
+  }
+  spdlog::info("storage: 1-hour rollups of {} windows rewritten into day values", rewritten);
+  return Status::ok();
 }
 
 Result<size_t> RocksDbStore::Impl::write_due_rollups() {
@@ -256,20 +316,30 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
   };
 
   auto* cf = width == kRollup5m ? impl_->rollup5m_cf : impl_->rollup1h_cf;
+  // A key holds the windows of its block span up to its time: the first that can hold
+  // first_window is at or after it, the last is the one of last_window's block (a data dir of
+  // format 3, read only, has 1-hour keys per window; those are in this range too).
   SeriesTimeKey first(series, first_window);
-  SeriesTimeKey upper(series, std::min(last_window + 1, raw_from));
+  SeriesTimeKey upper(series,
+                      std::min(bucket_end(last_window, rollup_block_span(width)) + 1, raw_from));
   rocksdb::Slice upper_slice = upper.slice();
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
+  std::vector<Rollup> stored;
   for (it->Seek(first.slice()); it->Valid(); it->Next()) {
-    const TimestampMs w = SeriesTimeKey::time(it->key());
-    if (auto s = emit_raw_until(w); !s) return s;
-    if (next_raw < from_raw.size() && from_raw[next_raw] == w) continue;  // emitted from raw
-    if (auto s = decode_rollup_block(it->value().ToStringView(), w, width, start, end, out,
-                                     with_sketches);
+    stored.clear();
+    if (auto s =
+            detail::decode_rollup_value(it->value().ToStringView(), SeriesTimeKey::time(it->key()),
+                                        width, start, end, stored, with_sketches);
         !s) {
       return s;
+    }
+    for (auto& r : stored) {
+      const TimestampMs w = window_of(r.end);
+      if (auto s = emit_raw_until(w); !s) return s;
+      if (next_raw < from_raw.size() && from_raw[next_raw] == w) continue;  // emitted from raw
+      out.push_back(std::move(r));
     }
   }
   if (!it->status().ok()) return from_rocksdb(it->status(), "reading rollups");

@@ -306,6 +306,9 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
   };
   rocksdb::ColumnFamilyOptions chunk_options = data_options(impl->raw_filter.get());
   chunk_options.merge_operator = std::make_shared<detail::ChunkMergeOperator>();
+  rocksdb::ColumnFamilyOptions rollup1h_options = data_options(impl->rollup1h_filter.get());
+  rollup1h_options.merge_operator =
+      std::make_shared<detail::RollupMergeOperator>(kRollup1h, kChunkSpan);
   rocksdb::ColumnFamilyOptions index_options;
   index_options.compression = rocksdb::kLZ4Compression;
   index_options.table_factory = table_with_cache(4 << 10);
@@ -318,7 +321,7 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
       {kSeriesKeyCf, index_options},
       {kChunksCf, chunk_options},
       {kRollup5mCf, data_options(impl->rollup5m_filter.get())},
-      {kRollup1hCf, data_options(impl->rollup1h_filter.get())},
+      {kRollup1hCf, rollup1h_options},
       {kHeadLogCf, log_options},
       {kDirtyCf, index_options},
       {kStateCf, index_options},

@@ -133,8 +133,8 @@ Status decode_rollup_block(std::string_view bytes, TimestampMs window_end, Durat
   pos = 1;
   uint64_t n = 0;
   if (!read_varint(bytes, pos, n)) return corrupt("bad block count");
-  // A 2-hour window holds at most 24 buckets; a large count is corruption, refused before it
-  // drives an allocation.
+  // A block holds at most 24 buckets (a 2-hour window of 5-minute ones, a day of 1-hour ones);
+  // a large count is corruption, refused before it drives an allocation.
   if (n > 1024) return corrupt("too many buckets");
   std::vector<double> columns;
   columns.reserve(n * 11);

@@ -5,7 +5,8 @@
 //   every sample acknowledged before the backup began, the alert with its ack, the silence and
 //   the OKR;
 // - tests/data/format-v1, a data dir written by kpid at format version 1, is upgraded to
-//   version 2 after a backup and opens with its samples and its silence; the same dir marked
+//   version 4 after a backup (its 1-hour rollups rewritten per day) and opens with its samples,
+//   its rollups and its silence; the same dir marked
 //   with a newer version is refused with both versions named; without a version (a version 0
 //   dir) it is upgraded after a backup.
 #include <atomic>
@@ -152,7 +153,7 @@ TEST_CASE(
   CHECK(contains(list.out, "FORMAT"));
   const json::value listed = require_api_data(k.get("/api/v1/admin/backups"));
   REQUIRE(listed.at("backups").as_array().size() == 1);
-  CHECK(listed.at("backups").as_array()[0].at("format_version").to_number<int>() == 3);
+  CHECK(listed.at("backups").as_array()[0].at("format_version").to_number<int>() == 4);
 
   // Restore into a fresh dir with kpictl (kpid --restore), while the first kpid still runs.
   TempDir restored_parent;
@@ -191,13 +192,14 @@ TEST_CASE("format: the version 1 fixture is upgraded and opens with its samples 
   Kpid k({.config_toml = kFixtureToml});
   copy_fixture(k.data_dir());
   k.start();
-  CHECK(contains(k.log(), "data format upgraded to version 3"));
+  CHECK(contains(k.log(), "data format upgraded to version 4"));
   for (const char* s : {"a", "b"}) {
     const auto v = k.query_at_ms(std::string("count_over_time(fixture{s=\"") + s + "\"}[2h])",
                                  kFixtureStartMs + 3'540'000);
     REQUIRE(v.size() == 1);
     CHECK(num(v[0].value) == 60);
-    // From the 1-hour rollups (version 2 blocks, as version 1 wrote them): (00:00, 01:00].
+    // From the 1-hour rollups (version 2 blocks, as version 1 wrote them per window, now in
+    // their day's value): (00:00, 01:00].
     const auto r = k.query_at_ms(std::string("count_over_time(fixture{s=\"") + s + "\"}[1h])",
                                  kFixtureStartMs + 3'600'000);
     REQUIRE(r.size() == 1);
@@ -214,13 +216,13 @@ TEST_CASE("format: a newer format is refused naming both versions", "[backup][fo
   TempDir dir;
   const std::string data = dir.file("data");
   copy_fixture(data);
-  set_format_version(data, "4");
+  set_format_version(data, "5");
   const CommandResult run = run_command(
       {kKpidBinary, "--data-dir", data, "--http-listen", "127.0.0.1:0", "--line-listen", ""});
   INFO(run.out << run.err);
   CHECK(run.exit_code != 0);
-  CHECK(contains(run.out + run.err, "format version 4"));
-  CHECK(contains(run.out + run.err, "reads format version 3"));
+  CHECK(contains(run.out + run.err, "format version 5"));
+  CHECK(contains(run.out + run.err, "reads format version 4"));
 }
 
 TEST_CASE("format: a version 0 data dir is upgraded in place after a backup", "[backup][format]") {
@@ -228,13 +230,13 @@ TEST_CASE("format: a version 0 data dir is upgraded in place after a backup", "[
   copy_fixture(k.data_dir());
   set_format_version(k.data_dir(), std::nullopt);
   k.start();
-  CHECK(contains(k.log(), "before upgrading it to version 3"));
-  CHECK(contains(k.log(), "data format upgraded to version 3"));
+  CHECK(contains(k.log(), "before upgrading it to version 4"));
+  CHECK(contains(k.log(), "data format upgraded to version 4"));
   const json::value listed = require_api_data(k.get("/api/v1/admin/backups"));
   CHECK(listed.at("backups").as_array().size() == 1);
   require_value_at(k, "fixture{s=\"a\"}", kFixtureStartMs + 59 * 60'000, 59);
   CHECK(k.stop() == 0);
-  k.start();  // version 3 now: no second upgrade
+  k.start();  // version 4 now: no second upgrade
   CHECK_FALSE(contains(k.log(), "upgrading"));
   CHECK(k.stop() == 0);
 }

@@ -8,7 +8,8 @@
 //   rollup_5m  : series id + window end          -> the window's 5-minute rollups, written once
 //                the window is within a day of leaving raw retention (until then its chunk
 //                answers for them: storing both would double what a sample costs)
-//   rollup_1h  : series id + window end          -> the window's 1-hour rollups
+//   rollup_1h  : series id + UTC day end         -> the day's 1-hour rollups, written per window
+//                as merge pieces that RocksDB folds into one value per day
 //   rollup_due : window end + series id          -> (empty) windows whose 5-minute rollups are
 //                still to be written, oldest first
 //   head_log   : sequence number (8 BE)          -> samples that are only in the in-memory head
@@ -48,8 +49,9 @@ inline constexpr DurationMs kChunkSpan = 2 * kRollup1h;
 // end in a stale marker), which a version 1 kpid cannot read; version 2 reads 0 and 1 as they
 // are. 3: 5-minute rollups are stored only for windows near the end of raw retention (listed
 // in rollup_due until then), which a version 2 kpid would read as missing; version 3 reads
-// older stores as they are.
-inline constexpr uint32_t kFormatVersion = 3;
+// older stores as they are. 4: rollup_1h holds one value per series and UTC day instead of one
+// per 2-hour window; an older data dir is rewritten so at its first open (after a backup).
+inline constexpr uint32_t kFormatVersion = 4;
 
 // One backup in a backup directory.
 struct BackupInfo {

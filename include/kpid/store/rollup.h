@@ -32,15 +32,15 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
 // sketch is left alone.
 void add_to_rollup(Rollup& r, TimestampMs timestamp, double value, bool with_sketch = true);
 
-// The rollups of one chunk window (window end W, buckets of `width` inside (W - span, W]) as
-// one value, column by column so that similar numbers sit together: version byte (4), varint n,
-// then value columns (chunk_codec.h: scaled decimals or XOR) of (W - end) / width, count,
-// end - first timestamp, end - last timestamp, sum, min, max, sum of squares, first, last and
-// increase, then per bucket the sketch's buckets (DDSketch::encode_buckets), preceded by a flag
-// byte (bit 0: followed by the sketch's own min, max and sum, when NaN or infinities made them
-// differ from the bucket's; bit 1: ends_stale). Decoding checks every field, and reads versions
-// 3 (two-value columns in the older form: read_value_column) and 2 (written before stale
-// markers were known: bit 1 never set) too.
+// The rollups of one block (block end W, buckets of `width` inside (W - span, W]: a 2-hour
+// chunk window of 5-minute buckets, a UTC day of 1-hour ones) as one value, column by column so
+// that similar numbers sit together: version byte (4), varint n, then value columns (chunk_codec.h:
+// scaled decimals or XOR) of (W - end) / width, count, end - first timestamp, end - last timestamp,
+// sum, min, max, sum of squares, first, last and increase, then per bucket the sketch's buckets
+// (DDSketch::encode_buckets), preceded by a flag byte (bit 0: followed by the sketch's own min, max
+// and sum, when NaN or infinities made them differ from the bucket's; bit 1: ends_stale). Decoding
+// checks every field, and reads versions 3 (two-value columns in the older form: read_value_column)
+// and 2 (written before stale markers were known: bit 1 never set) too.
 std::string encode_rollup_block(std::span<const Rollup> rollups, TimestampMs window_end,
                                 DurationMs width);
 // Appends the buckets with start < end <= `end` to `out`, in time order. Without

@@ -285,6 +285,76 @@ TEST_CASE("engine: rollups equal aggregates recomputed from the raw samples") {
   }
 }
 
+TEST_CASE("engine: 1-hour rollups of a day's windows combine, in one batch or in several") {
+  Fixture f;
+  const SeriesId one = f.series("one_batch");
+  const SeriesId several = f.series("several_batches");
+  // Three days' worth of windows, kBase - 30 h to kBase + 30 h (kBase is a midnight), a sample
+  // a minute with a value of its own.
+  const TimestampMs from = kBase - 30 * kHour;
+  const TimestampMs to = kBase + 30 * kHour;
+  auto value = [](TimestampMs t) { return static_cast<double>((t / 60'000) % 97) * 0.5; };
+  std::vector<Sample> all;
+  for (TimestampMs t = from + 60'000; t <= to; t += 60'000) all.push_back({one, t, value(t)});
+  f.append(all);
+  REQUIRE(f.store->maintain().is_ok());  // every window of `one` in one rollup batch
+  // `several`: window by window, newest first, a rollup pass after each.
+  for (TimestampMs w = to; w > from; w -= 2 * kHour) {
+    std::vector<Sample> window;
+    for (TimestampMs t = w - 2 * kHour + 60'000; t <= w; t += 60'000) {
+      window.push_back({several, t, value(t)});
+    }
+    f.append(window);
+    REQUIRE(f.store->maintain().is_ok());
+  }
+  CHECK(f.store->dirty_windows() == 0);
+
+  auto check = [&](SeriesId id) {
+    INFO("series " << id);
+    const auto raw = f.all(id);
+    REQUIRE(raw.size() == all.size());
+    // The whole span, one day, and ranges that start and end inside days and windows.
+    for (auto [start, end] : {std::pair{from - kDay, to + kDay},
+                              {kBase - kDay, kBase},
+                              {kBase - 5 * kHour - 1, kBase + 3 * kHour + 1},
+                              {kBase - kHour, kBase + kHour},
+                              {kBase + 23 * kHour, kBase + 25 * kHour},
+                              {kBase + kHour, kBase + kHour}}) {
+      INFO("(" << start << ", " << end << "]");
+      std::vector<Rollup> want;
+      build_rollups(raw, kRollup1h, start, end, want);
+      require_same_rollups(f.rollups(id, kRollup1h, start, end), want);
+    }
+  };
+  check(one);
+  check(several);
+
+  // A window written again: its piece replaces the window's buckets and no other. Stale markers
+  // over every sample of the window ending at midnight leave it no bucket at all.
+  std::vector<Sample> over;
+  for (TimestampMs t = kBase - 2 * kHour + 60'000; t <= kBase; t += 60'000) {
+    over.push_back({one, t, kStaleNaN});
+    over.push_back({several, t, kStaleNaN});
+  }
+  for (TimestampMs t = kBase + 4 * kHour + 60'000; t <= kBase + 6 * kHour; t += 60'000) {
+    over.push_back({one, t, -value(t)});
+    over.push_back({several, t, -value(t)});
+  }
+  f.append(over);
+  // Dirty: read from raw for those windows, from the day values for the others.
+  check(one);
+  REQUIRE(f.store->maintain().is_ok());
+  CHECK(f.rollups(one, kRollup1h, kBase - 2 * kHour, kBase).empty());
+  CHECK(f.rollups(one, kRollup1h, kBase - 3 * kHour, kBase + kHour).size() == 2);
+  check(one);
+  check(several);
+  // Folded by a full compaction and read back after a restart, the same.
+  REQUIRE(f.store->compact().is_ok());
+  f.reopen();
+  check(one);
+  check(several);
+}
+
 TEST_CASE("engine: rollups skip stale markers and flag a bucket that ends in one") {
   Fixture f;
   const SeriesId id = f.series("scraped");

@@ -3,12 +3,15 @@
 #include <chrono>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <thread>
 
 #include <rocksdb/db.h>
 
 #include "kpid/store/fault_injection.h"
 #include "kpid/store/rocksdb_store.h"
+#include "kpid/store/rollup.h"
+#include "support/fake_clock.h"
 #include "support/temp_dir.h"
 
 using namespace kpid;
@@ -36,6 +39,36 @@ size_t count_all(const SampleStore& store, SeriesId id) {
       store.read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), out)
           .is_ok());
   return out.size();
+}
+
+// Opens the data dir in `dir` with RocksDB itself, every column family with default options
+// (no kpid plug-ins), as another kpid would have left it, and runs `f(db, handles by name)`.
+template <class F>
+void with_raw_db(const std::string& dir, F f) {
+  rocksdb::Options o;
+  std::vector<std::string> names;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(o, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& n : names) families.push_back({n, rocksdb::ColumnFamilyOptions()});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(o, dir, families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
+  for (size_t i = 0; i < names.size(); ++i) by_name[names[i]] = handles[i];
+  f(*db, by_name);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+}
+
+// A key of rollup_1h as kpid writes it: series id, then a time with its sign bit flipped, both
+// 8 bytes big-endian.
+std::string series_time_key(SeriesId id, TimestampMs t) {
+  std::string key(16, '\0');
+  const uint64_t parts[2] = {id, static_cast<uint64_t>(t) ^ (1ull << 63)};
+  for (int p = 0; p < 2; ++p) {
+    for (int i = 0; i < 8; ++i) key[p * 8 + i] = static_cast<char>(parts[p] >> (56 - 8 * i));
+  }
+  return key;
 }
 
 template <class F>
@@ -185,35 +218,27 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   }
   // Rewrites the recorded version with RocksDB itself, as another kpid would have left it.
   auto set_version = [&](std::optional<std::string> version) {
-    rocksdb::Options o;
-    std::vector<std::string> names;
-    REQUIRE(rocksdb::DB::ListColumnFamilies(o, options.data_dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const auto& n : names) families.push_back({n, rocksdb::ColumnFamilyOptions()});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(o, options.data_dir, families, &handles, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    std::string value;
-    if (version) {
-      REQUIRE(db->Put({}, "kpid.format_version", *version).ok());
-    } else {
-      REQUIRE(db->Get({}, "kpid.format_version", &value).ok());
-      CHECK(value == "3");
-      REQUIRE(db->Delete({}, "kpid.format_version").ok());
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    with_raw_db(options.data_dir, [&](rocksdb::DB& db, auto&) {
+      std::string value;
+      if (version) {
+        REQUIRE(db.Put({}, "kpid.format_version", *version).ok());
+      } else {
+        REQUIRE(db.Get({}, "kpid.format_version", &value).ok());
+        CHECK(value == "4");
+        REQUIRE(db.Delete({}, "kpid.format_version").ok());
+      }
+    });
   };
 
-  set_version("4");
+  set_version("5");
   auto newer = RocksDbStore::open(options, nullptr);
   REQUIRE_FALSE(newer.is_ok());
   INFO(newer.status().message());
   CHECK_THAT(newer.status().message(),
-             Catch::Contains("format version 4") && Catch::Contains("reads format version 3"));
+             Catch::Contains("format version 5") && Catch::Contains("reads format version 4"));
 
-  set_version("3");
-  set_version(std::nullopt);  // checks it was 3, makes it a version 0 data dir
+  set_version("4");
+  set_version(std::nullopt);  // checks it was 4, makes it a version 0 data dir
   auto older = RocksDbStore::open(options, nullptr);
   REQUIRE(older.is_ok());
   CHECK(count_all(**older, 1) == 1);
@@ -221,7 +246,7 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   auto backups = RocksDbStore::list_backups(options.backup_dir);
   REQUIRE(backups.is_ok());
   CHECK(backups->size() == 1);
-  set_version(std::nullopt);  // upgraded: it is 3 again
+  set_version(std::nullopt);  // upgraded: it is 4 again
 
   // A version 1 data dir (rollup blocks without the stale-marker flag) is upgraded alike.
   set_version("1");
@@ -237,5 +262,123 @@ TEST_CASE("format version: recorded, a newer one refused naming both, an older o
   REQUIRE(v2.is_ok());
   CHECK(count_all(**v2, 1) == 1);
   REQUIRE((*v2)->close().is_ok());
-  set_version(std::nullopt);  // checks it is 3
+  set_version(std::nullopt);  // checks it is 4
+}
+
+TEST_CASE("format version: a format 3 data dir's 1-hour rollups per window become day values") {
+  constexpr TimestampMs kHour = 3'600'000;
+  constexpr TimestampMs kDay = 24 * kHour;
+  constexpr TimestampMs kMidnight = 1'700'006'400'000;
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  clock.set_ms(kMidnight + 10 * kDay);
+  StoreOptions options;
+  options.data_dir = dir.path() + "/data";
+  options.backup_dir = dir.path() + "/backups";
+  options.min_free_bytes = 0;
+  options.clock = &clock;
+  options.background = false;
+  auto open = [&] {
+    auto store = RocksDbStore::open(options, nullptr);
+    INFO(store.status().to_string());
+    REQUIRE(store.is_ok());
+    return std::move(store).value();
+  };
+  auto hourly = [](const SampleStore& store, SeriesId id, TimestampMs start, TimestampMs end) {
+    std::vector<Rollup> out;
+    REQUIRE(store.read_rollups(id, kRollup1h, start, end, out).is_ok());
+    return out;
+  };
+  // Six windows, kMidnight - 6 h to kMidnight + 6 h: one ends at the midnight, the day's key.
+  SeriesId id = 0;
+  std::vector<Point> points;
+  {
+    auto store = open();
+    id = series(*store, "m");
+    std::vector<Sample> batch;
+    for (TimestampMs t = kMidnight - 6 * kHour + 60'000; t <= kMidnight + 6 * kHour; t += 60'000) {
+      batch.push_back({id, t, static_cast<double>(t / 60'000 % 89)});
+    }
+    REQUIRE(store->append(batch).is_ok());
+    REQUIRE(store->compact().is_ok());  // rollups stored, no window dirty, every value folded
+    REQUIRE(store->read(id, INT64_MIN, INT64_MAX, points).is_ok());
+    REQUIRE(points.size() == batch.size());
+  }
+  std::vector<Rollup> want;
+  build_rollups(points, kRollup1h, INT64_MIN / 2, INT64_MAX / 2, want);
+  REQUIRE(want.size() == 12);
+  // As format 3 left it: rollup_1h one block per window, keyed by the window's end.
+  with_raw_db(options.data_dir, [&](rocksdb::DB& db, auto& cf) {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator({}, cf.at("rollup_1h")));
+    std::vector<std::string> keys;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    REQUIRE(it->status().ok());
+    CHECK(keys.size() == 2);  // today's layout: one per day
+    for (const auto& k : keys) REQUIRE(db.Delete({}, cf.at("rollup_1h"), k).ok());
+    for (TimestampMs w = kMidnight - 4 * kHour; w <= kMidnight + 6 * kHour; w += 2 * kHour) {
+      std::vector<Rollup> window;
+      build_rollups(points, kRollup1h, w - 2 * kHour, w, window);
+      REQUIRE(window.size() == 2);
+      REQUIRE(db.Put({}, cf.at("rollup_1h"), series_time_key(id, w),
+                     encode_rollup_block(window, w, kRollup1h))
+                  .ok());
+    }
+    REQUIRE(db.Put({}, "kpid.format_version", "3").ok());
+  });
+
+  {
+    auto store = open();  // upgrades, after a backup
+    const auto got = hourly(*store, id, INT64_MIN / 2, INT64_MAX / 2);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      INFO("bucket " << i);
+      CHECK(got[i].end == want[i].end);
+      CHECK(got[i].count == want[i].count);
+      CHECK(got[i].sum == want[i].sum);
+      CHECK(got[i].first_timestamp == want[i].first_timestamp);
+      CHECK(got[i].last == want[i].last);
+      CHECK(got[i].sketch.count() == want[i].sketch.count());
+    }
+    // Across the day boundary, from the middle of one day into the next.
+    CHECK(hourly(*store, id, kMidnight - 3 * kHour, kMidnight + 2 * kHour).size() == 5);
+    REQUIRE(store->close().is_ok());
+  }
+  auto backups = RocksDbStore::list_backups(options.backup_dir);
+  REQUIRE(backups.is_ok());
+  REQUIRE(backups->size() == 1);
+  CHECK(backups->front().format_version == 4);
+  // One value per series and day, keyed by the day's end.
+  with_raw_db(options.data_dir, [&](rocksdb::DB& db, auto& cf) {
+    std::string version;
+    REQUIRE(db.Get({}, "kpid.format_version", &version).ok());
+    CHECK(version == "4");
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator({}, cf.at("rollup_1h")));
+    std::vector<std::string> keys;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    REQUIRE(it->status().ok());
+    CHECK(keys == std::vector<std::string>{series_time_key(id, kMidnight),
+                                           series_time_key(id, kMidnight + kDay)});
+  });
+
+  // Windows rewritten later combine with the upgraded day values.
+  {
+    auto store = open();
+    std::vector<Sample> late;
+    for (TimestampMs t = kMidnight + 60'000; t <= kMidnight + 2 * kHour; t += 60'000) {
+      late.push_back({id, t, -1.0});
+    }
+    REQUIRE(store->append(late).is_ok());
+    REQUIRE(store->maintain().is_ok());
+    points.clear();
+    REQUIRE(store->read(id, INT64_MIN, INT64_MAX, points).is_ok());
+    want.clear();
+    build_rollups(points, kRollup1h, INT64_MIN / 2, INT64_MAX / 2, want);
+    const auto got = hourly(*store, id, INT64_MIN / 2, INT64_MAX / 2);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      CHECK(got[i].end == want[i].end);
+      CHECK(got[i].sum == want[i].sum);
+      CHECK(got[i].min == want[i].min);
+    }
+  }
 }
