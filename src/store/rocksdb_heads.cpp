@@ -140,6 +140,14 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   auto& windows = im.windows;
   windows.resize(order.size());
   for (size_t k = 0; k < order.size(); ++k) windows[k] = window_of(samples[order[k]].timestamp);
+  // Windows at or before this are past raw retention: a chunk written for them would only be
+  // dropped by the next compaction, so their samples go straight into rollups.
+  const TimestampMs now = im.clock->now_ms();
+  const TimestampMs raw_horizon = static_cast<TimestampMs>(
+      std::max<__int128>(static_cast<__int128>(now) - im.options.retention.raw, kMinTimestamp));
+  auto& expired = im.expired;
+  expired.assign(order.size(), 0);
+  uint64_t dropped = 0;
 
   struct Plan {
     SeriesId id;
@@ -161,6 +169,29 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
       if (windows[k] == w) detail::insert_point(im.run, {s.timestamp, s.value});
     }
   };
+  // Rolls up the expired samples of samples[order[b..e)] (one series), window by window.
+  auto roll_up_expired_run = [&](size_t b, size_t e) -> Result<uint64_t> {
+    auto& by_window = im.expired_order;
+    by_window.clear();
+    for (size_t k = b; k < e; ++k) {
+      if (expired[k] != 0) by_window.push_back(static_cast<uint32_t>(k));
+    }
+    std::stable_sort(by_window.begin(), by_window.end(),
+                     [&](uint32_t x, uint32_t y) { return windows[x] < windows[y]; });
+    uint64_t lost = 0;
+    for (size_t i = 0; i < by_window.size();) {
+      const TimestampMs w = windows[by_window[i]];
+      im.run.clear();
+      for (; i < by_window.size() && windows[by_window[i]] == w; ++i) {
+        const Sample& s = samples[order[by_window[i]]];
+        detail::insert_point(im.run, {s.timestamp, s.value});
+      }
+      auto n = im.roll_up_expired(batch, samples[order[b]].series, w, im.run, now);
+      if (!n) return n.status();
+      lost += *n;
+    }
+    return lost;
+  };
   auto write_piece = [&](SeriesId id, TimestampMs w, const std::vector<Point>& points) {
     batch.Merge(im.chunks_cf, SeriesTimeKey(id, w).slice(), encode_chunk(points));
     im.mark_dirty(batch, id, w, seq);
@@ -169,16 +200,42 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
 
   for (size_t b = 0; b < order.size();) {
     const SeriesId id = samples[order[b]].series;
+    const Head& h = im.heads[id - 1];
     size_t e = b;
     TimestampMs newest = INT64_MIN;
     bool single_window = true;
+    bool any_expired = false;
+    TimestampMs last_checked = INT64_MIN;
+    bool last_expired = false;
     while (e < order.size() && samples[order[e]].series == id) {
       const TimestampMs w = windows[e];
-      if (e > b && w != newest) single_window = false;
+      if (w <= raw_horizon) {
+        // Rolled up at once unless a pass will still roll the window up from its chunk (open
+        // in the head, dirty, or waiting for its 5-minute rollups): that pass must see them.
+        if (w != last_checked) {
+          last_checked = w;
+          last_expired = w != h.window && w < im.due_floor && !im.dirty.contains({id, w});
+        }
+        if (last_expired) {
+          expired[e] = 1;
+          any_expired = true;
+          ++e;
+          continue;
+        }
+      }
+      if (newest != INT64_MIN && w != newest) single_window = false;
       newest = std::max(newest, w);
       ++e;
     }
-    const Head& h = im.heads[id - 1];
+    if (any_expired) {
+      auto st = roll_up_expired_run(b, e);
+      if (!st) return st.status();
+      dropped += *st;
+    }
+    if (newest == INT64_MIN) {  // every sample of the series was rolled up
+      b = e;
+      continue;
+    }
     const TimestampMs window = std::max(h.window, newest);
     const bool seal = window > h.window && !h.pending.empty();
     if (!(single_window && newest == window && !seal)) {
@@ -186,7 +243,8 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
       std::vector<TimestampMs> older;
       for (size_t k = b; k < e; ++k) {
         const TimestampMs w = windows[k];
-        if (w < window && std::find(older.begin(), older.end(), w) == older.end()) {
+        if (expired[k] == 0 && w < window &&
+            std::find(older.begin(), older.end(), w) == older.end()) {
           older.push_back(w);
         }
       }
@@ -235,6 +293,12 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
     im.head_samples += h.pending.size() - before;
   }
   for (const auto& d : dirtied) im.dirty[d] = seq;
+  if (dropped > 0) {
+    im.expired_dropped.fetch_add(dropped, std::memory_order_relaxed);
+    if (im.expired_dropped_counter != nullptr) {
+      im.expired_dropped_counter->Increment(static_cast<double>(dropped));
+    }
+  }
   im.head_samples_now.store(im.head_samples);
   im.last_append_ms.store(steady_now_ms(), std::memory_order_relaxed);
   const bool full = im.head_samples >= im.options.head_max_samples;
@@ -254,6 +318,10 @@ HeadStats RocksDbStore::head_stats() const {
     stats.max_time = std::max(stats.max_time, head.pending.back().timestamp);
   }
   return stats;
+}
+
+uint64_t RocksDbStore::expired_samples_dropped() const {
+  return impl_->expired_dropped.load(std::memory_order_relaxed);
 }
 
 uint64_t RocksDbStore::head_samples() const {

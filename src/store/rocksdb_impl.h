@@ -229,6 +229,14 @@ struct RocksDbStore::Impl {
   std::string piece;
   std::vector<Point> run;
   std::vector<Point> merged;
+  std::vector<uint8_t> expired;         // per position in `order`: rolled up at once
+  std::vector<uint32_t> expired_order;  // positions in `order` of those, by window
+  std::vector<Rollup> stored_buckets;   // roll_up_expired scratch
+  std::vector<Rollup> new_buckets;
+  std::vector<Rollup> merged_buckets;
+  // Samples of windows past every retention, dropped by append (never stored).
+  std::atomic<uint64_t> expired_dropped{0};
+  prometheus::Counter* expired_dropped_counter = nullptr;
   std::atomic<uint64_t> head_samples_now{0};  // head_samples, for pushback() without the lock
   // Steady-clock ms of the last append (or of the open), and the value it had when the store
   // last settled (maintenance thread only).
@@ -330,6 +338,23 @@ struct RocksDbStore::Impl {
   // and recent is left for later: it will take more samples, readers aggregate it from raw
   // meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
   Result<size_t> compute_rollups(bool all);
+
+  // Puts the rollup buckets of width `width` of one window (in time order, all inside it) into
+  // `batch`, or deletes the window's rollups when there are none. Every rollup write goes here.
+  void put_rollup_buckets(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
+                          DurationMs width, SeriesId id, TimestampMs window,
+                          std::span<const Rollup> buckets);
+  // Appends the stored rollup buckets of width `width` of one window to `out` (sketches
+  // included), the counterpart of put_rollup_buckets.
+  Status get_rollup_buckets(rocksdb::ColumnFamilyHandle* cf, DurationMs width, SeriesId id,
+                            TimestampMs window, std::vector<Rollup>& out) const;
+  // Samples of a window already past raw retention (append): `points` (sorted, unique
+  // timestamps, all inside `window`) are merged into the window's stored 5-minute and 1-hour
+  // rollups in `batch`, each only while inside its retention; returns how many samples no
+  // retention keeps (dropped). Under head_mutex, for a window neither dirty nor open in its
+  // series' head nor waiting in rollup_due, so no pass recomputes it from a chunk.
+  Result<uint64_t> roll_up_expired(rocksdb::WriteBatch& batch, SeriesId id, TimestampMs window,
+                                   std::span<const Point> points, TimestampMs now);
 
   // Puts the rollups of width `width` of one window's points into `batch` (or deletes them when
   // the window holds none): builds them into `scratch`, then put_rollup_buckets.

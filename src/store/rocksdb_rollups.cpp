@@ -1,5 +1,7 @@
 #include "rocksdb_impl.h"
 
+#include "kpid/core/stale_marker.h"
+
 namespace kpid::store {
 
 Status RocksDbStore::Impl::load_dirty() {
@@ -162,6 +164,74 @@ Status RocksDbStore::Impl::upgrade_rollup_1h_to_days() {
   }
   spdlog::info("storage: 1-hour rollups of {} windows rewritten into day values", rewritten);
   return Status::ok();
+}
+
+Status RocksDbStore::Impl::get_rollup_buckets(rocksdb::ColumnFamilyHandle* cf, DurationMs width,
+                                              SeriesId id, TimestampMs window,
+                                              std::vector<Rollup>& out) const {
+  // 1-hour buckets live in their UTC day's value; the window's are those inside it.
+  const TimestampMs key_time = width == kRollup1h ? bucket_end(window, kRollup1hBlockSpan) : window;
+  rocksdb::PinnableSlice value;
+  const auto s = db->Get(rocksdb::ReadOptions(), cf, SeriesTimeKey(id, key_time).slice(), &value);
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocksdb(s, "reading rollups");
+  return detail::decode_rollup_value(value.ToStringView(), key_time, width, window - kChunkSpan,
+                                     window, out, true, nullptr);
+}
+
+Result<uint64_t> RocksDbStore::Impl::roll_up_expired(rocksdb::WriteBatch& batch, SeriesId id,
+                                                     TimestampMs window,
+                                                     std::span<const Point> points,
+                                                     TimestampMs now) {
+  struct Target {
+    rocksdb::ColumnFamilyHandle* cf;
+    DurationMs width;
+    DurationMs keep;
+  };
+  const Target targets[] = {{rollup5m_cf, kRollup5m, options.retention.rollup_5m},
+                            {rollup1h_cf, kRollup1h, options.retention.rollup_1h}};
+  bool kept = false;
+  for (const auto& t : targets) {
+    // The retention filters drop a key whose window end is at or before now - keep.
+    if (static_cast<__int128>(window) <= static_cast<__int128>(now) - t.keep) continue;
+    kept = true;
+    auto& stored = stored_buckets;
+    auto& fresh = new_buckets;
+    auto& merged = merged_buckets;
+    stored.clear();
+    fresh.clear();
+    merged.clear();
+    if (auto st = get_rollup_buckets(t.cf, t.width, id, window, stored); !st) return st;
+    build_rollups(points, t.width, window - kChunkSpan, window, fresh);
+    // Both in time order: merge by bucket end.
+    size_t i = 0;
+    size_t j = 0;
+    while (i < stored.size() || j < fresh.size()) {
+      if (j == fresh.size() || (i < stored.size() && stored[i].end < fresh[j].end)) {
+        merged.push_back(std::move(stored[i++]));
+      } else if (i == stored.size() || fresh[j].end < stored[i].end) {
+        merged.push_back(std::move(fresh[j++]));
+      } else {
+        if (auto st = merge_rollup(stored[i], fresh[j]); !st) return st;
+        merged.push_back(std::move(stored[i]));
+        ++i;
+        ++j;
+      }
+    }
+    // A stale marker of this write newer than every sample of its bucket ends the bucket,
+    // even when no sample of this write fell in that bucket (build_rollups made none there).
+    size_t b = 0;
+    for (const auto& p : points) {
+      if (!is_stale_marker(p.value)) continue;
+      const TimestampMs e = bucket_end(p.timestamp, t.width);
+      while (b < merged.size() && merged[b].end < e) ++b;
+      if (b < merged.size() && merged[b].end == e && p.timestamp > merged[b].last_timestamp) {
+        merged[b].ends_stale = true;
+      }
+    }
+    if (!merged.empty()) put_rollup_buckets(batch, t.cf, t.width, id, window, merged);
+  }
+  return kept ? uint64_t{0} : static_cast<uint64_t>(points.size());
 }
 
 Result<size_t> RocksDbStore::Impl::write_due_rollups() {

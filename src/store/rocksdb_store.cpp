@@ -385,6 +385,12 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const StoreOptions& opt
                            .Help("Checkpoints that wrote the heads to chunks.")
                            .Register(reg)
                            .Add({});
+    im->expired_dropped_counter =
+        &prometheus::BuildCounter()
+             .Name("kpid_store_expired_samples_dropped_total")
+             .Help("Samples appended for windows past every retention period, not stored.")
+             .Register(reg)
+             .Add({});
     im->write_errors = &prometheus::BuildCounter()
                             .Name("kpid_store_write_errors_total")
                             .Help(

@@ -54,6 +54,41 @@ void add_to_rollup(Rollup& r, TimestampMs timestamp, double value, bool with_ske
   if (with_sketch) r.sketch.add(value);
 }
 
+Status merge_rollup(Rollup& into, const Rollup& from) {
+  if (from.count == 0) return Status::ok();
+  if (into.count == 0) {
+    into = from;
+    return Status::ok();
+  }
+  DDSketch sketch = into.sketch;
+  if (auto st = sketch.merge(from.sketch); !st) return st;
+  into.sketch = std::move(sketch);
+  // The step from the last sample of one piece to the first of the next, as add_to_rollup
+  // counts it (a drop is a counter reset).
+  const auto step = [](double last, double next) { return next >= last ? next - last : next; };
+  const bool after = from.first_timestamp > into.last_timestamp;
+  const bool before = from.last_timestamp < into.first_timestamp;
+  double increase = into.increase + from.increase;
+  if (after) increase += step(into.last, from.first);
+  if (before) increase += step(from.last, into.first);
+  into.increase = increase;
+  into.count += from.count;
+  into.sum += from.sum;
+  into.sum_squares += from.sum_squares;
+  if (from.min < into.min || std::isnan(into.min)) into.min = from.min;
+  if (from.max > into.max || std::isnan(into.max)) into.max = from.max;
+  if (from.first_timestamp < into.first_timestamp) {
+    into.first_timestamp = from.first_timestamp;
+    into.first = from.first;
+  }
+  if (from.last_timestamp >= into.last_timestamp) {
+    into.last_timestamp = from.last_timestamp;
+    into.last = from.last;
+    into.ends_stale = from.ends_stale;
+  }
+  return Status::ok();
+}
+
 void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs start,
                    TimestampMs end, std::vector<Rollup>& out, bool with_sketches) {
   Rollup* current = nullptr;

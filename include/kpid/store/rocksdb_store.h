@@ -18,6 +18,8 @@
 // The path of a write (append): samples for a series' open window go to its in-memory head and,
 // in the same RocksDB write, to one head_log record for the whole batch (one key per batch, not
 // per sample); samples for older windows become chunk pieces at once, marking the window dirty.
+// Samples of a window already past raw retention (and neither dirty nor a head's) skip raw
+// storage: they are merged into the window's stored rollups at once, in the same write.
 // The write is acknowledged when RocksDB has it in its write-ahead log (fsync'd when `sync`).
 // A sample for a later window seals the head's window into a chunk piece. A checkpoint (on a
 // timer, or when heads hold too many samples) writes every head as chunk pieces and deletes the
@@ -137,6 +139,8 @@ class RocksDbStore final : public SampleStore, public StateStore {
 
   // Samples held in heads (not yet in chunks), and windows awaiting rollups; for tests/metrics.
   uint64_t head_samples() const;
+  // Samples append() dropped because their window is past every retention period.
+  uint64_t expired_samples_dropped() const;
   size_t dirty_windows() const;
 
   struct Impl;

@@ -32,6 +32,19 @@ void build_rollups(std::span<const Point> points, DurationMs width, TimestampMs 
 // sketch is left alone.
 void add_to_rollup(Rollup& r, TimestampMs timestamp, double value, bool with_sketch = true);
 
+// Merges `from` into `into`: two rollups of the same bucket made from different samples (two
+// appends of one window). Exact when one piece's samples all come before the other's: count,
+// sum, min, max, sum of squares, first, last, increase (the step between the pieces included)
+// and the sketch are then what build_rollups gives for the union. What cannot be exact:
+// - pieces that interleave in time: increase is the sum of the two, without the steps between
+//   the pieces' samples (they are not kept); first and last still go by timestamp;
+// - a timestamp in both pieces counts twice (raw storage keeps the later value only);
+// - ends_stale is the flag of the piece holding the later last sample (`from`'s on a tie): a
+//   marker's own time is not kept, so one from the earlier piece that is newer than the later
+//   piece's samples is lost.
+// Fails (into unchanged) when the sketches cannot merge (different accuracies).
+Status merge_rollup(Rollup& into, const Rollup& from);
+
 // The rollups of one block (block end W, buckets of `width` inside (W - span, W]: a 2-hour
 // chunk window of 5-minute buckets, a UTC day of 1-hour ones) as one value, column by column so
 // that similar numbers sit together: version byte (4), varint n, then value columns (chunk_codec.h:

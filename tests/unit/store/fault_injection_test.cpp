@@ -87,6 +87,8 @@ TEST_CASE("fault injection: out of space, writes are refused, then taken again o
   testing::TempDir dir;
   const std::string control = dir.path() + "/fault";
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path() + "/data";
   options.fault_injection_file = control;
   options.min_free_bytes = 0;
@@ -125,6 +127,8 @@ TEST_CASE("fault injection: after an I/O error writes are refused until the stor
   testing::TempDir dir;
   const std::string control = dir.path() + "/fault";
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path() + "/data";
   options.fault_injection_file = control;
   options.min_free_bytes = 0;
@@ -155,6 +159,8 @@ TEST_CASE(
     "backup: taken while writing, restored elsewhere, holds every write acknowledged before") {
   testing::TempDir dir;
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path() + "/data";
   options.min_free_bytes = 0;
   const std::string backups = dir.path() + "/backups";
@@ -190,6 +196,8 @@ TEST_CASE(
   CHECK_FALSE(RocksDbStore::restore(backups, options.data_dir).is_ok());
   for (auto [backup_id, samples] : {std::pair{1u, 100u}, std::pair{2u, 150u}}) {
     StoreOptions restored;
+    // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+    restored.retention.raw = 100 * 365 * 86'400'000LL;
     restored.data_dir = dir.path() + "/restored-" + std::to_string(backup_id);
     restored.min_free_bytes = 0;
     auto info = RocksDbStore::restore(backups, restored.data_dir, backup_id);
@@ -206,6 +214,8 @@ TEST_CASE(
 TEST_CASE("format version: recorded, a newer one refused naming both, an older one upgraded") {
   testing::TempDir dir;
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path() + "/data";
   options.min_free_bytes = 0;
   options.backup_dir = dir.path() + "/backups";

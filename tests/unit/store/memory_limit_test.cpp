@@ -34,6 +34,8 @@ double gauge(metrics::Metrics& metrics, const std::string& name) {
 TEST_CASE("memory limit: above it writes get kMemoryLimit pushback and new series are refused") {
   testing::TempDir dir;
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path();
   options.background = false;
   options.memory_limit_bytes = 1ull << 20;  // far below any process' resident memory
@@ -63,6 +65,8 @@ TEST_CASE("memory limit: above it writes get kMemoryLimit pushback and new serie
 TEST_CASE("memory limit: 0 means no limit") {
   testing::TempDir dir;
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path();
   options.background = false;
   metrics::Metrics metrics;
@@ -83,6 +87,8 @@ TEST_CASE("memory limit: shedding above 85%, refusing above it, the cache restor
   testing::TempDir dir;
   std::atomic<uint64_t> resident{50 << 20};
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path();
   options.memory_limit_bytes = 100 << 20;
   options.memory_probe = [&resident] { return resident.load(); };

@@ -13,6 +13,8 @@ namespace {
 
 std::unique_ptr<RocksDbStore> open_store(const std::string& dir, metrics::Metrics* m = nullptr) {
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir;
   auto s = RocksDbStore::open(options, m);
   INFO(s.status().to_string());
@@ -228,6 +230,8 @@ TEST_CASE("opening a store where a file blocks the directory fails with a clear 
   REQUIRE(f != nullptr);
   std::fclose(f);
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = blocker + "/data";
   auto s = RocksDbStore::open(options, nullptr);
   REQUIRE_FALSE(s.is_ok());
@@ -239,6 +243,8 @@ TEST_CASE(
     "checkpoint") {
   testing::TempDir dir;
   StoreOptions options;
+  // Samples near 1970 stay raw (append rolls up windows past raw retention at once).
+  options.retention.raw = 100 * 365 * 86'400'000LL;
   options.data_dir = dir.path();
   options.head_max_samples = 1000;
   options.background = false;  // no checkpoint until maintain()
