@@ -1,5 +1,7 @@
 #include "rocksdb_impl.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 namespace kpid::store {
@@ -64,7 +66,7 @@ Status RocksDbStore::Impl::replay_head_log() {
 
 // Writes every head's pending samples as chunk pieces and drops the head log they came from.
 Status RocksDbStore::Impl::checkpoint() {
-  std::lock_guard lock(head_mutex);
+  std::unique_lock lock(head_mutex);
   if (!db) return Status::unavailable("store is closed");
   rocksdb::WriteBatch batch;
   const uint64_t seq = next_seq;
@@ -90,6 +92,7 @@ Status RocksDbStore::Impl::checkpoint() {
     std::vector<Point>().swap(h.pending);
     if (h.window <= recent) heads.release(h.id);
   }
+  const bool freed_many = written.size() >= kTrimAfterHeads;
   head_samples = 0;
   head_samples_now.store(0);
   last_checkpoint = std::chrono::steady_clock::now();
@@ -107,6 +110,10 @@ Status RocksDbStore::Impl::checkpoint() {
     }
   }
   if (checkpoints != nullptr) checkpoints->Increment();
+  lock.unlock();
+  // glibc keeps what was freed for reuse, holes among live allocations included; the buffers of
+  // many heads returned at once go back to the system, so the resident size follows the heads.
+  if (freed_many) ::malloc_trim(0);
   return Status::ok();
 }
 

@@ -81,6 +81,9 @@ inline constexpr double kMemorySoftShare = 0.85;
 inline constexpr double kMemoryRestoreShare = 0.70;
 // While above the soft threshold, memory is shed again this often (heads refill meanwhile).
 inline constexpr int64_t kMemoryShedIntervalMs = 5'000;
+// A checkpoint that frees the buffers of at least this many heads hands freed heap back to the
+// system (malloc_trim).
+inline constexpr size_t kTrimAfterHeads = 65'536;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.
