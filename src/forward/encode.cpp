@@ -55,7 +55,7 @@ void for_each_series(std::span<const store::Sample> samples, const LabelsOf& lab
   for (size_t i = 0; i < samples.size();) {
     size_t end = i + 1;
     while (end < samples.size() && samples[end].series == samples[i].series) ++end;
-    if (const Labels* ls = labels(samples[i].series)) {
+    if (const auto ls = labels(samples[i].series)) {
       fn(*ls, samples.subspan(i, end - i));
     } else {
       skipped += end - i;

@@ -156,7 +156,7 @@ struct Forwarder::Destination {
     if (match.empty() && drop.empty()) return true;
     auto [it, inserted] = keep.try_emplace(id, false);
     if (!inserted) return it->second;
-    const Labels* labels = store.labels(id);
+    const auto labels = store.labels(id);
     if (labels == nullptr) return false;
     bool kept = match.empty();
     for (const auto& m : match) kept = kept || matches_all(*labels, m);

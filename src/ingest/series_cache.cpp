@@ -55,8 +55,11 @@ void SeriesCache::clear() {
 }
 
 void SeriesCache::remember(std::string_view series, std::string_view field, store::SeriesId id) {
-  // Offsets are 32-bit: start over well before the arena could outgrow them.
-  if (entries_.size() >= max_entries_ || arena_.size() > (uint32_t{1} << 31)) clear();
+  // Full: what it holds stays. Starting over would thrash when more series than it holds come
+  // round in turn (a million series scraped): each would be dropped before it came back, every
+  // sample paying a miss, an insert and the clearing. A miss costs the store's index lookup,
+  // which is cheap. Offsets are 32-bit: the arena stops well before it could outgrow them.
+  if (entries_.size() >= max_entries_ || arena_.size() > (uint32_t{1} << 31)) return;
   const auto position = static_cast<uint32_t>(entries_.size());
   if (!index_.emplace(key_of(series, field), position).second) return;
   entries_.push_back(

@@ -300,7 +300,7 @@ void Evaluator::match_series(std::span<const store::SeriesId> ids) {
     for (store::SeriesId id : ids) {
       if (watching_.contains(id)) continue;
       std::vector<uint32_t> hits;
-      if (const Labels* labels = samples_.labels(id)) {
+      if (const auto labels = samples_.labels(id)) {
         candidates = unindexed_;
         for (const auto& label : labels->items()) {
           key.assign(label.name).push_back('\0');

@@ -343,7 +343,7 @@ Result<Value> Evaluator::select_vector(const VectorSelector& n) {
                             multiple_of(first, store::kRollup5m);
   for (const auto& ref : store_.select(n.matchers)) {
     if (auto st = guard_.check(); !st) return st;
-    Series s{borrow(ref.labels), {}};
+    Series s{ref.labels, {}};
     uint64_t read = 0;  // samples or buckets held while this series is evaluated
     if (from_rollups) {
       rollups_.clear();
@@ -410,7 +410,7 @@ Result<Value> Evaluator::eval_node(const MatrixSelector& n) {
   const TimestampMs end = at_time(n.selector.at).value_or(grid_.start) - n.selector.offset;
   for (const auto& ref : store_.select(n.selector.matchers)) {
     if (auto st = guard_.check(); !st) return st;
-    Series s{borrow(ref.labels), {}};
+    Series s{ref.labels, {}};
     if (auto st = store_.read(ref.id, end - n.range + 1, end, s.points); !st) return st;
     drop_stale_markers(s.points);
     if (auto st = guard_.hold(s.points.size()); !st) return st;
@@ -726,7 +726,7 @@ Result<Value> Evaluator::eval_range_function(Function f, const MatrixSelector& m
 
   for (const auto& ref : store_.select(ms.selector.matchers)) {
     if (auto st = guard_.check(); !st) return st;
-    Series s{range_function_keeps_name(f) ? borrow(ref.labels) : drop_name(borrow(ref.labels)), {}};
+    Series s{range_function_keeps_name(f) ? ref.labels : drop_name(ref.labels), {}};
     count_read(stats_, w, plan.widened);
     uint64_t read = 0;  // samples or buckets held while this series is evaluated
     if (w == 0 && range < grid_.step && !fixed) {

@@ -476,7 +476,7 @@ Result<Value> Evaluator::eval_timestamp(const VectorSelector& vs) {
   const TimestampMs last = grid_.last() - vs.offset;
   for (const auto& ref : store_.select(vs.matchers)) {
     if (auto st = guard_.check(); !st) return st;
-    Series s{drop_name(LabelsPtr(LabelsPtr(), ref.labels)), {}};
+    Series s{drop_name(ref.labels), {}};
     samples_.clear();
     if (auto st = store_.read(ref.id, first - lookback_ + 1, last, samples_); !st) return st;
     if (auto st = guard_.hold(samples_.size()); !st) return st;

@@ -12,9 +12,6 @@
 
 namespace kpid::query::detail {
 
-// Store labels, borrowed: an aliasing shared_ptr without an owner (no reference counting).
-inline LabelsPtr borrow(const Labels* labels) { return LabelsPtr(LabelsPtr(), labels); }
-
 // A computed label set from items of existing (sorted, unique) or validated labels.
 LabelsPtr owned(std::vector<Label> items);
 

@@ -24,8 +24,8 @@ Status RocksDbStore::read(SeriesId series, TimestampMs start, TimestampMs end,
   {
     std::lock_guard lock(impl_->head_mutex);
     if (!impl_->db) return Status::unavailable("store is closed");
-    if (series >= 1 && series <= impl_->heads.size()) {
-      const auto& pending = impl_->heads[series - 1].pending;
+    if (const Head* h = impl_->heads.find(series)) {
+      const auto& pending = h->pending;
       auto it = std::lower_bound(pending.begin(), pending.end(), start,
                                  [](const Point& p, TimestampMs t) { return p.timestamp < t; });
       for (; it != pending.end() && it->timestamp <= end; ++it) head.push_back(*it);

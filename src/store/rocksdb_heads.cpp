@@ -1,5 +1,7 @@
 #include "rocksdb_impl.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 namespace kpid::store {
@@ -15,6 +17,7 @@ Status RocksDbStore::Impl::replay_head_log() {
   }
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), head_log_cf));
   uint64_t records = 0;
+  heads.resize(index.size());
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != 8) return Status::internal("corrupt head log key");
     next_seq = std::max(next_seq, get_be64(it->key().data()) + 1);
@@ -37,9 +40,9 @@ Status RocksDbStore::Impl::replay_head_log() {
       }
       id += id_delta;
       ts += static_cast<uint64_t>(unzigzag(ts_delta));
-      if (id == 0 || id > labels_by_index.size()) return corrupt();
+      if (id == 0 || id > index.size()) return corrupt();
       const Point p{static_cast<TimestampMs>(ts), value};
-      Head& h = head(id);
+      Head& h = heads.get(id);
       const TimestampMs w = window_of(p.timestamp);
       if (w > h.window) {
         head_samples -= h.pending.size();
@@ -63,18 +66,16 @@ Status RocksDbStore::Impl::replay_head_log() {
 
 // Writes every head's pending samples as chunk pieces and drops the head log they came from.
 Status RocksDbStore::Impl::checkpoint() {
-  std::lock_guard lock(head_mutex);
+  std::unique_lock lock(head_mutex);
   if (!db) return Status::unavailable("store is closed");
   rocksdb::WriteBatch batch;
   const uint64_t seq = next_seq;
   std::vector<SeriesId> written;
-  for (size_t i = 0; i < heads.size(); ++i) {
-    Head& h = heads[i];
+  for (const Head& h : heads.slots()) {
     if (h.pending.empty()) continue;
-    const SeriesId id = i + 1;
-    batch.Merge(chunks_cf, SeriesTimeKey(id, h.window).slice(), encode_chunk(h.pending));
-    mark_dirty(batch, id, h.window, seq);
-    written.push_back(id);
+    batch.Merge(chunks_cf, SeriesTimeKey(h.id, h.window).slice(), encode_chunk(h.pending));
+    mark_dirty(batch, h.id, h.window, seq);
+    written.push_back(h.id);
   }
   batch.DeleteRange(head_log_cf, SeqKey(0).slice(), SeqKey(seq + 1).slice());
   SeqKey next(seq + 1);
@@ -82,13 +83,16 @@ Status RocksDbStore::Impl::checkpoint() {
   if (auto st = writable(); !st) return st;
   if (auto s = db->Write(write_options, &batch); !s.ok()) return failed_write(s, "checkpoint");
   next_seq = seq + 1;
-  for (SeriesId id : written) {
-    Head& h = heads[id - 1];
-    dirty[{id, h.window}] = seq;
-    h.pending.clear();
-    // A burst must not pin its memory: the head holds what arrives between checkpoints.
-    if (h.pending.capacity() > 1024) h.pending.shrink_to_fit();
+  for (SeriesId id : written) dirty[{id, heads.find(id)->window}] = seq;
+  // Nothing is pending any more: every buffer goes (the next samples start a small one), and
+  // the heads of series whose window is no longer recent (see compute_rollups) go altogether.
+  const TimestampMs recent = clock->now_ms() - kChunkSpan;
+  for (Head& h : heads.slots()) {
+    if (h.id == 0) continue;
+    std::vector<Point>().swap(h.pending);
+    if (h.window <= recent) heads.release(h.id);
   }
+  const bool freed_many = written.size() >= kTrimAfterHeads;
   head_samples = 0;
   head_samples_now.store(0);
   last_checkpoint = std::chrono::steady_clock::now();
@@ -106,6 +110,10 @@ Status RocksDbStore::Impl::checkpoint() {
     }
   }
   if (checkpoints != nullptr) checkpoints->Increment();
+  lock.unlock();
+  // glibc keeps what was freed for reuse, holes among live allocations included; the buffers of
+  // many heads returned at once go back to the system, so the resident size follows the heads.
+  if (freed_many) ::malloc_trim(0);
   return Status::ok();
 }
 
@@ -127,7 +135,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   if (auto p = pushback()) return Status::unavailable(std::move(p.message));
   std::unique_lock lock(im.head_mutex);
   if (!im.db) return Status::unavailable("store is closed");
-  if (im.heads.size() < known) im.heads.resize(known);
+  im.heads.resize(known);
   const uint64_t seq = im.next_seq;
 
   // Group the batch by series, keeping each series' samples in arrival order (later wins).
@@ -200,7 +208,9 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
 
   for (size_t b = 0; b < order.size();) {
     const SeriesId id = samples[order[b]].series;
-    const Head& h = im.heads[id - 1];
+    static const Head kNoHead;
+    const Head* found = im.heads.find(id);
+    const Head& h = found == nullptr ? kNoHead : *found;
     size_t e = b;
     TimestampMs newest = INT64_MIN;
     bool single_window = true;
@@ -279,7 +289,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
   // Durable: now the heads may change.
   im.next_seq = seq + 1;
   for (const auto& p : plans) {
-    Head& h = im.heads[p.id - 1];
+    Head& h = im.heads.get(p.id);
     if (p.seal) {
       im.head_samples -= h.pending.size();
       h.pending.clear();
@@ -310,7 +320,7 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
 HeadStats RocksDbStore::head_stats() const {
   HeadStats stats;
   std::lock_guard lock(impl_->head_mutex);
-  for (const Head& head : impl_->heads) {
+  for (const Head& head : impl_->heads.slots()) {
     if (head.pending.empty()) continue;
     ++stats.series;
     stats.samples += head.pending.size();

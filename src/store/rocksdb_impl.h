@@ -26,7 +26,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -35,6 +34,7 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -44,6 +44,7 @@
 #include "kpid/store/fault_injection.h"
 #include "kpid/store/rollup.h"
 #include "plugins.h"
+#include "series_index.h"
 
 namespace kpid::store {
 
@@ -87,6 +88,9 @@ inline constexpr double kMemorySoftShare = 0.85;
 inline constexpr double kMemoryRestoreShare = 0.70;
 // While above the soft threshold, memory is shed again this often (heads refill meanwhile).
 inline constexpr int64_t kMemoryShedIntervalMs = 5'000;
+// A checkpoint that frees the buffers of at least this many heads hands freed heap back to the
+// system (malloc_trim).
+inline constexpr size_t kTrimAfterHeads = 65'536;
 
 // Counts the column families whose writes RocksDB has stopped (too many memtables or level-0
 // files waiting for flushes and compactions), so ingest can push back instead of blocking.
@@ -119,12 +123,6 @@ inline Status from_rocksdb(const rocksdb::Status& s, const std::string& what) {
   if (s.IsNoSpace()) return Status::resource_exhausted(what + ": " + s.ToString());
   return Status::io_error(what + ": " + s.ToString());
 }
-
-// Heterogeneous lookup so a string_view key needs no std::string.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 
 inline TimestampMs window_of(TimestampMs t) { return bucket_end(t, kChunkSpan); }
 
@@ -168,8 +166,70 @@ inline rocksdb::Slice as_slice(const std::string& s) { return {s.data(), s.size(
 
 // The open window of one series: samples that are in the head log but not yet in a chunk.
 struct Head {
+  SeriesId id = 0;                 // 0 for a free slot of HeadTable
   TimestampMs window = INT64_MIN;  // end of the open window; INT64_MIN before the first sample
   std::vector<Point> pending;      // sorted, unique timestamps, all inside `window`
+};
+
+// The heads of the series written lately: per series a 32-bit slot number (0: none), the heads
+// in a dense array of slots reused through a free list. checkpoint() frees the pending buffers
+// it writes out and the slots of series whose window is no longer recent, so a series that
+// stopped being written costs 4 bytes here. A series without a slot reads as a head with no
+// window and nothing pending.
+class HeadTable {
+ public:
+  // Covers series ids 1..series (new ones without a head).
+  void resize(size_t series) {
+    if (slot_of_.size() < series) slot_of_.resize(series, 0);
+  }
+  // The head of `id`, or null when it has none.
+  const Head* find(SeriesId id) const {
+    if (id == 0 || id > slot_of_.size() || slot_of_[id - 1] == 0) return nullptr;
+    return &slots_[slot_of_[id - 1] - 1];
+  }
+  Head* find(SeriesId id) { return const_cast<Head*>(std::as_const(*this).find(id)); }
+  TimestampMs window(SeriesId id) const {
+    const Head* h = find(id);
+    return h == nullptr ? INT64_MIN : h->window;
+  }
+  // The head of `id` (1..covered), created empty when it has none.
+  Head& get(SeriesId id) {
+    uint32_t& slot = slot_of_[id - 1];
+    if (slot == 0) {
+      if (free_.empty()) {
+        slots_.emplace_back();
+        slot = static_cast<uint32_t>(slots_.size());
+      } else {
+        slot = free_.back();
+        free_.pop_back();
+      }
+      slots_[slot - 1].id = id;
+    }
+    return slots_[slot - 1];
+  }
+  // Drops the head of `id` (its slot must hold nothing pending).
+  void release(SeriesId id) {
+    uint32_t& slot = slot_of_[id - 1];
+    Head& h = slots_[slot - 1];
+    h = Head{};
+    free_.push_back(slot);
+    slot = 0;
+  }
+  // Every slot, free ones (id 0) included.
+  std::vector<Head>& slots() { return slots_; }
+  const std::vector<Head>& slots() const { return slots_; }
+  // Hands back the memory of free slots at the end of the array.
+  void shrink_to_fit() {
+    while (!slots_.empty() && slots_.back().id == 0) slots_.pop_back();
+    std::erase_if(free_, [&](uint32_t slot) { return slot > slots_.size(); });
+    slots_.shrink_to_fit();
+    free_.shrink_to_fit();
+  }
+
+ private:
+  std::vector<uint32_t> slot_of_;  // by id - 1
+  std::vector<Head> slots_;        // slot s at s - 1
+  std::vector<uint32_t> free_;
 };
 
 struct RocksDbStore::Impl {
@@ -198,14 +258,9 @@ struct RocksDbStore::Impl {
   std::unique_ptr<detail::RetentionFilter> rollup5m_filter;
   std::unique_ptr<detail::RetentionFilter> rollup1h_filter;
 
-  // In-memory series index, guarded by index_mutex. Labels live in a deque so pointers handed
-  // out as SeriesRef stay valid as series are added.
+  // In-memory series index (keys, key -> id, postings), guarded by index_mutex.
   mutable std::shared_mutex index_mutex;
-  std::deque<Labels> labels_by_index;  // position = id - 1
-  std::unordered_map<std::string, SeriesId, StringHash, std::equal_to<>> id_by_key;
-  // label name -> value -> series ids (sorted, as ids only grow)
-  std::map<std::string, std::map<std::string, std::vector<SeriesId>, std::less<>>, std::less<>>
-      postings;
+  detail::SeriesIndex index;
   std::mutex create_mutex;  // serialises series creation
   // When each kind of refused series (and metric) was last logged (refuse()).
   std::mutex refusal_log_mutex;
@@ -214,7 +269,7 @@ struct RocksDbStore::Impl {
   // Heads, the head log sequence and the dirty windows, guarded by head_mutex. Writers hold it
   // across their RocksDB write so head state and the log always agree.
   mutable std::mutex head_mutex;
-  std::vector<Head> heads;  // position = id - 1
+  HeadTable heads;
   uint64_t head_samples = 0;
   uint64_t next_seq = 0;
   std::map<std::pair<SeriesId, TimestampMs>, uint64_t> dirty;  // window -> seq of last piece
@@ -278,23 +333,11 @@ struct RocksDbStore::Impl {
   prometheus::Family<prometheus::Counter>* write_errors = nullptr;  // by cause
   std::chrono::steady_clock::time_point last_resume_log{};          // worker thread only
 
-  void index_series(SeriesId id, Labels labels, std::string key) {
-    for (const auto& l : labels.items()) postings[l.name][l.value].push_back(id);
-    labels_by_index.push_back(std::move(labels));
-    id_by_key.emplace(std::move(key), id);
-  }
-
-  const Labels& labels_of(SeriesId id) const { return labels_by_index[id - 1]; }
-
+  // Fills `index` from the series column family (at open).
   Status load_index();
 
   Status load_dirty();
   Status load_due_floor();
-
-  Head& head(SeriesId id) {
-    if (heads.size() < id) heads.resize(id);
-    return heads[id - 1];
-  }
 
   // Rebuilds the heads from the head log. Records are in write order and each holds only
   // samples of its series' open window at the time, so a later window means the earlier one
@@ -339,13 +382,8 @@ struct RocksDbStore::Impl {
   // meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
   Result<size_t> compute_rollups(bool all);
 
-  // Puts the rollup buckets of width `width` of one window (in time order, all inside it) into
-  // `batch`, or deletes the window's rollups when there are none. Every rollup write goes here.
-  void put_rollup_buckets(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
-                          DurationMs width, SeriesId id, TimestampMs window,
-                          std::span<const Rollup> buckets);
   // Appends the stored rollup buckets of width `width` of one window to `out` (sketches
-  // included), the counterpart of put_rollup_buckets.
+  // included), the counterpart of put_rollup_buckets (below).
   Status get_rollup_buckets(rocksdb::ColumnFamilyHandle* cf, DurationMs width, SeriesId id,
                             TimestampMs window, std::vector<Rollup>& out) const;
   // Samples of a window already past raw retention (append): `points` (sorted, unique

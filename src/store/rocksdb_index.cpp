@@ -1,11 +1,19 @@
 #include "rocksdb_impl.h"
 
-#include <optional>
+#include <memory>
 
 namespace kpid::store {
 
 Status RocksDbStore::Impl::load_index() {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), series_cf));
+  if (options.limits.max_series > detail::SeriesIndex::kMaxSeries) {
+    return Status::invalid_argument("storage.max_series " +
+                                    std::to_string(options.limits.max_series) +
+                                    " is above what the series index holds (" +
+                                    std::to_string(detail::SeriesIndex::kMaxSeries) + ")");
+  }
+  rocksdb::ReadOptions ro;
+  ro.readahead_size = 4 << 20;  // one sequential pass over the whole column family
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, series_cf));
   SeriesId expected = 1;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != 8) return Status::internal("corrupt series index key");
@@ -13,9 +21,16 @@ Status RocksDbStore::Impl::load_index() {
     if (id != expected) {
       return Status::internal("series index has a gap at id " + std::to_string(expected));
     }
-    auto labels = Labels::decode(it->value().ToStringView());
-    if (!labels) return labels.status();
-    index_series(id, std::move(labels).value(), it->value().ToString());
+    if (id > detail::SeriesIndex::kMaxSeries) {
+      return Status::internal("series index holds more series than it can load");
+    }
+    const std::string_view key = it->value().ToStringView();
+    // Validated when the series was created; checked again (without decoding, for a fast
+    // start), as a bad key would be misread.
+    if (!detail::SeriesIndex::is_canonical(key)) {
+      if (auto labels = Labels::decode(key); !labels) return labels.status();
+    }
+    index.add(key);
     ++expected;
   }
   return from_rocksdb(it->status(), "loading series index");
@@ -73,14 +88,14 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   if (impl_->options.read_only) return Status::unavailable("the store is open read-only");
   {
     std::shared_lock lock(impl_->index_mutex);
-    if (auto it = impl_->id_by_key.find(key); it != impl_->id_by_key.end()) return it->second;
+    if (SeriesId id = impl_->index.find(key); id != 0) return id;
   }
   std::lock_guard create(impl_->create_mutex);
   SeriesId id = 0;
   {
     std::shared_lock lock(impl_->index_mutex);
-    if (auto it = impl_->id_by_key.find(key); it != impl_->id_by_key.end()) return it->second;
-    id = impl_->labels_by_index.size() + 1;
+    if (SeriesId found = impl_->index.find(key); found != 0) return found;
+    id = impl_->index.size() + 1;
   }
   if (!impl_->db) return Status::unavailable("store is closed");
   if (auto st = impl_->memory_allows_new_series(); !st) return st;
@@ -97,18 +112,14 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
   {
     std::shared_lock lock(impl_->index_mutex);
     const std::string_view name = decoded->metric_name();
-    auto by_name = impl_->postings.find(kMetricNameLabel);
-    if (by_name != impl_->postings.end()) {
-      auto it = by_name->second.find(name);
-      const uint64_t limit = impl_->options.limits.max_series_per_metric;
-      if (it != by_name->second.end() && it->second.size() >= limit) {
-        return impl_->refuse("max_series_per_metric",
-                             "metric \"" + std::string(name.substr(0, 200)) + "\" has " +
-                                 std::to_string(limit) +
-                                 " series, the limit of storage.max_series_per_metric; new "
-                                 "series refused",
-                             name.substr(0, 200));
-      }
+    const uint64_t limit = impl_->options.limits.max_series_per_metric;
+    if (impl_->index.count(kMetricNameLabel, name) >= limit) {
+      return impl_->refuse("max_series_per_metric",
+                           "metric \"" + std::string(name.substr(0, 200)) + "\" has " +
+                               std::to_string(limit) +
+                               " series, the limit of storage.max_series_per_metric; new "
+                               "series refused",
+                           name.substr(0, 200));
     }
   }
   char id_bytes[8];
@@ -122,136 +133,62 @@ Result<SeriesId> RocksDbStore::resolve(std::string_view key) {
     return impl_->failed_write(s, "creating series");
   }
   std::unique_lock lock(impl_->index_mutex);
-  impl_->index_series(id, std::move(decoded).value(), std::string(key));
+  impl_->index.add(key);
   return id;
 }
 
 namespace {
 
-bool is_regex_meta(char c) {
-  return std::string_view(".[]{}()\\*+?^$|").find(c) != std::string_view::npos;
-}
-
-// The values a regex matches when it is literals joined by '|' ("GET|POST"), else nothing.
-std::optional<std::vector<std::string_view>> literal_alternatives(std::string_view re) {
-  std::vector<std::string_view> out;
-  for (size_t begin = 0;;) {
-    const size_t bar = re.find('|', begin);
-    const std::string_view alt =
-        re.substr(begin, bar == std::string_view::npos ? bar : bar - begin);
-    if (std::any_of(alt.begin(), alt.end(), is_regex_meta)) return std::nullopt;
-    out.push_back(alt);
-    if (bar == std::string_view::npos) return out;
-    begin = bar + 1;
-  }
-}
-
-// A literal prefix that every value the (fully anchored) regex matches starts with: its leading
-// characters up to the first metacharacter, less the last one if a quantifier follows it.
-// Empty when the regex has an alternation anywhere.
-std::string_view literal_prefix(std::string_view re) {
-  if (re.find('|') != std::string_view::npos) return {};
-  size_t n = 0;
-  while (n < re.size() && !is_regex_meta(re[n])) ++n;
-  if (n < re.size() && n > 0 && std::string_view("*?{").find(re[n]) != std::string_view::npos) --n;
-  return re.substr(0, n);
+// The labels of a key the index holds (validated when the series was created).
+std::shared_ptr<const Labels> decode_labels(std::string_view key) {
+  auto labels = Labels::decode(key);
+  if (!labels) return std::make_shared<const Labels>();
+  return std::make_shared<const Labels>(std::move(labels).value());
 }
 
 }  // namespace
 
-// Candidates from the postings of the matcher that selects the fewest series (equality, or a
-// regex matched against the label's distinct values rather than every series'), then every
-// matcher checked on each candidate. Without a matcher that needs its label to be set
-// (a matcher that matches "" also selects series without the label), every series is checked.
 std::vector<SeriesRef> RocksDbStore::select(std::span<const LabelMatcher> matchers) const {
-  std::shared_lock lock(impl_->index_mutex);
-  using Values = std::map<std::string, std::vector<SeriesId>, std::less<>>;
-  // The postings lists a matcher selects, by the label's values.
-  auto lists_of = [&](const LabelMatcher& m, std::vector<const std::vector<SeriesId>*>& lists) {
-    lists.clear();
-    auto n = impl_->postings.find(m.name());
-    if (n == impl_->postings.end()) return;
-    const Values& values = n->second;
-    auto add = [&](Values::const_iterator it) {
-      if (it != values.end() && m.matches(it->first)) lists.push_back(&it->second);
-    };
-    if (m.type() == MatchType::kEqual) {
-      add(values.find(m.value()));
-      return;
-    }
-    if (auto literals = literal_alternatives(m.value())) {
-      for (auto v : *literals) add(values.find(v));
-      return;
-    }
-    const std::string_view prefix = literal_prefix(m.value());
-    for (auto it = values.lower_bound(prefix); it != values.end() && it->first.starts_with(prefix);
-         ++it) {
-      add(it);
-    }
-  };
-  std::vector<const std::vector<SeriesId>*> best;
-  size_t best_size = SIZE_MAX;
-  std::vector<const std::vector<SeriesId>*> lists;
-  for (const auto& m : matchers) {
-    if (m.matches_empty() ||
-        (m.type() != MatchType::kEqual && m.type() != MatchType::kRegexMatch)) {
-      continue;
-    }
-    lists_of(m, lists);
-    size_t size = 0;
-    for (const auto* l : lists) size += l->size();
-    if (size < best_size) {
-      best_size = size;
-      best.swap(lists);
-    }
-  }
   std::vector<SeriesRef> out;
-  auto consider = [&](SeriesId id) {
-    const Labels& labels = impl_->labels_of(id);
-    if (matches_all(labels, matchers)) out.push_back({id, &labels});
-  };
-  if (best_size == SIZE_MAX) {
-    for (SeriesId id = 1; id <= impl_->labels_by_index.size(); ++id) consider(id);
-    return out;
+  std::vector<std::string_view> keys;
+  {
+    std::shared_lock lock(impl_->index_mutex);
+    const std::vector<uint64_t> ids = impl_->index.select(matchers);
+    out.reserve(ids.size());
+    keys.reserve(ids.size());
+    for (uint64_t id : ids) {
+      out.push_back({id, nullptr});
+      keys.push_back(impl_->index.key(id));
+    }
   }
-  if (best.size() == 1) {
-    for (SeriesId id : *best[0]) consider(id);
-    return out;
-  }
-  // Several values' lists: each is sorted, their union in id order as readers expect.
-  std::vector<SeriesId> ids;
-  ids.reserve(best_size);
-  for (const auto* l : best) ids.insert(ids.end(), l->begin(), l->end());
-  std::sort(ids.begin(), ids.end());
-  for (SeriesId id : ids) consider(id);
+  // Keys stay where they are (the arena only grows), so they are decoded outside the lock.
+  for (size_t i = 0; i < out.size(); ++i) out[i].labels = decode_labels(keys[i]);
   return out;
 }
 
 std::vector<std::string> RocksDbStore::label_names() const {
   std::shared_lock lock(impl_->index_mutex);
-  std::vector<std::string> out;
-  for (const auto& [name, values] : impl_->postings) out.push_back(name);
-  return out;
+  return impl_->index.label_names();
 }
 
 std::vector<std::string> RocksDbStore::label_values(std::string_view name) const {
   std::shared_lock lock(impl_->index_mutex);
-  std::vector<std::string> out;
-  if (auto it = impl_->postings.find(name); it != impl_->postings.end()) {
-    for (const auto& [value, ids] : it->second) out.push_back(value);
-  }
-  return out;
+  return impl_->index.label_values(name);
 }
 
 size_t RocksDbStore::series_count() const {
   std::shared_lock lock(impl_->index_mutex);
-  return impl_->labels_by_index.size();
+  return impl_->index.size();
 }
 
-const Labels* RocksDbStore::labels(SeriesId series) const {
-  std::shared_lock lock(impl_->index_mutex);
-  if (series == 0 || series > impl_->labels_by_index.size()) return nullptr;
-  return &impl_->labels_of(series);
+std::shared_ptr<const Labels> RocksDbStore::labels(SeriesId series) const {
+  std::string_view key;
+  {
+    std::shared_lock lock(impl_->index_mutex);
+    if (series == 0 || series > impl_->index.size()) return nullptr;
+    key = impl_->index.key(series);
+  }
+  return decode_labels(key);
 }
 
 }  // namespace kpid::store

@@ -127,9 +127,7 @@ void RocksDbStore::Impl::shed_memory() {
   Status st = checkpoint();
   {
     std::lock_guard lock(head_mutex);
-    for (Head& h : heads) {
-      if (h.pending.empty()) h.pending.shrink_to_fit();
-    }
+    heads.shrink_to_fit();
     order.shrink_to_fit();
     windows.shrink_to_fit();
     record.shrink_to_fit();

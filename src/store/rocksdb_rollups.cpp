@@ -45,7 +45,7 @@ Result<size_t> RocksDbStore::Impl::compute_rollups(bool all) {
     const TimestampMs recent = clock->now_ms() - kChunkSpan;
     for (const auto& [key, seq] : dirty) {
       const auto& [id, window] = key;
-      if (!all && id <= heads.size() && heads[id - 1].window == window && window > recent) {
+      if (!all && heads.window(id) == window && window > recent) {
         continue;
       }
       todo.push_back({id, window, seq});
@@ -345,10 +345,9 @@ Status RocksDbStore::read_rollups(SeriesId series, DurationMs width, TimestampMs
          ++it) {
       from_raw.push_back(it->first.second);
     }
-    if (series >= 1 && series <= impl_->heads.size()) {
-      const Head& h = impl_->heads[series - 1];
-      if (!h.pending.empty() && h.window >= first_window && h.window <= last_window) {
-        from_raw.push_back(h.window);
+    if (const Head* h = impl_->heads.find(series)) {
+      if (!h->pending.empty() && h->window >= first_window && h->window <= last_window) {
+        from_raw.push_back(h->window);
       }
     }
   }

@@ -81,7 +81,7 @@ class MemoryStore final : public store::SampleStore {
   store::RetentionPolicy retention() const override { return {}; }
   std::vector<std::string> label_names() const override { return {}; }
   std::vector<std::string> label_values(std::string_view) const override { return {}; }
-  const Labels* labels(store::SeriesId) const override { return nullptr; }
+  std::shared_ptr<const Labels> labels(store::SeriesId) const override { return nullptr; }
   size_t series_count() const override { return keys_.size(); }
   uint64_t disk_usage_bytes() const override { return 0; }
 

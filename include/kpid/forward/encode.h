@@ -24,7 +24,7 @@ std::string_view content_type(WireVersion version);
 std::string_view version_header(WireVersion version);
 
 // The labels of a series id; null for one the store does not know.
-using LabelsOf = std::function<const Labels*(store::SeriesId)>;
+using LabelsOf = std::function<std::shared_ptr<const Labels>(store::SeriesId)>;
 
 // Not thread-safe: one per sender shard.
 class Encoder {

@@ -23,7 +23,8 @@ std::string_view raw_series_part(std::string_view line);
 
 class SeriesCache {
  public:
-  // Past max_entries the cache starts over, so memory stays bounded.
+  // Past max_entries the cache takes no more entries (those it holds stay), so memory stays
+  // bounded and a working set larger than the cache does not thrash it.
   explicit SeriesCache(size_t max_entries = 1 << 17) : max_entries_(max_entries) {}
 
   std::optional<store::SeriesId> find(std::string_view series, std::string_view field);

@@ -83,8 +83,7 @@ struct QueryStats {
   uint64_t widened_reads = 0;
 };
 
-// A series' labels: the store's own (borrowed; the store outlives every result) or computed ones
-// (owned), behind one pointer type.
+// A series' labels: as the store handed them out (SeriesRef) or computed ones, shared.
 using LabelsPtr = std::shared_ptr<const Labels>;
 
 struct Series {

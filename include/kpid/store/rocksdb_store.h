@@ -104,7 +104,7 @@ class RocksDbStore final : public SampleStore, public StateStore {
   size_t series_count() const override;
   HeadStats head_stats() const override;
   uint64_t disk_usage_bytes() const override;
-  const Labels* labels(SeriesId series) const override;
+  std::shared_ptr<const Labels> labels(SeriesId series) const override;
 
   Status write_state(std::span<const std::pair<std::string, std::string>> puts,
                      std::span<const std::string> erase = {}) override;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,11 +32,11 @@ struct Point {
   friend bool operator==(const Point&, const Point&) = default;
 };
 
-// A series known to the store. `labels` points into the store and stays valid for the store's
-// lifetime (series are never removed in this version).
+// A series known to the store. `labels` is the caller's own copy (shared by whoever keeps the
+// ref): it does not point into the store and stays valid after the store is gone.
 struct SeriesRef {
   SeriesId id;
-  const Labels* labels;
+  std::shared_ptr<const Labels> labels;
 };
 
 // Rollup widths. A rollup bucket of width W ending at E (a multiple of W) covers the samples
@@ -161,8 +162,8 @@ class SampleStore {
   // Every value of label `name` in use, sorted.
   virtual std::vector<std::string> label_values(std::string_view name) const = 0;
 
-  // The labels of `series` (valid for the store's lifetime), or null for an unknown id.
-  virtual const Labels* labels(SeriesId series) const = 0;
+  // The labels of `series`, a copy the caller owns, or null for an unknown id.
+  virtual std::shared_ptr<const Labels> labels(SeriesId series) const = 0;
 
   // Whether writes should wait (see Pushback); cheap enough to ask before every write.
   virtual Pushback pushback() const { return {}; }

@@ -90,9 +90,9 @@ TEST_CASE("forward: encoded 1.0 and 2.0 bodies decode to the same series in orde
   std::map<store::SeriesId, Labels> labels;
   labels[7] = *Labels::from({{"__name__", "up"}, {"job", "api"}});
   labels[9] = *Labels::from({{"__name__", "errors_total"}, {"code", "500"}, {"job", "api"}});
-  const LabelsOf lookup = [&](store::SeriesId id) -> const Labels* {
+  const LabelsOf lookup = [&](store::SeriesId id) -> std::shared_ptr<const Labels> {
     auto it = labels.find(id);
-    return it == labels.end() ? nullptr : &it->second;
+    return it == labels.end() ? nullptr : std::make_shared<const Labels>(it->second);
   };
   const std::vector<store::Sample> samples = {
       {7, 1000, 1}, {7, 2000, 0}, {9, 1000, 3.5}, {4, 1000, 1}, {9, -5, 1e300}};

@@ -201,7 +201,7 @@ class FailingStore final : public store::SampleStore {
   std::vector<std::string> label_names() const override { return {}; }
   std::vector<std::string> label_values(std::string_view) const override { return {}; }
   size_t series_count() const override { return 0; }
-  const Labels* labels(store::SeriesId) const override { return nullptr; }
+  std::shared_ptr<const Labels> labels(store::SeriesId) const override { return nullptr; }
   uint64_t disk_usage_bytes() const override { return 0; }
 };
 
@@ -316,4 +316,19 @@ TEST_CASE("remote series seen before map to their series, new label sets to new 
   CHECK(f.points("up", "job", "b").size() == 2);
   CHECK(f.points("up", "job", "ab").size() == 1);
   CHECK(f.points("up").size() == 5);
+}
+
+TEST_CASE("series cache: once full it keeps what it holds instead of starting over") {
+  ingest::SeriesCache cache(3);
+  cache.remember("cpu,host=a", "v", 1);
+  cache.remember("cpu,host=b", "v", 2);
+  cache.remember("cpu,host=c", "v", 3);
+  cache.remember("cpu,host=d", "v", 4);  // full: not taken
+  CHECK(cache.size() == 3);
+  CHECK(cache.find("cpu,host=a", "v") == std::optional<store::SeriesId>(1));
+  CHECK(cache.find("cpu,host=c", "v") == std::optional<store::SeriesId>(3));
+  CHECK_FALSE(cache.find("cpu,host=d", "v").has_value());
+  cache.clear();
+  cache.remember("cpu,host=d", "v", 4);
+  CHECK(cache.find("cpu,host=d", "v") == std::optional<store::SeriesId>(4));
 }

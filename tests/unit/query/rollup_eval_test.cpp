@@ -242,7 +242,9 @@ class ExpiringStore final : public store::SampleStore {
     return inner_.label_values(n);
   }
   size_t series_count() const override { return inner_.series_count(); }
-  const Labels* labels(store::SeriesId id) const override { return inner_.labels(id); }
+  std::shared_ptr<const Labels> labels(store::SeriesId id) const override {
+    return inner_.labels(id);
+  }
   uint64_t disk_usage_bytes() const override { return inner_.disk_usage_bytes(); }
 
  private:
