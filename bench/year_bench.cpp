@@ -200,8 +200,8 @@ int main(int argc, char** argv) {
   const int64_t start = end - o.days * kDayMs;  // samples in (start, end]
   const int64_t per_day = kDayMs / o.interval;
   std::printf("year_bench: %d series, %d days, every %lld ms, ending %lld (%d days ago)\n",
-              o.series, o.days, static_cast<long long>(o.interval),
-              static_cast<long long>(end), o.end_ago_days);
+              o.series, o.days, static_cast<long long>(o.interval), static_cast<long long>(end),
+              o.end_ago_days);
 
   std::vector<store::Sample> batch;
   batch.reserve(static_cast<size_t>(o.group * per_day));

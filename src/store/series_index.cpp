@@ -9,8 +9,7 @@
 
 namespace kpid::store::detail {
 
-PostingList::PostingList(PostingList&& other) noexcept
-    : size_(other.size_), cap_(other.cap_) {
+PostingList::PostingList(PostingList&& other) noexcept : size_(other.size_), cap_(other.cap_) {
   if (cap_ == 0) {
     inline_[0] = other.inline_[0];
     inline_[1] = other.inline_[1];
@@ -261,9 +260,8 @@ void SeriesIndex::index_labels(std::string_view key, uint32_t id) {
 }
 
 bool SeriesIndex::matches_all(std::string_view key, std::span<const LabelMatcher> matchers) const {
-  return std::all_of(matchers.begin(), matchers.end(), [&](const LabelMatcher& m) {
-    return m.matches(value_in(key, m.name()));
-  });
+  return std::all_of(matchers.begin(), matchers.end(),
+                     [&](const LabelMatcher& m) { return m.matches(value_in(key, m.name())); });
 }
 
 std::vector<uint64_t> SeriesIndex::select(std::span<const LabelMatcher> matchers) const {
@@ -353,8 +351,7 @@ size_t SeriesIndex::memory_bytes() const {
   size_t bytes = arena_bytes_ + chunks_.capacity() * sizeof(chunks_[0]) +
                  locations_.capacity() * sizeof(uint64_t) + table_.capacity() * sizeof(uint64_t);
   for (const auto& [name, values] : postings_) {
-    bytes += name.capacity() + sizeof(LabelIndex) +
-             values.entries.capacity() * sizeof(ValueEntry) +
+    bytes += name.capacity() + sizeof(LabelIndex) + values.entries.capacity() * sizeof(ValueEntry) +
              (values.sorted.capacity() + values.recent.capacity()) * sizeof(uint32_t);
     for (const auto& e : values.entries) bytes += e.ids.heap_bytes();
   }

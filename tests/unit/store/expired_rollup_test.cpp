@@ -70,8 +70,8 @@ struct Fixture {
   std::vector<Point> raw(SeriesId id) const {
     std::vector<Point> out;
     REQUIRE(store
-                ->read(id, std::numeric_limits<int64_t>::min(),
-                       std::numeric_limits<int64_t>::max(), out)
+                ->read(id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+                       out)
                 .is_ok());
     return out;
   }
@@ -284,9 +284,8 @@ TEST_CASE("merge_rollup of pieces in time order equals build_rollups of their un
       std::vector<Rollup> into = forward ? a : b;
       const std::vector<Rollup>& from = forward ? b : a;
       for (const auto& r : from) {
-        auto it = std::find_if(into.begin(), into.end(), [&](const Rollup& x) {
-          return x.end == r.end;
-        });
+        auto it =
+            std::find_if(into.begin(), into.end(), [&](const Rollup& x) { return x.end == r.end; });
         if (it == into.end()) {
           into.push_back(r);
         } else {

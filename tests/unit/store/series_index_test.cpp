@@ -56,8 +56,7 @@ std::vector<uint64_t> naive_select(const std::vector<std::string>& keys,
   return out;
 }
 
-std::vector<std::string> naive_values(const std::vector<std::string>& keys,
-                                      std::string_view name) {
+std::vector<std::string> naive_values(const std::vector<std::string>& keys, std::string_view name) {
   std::set<std::string> values;
   for (const auto& k : keys) {
     const Labels labels = *Labels::decode(k);
@@ -96,7 +95,8 @@ TEST_CASE("series index: keys with equal hash bits are told apart by the key") {
   // differing in one byte only, and a key longer than an arena chunk, must still be exact.
   SeriesIndex index;
   std::vector<std::string> keys;
-  for (int i = 0; i < 3000; ++i) keys.push_back(key_of({{"a", std::string(1, char('a' + i % 26)) + std::to_string(i)}}));
+  for (int i = 0; i < 3000; ++i)
+    keys.push_back(key_of({{"a", std::string(1, char('a' + i % 26)) + std::to_string(i)}}));
   keys.push_back(key_of({{"big", std::string(3 << 20, 'v')}}));
   keys.push_back(key_of({{"big", std::string(3 << 20, 'v') + "w"}}));
   for (const auto& k : keys) index.add(k);
@@ -109,7 +109,7 @@ TEST_CASE("series index: a key is canonical only when well formed with sorted un
   CHECK(SeriesIndex::is_canonical(key_of({{"a", "1"}, {"b", ""}})));
   const std::string k = key_of({{"a", "1"}, {"b", "2"}});
   CHECK_FALSE(SeriesIndex::is_canonical(k.substr(0, k.size() - 1)));
-  CHECK_FALSE(SeriesIndex::is_canonical(k.substr(4) + k.substr(0, 4)));  // b before a
+  CHECK_FALSE(SeriesIndex::is_canonical(k.substr(4) + k.substr(0, 4)));     // b before a
   CHECK_FALSE(SeriesIndex::is_canonical(k.substr(0, 4) + k.substr(0, 4)));  // a twice
   CHECK(SeriesIndex::value_in(k, "b") == "2");
   CHECK(SeriesIndex::value_in(k, "c").empty());
@@ -128,7 +128,8 @@ TEST_CASE("series index: select and label values equal a naive scan on random la
       {matcher(MatchType::kRegexMatch, "host", "h1.*")},
       {matcher(MatchType::kRegexMatch, "host", "h12.|h3")},
       {matcher(MatchType::kRegexMatch, "job", "job1|job2|job1")},
-      {matcher(MatchType::kRegexMatch, "host", "h9.*"), matcher(MatchType::kNotEqual, "job", "job1")},
+      {matcher(MatchType::kRegexMatch, "host", "h9.*"),
+       matcher(MatchType::kNotEqual, "job", "job1")},
       {matcher(MatchType::kRegexMatch, "code", ".+")},
       {matcher(MatchType::kEqual, "code", "")},
       {matcher(MatchType::kRegexNoMatch, "job", "job[0-3]")},
