@@ -46,17 +46,17 @@ void put_sample(std::string& out, uint32_t field, const store::Sample& s) {
   put_varint(out, ts);
 }
 
-// Calls `fn(labels, run)` for each run of consecutive samples of one series (the queue keeps a
-// series' samples together); samples whose series has no labels any more are counted in
-// `skipped`.
+// Calls `fn(labels, run)` (labels: a shared pointer) for each run of consecutive samples of one
+// series (the queue keeps a series' samples together); samples whose series has no labels any more
+// are counted in `skipped`.
 template <typename Fn>
 void for_each_series(std::span<const store::Sample> samples, const LabelsOf& labels,
                      size_t& skipped, Fn&& fn) {
   for (size_t i = 0; i < samples.size();) {
     size_t end = i + 1;
     while (end < samples.size() && samples[end].series == samples[i].series) ++end;
-    if (const auto ls = labels(samples[i].series)) {
-      fn(*ls, samples.subspan(i, end - i));
+    if (auto ls = labels(samples[i].series)) {
+      fn(std::move(ls), samples.subspan(i, end - i));
     } else {
       skipped += end - i;
     }
@@ -91,9 +91,9 @@ const std::string& Encoder::encode(std::span<const store::Sample> samples, const
 void Encoder::encode_v1(std::span<const store::Sample> samples, const LabelsOf& labels,
                         size_t& skipped) {
   std::string label;
-  for_each_series(samples, labels, skipped, [&](const Labels& ls, auto run) {
+  for_each_series(samples, labels, skipped, [&](std::shared_ptr<const Labels> ls, auto run) {
     series_.clear();
-    for (const Label& l : ls.items()) {
+    for (const Label& l : ls->items()) {
       label.clear();
       put_bytes(label, 1, l.name);
       put_bytes(label, 2, l.value);
@@ -114,12 +114,12 @@ void Encoder::encode_v2(std::span<const store::Sample> samples, const LabelsOf& 
                         size_t& skipped) {
   symbols_.clear();
   symbol_index_.clear();
+  held_.clear();
   (void)symbol("");  // the spec's first symbol is the empty string
   std::string timeseries;
-  for_each_series(samples, labels, skipped, [&](const Labels& ls, auto run) {
+  for_each_series(samples, labels, skipped, [&](std::shared_ptr<const Labels> ls, auto run) {
     refs_.clear();
-    // The views point into the store's labels, which live as long as the store.
-    for (const Label& l : ls.items()) {
+    for (const Label& l : ls->items()) {
       put_varint(refs_, symbol(l.name));
       put_varint(refs_, symbol(l.value));
     }
@@ -127,9 +127,13 @@ void Encoder::encode_v2(std::span<const store::Sample> samples, const LabelsOf& 
     put_bytes(series_, 1, refs_);  // TimeSeries.labels_refs, packed
     for (const store::Sample& sample : run) put_sample(series_, 2, sample);
     put_bytes(timeseries, 5, series_);  // Request.timeseries
+    // The symbol table's views point into these labels: they must outlive this encode.
+    held_.push_back(std::move(ls));
   });
   raw_.append(symbols_);
   raw_.append(timeseries);
+  symbol_index_.clear();
+  held_.clear();
 }
 
 }  // namespace kpid::forward

@@ -195,9 +195,13 @@ Status RocksDbStore::append(std::span<const Sample> samples) {
         detail::insert_point(im.run, {s.timestamp, s.value});
       }
       auto n = im.roll_up_expired(batch, samples[order[b]].series, w, im.run, now);
-      if (!n) return n.status();
+      if (!n) {
+        im.expired_day.loaded = false;
+        return n.status();
+      }
       lost += *n;
     }
+    im.put_expired_day(batch);
     return lost;
   };
   auto write_piece = [&](SeriesId id, TimestampMs w, const std::vector<Point>& points) {

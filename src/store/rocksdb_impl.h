@@ -289,6 +289,17 @@ struct RocksDbStore::Impl {
   std::vector<Rollup> stored_buckets;   // roll_up_expired scratch
   std::vector<Rollup> new_buckets;
   std::vector<Rollup> merged_buckets;
+  // One series' UTC day of 1-hour rollups while its expired windows are merged in (append,
+  // under head_mutex): read once per append and series, put back whole, so a day backfilled
+  // one sample per append costs one read and one put each time rather than a growing pile of
+  // merge pieces that every read folds again.
+  struct ExpiredDay {
+    bool loaded = false;
+    SeriesId id = 0;
+    TimestampMs day = 0;
+    uint32_t covered = 0;  // windows of the day the value speaks for (plugins.h)
+    std::vector<Rollup> buckets;
+  } expired_day;
   // Samples of windows past every retention, dropped by append (never stored).
   std::atomic<uint64_t> expired_dropped{0};
   prometheus::Counter* expired_dropped_counter = nullptr;
@@ -391,8 +402,16 @@ struct RocksDbStore::Impl {
   // rollups in `batch`, each only while inside its retention; returns how many samples no
   // retention keeps (dropped). Under head_mutex, for a window neither dirty nor open in its
   // series' head nor waiting in rollup_due, so no pass recomputes it from a chunk.
+  // The 1-hour buckets go into expired_day, which put_expired_day writes once the series' run
+  // of windows is done (append calls it).
   Result<uint64_t> roll_up_expired(rocksdb::WriteBatch& batch, SeriesId id, TimestampMs window,
                                    std::span<const Point> points, TimestampMs now);
+  // Makes expired_day hold series `id`'s day ending at `day` (read once), putting the day held
+  // before into `batch`.
+  Status load_expired_day(rocksdb::WriteBatch& batch, SeriesId id, TimestampMs day);
+  // Puts the day expired_day holds into `batch` as one whole value, if it holds one. Every
+  // writer of rollup_1h holds head_mutex, so nothing changes the day between read and put.
+  void put_expired_day(rocksdb::WriteBatch& batch);
 
   // Puts the rollups of width `width` of one window's points into `batch` (or deletes them when
   // the window holds none): builds them into `scratch`, then put_rollup_buckets.

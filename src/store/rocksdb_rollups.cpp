@@ -1,5 +1,8 @@
 #include "rocksdb_impl.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "kpid/core/stale_marker.h"
 
 namespace kpid::store {
@@ -201,7 +204,21 @@ Result<uint64_t> RocksDbStore::Impl::roll_up_expired(rocksdb::WriteBatch& batch,
     stored.clear();
     fresh.clear();
     merged.clear();
-    if (auto st = get_rollup_buckets(t.cf, t.width, id, window, stored); !st) return st;
+    const bool by_day = t.width == kRollup1h;
+    if (by_day) {
+      if (auto st = load_expired_day(batch, id, bucket_end(window, kRollup1hBlockSpan)); !st) {
+        return st;
+      }
+      // The window's buckets leave the day's list; the merged ones go back below.
+      auto& day = expired_day.buckets;
+      const auto lo = std::find_if(day.begin(), day.end(),
+                                   [&](const Rollup& r) { return r.end > window - kChunkSpan; });
+      const auto hi = std::find_if(lo, day.end(), [&](const Rollup& r) { return r.end > window; });
+      std::move(lo, hi, std::back_inserter(stored));
+      day.erase(lo, hi);
+    } else if (auto st = get_rollup_buckets(t.cf, t.width, id, window, stored); !st) {
+      return st;
+    }
     build_rollups(points, t.width, window - kChunkSpan, window, fresh);
     // Both in time order: merge by bucket end.
     size_t i = 0;
@@ -229,9 +246,51 @@ Result<uint64_t> RocksDbStore::Impl::roll_up_expired(rocksdb::WriteBatch& batch,
         merged[b].ends_stale = true;
       }
     }
-    if (!merged.empty()) put_rollup_buckets(batch, t.cf, t.width, id, window, merged);
+    if (by_day) {
+      auto& day = expired_day.buckets;
+      const auto at =
+          std::find_if(day.begin(), day.end(), [&](const Rollup& r) { return r.end > window; });
+      day.insert(at, std::make_move_iterator(merged.begin()),
+                 std::make_move_iterator(merged.end()));
+      expired_day.covered |= detail::rollup_window_bit(expired_day.day, window, kChunkSpan);
+    } else if (!merged.empty()) {
+      put_rollup_buckets(batch, t.cf, t.width, id, window, merged);
+    }
   }
   return kept ? uint64_t{0} : static_cast<uint64_t>(points.size());
+}
+
+Status RocksDbStore::Impl::load_expired_day(rocksdb::WriteBatch& batch, SeriesId id,
+                                            TimestampMs day) {
+  if (expired_day.loaded && expired_day.id == id && expired_day.day == day) return Status::ok();
+  put_expired_day(batch);
+  expired_day.buckets.clear();
+  expired_day.covered = 0;
+  rocksdb::PinnableSlice value;
+  const auto s =
+      db->Get(rocksdb::ReadOptions(), rollup1h_cf, SeriesTimeKey(id, day).slice(), &value);
+  if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, "reading rollups");
+  if (s.ok()) {
+    if (auto st = detail::decode_rollup_value(value.ToStringView(), day, kRollup1h, kMinTimestamp,
+                                              kMaxTimestamp, expired_day.buckets, true,
+                                              &expired_day.covered);
+        !st) {
+      return st;
+    }
+  }
+  expired_day.id = id;
+  expired_day.day = day;
+  expired_day.loaded = true;
+  return Status::ok();
+}
+
+void RocksDbStore::Impl::put_expired_day(rocksdb::WriteBatch& batch) {
+  if (!expired_day.loaded) return;
+  expired_day.loaded = false;
+  // The whole day in one value: later reads find it without folding a piece per append.
+  batch.Put(rollup1h_cf, SeriesTimeKey(expired_day.id, expired_day.day).slice(),
+            detail::encode_rollup_piece(expired_day.buckets, expired_day.covered, expired_day.day,
+                                        kRollup1h));
 }
 
 Result<size_t> RocksDbStore::Impl::write_due_rollups() {

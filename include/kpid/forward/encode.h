@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "kpid/core/labels.h"
 #include "kpid/core/time.h"
@@ -46,6 +48,8 @@ class Encoder {
   // 2.0: the symbols table and each string's position in it.
   std::string symbols_;
   std::unordered_map<std::string_view, uint32_t> symbol_index_;
+  // The labels symbol_index_'s views point into, held while one encode runs.
+  std::vector<std::shared_ptr<const Labels>> held_;
   std::string refs_;
 };
 

@@ -15,8 +15,12 @@ namespace {
 struct Fixture {
   testing::TempDir dir;
   metrics::Metrics metrics;
+  // Samples near 1970 stay raw: the store rolls up windows past raw retention at once.
   std::unique_ptr<store::RocksDbStore> store =
-      std::move(store::RocksDbStore::open(store::StoreOptions{.data_dir = dir.path()}, &metrics))
+      std::move(store::RocksDbStore::open(
+                    store::StoreOptions{.data_dir = dir.path(),
+                                        .retention = {.raw = 100 * 365 * 86'400'000LL}},
+                    &metrics))
           .value();
   IngestMetrics ingest_metrics{metrics.registry()};
   testing::FakeClock clock;
