@@ -3,8 +3,8 @@
 # --days days ending now (40% two-decimal random walks, 30% counters, 15% constants, 15% noisy
 # floats, host label h00000...) and backfills them into a fresh data dir, in-process through
 # RocksDbStore::append, one day of a group of series per append. Windows past raw retention
-# (storage.retention.raw, 15 days by default) go straight into the 5-minute and 1-hour
-# rollups; the newest 15 days are stored raw. Then the real kpid opens the data dir with one
+# (retention.raw, 30 days by default) go straight into the 5-minute and 1-hour
+# rollups; the newest 30 days are stored raw. Then the real kpid opens the data dir with one
 # KPI whose baseline window is 365 days, and the script records:
 #   - backfill samples/s, and the data dir's bytes after kpid settled it by itself (no admin
 #     call), per sample and per series;
@@ -13,9 +13,12 @@
 #   - the one-year KPI baseline: kpid's own recompute (the KPI's baseline in /api/v1/kpis is
 #     trusted and spans the year), and the history query it runs (the KPI's value every hour
 #     over 365 days, /api/v1/query_range), timed the same way.
-# Runs on 127.0.0.1 with a temporary data dir (removed at the end unless --keep DIR).
+# Runs on 127.0.0.1 with a temporary data dir (removed at the end unless --keep DIR; --reuse DIR
+# skips the backfill and measures a dir kept by an earlier run with the same --series, --days
+# and --interval-ms).
 #
 # Usage: bench/year.sh [--series N] [--days D] [--interval-ms MS] [--reps R] [--keep DIR]
+#                      [--reuse DIR]
 # Environment: BUILD_DIR (default <repo>/build), KPID, YEAR_BENCH (binaries' paths).
 set -euo pipefail
 
@@ -33,6 +36,7 @@ days=365
 interval_ms=10000
 reps=20
 keep=""
+reuse=""
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -58,14 +62,16 @@ while [[ $# -gt 0 ]]; do
     --interval-ms) interval_ms=$value ;;
     --reps) reps=$value ;;
     --keep) keep=$value ;;
+    --reuse) reuse=$value ;;
     *) echo "year.sh: unknown option $flag (see bench/year.sh --help)" >&2; exit 2 ;;
   esac
 done
 for v in series days interval_ms reps; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "year.sh: --${v//_/-} needs a positive integer, got '${!v}'" >&2; exit 2; }
 done
-((days >= 16)) || { echo "year.sh: --days must be at least 16 (past the 15 days of raw retention)" >&2; exit 2; }
+((days >= 31)) || { echo "year.sh: --days must be at least 31 (past raw retention)" >&2; exit 2; }
 [[ -z $keep || ! -e $keep ]] || { echo "year.sh: --keep $keep exists already" >&2; exit 2; }
+[[ -z $reuse || -d $reuse ]] || { echo "year.sh: --reuse $reuse is not a directory" >&2; exit 2; }
 for exe in "$kpid" "$year_bench"; do
   if [[ ! -x $exe ]]; then
     echo "year.sh: $exe not found; build it first:" >&2
@@ -78,7 +84,7 @@ log() { echo "year: $*"; }
 die() { echo "year: FAILED: $*" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kpid-year.XXXXXX")
-data=${keep:-$tmp/data}
+data=${reuse:-${keep:-$tmp/data}}
 kpid_pid=""
 cleanup() {
   stop_pid "$kpid_pid" 60
@@ -88,14 +94,23 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 samples=$((series * days * 86400000 / interval_ms))
-log "backfilling $series series x $days days every $interval_ms ms ($samples samples) into $data"
-t0=$(date +%s.%N)
-"$year_bench" --data-dir "$data" --series "$series" --days "$days" --interval-ms "$interval_ms" |
-  tee "$tmp/backfill.log" | sed 's/^/  /'
-backfill_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
-rate=$(sed -n 's/.*in [0-9.]* s: \([0-9]*\) samples\/s.*/\1/p' "$tmp/backfill.log")
-[[ -n $rate ]] || die "year_bench printed no rate"
+if [[ -n $reuse ]]; then
+  log "reusing $data (backfilled by an earlier run)"
+  rate="- (reused)"
+  backfill_s="-"
+else
+  log "backfilling $series series x $days days every $interval_ms ms ($samples samples) into $data"
+  t0=$(date +%s.%N)
+  "$year_bench" --data-dir "$data" --series "$series" --days "$days" --interval-ms "$interval_ms" |
+    tee "$tmp/backfill.log" | sed 's/^/  /'
+  backfill_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+  rate=$(sed -n 's/.*in [0-9.]* s: \([0-9]*\) samples\/s.*/\1/p' "$tmp/backfill.log")
+  [[ -n $rate ]] || die "year_bench printed no rate"
+fi
 
+# Trusted once the history spans nine tenths of the data.
+min_history_days=$((days * 9 / 10))
+((min_history_days > 365)) && min_history_days=365
 # One KPI over a gauge with a one-year quantile baseline (its history: the KPI's value every
 # hour for 365 days, from the 1-hour rollups).
 cat >"$tmp/kpid.toml" <<EOF
@@ -114,7 +129,7 @@ crit = 2000000
 method = "quantile"
 window = "365d"
 quantiles = [0.05, 0.95]
-min_history = "300d"
+min_history = "${min_history_days}d"
 EOF
 "$kpid" --config "$tmp/kpid.toml" --data-dir "$data" --http-listen 127.0.0.1:0 --line-listen "" \
   >"$tmp/kpid.log" 2>&1 &
