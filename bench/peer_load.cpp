@@ -36,6 +36,7 @@
 #include "bench_text.h"
 #include "otlp/metrics_service_v1.pb.h"
 #include "prometheus/remote_write_v1.pb.h"
+#include "splitmix.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -271,22 +272,7 @@ bool is_2xx(unsigned status) { return status >= 200 && status < 300; }
 // --concurrency or --batch-lines. Sample k of every series is at end - (P-1-k)*interval,
 // moved by +-1 s for 1% of samples (scrape jitter at second precision).
 
-// splitmix64: small, fast, good enough for synthetic metrics, and the same everywhere.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
-  double gauss() {  // Box-Muller
-    double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
-  }
-};
+using kpid_bench::Rng;
 
 enum class Kind : uint8_t { Gauge, Counter, Const, Noise };
 

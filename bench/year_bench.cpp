@@ -17,6 +17,7 @@
 
 #include "kpid/core/labels.h"
 #include "kpid/store/rocksdb_store.h"
+#include "splitmix.h"
 
 using namespace kpid;
 
@@ -45,18 +46,7 @@ struct Options {
   bool compact = false;
 };
 
-// splitmix64: small, fast and the same on every platform.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  uint64_t below(uint64_t n) { return next() % n; }
-};
+using kpid_bench::Rng;
 
 enum class Kind { Gauge, Counter, Const, Noise };
 
@@ -94,7 +84,7 @@ double next_value(Series& s) {
   switch (s.kind) {
     case Kind::Gauge: {
       // A random walk in hundredths, reflected at 0 (sum of uniforms: roughly bell-shaped).
-      const double g = s.rng.unit() + s.rng.unit() + s.rng.unit() - 1.5;
+      const double g = s.rng.uniform() + s.rng.uniform() + s.rng.uniform() - 1.5;
       s.cents = std::llabs(s.cents + std::llround(g * 2 * static_cast<double>(s.sigma)));
       return static_cast<double>(s.cents) / 100;
     }
@@ -102,7 +92,7 @@ double next_value(Series& s) {
       s.count += static_cast<int64_t>(s.rng.below(static_cast<uint64_t>(2 * s.rate + 1)));
       return static_cast<double>(s.count);
     case Kind::Const: return static_cast<double>(s.cents) / 100;
-    case Kind::Noise: return s.centre * (0.9 + 0.2 * s.rng.unit());
+    case Kind::Noise: return s.centre * (0.9 + 0.2 * s.rng.uniform());
   }
   return 0;
 }
@@ -174,7 +164,7 @@ int main(int argc, char** argv) {
     s.sigma = 1 + static_cast<int64_t>(s.rng.below(100));
     s.count = static_cast<int64_t>(s.rng.below(1'000'000));
     s.rate = 1 + static_cast<int64_t>(s.rng.below(2000));
-    s.centre = 1 + s.rng.unit() * 999;
+    s.centre = 1 + s.rng.uniform() * 999;
     char host[16];
     std::snprintf(host, sizeof host, "h%05d", i);
     LabelsBuilder b;
