@@ -8,8 +8,9 @@
 # KPI whose baseline window is 365 days, and the script records:
 #   - backfill samples/s, and the data dir's bytes after kpid settled it by itself (no admin
 #     call), per sample and per series;
-#   - a one-year avg_over_time of one series and of all gauges, through kpid's HTTP API
-#     (curl's time_total, --reps times: median and max);
+#   - a one-year avg_over_time of one series (at now: from 5-minute buckets; on the hour: from
+#     1-hour ones) and of all gauges (on the hour), through kpid's HTTP API (curl's time_total,
+#     --reps times: median and max);
 #   - the one-year KPI baseline: kpid's own recompute (the KPI's baseline in /api/v1/kpis is
 #     trusted and spans the year), and the history query it runs (the KPI's value every hour
 #     over 365 days, /api/v1/query_range), timed the same way.
@@ -160,12 +161,16 @@ time_query() {
 }
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
+# At now (not on the hour: the year is read from 5-minute buckets, the window widened to whole
+# ones) and at the last whole hour (1-hour buckets, exact).
 end=$(date +%s)
+hour=$((end / 3600 * 3600))
 one=$(enc 'avg_over_time(bench_gauge{host="h00000"}[365d])')
 all=$(enc 'avg_over_time(bench_gauge[365d])')
 hist=$(enc 'avg_over_time(bench_gauge{host="h00000"}[1h])')
 q_one=$(time_query "/api/v1/query?query=$one&time=$end")
-q_all=$(time_query "/api/v1/query?query=$all&time=$end")
+q_one_h=$(time_query "/api/v1/query?query=$one&time=$hour")
+q_all=$(time_query "/api/v1/query?query=$all&time=$hour")
 hist_start=$((end / 3600 * 3600 - 365 * 86400 + 3600))
 q_hist=$(time_query "/api/v1/query_range?query=$hist&start=$hist_start&end=$((end / 3600 * 3600))&step=3600")
 points=$(curl -sf -g "$base/api/v1/query_range?query=$hist&start=$hist_start&end=$((end / 3600 * 3600))&step=3600" |
@@ -198,7 +203,8 @@ printf '%-44s %s\n' "samples backfilled" "$samples ($series series x $days d eve
 printf '%-44s %s\n' "backfill (year_bench, in-process)" "$rate samples/s, $backfill_s s in all"
 printf '%-44s %s\n' "data dir, settled by kpid (no admin call)" "$(awk -v d="$disk" 'BEGIN {printf "%.1f MB", d / 1e6}'): $per_sample bytes/sample, $per_series bytes/series"
 printf '%-44s %s\n' "kpid RSS after the queries" "$((rss_kb / 1024)) MB"
-printf '%-44s %s\n' "avg_over_time(1 series [365d]) ms" "median / max: ${q_one/ / / } (value $one_value)"
-printf '%-44s %s\n' "avg_over_time(all $((series * 40 / 100)) gauges [365d]) ms" "median / max: ${q_all/ / / }"
+printf '%-44s %s\n' "avg_over_time(1 series [365d]) at now, ms" "median / max: ${q_one/ / / } (value $one_value)"
+printf '%-44s %s\n' "the same on the hour, ms" "median / max: ${q_one_h/ / / }"
+printf '%-44s %s\n' "avg_over_time(all $((series * 40 / 100)) gauges [365d]) on the hour, ms" "median / max: ${q_all/ / / }"
 printf '%-44s %s\n' "KPI history (1h steps over 365d) ms" "median / max: ${q_hist/ / / } ($points points)"
 printf '%-44s %s\n' "KPI baseline (kpid's own, trusted)" "lower center upper window: $baseline"
