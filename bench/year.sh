@@ -73,7 +73,9 @@ done
 ((days >= 31)) || { echo "year.sh: --days must be at least 31 (past raw retention)" >&2; exit 2; }
 [[ -z $keep || ! -e $keep ]] || { echo "year.sh: --keep $keep exists already" >&2; exit 2; }
 [[ -z $reuse || -d $reuse ]] || { echo "year.sh: --reuse $reuse is not a directory" >&2; exit 2; }
-for exe in "$kpid" "$year_bench"; do
+needed=("$kpid")
+[[ -n $reuse ]] || needed+=("$year_bench")
+for exe in "${needed[@]}"; do
   if [[ ! -x $exe ]]; then
     echo "year.sh: $exe not found; build it first:" >&2
     echo "  cmake -S $root -B $build -DKPID_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release && cmake --build $build --target kpid year_bench -j2" >&2
