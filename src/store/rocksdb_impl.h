@@ -393,8 +393,8 @@ struct RocksDbStore::Impl {
   // meanwhile, and recomputing it at every checkpoint would redo its rollups many times over.
   Result<size_t> compute_rollups(bool all);
 
-  // Appends the stored rollup buckets of width `width` of one window to `out` (sketches
-  // included), the counterpart of put_rollup_buckets (below).
+  // Appends the stored rollup buckets of one window of a family keyed by window (rollup_5m) to
+  // `out`, sketches included. rollup_1h is keyed by day: load_expired_day reads it.
   Status get_rollup_buckets(rocksdb::ColumnFamilyHandle* cf, DurationMs width, SeriesId id,
                             TimestampMs window, std::vector<Rollup>& out) const;
   // Samples of a window already past raw retention (append): `points` (sorted, unique

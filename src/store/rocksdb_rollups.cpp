@@ -172,14 +172,11 @@ Status RocksDbStore::Impl::upgrade_rollup_1h_to_days() {
 Status RocksDbStore::Impl::get_rollup_buckets(rocksdb::ColumnFamilyHandle* cf, DurationMs width,
                                               SeriesId id, TimestampMs window,
                                               std::vector<Rollup>& out) const {
-  // 1-hour buckets live in their UTC day's value; the window's are those inside it.
-  const TimestampMs key_time = width == kRollup1h ? bucket_end(window, kRollup1hBlockSpan) : window;
   rocksdb::PinnableSlice value;
-  const auto s = db->Get(rocksdb::ReadOptions(), cf, SeriesTimeKey(id, key_time).slice(), &value);
+  const auto s = db->Get(rocksdb::ReadOptions(), cf, SeriesTimeKey(id, window).slice(), &value);
   if (s.IsNotFound()) return Status::ok();
   if (!s.ok()) return from_rocksdb(s, "reading rollups");
-  return detail::decode_rollup_value(value.ToStringView(), key_time, width, window - kChunkSpan,
-                                     window, out, true, nullptr);
+  return decode_rollup_block(value.ToStringView(), window, width, window - kChunkSpan, window, out);
 }
 
 Result<uint64_t> RocksDbStore::Impl::roll_up_expired(rocksdb::WriteBatch& batch, SeriesId id,
