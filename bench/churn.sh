@@ -33,7 +33,7 @@ quiet=30
 systems=kpid,victoria-metrics
 
 usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+  header_usage "${BASH_SOURCE[0]}"
   cat <<EOF
 Defaults: --series $series --hours $hours --points $points --names-per-kind $names_per_kind
           --concurrency $concurrency --batch-lines $batch_lines (at most series / concurrency)
@@ -42,17 +42,8 @@ EOF
 }
 
 while [[ $# -gt 0 ]]; do
-  flag=$1
-  value=""
-  if [[ $flag == --*=* ]]; then
-    value=${flag#*=}
-    flag=${flag%%=*}
-  elif [[ $flag != --help && $flag != -h ]]; then
-    [[ $# -ge 2 ]] || { echo "churn.sh: $flag needs a value" >&2; exit 2; }
-    value=$2
-    shift
-  fi
-  shift
+  split_flag churn.sh "" "$@"
+  shift "$taken"
   case $flag in
     --help|-h) usage; exit 0 ;;
     --series) series=$value ;;

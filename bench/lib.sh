@@ -48,3 +48,27 @@ start_victoria_metrics() {
   cat "$log" >&2
   return 1
 }
+
+# header_usage FILE: prints FILE's header comment (line 2 up to `set -euo`) without the '# '.
+header_usage() {
+  sed -n '2,/^set -euo/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+# split_flag SCRIPT NO_VALUE ARG...: splits the first ARG into `flag` and `value` (--name=value or
+# --name value) and sets `taken` to how many arguments it used. The flags listed in NO_VALUE
+# (space-separated; --help and -h always) take none. A missing value exits 2 naming SCRIPT.
+split_flag() {
+  local script=$1 no_value=" $2 --help -h "
+  shift 2
+  flag=$1
+  value=""
+  taken=1
+  if [[ $flag == --*=* ]]; then
+    value=${flag#*=}
+    flag=${flag%%=*}
+  elif [[ $no_value != *" $flag "* ]]; then
+    [[ $# -ge 2 ]] || { echo "$script: $flag needs a value" >&2; exit 2; }
+    value=$2
+    taken=2
+  fi
+}

@@ -49,7 +49,7 @@ systems=kpid,victoria-metrics,prometheus
 guard=1
 
 usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+  header_usage "${BASH_SOURCE[0]}"
   cat <<EOF
 Defaults: --series $series --points $points --interval $interval --names-per-kind $names_per_kind
           --concurrency $concurrency --batch-lines $batch_lines (at most series / concurrency)
@@ -58,17 +58,8 @@ EOF
 }
 
 while [[ $# -gt 0 ]]; do
-  flag=$1
-  value=""
-  if [[ $flag == --*=* ]]; then
-    value=${flag#*=}
-    flag=${flag%%=*}
-  elif [[ $flag != --help && $flag != -h && $flag != --no-guard ]]; then
-    [[ $# -ge 2 ]] || { echo "scale.sh: $flag needs a value" >&2; exit 2; }
-    value=$2
-    shift
-  fi
-  shift
+  split_flag scale.sh "--no-guard" "$@"
+  shift "$taken"
   case $flag in
     --help|-h) usage; exit 0 ;;
     --series) series=$value ;;

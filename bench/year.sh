@@ -40,22 +40,13 @@ keep=""
 reuse=""
 
 usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+  header_usage "${BASH_SOURCE[0]}"
   echo "Defaults: --series $series --days $days --interval-ms $interval_ms --reps $reps"
 }
 
 while [[ $# -gt 0 ]]; do
-  flag=$1
-  value=""
-  if [[ $flag == --*=* ]]; then
-    value=${flag#*=}
-    flag=${flag%%=*}
-  elif [[ $flag != --help && $flag != -h ]]; then
-    [[ $# -ge 2 ]] || { echo "year.sh: $flag needs a value" >&2; exit 2; }
-    value=$2
-    shift
-  fi
-  shift
+  split_flag year.sh "" "$@"
+  shift "$taken"
   case $flag in
     --help|-h) usage; exit 0 ;;
     --series) series=$value ;;
